@@ -1,0 +1,3 @@
+from posd.cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""The technician CLI: `posd COMMAND ...`. Each submodule registers one command group."""

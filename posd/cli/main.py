@@ -1,0 +1,59 @@
+"""Entry point of the `posd` command.
+
+Each command group lives in its own module exposing `register(subparsers)`; a handler returns
+the process exit code. `PosdError`s become a one-line message on stderr and their exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from posd.errors import PosdError
+from posd.redact import redact_text
+
+COMMAND_MODULES = (
+    "posd.cli.config_cmd",
+    "posd.cli.journal_cmd",
+    "posd.cli.demo_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posd", description="Store-edge POS terminal daemon and technician CLI."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        import_module(name).register(subparsers)
+    return parser
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    return "--json" in argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        code: int = args.handler(args)
+    except PosdError as error:
+        message = redact_text(str(error))
+        if _wants_json(args_list):
+            print(json.dumps({"error": error.code, "message": message}))
+        print(f"posd: error: {message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("posd: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def run() -> None:
+    sys.exit(main())

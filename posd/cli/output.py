@@ -1,0 +1,49 @@
+"""Printing results: a human table by default, one JSON object with `--json`.
+
+Everything printed goes through `emit`, which runs the same redaction as the logs, so a card
+number can never reach the terminal even by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+from posd.redact import redact_text
+
+Renderer = Callable[[Mapping[str, Any]], str]
+
+
+def _default(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def emit(result: Mapping[str, Any], as_json: bool, render: Renderer, out: TextIO | None = None) -> None:
+    """Print `result` as JSON or through `render`, redacted either way."""
+    stream = out or sys.stdout
+    text = json.dumps(result, default=_default, sort_keys=True) if as_json else render(result)
+    stream.write(redact_text(text) + "\n")
+    stream.flush()
+
+
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str] | None = None) -> str:
+    """A plain aligned text table."""
+    cells = [[str(c) for c in row] for row in rows]
+    if headers:
+        cells.insert(0, list(headers))
+    if not cells:
+        return ""
+    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]
+    if headers:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def key_values(result: Mapping[str, Any]) -> str:
+    """Render a flat mapping as `key: value` lines."""
+    return table([(f"{k}:", v) for k, v in result.items()])

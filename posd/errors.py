@@ -1,0 +1,64 @@
+"""One exception hierarchy for the daemon.
+
+Every error a user can cause (bad config, bad input, a full journal) is a `PosdError` with a
+message that is safe to print: no card data, no secrets. The CLI prints `str(error)` and exits
+with `error.exit_code`; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class PosdError(Exception):
+    """Base of every error posd raises on purpose."""
+
+    exit_code = 2
+    code = "posd_error"
+
+
+class ConfigError(PosdError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    code = "config_invalid"
+
+    def __init__(self, path: str, key: str, expected: str) -> None:
+        self.path = path
+        self.key = key
+        self.expected = expected
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {expected}")
+
+
+class UsageError(PosdError):
+    """A command was given input it cannot use."""
+
+    code = "bad_input"
+
+
+class JournalError(PosdError):
+    """The journal cannot be opened or written."""
+
+    code = "journal_error"
+
+
+class JournalFullError(JournalError):
+    """The journal reached its size cap or the disk its reserve: new records are refused."""
+
+    code = "journal_full"
+
+
+class SchemaError(JournalError):
+    """The journal file has a schema this version does not understand."""
+
+    code = "journal_schema"
+
+
+class KeyProviderError(PosdError):
+    """No data key can be had: KMS unreachable with no offline fallback, or a bad key file."""
+
+    code = "key_unavailable"
+
+
+class EnvelopeError(PosdError):
+    """A record's envelope cannot be opened: wrong key, wrong context, or tampered bytes."""
+
+    code = "envelope_invalid"

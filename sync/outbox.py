@@ -1,0 +1,88 @@
+"""What the sync engine needs from a journal, stated as a Protocol.
+
+`sync` never imports `posd`; the daemon's journal satisfies `Outbox` structurally and hands
+the engine `OutboxRecord`s, which carry everything needed to build one EventBridge entry.
+Card data is only inside `ciphertext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """The data key of a record, as stored: wrapped, never plaintext.
+
+    `provider` is `kms` (KMS GenerateDataKey ciphertext blob; unwrap with kms:Decrypt and the
+    encryption context), `kms-rsa` (AES key wrapped locally with the public half of a KMS RSA
+    key, RSAES_OAEP_SHA_256; unwrap with kms:Decrypt on that key) or `local` (development only).
+    """
+
+    key_id: str
+    provider: str
+    key_arn: str
+    algorithm: str
+    wrapped_key: bytes
+    encryption_context: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One journal record ready to be delivered."""
+
+    seq: int
+    event_id: str
+    kind: str
+    captured_at: str  # RFC 3339, UTC, e.g. 2026-11-25T12:00:00.123456Z
+    client_ref: str | None
+    meta: Mapping[str, Any]
+    chain: str  # hex SHA-256
+    nonce: bytes
+    ciphertext: bytes
+    aad: bytes  # the exact associated data the ciphertext was sealed with
+    data_key: WrappedKey
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A record that EventBridge accepted, with the event id it returned."""
+
+    seq: int
+    remote_event_id: str
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    pending: int
+    quarantined: int
+    delivered: int
+    oldest_pending_captured_at: str | None
+    pending_amount_by_currency: Mapping[str, int]
+
+
+class Outbox(Protocol):
+    """The journal operations the engine uses. All times are UNIX seconds (float)."""
+
+    def lease(self, limit: int, now: float, lease_seconds: float) -> Sequence[OutboxRecord]:
+        """Pending records due at `now`, in seq order, hidden from other leases for a while."""
+        ...
+
+    def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
+        """Mark records delivered, in one short transaction."""
+        ...
+
+    def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
+        """Return records to pending, due again at `next_attempt_at`, noting the error."""
+        ...
+
+    def quarantine(self, seq: int, reason: str) -> None:
+        """Take a record out of delivery for good (until an operator retries it)."""
+        ...
+
+    def summary(self) -> OutboxSummary:
+        """Counts for status displays."""
+        ...
