@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from posd.errors import PosdError
 
@@ -45,14 +45,21 @@ class LocalAws:
                 "(pip install 'posd[demo]')"
             ) from error
 
-        class NoDelayHandler(MotoRequestHandler):  # type: ignore[misc]
+        class NoDelayHandler(MotoRequestHandler):
             def setup(self) -> None:
                 super().setup()
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+            def log_request(self, *args: object, **kwargs: object) -> None:
+                """Quiet: one line per request would drown the demo's own output."""
+
         app = DomainDispatcherApplication(create_backend_app)
-        self._server: Any = make_server(host, port, app, threaded=True, request_handler=NoDelayHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._server: Any = make_server(
+            host, port, app, threaded=True, request_handler=NoDelayHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-aws", daemon=True
+        )
 
     @property
     def endpoint_url(self) -> str:
@@ -72,9 +79,26 @@ class LocalAws:
         """A boto3 client for `service` pointed at this emulator."""
         import boto3
 
-        return boto3.client(
-            service, region_name=EMULATOR_REGION, endpoint_url=self.endpoint_url, **EMULATOR_CREDENTIALS
+        return cast(Any, boto3).client(
+            service,
+            region_name=EMULATOR_REGION,
+            endpoint_url=self.endpoint_url,
+            **EMULATOR_CREDENTIALS,
         )
+
+    def rsa_private_key(self, key_arn: str) -> Any:
+        """The emulator's private half of an RSA KMS key.
+
+        moto's Decrypt only accepts ciphertext it made itself, so RSA-OAEP ciphertext made with
+        the public key (the offline path) is unwrapped with the emulator's own key material,
+        standing in for KMS Decrypt with RSAES_OAEP_SHA_256.
+        """
+        from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
+        from moto.kms.models import kms_backends
+
+        key_id = key_arn.rsplit("/", 1)[-1]
+        key = kms_backends[DEFAULT_ACCOUNT_ID][EMULATOR_REGION].keys[key_id]
+        return cast(Any, key.private_key).private_key
 
     def __enter__(self) -> LocalAws:
         return self.start()

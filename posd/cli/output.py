@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from posd.redact import redact_text
 
-Renderer = Callable[[Mapping[str, Any]], str]
+Renderer = Callable[[dict[str, Any]], str]
 
 
 def _default(value: object) -> object:
@@ -22,7 +22,9 @@ def _default(value: object) -> object:
     return str(value)
 
 
-def emit(result: Mapping[str, Any], as_json: bool, render: Renderer, out: TextIO | None = None) -> None:
+def emit(
+    result: dict[str, Any], as_json: bool, render: Renderer, out: TextIO | None = None
+) -> None:
     """Print `result` as JSON or through `render`, redacted either way."""
     stream = out or sys.stdout
     text = json.dumps(result, default=_default, sort_keys=True) if as_json else render(result)
@@ -38,7 +40,9 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str] | None = None
     if not cells:
         return ""
     widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(cells[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells
+    ]
     if headers:
         lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

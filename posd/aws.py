@@ -1,0 +1,29 @@
+"""boto3 clients built from config: region, per-service endpoint, timeouts, few SDK retries.
+
+With no endpoint in config boto3 resolves it itself, so `AWS_ENDPOINT_URL`,
+`AWS_ENDPOINT_URL_KMS`, `AWS_PROFILE` and friends work unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from posd.config import AwsSettings
+
+KMS_SDK_MAX_ATTEMPTS = 2  # our prefetcher retries with backoff; keep the SDK's own short
+
+
+def kms_client(settings: AwsSettings) -> Any:
+    session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+    return session.client(
+        "kms",
+        endpoint_url=settings.kms_endpoint_url or settings.endpoint_url,
+        config=BotoConfig(
+            connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=settings.read_timeout_seconds,
+            retries={"total_max_attempts": KMS_SDK_MAX_ATTEMPTS, "mode": "standard"},
+        ),
+    )

@@ -1,0 +1,57 @@
+"""`posd config check`: validate a configuration file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from posd.cli.output import emit, key_values
+from posd.config import DEFAULT_CONFIG_PATH, load_config
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help=f"config file (default {DEFAULT_CONFIG_PATH})",
+    )
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("config", help="configuration tools")
+    commands = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = commands.add_parser("check", help="validate a config file")
+    add_config_argument(check)
+    add_json_argument(check)
+    check.set_defaults(handler=check_config)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    result = {
+        "ok": True,
+        "path": str(config.path),
+        "store_id": config.store_id,
+        "terminal_id": config.terminal_id,
+        "mode": config.terminal.mode,
+        "state_dir": str(config.state_dir),
+        "key_provider": config.keys.provider,
+        "offline_key": config.keys.offline_key_id is not None,
+        "event_bus": config.sync.event_bus_name,
+        "devices": {name: device.driver for name, device in config.devices.items()},
+    }
+    emit(
+        result,
+        args.json,
+        lambda r: (
+            f"{r['path']}: ok\n"
+            + key_values({k: v for k, v in r.items() if k not in ("ok", "path")})
+        ),
+    )
+    return 0

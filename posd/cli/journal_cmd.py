@@ -1,0 +1,96 @@
+"""`posd journal stats|verify`: inspect the journal in a state dir directly (no daemon needed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from posd.cli.config_cmd import add_json_argument
+from posd.cli.output import emit, key_values, table
+from posd.cli.progress import Progress
+from posd.config import load_config
+from posd.errors import UsageError
+from posd.journal import JOURNAL_FILE, Journal
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("journal", help="inspect the local journal")
+    commands = parser.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    for name, handler, summary in (
+        ("stats", stats, "records by state, oldest pending age, size on disk"),
+        (
+            "verify",
+            verify,
+            "check structure, hash chain and ciphertext integrity (exit 1 on problems)",
+        ),
+    ):
+        sub = commands.add_parser(name, help=summary)
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument("--state-dir", type=Path, help="the daemon's state directory")
+        where.add_argument("--config", type=Path, help="take the state directory from this config")
+        add_json_argument(sub)
+        sub.set_defaults(handler=handler)
+
+
+def open_existing_journal(args: argparse.Namespace) -> Journal:
+    if args.state_dir is not None:
+        state_dir: Path = args.state_dir
+    elif args.config is not None:
+        state_dir = load_config(args.config).state_dir
+    else:
+        raise UsageError("give --state-dir DIR or --config FILE")
+    if not (state_dir / JOURNAL_FILE).is_file():
+        raise UsageError(f"no journal in {state_dir} (expected {JOURNAL_FILE})")
+    return Journal.open(state_dir)
+
+
+def stats(args: argparse.Namespace) -> int:
+    with open_existing_journal(args) as journal:
+        result = journal.stats()
+
+    def render(r: dict[str, Any]) -> str:
+        flat = {
+            "journal": r["path"],
+            **{f"records {state}": count for state, count in r["records"].items()},
+            "seq range": f"{r['first_seq']}..{r['last_seq']}",
+            "oldest pending age (s)": "-"
+            if r["oldest_pending_age_seconds"] is None
+            else f"{r['oldest_pending_age_seconds']:.1f}",
+            "pending amounts": ", ".join(
+                f"{c} {a}" for c, a in r["pending_amount_by_currency"].items()
+            )
+            or "-",
+            "size on disk": f"{r['size_bytes']} of {r['max_bytes']} bytes",
+        }
+        return key_values(flat)
+
+    emit(result, args.json, render)
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    with open_existing_journal(args) as journal:
+        report = journal.verify(progress=Progress("verifying"))
+    result = {
+        "ok": report.ok,
+        "records_checked": report.records_checked,
+        "first_seq": report.first_seq,
+        "last_seq": report.last_seq,
+        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems],
+    }
+
+    def render(r: dict[str, Any]) -> str:
+        head = f"checked {r['records_checked']} records: " + (
+            "ok" if r["ok"] else f"{len(r['problems'])} problem(s)"
+        )
+        if r["ok"]:
+            return head
+        rows = [
+            (p["seq"] if p["seq"] is not None else "-", p["kind"], p["detail"])
+            for p in r["problems"]
+        ]
+        return head + "\n" + table(rows, ("seq", "kind", "detail"))
+
+    emit(result, args.json, render)
+    return 0 if report.ok else 1

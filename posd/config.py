@@ -1,0 +1,313 @@
+"""Configuration: one TOML file, validated into typed, frozen objects.
+
+Every problem is a `ConfigError` naming the file, the key (dotted path) and what was
+expected; unknown keys are errors too (a typo must not silently fall back to a default).
+Tables map onto dataclasses by field name and annotated type, so the dataclass *is* the
+schema, and `config/posd.toml` documents it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+from posd.errors import ConfigError
+from sync.settings import SyncSettings
+
+DEFAULT_CONFIG_PATH = Path("/etc/posd/posd.toml")
+MODES = ("production", "development")
+KEY_PROVIDERS = ("kms", "local")
+DEFAULT_ROTATE_AFTER_RECORDS = 10_000
+DEFAULT_ROTATE_AFTER_SECONDS = 3_600.0
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    store_id: str
+    terminal_id: str
+    mode: str = "production"
+    state_dir: Path = Path("/var/lib/posd")
+
+    def __post_init__(self) -> None:
+        _choice("mode", self.mode, MODES)
+        for name in ("store_id", "terminal_id"):
+            value = getattr(self, name)
+            if not value or not value.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"{name}: must be non-empty letters, digits, '-' or '_'")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    socket: Path = Path("/run/posd/api.sock")
+    socket_group: str | None = "posd-clients"
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str = "us-east-1"
+    # Optional endpoint overrides (VPC interface endpoints). Unset: boto3's own resolution,
+    # which honours AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_EVENTS.
+    endpoint_url: str | None = None
+    kms_endpoint_url: str | None = None
+    events_endpoint_url: str | None = None
+    profile: str | None = None
+    connect_timeout_seconds: float = 3.0
+    read_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    provider: str = "kms"
+    kms_key_id: str | None = None
+    # KMS RSA key (ENCRYPT_DECRYPT) whose public half wraps data keys while KMS is unreachable.
+    offline_key_id: str | None = None
+    # Development only: file holding a local key-encryption key (created if missing).
+    local_key_file: Path | None = None
+    rotate_after_records: int = DEFAULT_ROTATE_AFTER_RECORDS
+    rotate_after_seconds: float = DEFAULT_ROTATE_AFTER_SECONDS
+
+    def __post_init__(self) -> None:
+        _choice("provider", self.provider, KEY_PROVIDERS)
+        if self.provider == "kms" and not self.kms_key_id:
+            raise ValueError("kms_key_id: required when provider = 'kms'")
+        if self.provider == "local" and self.local_key_file is None:
+            raise ValueError("local_key_file: required when provider = 'local'")
+        if self.rotate_after_records < 1:
+            raise ValueError("rotate_after_records: must be >= 1")
+        if self.rotate_after_seconds <= 0:
+            raise ValueError("rotate_after_seconds: must be > 0")
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    max_bytes: int = 2 * 1024**3
+    min_free_bytes: int = 64 * 1024**2
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1024**2:
+            raise ValueError("max_bytes: must be at least 1 MiB")
+        if self.min_free_bytes < 0:
+            raise ValueError("min_free_bytes: must be >= 0")
+
+
+@dataclass(frozen=True)
+class OfflineLimits:
+    """Limits that apply while the terminal cannot deliver. 0 means no limit."""
+
+    max_payment_amount: int = 0
+    max_pending_amount: int = 0
+    max_pending_count: int = 0
+    max_pending_age_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            if getattr(self, item.name) < 0:
+                raise ValueError(f"{item.name}: must be >= 0 (0 = no limit)")
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """One device: the driver name from the driver table plus driver-specific options."""
+
+    driver: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    terminal: TerminalSettings
+    api: ApiSettings
+    aws: AwsSettings
+    keys: KeySettings
+    journal: JournalSettings
+    sync: SyncSettings
+    offline: OfflineLimits
+    devices: Mapping[str, DeviceSettings]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.terminal.state_dir
+
+    @property
+    def store_id(self) -> str:
+        return self.terminal.store_id
+
+    @property
+    def terminal_id(self) -> str:
+        return self.terminal.terminal_id
+
+
+T = TypeVar("T")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: must be one of {', '.join(allowed)} (got {value!r})")
+
+
+def _type_name(annotation: Any) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        Path: "a path",
+    }
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _coerce(annotation: Any, value: Any) -> Any:
+    """Check `value` against a field annotation; raise TypeError if it does not fit."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        for option in typing.get_args(annotation):
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value)
+            except TypeError:
+                continue
+        raise TypeError
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    if annotation is Path:
+        if isinstance(value, str) and value:
+            return Path(value)
+        raise TypeError
+    raise TypeError
+
+
+def _build(cls: type[T], table: Any, path: Path, prefix: str) -> T:
+    if not isinstance(table, dict):
+        raise ConfigError(str(path), prefix, "expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                str(path),
+                f"{prefix}.{key}",
+                f"unknown key (known keys: {', '.join(sorted(known))})",
+            )
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if item.name not in table:
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                raise ConfigError(str(path), f"{prefix}.{item.name}", "required key is missing")
+            continue
+        try:
+            values[item.name] = _coerce(hints[item.name], table[item.name])
+        except TypeError:
+            raise ConfigError(
+                str(path),
+                f"{prefix}.{item.name}",
+                f"expected {_type_name(hints[item.name])}, got {table[item.name]!r}",
+            ) from None
+    try:
+        return cls(**values)
+    except ValueError as error:
+        # Dataclass validation messages start with the field name: "field: what is wrong".
+        name, _, reason = str(error).partition(": ")
+        name = getattr(error, "field", name.removeprefix(f"{prefix}."))
+        key = f"{prefix}.{name}" if reason else prefix
+        raise ConfigError(str(path), key, reason or str(error)) from None
+
+
+def _devices(table: Any, path: Path) -> dict[str, DeviceSettings]:
+    if not isinstance(table, dict):
+        raise ConfigError(str(path), "devices", "expected a table of devices")
+    devices: dict[str, DeviceSettings] = {}
+    for name, body in table.items():
+        if not isinstance(body, dict):
+            raise ConfigError(str(path), f"devices.{name}", "expected a table")
+        driver = body.get("driver")
+        if not isinstance(driver, str) or not driver:
+            raise ConfigError(str(path), f"devices.{name}.driver", "expected a driver name")
+        options = {k: v for k, v in body.items() if k != "driver"}
+        devices[name] = DeviceSettings(driver=driver, options=options)
+    return devices
+
+
+SECTIONS = ("terminal", "api", "aws", "keys", "journal", "sync", "offline", "devices")
+
+
+def parse_config(document: Mapping[str, Any], path: Path) -> Config:
+    for key in document:
+        if key not in SECTIONS:
+            raise ConfigError(str(path), key, f"unknown section (known: {', '.join(SECTIONS)})")
+    if "terminal" not in document:
+        raise ConfigError(str(path), "terminal", "required section is missing")
+    base = path.parent
+
+    def resolve(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else base / p)
+
+    terminal = _build(TerminalSettings, document["terminal"], path, "terminal")
+    terminal = dataclasses.replace(
+        terminal, state_dir=resolve(terminal.state_dir) or terminal.state_dir
+    )
+    api = _build(ApiSettings, document.get("api", {}), path, "api")
+    api = dataclasses.replace(api, socket=resolve(api.socket) or api.socket)
+    keys = _build(KeySettings, document.get("keys", {}), path, "keys")
+    keys = dataclasses.replace(keys, local_key_file=resolve(keys.local_key_file))
+    if terminal.mode == "production" and keys.provider == "local":
+        raise ConfigError(
+            str(path),
+            "keys.provider",
+            "the 'local' key provider is for development only; "
+            "use 'kms' in production (or set terminal.mode = 'development')",
+        )
+    return Config(
+        path=path,
+        terminal=terminal,
+        api=api,
+        aws=_build(AwsSettings, document.get("aws", {}), path, "aws"),
+        keys=keys,
+        journal=_build(JournalSettings, document.get("journal", {}), path, "journal"),
+        sync=_build(SyncSettings, document.get("sync", {}), path, "sync"),
+        offline=_build(OfflineLimits, document.get("offline", {}), path, "offline"),
+        devices=_devices(document.get("devices", {}), path),
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file at `path`."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except OSError as error:
+        raise ConfigError(str(path), "", f"cannot read: {error.strerror}") from None
+    try:
+        document = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), "", f"invalid TOML: {error}") from None
+    return parse_config(document, path)

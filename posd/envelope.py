@@ -1,0 +1,101 @@
+"""Per-record envelope encryption and the hash chain.
+
+A record's sensitive payload is sealed with AES-256-GCM under a data key. The associated data
+(AAD) is the canonical JSON of the record's identity and clear metadata, so changing any clear
+field, or swapping ciphertexts between records, makes decryption fail. The AAD also carries the
+SHA-256 of the wrapped data key, so the chain covers the key a record claims to use.
+
+Canonical JSON: UTF-8, keys sorted, no whitespace (`separators=(",", ":")`), ASCII escapes.
+The chain links records: chain[n] = SHA-256(chain[n-1] || SHA-256(aad[n]) || nonce[n] ||
+ciphertext[n]), starting from 32 zero bytes (or the anchor kept when old records are purged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from posd.errors import EnvelopeError
+
+ALGORITHM = "AES-256-GCM"
+AAD_SCHEMA = "posd.record.v1"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+CHAIN_BYTES = 32
+GENESIS_CHAIN = bytes(CHAIN_BYTES)
+
+MetaValue = str | int | bool | None
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@dataclass(frozen=True)
+class RecordIdentity:
+    """Everything about a record that is in clear and bound to its ciphertext."""
+
+    seq: int
+    event_id: str
+    kind: str
+    captured_at: str
+    client_ref: str | None
+    store_id: str
+    terminal_id: str
+    meta: Mapping[str, MetaValue]
+    data_key_id: str
+    wrapped_key_sha256: str
+
+    def aad(self) -> bytes:
+        return canonical_json(
+            {
+                "schema": AAD_SCHEMA,
+                "seq": self.seq,
+                "event_id": self.event_id,
+                "kind": self.kind,
+                "captured_at": self.captured_at,
+                "client_ref": self.client_ref,
+                "store_id": self.store_id,
+                "terminal_id": self.terminal_id,
+                "meta": dict(self.meta),
+                "data_key": {"id": self.data_key_id, "sha256": self.wrapped_key_sha256},
+            }
+        )
+
+
+def wrapped_key_digest(wrapped_key: bytes) -> str:
+    return hashlib.sha256(wrapped_key).hexdigest()
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+    """Encrypt: returns (nonce, ciphertext with tag). A fresh random 96-bit nonce per record."""
+    if len(key) != KEY_BYTES:
+        raise EnvelopeError(f"data key must be {KEY_BYTES} bytes")
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce, AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """Decrypt, raising `EnvelopeError` if anything (key, nonce, ciphertext, AAD) is wrong."""
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES or len(ciphertext) < TAG_BYTES:
+        raise EnvelopeError("envelope has a malformed key, nonce or ciphertext")
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+    except InvalidTag as error:
+        raise EnvelopeError("envelope authentication failed: tampered or wrong key") from error
+
+
+def chain_next(previous: bytes, aad: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    digest = hashlib.sha256(previous)
+    digest.update(hashlib.sha256(aad).digest())
+    digest.update(nonce)
+    digest.update(ciphertext)
+    return digest.digest()

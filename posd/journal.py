@@ -1,0 +1,639 @@
+"""The durable, encrypted, hash-chained journal of captured records (SQLite).
+
+Durability: WAL with `synchronous=FULL`, one transaction per append: when `append` returns,
+the record survives a crash or power loss. `secure_delete=ON` overwrites purged card data.
+The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
+without knowing anything else about it. Writers from other processes (the CLI) coordinate
+through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from posd.clock import parse_rfc3339, rfc3339
+from posd.envelope import (
+    GENESIS_CHAIN,
+    MetaValue,
+    RecordIdentity,
+    canonical_json,
+    chain_next,
+    wrapped_key_digest,
+)
+from posd.errors import JournalError, JournalFullError, UsageError
+from posd.ids import uuid7
+from posd.schema import migrate
+from sync.outbox import Delivered, OutboxRecord, OutboxSummary, WrappedKey
+
+JOURNAL_FILE = "journal.db"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_MIN_FREE_BYTES = 64 * 1024**2
+BUSY_TIMEOUT_MS = 5_000
+MAX_KIND_LENGTH = 64
+MAX_CLIENT_REF_LENGTH = 128
+MAX_META_BYTES = 4_096
+_ANCHOR_SEQ = "anchor_seq"
+_ANCHOR_CHAIN = "anchor_chain"
+
+Sealer = Callable[[bytes], tuple[bytes, bytes]]
+"""Given the AAD, encrypt the record's secret payload: returns (nonce, ciphertext)."""
+
+
+class RecordState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    QUARANTINED = "quarantined"
+    PURGED = "purged"  # delivered, payload erased; kept only while it links the chain
+
+
+class DuplicateClientRef(JournalError):
+    code = "duplicate_client_ref"
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int | None
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    records_checked: int
+    first_seq: int | None
+    last_seq: int | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+_RECORD_COLUMNS = (
+    "r.seq, r.event_id, r.kind, r.captured_at, r.client_ref, r.store_id, r.terminal_id, r.meta, "
+    "r.data_key_id, r.nonce, r.ciphertext, r.chain, r.state, r.attempts, "
+    "k.provider, k.key_arn, k.algorithm, k.wrapped_key, k.encryption_context"
+)
+_RECORD_FROM = "records r LEFT JOIN data_keys k ON k.key_id = r.data_key_id"
+
+
+def _select_records(condition: str) -> str:
+    """The record view with a constant SQL `condition` (never user input; values are bound)."""
+    return f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} {condition}"  # noqa: S608
+
+
+def _validate_meta(meta: Mapping[str, Any]) -> dict[str, MetaValue]:
+    clean: dict[str, MetaValue] = {}
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key:
+            raise UsageError("record metadata keys must be non-empty strings")
+        if value is not None and not isinstance(value, str | int | bool):
+            raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
+        clean[key] = value
+    if len(canonical_json(clean)) > MAX_META_BYTES:
+        raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")
+    return clean
+
+
+def _identity(row: sqlite3.Row) -> RecordIdentity:
+    return RecordIdentity(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        kind=row["kind"],
+        captured_at=row["captured_at"],
+        client_ref=row["client_ref"],
+        store_id=row["store_id"],
+        terminal_id=row["terminal_id"],
+        meta=json.loads(row["meta"]),
+        data_key_id=row["data_key_id"],
+        wrapped_key_sha256=wrapped_key_digest(row["wrapped_key"]),
+    )
+
+
+def _outbox_record(row: sqlite3.Row) -> OutboxRecord:
+    """Build the delivery view of a row; raises ValueError/KeyError/TypeError if it is corrupt."""
+    if row["wrapped_key"] is None:
+        raise ValueError(f"data key {row['data_key_id']} is missing")
+    if row["nonce"] is None or row["ciphertext"] is None:
+        raise ValueError("payload is missing")
+    identity = _identity(row)
+    return OutboxRecord(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        kind=row["kind"],
+        captured_at=row["captured_at"],
+        client_ref=row["client_ref"],
+        meta=identity.meta,
+        chain=bytes(row["chain"]).hex(),
+        nonce=bytes(row["nonce"]),
+        ciphertext=bytes(row["ciphertext"]),
+        aad=identity.aad(),
+        data_key=WrappedKey(
+            key_id=row["data_key_id"],
+            provider=row["provider"],
+            key_arn=row["key_arn"],
+            algorithm=row["algorithm"],
+            wrapped_key=bytes(row["wrapped_key"]),
+            encryption_context=json.loads(row["encryption_context"]),
+        ),
+        attempts=row["attempts"],
+    )
+
+
+class Journal:
+    """One journal file. Use `Journal.open(state_dir)`; close it (or use `with`)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int | None = None,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+        self.min_free_bytes = min_free_bytes
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._known_keys: set[str] = set()
+        _prepare_private_file(path)
+        try:
+            self._conn = sqlite3.connect(
+                str(path),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._configure()
+            migrate(self._conn, str(path))
+        except sqlite3.DatabaseError as error:
+            raise JournalError(f"{path}: cannot open journal: {error}") from error
+
+    @classmethod
+    def open(cls, state_dir: Path, **options: Any) -> Journal:
+        _prepare_private_dir(state_dir)
+        return cls(state_dir / JOURNAL_FILE, **options)
+
+    def _configure(self) -> None:
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _write(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `body` in one IMMEDIATE transaction (takes the write lock up front)."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise JournalError(f"{self.path}: journal is busy: {error}") from error
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+    # -- capture ---------------------------------------------------------------------------------
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_size
+            except FileNotFoundError:
+                continue
+        return total
+
+    def _check_capacity(self) -> None:
+        size = self.size_on_disk()
+        if size >= self.max_bytes:
+            raise JournalFullError(
+                f"journal is full ({size} of {self.max_bytes} bytes): new payments are refused "
+                "until delivered records are purged"
+            )
+        free = shutil.disk_usage(self.path.parent).free
+        if free < self.min_free_bytes:
+            raise JournalFullError(
+                f"disk reserve reached ({free} bytes free, reserve {self.min_free_bytes}): "
+                "new payments are refused"
+            )
+
+    def _tail(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
+        row = conn.execute("SELECT seq, chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None:
+            return int(row[0]), bytes(row[1])
+        anchor = self._anchor(conn)
+        return anchor if anchor is not None else (0, GENESIS_CHAIN)
+
+    @staticmethod
+    def _anchor(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
+        rows = dict(
+            conn.execute(
+                "SELECT name, value FROM journal_state WHERE name IN (?, ?)",
+                (_ANCHOR_SEQ, _ANCHOR_CHAIN),
+            ).fetchall()
+        )
+        if _ANCHOR_SEQ not in rows:
+            return None
+        return int(rows[_ANCHOR_SEQ]), bytes(rows[_ANCHOR_CHAIN])
+
+    def append(
+        self,
+        *,
+        kind: str,
+        meta: Mapping[str, Any],
+        store_id: str,
+        terminal_id: str,
+        data_key: WrappedKey,
+        seal: Sealer,
+        client_ref: str | None = None,
+    ) -> OutboxRecord:
+        """Seal and append one record in one durable transaction; returns it as stored."""
+        if not kind or len(kind) > MAX_KIND_LENGTH:
+            raise UsageError(f"record kind must be 1-{MAX_KIND_LENGTH} characters")
+        if client_ref is not None and not 0 < len(client_ref) <= MAX_CLIENT_REF_LENGTH:
+            raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
+        clean_meta = _validate_meta(meta)
+        event_id = str(uuid7())
+        captured_at = rfc3339(self._clock())
+
+        def body(conn: sqlite3.Connection) -> OutboxRecord:
+            self._check_capacity()
+            last_seq, previous = self._tail(conn)
+            if data_key.key_id not in self._known_keys:
+                conn.execute(
+                    "INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        data_key.key_id,
+                        data_key.provider,
+                        data_key.key_arn,
+                        data_key.algorithm,
+                        data_key.wrapped_key,
+                        canonical_json(dict(data_key.encryption_context)).decode(),
+                        self._clock(),
+                    ),
+                )
+            identity = RecordIdentity(
+                seq=last_seq + 1,
+                event_id=event_id,
+                kind=kind,
+                captured_at=captured_at,
+                client_ref=client_ref,
+                store_id=store_id,
+                terminal_id=terminal_id,
+                meta=clean_meta,
+                data_key_id=data_key.key_id,
+                wrapped_key_sha256=wrapped_key_digest(data_key.wrapped_key),
+            )
+            aad = identity.aad()
+            nonce, ciphertext = seal(aad)
+            chain = chain_next(previous, aad, nonce, ciphertext)
+            try:
+                conn.execute(
+                    "INSERT INTO records (seq, event_id, kind, captured_at, client_ref, store_id, "
+                    "terminal_id, meta, data_key_id, nonce, ciphertext, chain) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        identity.seq,
+                        event_id,
+                        kind,
+                        captured_at,
+                        client_ref,
+                        store_id,
+                        terminal_id,
+                        canonical_json(clean_meta).decode(),
+                        data_key.key_id,
+                        nonce,
+                        ciphertext,
+                        chain,
+                    ),
+                )
+            except sqlite3.IntegrityError as error:
+                if "client_ref" in str(error):
+                    raise DuplicateClientRef(
+                        f"a record with client_ref {client_ref!r} already exists"
+                    ) from error
+                raise
+            return OutboxRecord(
+                seq=identity.seq,
+                event_id=event_id,
+                kind=kind,
+                captured_at=captured_at,
+                client_ref=client_ref,
+                meta=clean_meta,
+                chain=chain.hex(),
+                nonce=nonce,
+                ciphertext=ciphertext,
+                aad=aad,
+                data_key=data_key,
+                attempts=0,
+            )
+
+        try:
+            record: OutboxRecord = self._write(body)
+        except sqlite3.OperationalError as error:
+            if "full" in str(error).lower():
+                raise JournalFullError(f"journal cannot grow: {error}") from error
+            raise JournalError(f"{self.path}: append failed: {error}") from error
+        self._known_keys.add(data_key.key_id)
+        return record
+
+    def find_by_client_ref(self, client_ref: str) -> OutboxRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                _select_records("WHERE r.client_ref = ?"),
+                (client_ref,),
+            ).fetchone()
+        return None if row is None or row["state"] == RecordState.PURGED else _outbox_record(row)
+
+    def records(self, after_seq: int = 0, batch: int = 500) -> Iterator[OutboxRecord]:
+        """Every record still holding its payload, in seq order (read-only)."""
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    _select_records(
+                        "WHERE r.seq > ? AND r.state != 'purged' ORDER BY r.seq LIMIT ?"
+                    ),
+                    (after_seq, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _outbox_record(row)
+            after_seq = rows[-1]["seq"]
+
+    # -- outbox (sync.outbox.Outbox) -------------------------------------------------------
+
+    def lease(self, limit: int, now: float, lease_seconds: float) -> Sequence[OutboxRecord]:
+        def body(conn: sqlite3.Connection) -> list[OutboxRecord]:
+            rows = conn.execute(
+                _select_records(
+                    "WHERE r.state = 'pending' AND r.next_attempt_at <= ? AND r.leased_until <= ? "
+                    "ORDER BY r.seq LIMIT ?"
+                ),
+                (now, now, limit),
+            ).fetchall()
+            leased: list[OutboxRecord] = []
+            for row in rows:
+                try:
+                    leased.append(_outbox_record(row))
+                except (ValueError, KeyError, TypeError) as error:
+                    conn.execute(
+                        "UPDATE records SET state = 'quarantined', last_error = ? WHERE seq = ?",
+                        (f"corrupt record: {error}", row["seq"]),
+                    )
+            conn.executemany(
+                "UPDATE records SET leased_until = ? WHERE seq = ?",
+                [(now + lease_seconds, record.seq) for record in leased],
+            )
+            return leased
+
+        result: list[OutboxRecord] = self._write(body)
+        return result
+
+    def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
+        self._write(
+            lambda conn: conn.executemany(
+                "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
+                "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
+                [(now, item.remote_event_id, item.seq) for item in delivered],
+            )
+        )
+
+    def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
+        self._write(
+            lambda conn: conn.executemany(
+                "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+                "leased_until = 0 WHERE seq = ? AND state = 'pending'",
+                [(next_attempt_at, error, seq) for seq in seqs],
+            )
+        )
+
+    def quarantine(self, seq: int, reason: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
+                "WHERE seq = ? AND state = 'pending'",
+                (reason, seq),
+            )
+        )
+
+    def retry_quarantined(self) -> int:
+        """Return every quarantined record to pending, due now. Returns how many."""
+        cursor: sqlite3.Cursor = self._write(
+            lambda conn: conn.execute(
+                "UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = 0, "
+                "leased_until = 0 WHERE state = 'quarantined'"
+            )
+        )
+        return cursor.rowcount
+
+    def summary(self) -> OutboxSummary:
+        with self._lock:
+            conn = self._conn
+            counts = dict(
+                conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
+            )
+            oldest = conn.execute(
+                "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
+            ).fetchone()
+            amounts = conn.execute(
+                "SELECT json_extract(meta, '$.currency'), "
+                "SUM(json_extract(meta, '$.amount')) "
+                "FROM records WHERE state = 'pending' AND json_extract(meta, '$.currency') IS NOT NULL "
+                "GROUP BY 1"
+            ).fetchall()
+        return OutboxSummary(
+            pending=counts.get(RecordState.PENDING, 0),
+            quarantined=counts.get(RecordState.QUARANTINED, 0),
+            delivered=counts.get(RecordState.DELIVERED, 0),
+            oldest_pending_captured_at=oldest[0] if oldest else None,
+            pending_amount_by_currency={str(cur): int(total or 0) for cur, total in amounts},
+        )
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def purge_delivered(self, delivered_before: float) -> int:
+        """Erase delivered records older than `delivered_before`. Returns how many were erased.
+
+        Payloads are erased at once (`secure_delete` overwrites them); the rows themselves go
+        only from the front of the journal, leaving the chain value of the last one removed as
+        the anchor that verification starts from. A purged row behind a pending or quarantined
+        one stays as a payload-less link until the front catches up.
+        """
+
+        def body(conn: sqlite3.Connection) -> int:
+            erased = conn.execute(
+                "UPDATE records SET state = 'purged', nonce = NULL, ciphertext = NULL, "
+                "client_ref = NULL WHERE state = 'delivered' AND delivered_at < ?",
+                (delivered_before,),
+            ).rowcount
+            live = conn.execute("SELECT MIN(seq) FROM records WHERE state != 'purged'").fetchone()[
+                0
+            ]
+            prefix = "SELECT seq, chain FROM records WHERE state = 'purged'"
+            args: tuple[int, ...] = ()
+            if live is not None:
+                prefix += " AND seq < ?"
+                args = (live,)
+            last = conn.execute(prefix + " ORDER BY seq DESC LIMIT 1", args).fetchone()
+            if last is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO journal_state VALUES (?, ?), (?, ?)",
+                    (_ANCHOR_SEQ, str(last[0]).encode(), _ANCHOR_CHAIN, bytes(last[1])),
+                )
+                conn.execute("DELETE FROM records WHERE state = 'purged' AND seq <= ?", (last[0],))
+            conn.execute(
+                "DELETE FROM data_keys "
+                "WHERE key_id NOT IN (SELECT DISTINCT data_key_id FROM records)"
+            )
+            return int(erased)
+
+        count: int = self._write(body)
+        self._known_keys.clear()
+        return count
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        summary = self.summary()
+        with self._lock:
+            conn = self._conn
+            counts = dict(
+                conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
+            )
+            bounds = conn.execute("SELECT MIN(seq), MAX(seq) FROM records").fetchone()
+            keys = conn.execute(
+                "SELECT provider, COUNT(*) FROM data_keys GROUP BY provider"
+            ).fetchall()
+        oldest_age = None
+        if summary.oldest_pending_captured_at is not None:
+            oldest_age = max(0.0, self._clock() - parse_rfc3339(summary.oldest_pending_captured_at))
+        return {
+            "path": str(self.path),
+            "records": {state.value: counts.get(state.value, 0) for state in RecordState},
+            "first_seq": bounds[0],
+            "last_seq": bounds[1],
+            "oldest_pending_captured_at": summary.oldest_pending_captured_at,
+            "oldest_pending_age_seconds": oldest_age,
+            "pending_amount_by_currency": dict(summary.pending_amount_by_currency),
+            "data_keys": dict(keys),
+            "size_bytes": self.size_on_disk(),
+            "max_bytes": self.max_bytes,
+        }
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Check structure, the chain and every ciphertext's integrity, without decrypting."""
+        problems: list[Problem] = []
+        with self._lock:
+            conn = self._conn
+            for (message,) in conn.execute("PRAGMA quick_check").fetchall():
+                if message != "ok":
+                    problems.append(Problem(None, "structure", str(message)))
+            total = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+            anchor = self._anchor(conn)
+            expected_seq, previous = (anchor[0] + 1, anchor[1]) if anchor else (1, GENESIS_CHAIN)
+            checked = 0
+            first_seq = last_seq = None
+            cursor = conn.execute(_select_records("ORDER BY r.seq"))
+            for row in cursor:
+                seq = int(row["seq"])
+                first_seq = seq if first_seq is None else first_seq
+                last_seq = seq
+                if seq != expected_seq:
+                    problems.append(
+                        Problem(seq, "gap", f"expected seq {expected_seq}, found {seq}")
+                    )
+                problems.extend(self._check_row(row, previous))
+                previous = bytes(row["chain"])
+                expected_seq = seq + 1
+                checked += 1
+                if progress is not None and checked % 1000 == 0:
+                    progress(checked, total)
+        if progress is not None:
+            progress(checked, total)
+        return VerifyReport(checked, first_seq, last_seq, tuple(problems))
+
+    @staticmethod
+    def _check_row(row: sqlite3.Row, previous: bytes) -> list[Problem]:
+        seq = int(row["seq"])
+        if row["state"] == RecordState.PURGED:
+            return []  # payload erased on purpose; its stored chain value links the next one
+        if row["wrapped_key"] is None:
+            return [Problem(seq, "data_key", f"data key {row['data_key_id']} is missing")]
+        if row["nonce"] is None or row["ciphertext"] is None:
+            return [Problem(seq, "payload", "nonce or ciphertext is missing")]
+        try:
+            aad = _identity(row).aad()
+        except (ValueError, TypeError) as error:
+            return [Problem(seq, "metadata", f"clear metadata is not valid JSON: {error}")]
+        actual = chain_next(previous, aad, bytes(row["nonce"]), bytes(row["ciphertext"]))
+        if actual != bytes(row["chain"]):
+            return [
+                Problem(
+                    seq,
+                    "chain",
+                    "chain mismatch: the record's metadata, nonce, ciphertext or data key "
+                    "changed, or the previous record did",
+                )
+            ]
+        return []
+
+
+def _prepare_private_dir(state_dir: Path) -> None:
+    """Create the state dir private to the service (0700), or tighten it if we own it."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        info = state_dir.stat()
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != DIR_MODE:
+            state_dir.chmod(DIR_MODE)
+    except OSError as error:
+        raise JournalError(
+            f"cannot prepare state directory {state_dir}: {error.strerror}"
+        ) from error
+
+
+def _prepare_private_file(path: Path) -> None:
+    """Create the journal file 0600 before SQLite does (SQLite gives -wal/-shm the same mode)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        os.close(fd)
+        if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
+            path.chmod(FILE_MODE)
+    except OSError as error:
+        raise JournalError(f"cannot open journal file {path}: {error.strerror}") from error

@@ -1,0 +1,193 @@
+"""KMS-backed key sources and the unwrapper the backend (or the demo) uses.
+
+- `KmsKeySource`: `GenerateDataKey` (AES_256) under a symmetric KMS key, with an encryption
+  context naming the store and terminal. Only `CiphertextBlob` is stored.
+- `KmsRsaOfflineSource`: for when KMS cannot be reached. A random AES key is wrapped locally
+  with the public half of a KMS RSA key (RSAES_OAEP_SHA_256). The public key is fetched with
+  `GetPublicKey` while online and cached in the state dir, so this works after a restart too.
+  Only `kms:Decrypt` on that RSA key (which the terminal does not have) recovers the data key.
+- `KmsUnwrapper`: the reverse, for holders of `kms:Decrypt`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from posd.envelope import KEY_BYTES
+from posd.errors import KeyProviderError
+from posd.keys.base import DataKey
+from sync.outbox import WrappedKey
+
+KMS_PROVIDER = "kms"
+KMS_ALGORITHM = "SYMMETRIC_DEFAULT"
+RSA_PROVIDER = "kms-rsa"
+RSA_ALGORITHM = "RSAES_OAEP_SHA_256"
+PUBLIC_KEY_CACHE_MODE = 0o600
+
+
+def _oaep_sha256() -> padding.OAEP:
+    return padding.OAEP(
+        mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+    )
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return f"{err.get('Code', 'ClientError')}: {err.get('Message', '')}".strip()
+    return type(error).__name__
+
+
+class KmsKeySource:
+    """New data keys from KMS GenerateDataKey."""
+
+    name = KMS_PROVIDER
+
+    def __init__(self, kms_client: Any, key_id: str, encryption_context: Mapping[str, str]) -> None:
+        self._kms = kms_client
+        self._key_id = key_id
+        self._context = dict(encryption_context)
+
+    def new_data_key(self) -> DataKey:
+        try:
+            reply = self._kms.generate_data_key(
+                KeyId=self._key_id, KeySpec="AES_256", EncryptionContext=self._context
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise KeyProviderError(f"KMS GenerateDataKey failed: {_describe(error)}") from error
+        wrapped = WrappedKey(
+            key_id=str(uuid.uuid4()),
+            provider=KMS_PROVIDER,
+            key_arn=reply["KeyId"],
+            algorithm=KMS_ALGORITHM,
+            wrapped_key=reply["CiphertextBlob"],
+            encryption_context=dict(self._context),
+        )
+        return DataKey(wrapped=wrapped, plaintext=reply["Plaintext"], created_at=time.time())
+
+
+class KmsRsaOfflineSource:
+    """Data keys wrapped locally with a cached KMS RSA public key: no network at capture."""
+
+    name = RSA_PROVIDER
+
+    def __init__(self, kms_client: Any | None, key_id: str, cache_file: Path) -> None:
+        self._kms = kms_client
+        self._key_id = key_id
+        self._cache_file = cache_file
+        self._public: tuple[str, rsa.RSAPublicKey] | None = None
+
+    def refresh_public_key(self) -> None:
+        """Fetch the RSA public key from KMS and cache it on disk (atomic replace)."""
+        if self._kms is None:
+            raise KeyProviderError("no KMS client to fetch the offline public key with")
+        try:
+            reply = self._kms.get_public_key(KeyId=self._key_id)
+        except (BotoCoreError, ClientError) as error:
+            raise KeyProviderError(f"KMS GetPublicKey failed: {_describe(error)}") from error
+        if RSA_ALGORITHM not in reply.get("EncryptionAlgorithms", []):
+            raise KeyProviderError(f"offline key {self._key_id} does not support {RSA_ALGORITHM}")
+        document = {
+            "key_arn": reply["KeyId"],
+            "public_key_der": base64.b64encode(reply["PublicKey"]).decode(),
+            "fetched_at": time.time(),
+        }
+        tmp = self._cache_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLIC_KEY_CACHE_MODE)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self._cache_file)
+        self._public = None
+
+    def _load_public_key(self) -> tuple[str, rsa.RSAPublicKey]:
+        if self._public is None:
+            try:
+                document = json.loads(self._cache_file.read_text())
+                key = serialization.load_der_public_key(
+                    base64.b64decode(document["public_key_der"])
+                )
+            except (OSError, ValueError, KeyError) as error:
+                raise KeyProviderError(
+                    f"no usable cached offline public key at {self._cache_file}; "
+                    "it is fetched from KMS the first time the terminal is online"
+                ) from error
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise KeyProviderError(f"cached offline key in {self._cache_file} is not RSA")
+            self._public = (str(document["key_arn"]), key)
+        return self._public
+
+    @property
+    def ready(self) -> bool:
+        try:
+            self._load_public_key()
+        except KeyProviderError:
+            return False
+        return True
+
+    def new_data_key(self) -> DataKey:
+        key_arn, public_key = self._load_public_key()
+        plaintext = os.urandom(KEY_BYTES)
+        wrapped = WrappedKey(
+            key_id=str(uuid.uuid4()),
+            provider=RSA_PROVIDER,
+            key_arn=key_arn,
+            algorithm=RSA_ALGORITHM,
+            wrapped_key=public_key.encrypt(plaintext, _oaep_sha256()),
+        )
+        return DataKey(wrapped=wrapped, plaintext=plaintext, created_at=time.time())
+
+
+class KmsUnwrapper:
+    """Recover data keys with kms:Decrypt: what the backend does with an event's envelope.
+
+    `rsa_private_keys` maps RSA key ARNs to private keys for emulators whose Decrypt cannot
+    take RSA ciphertext made outside them (moto): it stands in for KMS's RSA decryption.
+    """
+
+    def __init__(
+        self,
+        kms_client: Any,
+        rsa_private_keys: Mapping[str, rsa.RSAPrivateKey] | None = None,
+    ) -> None:
+        self._kms = kms_client
+        self._rsa_private_keys = dict(rsa_private_keys or {})
+
+    def unwrap(self, wrapped: WrappedKey) -> bytes:
+        try:
+            if wrapped.provider == KMS_PROVIDER:
+                reply = self._kms.decrypt(
+                    CiphertextBlob=wrapped.wrapped_key,
+                    KeyId=wrapped.key_arn,
+                    EncryptionContext=dict(wrapped.encryption_context),
+                )
+                return bytes(reply["Plaintext"])
+            if wrapped.provider == RSA_PROVIDER:
+                private = self._rsa_private_keys.get(wrapped.key_arn)
+                if private is not None:
+                    return private.decrypt(wrapped.wrapped_key, _oaep_sha256())
+                reply = self._kms.decrypt(
+                    CiphertextBlob=wrapped.wrapped_key,
+                    KeyId=wrapped.key_arn,
+                    EncryptionAlgorithm=RSA_ALGORITHM,
+                )
+                return bytes(reply["Plaintext"])
+        except (BotoCoreError, ClientError, ValueError) as error:
+            raise KeyProviderError(
+                f"cannot unwrap data key {wrapped.key_id}: {_describe(error)}"
+            ) from error
+        raise KeyProviderError(
+            f"data key {wrapped.key_id} has unknown provider {wrapped.provider!r}"
+        )

@@ -1,0 +1,94 @@
+"""Journal schema and forward-only migrations, versioned with SQLite's `user_version`.
+
+Migration N takes a database at version N-1 to version N inside one transaction. A database
+newer than this code knows is refused (never silently downgraded).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+from posd.errors import SchemaError
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["data_keys"].create(  # type: ignore[union-attr]
+        {
+            "key_id": str,
+            "provider": str,
+            "key_arn": str,
+            "algorithm": str,
+            "wrapped_key": bytes,
+            "encryption_context": str,
+            "created_at": float,
+        },
+        pk="key_id",
+        not_null={
+            "provider",
+            "key_arn",
+            "algorithm",
+            "wrapped_key",
+            "encryption_context",
+            "created_at",
+        },
+    )
+    db["journal_state"].create({"name": str, "value": bytes}, pk="name")  # type: ignore[union-attr]
+    # The records table is written by hand: it needs CHECK constraints and a foreign key.
+    db.execute(
+        """
+        CREATE TABLE records (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            captured_at TEXT NOT NULL,
+            client_ref TEXT,
+            store_id TEXT NOT NULL,
+            terminal_id TEXT NOT NULL,
+            meta TEXT NOT NULL,
+            data_key_id TEXT NOT NULL REFERENCES data_keys(key_id),
+            nonce BLOB,
+            ciphertext BLOB,
+            chain BLOB NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'delivered', 'quarantined', 'purged')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            leased_until REAL NOT NULL DEFAULT 0,
+            last_error TEXT,
+            delivered_at REAL,
+            remote_event_id TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX records_pending ON records(seq) WHERE state = 'pending'")
+    db.execute("CREATE INDEX records_state ON records(state, delivered_at)")
+    db.execute(
+        "CREATE UNIQUE INDEX records_client_ref ON records(client_ref) WHERE client_ref IS NOT NULL"
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the database at `conn` to `SCHEMA_VERSION`."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: journal schema version {version} is newer than this posd understands "
+            f"({SCHEMA_VERSION}); upgrade posd"
+        )
+    db = sqlite_utils.Database(conn)
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[target - 1](db)
+            conn.execute(f"PRAGMA user_version = {target}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
