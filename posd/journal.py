@@ -239,8 +239,13 @@ class Journal:
                 continue
         return total
 
-    def _check_capacity(self) -> None:
-        size = self.size_on_disk()
+    def _check_capacity(self, conn: sqlite3.Connection) -> None:
+        """Refuse to grow past the cap. Counts the database's pages (committed state, WAL
+        included); the WAL file itself is bounded by SQLite's auto-checkpoint (~4 MiB)."""
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        free_pages = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        size = (pages - free_pages) * page_size
         if size >= self.max_bytes:
             raise JournalFullError(
                 f"journal is full ({size} of {self.max_bytes} bytes): new payments are refused "
@@ -293,7 +298,7 @@ class Journal:
         captured_at = rfc3339(self._clock())
 
         def body(conn: sqlite3.Connection) -> OutboxRecord:
-            self._check_capacity()
+            self._check_capacity(conn)
             last_seq, previous = self._tail(conn)
             if data_key.key_id not in self._known_keys:
                 conn.execute(
@@ -475,7 +480,8 @@ class Journal:
             amounts = conn.execute(
                 "SELECT json_extract(meta, '$.currency'), "
                 "SUM(json_extract(meta, '$.amount')) "
-                "FROM records WHERE state = 'pending' AND json_extract(meta, '$.currency') IS NOT NULL "
+                "FROM records WHERE state = 'pending' "
+                "AND json_extract(meta, '$.currency') IS NOT NULL "
                 "GROUP BY 1"
             ).fetchall()
         return OutboxSummary(
@@ -543,7 +549,8 @@ class Journal:
             ).fetchall()
         oldest_age = None
         if summary.oldest_pending_captured_at is not None:
-            oldest_age = max(0.0, self._clock() - parse_rfc3339(summary.oldest_pending_captured_at))
+            age = self._clock() - parse_rfc3339(summary.oldest_pending_captured_at)
+            oldest_age = round(max(0.0, age), 3)
         return {
             "path": str(self.path),
             "records": {state.value: counts.get(state.value, 0) for state in RecordState},

@@ -6,7 +6,8 @@ Two things are redacted wherever they appear, whatever key or nesting they hide 
   data, with or without sentinels, whether or not the number passes Luhn.
 
 Redaction is deliberately over-eager: a false positive costs a log line some digits, a false
-negative costs a PCI incident.
+negative costs a PCI incident. Output meant to carry long numbers verbatim (hash chains, event
+payloads) does not go through it; everything a human or journald reads does.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ _DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){11,}")
 
 
 def _redact_digit_run(match: re.Match[str]) -> str:
+    """Redact a digit run if it, or any 12-19 digit stretch inside it, passes Luhn.
+
+    Stretches matter: a card number glued to other digits (a hex TLV dump such as
+    `5A08<PAN>5F24...`) is still a card number. The price is that about half of all random
+    13-19 digit numbers are redacted too.
+    """
     run = match.group(0)
     digits = run.replace(" ", "").replace("-", "")
-    if len(digits) <= PAN_MAX_DIGITS:
-        return PAN_PLACEHOLDER if is_pan_shaped(digits) else run
-    # Longer runs: a card number glued to other digits. Redact if any window could be one.
-    for size in range(PAN_MIN_DIGITS, PAN_MAX_DIGITS + 1):
+    for size in range(PAN_MIN_DIGITS, min(len(digits), PAN_MAX_DIGITS) + 1):
         for start in range(len(digits) - size + 1):
             if is_pan_shaped(digits[start : start + size]):
                 return PAN_PLACEHOLDER
@@ -52,8 +56,11 @@ def redact_value(value: Any) -> Any:
     """Recursively redact strings (and keys) inside mappings, sequences and other objects."""
     if isinstance(value, str):
         return redact_text(value)
-    if value is None or isinstance(value, bool | float):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, float):
+        hides_pan = value.is_integer() and redact_value(int(value)) == PAN_PLACEHOLDER
+        return PAN_PLACEHOLDER if hides_pan else value
     if isinstance(value, int):
         text = str(value)
         return PAN_PLACEHOLDER if redact_text(text) != text else value

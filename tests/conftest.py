@@ -1,13 +1,20 @@
-"""Shared fixtures: a real moto server over HTTP on loopback, and boto3 clients for it."""
+"""Shared fixtures: a real moto server over HTTP on loopback, boto3 clients for it, and a
+journal with keys in a temporary state dir."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from posd.emulator import LocalAws
+from posd.journal import Journal
+from posd.keys.local import LocalKeySource
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+from tests.cards import STORE_ID, TERMINAL_ID
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +42,33 @@ def events_client(local_aws: LocalAws) -> Any:
 @pytest.fixture
 def sqs_client(local_aws: LocalAws) -> Any:
     return local_aws.client("sqs")
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def local_key_provider(tmp_path: Path) -> Iterator[RotatingKeyProvider]:
+    """Keys from a local key file (development provider): fast, no network."""
+    source = LocalKeySource(tmp_path / "kek.b64", create=True)
+    with RotatingKeyProvider(source, source, rotate_after_records=5) as provider:
+        yield provider
+
+
+@pytest.fixture
+def journal(state_dir: Path) -> Iterator[Journal]:
+    with Journal.open(state_dir) as opened:
+        yield opened
+
+
+@pytest.fixture
+def recorder(journal: Journal, local_key_provider: RotatingKeyProvider) -> Recorder:
+    return Recorder(journal, local_key_provider, STORE_ID, TERMINAL_ID)
+
+
+@pytest.fixture
+def kms_key_arn(kms_client: Any) -> str:
+    """A fresh symmetric KMS key in the emulator."""
+    return str(kms_client.create_key(Description="posd test")["KeyMetadata"]["Arn"])

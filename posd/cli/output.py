@@ -1,7 +1,8 @@
 """Printing results: a human table by default, one JSON object with `--json`.
 
 Everything printed goes through `emit`, which runs the same redaction as the logs, so a card
-number can never reach the terminal even by mistake.
+number can never reach the terminal even by mistake. JSON is redacted value by value (so the
+document stays valid JSON), human text as a whole.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from posd.redact import redact_text
+from posd.redact import redact_text, redact_value
 
 Renderer = Callable[[dict[str, Any]], str]
 
@@ -27,8 +28,11 @@ def emit(
 ) -> None:
     """Print `result` as JSON or through `render`, redacted either way."""
     stream = out or sys.stdout
-    text = json.dumps(result, default=_default, sort_keys=True) if as_json else render(result)
-    stream.write(redact_text(text) + "\n")
+    if as_json:
+        text = json.dumps(redact_value(result), default=_default, sort_keys=True)
+    else:
+        text = redact_text(render(result))
+    stream.write(text + "\n")
     stream.flush()
 
 

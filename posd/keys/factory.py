@@ -32,6 +32,7 @@ def build_key_provider(config: Config, kms_client: Any | None) -> RotatingKeyPro
     if keys.provider == "local":
         assert keys.local_key_file is not None  # checked by KeySettings
         primary = LocalKeySource(keys.local_key_file, create=True)
+        fallback = primary  # local keys cost no network: never a reason to wait
     else:
         if kms_client is None or keys.kms_key_id is None:
             raise ConfigError(

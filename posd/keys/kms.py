@@ -42,6 +42,11 @@ def _oaep_sha256() -> padding.OAEP:
     )
 
 
+def _bare_key_id(key_arn_or_id: str) -> str:
+    """`arn:aws:kms:...:key/ID` -> `ID` (KMS and emulators differ in which one they return)."""
+    return key_arn_or_id.rsplit("/", 1)[-1]
+
+
 def _describe(error: Exception) -> str:
     if isinstance(error, ClientError):
         err = error.response.get("Error", {})
@@ -163,7 +168,7 @@ class KmsUnwrapper:
         rsa_private_keys: Mapping[str, rsa.RSAPrivateKey] | None = None,
     ) -> None:
         self._kms = kms_client
-        self._rsa_private_keys = dict(rsa_private_keys or {})
+        self._rsa_private_keys = {_bare_key_id(k): v for k, v in (rsa_private_keys or {}).items()}
 
     def unwrap(self, wrapped: WrappedKey) -> bytes:
         try:
@@ -175,7 +180,7 @@ class KmsUnwrapper:
                 )
                 return bytes(reply["Plaintext"])
             if wrapped.provider == RSA_PROVIDER:
-                private = self._rsa_private_keys.get(wrapped.key_arn)
+                private = self._rsa_private_keys.get(_bare_key_id(wrapped.key_arn))
                 if private is not None:
                     return private.decrypt(wrapped.wrapped_key, _oaep_sha256())
                 reply = self._kms.decrypt(

@@ -77,11 +77,14 @@ class RotatingKeyProvider:
         return self
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait up to `timeout` for a primary key to be ready (for start-up and tests)."""
-        deadline = self._clock() + timeout
+        """Wait up to `timeout` until a key from the primary source is prefetched.
+
+        For start-up (so the first payments use KMS keys, not the fallback) and tests.
+        """
+        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._next is None and not self._primary_is_current():
-                remaining = deadline - self._clock()
+            while self._next is None:
+                remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
@@ -110,9 +113,6 @@ class RotatingKeyProvider:
                 current = self._switch()
             current.records += 1
             return current.key
-
-    def _primary_is_current(self) -> bool:
-        return self._current is not None and self._current.source == self._primary.name
 
     def _due(self, current: _InUse) -> bool:
         age = self._clock() - current.since

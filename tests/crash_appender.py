@@ -1,0 +1,42 @@
+"""Child process for the crash tests: appends records forever, acknowledging each on stdout.
+
+Usage: python -m tests.crash_appender STATE_DIR KEY_FILE
+Each line printed is `seq event_id` of a record whose append has returned (is durable).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from posd.journal import Journal
+from posd.keys.local import LocalKeySource
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+from tests.cards import STORE_ID, TERMINAL_ID, VISA_TEST_PAN, payment_meta
+
+
+def secret_for(event_index: int) -> bytes:
+    return f"crash-payload-{event_index}".encode()
+
+
+def main() -> None:
+    state_dir, key_file = Path(sys.argv[1]), Path(sys.argv[2])
+    source = LocalKeySource(key_file)
+    with (
+        RotatingKeyProvider(source, source, rotate_after_records=7) as keys,
+        Journal.open(state_dir) as journal,
+    ):
+        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
+        index = 0
+        while True:
+            record = recorder.record(
+                "card_payment", payment_meta(VISA_TEST_PAN), secret_for(index), client_ref=None
+            )
+            sys.stdout.write(f"{record.seq} {record.event_id} {index}\n")
+            sys.stdout.flush()
+            index += 1
+
+
+if __name__ == "__main__":
+    main()

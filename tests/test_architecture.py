@@ -1,0 +1,39 @@
+"""DESIGN.md section 1: `drivers` and `sync` never import `posd`, nor each other."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FORBIDDEN = {"drivers": {"posd", "sync"}, "sync": {"posd", "drivers"}}
+
+
+def imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_wings_stay_independent(package: str) -> None:
+    files = sorted((REPO / package).rglob("*.py"))
+    assert files
+    offenders = {
+        str(path.relative_to(REPO)): sorted(imported_packages(path) & FORBIDDEN[package])
+        for path in files
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_check_sees_imports(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text("import posd.journal\nfrom sync.outbox import Outbox\nfrom . import local\n")
+    assert imported_packages(sample) == {"posd", "sync"}

@@ -1,0 +1,242 @@
+"""The journal: durability settings, outbox operations, retention, verification, privacy."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from posd.errors import JournalFullError, SchemaError, UsageError
+from posd.journal import JOURNAL_FILE, DuplicateClientRef, Journal
+from posd.recorder import Recorder
+from sync.outbox import Delivered, Outbox
+from tests.cards import TEST_PANS, VISA_TEST_PAN, payment_meta, payment_secret
+
+LEASE = 30.0
+
+
+def capture(recorder: Recorder, count: int, pan: str = VISA_TEST_PAN, **meta: object) -> list[int]:
+    return [
+        recorder.record("card_payment", {**payment_meta(pan), **meta}, payment_secret(pan)).seq
+        for _ in range(count)
+    ]
+
+
+def raw(state_dir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(state_dir / JOURNAL_FILE, isolation_level=None)
+
+
+def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
+    conn = raw(state_dir)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert journal._conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o600
+
+
+def test_journal_satisfies_the_outbox_protocol(journal: Journal) -> None:
+    outbox: Outbox = journal  # checked by mypy; this line fails type-checking if not
+    assert outbox.summary().pending == 0
+
+
+def test_seq_is_monotonic_and_event_ids_time_ordered(recorder: Recorder) -> None:
+    records = [
+        recorder.record("card_payment", payment_meta(VISA_TEST_PAN), b"x") for _ in range(50)
+    ]
+    assert [r.seq for r in records] == list(range(1, 51))
+    assert [r.event_id for r in records] == sorted(r.event_id for r in records)
+    assert all(r.event_id[14] == "7" for r in records)  # UUID version 7
+
+
+def test_lease_deliver_retry_quarantine(recorder: Recorder, journal: Journal) -> None:
+    capture(recorder, 6)
+    now = time.time()
+    leased = journal.lease(4, now, LEASE)
+    assert [r.seq for r in leased] == [1, 2, 3, 4]
+    assert [r.seq for r in journal.lease(10, now, LEASE)] == [5, 6]  # leased ones are hidden
+    assert journal.lease(10, now, LEASE) == []
+
+    journal.mark_delivered([Delivered(1, "eb-1"), Delivered(2, "eb-2")], now)
+    journal.schedule_retry([3], now + 40, "ThrottlingException")
+    journal.quarantine(4, "AccessDeniedException: not allowed")
+    summary = journal.summary()
+    assert (summary.pending, summary.delivered, summary.quarantined) == (3, 2, 1)
+    # Lease expiry returns 5 and 6; 3 is not due until its retry time.
+    assert [r.seq for r in journal.lease(10, now + LEASE + 1, LEASE)] == [5, 6]
+    assert [r.seq for r in journal.lease(10, now + 41, LEASE)] == [3]
+    retried = journal.lease(10, now + 200, LEASE)
+    assert [r.attempts for r in retried if r.seq == 3] == [1]
+
+    assert journal.retry_quarantined() == 1
+    assert 4 in [r.seq for r in journal.lease(10, now + 500, LEASE)]
+    # Delivered records are never delivered twice through the outbox.
+    journal.mark_delivered([Delivered(1, "eb-other")], now)
+    assert (
+        journal._conn.execute("SELECT remote_event_id FROM records WHERE seq = 1").fetchone()[0]
+        == "eb-1"
+    )
+
+
+def test_summary_counts_pending_amounts(recorder: Recorder, journal: Journal) -> None:
+    capture(recorder, 2, amount=500, currency="EUR")
+    capture(recorder, 1, amount=700, currency="USD")
+    summary = journal.summary()
+    assert dict(summary.pending_amount_by_currency) == {"EUR": 1000, "USD": 700}
+    assert summary.oldest_pending_captured_at is not None
+
+
+def test_duplicate_client_ref_is_refused(recorder: Recorder) -> None:
+    recorder.record("card_payment", payment_meta(VISA_TEST_PAN), b"x", client_ref="reg-1")
+    with pytest.raises(DuplicateClientRef):
+        recorder.record("card_payment", payment_meta(VISA_TEST_PAN), b"x", client_ref="reg-1")
+    assert recorder.journal.find_by_client_ref("reg-1") is not None
+
+
+def test_bad_metadata_is_refused(recorder: Recorder) -> None:
+    with pytest.raises(UsageError, match="must be a string"):
+        recorder.record("card_payment", {"amount": 1.5}, b"x")
+    with pytest.raises(UsageError, match="kind"):
+        recorder.record("", {}, b"x")
+
+
+def test_purge_keeps_the_chain_verifiable(recorder: Recorder, journal: Journal) -> None:
+    capture(recorder, 10)
+    now = time.time()
+    journal.lease(10, now, LEASE)
+    # 1-3 and 5-6 delivered long ago; 4 still pending: only 1-3 can leave the file.
+    journal.mark_delivered([Delivered(s, f"eb-{s}") for s in (1, 2, 3, 5, 6)], now - 1000)
+    assert journal.purge_delivered(now - 500) == 5
+    seqs = [row[0] for row in journal._conn.execute("SELECT seq FROM records ORDER BY seq")]
+    assert seqs == [4, 5, 6, 7, 8, 9, 10]
+    assert (
+        journal._conn.execute(
+            "SELECT COUNT(*) FROM records WHERE seq IN (5, 6) AND ciphertext IS NULL"
+        ).fetchone()[0]
+        == 2
+    )
+    assert journal.verify().ok
+
+    journal.mark_delivered([Delivered(4, "eb-4")], now - 1000)
+    journal.purge_delivered(now - 500)
+    assert journal.verify().ok
+    assert capture(recorder, 1) == [11]  # seq never reused
+    assert journal.verify().ok
+
+
+def test_purge_of_everything_then_append(recorder: Recorder, journal: Journal) -> None:
+    capture(recorder, 3)
+    journal.lease(10, time.time(), LEASE)
+    journal.mark_delivered([Delivered(s, "x") for s in (1, 2, 3)], 0)
+    journal.purge_delivered(time.time())
+    assert journal.stats()["records"]["delivered"] == 0
+    assert capture(recorder, 1) == [4]
+    report = journal.verify()
+    assert report.ok and report.first_seq == 4
+
+
+@pytest.mark.parametrize("column", ["ciphertext", "nonce", "meta", "wrapped_key"])
+def test_verify_reports_a_flipped_byte(
+    recorder: Recorder, journal: Journal, state_dir: Path, column: str
+) -> None:
+    capture(recorder, 5)
+    assert journal.verify().ok
+    conn = raw(state_dir)
+    if column == "wrapped_key":
+        key_id = conn.execute("SELECT data_key_id FROM records WHERE seq = 3").fetchone()[0]
+        blob = bytearray(
+            conn.execute(
+                "SELECT wrapped_key FROM data_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()[0]
+        )
+        blob[len(blob) // 2] ^= 0x01
+        conn.execute("UPDATE data_keys SET wrapped_key = ? WHERE key_id = ?", (bytes(blob), key_id))
+    elif column == "meta":
+        conn.execute("UPDATE records SET meta = replace(meta, '1234', '1235') WHERE seq = 3")
+    else:
+        value = bytearray(conn.execute(f"SELECT {column} FROM records WHERE seq = 3").fetchone()[0])
+        value[0] ^= 0x80
+        conn.execute(f"UPDATE records SET {column} = ? WHERE seq = 3", (bytes(value),))
+    conn.close()
+    report = journal.verify()
+    assert not report.ok
+    assert 3 in {p.seq for p in report.problems}
+    assert {p.kind for p in report.problems} == {"chain"}
+
+
+def test_verify_reports_a_deleted_record(
+    recorder: Recorder, journal: Journal, state_dir: Path
+) -> None:
+    capture(recorder, 5)
+    raw(state_dir).execute("DELETE FROM records WHERE seq = 3")
+    problems = journal.verify().problems
+    assert [(p.seq, p.kind) for p in problems] == [(4, "gap"), (4, "chain")]
+
+
+def test_corrupt_record_is_quarantined_not_fatal(
+    recorder: Recorder, journal: Journal, state_dir: Path
+) -> None:
+    capture(recorder, 3)
+    conn = raw(state_dir)
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute("UPDATE records SET data_key_id = 'gone' WHERE seq = 2")
+    conn.close()
+    leased = journal.lease(10, time.time(), LEASE)
+    assert [r.seq for r in leased] == [1, 3]
+    row = journal._conn.execute("SELECT state, last_error FROM records WHERE seq = 2").fetchone()
+    assert row[0] == "quarantined" and "missing" in row[1]
+
+
+def test_size_cap_refuses_new_records_and_keeps_old_ones(
+    state_dir: Path, local_key_provider: object
+) -> None:
+    from posd.keys.provider import RotatingKeyProvider
+
+    assert isinstance(local_key_provider, RotatingKeyProvider)
+    with Journal.open(state_dir, max_bytes=1_000_000) as journal:
+        recorder = Recorder(journal, local_key_provider, "s", "t")
+        written = 0
+        with pytest.raises(JournalFullError, match="journal is full"):
+            for _ in range(10_000):
+                recorder.record("card_payment", payment_meta(VISA_TEST_PAN), b"x" * 1000)
+                written += 1
+        assert written > 300
+        assert journal.summary().pending == written
+        assert journal.verify().ok
+
+
+def test_disk_reserve_refuses_new_records(state_dir: Path, local_key_provider: object) -> None:
+    from posd.keys.provider import RotatingKeyProvider
+
+    assert isinstance(local_key_provider, RotatingKeyProvider)
+    with (
+        Journal.open(state_dir, min_free_bytes=2**62) as journal,
+        pytest.raises(JournalFullError, match="disk reserve"),
+    ):
+        Recorder(journal, local_key_provider, "s", "t").record("card_payment", {}, b"x")
+
+
+def test_newer_schema_is_refused(state_dir: Path) -> None:
+    Journal.open(state_dir).close()
+    raw(state_dir).execute("PRAGMA user_version = 99")
+    with pytest.raises(SchemaError, match="newer"):
+        Journal.open(state_dir)
+
+
+def test_no_card_number_in_clear_on_disk(
+    recorder: Recorder, journal: Journal, state_dir: Path
+) -> None:
+    for pan in TEST_PANS:
+        capture(recorder, 20, pan=pan)
+    files = [p for p in state_dir.iterdir() if p.name.startswith(JOURNAL_FILE)]
+    assert any(p.name.endswith("-wal") for p in files)
+    data = b"".join(p.read_bytes() for p in files)
+    assert len(data) > 10_000
+    for pan in TEST_PANS:
+        assert pan.encode() not in data
+        assert pan.encode("utf-16-le") not in data
+    assert b"track2" not in data

@@ -1,0 +1,78 @@
+"""`posd journal stats|verify` and `posd demo` as real processes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from posd.journal import JOURNAL_FILE
+from posd.recorder import Recorder
+from tests.cards import TEST_PANS, payment_meta, payment_secret
+
+
+def posd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "posd", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def fill(recorder: Recorder, count: int) -> None:
+    for index in range(count):
+        pan = TEST_PANS[index % len(TEST_PANS)]
+        recorder.record("card_payment", payment_meta(pan), payment_secret(pan))
+
+
+def test_stats_json(recorder: Recorder, state_dir: Path) -> None:
+    fill(recorder, 12)
+    result = posd("journal", "stats", "--state-dir", str(state_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["records"]["pending"] == 12
+    assert stats["pending_amount_by_currency"] == {"EUR": 12 * 1234}
+    assert stats["size_bytes"] > 0
+    human = posd("journal", "stats", "--state-dir", str(state_dir))
+    assert "records pending:" in human.stdout and "12" in human.stdout
+
+
+def test_verify_catches_a_flipped_byte(recorder: Recorder, state_dir: Path) -> None:
+    fill(recorder, 8)
+    ok = posd("journal", "verify", "--state-dir", str(state_dir), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["ok"] is True
+
+    conn = sqlite3.connect(state_dir / JOURNAL_FILE)
+    blob = bytearray(conn.execute("SELECT ciphertext FROM records WHERE seq = 5").fetchone()[0])
+    blob[-1] ^= 0x01
+    conn.execute("UPDATE records SET ciphertext = ? WHERE seq = 5", (bytes(blob),))
+    conn.commit()
+    conn.close()
+
+    bad = posd("journal", "verify", "--state-dir", str(state_dir), "--json")
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False
+    assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(5, "chain")]
+    human = posd("journal", "verify", "--state-dir", str(state_dir))
+    assert human.returncode == 1 and "chain" in human.stdout and "5" in human.stdout
+
+
+def test_missing_journal_is_a_clear_error(tmp_path: Path) -> None:
+    result = posd("journal", "stats", "--state-dir", str(tmp_path / "none"))
+    assert result.returncode == 2
+    assert "no journal in" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_reads_back_every_payment(tmp_path: Path) -> None:
+    keep = tmp_path / "kept"
+    result = posd("demo", "--payments", "120", "--json", "--keep-state", str(keep))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["payments"] == summary["captured"] == summary["decrypted"] == 120
+    assert summary["lost"] == 0 and summary["verify_ok"] is True
+    assert (keep / JOURNAL_FILE).exists()
+    data = b"".join(p.read_bytes() for p in keep.iterdir() if p.name.startswith(JOURNAL_FILE))
+    for line in result.stdout.splitlines() + result.stderr.splitlines():
+        assert "pan" not in line.lower() or "masked" in line.lower()
+    assert b'"pan"' not in data
