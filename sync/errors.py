@@ -1,0 +1,23 @@
+"""The sync engine's own exceptions (`sync` never imports `posd`).
+
+The daemon maps these onto its `PosdError` hierarchy at the boundary. Messages never carry
+card data: the engine only ever sees ciphertext and clear, PCI-allowed metadata.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base of every error the sync engine raises on purpose."""
+
+
+class SettingsError(SyncError, ValueError):
+    """A `SyncSettings` field is out of range; `field` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"sync.{field}: {problem}")
+
+
+class EventBuildError(SyncError):
+    """A record cannot be turned into an EventBridge entry (e.g. its time is unparsable)."""

@@ -1,0 +1,114 @@
+"""Tunables of the sync engine, with production defaults.
+
+Every field is a plain `str`, `int`, `float`, `bool` or `str | None`: the daemon's config
+loader maps the TOML `[sync]` table onto these fields by name and type. Ranges are checked in
+`__post_init__`, which raises `SettingsError` (a `ValueError`) naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from sync.errors import SettingsError
+
+# Hard limits of PutEvents (AWS docs): 10 entries per request; the request-size cap was
+# 256 KiB until early 2026 and 1 MiB after. The default stays at the old, safe value.
+PUT_EVENTS_MAX_ENTRIES = 10
+
+PUT_EVENTS_DEFAULT_MAX_BYTES = 256 * 1024
+PUT_EVENTS_HARD_MAX_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How the engine delivers the journal to EventBridge. Times are seconds."""
+
+    # Where events go and what they say they are.
+    event_bus_name: str = "default"
+    source: str = "posd.terminal"
+    # Request shaping.
+    max_entries_per_request: int = PUT_EVENTS_MAX_ENTRIES
+    max_request_bytes: int = PUT_EVENTS_DEFAULT_MAX_BYTES
+    # AIMD concurrency window (requests in flight).
+    min_in_flight: int = 1
+    initial_in_flight: int = 4
+    max_in_flight: int = 8
+    throttle_decrease_factor: float = 0.5
+    # A leased record is hidden from other leases this long; must outlive one request.
+    lease_seconds: float = 60.0
+    # Per-record retry of retryable entry errors and of throttled requests: full jitter.
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 60.0
+    # Offline detection: this many consecutive whole-request failures flip to offline, then
+    # one probe request at a time, spaced by jittered exponential backoff within these bounds.
+    offline_after_failures: int = 3
+    probe_min_seconds: float = 1.0
+    probe_max_seconds: float = 60.0
+    # HTTP timeouts of the EventBridge client.
+    connect_timeout_seconds: float = 3.0
+    read_timeout_seconds: float = 10.0
+    # Delivered records (and their ciphertext) are purged after this long.
+    retention_seconds: float = 86400.0
+    purge_interval_seconds: float = 300.0
+    # How often an idle engine looks for new records.
+    idle_poll_seconds: float = 0.25
+
+    def __post_init__(self) -> None:
+        _require(bool(self.event_bus_name), "event_bus_name", "must not be empty")
+        _require(bool(self.source), "source", "must not be empty")
+        _require(
+            not self.source.startswith("aws."), "source", "must not start with 'aws.' (reserved)"
+        )
+        _in_range(
+            "max_entries_per_request", self.max_entries_per_request, 1, PUT_EVENTS_MAX_ENTRIES
+        )
+        _in_range("max_request_bytes", self.max_request_bytes, 1024, PUT_EVENTS_HARD_MAX_BYTES)
+        _in_range("min_in_flight", self.min_in_flight, 1, 256)
+        _in_range("max_in_flight", self.max_in_flight, self.min_in_flight, 256)
+        _in_range(
+            "initial_in_flight", self.initial_in_flight, self.min_in_flight, self.max_in_flight
+        )
+        _in_range("throttle_decrease_factor", self.throttle_decrease_factor, 0.05, 0.95)
+        for name in (
+            "backoff_base_seconds",
+            "probe_min_seconds",
+            "connect_timeout_seconds",
+            "read_timeout_seconds",
+            "idle_poll_seconds",
+            "purge_interval_seconds",
+        ):
+            _require(getattr(self, name) > 0, name, "must be > 0")
+        _require(
+            self.backoff_cap_seconds >= self.backoff_base_seconds,
+            "backoff_cap_seconds",
+            "must be >= backoff_base_seconds",
+        )
+        _require(
+            self.probe_max_seconds >= self.probe_min_seconds,
+            "probe_max_seconds",
+            "must be >= probe_min_seconds",
+        )
+        _in_range("offline_after_failures", self.offline_after_failures, 1, 1000)
+        _require(self.retention_seconds >= 0, "retention_seconds", "must be >= 0")
+        # A lease shorter than one request could expire mid-flight and let the record be sent
+        # twice; twice the worst request time leaves room for the response to be processed.
+        request_budget = self.connect_timeout_seconds + self.read_timeout_seconds
+        _require(
+            self.lease_seconds >= 2 * request_budget,
+            "lease_seconds",
+            f"must be >= 2 x (connect + read timeout) = {2 * request_budget:g}",
+        )
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The names the `[sync]` config table may use."""
+        return tuple(f.name for f in fields(cls))
+
+
+def _require(ok: bool, field: str, problem: str) -> None:
+    if not ok:
+        raise SettingsError(field, problem)
+
+
+def _in_range(field: str, value: float, low: float, high: float) -> None:
+    _require(low <= value <= high, field, f"must be between {low:g} and {high:g}, got {value:g}")
