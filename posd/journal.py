@@ -45,6 +45,10 @@ BUSY_TIMEOUT_MS = 5_000
 MAX_KIND_LENGTH = 64
 MAX_CLIENT_REF_LENGTH = 128
 MAX_META_BYTES = 4_096
+_USED_BYTES = (
+    "SELECT (p.page_count - f.freelist_count) * s.page_size "
+    "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
+)
 _ANCHOR_SEQ = "anchor_seq"
 _ANCHOR_CHAIN = "anchor_chain"
 
@@ -57,6 +61,10 @@ class RecordState(StrEnum):
     DELIVERED = "delivered"
     QUARANTINED = "quarantined"
     PURGED = "purged"  # delivered, payload erased; kept only while it links the chain
+
+
+class _StaleTail(Exception):
+    """The cached tail is behind the file: someone else appended."""
 
 
 class DuplicateClientRef(JournalError):
@@ -95,7 +103,8 @@ def _select_records(condition: str) -> str:
     return f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} {condition}"  # noqa: S608
 
 
-def _validate_meta(meta: Mapping[str, Any]) -> dict[str, MetaValue]:
+def _validate_meta(meta: Mapping[str, Any]) -> tuple[dict[str, MetaValue], str]:
+    """The metadata checked, and its canonical JSON text (as stored)."""
     clean: dict[str, MetaValue] = {}
     for key, value in meta.items():
         if not isinstance(key, str) or not key:
@@ -103,9 +112,10 @@ def _validate_meta(meta: Mapping[str, Any]) -> dict[str, MetaValue]:
         if value is not None and not isinstance(value, str | int | bool):
             raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
         clean[key] = value
-    if len(canonical_json(clean)) > MAX_META_BYTES:
+    text = canonical_json(clean)
+    if len(text) > MAX_META_BYTES:
         raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")
-    return clean
+    return clean, text.decode()
 
 
 def _identity(row: sqlite3.Row) -> RecordIdentity:
@@ -170,6 +180,7 @@ class Journal:
         self._clock = clock
         self._lock = threading.RLock()
         self._known_keys: set[str] = set()
+        self._tail_cache: tuple[int, bytes] | None = None
         _prepare_private_file(path)
         try:
             self._conn = sqlite3.connect(
@@ -242,10 +253,7 @@ class Journal:
     def _check_capacity(self, conn: sqlite3.Connection) -> None:
         """Refuse to grow past the cap. Counts the database's pages (committed state, WAL
         included); the WAL file itself is bounded by SQLite's auto-checkpoint (~4 MiB)."""
-        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-        free_pages = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-        size = (pages - free_pages) * page_size
+        size = int(conn.execute(_USED_BYTES).fetchone()[0])
         if size >= self.max_bytes:
             raise JournalFullError(
                 f"journal is full ({size} of {self.max_bytes} bytes): new payments are refused "
@@ -259,6 +267,10 @@ class Journal:
             )
 
     def _tail(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
+        """(last seq, its chain value): cached after the first append, since only the daemon
+        appends; a concurrent appender is caught by the seq primary key (see `append`)."""
+        if self._tail_cache is not None:
+            return self._tail_cache
         row = conn.execute("SELECT seq, chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         if row is not None:
             return int(row[0]), bytes(row[1])
@@ -293,7 +305,7 @@ class Journal:
             raise UsageError(f"record kind must be 1-{MAX_KIND_LENGTH} characters")
         if client_ref is not None and not 0 < len(client_ref) <= MAX_CLIENT_REF_LENGTH:
             raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
-        clean_meta = _validate_meta(meta)
+        clean_meta, meta_text = _validate_meta(meta)
         event_id = str(uuid7())
         captured_at = rfc3339(self._clock())
 
@@ -341,7 +353,7 @@ class Journal:
                         client_ref,
                         store_id,
                         terminal_id,
-                        canonical_json(clean_meta).decode(),
+                        meta_text,
                         data_key.key_id,
                         nonce,
                         ciphertext,
@@ -353,6 +365,8 @@ class Journal:
                     raise DuplicateClientRef(
                         f"a record with client_ref {client_ref!r} already exists"
                     ) from error
+                if "records.seq" in str(error):
+                    raise _StaleTail from error
                 raise
             return OutboxRecord(
                 seq=identity.seq,
@@ -370,12 +384,18 @@ class Journal:
             )
 
         try:
-            record: OutboxRecord = self._write(body)
+            try:
+                record: OutboxRecord = self._write(body)
+            except _StaleTail:
+                # Another process appended since our tail was cached: reload it, once.
+                self._tail_cache = None
+                record = self._write(body)
         except sqlite3.OperationalError as error:
             if "full" in str(error).lower():
                 raise JournalFullError(f"journal cannot grow: {error}") from error
             raise JournalError(f"{self.path}: append failed: {error}") from error
         self._known_keys.add(data_key.key_id)
+        self._tail_cache = (record.seq, bytes.fromhex(record.chain))
         return record
 
     def find_by_client_ref(self, client_ref: str) -> OutboxRecord | None:

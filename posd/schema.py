@@ -64,7 +64,6 @@ def _v1(db: sqlite_utils.Database) -> None:
         """
     )
     db.execute("CREATE INDEX records_pending ON records(seq) WHERE state = 'pending'")
-    db.execute("CREATE INDEX records_state ON records(state, delivered_at)")
     db.execute(
         "CREATE UNIQUE INDEX records_client_ref ON records(client_ref) WHERE client_ref IS NOT NULL"
     )

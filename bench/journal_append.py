@@ -1,0 +1,118 @@
+"""Append throughput and latency of the journal against raw durable SQLite inserts.
+
+Both sides run in the same process, on the same disk, with the same pragmas (WAL,
+synchronous=FULL, secure_delete=ON) and comparable row sizes, interleaved in rounds so that
+drift in the machine affects both alike. Prints one JSON object.
+
+    .venv/bin/python bench/journal_append.py [--records N] [--rounds R] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from posd.journal import Journal
+from posd.keys.local import LocalKeySource
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+
+SECRET = json.dumps({"pan": "4" + "0" * 15, "expiry": "2512", "track2": "x" * 37}).encode()
+META = {"amount": 1234, "currency": "EUR", "bin": "400000", "last4": "0000", "entry_mode": "chip"}
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summarize(latencies: list[float]) -> dict[str, float]:
+    total = sum(latencies)
+    return {
+        "appends_per_s": round(len(latencies) / total, 1),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 3),
+    }
+
+
+class RawBaseline:
+    """Plain sqlite3: one INSERT + COMMIT per row, same durability, same bytes per row."""
+
+    def __init__(self, path: Path, payload_bytes: int) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        self.conn.execute(
+            "CREATE TABLE records (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+            "meta TEXT NOT NULL, payload BLOB NOT NULL, chain BLOB NOT NULL)"
+        )
+        self.payload = os.urandom(payload_bytes)
+        self.meta = json.dumps(META)
+        self.seq = 0
+
+    def append(self) -> None:
+        self.seq += 1
+        self.conn.execute("BEGIN")
+        self.conn.execute(
+            "INSERT INTO records VALUES (?, ?, ?, ?, ?)",
+            (self.seq, str(uuid.uuid4()), self.meta, self.payload, os.urandom(32)),
+        )
+        self.conn.execute("COMMIT")
+
+
+def run(records: int, rounds: int, where: Path) -> dict[str, Any]:
+    source = LocalKeySource(where / "kek.b64", create=True)
+    per_round = records // rounds
+    ours: list[float] = []
+    raw: list[float] = []
+    with RotatingKeyProvider(source, source) as keys, Journal.open(where / "journal") as journal:
+        recorder = Recorder(journal, keys, "store-bench", "lane-bench")
+        sample = recorder.record("card_payment", META, SECRET)
+        payload_bytes = len(sample.ciphertext) + len(sample.nonce) + 32  # + wrapped-key share
+        baseline = RawBaseline(where / "raw.db", payload_bytes)
+        for _ in range(rounds):
+            for _ in range(per_round):
+                started = time.perf_counter()
+                recorder.record("card_payment", META, SECRET)
+                ours.append(time.perf_counter() - started)
+            for _ in range(per_round):
+                started = time.perf_counter()
+                baseline.append()
+                raw.append(time.perf_counter() - started)
+        baseline.conn.close()
+    posd_stats, raw_stats = summarize(ours), summarize(raw)
+    return {
+        "benchmark": "journal_append",
+        "records_each": len(ours),
+        "rounds": rounds,
+        "payload_bytes": payload_bytes,
+        "posd_append": posd_stats,
+        "raw_sqlite_insert_commit": raw_stats,
+        "throughput_ratio": round(posd_stats["appends_per_s"] / raw_stats["appends_per_s"], 3),
+        "pragmas": "journal_mode=WAL synchronous=FULL secure_delete=ON",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=4000, help="appends per side (default 4000)")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds (default 8)")
+    parser.add_argument(
+        "--dir", type=Path, default=Path.cwd(), help="where to put the files (a real disk)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="posd-bench-", dir=args.dir) as scratch:
+        print(json.dumps(run(args.records, args.rounds, Path(scratch)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
