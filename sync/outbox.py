@@ -86,3 +86,7 @@ class Outbox(Protocol):
     def summary(self) -> OutboxSummary:
         """Counts for status displays."""
         ...
+
+    def purge_delivered(self, delivered_before: float) -> int:
+        """Delete records delivered before `delivered_before`; return how many went."""
+        ...

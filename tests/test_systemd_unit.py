@@ -14,8 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "posd.service"
 MAX_EXPOSURE = 2.5
-analyze = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(analyze is None, reason="systemd-analyze not installed")
+analyze = shutil.which("systemd-analyze") or "systemd-analyze"
+needs_analyze = pytest.mark.skipif(shutil.which(analyze) is None, reason="systemd-analyze not installed")
 
 
 @needs_analyze
