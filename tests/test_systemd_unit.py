@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "posd.service"
 MAX_EXPOSURE = 2.5
 analyze = shutil.which("systemd-analyze") or "systemd-analyze"
-needs_analyze = pytest.mark.skipif(shutil.which(analyze) is None, reason="systemd-analyze not installed")
+needs_analyze = pytest.mark.skipif(
+    shutil.which(analyze) is None, reason="systemd-analyze not installed"
+)
 
 
 @needs_analyze

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "posd.cli.config_cmd",
     "posd.cli.journal_cmd",
     "posd.cli.demo_cmd",
+    "posd.cli.sync_cmd",
 )
 
 

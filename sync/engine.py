@@ -1,0 +1,369 @@
+"""The delivery engine: journal outbox -> EventBridge PutEvents.
+
+One driver thread (the caller of `run` or `drain`) owns every outbox call, so the journal's
+SQLite connection is used from one thread only; a small thread pool does nothing but HTTP.
+Each round the driver collects finished requests (marking all accepted records delivered in
+one short transaction), leases due records in seq order, splits them into size- and
+count-bounded requests and keeps up to the AIMD window of requests in flight.
+
+Delivery is at least once: a record is marked delivered only after its own entry was
+accepted; a crash or a lost response before that leaves it pending (or leased until the lease
+expires) and it is sent again with the same `event_id`, which consumers dedupe on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+
+from sync.backoff import FullJitterBackoff
+from sync.batching import plan_batches
+from sync.errors import EventBuildError
+from sync.events import Entry, EventBuilder
+from sync.link import LinkMonitor
+from sync.outbox import Delivered, Outbox, OutboxRecord
+from sync.results import judge
+from sync.settings import SyncSettings
+from sync.status import DrainProgress, DrainReport, SyncStatus, age_seconds
+from sync.transport import Answered, Failed, PutEventsClient, SendResult, Throttled, put_batch
+from sync.window import ConcurrencyWindow
+
+STATUS_REFRESH_SECONDS = 1.0
+# Leased-but-unsent batches are dropped (they come back when their lease expires) once they
+# are this fraction of the lease old, so a request never starts on a nearly expired lease.
+HELD_BATCH_MAX_LEASE_FRACTION = 0.5
+OVERSIZE_REASON = "EventTooLarge: {size} bytes exceed max_request_bytes {limit}"
+
+log = structlog.get_logger("posd.sync")
+
+
+@dataclass(frozen=True)
+class _Held:
+    entries: list[Entry]
+    leased_at: float
+
+
+@dataclass(frozen=True)
+class _Flight:
+    entries: list[Entry]
+    ticket: int
+
+
+class SyncEngine:
+    """Delivers an `Outbox` to EventBridge. Use `run()` in a daemon thread or `drain()`."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: PutEventsClient,
+        settings: SyncSettings,
+        *,
+        store_id: str,
+        terminal_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._outbox = outbox
+        self._client = client
+        self._settings = settings
+        self._clock = clock
+        self._builder = EventBuilder(
+            store_id, terminal_id, settings.source, settings.event_bus_name
+        )
+        self._retry_backoff = FullJitterBackoff(
+            settings.backoff_base_seconds, settings.backoff_cap_seconds
+        )
+        self._link = LinkMonitor(
+            settings.offline_after_failures,
+            failure_backoff=self._retry_backoff,
+            probe_backoff=FullJitterBackoff(
+                settings.probe_min_seconds, settings.probe_max_seconds - settings.probe_min_seconds
+            ),
+            probe_min_seconds=settings.probe_min_seconds,
+        )
+        self._window = ConcurrencyWindow(
+            settings.min_in_flight,
+            settings.initial_in_flight,
+            settings.max_in_flight,
+            settings.throttle_decrease_factor,
+        )
+        self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="sync-put")
+        self._in_flight: dict[Future[SendResult], _Flight] = {}
+        self._held: deque[_Held] = deque()
+        self._lease_was_empty = False
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._delivered = 0
+        self._quarantined = 0
+        self._pending = 0
+        self._quarantined_total = 0
+        self._oldest_pending: str | None = None
+        self._next_status_at = 0.0
+        self._next_purge_at = 0.0
+
+    # --- public API -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Deliver until `stop()`; then finish the requests in flight and return."""
+        self._stop.clear()
+        while not self._stop.is_set():
+            self._round(self._clock())
+            self._wait()
+        self._settle()
+
+    def stop(self) -> None:
+        """Ask `run`/`drain` to return (thread-safe); requests in flight are finished."""
+        self._stop.set()
+
+    def drain(
+        self,
+        timeout: float | None = None,
+        progress: Callable[[DrainProgress], None] | None = None,
+    ) -> DrainReport:
+        """Deliver until nothing is pending (quarantined records aside), `timeout` or `stop()`.
+
+        Records waiting out a backoff are waited for; an offline link is probed meanwhile.
+        """
+        start = time.monotonic()
+        delivered0, quarantined0 = self._delivered, self._quarantined
+        self._stop.clear()
+        self._refresh_status(self._clock())
+        completed = False
+        while not self._stop.is_set():
+            self._round(self._clock())
+            if progress is not None:
+                progress(self._progress(delivered0, quarantined0))
+            if self._idle() and self._refresh_status(self._clock()) == 0:
+                completed = True
+                break
+            if timeout is not None and time.monotonic() - start >= timeout:
+                break
+            self._wait()
+        self._settle()
+        pending = self._refresh_status(self._clock())
+        if progress is not None:
+            progress(self._progress(delivered0, quarantined0))
+        return DrainReport(
+            completed=completed and pending == 0,
+            delivered=self._delivered - delivered0,
+            quarantined=self._quarantined - quarantined0,
+            pending=pending,
+            elapsed_seconds=time.monotonic() - start,
+            state=self._link.state,
+        )
+
+    def status(self) -> SyncStatus:
+        """A consistent snapshot; safe to call from any thread."""
+        now = self._clock()
+        with self._lock:
+            link = self._link.snapshot()
+            return SyncStatus(
+                state=link.state,
+                offline_since=link.offline_since,
+                last_success=link.last_success,
+                last_error=link.last_error,
+                pending=self._pending,
+                quarantined=self._quarantined_total,
+                oldest_pending_age_seconds=age_seconds(self._oldest_pending, now),
+                in_flight=len(self._in_flight),
+                in_flight_limit=self._allowed_in_flight(),
+                delivered_since_start=self._delivered,
+                quarantined_since_start=self._quarantined,
+            )
+
+    def purge(self) -> int:
+        """Purge records delivered longer than the retention window ago, now."""
+        now = self._clock()
+        self._next_purge_at = now + self._settings.purge_interval_seconds
+        return self._outbox.purge_delivered(now - self._settings.retention_seconds)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._settle()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> SyncEngine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- one round ----------------------------------------------------------------------
+
+    def _round(self, now: float) -> None:
+        self._collect([f for f in self._in_flight if f.done()], now)
+        self._fill(now)
+        if now >= self._next_purge_at:
+            self.purge()
+        if now >= self._next_status_at:
+            self._refresh_status(now)
+
+    def _idle(self) -> bool:
+        return not self._in_flight and not self._held and self._lease_was_empty
+
+    def _wait(self) -> None:
+        timeout = self._settings.idle_poll_seconds
+        if self._in_flight:
+            wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            until_send = self._link.next_send_at() - self._clock()
+            self._stop.wait(max(0.0, min(timeout, until_send)) if until_send > 0 else timeout)
+
+    def _settle(self) -> None:
+        """Wait for the requests in flight (bounded by the client timeouts) and record them."""
+        if self._in_flight:
+            wait(list(self._in_flight))
+            self._collect(list(self._in_flight), self._clock())
+        self._held.clear()  # their leases expire and they come back; nothing is lost
+
+    def _allowed_in_flight(self) -> int:
+        return 1 if self._link.offline else self._window.limit
+
+    # --- sending ------------------------------------------------------------------------
+
+    def _fill(self, now: float) -> None:
+        if not self._link.may_send(now):
+            return
+        while len(self._in_flight) < self._allowed_in_flight():
+            batch = self._next_batch(now)
+            if batch is None:
+                return
+            ticket = self._window.ticket()
+            request = [entry.request_entry for entry in batch]
+            future = self._pool.submit(put_batch, self._client, request)
+            with self._lock:
+                self._in_flight[future] = _Flight(batch, ticket)
+        # Prefetch while the requests are out, so that a freed slot is refilled at once
+        # instead of waiting for a lease and event building (measured: ~20% of throughput
+        # at 40 ms RTT).
+        if len(self._held) < self._allowed_in_flight():
+            self._lease(now)
+
+    def _next_batch(self, now: float) -> list[Entry] | None:
+        max_age = self._settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION
+        while self._held and now - self._held[0].leased_at > max_age:
+            self._held.popleft()
+        if not self._held:
+            self._lease(now)
+        return self._held.popleft().entries if self._held else None
+
+    def _lease(self, now: float) -> None:
+        settings = self._settings
+        # Lease a whole window's worth at once: fewer journal transactions per event.
+        limit = self._allowed_in_flight() * settings.max_entries_per_request
+        records = self._outbox.lease(limit, now, settings.lease_seconds)
+        self._lease_was_empty = not records
+        entries = [entry for entry in map(self._build, records) if entry is not None]
+        plan = plan_batches(
+            entries, lambda e: e.size, settings.max_entries_per_request, settings.max_request_bytes
+        )
+        for entry in plan.oversize:
+            reason = OVERSIZE_REASON.format(size=entry.size, limit=settings.max_request_bytes)
+            self._quarantine(entry.record, reason)
+        self._held.extend(_Held(batch, now) for batch in plan.batches)
+
+    def _build(self, record: OutboxRecord) -> Entry | None:
+        try:
+            return self._builder.build(record)
+        except EventBuildError as error:
+            self._quarantine(record, f"EventBuildError: {error}")
+            return None
+
+    # --- results ------------------------------------------------------------------------
+
+    def _collect(self, done: Sequence[Future[SendResult]], now: float) -> None:
+        delivered: list[Delivered] = []
+        for future in done:
+            with self._lock:
+                flight = self._in_flight.pop(future)
+            delivered.extend(self._settle_flight(flight, _result_of(future), now))
+        if delivered:
+            self._outbox.mark_delivered(delivered, now)
+            with self._lock:
+                self._delivered += len(delivered)
+                self._pending = max(0, self._pending - len(delivered))
+
+    def _settle_flight(self, flight: _Flight, result: SendResult, now: float) -> list[Delivered]:
+        records = [entry.record for entry in flight.entries]
+        if isinstance(result, Answered):
+            if self._link.record_success(now):
+                self._window.reset_to_minimum()
+                log.info("sync.online", pending=self._pending)
+            verdict = judge(records, result.results)
+            for record, reason in verdict.quarantine:
+                self._quarantine(record, reason)
+            for error, group in _group_by_error(verdict.retry).items():
+                self._retry_later(group, now, error)
+            if verdict.throttled:
+                self._window.on_throttle(flight.ticket)
+            else:
+                self._window.on_success()
+            return verdict.delivered
+        if isinstance(result, Throttled):
+            self._window.on_throttle(flight.ticket)
+            self._retry_later(records, now, result.error)
+            return []
+        if self._link.record_failure(now, f"{result.kind}: {result.error}"):
+            log.warning(
+                "sync.offline", error=result.error, failures=self._link.consecutive_failures
+            )
+        # The link gate paces the resend; the records are due again at once.
+        self._outbox.schedule_retry([r.seq for r in records], now, f"{result.kind}: {result.error}")
+        return []
+
+    def _retry_later(self, records: Sequence[OutboxRecord], now: float, error: str) -> None:
+        attempt = max(record.attempts for record in records) + 1
+        delay = self._retry_backoff.delay(attempt)
+        self._outbox.schedule_retry([r.seq for r in records], now + delay, error)
+
+    def _quarantine(self, record: OutboxRecord, reason: str) -> None:
+        self._outbox.quarantine(record.seq, reason)
+        log.warning("sync.quarantined", seq=record.seq, event_id=record.event_id, reason=reason)
+        with self._lock:
+            self._quarantined += 1
+
+    # --- status -------------------------------------------------------------------------
+
+    def _refresh_status(self, now: float) -> int:
+        summary = self._outbox.summary()
+        with self._lock:
+            self._pending = summary.pending
+            self._quarantined_total = summary.quarantined
+            self._oldest_pending = summary.oldest_pending_captured_at
+        self._next_status_at = now + STATUS_REFRESH_SECONDS
+        return summary.pending
+
+    def _progress(self, delivered0: int, quarantined0: int) -> DrainProgress:
+        with self._lock:
+            return DrainProgress(
+                self._delivered - delivered0, self._quarantined - quarantined0, self._pending
+            )
+
+
+def _result_of(future: Future[SendResult]) -> SendResult:
+    """`put_batch` never raises for network or service trouble; anything else is a bug in the
+    client stack, and it must not kill the engine: the records are simply retried."""
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - see docstring
+        return Failed("transport", f"{type(error).__name__}: {error}")
+
+
+def _group_by_error(
+    items: Sequence[tuple[OutboxRecord, str]],
+) -> dict[str, list[OutboxRecord]]:
+    groups: dict[str, list[OutboxRecord]] = {}
+    for record, error in items:
+        groups.setdefault(error, []).append(record)
+    return groups

@@ -1,0 +1,112 @@
+"""One EventBridge PutEvents entry per journal record (DESIGN.md section 5).
+
+The format is documented for consumers in docs/event-format.md; `EVENT_SCHEMA` changes
+whenever a field changes meaning. Card data is only inside `envelope.ciphertext`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sync.errors import EventBuildError
+from sync.outbox import OutboxRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+EVENT_SCHEMA = "posd.event/1"
+ENVELOPE_ALGORITHM = "AES-256-GCM"
+# PutEvents request-size accounting (AWS docs): UTF-8 bytes of Source + DetailType + Detail
+# + each Resource, plus a fixed 14 bytes when Time is set.
+TIME_FIELD_BYTES = 14
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A PutEvents request entry together with the record it came from and its size."""
+
+    record: OutboxRecord
+    request_entry: PutEventsRequestEntryTypeDef
+    size: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def canonical_json(value: Any) -> str:
+    """Compact, key-sorted JSON: the same record always yields the same Detail bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_captured_at(text: str) -> datetime:
+    """RFC 3339 capture time (with `Z` or an offset) as an aware datetime."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise EventBuildError(f"captured_at is not RFC 3339: {text!r}") from error
+    if parsed.tzinfo is None:
+        raise EventBuildError(f"captured_at has no time zone: {text!r}")
+    return parsed
+
+
+def build_detail(record: OutboxRecord, store_id: str, terminal_id: str) -> dict[str, Any]:
+    """The `Detail` object of a record's event."""
+    key = record.data_key
+    return {
+        "schema": EVENT_SCHEMA,
+        "event_id": record.event_id,
+        "seq": record.seq,
+        "store_id": store_id,
+        "terminal_id": terminal_id,
+        "kind": record.kind,
+        "captured_at": record.captured_at,
+        "client_ref": record.client_ref,
+        "meta": dict(record.meta),
+        "chain": record.chain,
+        "envelope": {
+            "algorithm": ENVELOPE_ALGORITHM,
+            "nonce": _b64(record.nonce),
+            "ciphertext": _b64(record.ciphertext),
+            "aad": _b64(record.aad),
+            "data_key": {
+                "key_id": key.key_id,
+                "provider": key.provider,
+                "key_arn": key.key_arn,
+                "algorithm": key.algorithm,
+                "wrapped_key": _b64(key.wrapped_key),
+                "encryption_context": dict(key.encryption_context),
+            },
+        },
+    }
+
+
+def entry_size(source: str, detail_type: str, detail: str, has_time: bool = True) -> int:
+    """Bytes this entry counts toward the PutEvents request-size cap."""
+    size = len(source.encode()) + len(detail_type.encode()) + len(detail.encode())
+    return size + (TIME_FIELD_BYTES if has_time else 0)
+
+
+@dataclass(frozen=True)
+class EventBuilder:
+    """Turns records into entries for one terminal and one bus."""
+
+    store_id: str
+    terminal_id: str
+    source: str
+    event_bus_name: str
+
+    def build(self, record: OutboxRecord) -> Entry:
+        detail = canonical_json(build_detail(record, self.store_id, self.terminal_id))
+        request_entry: PutEventsRequestEntryTypeDef = {
+            "Source": self.source,
+            "DetailType": record.kind,
+            "Detail": detail,
+            "Time": parse_captured_at(record.captured_at),
+            "EventBusName": self.event_bus_name,
+        }
+        return Entry(record, request_entry, entry_size(self.source, record.kind, detail))

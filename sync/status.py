@@ -1,0 +1,58 @@
+"""Snapshots of the engine for status displays (API, CLI, systemd STATUS=)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    state: str  # "online" or "offline"
+    offline_since: float | None
+    last_success: float | None
+    last_error: str | None
+    pending: int
+    quarantined: int
+    oldest_pending_age_seconds: float | None
+    in_flight: int
+    in_flight_limit: int
+    delivered_since_start: int
+    quarantined_since_start: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DrainProgress:
+    """Passed to a drain's progress callback after each round of responses."""
+
+    delivered: int
+    quarantined: int
+    pending: int  # last known pending count (refreshed about once a second)
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    completed: bool  # True when nothing due or backing off was left pending
+    delivered: int
+    quarantined: int
+    pending: int
+    elapsed_seconds: float
+    state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def age_seconds(captured_at: str | None, now: float) -> float | None:
+    """Seconds since an RFC 3339 timestamp, or None (unparsable counts as unknown)."""
+    if not captured_at:
+        return None
+    try:
+        then = datetime.fromisoformat(captured_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, now - then.timestamp())

@@ -1,0 +1,90 @@
+"""One PutEvents call, with every way it can end sorted into a small set of outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import (
+        PutEventsRequestEntryTypeDef,
+        PutEventsResponseTypeDef,
+        PutEventsResultEntryTypeDef,
+    )
+
+# Request-level error codes that mean "slow down", not "the link is down".
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+SERVER_ERROR_STATUS = 500
+
+
+class PutEventsClient(Protocol):
+    """The one call the engine makes (a boto3 EventBridge client satisfies it)."""
+
+    def put_events(
+        self, *, Entries: Sequence[PutEventsRequestEntryTypeDef]
+    ) -> PutEventsResponseTypeDef: ...
+
+
+@dataclass(frozen=True)
+class Answered:
+    """EventBridge answered HTTP 200: one result per entry, in request order."""
+
+    results: Sequence[PutEventsResultEntryTypeDef]
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """The whole request was throttled: back off and shrink the window; the link is fine."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The whole request failed: transport (refused, DNS, TLS, timeout, 5xx) or rejected
+    (4xx such as expired credentials or a missing bus). Either way nothing can be delivered
+    now, so it counts toward offline detection and the records are retried later."""
+
+    kind: str  # "transport" or "rejected"
+    error: str
+
+
+SendResult = Answered | Throttled | Failed
+
+
+def _describe_client_error(error: ClientError) -> tuple[str, int]:
+    details = error.response.get("Error", {})
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    code = details.get("Code", "Unknown")
+    message = details.get("Message", "")
+    return f"{code} (HTTP {status}): {message}".strip(), status
+
+
+def put_batch(
+    client: PutEventsClient, entries: Sequence[PutEventsRequestEntryTypeDef]
+) -> SendResult:
+    """Send one request; never raises for anything the network or service can do."""
+    try:
+        response = client.put_events(Entries=entries)
+    except ClientError as error:
+        text, status = _describe_client_error(error)
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in THROTTLING_CODES:
+            return Throttled(text)
+        kind = "transport" if status >= SERVER_ERROR_STATUS else "rejected"
+        return Failed(kind, text)
+    except ParamValidationError as error:
+        return Failed("rejected", f"{type(error).__name__}: {error}")
+    except BotoCoreError as error:
+        # Connection refused/reset, DNS, TLS, timeouts, truncated bodies, and credential
+        # providers that need the network (IAM Roles Anywhere) all land here.
+        return Failed("transport", f"{type(error).__name__}: {error}")
+    results = response.get("Entries", [])
+    if len(results) != len(entries):
+        return Failed("transport", f"PutEvents answered {len(results)} results for {len(entries)}")
+    return Answered(results)

@@ -1,0 +1,171 @@
+"""Fixtures for the sync tests: a KMS key, a bus whose rule feeds an SQS queue, a real
+journal filled through the real Recorder, the fault proxy, and an engine factory."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from posd.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from posd.journal import Journal
+from posd.keys.kms import KmsKeySource
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+from sync.client import make_events_client
+from sync.engine import SyncEngine
+from sync.settings import SyncSettings
+from tests.sync.faultproxy import FaultProxy
+
+STORE_ID = "store-0042"
+TERMINAL_ID = "lane-07"
+SOURCE = "posd.test"
+# Public test card numbers only (Visa, Mastercard, Amex test PANs).
+TEST_PANS = ("4111111111111111", "5555555555554444", "378282246310005")
+RECEIVE_TIMEOUT_SECONDS = 20.0
+
+# Small timeouts and intervals so faults resolve in a test's time, still valid settings.
+FAST = SyncSettings(
+    source=SOURCE,
+    connect_timeout_seconds=0.5,
+    read_timeout_seconds=1.0,
+    lease_seconds=3.0,
+    backoff_base_seconds=0.02,
+    backoff_cap_seconds=0.2,
+    offline_after_failures=2,
+    probe_min_seconds=0.05,
+    probe_max_seconds=0.3,
+    idle_poll_seconds=0.02,
+)
+
+
+@dataclass
+class Route:
+    """A bus with a rule whose target is an SQS queue."""
+
+    bus_name: str
+    queue_url: str
+
+
+@pytest.fixture
+def route(events_client: Any, sqs_client: Any) -> Route:
+    name = f"posd-{uuid.uuid4().hex[:10]}"
+    queue_url = sqs_client.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events_client.create_event_bus(Name=name)
+    events_client.put_rule(
+        Name=name, EventBusName=name, EventPattern=json.dumps({"source": [SOURCE]})
+    )
+    events_client.put_targets(
+        Rule=name, EventBusName=name, Targets=[{"Id": "queue", "Arn": queue_arn}]
+    )
+    return Route(name, queue_url)
+
+
+@pytest.fixture
+def kms_key(kms_client: Any) -> str:
+    return str(kms_client.create_key(Description="posd sync test")["KeyMetadata"]["Arn"])
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal.open(tmp_path / "state") as opened:
+        yield opened
+
+
+@pytest.fixture
+def recorder(journal: Journal, kms_client: Any, kms_key: str) -> Iterator[Recorder]:
+    context = {"store_id": STORE_ID, "terminal_id": TERMINAL_ID}
+    with RotatingKeyProvider(KmsKeySource(kms_client, kms_key, context)) as keys:
+        assert keys.wait_ready(10)
+        yield Recorder(journal, keys, STORE_ID, TERMINAL_ID)
+
+
+def fill(recorder: Recorder, count: int) -> list[str]:
+    """Record `count` card payments; returns their event_ids in seq order."""
+    ids = []
+    for i in range(count):
+        pan = TEST_PANS[i % len(TEST_PANS)]
+        secret = json.dumps({"pan": pan, "expiry": "2912"}).encode()
+        meta = {"amount": 100 + i, "currency": "EUR", "bin": pan[:6], "last4": pan[-4:]}
+        ids.append(recorder.record("payment.card", meta, secret, client_ref=f"ref-{i}").event_id)
+    return ids
+
+
+def secret_of(index: int) -> bytes:
+    pan = TEST_PANS[index % len(TEST_PANS)]
+    return json.dumps({"pan": pan, "expiry": "2912"}).encode()
+
+
+@pytest.fixture
+def proxy(local_aws: LocalAws) -> Iterator[FaultProxy]:
+    proxied = FaultProxy(local_aws.endpoint_url)
+    yield proxied
+    proxied.down()
+
+
+def emulator_session() -> boto3.Session:
+    return boto3.Session(
+        aws_access_key_id=EMULATOR_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=EMULATOR_CREDENTIALS["aws_secret_access_key"],
+        region_name=EMULATOR_REGION,
+    )
+
+
+EngineFactory = Callable[..., SyncEngine]
+
+
+@pytest.fixture
+def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
+    engines: list[SyncEngine] = []
+
+    def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
+        from dataclasses import replace
+
+        chosen = replace(settings, event_bus_name=route.bus_name, **changes)
+        client = make_events_client(chosen, endpoint_url=endpoint, session=emulator_session())
+        engine = SyncEngine(journal, client, chosen, store_id=STORE_ID, terminal_id=TERMINAL_ID)
+        engines.append(engine)
+        return engine
+
+    yield factory
+    for engine in engines:
+        engine.close()
+
+
+def receive_all(
+    sqs: Any, queue_url: str, expected: int, settle: float = 0.3
+) -> list[dict[str, Any]]:
+    """Every event on the queue (duplicates kept): waits for `expected` distinct event_ids,
+    then a short settle time for stragglers. Bounded by RECEIVE_TIMEOUT_SECONDS."""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + RECEIVE_TIMEOUT_SECONDS
+    quiet_until: float | None = None
+    while time.monotonic() < deadline:
+        reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = reply.get("Messages", [])
+        for message in messages:
+            events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        distinct = {e["detail"]["event_id"] for e in events}
+        if len(distinct) >= expected:
+            if quiet_until is None:
+                quiet_until = time.monotonic() + settle
+            elif time.monotonic() >= quiet_until and not messages:
+                break
+        if not messages:
+            time.sleep(0.02)
+    return events
+
+
+def event_ids(events: list[dict[str, Any]]) -> list[str]:
+    return [e["detail"]["event_id"] for e in events]

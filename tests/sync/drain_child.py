@@ -1,0 +1,33 @@
+"""A draining process for the SIGKILL test: `python -m tests.sync.drain_child STATE ENDPOINT BUS`.
+
+It opens the journal the parent filled and drains it through the given endpoint, exactly as
+`posd sync flush` would; the parent kills it at random moments.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from posd.journal import Journal
+from sync.client import make_events_client
+from sync.engine import SyncEngine
+from tests.sync.conftest import FAST, STORE_ID, TERMINAL_ID, emulator_session
+
+DRAIN_TIMEOUT_SECONDS = 60.0
+
+
+def main(state_dir: str, endpoint: str, bus: str) -> int:
+    settings = replace(FAST, event_bus_name=bus, max_in_flight=2, initial_in_flight=2)
+    client = make_events_client(settings, endpoint_url=endpoint, session=emulator_session())
+    with (
+        Journal.open(Path(state_dir)) as journal,
+        SyncEngine(journal, client, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID) as engine,
+    ):
+        report = engine.drain(timeout=DRAIN_TIMEOUT_SECONDS)
+    return 0 if report.completed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))

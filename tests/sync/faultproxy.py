@@ -1,0 +1,254 @@
+"""A fault-injecting HTTP proxy between boto3 and the moto server (loopback only).
+
+boto3 is pointed at the proxy as its EventBridge endpoint. Each PutEvents request takes the
+next `Fault` from a script (PASS when the script is empty); entries can also be failed one by
+one by event_id, as EventBridge does inside an HTTP 200. Failed entries are removed from what
+is forwarded, so moto (and the SQS queue behind the rule) sees exactly what real EventBridge
+would have accepted. The proxy can also stop listening (connection refused) and come back on
+the same port. Sockets get TCP_NODELAY so that Nagle + delayed ACK do not add 40 ms a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+LOOPBACK = "127.0.0.1"
+PUT_EVENTS_TARGET = "AWSEvents.PutEvents"
+JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "proxy-connection",
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do with one PutEvents request.
+
+    kind: "pass", "drop" (close without answering, nothing forwarded), "delay" (wait
+    `seconds`, then pass), "status" (answer HTTP `status` with error `code`, nothing
+    forwarded) or "lose" (forward, so it IS delivered, then close without answering).
+    """
+
+    kind: str
+    seconds: float = 0.0
+    status: int = 0
+    code: str = ""
+
+
+PASS = Fault("pass")
+DROP = Fault("drop")
+LOSE = Fault("lose")
+
+
+def delay(seconds: float) -> Fault:
+    return Fault("delay", seconds=seconds)
+
+
+def http_error(status: int, code: str) -> Fault:
+    return Fault("status", status=status, code=code)
+
+
+@dataclass
+class Seen:
+    """One PutEvents request as the proxy saw it."""
+
+    event_ids: list[str]
+    fault: str
+    failed_entries: dict[str, str] = field(default_factory=dict)
+
+
+class FaultProxy:
+    def __init__(self, upstream_url: str, port: int = 0) -> None:
+        parts = urlsplit(upstream_url)
+        self.upstream = (parts.hostname or LOOPBACK, parts.port or 80)
+        self.script: deque[Fault] = deque()
+        self.default = PASS
+        # event_id -> [error code, how many more times to fail it]
+        self.entry_faults: dict[str, list[Any]] = {}
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.up()
+
+    # --- control ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self._port}"
+
+    def up(self) -> None:
+        """Listen (again, on the same port)."""
+        if self._server is not None:
+            return
+        handler = _make_handler(self)
+        server = ThreadingHTTPServer((LOOPBACK, self._port), handler)
+        server.daemon_threads = True
+        self._port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def down(self) -> None:
+        """Stop listening: new connections are refused."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def fail_entry(self, event_id: str, code: str, times: int = 1_000_000) -> None:
+        with self._lock:
+            self.entry_faults[event_id] = [code, times]
+
+    def sent_event_ids(self) -> list[str]:
+        """Every event_id in every PutEvents request, in order, duplicates kept."""
+        with self._lock:
+            return [eid for seen in self.seen for eid in seen.event_ids]
+
+    # --- request path -----------------------------------------------------------------
+
+    def next_fault(self) -> Fault:
+        with self._lock:
+            return self.script.popleft() if self.script else self.default
+
+    def split_entries(self, body: dict[str, Any]) -> tuple[dict[int, str], list[dict[str, Any]]]:
+        """Which entry positions to fail (with their code) and the entries to forward."""
+        failed: dict[int, str] = {}
+        forward: list[dict[str, Any]] = []
+        with self._lock:
+            for index, entry in enumerate(body.get("Entries", [])):
+                event_id = json.loads(entry.get("Detail", "{}")).get("event_id", "")
+                fault = self.entry_faults.get(event_id)
+                if fault and fault[1] > 0:
+                    fault[1] -= 1
+                    failed[index] = fault[0]
+                else:
+                    forward.append(entry)
+        return failed, forward
+
+    def record(self, body: dict[str, Any], fault: str, failed: dict[str, str]) -> None:
+        ids = [
+            json.loads(e.get("Detail", "{}")).get("event_id", "") for e in body.get("Entries", [])
+        ]
+        with self._lock:
+            self.seen.append(Seen(ids, fault, failed))
+
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        conn = http.client.HTTPConnection(*self.upstream, timeout=30)
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            conn.close()
+
+
+def _splice(upstream_body: bytes, failed: dict[int, str], total: int) -> bytes:
+    """Put error results back at the failed positions of an upstream PutEvents answer."""
+    answer: dict[str, Any] = (
+        json.loads(upstream_body) if upstream_body else {"Entries": [], "FailedEntryCount": 0}
+    )
+    accepted = iter(answer.get("Entries", []))
+    entries = []
+    for index in range(total):
+        if index in failed:
+            code = failed[index]
+            entries.append({"ErrorCode": code, "ErrorMessage": f"injected {code}"})
+        else:
+            entries.append(next(accepted))
+    answer["Entries"] = entries
+    answer["FailedEntryCount"] = sum(1 for e in entries if "ErrorCode" in e)
+    return json.dumps(answer).encode()
+
+
+def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() not in HOP_HEADERS:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def _abort(self) -> None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+            if self.headers.get("X-Amz-Target") != PUT_EVENTS_TARGET:
+                self._reply(*proxy.forward("POST", self.path, headers, raw))
+                return
+            body = json.loads(raw)
+            fault = proxy.next_fault()
+            if fault.kind in ("drop", "status"):
+                proxy.record(body, fault.kind, {})
+                if fault.kind == "drop":
+                    self._abort()
+                    return
+                error = json.dumps({"__type": fault.code, "message": f"injected {fault.code}"})
+                self._reply(fault.status, [("Content-Type", JSON_CONTENT_TYPE)], error.encode())
+                return
+            failed, forward = proxy.split_entries(body)
+            ids = [json.loads(e["Detail"]).get("event_id", "") for e in body["Entries"]]
+            proxy.record(body, fault.kind, {ids[i]: code for i, code in failed.items()})
+            if fault.kind == "delay":
+                # Recorded first: a client that timed out meanwhile has already moved on, and
+                # the late request is still delivered below (like a slow real endpoint).
+                time.sleep(fault.seconds)
+            upstream: tuple[int, list[tuple[str, str]], bytes] = (
+                200,
+                [("Content-Type", JSON_CONTENT_TYPE)],
+                b"",
+            )
+            if forward:
+                forwarded = json.dumps({**body, "Entries": forward}).encode()
+                upstream = proxy.forward("POST", self.path, headers, forwarded)
+            if fault.kind == "lose":
+                self._abort()
+                return
+            status, reply_headers, reply = upstream
+            if status == 200 and failed:
+                reply = _splice(reply, failed, len(body["Entries"]))
+            elif status == 200 and not forward:
+                reply = _splice(b"", failed, len(body["Entries"]))
+            self._reply(status, reply_headers, reply)
+
+    return Handler

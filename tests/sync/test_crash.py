@@ -1,0 +1,76 @@
+"""SIGKILL a draining process at random moments, restart, drain: every event_id reaches the
+queue at least once and the set received is exactly the journal's."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from posd.journal import Journal
+from posd.recorder import Recorder
+from tests.sync.conftest import Route, event_ids, fill, receive_all
+from tests.sync.faultproxy import FaultProxy, delay
+
+RECORDS = 200
+KILLS = 3
+REQUEST_DELAY_SECONDS = 0.1  # slows the drain (~1 s) so kills land mid-way
+POLL_SECONDS = 0.005
+CHILD_TIMEOUT_SECONDS = 60.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spawn(state_dir: Path, endpoint: str, bus: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.sync.drain_child", str(state_dir), endpoint, bus],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_sigkill_mid_drain_then_restart(
+    recorder: Recorder,
+    journal: Journal,
+    proxy: FaultProxy,
+    route: Route,
+    sqs_client: Any,
+) -> None:
+    ids = fill(recorder, RECORDS)
+    state_dir = journal.path.parent
+    proxy.default = delay(REQUEST_DELAY_SECONDS)
+    rng = random.Random()
+    # Kill once the drain is past a random point, plus a random sliver of time, so the
+    # signal lands anywhere: mid-request, mid-commit, between a response and its marking.
+    targets = sorted(rng.sample(range(5, RECORDS - 50), KILLS))
+    for target in targets:
+        child = _spawn(state_dir, proxy.url, route.bus_name)
+        deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
+        while journal.summary().delivered < target and time.monotonic() < deadline:
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            time.sleep(POLL_SECONDS)
+        time.sleep(rng.uniform(0, REQUEST_DELAY_SECONDS))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        assert child.returncode == -signal.SIGKILL
+    assert journal.summary().pending > 0  # the last kill really interrupted a drain
+
+    final = _spawn(state_dir, proxy.url, route.bus_name)
+    _, stderr = final.communicate(timeout=CHILD_TIMEOUT_SECONDS)
+    assert final.returncode == 0, stderr.decode()[-2000:]
+
+    summary = journal.summary()
+    assert (summary.pending, summary.quarantined, summary.delivered) == (0, 0, RECORDS)
+    received = event_ids(receive_all(sqs_client, route.queue_url, RECORDS))
+    journal_ids = {record.event_id for record in journal.records()}
+    assert journal_ids == set(ids)
+    assert set(received) == journal_ids

@@ -1,0 +1,50 @@
+"""SyncSettings: defaults valid, plain field types, range errors name the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+
+from sync.errors import SettingsError
+from sync.settings import SyncSettings
+
+PLAIN_TYPES = {str, int, float, bool, str | None}
+
+
+def test_defaults_are_valid_and_fields_plain() -> None:
+    settings = SyncSettings()
+    assert settings.max_entries_per_request == 10
+    assert settings.max_request_bytes == 262144
+    hints = typing.get_type_hints(SyncSettings)
+    for item in dataclasses.fields(SyncSettings):
+        assert hints[item.name] in PLAIN_TYPES, item.name
+    assert "lease_seconds" in SyncSettings.field_names()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_entries_per_request", 11),
+        ("max_entries_per_request", 0),
+        ("max_request_bytes", 2 * 1024 * 1024),
+        ("min_in_flight", 0),
+        ("initial_in_flight", 99),
+        ("throttle_decrease_factor", 1.0),
+        ("backoff_base_seconds", 0.0),
+        ("backoff_cap_seconds", 0.1),
+        ("probe_max_seconds", 0.5),
+        ("offline_after_failures", 0),
+        ("lease_seconds", 5.0),
+        ("retention_seconds", -1.0),
+        ("source", "aws.events"),
+        ("event_bus_name", ""),
+    ],
+)
+def test_out_of_range_names_the_field(field: str, value: object) -> None:
+    with pytest.raises(SettingsError) as caught:
+        SyncSettings(**{field: value})  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"sync.{field}: ")
+    assert isinstance(caught.value, ValueError)
