@@ -1,0 +1,163 @@
+"""One exception hierarchy for everything under `drivers`.
+
+`drivers` never imports the daemon, so it cannot reuse `posd.errors`; the daemon maps these to
+its own errors at the boundary. Two families hang off `DriverError`:
+
+- `DeviceError`: the device or its link misbehaves (init, I/O, timeout, unplug, protocol) or
+  the card reader reports a transaction outcome that is not a card (removed, cancelled...).
+- `CardDataError`: data that came from a card (or a technician's paste) is malformed.
+
+Every message is safe to print: no PAN, no track data, no TLV values. Offsets, lengths, tag
+numbers and field names are fine.
+"""
+
+from __future__ import annotations
+
+
+class DriverError(Exception):
+    """Base of every error raised on purpose by `drivers`."""
+
+    code = "driver_error"
+
+
+# -- devices -------------------------------------------------------------------------------
+
+
+class DeviceError(DriverError):
+    """A device could not do what was asked."""
+
+    code = "device_error"
+
+
+class DriverUnavailable(DeviceError):
+    """The configured driver name is unknown, or its optional library is not installed."""
+
+    code = "driver_unavailable"
+
+
+class DeviceInitError(DeviceError):
+    """The device could not be opened or did not identify itself."""
+
+    code = "device_init"
+
+
+class DeviceOperationError(DeviceError):
+    """An operation on an open device failed."""
+
+    code = "device_operation"
+
+
+class DeviceTimeout(DeviceOperationError):
+    """The device did not answer (or no card was presented) in time."""
+
+    code = "device_timeout"
+
+
+class DeviceDisconnected(DeviceOperationError):
+    """The device went away (unplugged, port closed) and did not come back in time."""
+
+    code = "device_disconnected"
+
+
+class ProtocolError(DeviceOperationError):
+    """The device spoke, but not the protocol: NAK storm, malformed or unexpected message."""
+
+    code = "device_protocol"
+
+
+class TransactionError(DeviceOperationError):
+    """The reader ended a transaction without a card read (reported by the device itself)."""
+
+    code = "transaction_error"
+
+
+class CardRemoved(TransactionError):
+    """The card was removed before the read completed."""
+
+    code = "card_removed"
+
+
+class TransactionCancelled(TransactionError):
+    """The transaction was cancelled (by the host or on the reader's keypad)."""
+
+    code = "transaction_cancelled"
+
+
+class ReaderBusy(DeviceOperationError):
+    """The reader refused to arm: a transaction is already pending on it."""
+
+    code = "reader_busy"
+
+
+class TransactionTimedOut(TransactionError, DeviceTimeout):
+    """The reader gave up waiting for a card (its own timeout, not the host's)."""
+
+    code = "transaction_timeout"
+
+
+# -- card data -----------------------------------------------------------------------------
+
+
+class CardDataError(DriverError, ValueError):
+    """Base of every parse/validation error on card data. Never carries the data itself."""
+
+    code = "card_data_invalid"
+
+
+class FrameError(CardDataError):
+    """A link frame is malformed (bad LRC, missing STX/ETX, forbidden byte)."""
+
+    code = "frame_invalid"
+
+
+class TrackFormatError(CardDataError):
+    """Magstripe track text does not follow ISO/IEC 7813 (sentinels, separators, fields)."""
+
+    code = "track_format"
+
+
+class TrackLrcError(TrackFormatError):
+    """The track's longitudinal redundancy check character does not match its content."""
+
+    code = "track_lrc"
+
+
+class TlvError(CardDataError):
+    """BER-TLV input is malformed; `offset` is the byte where the problem was found."""
+
+    code = "tlv_invalid"
+
+    def __init__(self, offset: int, reason: str) -> None:
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"TLV error at byte {offset}: {reason}")
+
+
+class PanFormatError(CardDataError):
+    """The card number is not 12-19 digits."""
+
+    code = "pan_format"
+
+
+class LuhnError(CardDataError):
+    """The card number fails the Luhn mod-10 check."""
+
+    code = "pan_luhn"
+
+
+class ExpiryError(CardDataError):
+    """The expiry date is not a valid YYMM (or YYMMDD) date."""
+
+    code = "expiry_invalid"
+
+
+class ServiceCodeError(CardDataError):
+    """The service code is not three digits."""
+
+    code = "service_code_invalid"
+
+
+class CardConsistencyError(CardDataError):
+    """Two sources of the same field disagree (track 1 vs track 2, EMV 5A vs 57)."""
+
+    code = "card_inconsistent"

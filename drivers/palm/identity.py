@@ -1,0 +1,85 @@
+"""What a palm scanner returns: an opaque identity credential, never biometric data.
+
+A scanner matches a palm against identities enrolled on the device (or its cloud) and gives
+back the enrolled identity's opaque token or badge id plus a match confidence. The palm image
+and its template never leave the device; nothing in this package can carry them.
+
+The credential is sensitive (it identifies a person and may authorise a payment), so it
+travels inside `PalmCredential`, whose `repr`/`str`/`format` hide it; `masked()` is the only
+form meant for screens and logs, `reveal()` the only way to the clear value (for encryption).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+from drivers.sensitive import SecretStr
+
+MASK_CHAR = "*"
+MAX_VISIBLE_CHARS = 4
+# At most this fraction of a credential is ever shown (short badge ids show one char or none).
+MAX_VISIBLE_FRACTION = 4
+
+
+class PalmCredential(SecretStr):
+    """An enrolled identity's opaque token or badge id. `repr`/`str` show only its length."""
+
+    __slots__ = ()
+
+    def masked(self) -> str:
+        """`****abcd`: the last few characters only, never more than a quarter of it.
+
+        Masking rather than hashing: a badge id may have little entropy, and a short unsalted
+        hash of it could be reversed by trying every id.
+        """
+        value = self.reveal()
+        visible = min(MAX_VISIBLE_CHARS, len(value) // MAX_VISIBLE_FRACTION)
+        shown = value[len(value) - visible :] if visible else ""
+        return MASK_CHAR * (len(value) - visible) + shown
+
+
+class IdentifyOutcome(StrEnum):
+    MATCH = "match"
+    NO_MATCH = "no_match"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A palm matched an enrolled identity. `confidence` is in [0, 1]."""
+
+    credential: PalmCredential
+    confidence: float
+    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.MATCH
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError("confidence must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class NoMatch:
+    """A palm was presented but matched no enrolled identity."""
+
+    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.NO_MATCH
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """The identification was cancelled (by the host's `cancel()` or on the device)."""
+
+    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.CANCELLED
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """No palm was presented before the timeout. (A device that does not answer at all is a
+    `DeviceTimeout` error instead: that is a fault, this is an ordinary outcome.)"""
+
+    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.TIMEOUT
+
+
+IdentifyResult = Matched | NoMatch | Cancelled | TimedOut

@@ -1,0 +1,235 @@
+"""One claimed USB interface with a bulk OUT and a bulk IN endpoint, pyusb errors mapped.
+
+Everything pyusb-specific about the palm scanner lives here: finding the device through
+`usb.core.find(backend=...)` (libusb for hardware, the simulated backend otherwise: the same
+calls either way), configuring it, detaching a kernel driver, claiming the interface, bulk
+transfers with timeouts, and turning pyusb's exceptions into `drivers.errors`:
+
+    usb.core.USBTimeoutError          -> None from `read` (nothing arrived), DeviceTimeout on write
+    USBError errno ENODEV             -> DeviceDisconnected (caller disposes and re-finds)
+    USBError errno EPIPE (stall)      -> clear the halt and retry, then ProtocolError
+    any other USBError                -> DeviceOperationError (errno name only)
+
+Messages never include pyusb's own text, which can name paths or devices we do not control.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import usb.core
+import usb.util
+
+from drivers.errors import (
+    DeviceDisconnected,
+    DeviceInitError,
+    DeviceOperationError,
+    DeviceTimeout,
+    ProtocolError,
+)
+from drivers.palm.protocol import MAX_FRAME_SIZE, MS_PER_S
+
+MAX_STALL_RECOVERIES = 2
+# libusb treats a 0 ms timeout as "wait forever": never pass it.
+MIN_TIMEOUT_MS = 1
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UsbSelector:
+    """Which device to take: vendor/product id, optionally one serial number."""
+
+    vendor_id: int
+    product_id: int
+    serial_number: str | None = None
+    interface: int = 0
+
+    def describe(self) -> str:
+        serial = f" serial {self.serial_number}" if self.serial_number else ""
+        return f"{self.vendor_id:04x}:{self.product_id:04x}{serial}"
+
+
+class _Stalled(Exception):
+    """An endpoint answered STALL (EPIPE): recoverable by clearing the halt."""
+
+
+def _errno_name(error: usb.core.USBError) -> str:
+    code = error.errno
+    return errno.errorcode.get(code, str(code)) if code is not None else "unknown"
+
+
+@contextlib.contextmanager
+def _mapped(operation: str) -> Iterator[None]:
+    """Map pyusb errors (except timeouts, which callers handle) to `drivers.errors`."""
+    try:
+        yield
+    except usb.core.USBTimeoutError:
+        raise
+    except usb.core.USBError as error:
+        if error.errno == errno.ENODEV:
+            raise DeviceDisconnected(f"palm scanner disconnected during {operation}") from None
+        if error.errno == errno.EPIPE:
+            raise _Stalled(operation) from None
+        raise DeviceOperationError(f"USB {operation} failed ({_errno_name(error)})") from None
+
+
+def _timeout_ms(timeout_s: float) -> int:
+    return max(MIN_TIMEOUT_MS, round(timeout_s * MS_PER_S))
+
+
+def _is_bulk(direction: int) -> Callable[[Any], bool]:
+    def match(endpoint: Any) -> bool:
+        return bool(
+            usb.util.endpoint_direction(endpoint.bEndpointAddress) == direction
+            and usb.util.endpoint_type(endpoint.bmAttributes) == usb.util.ENDPOINT_TYPE_BULK
+        )
+
+    return match
+
+
+def _matches_serial(wanted: str) -> Callable[[Any], bool]:
+    def match(device: Any) -> bool:
+        try:
+            return bool(device.serial_number == wanted)
+        except (usb.core.USBError, ValueError):  # no permission, no string descriptors
+            return False
+        finally:
+            # Reading the serial opened the device: do not keep other units' handles open.
+            usb.util.dispose_resources(device)
+
+    return match
+
+
+class UsbLink:
+    """A found, configured and claimed device. Use `UsbLink.connect`; `close()` disposes."""
+
+    def __init__(self, device: Any, selector: UsbSelector) -> None:
+        self._device = device
+        self._selector = selector
+        self._detached_kernel_driver = False
+        self._ep_out: Any = None
+        self._ep_in: Any = None
+
+    @classmethod
+    def connect(cls, backend: Any, selector: UsbSelector) -> UsbLink:
+        """Find, configure and claim. `DeviceInitError` if absent, `DeviceError` on failure."""
+        custom = _matches_serial(selector.serial_number) if selector.serial_number else None
+        with _mapped("enumeration"):
+            device = usb.core.find(
+                backend=backend,
+                idVendor=selector.vendor_id,
+                idProduct=selector.product_id,
+                custom_match=custom,
+            )
+        if device is None:
+            raise DeviceInitError(f"no palm scanner {selector.describe()} found on USB")
+        link = cls(device, selector)
+        try:
+            link._claim()
+        except BaseException:
+            link.close()
+            raise
+        return link
+
+    @property
+    def location(self) -> str:
+        """`usb:<bus>-<address>`: where the device sits now (changes after a replug)."""
+        return f"usb:{self._device.bus}-{self._device.address}"
+
+    @property
+    def detached_kernel_driver(self) -> bool:
+        return self._detached_kernel_driver
+
+    def _claim(self) -> None:
+        number = self._selector.interface
+        try:
+            with _mapped("claim"):
+                # A kernel driver bound to the interface makes set_configuration and claim
+                # fail with EBUSY; only Linux reports it (elsewhere: NotImplementedError).
+                with contextlib.suppress(NotImplementedError):
+                    if self._device.is_kernel_driver_active(number):
+                        self._device.detach_kernel_driver(number)
+                        self._detached_kernel_driver = True
+                if self._active_configuration() is None:
+                    self._device.set_configuration()
+                usb.util.claim_interface(self._device, number)
+                interface = self._device.get_active_configuration()[(number, 0)]
+        except _Stalled:
+            raise DeviceInitError("palm scanner refused its configuration (stall)") from None
+        except DeviceOperationError as error:
+            raise DeviceInitError(f"cannot claim the palm scanner: {error}") from None
+        self._ep_out = usb.util.find_descriptor(
+            interface, custom_match=_is_bulk(usb.util.ENDPOINT_OUT)
+        )
+        self._ep_in = usb.util.find_descriptor(
+            interface, custom_match=_is_bulk(usb.util.ENDPOINT_IN)
+        )
+        if self._ep_out is None or self._ep_in is None:
+            raise DeviceInitError("palm scanner interface has no bulk IN/OUT endpoint pair")
+
+    def _active_configuration(self) -> Any:
+        """The active configuration, or None while the device is unconfigured.
+
+        Setting a configuration that is already active resets the device's state on some
+        hosts, so it is only set when needed.
+        """
+        try:
+            return self._device.get_active_configuration()
+        except usb.core.USBError as error:
+            if error.errno == errno.ENODEV:
+                raise
+            return None
+
+    def _with_stall_recovery(self, endpoint: Any, operation: str, action: Callable[[], T]) -> T:
+        for _ in range(MAX_STALL_RECOVERIES + 1):
+            try:
+                with _mapped(operation):
+                    return action()
+            except _Stalled:
+                with contextlib.suppress(_Stalled), _mapped("clear halt"):
+                    self._device.clear_halt(endpoint)
+        raise ProtocolError(f"palm scanner endpoint kept stalling during {operation}")
+
+    def write(self, frame: bytes, timeout_s: float) -> None:
+        """Send one frame. `DeviceTimeout` if the device does not take it in time."""
+
+        def send() -> int:
+            written: int = self._device.write(self._ep_out, frame, _timeout_ms(timeout_s))
+            return written
+
+        try:
+            written = self._with_stall_recovery(self._ep_out, "write", send)
+        except usb.core.USBTimeoutError:
+            raise DeviceTimeout("palm scanner did not accept a command in time") from None
+        if written != len(frame):
+            raise DeviceOperationError(f"short USB write ({written} of {len(frame)} bytes)")
+
+    def read(self, timeout_s: float) -> bytes | None:
+        """One IN transfer (one frame's bytes), or None when nothing arrived in time."""
+
+        def receive() -> bytes:
+            data = self._device.read(self._ep_in, MAX_FRAME_SIZE, _timeout_ms(timeout_s))
+            return bytes(data)
+
+        try:
+            return self._with_stall_recovery(self._ep_in, "read", receive)
+        except usb.core.USBTimeoutError:
+            return None
+
+    def close(self) -> None:
+        """Release the interface, hand the kernel driver back, free pyusb's handle.
+
+        Never raises: after an unplug every one of these calls may fail with ENODEV.
+        """
+        with contextlib.suppress(usb.core.USBError, NotImplementedError):
+            usb.util.release_interface(self._device, self._selector.interface)
+        if self._detached_kernel_driver:
+            with contextlib.suppress(usb.core.USBError, NotImplementedError):
+                self._device.attach_kernel_driver(self._selector.interface)
+        with contextlib.suppress(usb.core.USBError):
+            usb.util.dispose_resources(self._device)
