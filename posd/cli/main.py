@@ -21,6 +21,9 @@ COMMAND_MODULES = (
     "posd.cli.journal_cmd",
     "posd.cli.demo_cmd",
     "posd.cli.sync_cmd",
+    "posd.cli.decode_cmd",
+    "posd.cli.sim_cmd",
+    "posd.cli.devices_cmd",
 )
 
 
