@@ -1,10 +1,11 @@
 """`posd demo`: the main job end to end on embedded defaults.
 
-Starts a local AWS emulator (moto over HTTP), creates the terminal's KMS keys, captures N
-synthetic payments through the real key provider, envelope and journal, then plays the
-backend: reads every record back, unwraps its data key with kms:Decrypt and decrypts it, and
-verifies the journal's chain. Nothing is mocked; only the card numbers are synthetic (random,
-Luhn-valid, never printed).
+Starts a local AWS emulator (moto over HTTP), creates the terminal's KMS keys and an event
+bus routed to an SQS queue, captures N synthetic payments through the real key provider,
+envelope and journal, delivers the journal with the real sync engine, then plays the backend:
+receives every event from the queue, unwraps its data key with kms:Decrypt, decrypts it and
+checks it against what was captured. Nothing is mocked; only the card numbers are synthetic
+(random, Luhn-valid, never printed).
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ from typing import Any
 
 from drivers.pan import luhn_valid, mask_pan
 from posd.aws import kms_client
+from posd.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
 from posd.config import Config, parse_config
 from posd.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
-from posd.envelope import open_sealed
 from posd.errors import EnvelopeError, KeyProviderError
 from posd.journal import Journal
 from posd.keys.factory import build_key_provider
 from posd.keys.kms import KmsUnwrapper
 from posd.recorder import Recorder
+from sync.client import make_events_client
+from sync.engine import SyncEngine
 
 DEMO_CONFIG_NAME = Path("<posd demo defaults>")
 KEY_READY_TIMEOUT_SECONDS = 15.0
+DRAIN_TIMEOUT_SECONDS = 300.0
+RECEIVE_TIMEOUT_SECONDS = 120.0
 CARD_PREFIXES = ("4", "51", "55", "2221", "34", "37", "6011", "35")  # brand BIN prefixes
 CURRENCIES = ("EUR", "USD", "GBP")
 
@@ -41,6 +46,9 @@ CURRENCIES = ("EUR", "USD", "GBP")
 class DemoResult:
     payments: int
     captured: int
+    delivered: int
+    received: int
+    duplicates: int
     decrypted: int
     lost: int
     verify_ok: bool
@@ -84,7 +92,7 @@ def demo_config(state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key
     return parse_config(document, DEMO_CONFIG_NAME)
 
 
-def _payment(rng: random.Random, index: int) -> tuple[dict[str, Any], bytes]:
+def _payment(rng: random.Random) -> tuple[dict[str, Any], bytes]:
     pan = synthetic_pan(rng)
     masked = mask_pan(pan)
     meta = {
@@ -104,19 +112,23 @@ def _payment(rng: random.Random, index: int) -> tuple[dict[str, Any], bytes]:
 def run_demo(
     payments: int,
     keep_state: Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
+    """Capture `payments`, deliver them to EventBridge, receive and decrypt them as the backend."""
     started = time.perf_counter()
     for name, value in EMULATOR_CREDENTIALS.items():
         os.environ.setdefault(name.upper(), value)
     with tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch, LocalAws() as aws:
         state_dir = keep_state if keep_state is not None else Path(scratch) / "state"
-        kms = aws.client("kms")
+        kms, sqs = aws.client("kms"), aws.client("sqs")
         kms_key = kms.create_key(Description="posd demo journal key")["KeyMetadata"]["Arn"]
         offline_key = kms.create_key(
             Description="posd demo offline key", KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"
         )["KeyMetadata"]["Arn"]
         config = demo_config(state_dir, aws.endpoint_url, kms_key, offline_key)
+        route = route_bus_to_queue(
+            aws.client("events"), sqs, config.sync.event_bus_name, config.sync.source
+        )
 
         provider = build_key_provider(config, kms_client(config.aws)).start()
         provider.wait_ready(KEY_READY_TIMEOUT_SECONDS)
@@ -126,43 +138,67 @@ def run_demo(
             with Journal.open(config.state_dir, max_bytes=config.journal.max_bytes) as journal:
                 recorder = Recorder(journal, provider, config.store_id, config.terminal_id)
                 for index in range(payments):
-                    meta, secret = _payment(rng, index)
+                    meta, secret = _payment(rng)
                     record = recorder.record(
                         "card_payment", meta, secret, client_ref=f"demo-{index}"
                     )
                     digests[record.event_id] = hashlib.sha256(secret).hexdigest()
                     if progress:
-                        progress(index + 1, payments)
-
-                unwrapper = KmsUnwrapper(kms, {offline_key: aws.rsa_private_key(offline_key)})
-                plaintext_keys: dict[str, bytes] = {}
-                decrypted = 0
-                key_sources: dict[str, int] = {}
-                for record in journal.records():
-                    wrapped = record.data_key
-                    try:
-                        if wrapped.key_id not in plaintext_keys:
-                            plaintext_keys[wrapped.key_id] = unwrapper.unwrap(wrapped)
-                        secret = open_sealed(
-                            plaintext_keys[wrapped.key_id],
-                            record.nonce,
-                            record.ciphertext,
-                            record.aad,
-                        )
-                    except (KeyProviderError, EnvelopeError):
-                        continue
-                    if digests.get(record.event_id) == hashlib.sha256(secret).hexdigest():
-                        decrypted += 1
-                        key_sources[wrapped.provider] = key_sources.get(wrapped.provider, 0) + 1
-                report = journal.verify()
+                        progress("capturing", index + 1, payments)
                 captured = journal.summary().pending
+
+                client = make_events_client(
+                    config.sync, region=config.aws.region, endpoint_url=config.aws.endpoint_url
+                )
+                with SyncEngine(
+                    journal,
+                    client,
+                    config.sync,
+                    store_id=config.store_id,
+                    terminal_id=config.terminal_id,
+                ) as engine:
+                    drained = engine.drain(
+                        timeout=DRAIN_TIMEOUT_SECONDS,
+                        progress=(lambda p: progress("delivering", p.delivered, captured))
+                        if progress
+                        else None,
+                    )
+                report = journal.verify()
+
+            unwrapper = CachingUnwrapper(
+                KmsUnwrapper(kms, {offline_key: aws.rsa_private_key(offline_key)})
+            )
+            received: set[str] = set()
+            decrypted: set[str] = set()
+            copies = 0
+            key_sources: dict[str, int] = {}
+            for event in receive_events(sqs, route.queue_url, captured, RECEIVE_TIMEOUT_SECONDS):
+                copies += 1
+                event_id = event["detail"]["event_id"]
+                received.add(event_id)
+                try:
+                    secret = decrypt_event(event, unwrapper)
+                except (KeyProviderError, EnvelopeError):
+                    continue
+                if (
+                    event_id not in decrypted
+                    and digests.get(event_id) == hashlib.sha256(secret).hexdigest()
+                ):
+                    decrypted.add(event_id)
+                    provider_name = event["detail"]["envelope"]["data_key"]["provider"]
+                    key_sources[provider_name] = key_sources.get(provider_name, 0) + 1
+                if progress:
+                    progress("receiving", len(received), captured)
         finally:
             provider.close()
     return DemoResult(
         payments=payments,
         captured=captured,
-        decrypted=decrypted,
-        lost=payments - decrypted,
+        delivered=drained.delivered,
+        received=len(received),
+        duplicates=copies - len(received),
+        decrypted=len(decrypted),
+        lost=payments - len(decrypted),
         verify_ok=report.ok,
         seconds=round(time.perf_counter() - started, 3),
         key_sources=key_sources,

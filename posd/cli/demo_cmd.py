@@ -12,7 +12,7 @@ from posd.cli.progress import Progress
 from posd.demo import run_demo
 from posd.errors import UsageError
 
-DEFAULT_PAYMENTS = 1000
+DEFAULT_PAYMENTS = 200
 MAX_PAYMENTS = 1_000_000
 
 
@@ -38,7 +38,12 @@ def demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--payments must be between 1 and {MAX_PAYMENTS}")
     if args.keep_state is not None and args.keep_state.exists() and any(args.keep_state.iterdir()):
         raise UsageError(f"--keep-state {args.keep_state} is not empty; give a new directory")
-    result = run_demo(args.payments, args.keep_state, progress=Progress("capturing"))
+    bars: dict[str, Progress] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bars.setdefault(stage, Progress(stage))(done, total)
+
+    result = run_demo(args.payments, args.keep_state, progress=progress)
 
     def render(r: dict[str, Any]) -> str:
         verdict = (
