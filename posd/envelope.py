@@ -35,8 +35,11 @@ GENESIS_CHAIN = bytes(CHAIN_BYTES)
 MetaValue = str | int | bool | None
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,23 @@ def wrapped_key_digest(wrapped_key: bytes) -> str:
     return hashlib.sha256(wrapped_key).hexdigest()
 
 
+class Sealer:
+    """Seals records under one data key (keeps the AES key schedule between records)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise EnvelopeError(f"data key must be {KEY_BYTES} bytes")
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        """Encrypt: returns (nonce, ciphertext with tag), a fresh random 96-bit nonce each time."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce, self._aead.encrypt(nonce, plaintext, aad)
+
+
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
-    """Encrypt: returns (nonce, ciphertext with tag). A fresh random 96-bit nonce per record."""
-    if len(key) != KEY_BYTES:
-        raise EnvelopeError(f"data key must be {KEY_BYTES} bytes")
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce, AESGCM(key).encrypt(nonce, plaintext, aad)
+    """Encrypt once under `key`: returns (nonce, ciphertext with tag)."""
+    return Sealer(key).seal(plaintext, aad)
 
 
 def open_sealed(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:

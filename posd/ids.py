@@ -17,6 +17,16 @@ _COUNTER_MAX = (1 << _COUNTER_BITS) - 1
 
 
 def uuid7(now_ms: int | None = None) -> uuid.UUID:
+    return uuid.UUID(int=_uuid7_int(now_ms))
+
+
+def uuid7_str(now_ms: int | None = None) -> str:
+    """`str(uuid7())` without building the UUID object (it sits on the append path)."""
+    h = f"{_uuid7_int(now_ms):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _uuid7_int(now_ms: int | None) -> int:
     """A UUIDv7: 48-bit Unix milliseconds, a 12-bit counter (monotonic within a process), random.
 
     The counter (RFC 9562 method 1) keeps ids strictly increasing when many are made in the
@@ -41,4 +51,4 @@ def uuid7(now_ms: int | None = None) -> uuid.UUID:
     value |= counter << 64
     value |= _VARIANT << 62
     value |= rand_b
-    return uuid.UUID(int=value)
+    return value

@@ -32,7 +32,7 @@ from posd.envelope import (
     wrapped_key_digest,
 )
 from posd.errors import JournalError, JournalFullError, UsageError
-from posd.ids import uuid7
+from posd.ids import uuid7_str
 from posd.schema import migrate
 from sync.outbox import Delivered, OutboxRecord, OutboxSummary, WrappedKey
 
@@ -42,9 +42,14 @@ FILE_MODE = 0o600
 DEFAULT_MAX_BYTES = 2 * 1024**3
 DEFAULT_MIN_FREE_BYTES = 64 * 1024**2
 BUSY_TIMEOUT_MS = 5_000
+DISK_CHECK_INTERVAL_SECONDS = 1.0  # free space changes slowly; statvfs once a second is enough
 MAX_KIND_LENGTH = 64
 MAX_CLIENT_REF_LENGTH = 128
 MAX_META_BYTES = 4_096
+MAX_SECRET_BYTES = 16_384
+# Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
+MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
+CAPACITY_CHECK_EVERY = 64
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
     "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
@@ -103,15 +108,17 @@ def _select_records(condition: str) -> str:
     return f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} {condition}"  # noqa: S608
 
 
+_META_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def _validate_meta(meta: Mapping[str, Any]) -> tuple[dict[str, MetaValue], str]:
     """The metadata checked, and its canonical JSON text (as stored)."""
-    clean: dict[str, MetaValue] = {}
-    for key, value in meta.items():
-        if not isinstance(key, str) or not key:
+    clean = dict(meta)
+    for key, value in clean.items():
+        if type(key) is not str or not key:
             raise UsageError("record metadata keys must be non-empty strings")
-        if value is not None and not isinstance(value, str | int | bool):
+        if type(value) not in _META_TYPES:
             raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
-        clean[key] = value
     text = canonical_json(clean)
     if len(text) > MAX_META_BYTES:
         raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")
@@ -181,6 +188,12 @@ class Journal:
         self._lock = threading.RLock()
         self._known_keys: set[str] = set()
         self._tail_cache: tuple[int, bytes] | None = None
+        self._floor = 0
+        self._data_version: int | None = None
+        self._disk_checked_at = float("-inf")
+        self._used_bytes = 0
+        self._key_digests: dict[str, str] = {}
+        self._appends_since_size_check = CAPACITY_CHECK_EVERY
         _prepare_private_file(path)
         try:
             self._conn = sqlite3.connect(
@@ -251,16 +264,30 @@ class Journal:
         return total
 
     def _check_capacity(self, conn: sqlite3.Connection) -> None:
-        """Refuse to grow past the cap. Counts the database's pages (committed state, WAL
-        included); the WAL file itself is bounded by SQLite's auto-checkpoint (~4 MiB)."""
-        size = int(conn.execute(_USED_BYTES).fetchone()[0])
+        """Refuse to grow past the cap. Counts the database's used pages (committed state,
+        WAL included); the WAL file itself is bounded by SQLite's auto-checkpoint (~4 MiB).
+
+        The count is a query, so it is made every `CAPACITY_CHECK_EVERY` appends while the
+        journal is far from its cap, and on every append once within that many records of it.
+        """
+        self._appends_since_size_check += 1
+        far = self._used_bytes + CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES < self.max_bytes
+        if far and self._appends_since_size_check < CAPACITY_CHECK_EVERY:
+            return
+        self._appends_since_size_check = 0
+        size = self._used_bytes = int(conn.execute(_USED_BYTES).fetchone()[0])
         if size >= self.max_bytes:
             raise JournalFullError(
                 f"journal is full ({size} of {self.max_bytes} bytes): new payments are refused "
                 "until delivered records are purged"
             )
+        now = time.monotonic()
+        if now - self._disk_checked_at < DISK_CHECK_INTERVAL_SECONDS:
+            return
         free = shutil.disk_usage(self.path.parent).free
-        if free < self.min_free_bytes:
+        if free >= self.min_free_bytes:
+            self._disk_checked_at = now
+        else:
             raise JournalFullError(
                 f"disk reserve reached ({free} bytes free, reserve {self.min_free_bytes}): "
                 "new payments are refused"
@@ -306,7 +333,7 @@ class Journal:
         if client_ref is not None and not 0 < len(client_ref) <= MAX_CLIENT_REF_LENGTH:
             raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
         clean_meta, meta_text = _validate_meta(meta)
-        event_id = str(uuid7())
+        event_id = uuid7_str()
         captured_at = rfc3339(self._clock())
 
         def body(conn: sqlite3.Connection) -> OutboxRecord:
@@ -335,7 +362,7 @@ class Journal:
                 terminal_id=terminal_id,
                 meta=clean_meta,
                 data_key_id=data_key.key_id,
-                wrapped_key_sha256=wrapped_key_digest(data_key.wrapped_key),
+                wrapped_key_sha256=self._key_digest(data_key),
             )
             aad = identity.aad()
             nonce, ciphertext = seal(aad)
@@ -398,6 +425,12 @@ class Journal:
         self._tail_cache = (record.seq, bytes.fromhex(record.chain))
         return record
 
+    def _key_digest(self, data_key: WrappedKey) -> str:
+        digest = self._key_digests.get(data_key.key_id)
+        if digest is None:
+            digest = self._key_digests[data_key.key_id] = wrapped_key_digest(data_key.wrapped_key)
+        return digest
+
     def find_by_client_ref(self, client_ref: str) -> OutboxRecord | None:
         with self._lock:
             row = self._conn.execute(
@@ -424,14 +457,34 @@ class Journal:
 
     # -- outbox (sync.outbox.Outbox) -------------------------------------------------------
 
+    def _pending_floor(self, conn: sqlite3.Connection) -> int:
+        """The lowest seq that is pending, found by scanning forward from the last one known.
+
+        There is no index on `state` (it would cost every append a page write); this floor
+        keeps leasing amortised O(1) instead. Only `retry_quarantined` makes lower records
+        pending again: ours resets the floor, another process's shows up as a change of
+        `PRAGMA data_version`, which resets it too.
+        """
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._data_version = version
+            self._floor = 0
+        row = conn.execute(
+            "SELECT seq FROM records WHERE seq >= ? AND state = 'pending' ORDER BY seq LIMIT 1",
+            (self._floor,),
+        ).fetchone()
+        if row is not None:
+            self._floor = int(row[0])
+        return self._floor
+
     def lease(self, limit: int, now: float, lease_seconds: float) -> Sequence[OutboxRecord]:
         def body(conn: sqlite3.Connection) -> list[OutboxRecord]:
             rows = conn.execute(
                 _select_records(
-                    "WHERE r.state = 'pending' AND r.next_attempt_at <= ? AND r.leased_until <= ? "
-                    "ORDER BY r.seq LIMIT ?"
+                    "WHERE r.seq >= ? AND r.state = 'pending' AND r.next_attempt_at <= ? "
+                    "AND r.leased_until <= ? ORDER BY r.seq LIMIT ?"
                 ),
-                (now, now, limit),
+                (self._pending_floor(conn), now, now, limit),
             ).fetchall()
             leased: list[OutboxRecord] = []
             for row in rows:
@@ -480,6 +533,7 @@ class Journal:
 
     def retry_quarantined(self) -> int:
         """Return every quarantined record to pending, due now. Returns how many."""
+        self._floor = 0
         cursor: sqlite3.Cursor = self._write(
             lambda conn: conn.execute(
                 "UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = 0, "

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from posd.envelope import seal
-from posd.journal import Journal
+from posd.envelope import Sealer
+from posd.errors import UsageError
+from posd.journal import MAX_SECRET_BYTES, Journal
 from posd.keys.base import DataKey
 from sync.outbox import OutboxRecord
 
@@ -23,6 +24,7 @@ class Recorder:
         self._keys = keys
         self.store_id = store_id
         self.terminal_id = terminal_id
+        self._sealer: tuple[str, Sealer] | None = None
 
     def record(
         self,
@@ -32,13 +34,20 @@ class Recorder:
         client_ref: str | None = None,
     ) -> OutboxRecord:
         """Encrypt `secret` under the current data key and append it durably."""
+        if len(secret) > MAX_SECRET_BYTES:
+            raise UsageError(f"sensitive payload is larger than {MAX_SECRET_BYTES} bytes")
         key = self._keys.key_for_record()
+        # One (key id, sealer) tuple, read and replaced whole: safe across capture threads.
+        cached = self._sealer
+        if cached is None or cached[0] != key.key_id:
+            cached = self._sealer = (key.key_id, Sealer(key.plaintext))
+        sealer = cached[1]
         return self.journal.append(
             kind=kind,
             meta=meta,
             store_id=self.store_id,
             terminal_id=self.terminal_id,
             data_key=key.wrapped,
-            seal=lambda aad: seal(key.plaintext, secret, aad),
+            seal=lambda aad: sealer.seal(secret, aad),
             client_ref=client_ref,
         )

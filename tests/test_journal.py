@@ -240,3 +240,35 @@ def test_no_card_number_in_clear_on_disk(
         assert pan.encode() not in data
         assert pan.encode("utf-16-le") not in data
     assert b"track2" not in data
+
+
+def test_concurrent_capture_across_key_rotations(state_dir: Path, tmp_path: Path) -> None:
+    import threading
+
+    from posd.envelope import open_sealed
+    from posd.keys.local import LocalKeySource
+    from posd.keys.provider import RotatingKeyProvider
+
+    source = LocalKeySource(tmp_path / "kek.b64", create=True)
+    threads, per_thread = 4, 40
+    with (
+        RotatingKeyProvider(source, source, rotate_after_records=3) as keys,
+        Journal.open(state_dir) as journal,
+    ):
+        recorder = Recorder(journal, keys, "s", "t")
+
+        def work(worker: int) -> None:
+            for index in range(per_thread):
+                recorder.record("card_payment", {"n": index}, f"{worker}-{index}".encode())
+
+        pool = [threading.Thread(target=work, args=(w,)) for w in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join(timeout=60)
+        records = list(journal.records())
+        assert journal.verify().ok
+    assert len(records) == threads * per_thread
+    assert len({r.data_key.key_id for r in records}) > 10
+    opened = {open_sealed(source.unwrap(r.data_key), r.nonce, r.ciphertext, r.aad) for r in records}
+    assert opened == {f"{w}-{i}".encode() for w in range(threads) for i in range(per_thread)}
