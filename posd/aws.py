@@ -11,14 +11,28 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from posd.config import AwsSettings
+from posd.config import AwsSettings, Config
+from sync.client import make_events_client
 
 KMS_SDK_MAX_ATTEMPTS = 2  # our prefetcher retries with backoff; keep the SDK's own short
 
 
+def session(settings: AwsSettings) -> boto3.session.Session:
+    return boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+
+
+def events_client(config: Config) -> Any:
+    """The sync engine's EventBridge client (its own timeouts, no SDK retries)."""
+    return make_events_client(
+        config.sync,
+        region=config.aws.region,
+        endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
+        session=session(config.aws),
+    )
+
+
 def kms_client(settings: AwsSettings) -> Any:
-    session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
-    return session.client(
+    return session(settings).client(
         "kms",
         endpoint_url=settings.kms_endpoint_url or settings.endpoint_url,
         config=BotoConfig(

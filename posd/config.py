@@ -52,7 +52,8 @@ class ApiSettings:
 class AwsSettings:
     region: str = "us-east-1"
     # Optional endpoint overrides (VPC interface endpoints). Unset: boto3's own resolution,
-    # which honours AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_EVENTS.
+    # which honours AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_EVENTBRIDGE
+    # (botocore derives the name from the service id; sync also accepts ..._EVENTS).
     endpoint_url: str | None = None
     kms_endpoint_url: str | None = None
     events_endpoint_url: str | None = None

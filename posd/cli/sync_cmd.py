@@ -12,13 +12,13 @@ import argparse
 import time
 from typing import Any
 
+from posd.aws import events_client
 from posd.cli.config_cmd import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values
 from posd.cli.progress import Progress
 from posd.config import Config, load_config
 from posd.errors import UsageError
 from posd.journal import JOURNAL_FILE, Journal
-from sync.client import make_events_client
 from sync.engine import SyncEngine
 from sync.status import DrainProgress, age_seconds
 
@@ -96,11 +96,7 @@ def flush(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageError("--timeout must be > 0")
     config = load_config(args.config)
-    client = make_events_client(
-        config.sync,
-        region=config.aws.region,
-        endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
-    )
+    client = events_client(config)
     with _open(config) as journal:
         total = journal.summary().pending
         bar = Progress("delivering")
