@@ -16,7 +16,6 @@ import argparse
 import json
 import multiprocessing
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
+from posd.emulator import NoDelayQuietMixin  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.keys.local import LocalKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
@@ -54,15 +54,8 @@ TARGET_FRACTION = 0.8
 def _serve(port_queue: Any, rtt_seconds: float) -> None:
     """The stand-in EventBridge: accepts every entry after `rtt_seconds`."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(NoDelayQuietMixin, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -12,7 +12,9 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from posd.config import AwsSettings, Config
+from posd.journal import Journal
 from sync.client import make_events_client
+from sync.engine import SyncEngine
 
 KMS_SDK_MAX_ATTEMPTS = 2  # our prefetcher retries with backoff; keep the SDK's own short
 
@@ -28,6 +30,17 @@ def events_client(config: Config) -> Any:
         region=config.aws.region,
         endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
         session=session(config.aws),
+    )
+
+
+def sync_engine(journal: Journal, config: Config) -> SyncEngine:
+    """The delivery engine for `journal` as the config describes it."""
+    return SyncEngine(
+        journal,
+        events_client(config),
+        config.sync,
+        store_id=config.store_id,
+        terminal_id=config.terminal_id,
     )
 
 

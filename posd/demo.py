@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.pan import luhn_valid, mask_pan
-from posd.aws import events_client, kms_client
+from posd.aws import kms_client, sync_engine
 from posd.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
 from posd.config import Config, parse_config
 from posd.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
@@ -31,7 +31,6 @@ from posd.journal import Journal
 from posd.keys.factory import build_key_provider
 from posd.keys.kms import KmsUnwrapper
 from posd.recorder import Recorder
-from sync.engine import SyncEngine
 
 DEMO_CONFIG_NAME = Path("<posd demo defaults>")
 KEY_READY_TIMEOUT_SECONDS = 15.0
@@ -146,14 +145,7 @@ def run_demo(
                         progress("capturing", index + 1, payments)
                 captured = journal.summary().pending
 
-                client = events_client(config)
-                with SyncEngine(
-                    journal,
-                    client,
-                    config.sync,
-                    store_id=config.store_id,
-                    terminal_id=config.terminal_id,
-                ) as engine:
+                with sync_engine(journal, config) as engine:
                     drained = engine.drain(
                         timeout=DRAIN_TIMEOUT_SECONDS,
                         progress=(lambda p: progress("delivering", p.delivered, captured))

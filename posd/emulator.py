@@ -21,6 +21,25 @@ EMULATOR_REGION = "us-east-1"
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+class NoDelayQuietMixin:
+    """For loopback HTTP request handlers: TCP_NODELAY on the socket, no per-request logging.
+
+    Mix in before the handler class (`class H(NoDelayQuietMixin, BaseHTTPRequestHandler)`).
+    """
+
+    connection: socket.socket
+
+    def setup(self) -> None:
+        super().setup()  # type: ignore[misc]
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: one line per request would drown the output of whoever runs the server."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """Quiet, as above (werkzeug's handler logs here)."""
+
+
 class EmulatorUnavailable(PosdError):
     code = "emulator_unavailable"
 
@@ -45,13 +64,8 @@ class LocalAws:
                 "(pip install 'posd[demo]')"
             ) from error
 
-        class NoDelayHandler(MotoRequestHandler):
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_request(self, *args: object, **kwargs: object) -> None:
-                """Quiet: one line per request would drown the demo's own output."""
+        class NoDelayHandler(NoDelayQuietMixin, MotoRequestHandler):
+            pass
 
         app = DomainDispatcherApplication(create_backend_app)
         self._server: Any = make_server(

@@ -12,14 +12,13 @@ import argparse
 import time
 from typing import Any
 
-from posd.aws import events_client
+from posd.aws import sync_engine
 from posd.cli.config_cmd import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values
 from posd.cli.progress import Progress
 from posd.config import Config, load_config
 from posd.errors import UsageError
 from posd.journal import JOURNAL_FILE, Journal
-from sync.engine import SyncEngine
 from sync.status import DrainProgress, age_seconds
 
 DEFAULT_FLUSH_TIMEOUT_SECONDS = 300.0
@@ -96,7 +95,6 @@ def flush(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageError("--timeout must be > 0")
     config = load_config(args.config)
-    client = events_client(config)
     with _open(config) as journal:
         total = journal.summary().pending
         bar = Progress("delivering")
@@ -105,13 +103,7 @@ def flush(args: argparse.Namespace) -> int:
             done = progress.delivered + progress.quarantined
             bar(min(done, total), max(total, done))
 
-        with SyncEngine(
-            journal,
-            client,
-            config.sync,
-            store_id=config.store_id,
-            terminal_id=config.terminal_id,
-        ) as engine:
+        with sync_engine(journal, config) as engine:
             report = engine.drain(timeout=args.timeout, progress=show if total else None)
             last_error = engine.status().last_error
     result = {

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from posd.emulator import NoDelayQuietMixin
+
 LOOPBACK = "127.0.0.1"
 PUT_EVENTS_TARGET = "AWSEvents.PutEvents"
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -184,15 +186,8 @@ def _splice(upstream_body: bytes, failed: dict[int, str], total: int) -> bytes:
 
 
 def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(NoDelayQuietMixin, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
 
         def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
             self.send_response(status)
