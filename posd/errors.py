@@ -62,3 +62,10 @@ class EnvelopeError(PosdError):
     """A record's envelope cannot be opened: wrong key, wrong context, or tampered bytes."""
 
     code = "envelope_invalid"
+
+
+class DeviceCommandError(PosdError):
+    """A device could not be opened or failed its round trip (exit 3: the device, not the input)."""
+
+    exit_code = 3
+    code = "device_error"

@@ -26,10 +26,9 @@ from drivers.registry import CARD_READER, PALM_SCANNER
 from posd.cli.config_cmd import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, DeviceSettings, load_config
-from posd.errors import ConfigError, PosdError, UsageError
+from posd.errors import ConfigError, DeviceCommandError, UsageError
 
 DEFAULT_TEST_TIMEOUT_S = 10.0
-DEVICE_ERROR_EXIT = 3
 
 DriverLoader = Callable[[str], type[Device]]
 
@@ -38,13 +37,6 @@ DEVICE_CLASSES: dict[str, tuple[str, DriverLoader]] = {
     "card_reader": (CARD_READER, card_reader_driver),
     "palm_scanner": (PALM_SCANNER, palm_scanner_driver),
 }
-
-
-class DeviceCommandError(PosdError):
-    """A device could not be opened or failed its round trip."""
-
-    exit_code = DEVICE_ERROR_EXIT
-    code = "device_error"
 
 
 def register(subparsers: Any) -> None:

@@ -7,13 +7,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from posd.backend import QueueRoute, route_bus_to_queue
 from posd.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource
@@ -46,29 +46,12 @@ FAST = SyncSettings(
 )
 
 
-@dataclass
-class Route:
-    """A bus with a rule whose target is an SQS queue."""
-
-    bus_name: str
-    queue_url: str
+Route = QueueRoute
 
 
 @pytest.fixture
 def route(events_client: Any, sqs_client: Any) -> Route:
-    name = f"posd-{uuid.uuid4().hex[:10]}"
-    queue_url = sqs_client.create_queue(QueueName=name)["QueueUrl"]
-    queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    events_client.create_event_bus(Name=name)
-    events_client.put_rule(
-        Name=name, EventBusName=name, EventPattern=json.dumps({"source": [SOURCE]})
-    )
-    events_client.put_targets(
-        Rule=name, EventBusName=name, Targets=[{"Id": "queue", "Arn": queue_arn}]
-    )
-    return Route(name, queue_url)
+    return route_bus_to_queue(events_client, sqs_client, f"posd-{uuid.uuid4().hex[:10]}", SOURCE)
 
 
 @pytest.fixture
