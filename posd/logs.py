@@ -12,12 +12,17 @@ from typing import Any, TextIO
 
 import structlog
 
+from posd.errors import UsageError
 from posd.redact import redact_event
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def configure_logging(
     level: str = "info", stream: TextIO | None = None, force_json: bool | None = None
 ) -> None:
+    if level.lower() not in LEVELS:
+        raise UsageError(f"log level must be one of {', '.join(LEVELS)} (got {level!r})")
     out = stream or sys.stderr
     as_json = force_json if force_json is not None else not out.isatty()
     renderer: Any = (

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
 
 from posd.errors import PosdError
+from posd.logs import configure_logging
 from posd.redact import redact_text
+
+LOG_LEVEL_ENV = "POSD_LOG_LEVEL"
+DEFAULT_CLI_LOG_LEVEL = "warning"  # the CLI's output is its result; logs only for trouble
 
 COMMAND_MODULES = (
     "posd.cli.config_cmd",
@@ -46,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:
+        configure_logging(os.environ.get(LOG_LEVEL_ENV, DEFAULT_CLI_LOG_LEVEL))
         code: int = args.handler(args)
     except PosdError as error:
         message = redact_text(str(error))
