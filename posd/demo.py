@@ -1,17 +1,17 @@
 """`posd demo`: the main job end to end on embedded defaults.
 
 Starts a local AWS emulator (moto over HTTP), creates the terminal's KMS keys and an event
-bus routed to an SQS queue, captures N synthetic payments through the real key provider,
-envelope and journal, delivers the journal with the real sync engine, then plays the backend:
-receives every event from the queue, unwraps its data key with kms:Decrypt, decrypts it and
-checks it against what was captured. Nothing is mocked; only the card numbers are synthetic
-(random, Luhn-valid, never printed).
+bus routed to an SQS queue, opens the simulated card reader (a pty driven by the real serial
+driver) and palm scanner (a simulated USB bus under the real pyusb driver), captures N
+payments from them through the real key provider, envelope and journal, delivers the journal
+with the real sync engine, then plays the backend: receives every event from the queue,
+unwraps its data key with kms:Decrypt, decrypts it and checks it against what was captured.
+Nothing is mocked; the cards are the brands' public test cards of the simulator's deck.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import tempfile
@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.pan import luhn_valid, mask_pan
+from drivers.card.reader import CardReader, create_card_reader
+from drivers.palm.identity import Matched
+from drivers.palm.scanner import PalmScanner, create_palm_scanner
 from posd.aws import kms_client, sync_engine
 from posd.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
+from posd.capture import CaptureParts, Payment, card_capture, palm_capture
 from posd.config import Config, parse_config
 from posd.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
-from posd.errors import EnvelopeError, KeyProviderError
+from posd.errors import EnvelopeError, KeyProviderError, PosdError
 from posd.journal import Journal
 from posd.keys.factory import build_key_provider
 from posd.keys.kms import KmsUnwrapper
@@ -36,13 +39,20 @@ DEMO_CONFIG_NAME = Path("<posd demo defaults>")
 KEY_READY_TIMEOUT_SECONDS = 15.0
 DRAIN_TIMEOUT_SECONDS = 300.0
 RECEIVE_TIMEOUT_SECONDS = 120.0
-CARD_PREFIXES = ("4", "51", "55", "2221", "34", "37", "6011", "35")  # brand BIN prefixes
 CURRENCIES = ("EUR", "USD", "GBP")
+LANE = "lane-01"
+PALM_EVERY = 5  # one payment in five by palm, the others by card
+DEVICE_TIMEOUT_SECONDS = 10.0
+
+
+class DemoError(PosdError):
+    code = "demo_failed"
 
 
 @dataclass(frozen=True)
 class DemoResult:
     payments: int
+    by_kind: dict[str, int]
     captured: int
     delivered: int
     received: int
@@ -56,14 +66,6 @@ class DemoResult:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def synthetic_pan(rng: random.Random) -> str:
-    """A random Luhn-valid 16-digit (15 for Amex) number with a real brand prefix."""
-    prefix = rng.choice(CARD_PREFIXES)
-    length = 15 if prefix in ("34", "37") else 16
-    body = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
-    return next(body + digit for digit in "0123456789" if luhn_valid(body + digit))
 
 
 def demo_config(state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key_id: str) -> Config:
@@ -84,27 +86,38 @@ def demo_config(state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key
         "sync": {"event_bus_name": "posd-demo", "source": "posd.demo"},
         "devices": {
             "card_reader": {"driver": "simulated"},
-            "palm_scanner": {"driver": "simulated"},
+            "palm_scanner": {
+                "driver": "simulated",
+                "identities": {"demo-shopper": "tok-demo-shopper-0001"},
+                "present": "demo-shopper",
+                "scan_time_s": 0.0,
+            },
         },
     }
     return parse_config(document, DEMO_CONFIG_NAME)
 
 
-def _payment(rng: random.Random) -> tuple[dict[str, Any], bytes]:
-    pan = synthetic_pan(rng)
-    masked = mask_pan(pan)
-    meta = {
-        "amount": rng.randint(100, 25_000),
-        "currency": rng.choice(CURRENCIES),
-        "bin": pan[:6],
-        "last4": pan[-4:],
-        "masked_pan": masked,
-        "entry_mode": rng.choice(("chip", "contactless", "magstripe")),
-        "lane": "lane-01",
-    }
-    expiry = f"{rng.randint(27, 31)}{rng.randint(1, 12):02d}"
-    secret = json.dumps({"pan": pan, "expiry": expiry, "track2": f"{pan}={expiry}101"}).encode()
-    return meta, secret
+def _open_devices(config: Config) -> tuple[CardReader, PalmScanner]:
+    card = config.devices["card_reader"]
+    palm = config.devices["palm_scanner"]
+    return (
+        create_card_reader(card.driver, **card.options),
+        create_palm_scanner(palm.driver, **palm.options),
+    )
+
+
+def _capture_one(
+    rng: random.Random, index: int, reader: CardReader, scanner: PalmScanner
+) -> CaptureParts:
+    """One payment at the lane: every PALM_EVERY-th by palm, the others by card."""
+    payment = Payment(rng.randint(100, 25_000), rng.choice(CURRENCIES), LANE)
+    if index % PALM_EVERY == PALM_EVERY - 1:
+        result = scanner.identify(timeout=DEVICE_TIMEOUT_SECONDS)
+        if not isinstance(result, Matched):
+            raise DemoError(f"the simulated palm scanner answered {result.outcome.value}")
+        return palm_capture(payment, result)
+    card = reader.read_card(payment.amount_minor, payment.currency, timeout=DEVICE_TIMEOUT_SECONDS)
+    return card_capture(payment, card)
 
 
 def run_demo(
@@ -132,15 +145,22 @@ def run_demo(
         provider.wait_ready(KEY_READY_TIMEOUT_SECONDS)
         rng = random.Random()
         digests: dict[str, str] = {}
+        kinds: dict[str, int] = {}
+        reader, scanner = _open_devices(config)
         try:
-            with Journal.open(config.state_dir, max_bytes=config.journal.max_bytes) as journal:
+            with (
+                reader,
+                scanner,
+                Journal.open(config.state_dir, max_bytes=config.journal.max_bytes) as journal,
+            ):
                 recorder = Recorder(journal, provider, config.store_id, config.terminal_id)
                 for index in range(payments):
-                    meta, secret = _payment(rng)
+                    parts = _capture_one(rng, index, reader, scanner)
                     record = recorder.record(
-                        "card_payment", meta, secret, client_ref=f"demo-{index}"
+                        parts.kind, parts.meta, parts.secret, client_ref=f"demo-{index}"
                     )
-                    digests[record.event_id] = hashlib.sha256(secret).hexdigest()
+                    digests[record.event_id] = hashlib.sha256(parts.secret).hexdigest()
+                    kinds[parts.kind] = kinds.get(parts.kind, 0) + 1
                     if progress:
                         progress("capturing", index + 1, payments)
                 captured = journal.summary().pending
@@ -182,6 +202,7 @@ def run_demo(
             provider.close()
     return DemoResult(
         payments=payments,
+        by_kind=kinds,
         captured=captured,
         delivered=drained.delivered,
         received=len(received),

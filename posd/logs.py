@@ -18,12 +18,25 @@ from posd.redact import redact_event
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     level: str = "info", stream: TextIO | None = None, force_json: bool | None = None
 ) -> None:
     if level.lower() not in LEVELS:
         raise UsageError(f"log level must be one of {', '.join(LEVELS)} (got {level!r})")
-    out = stream or sys.stderr
+    out: Any = stream or _CurrentStderr()
     as_json = force_json if force_json is not None else not out.isatty()
     renderer: Any = (
         structlog.processors.JSONRenderer()

@@ -184,3 +184,35 @@ def test_returns_to_kms_when_it_is_back(
         switch.online = True
         assert provider.wait_ready(READY_TIMEOUT)
         assert provider.key_for_record().wrapped.provider == "kms"
+
+
+def test_offline_key_cache_creates_its_directory(
+    tmp_path: Path, kms_client: Any, rsa_key_arn: str
+) -> None:
+    cache = tmp_path / "not-yet" / "offline.json"
+    source = KmsRsaOfflineSource(kms_client, rsa_key_arn, cache)
+    source.refresh_public_key()
+    assert source.ready
+    assert oct(cache.stat().st_mode & 0o777) == "0o600"
+
+
+def test_failing_hook_is_retried_and_never_stops_prefetch(
+    kms_client: Any, kms_key_arn: str
+) -> None:
+    calls: list[int] = []
+
+    def flaky_hook() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyProviderError("GetPublicKey failed once")
+
+    provider = RotatingKeyProvider(
+        KmsKeySource(kms_client, kms_key_arn, CONTEXT),
+        rotate_after_records=1,
+        after_primary_success=[flaky_hook],
+    )
+    with provider:
+        for _ in range(4):
+            assert provider.wait_ready(READY_TIMEOUT)
+            assert provider.key_for_record().wrapped.provider == "kms"
+    assert len(calls) == 2  # failed, retried after the next success, then done

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
+import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
@@ -84,6 +86,13 @@ def test_pan_as_integer_is_redacted() -> None:
     assert redact_event(None, "info", {"amount": 42}) == {"amount": 42}
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_log_output_never_carries_a_pan() -> None:
     stream = io.StringIO()
     configure_logging("debug", stream=stream, force_json=True)

@@ -109,12 +109,18 @@ class KmsRsaOfflineSource:
             "fetched_at": time.time(),
         }
         tmp = self._cache_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLIC_KEY_CACHE_MODE)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self._cache_file)
+        try:
+            self._cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PUBLIC_KEY_CACHE_MODE)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(document, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._cache_file)
+        except OSError as error:
+            raise KeyProviderError(
+                f"cannot cache the offline public key in {self._cache_file}: {error.strerror}"
+            ) from error
         self._public = None
 
     def _load_public_key(self) -> tuple[str, rsa.RSAPublicKey]:

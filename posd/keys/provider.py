@@ -144,7 +144,7 @@ class RotatingKeyProvider:
 
     def _prefetch_loop(self) -> None:
         delay = self._retry_initial
-        succeeded_once = False
+        hooks_done = False  # run after each primary success until they all succeed once
         while True:
             with self._cond:
                 while self._next is not None and not self._stopped:
@@ -153,8 +153,9 @@ class RotatingKeyProvider:
                     return
             try:
                 key = self._primary.new_data_key()
-            except KeyProviderError as error:
-                self._note_failure(str(error))
+            except Exception as error:  # noqa: BLE001 - the prefetcher must outlive any failure
+                detail = str(error) if isinstance(error, KeyProviderError) else type(error).__name__
+                self._note_failure(detail)
                 if self._pause(random.uniform(0, delay)):  # full jitter
                     return
                 delay = min(delay * 2, self._retry_max)
@@ -170,9 +171,8 @@ class RotatingKeyProvider:
                 self._primary_failures = 0
                 self._next = key
                 self._cond.notify_all()
-            if not succeeded_once:
-                succeeded_once = True
-                self._run_after_success_hooks()
+            if not hooks_done:
+                hooks_done = self._run_after_success_hooks()
 
     def _pause(self, seconds: float) -> bool:
         """Sleep unless closed meanwhile; True if the provider was closed."""
@@ -189,12 +189,16 @@ class RotatingKeyProvider:
         if first:
             log.warning("data_key_source_failing", source=self._primary.name, error=message)
 
-    def _run_after_success_hooks(self) -> None:
+    def _run_after_success_hooks(self) -> bool:
+        """Run the hooks (caching the offline public key); True if all succeeded."""
+        ok = True
         for hook in self._after_success:
             try:
                 hook()
             except KeyProviderError as error:
                 log.warning("data_key_hook_failed", error=str(error))
+                ok = False
+        return ok
 
     def status(self) -> dict[str, Any]:
         with self._cond:
