@@ -9,7 +9,6 @@ through SQLite's locks and `busy_timeout`; within a process one `Journal` is thr
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -17,15 +16,12 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from posd.clock import parse_rfc3339, rfc3339
 from posd.envelope import (
     GENESIS_CHAIN,
-    MetaValue,
     RecordIdentity,
     canonical_json,
     chain_next,
@@ -33,6 +29,17 @@ from posd.envelope import (
 )
 from posd.errors import JournalError, JournalFullError, UsageError
 from posd.ids import uuid7_str
+from posd.journal_rows import (
+    ANCHOR_CHAIN,
+    ANCHOR_SEQ,
+    MAX_META_BYTES,
+    RecordState,
+    outbox_record,
+    read_anchor,
+    select_records,
+    validate_meta,
+)
+from posd.journal_verify import VerifyReport, verify_journal
 from posd.schema import migrate
 from sync.outbox import Delivered, OutboxRecord, OutboxSummary, WrappedKey
 
@@ -45,7 +52,6 @@ BUSY_TIMEOUT_MS = 5_000
 DISK_CHECK_INTERVAL_SECONDS = 1.0  # free space changes slowly; statvfs once a second is enough
 MAX_KIND_LENGTH = 64
 MAX_CLIENT_REF_LENGTH = 128
-MAX_META_BYTES = 4_096
 MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
@@ -54,18 +60,9 @@ _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
     "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
 )
-_ANCHOR_SEQ = "anchor_seq"
-_ANCHOR_CHAIN = "anchor_chain"
 
 Sealer = Callable[[bytes], tuple[bytes, bytes]]
 """Given the AAD, encrypt the record's secret payload: returns (nonce, ciphertext)."""
-
-
-class RecordState(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    QUARANTINED = "quarantined"
-    PURGED = "purged"  # delivered, payload erased; kept only while it links the chain
 
 
 class _StaleTail(Exception):
@@ -74,100 +71,6 @@ class _StaleTail(Exception):
 
 class DuplicateClientRef(JournalError):
     code = "duplicate_client_ref"
-
-
-@dataclass(frozen=True)
-class Problem:
-    seq: int | None
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    records_checked: int
-    first_seq: int | None
-    last_seq: int | None
-    problems: tuple[Problem, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-_RECORD_COLUMNS = (
-    "r.seq, r.event_id, r.kind, r.captured_at, r.client_ref, r.store_id, r.terminal_id, r.meta, "
-    "r.data_key_id, r.nonce, r.ciphertext, r.chain, r.state, r.attempts, "
-    "k.provider, k.key_arn, k.algorithm, k.wrapped_key, k.encryption_context"
-)
-_RECORD_FROM = "records r LEFT JOIN data_keys k ON k.key_id = r.data_key_id"
-
-
-def _select_records(condition: str) -> str:
-    """The record view with a constant SQL `condition` (never user input; values are bound)."""
-    return f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} {condition}"  # noqa: S608
-
-
-_META_TYPES = frozenset({str, int, bool, type(None)})
-
-
-def _validate_meta(meta: Mapping[str, Any]) -> tuple[dict[str, MetaValue], str]:
-    """The metadata checked, and its canonical JSON text (as stored)."""
-    clean = dict(meta)
-    for key, value in clean.items():
-        if type(key) is not str or not key:
-            raise UsageError("record metadata keys must be non-empty strings")
-        if type(value) not in _META_TYPES:
-            raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
-    text = canonical_json(clean)
-    if len(text) > MAX_META_BYTES:
-        raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")
-    return clean, text.decode()
-
-
-def _identity(row: sqlite3.Row) -> RecordIdentity:
-    return RecordIdentity(
-        seq=row["seq"],
-        event_id=row["event_id"],
-        kind=row["kind"],
-        captured_at=row["captured_at"],
-        client_ref=row["client_ref"],
-        store_id=row["store_id"],
-        terminal_id=row["terminal_id"],
-        meta=json.loads(row["meta"]),
-        data_key_id=row["data_key_id"],
-        wrapped_key_sha256=wrapped_key_digest(row["wrapped_key"]),
-    )
-
-
-def _outbox_record(row: sqlite3.Row) -> OutboxRecord:
-    """Build the delivery view of a row; raises ValueError/KeyError/TypeError if it is corrupt."""
-    if row["wrapped_key"] is None:
-        raise ValueError(f"data key {row['data_key_id']} is missing")
-    if row["nonce"] is None or row["ciphertext"] is None:
-        raise ValueError("payload is missing")
-    identity = _identity(row)
-    return OutboxRecord(
-        seq=row["seq"],
-        event_id=row["event_id"],
-        kind=row["kind"],
-        captured_at=row["captured_at"],
-        client_ref=row["client_ref"],
-        meta=identity.meta,
-        chain=bytes(row["chain"]).hex(),
-        nonce=bytes(row["nonce"]),
-        ciphertext=bytes(row["ciphertext"]),
-        aad=identity.aad(),
-        data_key=WrappedKey(
-            key_id=row["data_key_id"],
-            provider=row["provider"],
-            key_arn=row["key_arn"],
-            algorithm=row["algorithm"],
-            wrapped_key=bytes(row["wrapped_key"]),
-            encryption_context=json.loads(row["encryption_context"]),
-        ),
-        attempts=row["attempts"],
-    )
 
 
 class Journal:
@@ -301,20 +204,8 @@ class Journal:
         row = conn.execute("SELECT seq, chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
         if row is not None:
             return int(row[0]), bytes(row[1])
-        anchor = self._anchor(conn)
+        anchor = read_anchor(conn)
         return anchor if anchor is not None else (0, GENESIS_CHAIN)
-
-    @staticmethod
-    def _anchor(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
-        rows = dict(
-            conn.execute(
-                "SELECT name, value FROM journal_state WHERE name IN (?, ?)",
-                (_ANCHOR_SEQ, _ANCHOR_CHAIN),
-            ).fetchall()
-        )
-        if _ANCHOR_SEQ not in rows:
-            return None
-        return int(rows[_ANCHOR_SEQ]), bytes(rows[_ANCHOR_CHAIN])
 
     def append(
         self,
@@ -332,7 +223,7 @@ class Journal:
             raise UsageError(f"record kind must be 1-{MAX_KIND_LENGTH} characters")
         if client_ref is not None and not 0 < len(client_ref) <= MAX_CLIENT_REF_LENGTH:
             raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
-        clean_meta, meta_text = _validate_meta(meta)
+        clean_meta, meta_text = validate_meta(meta)
         event_id = uuid7_str()
         captured_at = rfc3339(self._clock())
 
@@ -434,17 +325,17 @@ class Journal:
     def find_by_client_ref(self, client_ref: str) -> OutboxRecord | None:
         with self._lock:
             row = self._conn.execute(
-                _select_records("WHERE r.client_ref = ?"),
+                select_records("WHERE r.client_ref = ?"),
                 (client_ref,),
             ).fetchone()
-        return None if row is None or row["state"] == RecordState.PURGED else _outbox_record(row)
+        return None if row is None or row["state"] == RecordState.PURGED else outbox_record(row)
 
     def records(self, after_seq: int = 0, batch: int = 500) -> Iterator[OutboxRecord]:
         """Every record still holding its payload, in seq order (read-only)."""
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    _select_records(
+                    select_records(
                         "WHERE r.seq > ? AND r.state != 'purged' ORDER BY r.seq LIMIT ?"
                     ),
                     (after_seq, batch),
@@ -452,7 +343,7 @@ class Journal:
             if not rows:
                 return
             for row in rows:
-                yield _outbox_record(row)
+                yield outbox_record(row)
             after_seq = rows[-1]["seq"]
 
     # -- outbox (sync.outbox.Outbox) -------------------------------------------------------
@@ -480,7 +371,7 @@ class Journal:
     def lease(self, limit: int, now: float, lease_seconds: float) -> Sequence[OutboxRecord]:
         def body(conn: sqlite3.Connection) -> list[OutboxRecord]:
             rows = conn.execute(
-                _select_records(
+                select_records(
                     "WHERE r.seq >= ? AND r.state = 'pending' AND r.next_attempt_at <= ? "
                     "AND r.leased_until <= ? ORDER BY r.seq LIMIT ?"
                 ),
@@ -489,7 +380,7 @@ class Journal:
             leased: list[OutboxRecord] = []
             for row in rows:
                 try:
-                    leased.append(_outbox_record(row))
+                    leased.append(outbox_record(row))
                 except (ValueError, KeyError, TypeError) as error:
                     conn.execute(
                         "UPDATE records SET state = 'quarantined', last_error = ? WHERE seq = ?",
@@ -595,7 +486,7 @@ class Journal:
             if last is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO journal_state VALUES (?, ?), (?, ?)",
-                    (_ANCHOR_SEQ, str(last[0]).encode(), _ANCHOR_CHAIN, bytes(last[1])),
+                    (ANCHOR_SEQ, str(last[0]).encode(), ANCHOR_CHAIN, bytes(last[1])),
                 )
                 conn.execute("DELETE FROM records WHERE state = 'purged' AND seq <= ?", (last[0],))
             conn.execute(
@@ -609,6 +500,11 @@ class Journal:
         return count
 
     # -- inspection ----------------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Check structure, the chain and every ciphertext's integrity, without decrypting."""
+        with self._lock:
+            return verify_journal(self._conn, progress)
 
     def stats(self) -> dict[str, Any]:
         summary = self.summary()
@@ -637,63 +533,6 @@ class Journal:
             "size_bytes": self.size_on_disk(),
             "max_bytes": self.max_bytes,
         }
-
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Check structure, the chain and every ciphertext's integrity, without decrypting."""
-        problems: list[Problem] = []
-        with self._lock:
-            conn = self._conn
-            for (message,) in conn.execute("PRAGMA quick_check").fetchall():
-                if message != "ok":
-                    problems.append(Problem(None, "structure", str(message)))
-            total = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-            anchor = self._anchor(conn)
-            expected_seq, previous = (anchor[0] + 1, anchor[1]) if anchor else (1, GENESIS_CHAIN)
-            checked = 0
-            first_seq = last_seq = None
-            cursor = conn.execute(_select_records("ORDER BY r.seq"))
-            for row in cursor:
-                seq = int(row["seq"])
-                first_seq = seq if first_seq is None else first_seq
-                last_seq = seq
-                if seq != expected_seq:
-                    problems.append(
-                        Problem(seq, "gap", f"expected seq {expected_seq}, found {seq}")
-                    )
-                problems.extend(self._check_row(row, previous))
-                previous = bytes(row["chain"])
-                expected_seq = seq + 1
-                checked += 1
-                if progress is not None and checked % 1000 == 0:
-                    progress(checked, total)
-        if progress is not None:
-            progress(checked, total)
-        return VerifyReport(checked, first_seq, last_seq, tuple(problems))
-
-    @staticmethod
-    def _check_row(row: sqlite3.Row, previous: bytes) -> list[Problem]:
-        seq = int(row["seq"])
-        if row["state"] == RecordState.PURGED:
-            return []  # payload erased on purpose; its stored chain value links the next one
-        if row["wrapped_key"] is None:
-            return [Problem(seq, "data_key", f"data key {row['data_key_id']} is missing")]
-        if row["nonce"] is None or row["ciphertext"] is None:
-            return [Problem(seq, "payload", "nonce or ciphertext is missing")]
-        try:
-            aad = _identity(row).aad()
-        except (ValueError, TypeError) as error:
-            return [Problem(seq, "metadata", f"clear metadata is not valid JSON: {error}")]
-        actual = chain_next(previous, aad, bytes(row["nonce"]), bytes(row["ciphertext"]))
-        if actual != bytes(row["chain"]):
-            return [
-                Problem(
-                    seq,
-                    "chain",
-                    "chain mismatch: the record's metadata, nonce, ciphertext or data key "
-                    "changed, or the previous record did",
-                )
-            ]
-        return []
 
 
 def _prepare_private_dir(state_dir: Path) -> None:

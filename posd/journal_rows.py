@@ -1,0 +1,115 @@
+"""The journal's rows: the record view (record + its data key), and what it maps to.
+
+Shared by the journal (capture, leasing) and its verifier.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from posd.envelope import MetaValue, RecordIdentity, canonical_json, wrapped_key_digest
+from posd.errors import UsageError
+from sync.outbox import OutboxRecord, WrappedKey
+
+MAX_META_BYTES = 4_096
+ANCHOR_SEQ = "anchor_seq"
+ANCHOR_CHAIN = "anchor_chain"
+
+
+class RecordState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    QUARANTINED = "quarantined"
+    PURGED = "purged"  # delivered, payload erased; kept only while it links the chain
+
+
+_RECORD_COLUMNS = (
+    "r.seq, r.event_id, r.kind, r.captured_at, r.client_ref, r.store_id, r.terminal_id, r.meta, "
+    "r.data_key_id, r.nonce, r.ciphertext, r.chain, r.state, r.attempts, "
+    "k.provider, k.key_arn, k.algorithm, k.wrapped_key, k.encryption_context"
+)
+_RECORD_FROM = "records r LEFT JOIN data_keys k ON k.key_id = r.data_key_id"
+
+
+def select_records(condition: str) -> str:
+    """The record view with a constant SQL `condition` (never user input; values are bound)."""
+    return f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} {condition}"  # noqa: S608
+
+
+_META_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def validate_meta(meta: Mapping[str, Any]) -> tuple[dict[str, MetaValue], str]:
+    """The metadata checked, and its canonical JSON text (as stored)."""
+    clean = dict(meta)
+    for key, value in clean.items():
+        if type(key) is not str or not key:
+            raise UsageError("record metadata keys must be non-empty strings")
+        if type(value) not in _META_TYPES:
+            raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
+    text = canonical_json(clean)
+    if len(text) > MAX_META_BYTES:
+        raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")
+    return clean, text.decode()
+
+
+def row_identity(row: sqlite3.Row) -> RecordIdentity:
+    return RecordIdentity(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        kind=row["kind"],
+        captured_at=row["captured_at"],
+        client_ref=row["client_ref"],
+        store_id=row["store_id"],
+        terminal_id=row["terminal_id"],
+        meta=json.loads(row["meta"]),
+        data_key_id=row["data_key_id"],
+        wrapped_key_sha256=wrapped_key_digest(row["wrapped_key"]),
+    )
+
+
+def outbox_record(row: sqlite3.Row) -> OutboxRecord:
+    """Build the delivery view of a row; raises ValueError/KeyError/TypeError if it is corrupt."""
+    if row["wrapped_key"] is None:
+        raise ValueError(f"data key {row['data_key_id']} is missing")
+    if row["nonce"] is None or row["ciphertext"] is None:
+        raise ValueError("payload is missing")
+    identity = row_identity(row)
+    return OutboxRecord(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        kind=row["kind"],
+        captured_at=row["captured_at"],
+        client_ref=row["client_ref"],
+        meta=identity.meta,
+        chain=bytes(row["chain"]).hex(),
+        nonce=bytes(row["nonce"]),
+        ciphertext=bytes(row["ciphertext"]),
+        aad=identity.aad(),
+        data_key=WrappedKey(
+            key_id=row["data_key_id"],
+            provider=row["provider"],
+            key_arn=row["key_arn"],
+            algorithm=row["algorithm"],
+            wrapped_key=bytes(row["wrapped_key"]),
+            encryption_context=json.loads(row["encryption_context"]),
+        ),
+        attempts=row["attempts"],
+    )
+
+
+def read_anchor(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
+    """(seq, chain) of the last record purged from the front of the journal, if any."""
+    rows = dict(
+        conn.execute(
+            "SELECT name, value FROM journal_state WHERE name IN (?, ?)",
+            (ANCHOR_SEQ, ANCHOR_CHAIN),
+        ).fetchall()
+    )
+    if ANCHOR_SEQ not in rows:
+        return None
+    return int(rows[ANCHOR_SEQ]), bytes(rows[ANCHOR_CHAIN])
