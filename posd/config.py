@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
+from posd.devices import check_device
 from posd.errors import ConfigError
+from posd.typecheck import coerce, type_name
 from sync.settings import SyncSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/posd/posd.toml")
@@ -153,57 +154,6 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name}: must be one of {', '.join(allowed)} (got {value!r})")
 
 
-def _type_name(annotation: Any) -> str:
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        Path: "a path",
-    }
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if args:
-        return " or ".join(_type_name(a) for a in args)
-    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
-
-
-def _coerce(annotation: Any, value: Any) -> Any:
-    """Check `value` against a field annotation; raise TypeError if it does not fit."""
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(annotation):
-            return None
-        for option in typing.get_args(annotation):
-            if option is type(None):
-                continue
-            try:
-                return _coerce(option, value)
-            except TypeError:
-                continue
-        raise TypeError
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise TypeError
-    if annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise TypeError
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise TypeError
-    if annotation is Path:
-        if isinstance(value, str) and value:
-            return Path(value)
-        raise TypeError
-    raise TypeError
-
-
 def _build(cls: type[T], table: Any, path: Path, prefix: str) -> T:
     if not isinstance(table, dict):
         raise ConfigError(str(path), prefix, "expected a table")
@@ -223,12 +173,12 @@ def _build(cls: type[T], table: Any, path: Path, prefix: str) -> T:
                 raise ConfigError(str(path), f"{prefix}.{item.name}", "required key is missing")
             continue
         try:
-            values[item.name] = _coerce(hints[item.name], table[item.name])
+            values[item.name] = coerce(hints[item.name], table[item.name])
         except TypeError:
             raise ConfigError(
                 str(path),
                 f"{prefix}.{item.name}",
-                f"expected {_type_name(hints[item.name])}, got {table[item.name]!r}",
+                f"expected {type_name(hints[item.name])}, got {table[item.name]!r}",
             ) from None
     try:
         return cls(**values)
@@ -251,7 +201,7 @@ def _devices(table: Any, path: Path) -> dict[str, DeviceSettings]:
         if not isinstance(driver, str) or not driver:
             raise ConfigError(str(path), f"devices.{name}.driver", "expected a driver name")
         options = {k: v for k, v in body.items() if k != "driver"}
-        devices[name] = DeviceSettings(driver=driver, options=options)
+        devices[name] = DeviceSettings(driver, check_device(name, driver, options, str(path)))
     return devices
 
 

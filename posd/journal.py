@@ -27,7 +27,7 @@ from posd.envelope import (
     chain_next,
     wrapped_key_digest,
 )
-from posd.errors import JournalError, JournalFullError, UsageError
+from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
 from posd.ids import uuid7_str
 from posd.journal_rows import (
     ANCHOR_CHAIN,
@@ -40,7 +40,7 @@ from posd.journal_rows import (
     validate_meta,
 )
 from posd.journal_verify import VerifyReport, verify_journal
-from posd.schema import migrate
+from posd.schema import SCHEMA_VERSION, migrate
 from sync.outbox import Delivered, OutboxRecord, OutboxSummary, WrappedKey
 
 JOURNAL_FILE = "journal.db"
@@ -83,8 +83,10 @@ class Journal:
         max_bytes: int | None = None,
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         self.path = path
+        self.read_only = read_only
         self.max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
         self.min_free_bytes = min_free_bytes
         self._clock = clock
@@ -97,17 +99,22 @@ class Journal:
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
-        _prepare_private_file(path)
+        if not read_only:
+            _prepare_private_file(path)
         try:
             self._conn = sqlite3.connect(
-                str(path),
+                f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=BUSY_TIMEOUT_MS / 1000,
+                uri=read_only,
             )
             self._conn.row_factory = sqlite3.Row
-            self._configure()
-            migrate(self._conn, str(path))
+            if read_only:
+                self._check_schema_read_only()
+            else:
+                self._configure()
+                migrate(self._conn, str(path))
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open journal: {error}") from error
 
@@ -115,6 +122,24 @@ class Journal:
     def open(cls, state_dir: Path, **options: Any) -> Journal:
         _prepare_private_dir(state_dir)
         return cls(state_dir / JOURNAL_FILE, **options)
+
+    @classmethod
+    def open_read_only(cls, state_dir: Path) -> Journal:
+        """For inspection (stats, verify): never creates, migrates or changes anything."""
+        path = state_dir / JOURNAL_FILE
+        if not path.is_file():
+            raise JournalError(f"no journal in {state_dir} (expected {JOURNAL_FILE})")
+        return cls(path, read_only=True)
+
+    def _check_schema_read_only(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version == 0:
+            raise JournalError(f"{self.path}: not a posd journal (no schema)")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.path}: journal schema version {version}, this posd reads "
+                f"{SCHEMA_VERSION}; open it with a matching posd"
+            )
 
     def _configure(self) -> None:
         conn = self._conn
@@ -138,8 +163,16 @@ class Journal:
 
     # -- transactions --------------------------------------------------------------------------
 
-    def _write(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `body` in one IMMEDIATE transaction (takes the write lock up front)."""
+    def _write(
+        self,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
+
+        `on_commit(result)` updates in-memory caches after the commit, still under the lock,
+        so no other thread sees the file and the caches disagree.
+        """
         with self._lock:
             conn = self._conn
             try:
@@ -153,6 +186,8 @@ class Journal:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            if on_commit is not None:
+                on_commit(result)
             return result
 
     # -- capture ---------------------------------------------------------------------------------
@@ -301,19 +336,23 @@ class Journal:
                 attempts=0,
             )
 
+        def committed(record: OutboxRecord) -> None:
+            self._known_keys.add(data_key.key_id)
+            self._tail_cache = (record.seq, bytes.fromhex(record.chain))
+
         try:
             try:
-                record: OutboxRecord = self._write(body)
+                record: OutboxRecord = self._write(body, committed)
             except _StaleTail:
                 # Another process appended since our tail was cached: reload it, once.
                 self._tail_cache = None
-                record = self._write(body)
+                record = self._write(body, committed)
         except sqlite3.OperationalError as error:
             if "full" in str(error).lower():
                 raise JournalFullError(f"journal cannot grow: {error}") from error
             raise JournalError(f"{self.path}: append failed: {error}") from error
-        self._known_keys.add(data_key.key_id)
-        self._tail_cache = (record.seq, bytes.fromhex(record.chain))
+        except sqlite3.DatabaseError as error:
+            raise JournalError(f"{self.path}: append failed: {error}") from error
         return record
 
     def _key_digest(self, data_key: WrappedKey) -> str:
@@ -424,14 +463,17 @@ class Journal:
 
     def retry_quarantined(self) -> int:
         """Return every quarantined record to pending, due now. Returns how many."""
-        self._floor = 0
-        cursor: sqlite3.Cursor = self._write(
-            lambda conn: conn.execute(
+
+        def body(conn: sqlite3.Connection) -> int:
+            count = conn.execute(
                 "UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = 0, "
                 "leased_until = 0 WHERE state = 'quarantined'"
-            )
-        )
-        return cursor.rowcount
+            ).rowcount
+            self._floor = 0  # under the lock: no lease can move it past these meanwhile
+            return int(count)
+
+        returned: int = self._write(body)
+        return returned
 
     def summary(self) -> OutboxSummary:
         with self._lock:
@@ -495,8 +537,7 @@ class Journal:
             )
             return int(erased)
 
-        count: int = self._write(body)
-        self._known_keys.clear()
+        count: int = self._write(body, lambda _: self._known_keys.clear())
         return count
 
     # -- inspection ----------------------------------------------------------------------------

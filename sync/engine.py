@@ -296,25 +296,33 @@ class SyncEngine:
 
     def _settle_flight(self, flight: _Flight, result: SendResult, now: float) -> list[Delivered]:
         records = [entry.record for entry in flight.entries]
+        # Link and window change under the lock: status() reads them from other threads.
         if isinstance(result, Answered):
-            if self._link.record_success(now):
-                self._window.reset_to_minimum()
+            with self._lock:
+                back_online = self._link.record_success(now)
+                if back_online:
+                    self._window.reset_to_minimum()
+            if back_online:
                 log.info("sync.online", pending=self._pending)
             verdict = judge(records, result.results)
             for record, reason in verdict.quarantine:
                 self._quarantine(record, reason)
             for error, group in _group_by_error(verdict.retry).items():
                 self._retry_later(group, now, error)
-            if verdict.throttled:
-                self._window.on_throttle(flight.ticket)
-            else:
-                self._window.on_success()
+            with self._lock:
+                if verdict.throttled:
+                    self._window.on_throttle(flight.ticket)
+                else:
+                    self._window.on_success()
             return verdict.delivered
         if isinstance(result, Throttled):
-            self._window.on_throttle(flight.ticket)
+            with self._lock:
+                self._window.on_throttle(flight.ticket)
             self._retry_later(records, now, result.error)
             return []
-        if self._link.record_failure(now, f"{result.kind}: {result.error}"):
+        with self._lock:
+            went_offline = self._link.record_failure(now, f"{result.kind}: {result.error}")
+        if went_offline:
             log.warning(
                 "sync.offline", error=result.error, failures=self._link.consecutive_failures
             )

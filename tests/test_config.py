@@ -56,6 +56,37 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
             "devices.card_reader.driver",
             "driver name",
         ),
+        (MINIMAL + "[devices.till]\ndriver = 'serial'\n", "devices.till", "unknown device"),
+        (
+            MINIMAL + "[devices.card_reader]\ndriver = 'usb'\n",
+            "devices.card_reader.driver",
+            "unknown driver",
+        ),
+        (
+            MINIMAL + "[devices.card_reader]\ndriver = 'serial'\nport = '/dev/x'\nbaud = 9600\n",
+            "devices.card_reader.baud",
+            "unknown option",
+        ),
+        (
+            MINIMAL + "[devices.card_reader]\ndriver = 'serial'\nbaudrate = 'fast'\n",
+            "devices.card_reader.baudrate",
+            "expected an integer",
+        ),
+        (
+            MINIMAL + "[devices.palm_scanner]\ndriver = 'simulated'\nidentities = 5\n",
+            "devices.palm_scanner.identities",
+            "expected a table",
+        ),
+        (
+            MINIMAL + "[devices.palm_scanner]\ndriver = 'simulated'\nconfidence = nan\n",
+            "devices.palm_scanner.confidence",
+            "finite number",
+        ),
+        (
+            MINIMAL + "[devices.card_reader]\ndriver = 'simulated'\ndeck = 5\n",
+            "devices.card_reader.deck",
+            "cannot be set",
+        ),
     ],
 )
 def test_errors_name_file_key_and_expectation(
@@ -88,3 +119,15 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "sync.source" in result.stderr and "aws." in result.stderr
     assert '"error": "config_invalid"' in result.stdout
+
+
+def test_device_options_are_checked_and_widened(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + "[devices.palm_scanner]\ndriver = 'amazon-one'\nvendor_id = 0x1d6b\n"
+        + "product_id = 4\nresponse_timeout_s = 2\n"
+    )
+    config = load_config(write(tmp_path, text))
+    options = config.devices["palm_scanner"].options
+    assert options == {"vendor_id": 0x1D6B, "product_id": 4, "response_timeout_s": 2.0}
+    assert isinstance(options["response_timeout_s"], float)

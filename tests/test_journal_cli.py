@@ -88,3 +88,29 @@ def test_demo_rejects_bad_arguments(tmp_path: Path) -> None:
     (tmp_path / "full" / "x").write_text("x")
     result = posd("demo", "--keep-state", str(tmp_path / "full"))
     assert result.returncode == 2 and "not empty" in result.stderr
+
+
+def test_argument_errors_never_echo_a_card_number() -> None:
+    pan = DECK_PANS[0][1]
+    plain = posd("decode", "tlv", "5A08", pan)
+    assert plain.returncode == 2
+    assert pan not in plain.stdout + plain.stderr
+    assert "unrecognized arguments" in plain.stderr and "Traceback" not in plain.stderr
+    as_json = posd("decode", "tlv", "5A08", pan, "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["error"] == "bad_arguments"
+    assert pan not in as_json.stdout + as_json.stderr
+
+
+def test_inspection_never_writes_to_the_journal(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / JOURNAL_FILE).write_bytes(b"")
+    result = posd("journal", "stats", "--state-dir", str(state_dir))
+    assert result.returncode == 2 and "not a posd journal" in result.stderr
+    assert (state_dir / JOURNAL_FILE).stat().st_size == 0
+
+
+def test_empty_tlv_is_malformed() -> None:
+    result = posd("decode", "tlv", "")
+    assert result.returncode == 2 and "no data" in result.stderr

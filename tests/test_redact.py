@@ -88,8 +88,13 @@ def test_pan_as_integer_is_redacted() -> None:
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
     structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -120,3 +125,17 @@ def test_cli_json_output_stays_valid_and_redacted(number: float, pan: str) -> No
     parsed = json.loads(out.getvalue())
     assert pan not in out.getvalue()
     assert parsed["age"] == number or parsed["age"] == PAN_PLACEHOLDER
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_stdlib_logging_is_redacted_too() -> None:
+    import logging
+
+    stream = io.StringIO()
+    configure_logging("info", stream=stream, force_json=True)
+    logging.getLogger("drivers.card.serial_reader").warning("read %s", f";{VISA_TEST_PAN}=2512?")
+    logging.getLogger("drivers.card.serial_reader").info("reader is back")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["level"] for line in lines] == ["warning", "info"]
+    assert VISA_TEST_PAN not in stream.getvalue()
+    assert lines[0]["logger"] == "drivers.card.serial_reader"

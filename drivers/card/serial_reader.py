@@ -136,6 +136,12 @@ class SerialTransport:
             self._port.close()  # an unplugged port may fail to close: nothing left to release
 
 
+def _require_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{name} must be a finite number > 0")
+
+
 class SerialCardReader(CardReader):
     """Card reader on a serial port. Options are plain values so config can pass them."""
 
@@ -154,6 +160,16 @@ class SerialCardReader(CardReader):
         reconnect_max: float = DEFAULT_RECONNECT_MAX_S,
     ) -> None:
         super().__init__()
+        _require_positive(
+            baudrate=baudrate,
+            response_timeout=response_timeout,
+            ack_timeout=ack_timeout,
+            inter_byte_timeout=inter_byte_timeout,
+            reconnect_initial=reconnect_initial,
+            reconnect_max=reconnect_max,
+        )
+        if max_resends < 0:
+            raise ValueError("max_resends must be >= 0")
         self.port = port
         self._baudrate = baudrate
         self._response_timeout = response_timeout

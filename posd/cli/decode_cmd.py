@@ -101,6 +101,8 @@ def decode_track(args: argparse.Namespace) -> int:
 
 
 def decode_tlv(args: argparse.Namespace) -> int:
+    if not args.data.strip(" :"):
+        raise UsageError("cannot parse TLV: no data given")
     try:
         objects = tlv.parse_hex(args.data)
         has_pan = any(tlv.find(objects, tag) for tag in (emv.TAG_PAN, emv.TAG_TRACK2_EQUIVALENT))

@@ -13,30 +13,22 @@ from __future__ import annotations
 import argparse
 import inspect
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from drivers.base import Device, DeviceInfo, Health
-from drivers.card.reader import CardReader, card_reader_driver
+from drivers.card.reader import CardReader
 from drivers.errors import DeviceError, DeviceInitError, DriverUnavailable
 from drivers.palm.identity import Matched
-from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner, palm_scanner_driver
+from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
 from drivers.registry import CARD_READER, PALM_SCANNER
 from posd.cli.config_cmd import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, DeviceSettings, load_config
+from posd.devices import DEVICE_CLASSES, DriverLoader
 from posd.errors import ConfigError, DeviceCommandError, UsageError
 
 DEFAULT_TEST_TIMEOUT_S = 10.0
-
-DriverLoader = Callable[[str], type[Device]]
-
-# Config key -> (device class in the driver table, its typed driver loader).
-DEVICE_CLASSES: dict[str, tuple[str, DriverLoader]] = {
-    "card_reader": (CARD_READER, card_reader_driver),
-    "palm_scanner": (PALM_SCANNER, palm_scanner_driver),
-}
 
 
 def register(subparsers: Any) -> None:
@@ -84,7 +76,7 @@ def build_device(config: Config, name: str) -> Device:
         ) from None
     try:
         return cls(**settings.options)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise ConfigError(str(config.path), where, str(error)) from None
 
 

@@ -11,7 +11,7 @@ from posd.cli.output import emit, key_values, table
 from posd.cli.progress import Progress
 from posd.config import load_config
 from posd.errors import UsageError
-from posd.journal import JOURNAL_FILE, Journal
+from posd.journal import Journal
 
 
 def register(subparsers: Any) -> None:
@@ -40,9 +40,7 @@ def open_existing_journal(args: argparse.Namespace) -> Journal:
         state_dir = load_config(args.config).state_dir
     else:
         raise UsageError("give --state-dir DIR or --config FILE")
-    if not (state_dir / JOURNAL_FILE).is_file():
-        raise UsageError(f"no journal in {state_dir} (expected {JOURNAL_FILE})")
-    return Journal.open(state_dir)
+    return Journal.open_read_only(state_dir)
 
 
 def stats(args: argparse.Namespace) -> int:

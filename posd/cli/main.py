@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import NoReturn
 
 from posd.errors import PosdError
 from posd.logs import configure_logging
@@ -32,8 +33,25 @@ COMMAND_MODULES = (
 )
 
 
+class ArgumentError(PosdError):
+    code = "bad_arguments"
+
+
+class PosdArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a `PosdError`: redacted, JSON with `--json`, exit 2.
+
+    argparse quotes what it did not understand, and a technician who forgets to quote a track
+    or a hex dump would otherwise see a card number echoed back.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("posd").strip()
+        where = f"{command}: " if command else ""
+        raise ArgumentError(f"{where}{message} (see: {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = PosdArgumentParser(
         prog="posd", description="Store-edge POS terminal daemon and technician CLI."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -48,9 +66,8 @@ def _wants_json(argv: Sequence[str]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(args_list)
     try:
+        args = build_parser().parse_args(args_list)
         configure_logging(os.environ.get(LOG_LEVEL_ENV, DEFAULT_CLI_LOG_LEVEL))
         code: int = args.handler(args)
     except PosdError as error:

@@ -22,6 +22,9 @@ DEFAULT_PRESENT_AFTER_S = 0.5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+MAX_PRESENT_AFTER_S = 3600.0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("sim", help="run simulated devices")
     devices = parser.add_subparsers(dest="device", metavar="DEVICE", required=True)
@@ -38,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_card_reader(args: argparse.Namespace) -> int:
-    if args.present_after < 0:
-        raise UsageError("--present-after must be zero or more seconds")
+    if not 0 <= args.present_after < MAX_PRESENT_AFTER_S:
+        raise UsageError(f"--present-after must be 0 to {MAX_PRESENT_AFTER_S:g} seconds")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
