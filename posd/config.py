@@ -9,6 +9,7 @@ schema, and `config/posd.toml` documents it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -217,7 +218,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
     base = path.parent
 
     def resolve(p: Path | None) -> Path | None:
-        return None if p is None else (p if p.is_absolute() else base / p)
+        return None if p is None else (p if p.is_absolute() else Path(os.path.normpath(base / p)))
 
     terminal = _build(TerminalSettings, document["terminal"], path, "terminal")
     terminal = dataclasses.replace(
