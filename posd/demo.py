@@ -40,7 +40,7 @@ KEY_READY_TIMEOUT_SECONDS = 15.0
 DRAIN_TIMEOUT_SECONDS = 300.0
 RECEIVE_TIMEOUT_SECONDS = 120.0
 CURRENCIES = ("EUR", "USD", "GBP")
-LANE = "lane-01"
+DEMO_TERMINAL_ID = "lane-01"
 PALM_EVERY = 5  # one payment in five by palm, the others by card
 DEVICE_TIMEOUT_SECONDS = 10.0
 
@@ -72,7 +72,7 @@ def demo_config(state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key
     document = {
         "terminal": {
             "store_id": "store-demo",
-            "terminal_id": "lane-01",
+            "terminal_id": DEMO_TERMINAL_ID,
             "mode": "production",
             "state_dir": str(state_dir),
         },
@@ -107,10 +107,10 @@ def _open_devices(config: Config) -> tuple[CardReader, PalmScanner]:
 
 
 def _capture_one(
-    rng: random.Random, index: int, reader: CardReader, scanner: PalmScanner
+    rng: random.Random, index: int, lane: str, reader: CardReader, scanner: PalmScanner
 ) -> CaptureParts:
     """One payment at the lane: every PALM_EVERY-th by palm, the others by card."""
-    payment = Payment(rng.randint(100, 25_000), rng.choice(CURRENCIES), LANE)
+    payment = Payment(rng.randint(100, 25_000), rng.choice(CURRENCIES), lane)
     if index % PALM_EVERY == PALM_EVERY - 1:
         result = scanner.identify(timeout=DEVICE_TIMEOUT_SECONDS)
         if not isinstance(result, Matched):
@@ -155,7 +155,7 @@ def run_demo(
             ):
                 recorder = Recorder(journal, provider, config.store_id, config.terminal_id)
                 for index in range(payments):
-                    parts = _capture_one(rng, index, reader, scanner)
+                    parts = _capture_one(rng, index, config.terminal_id, reader, scanner)
                     record = recorder.record(
                         parts.kind, parts.meta, parts.secret, client_ref=f"demo-{index}"
                     )
