@@ -18,9 +18,9 @@ from typing import Any
 from posd.envelope import open_sealed
 from posd.errors import EnvelopeError
 from posd.keys.base import KeyUnwrapper
+from sync.events import EVENT_SCHEMA
 from sync.outbox import WrappedKey
 
-EVENT_SCHEMA = "posd.event/1"
 SEALED_IDENTITY_FIELDS = (
     "seq",
     "event_id",

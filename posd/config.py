@@ -19,14 +19,13 @@ from typing import Any, TypeVar
 
 from posd.devices import check_device
 from posd.errors import ConfigError
-from posd.typecheck import coerce, type_name
+from posd.journal.settings import JournalSettings
+from posd.keys.settings import KeySettings
+from posd.typecheck import choice, coerce, type_name
 from sync.settings import SyncSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/posd/posd.toml")
 MODES = ("production", "development")
-KEY_PROVIDERS = ("kms", "local")
-DEFAULT_ROTATE_AFTER_RECORDS = 10_000
-DEFAULT_ROTATE_AFTER_SECONDS = 3_600.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class TerminalSettings:
     state_dir: Path = Path("/var/lib/posd")
 
     def __post_init__(self) -> None:
-        _choice("mode", self.mode, MODES)
+        choice("mode", self.mode, MODES)
         for name in ("store_id", "terminal_id"):
             value = getattr(self, name)
             if not value or not value.replace("-", "").replace("_", "").isalnum():
@@ -62,41 +61,6 @@ class AwsSettings:
     profile: str | None = None
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0
-
-
-@dataclass(frozen=True)
-class KeySettings:
-    provider: str = "kms"
-    kms_key_id: str | None = None
-    # KMS RSA key (ENCRYPT_DECRYPT) whose public half wraps data keys while KMS is unreachable.
-    offline_key_id: str | None = None
-    # Development only: file holding a local key-encryption key (created if missing).
-    local_key_file: Path | None = None
-    rotate_after_records: int = DEFAULT_ROTATE_AFTER_RECORDS
-    rotate_after_seconds: float = DEFAULT_ROTATE_AFTER_SECONDS
-
-    def __post_init__(self) -> None:
-        _choice("provider", self.provider, KEY_PROVIDERS)
-        if self.provider == "kms" and not self.kms_key_id:
-            raise ValueError("kms_key_id: required when provider = 'kms'")
-        if self.provider == "local" and self.local_key_file is None:
-            raise ValueError("local_key_file: required when provider = 'local'")
-        if self.rotate_after_records < 1:
-            raise ValueError("rotate_after_records: must be >= 1")
-        if self.rotate_after_seconds <= 0:
-            raise ValueError("rotate_after_seconds: must be > 0")
-
-
-@dataclass(frozen=True)
-class JournalSettings:
-    max_bytes: int = 2 * 1024**3
-    min_free_bytes: int = 64 * 1024**2
-
-    def __post_init__(self) -> None:
-        if self.max_bytes < 1024**2:
-            raise ValueError("max_bytes: must be at least 1 MiB")
-        if self.min_free_bytes < 0:
-            raise ValueError("min_free_bytes: must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -148,11 +112,6 @@ class Config:
 
 
 T = TypeVar("T")
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}: must be one of {', '.join(allowed)} (got {value!r})")
 
 
 def _build(cls: type[T], table: Any, path: Path, prefix: str) -> T:

@@ -151,7 +151,7 @@ def run_demo(
             with (
                 reader,
                 scanner,
-                Journal.open(config.state_dir, max_bytes=config.journal.max_bytes) as journal,
+                Journal.open(config.state_dir, config.journal) as journal,
             ):
                 recorder = Recorder(journal, provider, config.store_id, config.terminal_id)
                 for index in range(payments):

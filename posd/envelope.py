@@ -38,7 +38,11 @@ MetaValue = str | int | bool | None
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_ascii_json(value: Any) -> bytes:
+    """The AAD's encoding: sorted keys, no whitespace, non-ASCII as \\u escapes (pure ASCII).
+
+    Differs on purpose from the event Detail's `sync.events.detail_json` (UTF-8 text): these
+    bytes are hashed into the chain and must never change with a JSON library's defaults."""
     return _CANONICAL.encode(value).encode()
 
 
@@ -58,7 +62,7 @@ class RecordIdentity:
     wrapped_key_sha256: str
 
     def aad(self) -> bytes:
-        return canonical_json(
+        return canonical_ascii_json(
             {
                 "schema": AAD_SCHEMA,
                 "seq": self.seq,
@@ -90,11 +94,6 @@ class Sealer:
         """Encrypt: returns (nonce, ciphertext with tag), a fresh random 96-bit nonce each time."""
         nonce = os.urandom(NONCE_BYTES)
         return nonce, self._aead.encrypt(nonce, plaintext, aad)
-
-
-def seal(key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
-    """Encrypt once under `key`: returns (nonce, ciphertext with tag)."""
-    return Sealer(key).seal(plaintext, aad)
 
 
 def open_sealed(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:

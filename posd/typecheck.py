@@ -85,3 +85,9 @@ def coerce(annotation: Any, value: Any) -> Any:
             return Path(value)
         raise TypeError
     raise NotSettable
+
+
+def choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    """A settings dataclass's check that `value` is one of `allowed` ("name: ..." message)."""
+    if value not in allowed:
+        raise ValueError(f"{name}: must be one of {', '.join(allowed)} (got {value!r})")

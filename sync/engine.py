@@ -31,7 +31,8 @@ from sync.link import LinkMonitor
 from sync.outbox import Delivered, Outbox, OutboxRecord
 from sync.results import judge
 from sync.settings import SyncSettings
-from sync.status import DrainProgress, DrainReport, SyncStatus, age_seconds
+from sync.status import DrainProgress, DrainReport, SyncStatus
+from sync.timestamps import age_seconds
 from sync.transport import Answered, Failed, PutEventsClient, SendResult, Throttled, put_batch
 from sync.window import ConcurrencyWindow
 

@@ -1,4 +1,4 @@
-"""One EventBridge PutEvents entry per journal record (DESIGN.md section 5).
+"""One EventBridge PutEvents entry per journal record.
 
 The format is documented for consumers in docs/event-format.md; `EVENT_SCHEMA` changes
 whenever a field changes meaning. Card data is only inside `envelope.ciphertext`.
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync.errors import EventBuildError
 from sync.outbox import OutboxRecord
+from sync.timestamps import parse_rfc3339
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
@@ -38,20 +39,21 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def canonical_json(value: Any) -> str:
-    """Compact, key-sorted JSON: the same record always yields the same Detail bytes."""
+def detail_json(value: Any) -> str:
+    """Compact, key-sorted JSON text, non-ASCII kept as UTF-8: the same record always yields
+    the same Detail bytes, and sizes count as AWS counts them (UTF-8 bytes).
+
+    Not the envelope's AAD encoding (`posd.envelope.canonical_ascii_json`, ASCII escapes):
+    the AAD travels base64-encoded inside the Detail, so the two never need to agree."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_captured_at(text: str) -> datetime:
-    """RFC 3339 capture time (with `Z` or an offset) as an aware datetime."""
+    """The capture time of a record as an aware datetime (EventBridge's `Time`)."""
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_rfc3339(text)
     except ValueError as error:
         raise EventBuildError(f"captured_at is not RFC 3339: {text!r}") from error
-    if parsed.tzinfo is None:
-        raise EventBuildError(f"captured_at has no time zone: {text!r}")
-    return parsed
 
 
 def build_detail(record: OutboxRecord, store_id: str, terminal_id: str) -> dict[str, Any]:
@@ -101,7 +103,7 @@ class EventBuilder:
     event_bus_name: str
 
     def build(self, record: OutboxRecord) -> Entry:
-        detail = canonical_json(build_detail(record, self.store_id, self.terminal_id))
+        detail = detail_json(build_detail(record, self.store_id, self.terminal_id))
         request_entry: PutEventsRequestEntryTypeDef = {
             "Source": self.source,
             "DetailType": record.kind,

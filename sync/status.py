@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 
@@ -45,14 +44,3 @@ class DrainReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def age_seconds(captured_at: str | None, now: float) -> float | None:
-    """Seconds since an RFC 3339 timestamp, or None (unparsable counts as unknown)."""
-    if not captured_at:
-        return None
-    try:
-        then = datetime.fromisoformat(captured_at.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return max(0.0, now - then.timestamp())

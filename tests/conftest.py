@@ -3,6 +3,7 @@ journal with keys in a temporary state dir."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,3 +73,13 @@ def recorder(journal: Journal, local_key_provider: RotatingKeyProvider) -> Recor
 def kms_key_arn(kms_client: Any) -> str:
     """A fresh symmetric KMS key in the emulator."""
     return str(kms_client.create_key(Description="posd test")["KeyMetadata"]["Arn"])
+
+
+def query_file(journal: Journal, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of `sql` read from the journal's file through a connection of its own, as an
+    operator with the sqlite3 shell would: tests look at the file, not the object's insides."""
+    conn = sqlite3.connect(journal.path, isolation_level=None)
+    try:
+        return [tuple(row) for row in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()

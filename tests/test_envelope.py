@@ -12,9 +12,9 @@ from posd.envelope import (
     GENESIS_CHAIN,
     KEY_BYTES,
     RecordIdentity,
+    Sealer,
     chain_next,
     open_sealed,
-    seal,
     wrapped_key_digest,
 )
 from posd.errors import EnvelopeError
@@ -40,7 +40,7 @@ identities = st.builds(
 @given(identity=identities, secret=st.binary(max_size=2048))
 def test_round_trip(identity: RecordIdentity, secret: bytes) -> None:
     key = os.urandom(KEY_BYTES)
-    nonce, ciphertext = seal(key, secret, identity.aad())
+    nonce, ciphertext = Sealer(key).seal(secret, identity.aad())
     assert secret == open_sealed(key, nonce, ciphertext, identity.aad())
     if len(secret) >= 8:
         assert secret not in ciphertext
@@ -52,7 +52,7 @@ def test_any_flipped_bit_is_detected(
 ) -> None:
     key = os.urandom(KEY_BYTES)
     aad = identity.aad()
-    nonce, ciphertext = seal(key, secret, aad)
+    nonce, ciphertext = Sealer(key).seal(secret, aad)
     parts = {"key": key, "nonce": nonce, "ciphertext": ciphertext, "aad": aad}
     target = data.draw(st.sampled_from(sorted(parts)))
     index = data.draw(st.integers(0, len(parts[target]) - 1))
@@ -90,7 +90,7 @@ def test_aad_binds_every_clear_field() -> None:
         "wrapped_key_sha256": "d2",
     }
     key = os.urandom(KEY_BYTES)
-    nonce, ciphertext = seal(key, b"secret", base.aad())
+    nonce, ciphertext = Sealer(key).seal(b"secret", base.aad())
     for field, value in changes.items():
         other = RecordIdentity(**{**base.__dict__, field: value})
         assert other.aad() != base.aad(), field
@@ -108,4 +108,4 @@ def test_chain_depends_on_previous_and_payload() -> None:
 
 def test_wrong_key_length_is_refused() -> None:
     with pytest.raises(EnvelopeError):
-        seal(b"short", b"x", b"")
+        Sealer(b"short")

@@ -34,13 +34,13 @@ def register(subparsers: Any) -> None:
 
 
 def open_existing_journal(args: argparse.Namespace) -> Journal:
+    """The journal named by `--state-dir` (default settings) or by `--config` (its settings)."""
     if args.state_dir is not None:
-        state_dir: Path = args.state_dir
-    elif args.config is not None:
-        state_dir = load_config(args.config).state_dir
-    else:
-        raise UsageError("give --state-dir DIR or --config FILE")
-    return Journal.open_read_only(state_dir)
+        return Journal.open_read_only(args.state_dir)
+    if args.config is not None:
+        config = load_config(args.config)
+        return Journal.open_read_only(config.state_dir, config.journal)
+    raise UsageError("give --state-dir DIR or --config FILE")
 
 
 def stats(args: argparse.Namespace) -> int:

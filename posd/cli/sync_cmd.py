@@ -19,7 +19,8 @@ from posd.cli.progress import Progress
 from posd.config import Config, load_config
 from posd.errors import UsageError
 from posd.journal import JOURNAL_FILE, Journal
-from sync.status import DrainProgress, age_seconds
+from sync.status import DrainProgress
+from sync.timestamps import age_seconds
 
 DEFAULT_FLUSH_TIMEOUT_SECONDS = 300.0
 # Output redaction takes any 12-19 digit Luhn-valid run for a card number, and a float's
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
 def _open(config: Config) -> Journal:
     if not (config.state_dir / JOURNAL_FILE).is_file():
         raise UsageError(f"no journal in {config.state_dir} (expected {JOURNAL_FILE})")
-    return Journal.open(config.state_dir, max_bytes=config.journal.max_bytes)
+    return Journal.open(config.state_dir, config.journal)
 
 
 def _seconds(value: float | None) -> str:

@@ -9,7 +9,6 @@ one, and the provider moves back to the primary as soon as a key from it is read
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,9 +19,9 @@ import structlog
 
 from posd.errors import KeyProviderError
 from posd.keys.base import DataKey, KeySource
+from posd.keys.settings import ROTATE_AFTER_RECORDS, ROTATE_AFTER_SECONDS
+from sync.backoff import FullJitterBackoff
 
-DEFAULT_ROTATE_AFTER_RECORDS = 10_000
-DEFAULT_ROTATE_AFTER_SECONDS = 3_600.0
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 
@@ -43,8 +42,8 @@ class RotatingKeyProvider:
         primary: KeySource,
         fallback: KeySource | None = None,
         *,
-        rotate_after_records: int = DEFAULT_ROTATE_AFTER_RECORDS,
-        rotate_after_seconds: float = DEFAULT_ROTATE_AFTER_SECONDS,
+        rotate_after_records: int = ROTATE_AFTER_RECORDS,
+        rotate_after_seconds: float = ROTATE_AFTER_SECONDS,
         after_primary_success: Sequence[Callable[[], None]] = (),
         retry_initial_seconds: float = RETRY_INITIAL_SECONDS,
         retry_max_seconds: float = RETRY_MAX_SECONDS,
@@ -55,8 +54,7 @@ class RotatingKeyProvider:
         self._rotate_records = rotate_after_records
         self._rotate_seconds = rotate_after_seconds
         self._after_success = list(after_primary_success)
-        self._retry_initial = retry_initial_seconds
-        self._retry_max = retry_max_seconds
+        self._retry_backoff = FullJitterBackoff(retry_initial_seconds, retry_max_seconds)
         self._clock = clock
         self._cond = threading.Condition()
         self._current: _InUse | None = None
@@ -143,7 +141,6 @@ class RotatingKeyProvider:
     # -- background ------------------------------------------------------------------------
 
     def _prefetch_loop(self) -> None:
-        delay = self._retry_initial
         hooks_done = False  # run after each primary success until they all succeed once
         while True:
             with self._cond:
@@ -156,11 +153,10 @@ class RotatingKeyProvider:
             except Exception as error:  # noqa: BLE001 - the prefetcher must outlive any failure
                 detail = str(error) if isinstance(error, KeyProviderError) else type(error).__name__
                 self._note_failure(detail)
-                if self._pause(random.uniform(0, delay)):  # full jitter
+                # Only this thread changes the failure count: reading it here is safe.
+                if self._pause(self._retry_backoff.delay(self._primary_failures)):
                     return
-                delay = min(delay * 2, self._retry_max)
                 continue
-            delay = self._retry_initial
             with self._cond:
                 if self._primary_failures:
                     log.info(

@@ -10,6 +10,7 @@ import pytest
 
 from posd.journal import Journal
 from posd.recorder import Recorder
+from tests.conftest import query_file
 from tests.sync.conftest import EngineFactory, Route, event_ids, fill, receive_all
 from tests.sync.faultproxy import DROP, LOSE, FaultProxy, delay, http_error
 
@@ -17,9 +18,9 @@ RECORDS = 30
 
 
 def _quarantine_reasons(journal: Journal) -> dict[str, str]:
-    rows = journal._conn.execute(
-        "SELECT event_id, last_error FROM records WHERE state = 'quarantined'"
-    ).fetchall()
+    rows = query_file(
+        journal, "SELECT event_id, last_error FROM records WHERE state = 'quarantined'"
+    )
     return {row[0]: row[1] for row in rows}
 
 

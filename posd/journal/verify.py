@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from posd.envelope import GENESIS_CHAIN, chain_next
-from posd.journal_rows import RecordState, read_anchor, row_identity, select_records
+from posd.journal.rows import RecordState, read_anchor, row_identity, select_records
 
 PROGRESS_EVERY = 1000
 

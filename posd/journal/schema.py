@@ -15,7 +15,7 @@ from posd.errors import SchemaError
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    db["data_keys"].create(  # type: ignore[union-attr]
+    db.table("data_keys").create(
         {
             "key_id": str,
             "provider": str,
@@ -35,7 +35,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             "created_at",
         },
     )
-    db["journal_state"].create({"name": str, "value": bytes}, pk="name")  # type: ignore[union-attr]
+    db.table("journal_state").create({"name": str, "value": bytes}, pk="name")
     # The records table is written by hand: it needs CHECK constraints and a foreign key.
     db.execute(
         """

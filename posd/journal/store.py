@@ -5,31 +5,41 @@ the record survives a crash or power loss. `secure_delete=ON` overwrites purged 
 The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
 without knowing anything else about it. Writers from other processes (the CLI) coordinate
 through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
+
+The hot paths (append, lease, settle) are plain `sqlite3` with hand-written SQL: each costs
+an fsync already, and the Python around it is a measured share of capture latency
+(bench/journal_append.py). sqlite-utils defines the schema (`schema.py`) and answers the
+read-only inspection queries (`stats`), where convenience matters more than microseconds.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from posd.clock import parse_rfc3339, rfc3339
+import sqlite_utils
+
 from posd.envelope import (
     GENESIS_CHAIN,
     RecordIdentity,
-    canonical_json,
+    canonical_ascii_json,
     chain_next,
     wrapped_key_digest,
 )
 from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
 from posd.ids import uuid7_str
-from posd.journal_rows import (
+from posd.journal.files import (
+    JOURNAL_FILE,
+    prepare_private_dir,
+    prepare_private_file,
+    size_on_disk,
+)
+from posd.journal.rows import (
     ANCHOR_CHAIN,
     ANCHOR_SEQ,
     MAX_META_BYTES,
@@ -39,15 +49,12 @@ from posd.journal_rows import (
     select_records,
     validate_meta,
 )
-from posd.journal_verify import VerifyReport, verify_journal
-from posd.schema import SCHEMA_VERSION, migrate
+from posd.journal.schema import SCHEMA_VERSION, migrate
+from posd.journal.settings import JournalSettings
+from posd.journal.verify import VerifyReport, verify_journal
 from sync.outbox import Delivered, OutboxRecord, OutboxSummary, WrappedKey
+from sync.timestamps import age_seconds, rfc3339
 
-JOURNAL_FILE = "journal.db"
-DIR_MODE = 0o700
-FILE_MODE = 0o600
-DEFAULT_MAX_BYTES = 2 * 1024**3
-DEFAULT_MIN_FREE_BYTES = 64 * 1024**2
 BUSY_TIMEOUT_MS = 5_000
 DISK_CHECK_INTERVAL_SECONDS = 1.0  # free space changes slowly; statvfs once a second is enough
 MAX_KIND_LENGTH = 64
@@ -56,6 +63,7 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
     "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
@@ -74,21 +82,20 @@ class DuplicateClientRef(JournalError):
 
 
 class Journal:
-    """One journal file. Use `Journal.open(state_dir)`; close it (or use `with`)."""
+    """One journal file. Use `Journal.open(state_dir, settings)` or `Journal.open_read_only`;
+    close it (or use `with`)."""
 
     def __init__(
         self,
         path: Path,
+        settings: JournalSettings,
         *,
-        max_bytes: int | None = None,
-        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
     ) -> None:
         self.path = path
         self.read_only = read_only
-        self.max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
-        self.min_free_bytes = min_free_bytes
+        self.settings = settings
         self._clock = clock
         self._lock = threading.RLock()
         self._known_keys: set[str] = set()
@@ -100,7 +107,7 @@ class Journal:
         self._key_digests: dict[str, str] = {}
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
         if not read_only:
-            _prepare_private_file(path)
+            prepare_private_file(path)
         try:
             self._conn = sqlite3.connect(
                 f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
@@ -119,17 +126,24 @@ class Journal:
             raise JournalError(f"{path}: cannot open journal: {error}") from error
 
     @classmethod
-    def open(cls, state_dir: Path, **options: Any) -> Journal:
-        _prepare_private_dir(state_dir)
-        return cls(state_dir / JOURNAL_FILE, **options)
+    def open(
+        cls,
+        state_dir: Path,
+        settings: JournalSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> Journal:
+        """Open (creating and migrating if needed) the journal of `state_dir` for writing."""
+        prepare_private_dir(state_dir)
+        return cls(state_dir / JOURNAL_FILE, settings or JournalSettings(), clock=clock)
 
     @classmethod
-    def open_read_only(cls, state_dir: Path) -> Journal:
+    def open_read_only(cls, state_dir: Path, settings: JournalSettings | None = None) -> Journal:
         """For inspection (stats, verify): never creates, migrates or changes anything."""
         path = state_dir / JOURNAL_FILE
         if not path.is_file():
             raise JournalError(f"no journal in {state_dir} (expected {JOURNAL_FILE})")
-        return cls(path, read_only=True)
+        return cls(path, settings or JournalSettings(), read_only=True)
 
     def _check_schema_read_only(self) -> None:
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
@@ -150,6 +164,19 @@ class Journal:
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def durability(self) -> dict[str, Any]:
+        """The durability settings in force on this connection (for status and tests)."""
+        with self._lock:
+            conn = self._conn
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            synchronous = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+            secure_delete = bool(conn.execute("PRAGMA secure_delete").fetchone()[0])
+        return {
+            "journal_mode": mode,
+            "synchronous": SYNCHRONOUS_NAMES.get(synchronous, str(synchronous)),
+            "secure_delete": secure_delete,
+        }
 
     def close(self) -> None:
         with self._lock:
@@ -193,13 +220,7 @@ class Journal:
     # -- capture ---------------------------------------------------------------------------------
 
     def size_on_disk(self) -> int:
-        total = 0
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                total += os.stat(f"{self.path}{suffix}").st_size
-            except FileNotFoundError:
-                continue
-        return total
+        return size_on_disk(self.path)
 
     def _check_capacity(self, conn: sqlite3.Connection) -> None:
         """Refuse to grow past the cap. Counts the database's used pages (committed state,
@@ -209,26 +230,26 @@ class Journal:
         journal is far from its cap, and on every append once within that many records of it.
         """
         self._appends_since_size_check += 1
-        far = self._used_bytes + CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES < self.max_bytes
+        far = self._used_bytes + CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES < self.settings.max_bytes
         if far and self._appends_since_size_check < CAPACITY_CHECK_EVERY:
             return
         self._appends_since_size_check = 0
         size = self._used_bytes = int(conn.execute(_USED_BYTES).fetchone()[0])
-        if size >= self.max_bytes:
+        if size >= self.settings.max_bytes:
             raise JournalFullError(
-                f"journal is full ({size} of {self.max_bytes} bytes): new payments are refused "
-                "until delivered records are purged"
+                f"journal is full ({size} of {self.settings.max_bytes} bytes): new payments "
+                "are refused until delivered records are purged"
             )
         now = time.monotonic()
         if now - self._disk_checked_at < DISK_CHECK_INTERVAL_SECONDS:
             return
         free = shutil.disk_usage(self.path.parent).free
-        if free >= self.min_free_bytes:
+        if free >= self.settings.min_free_bytes:
             self._disk_checked_at = now
         else:
             raise JournalFullError(
-                f"disk reserve reached ({free} bytes free, reserve {self.min_free_bytes}): "
-                "new payments are refused"
+                f"disk reserve reached ({free} bytes free, "
+                f"reserve {self.settings.min_free_bytes}): new payments are refused"
             )
 
     def _tail(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
@@ -274,7 +295,7 @@ class Journal:
                         data_key.key_arn,
                         data_key.algorithm,
                         data_key.wrapped_key,
-                        canonical_json(dict(data_key.encryption_context)).decode(),
+                        canonical_ascii_json(dict(data_key.encryption_context)).decode(),
                         self._clock(),
                     ),
                 )
@@ -314,12 +335,14 @@ class Journal:
                     ),
                 )
             except sqlite3.IntegrityError as error:
-                if "client_ref" in str(error):
+                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+                    raise _StaleTail from error  # seq taken: another process appended
+                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
+                    conn, client_ref
+                ):
                     raise DuplicateClientRef(
                         f"a record with client_ref {client_ref!r} already exists"
                     ) from error
-                if "records.seq" in str(error):
-                    raise _StaleTail from error
                 raise
             return OutboxRecord(
                 seq=identity.seq,
@@ -347,11 +370,9 @@ class Journal:
                 # Another process appended since our tail was cached: reload it, once.
                 self._tail_cache = None
                 record = self._write(body, committed)
-        except sqlite3.OperationalError as error:
-            if "full" in str(error).lower():
-                raise JournalFullError(f"journal cannot grow: {error}") from error
-            raise JournalError(f"{self.path}: append failed: {error}") from error
         except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise JournalFullError(f"journal cannot grow: {error}") from error
             raise JournalError(f"{self.path}: append failed: {error}") from error
         return record
 
@@ -477,20 +498,24 @@ class Journal:
 
     def summary(self) -> OutboxSummary:
         with self._lock:
-            conn = self._conn
-            counts = dict(
-                conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
-            )
-            oldest = conn.execute(
-                "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
-            ).fetchone()
-            amounts = conn.execute(
-                "SELECT json_extract(meta, '$.currency'), "
-                "SUM(json_extract(meta, '$.amount')) "
-                "FROM records WHERE state = 'pending' "
-                "AND json_extract(meta, '$.currency') IS NOT NULL "
-                "GROUP BY 1"
-            ).fetchall()
+            return self._summary(self._state_counts())
+
+    def _state_counts(self) -> dict[str, int]:
+        rows = self._conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state")
+        return {str(state): int(count) for state, count in rows.fetchall()}
+
+    def _summary(self, counts: Mapping[str, int]) -> OutboxSummary:
+        conn = self._conn
+        oldest = conn.execute(
+            "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
+        ).fetchone()
+        amounts = conn.execute(
+            "SELECT json_extract(meta, '$.currency'), "
+            "SUM(json_extract(meta, '$.amount')) "
+            "FROM records WHERE state = 'pending' "
+            "AND json_extract(meta, '$.currency') IS NOT NULL "
+            "GROUP BY 1"
+        ).fetchall()
         return OutboxSummary(
             pending=counts.get(RecordState.PENDING, 0),
             quarantined=counts.get(RecordState.QUARANTINED, 0),
@@ -548,53 +573,36 @@ class Journal:
             return verify_journal(self._conn, progress)
 
     def stats(self) -> dict[str, Any]:
-        summary = self.summary()
+        """Counts, bounds, backlog and size, for `posd journal stats` (read-only queries)."""
         with self._lock:
-            conn = self._conn
-            counts = dict(
-                conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state").fetchall()
-            )
-            bounds = conn.execute("SELECT MIN(seq), MAX(seq) FROM records").fetchone()
-            keys = conn.execute(
-                "SELECT provider, COUNT(*) FROM data_keys GROUP BY provider"
-            ).fetchall()
-        oldest_age = None
-        if summary.oldest_pending_captured_at is not None:
-            age = self._clock() - parse_rfc3339(summary.oldest_pending_captured_at)
-            oldest_age = round(max(0.0, age), 3)
+            counts = self._state_counts()
+            summary = self._summary(counts)
+            db = sqlite_utils.Database(self._conn)
+            bounds = next(db.query("SELECT MIN(seq) AS first, MAX(seq) AS last FROM records"))
+            keys = {
+                row["provider"]: row["count"]
+                for row in db.query(
+                    "SELECT provider, COUNT(*) AS count FROM data_keys GROUP BY provider"
+                )
+            }
+        oldest_age = age_seconds(summary.oldest_pending_captured_at, self._clock())
         return {
             "path": str(self.path),
             "records": {state.value: counts.get(state.value, 0) for state in RecordState},
-            "first_seq": bounds[0],
-            "last_seq": bounds[1],
+            "first_seq": bounds["first"],
+            "last_seq": bounds["last"],
             "oldest_pending_captured_at": summary.oldest_pending_captured_at,
-            "oldest_pending_age_seconds": oldest_age,
+            "oldest_pending_age_seconds": None if oldest_age is None else round(oldest_age, 3),
             "pending_amount_by_currency": dict(summary.pending_amount_by_currency),
-            "data_keys": dict(keys),
+            "data_keys": keys,
             "size_bytes": self.size_on_disk(),
-            "max_bytes": self.max_bytes,
+            "max_bytes": self.settings.max_bytes,
         }
 
 
-def _prepare_private_dir(state_dir: Path) -> None:
-    """Create the state dir private to the service (0700), or tighten it if we own it."""
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        info = state_dir.stat()
-        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != DIR_MODE:
-            state_dir.chmod(DIR_MODE)
-    except OSError as error:
-        raise JournalError(
-            f"cannot prepare state directory {state_dir}: {error.strerror}"
-        ) from error
-
-
-def _prepare_private_file(path: Path) -> None:
-    """Create the journal file 0600 before SQLite does (SQLite gives -wal/-shm the same mode)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        os.close(fd)
-        if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
-            path.chmod(FILE_MODE)
-    except OSError as error:
-        raise JournalError(f"cannot open journal file {path}: {error.strerror}") from error
+def _client_ref_taken(conn: sqlite3.Connection, client_ref: str | None) -> bool:
+    """Whether a UNIQUE failure came from `client_ref` (the only unique key a caller sets)."""
+    if client_ref is None:
+        return False
+    row = conn.execute("SELECT 1 FROM records WHERE client_ref = ?", (client_ref,)).fetchone()
+    return row is not None

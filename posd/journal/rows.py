@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from posd.envelope import MetaValue, RecordIdentity, canonical_json, wrapped_key_digest
+from posd.envelope import MetaValue, RecordIdentity, canonical_ascii_json, wrapped_key_digest
 from posd.errors import UsageError
 from sync.outbox import OutboxRecord, WrappedKey
 
@@ -51,7 +51,7 @@ def validate_meta(meta: Mapping[str, Any]) -> tuple[dict[str, MetaValue], str]:
             raise UsageError("record metadata keys must be non-empty strings")
         if type(value) not in _META_TYPES:
             raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
-    text = canonical_json(clean)
+    text = canonical_ascii_json(clean)
     if len(text) > MAX_META_BYTES:
         raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")
     return clean, text.decode()
