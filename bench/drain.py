@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
+from drivers.card.deck import TEST_PANS  # noqa: E402
 from posd.emulator import NoDelayQuietMixin  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.keys.local import LocalKeySource  # noqa: E402
@@ -44,7 +45,7 @@ DEFAULT_RTTS_MS = (0.0, 40.0)
 RTT_SAMPLES = 30
 LOOPBACK = "127.0.0.1"
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
-TEST_PAN = "4111111111111111"  # public test card number
+TEST_PAN = TEST_PANS[0][1]  # the simulator deck's first public test card number
 DRAIN_TIMEOUT_SECONDS = 600.0
 BENCH_KEY = "bench"  # the local endpoint checks no signature
 # The bar: at 40 ms RTT, at least 80% of the theoretical limit.

@@ -1,16 +1,28 @@
-"""Public test card numbers published by the card brands, and sample sensitive payloads."""
+"""Public test card numbers published by the card brands, and sample sensitive payloads.
+
+The numbers come from the simulated reader's deck (`drivers.card.deck.TEST_PANS`), the one
+list of test cards in the project; this module only names the ones tests reach for.
+"""
 
 from __future__ import annotations
 
 import json
 
+from drivers.card.brands import Brand
+from drivers.card.deck import TEST_PANS as DECK
+
+
+def first_test_pan(brand: Brand) -> str:
+    return next(pan for deck_brand, pan in DECK if deck_brand is brand)
+
+
 STORE_ID = "store-test"
 TERMINAL_ID = "lane-test"
 
-VISA_TEST_PAN = "4111111111111111"
-MASTERCARD_TEST_PAN = "5555555555554444"
-AMEX_TEST_PAN = "378282246310005"
-DISCOVER_TEST_PAN = "6011111111111117"
+VISA_TEST_PAN = first_test_pan(Brand.VISA)
+MASTERCARD_TEST_PAN = first_test_pan(Brand.MASTERCARD)
+AMEX_TEST_PAN = first_test_pan(Brand.AMEX)
+DISCOVER_TEST_PAN = first_test_pan(Brand.DISCOVER)
 TEST_PANS = (VISA_TEST_PAN, MASTERCARD_TEST_PAN, AMEX_TEST_PAN, DISCOVER_TEST_PAN)
 
 

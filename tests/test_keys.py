@@ -192,7 +192,7 @@ def test_offline_key_cache_creates_its_directory(
     cache = tmp_path / "not-yet" / "offline.json"
     source = KmsRsaOfflineSource(kms_client, rsa_key_arn, cache)
     source.refresh_public_key()
-    assert source.ready
+    assert source.new_data_key().wrapped.provider == "kms-rsa"  # made from the cached key
     assert oct(cache.stat().st_mode & 0o777) == "0o600"
 
 

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from posd.cli.args import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values
-from posd.config import DEFAULT_CONFIG_PATH, load_config
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG_PATH,
-        help=f"config file (default {DEFAULT_CONFIG_PATH})",
-    )
-
-
-def add_json_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+from posd.config import load_config
 
 
 def register(subparsers: Any) -> None:

@@ -24,6 +24,7 @@ from drivers.card.tracks import (
     split_tracks,
 )
 from drivers.errors import CardDataError
+from posd.cli.args import add_json_argument
 from posd.cli.output import emit, key_values, table
 from posd.errors import UsageError
 
@@ -38,11 +39,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     track = kinds.add_parser("track", help="ISO/IEC 7813 track 1 and/or 2 text")
     track.add_argument("data", metavar="STRING", help="e.g. '%%B...^NAME^YYMM...?' or ';...=...?'")
-    track.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_argument(track)
     track.set_defaults(handler=decode_track)
     tlv_parser = kinds.add_parser("tlv", help="EMV BER-TLV as hex")
     tlv_parser.add_argument("data", metavar="HEX", help="hex digits; spaces and colons ignored")
-    tlv_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_argument(tlv_parser)
     tlv_parser.set_defaults(handler=decode_tlv)
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from posd.cli.config_cmd import add_json_argument
+from posd.cli.args import add_json_argument
 from posd.cli.output import emit, key_values
 from posd.cli.progress import Progress
 from posd.demo import run_demo

@@ -22,7 +22,7 @@ from drivers.errors import DeviceError, DeviceInitError, DriverUnavailable
 from drivers.palm.identity import Matched
 from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
 from drivers.registry import CARD_READER, PALM_SCANNER
-from posd.cli.config_cmd import add_config_argument, add_json_argument
+from posd.cli.args import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, DeviceSettings, load_config
 from posd.devices import DEVICE_CLASSES, DriverLoader

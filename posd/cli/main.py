@@ -8,6 +8,8 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
@@ -19,6 +21,7 @@ from posd.errors import PosdError
 from posd.logs import configure_logging
 from posd.redact import redact_text
 
+HELP_FLAGS = ("-h", "--help")
 LOG_LEVEL_ENV = "POSD_LOG_LEVEL"
 DEFAULT_CLI_LOG_LEVEL = "warning"  # the CLI's output is its result; logs only for trouble
 
@@ -64,10 +67,30 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return "--json" in argv
 
 
+def _wants_help(argv: Sequence[str]) -> bool:
+    return any(arg in HELP_FLAGS for arg in argv)
+
+
+def _help_as_json(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
+    """`--help` with `--json`: the help text, as the one JSON object `--json` promises."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        try:
+            parser.parse_args(argv)
+        except SystemExit as done:
+            if done.code not in (0, None):
+                raise
+    print(json.dumps({"help": redact_text(captured.getvalue())}))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(args_list)
+        parser = build_parser()
+        if _wants_json(args_list) and _wants_help(args_list):
+            return _help_as_json(parser, args_list)
+        args = parser.parse_args(args_list)
         configure_logging(os.environ.get(LOG_LEVEL_ENV, DEFAULT_CLI_LOG_LEVEL))
         code: int = args.handler(args)
     except PosdError as error:

@@ -15,6 +15,7 @@ from typing import Any
 
 from drivers.card.deck import default_deck
 from drivers.card.simulator import CardReaderSimulator
+from posd.cli.args import add_json_argument
 from posd.cli.output import emit, key_values
 from posd.errors import UsageError
 
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help=f"delay between arming and presenting a card (default {DEFAULT_PRESENT_AFTER_S})",
     )
-    reader.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_argument(reader)
     reader.set_defaults(handler=run_card_reader)
 
 

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from posd.aws import sync_engine
-from posd.cli.config_cmd import add_config_argument, add_json_argument
+from posd.cli.args import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values
 from posd.cli.progress import Progress
 from posd.config import Config, load_config

@@ -140,14 +140,6 @@ class KmsRsaOfflineSource:
             self._public = (str(document["key_arn"]), key)
         return self._public
 
-    @property
-    def ready(self) -> bool:
-        try:
-            self._load_public_key()
-        except KeyProviderError:
-            return False
-        return True
-
     def new_data_key(self) -> DataKey:
         key_arn, public_key = self._load_public_key()
         plaintext = os.urandom(KEY_BYTES)

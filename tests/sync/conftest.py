@@ -22,13 +22,13 @@ from posd.recorder import Recorder
 from sync.client import make_events_client
 from sync.engine import SyncEngine
 from sync.settings import SyncSettings
+from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
 from tests.sync.faultproxy import FaultProxy
 
 STORE_ID = "store-0042"
 TERMINAL_ID = "lane-07"
 SOURCE = "posd.test"
-# Public test card numbers only (Visa, Mastercard, Amex test PANs).
-TEST_PANS = ("4111111111111111", "5555555555554444", "378282246310005")
+TEST_PANS = (VISA_TEST_PAN, MASTERCARD_TEST_PAN, AMEX_TEST_PAN)
 RECEIVE_TIMEOUT_SECONDS = 20.0
 
 # Small timeouts and intervals so faults resolve in a test's time, still valid settings.

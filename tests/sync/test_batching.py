@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,10 +43,7 @@ def test_greedy_batches_are_full(items: list[int], entries: int, limit: int) -> 
         assert len(batch) == entries or sum(s for _, s in batch) + next_size > limit
 
 
-def test_rejects_non_positive_limits() -> None:
-    for entries, limit in ((0, 10), (10, 0)):
-        try:
-            plan_batches([1], lambda x: x, entries, limit)
-        except ValueError:
-            continue
-        raise AssertionError("limits must be positive")
+@pytest.mark.parametrize(("entries", "limit"), [(0, 10), (10, 0), (-1, 10)])
+def test_rejects_non_positive_limits(entries: int, limit: int) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        plan_batches([1], lambda x: x, entries, limit)

@@ -13,6 +13,7 @@ from posd.journal import Journal
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
+from tests.cards import VISA_TEST_PAN
 from tests.sync.conftest import STORE_ID, TERMINAL_ID, Route, event_ids, receive_all
 
 RECORDS = 12
@@ -58,7 +59,9 @@ backoff_base_seconds = 0.02
         assert keys.wait_ready(5)
         recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
         for i in range(RECORDS):
-            recorder.record("payment.card", {"amount": 500, "currency": "EUR"}, b"4111111111111111")
+            recorder.record(
+                "payment.card", {"amount": 500, "currency": "EUR"}, VISA_TEST_PAN.encode()
+            )
     return path
 
 
