@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from posd.emulator import LocalAws
+from posd.demo.emulator import LocalAws
 from posd.journal import Journal
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider

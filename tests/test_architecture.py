@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,18 @@ def test_the_check_sees_imports(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("import posd.journal\nfrom sync.outbox import Outbox\nfrom . import local\n")
     assert imported_packages(sample) == {"posd", "sync"}
+
+
+def test_the_cli_and_daemon_never_load_demo_or_emulator_code() -> None:
+    """A lane runs the CLI's import graph: moto and the demo stay out of its memory."""
+    probe = (
+        "import sys\n"
+        "from posd.cli.main import build_parser\n"
+        "build_parser()\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'moto' "
+        "or m.startswith('posd.demo'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert result.stdout.strip() == ""

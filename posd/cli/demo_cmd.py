@@ -9,7 +9,6 @@ from typing import Any
 from posd.cli.args import add_json_argument
 from posd.cli.output import emit, key_values
 from posd.cli.progress import Progress
-from posd.demo import run_demo
 from posd.errors import UsageError
 
 DEFAULT_PAYMENTS = 200
@@ -34,6 +33,9 @@ def register(subparsers: Any) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
+    # Imported here: the demo (and moto behind it) never enters the daemon's import graph.
+    from posd.demo.pipeline import run_demo
+
     if not 1 <= args.payments <= MAX_PAYMENTS:
         raise UsageError(f"--payments must be between 1 and {MAX_PAYMENTS}")
     if args.keep_state is not None and args.keep_state.exists() and any(args.keep_state.iterdir()):

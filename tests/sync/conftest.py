@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from posd.backend import QueueRoute, route_bus_to_queue
-from posd.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from posd.demo.backend import QueueRoute, route_bus_to_queue
+from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource
 from posd.keys.provider import RotatingKeyProvider

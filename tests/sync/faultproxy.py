@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from posd.emulator import NoDelayQuietMixin
+from posd.demo.emulator import NoDelayQuietMixin
 
 LOOPBACK = "127.0.0.1"
 PUT_EVENTS_TARGET = "AWSEvents.PutEvents"

@@ -25,10 +25,10 @@ from drivers.card.reader import CardReader, create_card_reader
 from drivers.palm.identity import Matched
 from drivers.palm.scanner import PalmScanner, create_palm_scanner
 from posd.aws import kms_client, sync_engine
-from posd.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
 from posd.capture import CaptureParts, Payment, card_capture, palm_capture
 from posd.config import Config, parse_config
-from posd.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from posd.demo.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
+from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.errors import EnvelopeError, KeyProviderError, PosdError
 from posd.journal import Journal
 from posd.keys.factory import build_key_provider
