@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 
 from drivers.card.deck import TEST_PANS  # noqa: E402
-from posd.emulator import NoDelayQuietMixin  # noqa: E402
+from posd.demo.emulator import NoDelayQuietMixin  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.keys.local import LocalKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
@@ -117,7 +117,7 @@ def _run(template: Path, rtt_ms: float, records: int, settings: SyncSettings) ->
                     journal, client, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
                 ) as engine,
             ):
-                sample = journal.lease(1, time.time(), 0.0)[0]  # lease of 0 s: stays due
+                sample = journal.lease(1, time.time(), 0.0).records[0]  # lease of 0 s: stays due
                 from sync.events import EventBuilder
 
                 builder = EventBuilder(STORE_ID, TERMINAL_ID, settings.source, "default")

@@ -14,11 +14,14 @@ from typing import Any
 
 from drivers.card.carddata import CardData
 from drivers.palm.identity import Matched
+from posd.errors import UsageError
+from posd.journal.rows import MAX_AMOUNT_MINOR
 
 CARD_PAYMENT = "card_payment"
 PALM_PAYMENT = "palm_payment"
 PALM_ENTRY_MODE = "palm"
 BASIS_POINTS = 10_000
+CURRENCY_CODE_LENGTH = 3
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,16 @@ class Payment:
     amount_minor: int
     currency: str
     lane: str
+
+    def __post_init__(self) -> None:
+        if type(self.amount_minor) is not int or not 0 < self.amount_minor <= MAX_AMOUNT_MINOR:
+            raise UsageError(
+                f"amount must be an integer from 1 to {MAX_AMOUNT_MINOR} (minor units)"
+            )
+        if not (len(self.currency) == CURRENCY_CODE_LENGTH and self.currency.isascii()):
+            raise UsageError("currency must be a three-letter ISO 4217 code")
+        if not self.currency.isalpha() or not self.currency.isupper():
+            raise UsageError("currency must be a three-letter ISO 4217 code")
 
     def meta(self) -> dict[str, Any]:
         return {"amount": self.amount_minor, "currency": self.currency, "lane": self.lane}

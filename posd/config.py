@@ -221,4 +221,6 @@ def load_config(path: Path) -> Config:
         raise ConfigError(str(path), "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), "", f"invalid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(str(path), "", "invalid TOML: nested too deeply") from None
     return parse_config(document, path)

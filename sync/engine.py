@@ -28,7 +28,7 @@ from sync.batching import plan_batches
 from sync.errors import EventBuildError
 from sync.events import Entry, EventBuilder
 from sync.link import LinkMonitor
-from sync.outbox import Delivered, Outbox, OutboxRecord
+from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.results import judge
 from sync.settings import SyncSettings
 from sync.status import DrainProgress, DrainReport, SyncStatus
@@ -102,6 +102,7 @@ class SyncEngine:
         self._lock = threading.Lock()
         self._delivered = 0
         self._quarantined = 0
+        self._tampered = 0
         self._pending = 0
         self._quarantined_total = 0
         self._oldest_pending: str | None = None
@@ -176,6 +177,7 @@ class SyncEngine:
                 in_flight_limit=self._allowed_in_flight(),
                 delivered_since_start=self._delivered,
                 quarantined_since_start=self._quarantined,
+                tampered_since_start=self._tampered,
             )
 
     def purge(self) -> int:
@@ -263,9 +265,11 @@ class SyncEngine:
         settings = self._settings
         # Lease a whole window's worth at once: fewer journal transactions per event.
         limit = self._allowed_in_flight() * settings.max_entries_per_request
-        records = self._outbox.lease(limit, now, settings.lease_seconds)
-        self._lease_was_empty = not records
-        entries = [entry for entry in map(self._build, records) if entry is not None]
+        lease = self._outbox.lease(limit, now, settings.lease_seconds)
+        for refused in lease.quarantined:
+            self._note_outbox_quarantine(refused)
+        self._lease_was_empty = not lease.records and not lease.quarantined
+        entries = [entry for entry in map(self._build, lease.records) if entry is not None]
         plan = plan_batches(
             entries, lambda e: e.size, settings.max_entries_per_request, settings.max_request_bytes
         )
@@ -341,6 +345,16 @@ class SyncEngine:
         log.warning("sync.quarantined", seq=record.seq, event_id=record.event_id, reason=reason)
         with self._lock:
             self._quarantined += 1
+
+    def _note_outbox_quarantine(self, refused: Quarantined) -> None:
+        """Count and log a record the journal refused to lease (unreadable or tampered)."""
+        if refused.tampered:
+            log.error("sync.alarm.tampered_record", seq=refused.seq, reason=refused.reason)
+        else:
+            log.warning("sync.quarantined", seq=refused.seq, reason=refused.reason)
+        with self._lock:
+            self._quarantined += 1
+            self._tampered += 1 if refused.tampered else 0
 
     # --- status -------------------------------------------------------------------------
 

@@ -62,13 +62,42 @@ class OutboxSummary:
     delivered: int
     oldest_pending_captured_at: str | None
     pending_amount_by_currency: Mapping[str, int]
+    tampered: int = 0  # of the quarantined: failed their integrity check (an alarm)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A record the outbox took out of delivery itself, while leasing, and why.
+
+    `reason` starts with `tampered:` when the record failed its own integrity check (chain
+    link or AAD digest): that one raises an alarm, it is never forwarded.
+    """
+
+    seq: int
+    reason: str
+
+    @property
+    def tampered(self) -> bool:
+        return self.reason.startswith(TAMPERED_PREFIX)
+
+
+TAMPERED_PREFIX = "tampered:"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What one `lease` call hands out, and what it refused to hand out."""
+
+    records: Sequence[OutboxRecord]
+    quarantined: Sequence[Quarantined] = ()
 
 
 class Outbox(Protocol):
     """The journal operations the engine uses. All times are UNIX seconds (float)."""
 
-    def lease(self, limit: int, now: float, lease_seconds: float) -> Sequence[OutboxRecord]:
-        """Pending records due at `now`, in seq order, hidden from other leases for a while."""
+    def lease(self, limit: int, now: float, lease_seconds: float) -> Lease:
+        """Pending records due at `now`, in seq order, hidden from other leases for a while;
+        records that cannot be read or fail their integrity check are quarantined instead."""
         ...
 
     def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:

@@ -19,6 +19,7 @@ class SyncStatus:
     in_flight_limit: int
     delivered_since_start: int
     quarantined_since_start: int
+    tampered_since_start: int = 0  # records that failed their integrity check: an alarm
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,6 +12,8 @@ from drivers.card.protocol import EmvData, MagstripeData
 from drivers.card.simulated_reader import SimulatedCardReader
 from drivers.palm.identity import Matched, PalmCredential
 from posd.capture import CARD_PAYMENT, PALM_PAYMENT, Payment, card_capture, palm_capture
+from posd.errors import UsageError
+from posd.journal.rows import MAX_AMOUNT_MINOR
 from posd.redact import redact_text
 
 PAYMENT = Payment(amount_minor=1999, currency="EUR", lane="lane-01")
@@ -67,3 +69,24 @@ def test_palm_capture_never_puts_the_credential_in_clear() -> None:
 def test_deck_wire_forms_cover_magstripe_and_emv() -> None:
     kinds = {type(card.response()) for card in default_deck()}
     assert kinds == {MagstripeData, EmvData}
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [
+        (0, "EUR"),
+        (-5, "EUR"),
+        (MAX_AMOUNT_MINOR + 1, "EUR"),
+        (2**62, "EUR"),
+        (100, "eur"),
+        (100, "EURO"),
+        (100, "E1R"),
+    ],
+)
+def test_payment_refuses_amounts_and_currencies_out_of_bounds(amount: int, currency: str) -> None:
+    with pytest.raises(UsageError, match=r"amount|currency"):
+        Payment(amount, currency, "lane-1")
+
+
+def test_payment_accepts_the_largest_amount() -> None:
+    assert Payment(MAX_AMOUNT_MINOR, "JPY", "lane-1").meta()["amount"] == MAX_AMOUNT_MINOR

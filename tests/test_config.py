@@ -107,6 +107,20 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
 
 
+def test_deeply_nested_toml_is_a_config_error(tmp_path: Path) -> None:
+    depth = 500
+    path = write(tmp_path, MINIMAL + "[sync]\nsource = " + "[" * depth + "]" * depth + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "posd", "config", "check", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "nested too deeply" in result.stderr
+
+
 def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "[sync]\nsource = 'aws.events'\n")
     result = subprocess.run(

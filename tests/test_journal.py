@@ -67,10 +67,13 @@ def test_seq_is_monotonic_and_event_ids_time_ordered(recorder: Recorder) -> None
 def test_lease_deliver_retry_quarantine(recorder: Recorder, journal: Journal) -> None:
     capture(recorder, 6)
     now = time.time()
-    leased = journal.lease(4, now, LEASE)
+    leased = journal.lease(4, now, LEASE).records
     assert [r.seq for r in leased] == [1, 2, 3, 4]
-    assert [r.seq for r in journal.lease(10, now, LEASE)] == [5, 6]  # leased ones are hidden
-    assert journal.lease(10, now, LEASE) == []
+    assert [r.seq for r in journal.lease(10, now, LEASE).records] == [
+        5,
+        6,
+    ]  # leased ones are hidden
+    assert journal.lease(10, now, LEASE).records == []
 
     journal.mark_delivered([Delivered(1, "eb-1"), Delivered(2, "eb-2")], now)
     journal.schedule_retry([3], now + 40, "ThrottlingException")
@@ -78,13 +81,13 @@ def test_lease_deliver_retry_quarantine(recorder: Recorder, journal: Journal) ->
     summary = journal.summary()
     assert (summary.pending, summary.delivered, summary.quarantined) == (3, 2, 1)
     # Lease expiry returns 5 and 6; 3 is not due until its retry time.
-    assert [r.seq for r in journal.lease(10, now + LEASE + 1, LEASE)] == [5, 6]
-    assert [r.seq for r in journal.lease(10, now + 41, LEASE)] == [3]
-    retried = journal.lease(10, now + 200, LEASE)
+    assert [r.seq for r in journal.lease(10, now + LEASE + 1, LEASE).records] == [5, 6]
+    assert [r.seq for r in journal.lease(10, now + 41, LEASE).records] == [3]
+    retried = journal.lease(10, now + 200, LEASE).records
     assert [r.attempts for r in retried if r.seq == 3] == [1]
 
     assert journal.retry_quarantined() == 1
-    assert 4 in [r.seq for r in journal.lease(10, now + 500, LEASE)]
+    assert 4 in [r.seq for r in journal.lease(10, now + 500, LEASE).records]
     # Delivered records are never delivered twice through the outbox.
     journal.mark_delivered([Delivered(1, "eb-other")], now)
     assert query_file(journal, "SELECT remote_event_id FROM records WHERE seq = 1") == [("eb-1",)]
@@ -105,9 +108,19 @@ def test_duplicate_client_ref_is_refused(recorder: Recorder) -> None:
     assert recorder.journal.find_by_client_ref("reg-1") is not None
 
 
+def test_amounts_and_integers_are_bounded_at_capture(recorder: Recorder) -> None:
+    with pytest.raises(UsageError, match="amount must be an integer from 0 to"):
+        recorder.record("card_payment", {"amount": 2**62, "currency": "EUR"}, b"x")
+    with pytest.raises(UsageError, match="amount"):
+        recorder.record("card_payment", {"amount": -1, "currency": "EUR"}, b"x")
+    with pytest.raises(UsageError, match="within"):
+        recorder.record("card_payment", {"count": 2**60}, b"x")
+    assert recorder.journal.summary().pending == 0
+
+
 def test_bad_metadata_is_refused(recorder: Recorder) -> None:
     with pytest.raises(UsageError, match="must be a string"):
-        recorder.record("card_payment", {"amount": 1.5}, b"x")
+        recorder.record("card_payment", {"ratio": 1.5}, b"x")
     with pytest.raises(UsageError, match="kind"):
         recorder.record("", {}, b"x")
 
@@ -189,7 +202,7 @@ def test_corrupt_record_is_quarantined_not_fatal(
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("UPDATE records SET data_key_id = 'gone' WHERE seq = 2")
     conn.close()
-    leased = journal.lease(10, time.time(), LEASE)
+    leased = journal.lease(10, time.time(), LEASE).records
     assert [r.seq for r in leased] == [1, 3]
     [(state, reason)] = query_file(journal, "SELECT state, last_error FROM records WHERE seq = 2")
     assert state == "quarantined" and "data key gone is missing" in reason

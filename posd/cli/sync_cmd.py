@@ -70,6 +70,7 @@ def status(args: argparse.Namespace) -> int:
         "daemon": "not running (read from the journal)",
         "pending": summary.pending,
         "quarantined": summary.quarantined,
+        "tampered": summary.tampered,
         "delivered": summary.delivered,
         "oldest_pending_age_seconds": _rounded(
             age_seconds(summary.oldest_pending_captured_at, time.time())

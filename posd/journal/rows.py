@@ -16,6 +16,11 @@ from posd.errors import UsageError
 from sync.outbox import OutboxRecord, WrappedKey
 
 MAX_META_BYTES = 4_096
+# Largest amount a record may carry, in minor units (10^13 - 1: about 100 billion in a
+# two-decimal currency). Far beyond any payment, far below where sums could overflow.
+MAX_AMOUNT_MINOR = 10**13 - 1
+# Integers in clear metadata stay exact for every JSON consumer (I-JSON, RFC 7493).
+MAX_META_INTEGER = 2**53 - 1
 ANCHOR_SEQ = "anchor_seq"
 ANCHOR_CHAIN = "anchor_chain"
 
@@ -40,17 +45,32 @@ def select_records(condition: str) -> str:
     return f"SELECT {_RECORD_COLUMNS} FROM {_RECORD_FROM} {condition}"  # noqa: S608
 
 
+def select_records_with_previous(condition: str) -> str:
+    """The record view plus `previous_chain`, the chain value of the row before each one
+    (NULL where that row is gone: the first record, or one after a purge or a deletion)."""
+    return (
+        f"SELECT {_RECORD_COLUMNS}, p.chain AS previous_chain FROM {_RECORD_FROM} "  # noqa: S608
+        f"LEFT JOIN records p ON p.seq = r.seq - 1 {condition}"
+    )
+
+
 _META_TYPES = frozenset({str, int, bool, type(None)})
 
 
 def validate_meta(meta: Mapping[str, Any]) -> tuple[dict[str, MetaValue], str]:
     """The metadata checked, and its canonical JSON text (as stored)."""
     clean = dict(meta)
+    amount = clean.get("amount")
+    if amount is not None and (type(amount) is not int or not 0 <= amount <= MAX_AMOUNT_MINOR):
+        raise UsageError(f"amount must be an integer from 0 to {MAX_AMOUNT_MINOR} (minor units)")
     for key, value in clean.items():
         if type(key) is not str or not key:
             raise UsageError("record metadata keys must be non-empty strings")
         if type(value) not in _META_TYPES:
             raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
+        if type(value) is int and abs(value) > MAX_META_INTEGER:
+            raise UsageError(f"record metadata {key!r} must be within +/-{MAX_META_INTEGER}")
+
     text = canonical_ascii_json(clean)
     if len(text) > MAX_META_BYTES:
         raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")

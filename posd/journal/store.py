@@ -42,17 +42,27 @@ from posd.journal.files import (
 from posd.journal.rows import (
     ANCHOR_CHAIN,
     ANCHOR_SEQ,
+    MAX_AMOUNT_MINOR,
     MAX_META_BYTES,
     RecordState,
     outbox_record,
     read_anchor,
     select_records,
+    select_records_with_previous,
     validate_meta,
 )
 from posd.journal.schema import SCHEMA_VERSION, migrate
 from posd.journal.settings import JournalSettings
-from posd.journal.verify import VerifyReport, verify_journal
-from sync.outbox import Delivered, OutboxRecord, OutboxSummary, WrappedKey
+from posd.journal.verify import VerifyReport, check_row, verify_journal
+from sync.outbox import (
+    TAMPERED_PREFIX,
+    Delivered,
+    Lease,
+    OutboxRecord,
+    OutboxSummary,
+    Quarantined,
+    WrappedKey,
+)
 from sync.timestamps import age_seconds, rfc3339
 
 BUSY_TIMEOUT_MS = 5_000
@@ -63,6 +73,7 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+TAMPERED = "tampered"
 SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
@@ -428,32 +439,71 @@ class Journal:
             self._floor = int(row[0])
         return self._floor
 
-    def lease(self, limit: int, now: float, lease_seconds: float) -> Sequence[OutboxRecord]:
-        def body(conn: sqlite3.Connection) -> list[OutboxRecord]:
+    def lease(self, limit: int, now: float, lease_seconds: float) -> Lease:
+        """Due pending records in seq order, each checked against its stored chain link first.
+
+        A record whose link does not check out (its metadata, nonce, ciphertext or data key
+        changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
+        read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
+        """
+
+        def body(conn: sqlite3.Connection) -> Lease:
             rows = conn.execute(
-                select_records(
+                select_records_with_previous(
                     "WHERE r.seq >= ? AND r.state = 'pending' AND r.next_attempt_at <= ? "
                     "AND r.leased_until <= ? ORDER BY r.seq LIMIT ?"
                 ),
                 (self._pending_floor(conn), now, now, limit),
             ).fetchall()
             leased: list[OutboxRecord] = []
+            refused: list[Quarantined] = []
             for row in rows:
-                try:
-                    leased.append(outbox_record(row))
-                except (ValueError, KeyError, TypeError) as error:
-                    conn.execute(
-                        "UPDATE records SET state = 'quarantined', last_error = ? WHERE seq = ?",
-                        (f"corrupt record: {error}", row["seq"]),
-                    )
+                reason = self._lease_problem(conn, row)
+                if reason is None:
+                    try:
+                        leased.append(outbox_record(row))
+                        continue
+                    except (ValueError, KeyError, TypeError) as error:
+                        reason = f"corrupt record: {error}"
+                refused.append(Quarantined(int(row["seq"]), reason))
+            conn.executemany(
+                "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
+                "WHERE seq = ?",
+                [(item.reason, item.seq) for item in refused],
+            )
             conn.executemany(
                 "UPDATE records SET leased_until = ? WHERE seq = ?",
                 [(now + lease_seconds, record.seq) for record in leased],
             )
-            return leased
+            return Lease(leased, refused)
 
-        result: list[OutboxRecord] = self._write(body)
+        result: Lease = self._write(body)
         return result
+
+    def _lease_problem(self, conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
+        """Why a pending row must not be delivered (None if it checks out)."""
+        previous = row["previous_chain"]
+        if previous is None:
+            previous = self._chain_before_first(conn, int(row["seq"]))
+        if previous is None:
+            return f"{TAMPERED_PREFIX} the record before it (seq {row['seq'] - 1}) is missing"
+        problems = check_row(row, bytes(previous))
+        if not problems:
+            return None
+        problem = problems[0]
+        if problem.kind == "chain":
+            return f"{TAMPERED_PREFIX} {problem.detail}"
+        return f"corrupt record: {problem.detail}"
+
+    @staticmethod
+    def _chain_before_first(conn: sqlite3.Connection, seq: int) -> bytes | None:
+        """The chain value a record links to when no row precedes it: genesis or the anchor."""
+        anchor = read_anchor(conn)
+        if anchor is not None and anchor[0] == seq - 1:
+            return anchor[1]
+        if anchor is None and seq == 1:
+            return GENESIS_CHAIN
+        return None
 
     def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
         self._write(
@@ -501,20 +551,35 @@ class Journal:
             return self._summary(self._state_counts())
 
     def _state_counts(self) -> dict[str, int]:
-        rows = self._conn.execute("SELECT state, COUNT(*) FROM records GROUP BY state")
-        return {str(state): int(count) for state, count in rows.fetchall()}
+        """Records by state, plus `tampered` (quarantined ones that failed their check)."""
+        rows = self._conn.execute(
+            "SELECT state, state = 'quarantined' AND last_error LIKE ? || '%', COUNT(*) "
+            "FROM records GROUP BY 1, 2",
+            (TAMPERED_PREFIX,),
+        )
+        counts: dict[str, int] = {}
+        for state, tampered, count in rows.fetchall():
+            counts[str(state)] = counts.get(str(state), 0) + int(count)
+            if tampered:
+                counts[TAMPERED] = int(count)
+        return counts
 
     def _summary(self, counts: Mapping[str, int]) -> OutboxSummary:
         conn = self._conn
         oldest = conn.execute(
             "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
         ).fetchone()
+        # Any one record's bytes may be damaged: only valid JSON with an integer amount in
+        # range is summed, and TOTAL (a float) cannot overflow where SUM would raise.
         amounts = conn.execute(
             "SELECT json_extract(meta, '$.currency'), "
-            "SUM(json_extract(meta, '$.amount')) "
-            "FROM records WHERE state = 'pending' "
-            "AND json_extract(meta, '$.currency') IS NOT NULL "
-            "GROUP BY 1"
+            "TOTAL(json_extract(meta, '$.amount')) "
+            "FROM records WHERE state = 'pending' AND json_valid(meta) "
+            "AND json_type(meta, '$.currency') = 'text' "
+            "AND json_type(meta, '$.amount') = 'integer' "
+            "AND json_extract(meta, '$.amount') BETWEEN 0 AND ? "
+            "GROUP BY 1",
+            (MAX_AMOUNT_MINOR,),
         ).fetchall()
         return OutboxSummary(
             pending=counts.get(RecordState.PENDING, 0),
@@ -522,6 +587,7 @@ class Journal:
             delivered=counts.get(RecordState.DELIVERED, 0),
             oldest_pending_captured_at=oldest[0] if oldest else None,
             pending_amount_by_currency={str(cur): int(total or 0) for cur, total in amounts},
+            tampered=counts.get(TAMPERED, 0),
         )
 
     # -- retention ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from posd.demo.backend import QueueRoute, route_bus_to_queue
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource
+from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.client import make_events_client
@@ -152,3 +153,58 @@ def receive_all(
 
 def event_ids(events: list[dict[str, Any]]) -> list[str]:
     return [e["detail"]["event_id"] for e in events]
+
+
+# A config whose terminal delivers to the test route through the emulator, with a journal of
+# CLI_RECORDS payments: what `posd sync ...` and `posd journal ...` tests run against.
+CLI_RECORDS = 12
+
+
+@pytest.fixture
+def config_file(
+    tmp_path: Path, route: Route, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "posd.toml"
+    path.write_text(
+        f"""
+[terminal]
+store_id = "{STORE_ID}"
+terminal_id = "{TERMINAL_ID}"
+mode = "development"
+state_dir = "state"
+
+[aws]
+region = "us-east-1"
+endpoint_url = "{aws_endpoint}"
+
+[keys]
+provider = "local"
+local_key_file = "kek.b64"
+
+[sync]
+event_bus_name = "{route.bus_name}"
+source = "posd.test"
+backoff_base_seconds = 0.02
+"""
+    )
+    record_payments(tmp_path, CLI_RECORDS)
+    return path
+
+
+def record_payments(config_dir: Path, count: int, amount: int = 500) -> None:
+    """Append `count` card payments to the journal of the config in `config_dir`."""
+    with (
+        Journal.open(config_dir / "state") as journal,
+        RotatingKeyProvider(LocalKeySource(config_dir / "kek.b64", create=True)) as keys,
+    ):
+        assert keys.wait_ready(5)
+        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
+        for _ in range(count):
+            meta = {"amount": amount, "currency": "EUR"}
+            recorder.record("payment.card", meta, VISA_TEST_PAN.encode())

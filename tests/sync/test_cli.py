@@ -10,59 +10,8 @@ import pytest
 
 from posd.cli.main import main
 from posd.journal import Journal
-from posd.keys.local import LocalKeySource
-from posd.keys.provider import RotatingKeyProvider
-from posd.recorder import Recorder
-from tests.cards import VISA_TEST_PAN
-from tests.sync.conftest import STORE_ID, TERMINAL_ID, Route, event_ids, receive_all
-
-RECORDS = 12
-
-
-@pytest.fixture
-def config_file(
-    tmp_path: Path, route: Route, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    path = tmp_path / "posd.toml"
-    path.write_text(
-        f"""
-[terminal]
-store_id = "{STORE_ID}"
-terminal_id = "{TERMINAL_ID}"
-mode = "development"
-state_dir = "state"
-
-[aws]
-region = "us-east-1"
-endpoint_url = "{aws_endpoint}"
-
-[keys]
-provider = "local"
-local_key_file = "kek.b64"
-
-[sync]
-event_bus_name = "{route.bus_name}"
-source = "posd.test"
-backoff_base_seconds = 0.02
-"""
-    )
-    with (
-        Journal.open(tmp_path / "state") as journal,
-        RotatingKeyProvider(LocalKeySource(tmp_path / "kek.b64", create=True)) as keys,
-    ):
-        assert keys.wait_ready(5)
-        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
-        for i in range(RECORDS):
-            recorder.record(
-                "payment.card", {"amount": 500, "currency": "EUR"}, VISA_TEST_PAN.encode()
-            )
-    return path
+from tests.sync.conftest import CLI_RECORDS as RECORDS
+from tests.sync.conftest import Route, event_ids, receive_all
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:

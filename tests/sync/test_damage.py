@@ -1,0 +1,122 @@
+"""The journal survives its own damage: one bad record never stops delivery of the others.
+
+Each test damages a real journal file the way an adversary or a failing disk would, then runs
+the technician's commands (`posd sync flush|status`, `posd journal stats|verify`) for real.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from posd.cli.main import main
+from posd.journal import JOURNAL_FILE, Journal
+from tests.sync.conftest import CLI_RECORDS, Route, event_ids, receive_all, record_payments
+
+MORE_RECORDS = 288  # with the fixture's 12: 300 records, as in the report
+DAMAGED_SEQ = 42
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, json.loads(captured.out)
+
+
+def damage_file(path: Path, sql: str, *args: object) -> None:
+    """Change the journal file behind the daemon's back, as an attacker with the file would."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute(sql, args)
+    conn.close()
+
+
+def damage(config_file: Path, sql: str, *args: object) -> None:
+    damage_file(config_file.parent / "state" / JOURNAL_FILE, sql, *args)
+
+
+def test_unparseable_meta_quarantines_one_record_and_delivers_the_rest(
+    config_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    route: Route,
+    sqs_client: Any,
+) -> None:
+    record_payments(config_file.parent, MORE_RECORDS)
+    total = CLI_RECORDS + MORE_RECORDS
+    damage(config_file, "UPDATE records SET meta = 'garbage' WHERE seq = ?", DAMAGED_SEQ)
+
+    for command in (("sync", "status"), ("journal", "stats")):
+        code, _ = run(capsys, *command, "--config", str(config_file))
+        assert code == 0, command
+
+    code, flushed = run(capsys, "sync", "flush", "--config", str(config_file))
+    assert (flushed["delivered"], flushed["quarantined"]) == (total - 1, 1)
+    assert code == 0 and flushed["completed"]
+    assert len(set(event_ids(receive_all(sqs_client, route.queue_url, total - 1)))) == total - 1
+
+    code, status = run(capsys, "sync", "status", "--config", str(config_file))
+    assert (status["pending"], status["quarantined"]) == (0, 1)
+
+
+def test_huge_amounts_never_break_the_pending_sum(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damage(config_file, "UPDATE records SET meta = json_set(meta, '$.amount', 4611686018427387904)")
+    code, status = run(capsys, "sync", "status", "--config", str(config_file))
+    assert code == 0
+    assert status["pending"] == CLI_RECORDS
+    code, stats = run(capsys, "journal", "stats", "--config", str(config_file))
+    assert code == 0 and stats["records"]["pending"] == CLI_RECORDS
+
+
+def test_records_quarantined_while_leasing_are_counted(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damage(config_file, "DELETE FROM data_keys")
+    code, flushed = run(capsys, "sync", "flush", "--config", str(config_file))
+    assert flushed["quarantined"] == CLI_RECORDS
+    assert flushed["delivered"] == 0
+    assert code == 0  # quarantined records are not pending: the backlog is done
+    _, status = run(capsys, "sync", "status", "--config", str(config_file))
+    assert (status["pending"], status["quarantined"]) == (0, CLI_RECORDS)
+
+
+def test_tampered_records_are_quarantined_with_an_alarm_never_forwarded(
+    config_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    route: Route,
+    sqs_client: Any,
+) -> None:
+    flipped, altered = 5, 8
+    damage(config_file, "UPDATE records SET ciphertext = randomblob(64) WHERE seq = ?", flipped)
+    damage(
+        config_file,
+        "UPDATE records SET meta = json_set(meta, '$.amount', 1) WHERE seq = ?",
+        altered,
+    )
+    code, flushed = run(capsys, "sync", "flush", "--config", str(config_file))
+    assert code == 0
+    assert (flushed["delivered"], flushed["quarantined"]) == (CLI_RECORDS - 2, 2)
+    received = receive_all(sqs_client, route.queue_url, CLI_RECORDS - 2)
+    assert sorted({e["detail"]["seq"] for e in received}) == [
+        seq for seq in range(1, CLI_RECORDS + 1) if seq not in (flipped, altered)
+    ]
+    _, status = run(capsys, "sync", "status", "--config", str(config_file))
+    assert (status["quarantined"], status["tampered"]) == (2, 2)
+
+
+def test_lease_names_the_tampered_record_and_what_failed(journal: Journal, recorder: Any) -> None:
+    for _ in range(4):
+        recorder.record("card_payment", {"amount": 100, "currency": "EUR"}, b"secret")
+    damage_file(journal.path, "UPDATE records SET nonce = zeroblob(12) WHERE seq = 2")
+    lease = journal.lease(10, time.time(), 30.0)
+    assert [r.seq for r in lease.records] == [1, 3, 4]
+    [refused] = lease.quarantined
+    assert refused.seq == 2 and refused.tampered and "chain mismatch" in refused.reason
+    assert journal.summary().tampered == 1
