@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S
+from drivers.errors import OptionError
 from drivers.palm.amazon_one import DEFAULT_RESPONSE_TIMEOUT_S, AmazonOneScanner
 from drivers.palm.protocol import MAX_CONFIDENCE_BP
 from drivers.palm.sim_backend import SIM_PRODUCT_ID, SIM_VENDOR_ID, SimulatedUsbBackend
@@ -51,6 +52,8 @@ class SimulatedPalmScanner(AmazonOneScanner):
         backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S,
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
+        if not 0.0 <= confidence <= 1.0:
+            raise OptionError("confidence", "must be between 0 and 1")
         device = SimulatedPalmDevice(
             firmware=firmware,
             serial_number=serial_number,
