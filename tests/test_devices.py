@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,15 @@ def test_missing_pyusb_is_driver_unavailable_for_the_palm_scanner_only() -> None
     assert report["card"] == "SimulatedCardReader"  # the config loads, the card reader builds
     code, message = report["palm"]
     assert code == "driver_unavailable" and "needs module 'usb" in message
+
+
+def test_a_refused_option_leaves_no_simulator_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the simulator makes its dir
+    config = config_with({"card_reader": {"driver": "simulated", "ack_timeout_s": 0}})
+    with pytest.raises(ConfigError, match="ack_timeout_s"):
+        build_card_reader(config)
+    assert list(tmp_path.iterdir()) == []
+    with build_card_reader(config_with(SIMULATED)):  # the check sees the simulator's dir
+        assert len(list(tmp_path.iterdir())) == 1

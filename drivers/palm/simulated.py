@@ -9,7 +9,7 @@ Options (config `[devices.palm_scanner]`)::
 
     identities = { alice = "tok-7f3a9c2e51d04b8a" }  # palm label -> credential (token/badge id)
     present = "alice"          # a palm held over the sensor at every identify (default none)
-    confidence = 0.99          # match confidence reported, 0..1
+    confidence = 0.99          # match confidence reported, 0..1 (else OptionError)
     scan_time_s = 0.05         # time from palm to result
     serial_number = "SIM-PALM-0001"
     firmware = "sim-1.0.0"
