@@ -4,10 +4,27 @@ Each device class (card reader, palm scanner...) is an ABC deriving from `Device
 implement `_open`/`_close` and their class's operations, and report what happens through the
 `HealthMonitor` they own. The daemon only sees `open()`, `close()`, `health()` and the context
 manager, whatever the class.
+
+One contract for every device class: **outcomes are returned, faults are raised.**
+
+- The ordinary ends of a customer interaction come back as typed values
+  (`drivers.outcomes`): cancelled by the cashier or on the device, nothing presented in time,
+  a card removed or unreadable, a palm that matches nobody. They happen many times a day, the
+  caller must handle every one of them (a union return type makes the type checker say so),
+  and none says anything about the device's health.
+- Faults of the device or its link raise from the one hierarchy of `drivers.errors`: not
+  found, disconnected and not back in time, stopped answering (`DeviceTimeout`), protocol
+  violations, card data that fails validation (`CardDataError`). The caller cannot finish the
+  interaction; it reports the fault and looks at `health()`.
+
+So "no card within `timeout`" is `TimedOut`, while "the reader did not answer a command" is
+`DeviceTimeout`; a `cancel()` from another thread always ends the pending call with
+`Cancelled`, even while it waits for an unplugged device to come back.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -16,7 +33,9 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import ClassVar, Self, TypeVar
 
-from drivers.errors import DeviceDisconnected, DeviceError, TransactionCancelled
+from tenacity import RetryCallState, Retrying, wait_exponential
+
+from drivers.errors import DeviceDisconnected, DeviceError, OptionError, ReconnectInterrupted
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -54,23 +73,38 @@ class Health:
     next_retry_in_s: float | None = None
 
 
+def require_positive(**options: float) -> None:
+    """`OptionError` naming the first option that is not a finite number > 0."""
+    for name, value in options.items():
+        if not 0 < value < float("inf"):
+            raise OptionError(name, "must be a finite number > 0")
+
+
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential reconnect delays: initial, initial*multiplier, ... capped at `maximum`.
+    """Exponential reconnect delays: initial_s, initial_s*multiplier, ... capped at `max_s`.
 
-    No jitter: each lane reconnects to its own USB/serial device, there is no shared server
-    to protect from a thundering herd.
+    The delays are tenacity's `wait_exponential` (the sync engine's backoff is tenacity's
+    too), driven one attempt at a time: a driver does not block in a retry loop, it keeps the
+    schedule across calls (`Reconnector`). No jitter: each lane reconnects to its own
+    USB/serial device, there is no shared server to protect from a thundering herd.
     """
 
-    initial: float = DEFAULT_BACKOFF_INITIAL_S
-    maximum: float = DEFAULT_BACKOFF_MAX_S
+    initial_s: float = DEFAULT_BACKOFF_INITIAL_S
+    max_s: float = DEFAULT_BACKOFF_MAX_S
     multiplier: float = DEFAULT_BACKOFF_MULTIPLIER
 
+    def __post_init__(self) -> None:
+        require_positive(backoff_initial_s=self.initial_s, backoff_max_s=self.max_s)
+        if self.multiplier < 1:
+            raise OptionError("backoff_multiplier", "must be >= 1")
+
     def delays(self) -> Iterator[float]:
-        delay = self.initial
-        while True:
-            yield delay
-            delay = min(delay * self.multiplier, self.maximum)
+        wait = wait_exponential(multiplier=self.initial_s, exp_base=self.multiplier, max=self.max_s)
+        state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+        for attempt in itertools.count(1):
+            state.attempt_number = attempt
+            yield float(wait(state))
 
 
 @dataclass
@@ -155,7 +189,7 @@ class Reconnector:
         self._next_attempt_at = self._clock()
 
     def interrupt(self) -> None:
-        """Wake a waiting `connect` (it raises `TransactionCancelled`); from any thread."""
+        """Wake a waiting `connect` (it raises `ReconnectInterrupted`); from any thread."""
         self._cancel.set()
 
     def connect(self, attempt: Callable[[], T], deadline: float) -> T:
@@ -171,7 +205,7 @@ class Reconnector:
             if self._next_attempt_at > now:
                 self._monitor.retrying_in(self._next_attempt_at - now)
                 if self._wait(self._next_attempt_at - now):
-                    raise TransactionCancelled("cancelled while waiting for the device")
+                    raise ReconnectInterrupted("cancelled while waiting for the device")
             self.attempts += 1
             try:
                 result = attempt()

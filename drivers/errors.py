@@ -3,9 +3,13 @@
 `drivers` never imports the daemon, so it cannot reuse `posd.errors`; the daemon maps these to
 its own errors at the boundary. Two families hang off `DriverError`:
 
-- `DeviceError`: the device or its link misbehaves (init, I/O, timeout, unplug, protocol) or
-  the card reader reports a transaction outcome that is not a card (removed, cancelled...).
+- `DeviceError`: the device or its link misbehaves (init, I/O, timeout, unplug, protocol).
+  The normal ends of a customer interaction (cancelled, nothing presented in time, card
+  removed...) are not errors: they are returned as outcomes (see `drivers.base`).
 - `CardDataError`: data that came from a card (or a technician's paste) is malformed.
+
+`OptionError` (a driver option out of range) is also a `ValueError`; `DeviceTimeout` is also
+a `TimeoutError` (as python-can's `CanTimeoutError`), so generic handlers catch them too.
 
 Every message is safe to print: no PAN, no track data, no TLV values. Offsets, lengths, tag
 numbers and field names are fine.
@@ -29,6 +33,17 @@ class DeviceError(DriverError):
     code = "device_error"
 
 
+class OptionError(DriverError, ValueError):
+    """A driver option has a value the driver cannot work with; `option` names it."""
+
+    code = "driver_option_invalid"
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option}: {reason}")
+
+
 class DriverUnavailable(DeviceError):
     """The configured driver name is unknown, or its optional library is not installed."""
 
@@ -47,8 +62,11 @@ class DeviceOperationError(DeviceError):
     code = "device_operation"
 
 
-class DeviceTimeout(DeviceOperationError):
-    """The device did not answer (or no card was presented) in time."""
+class DeviceTimeout(DeviceOperationError, TimeoutError):
+    """The device (or the link to it) stopped answering in time.
+
+    Not "no card/palm presented in time": that is the ordinary `TimedOut` outcome.
+    """
 
     code = "device_timeout"
 
@@ -59,40 +77,32 @@ class DeviceDisconnected(DeviceOperationError):
     code = "device_disconnected"
 
 
+class ReconnectInterrupted(DeviceDisconnected):
+    """`cancel()` woke a call that was waiting for a lost device to come back.
+
+    Drivers turn it into a `Cancelled` outcome for the customer interaction that was
+    waiting; any other operation sees what it is, a device that is still disconnected.
+    """
+
+    code = "reconnect_interrupted"
+
+
 class ProtocolError(DeviceOperationError):
     """The device spoke, but not the protocol: NAK storm, malformed or unexpected message."""
 
     code = "device_protocol"
 
 
-class TransactionError(DeviceOperationError):
-    """The reader ended a transaction without a card read (reported by the device itself)."""
+class FrameError(ProtocolError):
+    """Bytes from the wire that are not a well-formed frame (never quotes the bytes)."""
 
-    code = "transaction_error"
-
-
-class CardRemoved(TransactionError):
-    """The card was removed before the read completed."""
-
-    code = "card_removed"
-
-
-class TransactionCancelled(TransactionError):
-    """The transaction was cancelled (by the host or on the reader's keypad)."""
-
-    code = "transaction_cancelled"
+    code = "frame_invalid"
 
 
 class ReaderBusy(DeviceOperationError):
     """The reader refused to arm: a transaction is already pending on it."""
 
     code = "reader_busy"
-
-
-class TransactionTimedOut(TransactionError, DeviceTimeout):
-    """The reader gave up waiting for a card (its own timeout, not the host's)."""
-
-    code = "transaction_timeout"
 
 
 # -- card data -----------------------------------------------------------------------------
@@ -102,12 +112,6 @@ class CardDataError(DriverError, ValueError):
     """Base of every parse/validation error on card data. Never carries the data itself."""
 
     code = "card_data_invalid"
-
-
-class FrameError(CardDataError):
-    """A link frame is malformed (bad LRC, missing STX/ETX, forbidden byte)."""
-
-    code = "frame_invalid"
 
 
 class TrackFormatError(CardDataError):

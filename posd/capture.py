@@ -3,7 +3,9 @@
 The one place where device results (card data, palm credentials) are split: the clear side
 keeps at most BIN and last four of a card (PCI DSS 3.4.1) and never the credential; all the
 rest (PAN, expiry, track and EMV data, cardholder name, the palm credential) goes into the
-secret JSON that `Recorder` seals. Nothing here logs or prints.
+secret JSON that `Recorder` seals. Only the successful outcomes of a device (`CardRead`,
+`Matched`) become payments; the others (cancelled, timed out...) never reach this module.
+Nothing here logs or prints.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.card.carddata import CardData
+from drivers.card.results import CardRead
 from drivers.palm.identity import Matched
 from posd.errors import UsageError
 from posd.journal.rows import MAX_AMOUNT_MINOR
@@ -53,7 +55,8 @@ class CaptureParts:
     secret: bytes
 
 
-def card_capture(payment: Payment, card: CardData) -> CaptureParts:
+def card_capture(payment: Payment, read: CardRead) -> CaptureParts:
+    card = read.card
     meta = {
         **payment.meta(),
         "entry_mode": card.entry_mode.value,

@@ -1,42 +1,69 @@
-"""The lane's device classes as config names them, and checking a device's config.
+"""The lane's devices, from config to a typed driver instance: the one way to build a device.
 
-Config keys map to device classes of the driver table (`card_reader` -> "card-reader"...).
-A device's options are checked against its driver's constructor when the config is loaded,
-so a typo or a wrong type is a config error with file and key, not a crash when the device
-is opened.
+Config keys name device classes (`card_reader` -> `CardReader`...). A device's options are
+checked against its driver's constructor once, when the config is loaded (`check_device`): an
+unknown, missing or mistyped option is a `ConfigError` naming `devices.NAME.KEY`, not a crash
+when the device is opened. The loader (`build_device` by config name, or the typed
+`build_card_reader`/`build_palm_scanner`) is what the CLI, the demo and the daemon use; it
+instantiates the configured driver without opening it, and reports a value the driver refuses
+(`OptionError`, a timeout of 0...) as a `ConfigError` naming the key too. Drivers are imported
+lazily through `drivers.registry`: a missing optional library (pyusb, libusb) is a
+`DriverUnavailable` for that device only.
 """
 
 from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from drivers.base import Device
-from drivers.card.reader import card_reader_driver
-from drivers.errors import DriverUnavailable
-from drivers.palm.scanner import palm_scanner_driver
-from drivers.registry import CARD_READER, PALM_SCANNER, available_drivers
+from drivers.card.reader import CardReader
+from drivers.errors import DriverUnavailable, OptionError
+from drivers.palm.scanner import PalmScanner
+from drivers.registry import available_drivers, driver_class
 from posd.errors import ConfigError
 from posd.typecheck import NotSettable, coerce, type_name
 
-DriverLoader = Callable[[str], type[Device]]
+if TYPE_CHECKING:  # posd.config imports this module to check devices at load time
+    from posd.config import Config
 
-# Config key -> (device class in the driver table, its typed driver loader).
-DEVICE_CLASSES: dict[str, tuple[str, DriverLoader]] = {
-    "card_reader": (CARD_READER, card_reader_driver),
-    "palm_scanner": (PALM_SCANNER, palm_scanner_driver),
+CARD_READER_KEY = "card_reader"
+PALM_SCANNER_KEY = "palm_scanner"
+
+# Config key -> the device class its drivers implement.
+DEVICE_CLASSES: dict[str, type[Device]] = {
+    CARD_READER_KEY: CardReader,
+    PALM_SCANNER_KEY: PalmScanner,
 }
 
+D = TypeVar("D", bound=Device)
 
-def driver_options(cls: type[Device]) -> dict[str, Any]:
-    """Option name -> annotation for every keyword the driver's constructor accepts.
+
+# -- checking options (config load) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """What a driver's constructor takes: option name -> annotation, and the required ones."""
+
+    accepted: dict[str, Any]
+    required: frozenset[str]
+
+
+def driver_options(cls: type[Device]) -> DriverOptions:
+    """The keywords the driver's constructor accepts, and those it cannot do without.
 
     Follows `**options` up the class hierarchy (a simulated driver passes the rest on to the
-    real driver it extends). Annotations that cannot be resolved count as Any.
+    real driver it extends). Annotations that cannot be resolved count as Any. Only the
+    driver's own constructor says what is required: a parent's required parameter may be one
+    the subclass supplies itself.
     """
-    options: dict[str, Any] = {}
+    accepted: dict[str, Any] = {}
+    required: set[str] = set()
+    own = True
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -50,37 +77,46 @@ def driver_options(cls: type[Device]) -> dict[str, Any]:
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 passes_rest_on = True
             elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
-                options.setdefault(parameter.name, hints.get(parameter.name, Any))
+                accepted.setdefault(parameter.name, hints.get(parameter.name, Any))
+                if own and parameter.default is inspect.Parameter.empty:
+                    required.add(parameter.name)
+        own = False
         if not passes_rest_on:
             break
-    return options
+    return DriverOptions(accepted, frozenset(required))
+
+
+def device_class(name: str, path: str) -> type[Device]:
+    """The device class configured under `devices.NAME`; `ConfigError` for an unknown name."""
+    try:
+        return DEVICE_CLASSES[name]
+    except KeyError:
+        known = ", ".join(sorted(DEVICE_CLASSES))
+        raise ConfigError(path, f"devices.{name}", f"unknown device (known: {known})") from None
 
 
 def check_device(name: str, driver: str, options: Mapping[str, Any], path: str) -> dict[str, Any]:
     """The device's options checked against its driver; raises ConfigError naming the key."""
     where = f"devices.{name}"
-    if name not in DEVICE_CLASSES:
-        known = ", ".join(sorted(DEVICE_CLASSES))
-        raise ConfigError(path, where, f"unknown device (known: {known})")
-    device_class, loader = DEVICE_CLASSES[name]
-    drivers = available_drivers(device_class)
+    kind = device_class(name, path)
+    drivers = available_drivers(kind)
     if driver not in drivers:
         raise ConfigError(
             path, f"{where}.driver", f"unknown driver {driver!r} (known: {', '.join(drivers)})"
         )
     try:
-        cls = loader(driver)
+        cls = driver_class(kind, driver)
     except DriverUnavailable:
         return dict(options)  # its library is missing: `posd devices` reports it as unavailable
-    accepted = driver_options(cls)
+    signature = driver_options(cls)
     checked: dict[str, Any] = {}
     for key, value in options.items():
-        if key not in accepted:
-            known = ", ".join(sorted(accepted))
+        if key not in signature.accepted:
+            known = ", ".join(sorted(signature.accepted))
             raise ConfigError(
                 path, f"{where}.{key}", f"unknown option for driver {driver!r} (known: {known})"
             )
-        annotation = accepted[key]
+        annotation = signature.accepted[key]
         try:
             checked[key] = coerce(annotation, value)
         except NotSettable:
@@ -89,4 +125,44 @@ def check_device(name: str, driver: str, options: Mapping[str, Any], path: str) 
             raise ConfigError(
                 path, f"{where}.{key}", f"expected {type_name(annotation)}, got {value!r}"
             ) from None
+    missing = sorted(signature.required - set(options))
+    if missing:
+        raise ConfigError(path, f"{where}.{missing[0]}", f"required by driver {driver!r}")
     return checked
+
+
+# -- building devices -----------------------------------------------------------------------
+
+
+def build_device(config: Config, name: str) -> Device:
+    """The driver configured as `devices.NAME`, instantiated, not opened."""
+    return _build(config, name, device_class(name, str(config.path)))
+
+
+def build_card_reader(config: Config) -> CardReader:
+    """The configured card reader (`[devices.card_reader]`), not opened."""
+    return _build(config, CARD_READER_KEY, CardReader)
+
+
+def build_palm_scanner(config: Config) -> PalmScanner:
+    """The configured palm scanner (`[devices.palm_scanner]`), not opened."""
+    return _build(config, PALM_SCANNER_KEY, PalmScanner)
+
+
+def _build(config: Config, name: str, kind: type[D]) -> D:
+    """Instantiate the configured driver of `kind`. Options were checked at config load.
+
+    `ConfigError` if the device is not configured or the driver refuses an option's value;
+    `DriverUnavailable` if the driver (or a library it needs) cannot be imported.
+    """
+    path, where = str(config.path), f"devices.{name}"
+    settings = config.devices.get(name)
+    if settings is None:
+        raise ConfigError(path, where, f"no {kind.device_class} is configured")
+    cls = driver_class(kind, settings.driver)
+    try:
+        return cls(**settings.options)
+    except OptionError as error:
+        raise ConfigError(path, f"{where}.{error.option}", error.reason) from None
+    except (ValueError, TypeError) as error:
+        raise ConfigError(path, where, f"driver {settings.driver!r} refused: {error}") from None

@@ -9,6 +9,7 @@ import pytest
 from drivers.card.carddata import CardData
 from drivers.card.deck import TEST_PANS, default_deck
 from drivers.card.protocol import EmvData, MagstripeData
+from drivers.card.results import CardRead
 from drivers.card.simulated_reader import SimulatedCardReader
 from drivers.palm.identity import Matched, PalmCredential
 from posd.capture import CARD_PAYMENT, PALM_PAYMENT, Payment, card_capture, palm_capture
@@ -23,14 +24,16 @@ PAYMENT = Payment(amount_minor=1999, currency="EUR", lane="lane-01")
 def cards() -> list[CardData]:
     """Every card of the simulator's deck, read through the real serial driver over a pty."""
     with SimulatedCardReader() as reader:
-        return [reader.read_card(100, "EUR", timeout=5) for _ in range(len(default_deck()))]
+        reads = [reader.read_card(100, "EUR", timeout=5) for _ in range(len(default_deck()))]
+    assert all(isinstance(read, CardRead) for read in reads)
+    return [read.card for read in reads if isinstance(read, CardRead)]
 
 
 def test_card_capture_keeps_only_bin_and_last_four_in_clear(cards) -> None:
     pans = {pan for _, pan in TEST_PANS}
     assert {card.pan.reveal() for card in cards} <= pans
     for card in cards:
-        parts = card_capture(PAYMENT, card)
+        parts = card_capture(PAYMENT, CardRead(card))
         assert parts.kind == CARD_PAYMENT
         clear = json.dumps(parts.meta)
         pan = card.pan.reveal()
@@ -50,7 +53,7 @@ def test_every_entry_mode_keeps_its_raw_data_in_the_secret(cards) -> None:
     modes = {card.entry_mode.value for card in cards}
     assert modes == {"magstripe", "chip", "contactless"}
     for card in cards:
-        secret = json.loads(card_capture(PAYMENT, card).secret)
+        secret = json.loads(card_capture(PAYMENT, CardRead(card)).secret)
         if card.entry_mode.value == "magstripe":
             assert secret["track2"]
         else:

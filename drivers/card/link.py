@@ -4,7 +4,7 @@ Both ends of the card-reader protocol (the host driver and the simulated device)
 class, so the simulator cannot drift from the driver; the simulator only overrides the two
 hooks (`_wire_frame`, `_accept`) to inject faults.
 
-Sending: write the frame, wait up to `ack_timeout` for ACK. A NAK or silence triggers a resend,
+Sending: write the frame, wait up to `ack_timeout_s` for ACK. A NAK or silence triggers a resend,
 at most `max_resends` times (4 transmissions in all with the default 3); then `ProtocolError`
 (the peer kept NAKing) or `DeviceTimeout` (it never answered).
 
@@ -52,8 +52,8 @@ class Transport(Protocol):
 
 @dataclass(frozen=True)
 class LinkTiming:
-    ack_timeout: float = DEFAULT_ACK_TIMEOUT_S
-    inter_byte_timeout: float = DEFAULT_INTER_BYTE_TIMEOUT_S
+    ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S
+    inter_byte_timeout_s: float = DEFAULT_INTER_BYTE_TIMEOUT_S
     max_resends: int = DEFAULT_MAX_RESENDS
 
 
@@ -119,7 +119,7 @@ class FramedLink:
                 self.stats.resends += 1
             self._transport.write(self._wire_frame(payload, attempt))
             self.stats.frames_sent += 1
-            answer = self._await_control(self._clock() + self.timing.ack_timeout)
+            answer = self._await_control(self._clock() + self.timing.ack_timeout_s)
             if answer is Control.ACK:
                 return
             if answer is Control.NAK:
@@ -192,13 +192,15 @@ class FramedLink:
             return False
         wait = deadline - now
         if self._decoder.in_frame:
-            wait = min(wait, max(0.0, self._last_byte_at + self.timing.inter_byte_timeout - now))
+            wait = min(wait, max(0.0, self._last_byte_at + self.timing.inter_byte_timeout_s - now))
         data = self._transport.read(READ_CHUNK, wait)
         now = self._clock()
         if data:
             self._last_byte_at = now
             self._events.extend(self._decoder.feed(data))
-        elif self._decoder.in_frame and now - self._last_byte_at >= self.timing.inter_byte_timeout:
+        elif (
+            self._decoder.in_frame and now - self._last_byte_at >= self.timing.inter_byte_timeout_s
+        ):
             aborted = self._decoder.abort_partial()
             if aborted is not None:
                 self._events.append(aborted)

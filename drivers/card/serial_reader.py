@@ -23,7 +23,14 @@ from typing import Protocol, TypeVar
 
 import serial
 
-from drivers.base import Backoff, DeviceInfo, Reconnector
+from drivers.base import (
+    DEFAULT_BACKOFF_INITIAL_S,
+    DEFAULT_BACKOFF_MAX_S,
+    Backoff,
+    DeviceInfo,
+    Reconnector,
+    require_positive,
+)
 from drivers.card.carddata import CardData
 from drivers.card.emv import card_from_tlv
 from drivers.card.link import (
@@ -52,26 +59,24 @@ from drivers.card.protocol import (
     decode_response,
 )
 from drivers.card.reader import DEFAULT_READ_TIMEOUT_S, CardReader
+from drivers.card.results import CardRead, CardRemoved, CardUnreadable, ReadResult
 from drivers.card.tracks import card_from_tracks, parse_track1, parse_track2
 from drivers.errors import (
-    CardRemoved,
     DeviceDisconnected,
     DeviceError,
     DeviceInitError,
     DeviceOperationError,
     DeviceTimeout,
+    OptionError,
     ProtocolError,
     ReaderBusy,
+    ReconnectInterrupted,
     TlvError,
-    TransactionCancelled,
-    TransactionError,
-    TransactionTimedOut,
 )
+from drivers.outcomes import Cancelled, TimedOut
 
 DEFAULT_BAUDRATE = 115200
 DEFAULT_RESPONSE_TIMEOUT_S = 2.0
-DEFAULT_RECONNECT_INITIAL_S = 0.5
-DEFAULT_RECONNECT_MAX_S = 30.0
 POLL_INTERVAL_S = 0.02  # pyserial read timeout; bounds how late a deadline is noticed
 WRITE_TIMEOUT_S = 1.0
 CANCEL_CHECK_S = 0.05  # how often a waiting read looks at the cancel flag
@@ -79,18 +84,24 @@ CANCEL_CHECK_S = 0.05  # how often a waiting read looks at the cancel flag
 T = TypeVar("T")
 log = logging.getLogger(__name__)  # messages carry ports and error codes, never card data
 
-_TRANSACTION_ERRORS: dict[ErrorCode, type[DeviceOperationError]] = {
-    ErrorCode.CARD_REMOVED: CardRemoved,
-    ErrorCode.TIMEOUT: TransactionTimedOut,
-    ErrorCode.CANCELLED: TransactionCancelled,
-    ErrorCode.CARD_UNREADABLE: TransactionError,
+# Reader error codes that end a transaction in the ordinary way: returned, never raised.
+_OUTCOMES: dict[ErrorCode, ReadResult] = {
+    ErrorCode.CARD_REMOVED: CardRemoved(),
+    ErrorCode.TIMEOUT: TimedOut(),
+    ErrorCode.CANCELLED: Cancelled(),
+    ErrorCode.CARD_UNREADABLE: CardUnreadable(),
+}
+# Reader error codes that are faults: raised.
+_FAULTS: dict[ErrorCode, type[DeviceOperationError]] = {
     ErrorCode.BUSY: ReaderBusy,
     ErrorCode.BAD_REQUEST: ProtocolError,
 }
 
 
-def error_for(code: ErrorCode) -> DeviceOperationError:
-    return _TRANSACTION_ERRORS[code](f"reader reported {code.value}")
+def fault_for(code: ErrorCode) -> DeviceOperationError:
+    """The error for a fault code; an outcome code here is a reply the protocol forbids."""
+    fault = _FAULTS.get(code, ProtocolError)
+    return fault(f"reader reported {code.value}")
 
 
 class _Port(Protocol):
@@ -136,14 +147,14 @@ class SerialTransport:
             self._port.close()  # an unplugged port may fail to close: nothing left to release
 
 
-def _require_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not value > 0 or value == float("inf"):
-            raise ValueError(f"{name} must be a finite number > 0")
-
-
 class SerialCardReader(CardReader):
-    """Card reader on a serial port. Options are plain values so config can pass them."""
+    """Card reader on a serial port. Options are plain values so config can pass them.
+
+    Options (config `[devices.card_reader]`): `port` (any pyserial URL), `baudrate`,
+    `response_timeout_s` (the wait for a command's immediate answer), `ack_timeout_s`,
+    `inter_byte_timeout_s`, `max_resends` (link layer), `backoff_initial_s`,
+    `backoff_max_s` (reconnect schedule after an unplug).
+    """
 
     driver_name = "serial"
 
@@ -152,30 +163,28 @@ class SerialCardReader(CardReader):
         port: str,
         *,
         baudrate: int = DEFAULT_BAUDRATE,
-        response_timeout: float = DEFAULT_RESPONSE_TIMEOUT_S,
-        ack_timeout: float = DEFAULT_ACK_TIMEOUT_S,
-        inter_byte_timeout: float = DEFAULT_INTER_BYTE_TIMEOUT_S,
+        response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
+        ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
+        inter_byte_timeout_s: float = DEFAULT_INTER_BYTE_TIMEOUT_S,
         max_resends: int = DEFAULT_MAX_RESENDS,
-        reconnect_initial: float = DEFAULT_RECONNECT_INITIAL_S,
-        reconnect_max: float = DEFAULT_RECONNECT_MAX_S,
+        backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S,
+        backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
         super().__init__()
-        _require_positive(
+        require_positive(
             baudrate=baudrate,
-            response_timeout=response_timeout,
-            ack_timeout=ack_timeout,
-            inter_byte_timeout=inter_byte_timeout,
-            reconnect_initial=reconnect_initial,
-            reconnect_max=reconnect_max,
+            response_timeout_s=response_timeout_s,
+            ack_timeout_s=ack_timeout_s,
+            inter_byte_timeout_s=inter_byte_timeout_s,
         )
         if max_resends < 0:
-            raise ValueError("max_resends must be >= 0")
+            raise OptionError("max_resends", "must be >= 0")
         self.port = port
         self._baudrate = baudrate
-        self._response_timeout = response_timeout
-        self._timing = LinkTiming(ack_timeout, inter_byte_timeout, max_resends)
+        self._response_timeout = response_timeout_s
+        self._timing = LinkTiming(ack_timeout_s, inter_byte_timeout_s, max_resends)
         self._reconnector = Reconnector(
-            Backoff(reconnect_initial, reconnect_max), self._monitor, time.monotonic
+            Backoff(backoff_initial_s, backoff_max_s), self._monitor, time.monotonic
         )
         self._lock = threading.RLock()
         self._cancel_requested = threading.Event()
@@ -262,11 +271,12 @@ class SerialCardReader(CardReader):
         link: FramedLink,
         command: Command,
         accept: Callable[[Response], bool],
-        skip: frozenset[ErrorCode] = frozenset(),
     ) -> Response:
-        """Send `command`, return the first response `accept`s; reader errors are raised.
+        """Send `command`, return the first response `accept`s; reader faults are raised.
 
-        Error codes in `skip` are ends of an earlier transaction, not answers to `command`.
+        An ER with an outcome code (CANCELLED, TIMEOUT...) is the end of an earlier
+        transaction (the one `CN` disarms, or one the host lost track of), not an answer to
+        `command`: it is skipped.
         """
         link.discard_pending()
         link.send(command.encode())
@@ -276,8 +286,8 @@ class SerialCardReader(CardReader):
             if payload is None:
                 break
             response = decode_response(payload)
-            if isinstance(response, ErrorResponse) and response.code not in skip:
-                raise error_for(response.code)
+            if isinstance(response, ErrorResponse) and response.code not in _OUTCOMES:
+                raise fault_for(response.code)
             if accept(response):
                 return response
         raise DeviceTimeout(f"no answer to {command.encode()[:2].decode()} in time")
@@ -295,7 +305,7 @@ class SerialCardReader(CardReader):
 
     def _disarm(self, link: FramedLink) -> None:
         """CN, answered by OK|CN (preceded by ER|CANCELLED if a transaction was pending)."""
-        self._request(link, Cancel(), _is_ok(Verb.CANCEL), frozenset({ErrorCode.CANCELLED}))
+        self._request(link, Cancel(), _is_ok(Verb.CANCEL))
 
     def _deadline(self) -> float:
         return time.monotonic() + self._response_timeout
@@ -331,15 +341,17 @@ class SerialCardReader(CardReader):
 
     def read_card(
         self, amount_minor: int, currency: str, timeout: float = DEFAULT_READ_TIMEOUT_S
-    ) -> CardData:
+    ) -> ReadResult:
         command = StartTransaction(amount_minor, currency)
         deadline = time.monotonic() + timeout
         with self._lock:
             self._reading = True
             try:
                 return self._with_link(
-                    deadline, lambda link: self._transaction(link, command, deadline, timeout)
+                    deadline, lambda link: self._transaction(link, command, deadline)
                 )
+            except ReconnectInterrupted:
+                return Cancelled()  # cancelled while the unplugged reader was awaited
             finally:
                 self._reading = False
                 self._cancel_requested.clear()
@@ -353,10 +365,10 @@ class SerialCardReader(CardReader):
             self._request(link, command, _is_ok(Verb.START))
 
     def _transaction(
-        self, link: FramedLink, command: StartTransaction, deadline: float, timeout: float
-    ) -> CardData:
+        self, link: FramedLink, command: StartTransaction, deadline: float
+    ) -> ReadResult:
         if self._cancel_requested.is_set():
-            raise TransactionCancelled("cancelled before the reader was armed")
+            return Cancelled()  # before the reader was armed
         self._arm(link, command)
         while True:
             if self._cancel_requested.is_set():
@@ -367,26 +379,29 @@ class SerialCardReader(CardReader):
                     self._disarm(link)
                 except DeviceError as error:
                     self._monitor.error(error)
-                raise DeviceTimeout(f"no card presented within {timeout:.1f} s")
+                return TimedOut()  # no card presented within the caller's timeout
             payload = link.receive(min(remaining, CANCEL_CHECK_S))
             if payload is None:
                 continue
             response = decode_response(payload)
             if isinstance(response, ErrorResponse):
-                raise error_for(response.code)
+                outcome = _OUTCOMES.get(response.code)
+                if outcome is None:
+                    raise fault_for(response.code)
+                return outcome
             if isinstance(response, MagstripeData | EmvData):
                 card = _card_from(response)
                 card.raise_for_problems()
-                return card
+                return CardRead(card)
             # Anything else is a stale answer to an earlier command: ignore it.
 
-    def _cancel_pending(self, link: FramedLink) -> CardData:
+    def _cancel_pending(self, link: FramedLink) -> Cancelled:
         """Disarm after a host cancel; a card read that crossed the CN is discarded."""
         try:
             self._disarm(link)
         except DeviceTimeout as error:
             self._monitor.error(error)
-        raise TransactionCancelled("transaction cancelled by the host")
+        return Cancelled()
 
 
 def _is_ok(verb: Verb) -> Callable[[Response], bool]:

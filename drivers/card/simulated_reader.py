@@ -27,7 +27,11 @@ class SimulatedCardReader(SerialCardReader):
         **serial_options: Any,
     ) -> None:
         self.simulator = CardReaderSimulator(deck, timing=device_timing)
-        super().__init__(self.simulator.port, **serial_options)
+        try:
+            super().__init__(self.simulator.port, **serial_options)
+        except BaseException:
+            self.simulator.stop()  # a refused option must not leave the simulator's dir behind
+            raise
 
     def _open(self) -> None:
         self.simulator.start()

@@ -24,6 +24,7 @@ from drivers.base import (
     Backoff,
     DeviceInfo,
     Reconnector,
+    require_positive,
 )
 from drivers.errors import (
     DeviceDisconnected,
@@ -32,10 +33,12 @@ from drivers.errors import (
     DeviceOperationError,
     DeviceTimeout,
     DriverUnavailable,
+    FrameError,
     ProtocolError,
-    TransactionCancelled,
+    ReconnectInterrupted,
 )
-from drivers.palm.identity import Cancelled, IdentifyResult, Matched, NoMatch, TimedOut
+from drivers.outcomes import Cancelled, TimedOut
+from drivers.palm.identity import IdentifyResult, Matched, NoMatch
 from drivers.palm.protocol import (
     MAX_CONFIDENCE_BP,
     MAX_RESENDS,
@@ -47,7 +50,6 @@ from drivers.palm.protocol import (
     Command,
     Error,
     ErrorCode,
-    FrameError,
     GetInfo,
     Identify,
     Info,
@@ -93,13 +95,10 @@ class AmazonOneScanner(PalmScanner):
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
         super().__init__()
-        if response_timeout_s <= 0:
-            raise ValueError("response_timeout_s must be > 0")
+        require_positive(response_timeout_s=response_timeout_s)
         self._selector = UsbSelector(vendor_id, product_id, serial_number, interface)
         self._response_timeout = response_timeout_s
-        self._reconnector = Reconnector(
-            Backoff(initial=backoff_initial_s, maximum=backoff_max_s), self._monitor
-        )
+        self._reconnector = Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor)
         self._clock = time.monotonic
         self._io_lock = threading.Lock()
         self._cancel_requested = threading.Event()
@@ -197,8 +196,8 @@ class AmazonOneScanner(PalmScanner):
             for attempt in range(MAX_REARMS + 1):
                 try:
                     link = self._session(deadline)
-                except TransactionCancelled:
-                    return Cancelled()
+                except ReconnectInterrupted:
+                    return Cancelled()  # cancelled while the unplugged device was awaited
                 try:
                     return self._identify_on(link, deadline - self._clock(), deadline)
                 except DeviceDisconnected as error:

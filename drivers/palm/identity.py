@@ -12,9 +12,9 @@ form meant for screens and logs, `reveal()` the only way to the clear value (for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import ClassVar
 
+from drivers.outcomes import Cancelled, Outcome, TimedOut
 from drivers.sensitive import SecretStr
 
 MASK_CHAR = "*"
@@ -40,20 +40,13 @@ class PalmCredential(SecretStr):
         return MASK_CHAR * (len(value) - visible) + shown
 
 
-class IdentifyOutcome(StrEnum):
-    MATCH = "match"
-    NO_MATCH = "no_match"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-
-
 @dataclass(frozen=True)
 class Matched:
     """A palm matched an enrolled identity. `confidence` is in [0, 1]."""
 
     credential: PalmCredential
     confidence: float
-    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.MATCH
+    outcome: ClassVar[Outcome] = Outcome.MATCH
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:
@@ -64,22 +57,8 @@ class Matched:
 class NoMatch:
     """A palm was presented but matched no enrolled identity."""
 
-    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.NO_MATCH
+    outcome: ClassVar[Outcome] = Outcome.NO_MATCH
 
 
-@dataclass(frozen=True)
-class Cancelled:
-    """The identification was cancelled (by the host's `cancel()` or on the device)."""
-
-    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.CANCELLED
-
-
-@dataclass(frozen=True)
-class TimedOut:
-    """No palm was presented before the timeout. (A device that does not answer at all is a
-    `DeviceTimeout` error instead: that is a fault, this is an ordinary outcome.)"""
-
-    outcome: ClassVar[IdentifyOutcome] = IdentifyOutcome.TIMEOUT
-
-
+#: Every ordinary end of `PalmScanner.identify` (faults raise instead, see `drivers.base`).
 IdentifyResult = Matched | NoMatch | Cancelled | TimedOut

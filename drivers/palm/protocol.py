@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar
 
-from drivers.errors import ProtocolError
+from drivers.errors import FrameError, ProtocolError
 from drivers.palm.identity import PalmCredential
 
 MAGIC = b"\xa1\x0e"
@@ -85,16 +85,10 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
 
-class FrameError(ProtocolError):
-    """Bytes from the wire that are not a well-formed frame (never quotes the bytes)."""
-
-    code = "palm_frame_invalid"
-
-
 class ChecksumError(FrameError):
     """A frame's CRC does not match its content: corrupted in transit."""
 
-    code = "palm_frame_checksum"
+    code = "frame_checksum"
 
 
 class MessageType(IntEnum):

@@ -8,12 +8,11 @@ ABC and are picked by name from `drivers.registry`; the daemon never sees a wire
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from drivers.base import Device
-from drivers.errors import DriverUnavailable
 from drivers.palm.identity import IdentifyResult
-from drivers.registry import PALM_SCANNER, load_driver
+from drivers.registry import PALM_SCANNER
 
 DEFAULT_IDENTIFY_TIMEOUT_S = 30.0
 MAX_IDENTIFY_TIMEOUT_S = 600.0
@@ -40,17 +39,5 @@ class PalmScanner(Device):
 
     @abstractmethod
     def cancel(self) -> None:
-        """Cancel the pending `identify` (it returns `Cancelled`); no-op when none is pending."""
-
-
-def palm_scanner_driver(name: str) -> type[PalmScanner]:
-    """The palm-scanner driver class named in config ("amazon-one", "simulated"...)."""
-    cls = load_driver(PALM_SCANNER, name)
-    if not issubclass(cls, PalmScanner):
-        raise DriverUnavailable(f"{cls.__name__} is not a PalmScanner")
-    return cls
-
-
-def create_palm_scanner(name: str, **options: Any) -> PalmScanner:
-    """Instantiate (not open) the named palm-scanner driver with config `options`."""
-    return palm_scanner_driver(name)(**options)
+        """End the pending `identify` with `Cancelled` (from any thread); no-op when none is
+        pending."""

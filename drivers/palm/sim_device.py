@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers.errors import ProtocolError
+from drivers.errors import FrameError, ProtocolError
 from drivers.palm.identity import PalmCredential
 from drivers.palm.protocol import (
     HEADER,
@@ -30,7 +30,6 @@ from drivers.palm.protocol import (
     CancelledResult,
     Error,
     ErrorCode,
-    FrameError,
     GetInfo,
     Identify,
     Info,

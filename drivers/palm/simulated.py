@@ -9,7 +9,7 @@ Options (config `[devices.palm_scanner]`)::
 
     identities = { alice = "tok-7f3a9c2e51d04b8a" }  # palm label -> credential (token/badge id)
     present = "alice"          # a palm held over the sensor at every identify (default none)
-    confidence = 0.99          # match confidence reported, 0..1
+    confidence = 0.99          # match confidence reported, 0..1 (else OptionError)
     scan_time_s = 0.05         # time from palm to result
     serial_number = "SIM-PALM-0001"
     firmware = "sim-1.0.0"
@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S
+from drivers.errors import OptionError
 from drivers.palm.amazon_one import DEFAULT_RESPONSE_TIMEOUT_S, AmazonOneScanner
 from drivers.palm.protocol import MAX_CONFIDENCE_BP
 from drivers.palm.sim_backend import SIM_PRODUCT_ID, SIM_VENDOR_ID, SimulatedUsbBackend
@@ -51,6 +52,8 @@ class SimulatedPalmScanner(AmazonOneScanner):
         backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S,
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
+        if not 0.0 <= confidence <= 1.0:
+            raise OptionError("confidence", "must be between 0 and 1")
         device = SimulatedPalmDevice(
             firmware=firmware,
             serial_number=serial_number,

@@ -11,7 +11,6 @@ one-line message and exit 3. Credentials are shown masked, never in full.
 from __future__ import annotations
 
 import argparse
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,10 @@ from drivers.card.reader import CardReader
 from drivers.errors import DeviceError, DeviceInitError, DriverUnavailable
 from drivers.palm.identity import Matched
 from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
-from drivers.registry import CARD_READER, PALM_SCANNER
 from posd.cli.args import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values, table
-from posd.config import DEFAULT_CONFIG_PATH, Config, DeviceSettings, load_config
-from posd.devices import DEVICE_CLASSES, DriverLoader
+from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
+from posd.devices import DEVICE_CLASSES, build_device
 from posd.errors import ConfigError, DeviceCommandError, UsageError
 
 DEFAULT_TEST_TIMEOUT_S = 10.0
@@ -49,35 +47,6 @@ def register(subparsers: Any) -> None:
     test.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
     test.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     test.set_defaults(handler=test_device)
-
-
-# -- building devices from config --------------------------------------------------------
-
-
-def _device_class(name: str) -> tuple[str, DriverLoader]:
-    try:
-        return DEVICE_CLASSES[name]
-    except KeyError:
-        known = ", ".join(sorted(DEVICE_CLASSES))
-        raise UsageError(f"device {name!r} has no known device class (known: {known})") from None
-
-
-def build_device(config: Config, name: str) -> Device:
-    """The configured driver for device `name`, not opened. Bad options are a ConfigError."""
-    _, driver_for = _device_class(name)
-    settings: DeviceSettings = config.devices[name]
-    cls = driver_for(settings.driver)
-    where = f"devices.{name}"
-    try:
-        inspect.signature(cls).bind(**settings.options)
-    except TypeError as error:
-        raise ConfigError(
-            str(config.path), where, f"bad options for {settings.driver!r}: {error}"
-        ) from None
-    try:
-        return cls(**settings.options)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(str(config.path), where, str(error)) from None
 
 
 def _info(info: DeviceInfo | None) -> dict[str, str] | None:
@@ -106,7 +75,7 @@ def _state(error: BaseException) -> str:
         return "unavailable"
     if isinstance(error, DeviceInitError):
         return "not_found"
-    if isinstance(error, ConfigError | UsageError):
+    if isinstance(error, ConfigError):
         return "misconfigured"
     return "error"
 
@@ -121,7 +90,7 @@ def _probe(config: Config, name: str) -> dict[str, Any]:
     settings = config.devices[name]
     row: dict[str, Any] = {
         "name": name,
-        "class": DEVICE_CLASSES[name][0] if name in DEVICE_CLASSES else None,
+        "class": DEVICE_CLASSES[name].device_class if name in DEVICE_CLASSES else None,
         "driver": settings.driver,
         "state": "connected",
         "info": None,
@@ -131,7 +100,7 @@ def _probe(config: Config, name: str) -> dict[str, Any]:
     try:
         with build_device(config, name) as device:
             health = device.health()
-    except (DeviceError, ConfigError, UsageError) as error:
+    except (DeviceError, ConfigError) as error:
         row.update(state=_state(error), error=_message(error))
         return row
     row.update(
@@ -211,13 +180,13 @@ def _round_trip(device: Device, timeout: float) -> dict[str, Any]:
     """Palm scanner: identify (waits for a palm). Card reader: identify + status."""
     if isinstance(device, PalmScanner):
         outcome = device.identify(timeout)
-        result: dict[str, Any] = {"class": PALM_SCANNER, "outcome": str(outcome.outcome)}
+        result: dict[str, Any] = {"class": device.device_class, "outcome": str(outcome.outcome)}
         if isinstance(outcome, Matched):
             result.update(credential=outcome.credential.masked(), confidence=outcome.confidence)
         return result
     if isinstance(device, CardReader):
         device.identify()
-        return {"class": CARD_READER, "outcome": "status", "state": str(device.status())}
+        return {"class": device.device_class, "outcome": "status", "state": str(device.status())}
     raise UsageError(f"no round trip is defined for {type(device).device_class} devices")
 
 

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.card.reader import CardReader, create_card_reader
+from drivers.card.reader import CardReader
+from drivers.card.results import CardRead
 from drivers.palm.identity import Matched
-from drivers.palm.scanner import PalmScanner, create_palm_scanner
+from drivers.palm.scanner import PalmScanner
 from posd.aws import kms_client, sync_engine
 from posd.capture import CaptureParts, Payment, card_capture, palm_capture
 from posd.config import Config, parse_config
 from posd.demo.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from posd.devices import build_card_reader, build_palm_scanner
 from posd.errors import EnvelopeError, KeyProviderError, PosdError
 from posd.journal import Journal
 from posd.keys.factory import build_key_provider
@@ -97,15 +99,6 @@ def demo_config(state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key
     return parse_config(document, DEMO_CONFIG_NAME)
 
 
-def _open_devices(config: Config) -> tuple[CardReader, PalmScanner]:
-    card = config.devices["card_reader"]
-    palm = config.devices["palm_scanner"]
-    return (
-        create_card_reader(card.driver, **card.options),
-        create_palm_scanner(palm.driver, **palm.options),
-    )
-
-
 def _capture_one(
     rng: random.Random, index: int, lane: str, reader: CardReader, scanner: PalmScanner
 ) -> CaptureParts:
@@ -116,8 +109,10 @@ def _capture_one(
         if not isinstance(result, Matched):
             raise DemoError(f"the simulated palm scanner answered {result.outcome.value}")
         return palm_capture(payment, result)
-    card = reader.read_card(payment.amount_minor, payment.currency, timeout=DEVICE_TIMEOUT_SECONDS)
-    return card_capture(payment, card)
+    read = reader.read_card(payment.amount_minor, payment.currency, timeout=DEVICE_TIMEOUT_SECONDS)
+    if not isinstance(read, CardRead):
+        raise DemoError(f"the simulated card reader answered {read.outcome.value}")
+    return card_capture(payment, read)
 
 
 def run_demo(
@@ -146,7 +141,7 @@ def run_demo(
         rng = random.Random()
         digests: dict[str, str] = {}
         kinds: dict[str, int] = {}
-        reader, scanner = _open_devices(config)
+        reader, scanner = build_card_reader(config), build_palm_scanner(config)
         try:
             with (
                 reader,

@@ -16,17 +16,17 @@ from drivers.card.simulator import CardReaderSimulator
 ACK_TIMEOUT_S = 0.15
 INTER_BYTE_TIMEOUT_S = 0.05
 RESPONSE_TIMEOUT_S = 0.6
-RECONNECT_INITIAL_S = 0.02
-RECONNECT_MAX_S = 0.2
+BACKOFF_INITIAL_S = 0.02
+BACKOFF_MAX_S = 0.2
 WAIT_LIMIT_S = 5.0  # upper bound for any polling wait in a test
 
-FAST_TIMING = LinkTiming(ack_timeout=ACK_TIMEOUT_S, inter_byte_timeout=INTER_BYTE_TIMEOUT_S)
+FAST_TIMING = LinkTiming(ack_timeout_s=ACK_TIMEOUT_S, inter_byte_timeout_s=INTER_BYTE_TIMEOUT_S)
 READER_OPTIONS: dict[str, Any] = {
-    "response_timeout": RESPONSE_TIMEOUT_S,
-    "ack_timeout": ACK_TIMEOUT_S,
-    "inter_byte_timeout": INTER_BYTE_TIMEOUT_S,
-    "reconnect_initial": RECONNECT_INITIAL_S,
-    "reconnect_max": RECONNECT_MAX_S,
+    "response_timeout_s": RESPONSE_TIMEOUT_S,
+    "ack_timeout_s": ACK_TIMEOUT_S,
+    "inter_byte_timeout_s": INTER_BYTE_TIMEOUT_S,
+    "backoff_initial_s": BACKOFF_INITIAL_S,
+    "backoff_max_s": BACKOFF_MAX_S,
 }
 
 

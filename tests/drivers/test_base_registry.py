@@ -10,24 +10,42 @@ import pytest
 
 from drivers import registry
 from drivers.base import Backoff, HealthMonitor, Reconnector
-from drivers.card.reader import CardReader, card_reader_driver, create_card_reader
+from drivers.card.reader import CardReader
+from drivers.card.results import CardRead
 from drivers.card.serial_reader import SerialCardReader
 from drivers.card.simulated_reader import SimulatedCardReader
 from drivers.card.simulator import CardReaderSimulator
-from drivers.errors import DeviceDisconnected, DeviceInitError, DriverUnavailable
+from drivers.errors import (
+    DeviceDisconnected,
+    DeviceInitError,
+    DeviceTimeout,
+    DriverUnavailable,
+    FrameError,
+    OptionError,
+    ProtocolError,
+    ReconnectInterrupted,
+)
+from drivers.palm.protocol import ChecksumError
+from drivers.palm.scanner import PalmScanner
+from drivers.palm.simulated import SimulatedPalmScanner
+from drivers.registry import driver_class
 from tests.drivers.conftest import FAST_TIMING, READER_OPTIONS
 
 
-def test_table_lists_the_card_reader_drivers() -> None:
-    assert {"serial", "simulated"} <= set(registry.available_drivers(registry.CARD_READER))
-    assert card_reader_driver("serial") is SerialCardReader
-    assert card_reader_driver("simulated") is SimulatedCardReader
-    assert registry.load_driver(registry.CARD_READER, "serial") is SerialCardReader
+def test_table_lists_the_drivers_of_each_device_class() -> None:
+    assert registry.available_drivers(CardReader) == ["serial", "simulated"]
+    assert registry.available_drivers(PalmScanner) == ["amazon-one", "simulated"]
+    assert driver_class(CardReader, "serial") is SerialCardReader
+    assert driver_class(CardReader, "simulated") is SimulatedCardReader
+    assert driver_class(PalmScanner, "simulated") is SimulatedPalmScanner
 
 
 def test_unknown_driver_names_the_known_ones() -> None:
     with pytest.raises(DriverUnavailable, match=r"no card-reader driver named 'usb'.*serial"):
-        card_reader_driver("usb")
+        driver_class(CardReader, "usb")
+    # A palm-scanner driver is not a card-reader driver, whatever its name.
+    with pytest.raises(DriverUnavailable, match=r"no card-reader driver named 'amazon-one'"):
+        driver_class(CardReader, "amazon-one")
 
 
 @pytest.fixture
@@ -40,18 +58,21 @@ def scratch_rows() -> Iterator[None]:
 
 @pytest.mark.usefixtures("scratch_rows")
 def test_missing_optional_library_is_driver_unavailable() -> None:
-    registry.register_driver(registry.CARD_READER, "ghost", "posd_no_such_module.reader:Reader")
+    registry.register_driver(CardReader, "ghost", "posd_no_such_module.reader:Reader")
     with pytest.raises(DriverUnavailable, match="needs module 'posd_no_such_module'"):
-        card_reader_driver("ghost")
+        driver_class(CardReader, "ghost")
 
 
 @pytest.mark.usefixtures("scratch_rows")
 def test_target_of_the_wrong_class_is_refused() -> None:
-    registry.register_driver(registry.CARD_READER, "wrong", "drivers.base:Backoff")
+    registry.register_driver(CardReader, "wrong", "drivers.base:Backoff")
+    registry.register_driver(CardReader, "palm", "drivers.palm.simulated:SimulatedPalmScanner")
     with pytest.raises(DriverUnavailable, match="is not a card-reader driver"):
-        card_reader_driver("wrong")
+        driver_class(CardReader, "wrong")
+    with pytest.raises(DriverUnavailable, match="is not a card-reader driver"):
+        driver_class(CardReader, "palm")
     with pytest.raises(ValueError, match="module:Class"):
-        registry.register_driver(registry.CARD_READER, "bad", "no_colon")
+        registry.register_driver(CardReader, "bad", "no_colon")
 
 
 # -- one contract, every driver (python-can style) ----------------------------------------
@@ -59,26 +80,24 @@ def test_target_of_the_wrong_class_is_refused() -> None:
 
 @pytest.fixture(params=["serial", "simulated"])
 def any_reader(request: pytest.FixtureRequest) -> Iterator[CardReader]:
-    name: str = request.param
-    if name == "serial":
-        with CardReaderSimulator(timing=FAST_TIMING) as sim:
-            reader = create_card_reader(name, port=sim.port, **READER_OPTIONS)
-            with reader:
-                yield reader
+    if request.param == "serial":
+        with (
+            CardReaderSimulator(timing=FAST_TIMING) as sim,
+            SerialCardReader(sim.port, **READER_OPTIONS) as reader,
+        ):
+            yield reader
     else:
-        device = registry.create_device(
-            registry.CARD_READER, name, device_timing=FAST_TIMING, **READER_OPTIONS
-        )
-        assert isinstance(device, CardReader)
-        with device:
-            yield device
+        with SimulatedCardReader(device_timing=FAST_TIMING, **READER_OPTIONS) as simulated:
+            yield simulated
 
 
 def test_every_driver_honours_the_card_reader_contract(any_reader: CardReader) -> None:
     health = any_reader.health()
     assert health.connected and health.info is not None
     assert any_reader.identify().model == health.info.model
-    card = any_reader.read_card(500, "EUR", timeout=3.0)
+    result = any_reader.read_card(500, "EUR", timeout=3.0)
+    assert isinstance(result, CardRead)
+    card = result.card
     assert card.valid and card.pan.masked.count("*") >= card.pan.length - 10
     any_reader.cancel()
     any_reader.close()
@@ -114,8 +133,36 @@ class FakeClock:
 
 
 def test_backoff_delays_grow_and_cap() -> None:
-    delays = Backoff(initial=0.1, maximum=0.5, multiplier=2).delays()
+    delays = Backoff(initial_s=0.1, max_s=0.5, multiplier=2).delays()
     assert [round(next(delays), 3) for _ in range(6)] == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
+    # Far along the schedule the delay stays at the cap (no overflow, no growth).
+    late = Backoff(initial_s=0.5, max_s=30.0).delays()
+    assert [next(late) for _ in range(2000)][-1] == 30.0
+
+
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        ({"initial_s": 0.0}, "backoff_initial_s"),
+        ({"max_s": float("inf")}, "backoff_max_s"),
+        ({"multiplier": 0.5}, "backoff_multiplier"),
+    ],
+)
+def test_backoff_refuses_values_that_make_no_schedule(
+    options: dict[str, float], option: str
+) -> None:
+    with pytest.raises(OptionError) as caught:
+        Backoff(**options)
+    assert caught.value.option == option
+
+
+def test_one_error_hierarchy() -> None:
+    # Timeouts are also the builtin TimeoutError (python-can's CanTimeoutError model).
+    assert issubclass(DeviceTimeout, TimeoutError) and str(DeviceTimeout("slow")) == "slow"
+    # One FrameError for both wire protocols: the palm's checksum error is one of them.
+    assert issubclass(ChecksumError, FrameError) and issubclass(FrameError, ProtocolError)
+    # A cancelled wait for an unplugged device is still, to anyone else, a disconnect.
+    assert issubclass(ReconnectInterrupted, DeviceDisconnected)
 
 
 def test_reconnector_backs_off_until_the_device_returns() -> None:

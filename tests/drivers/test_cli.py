@@ -14,6 +14,7 @@ import pytest
 
 from drivers.card.brands import Brand
 from drivers.card.deck import TEST_PANS, emv_tlv
+from drivers.card.results import CardRead
 from drivers.card.serial_reader import SerialCardReader
 from drivers.card.tracks import build_track1, build_track2
 from posd.cli.main import main
@@ -133,7 +134,8 @@ def test_sim_card_reader_runs_until_sigterm() -> None:
         info = json.loads(line)
         assert info["device"] == "card-reader" and info["deck_cards"] == 3 * len(TEST_PANS)
         with SerialCardReader(info["port"], **READER_OPTIONS) as reader:
-            assert reader.read_card(100, "USD", timeout=3.0).valid
+            result = reader.read_card(100, "USD", timeout=3.0)
+            assert isinstance(result, CardRead) and result.card.valid
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=WAIT_LIMIT_S) == 0
         assert not Path(info["port"]).exists()

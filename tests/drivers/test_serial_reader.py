@@ -16,20 +16,20 @@ import pytest
 from drivers.card.carddata import CardData, EntryMode
 from drivers.card.deck import DeckCard, default_deck
 from drivers.card.protocol import ErrorCode, Identify, ReaderState, StartTransaction
+from drivers.card.results import CardRead, CardRemoved, CardUnreadable, ReadResult
 from drivers.card.serial_reader import SerialCardReader
 from drivers.card.tracks import build_track2
 from drivers.errors import (
-    CardRemoved,
     DeviceDisconnected,
     DeviceInitError,
+    DeviceOperationError,
     DeviceTimeout,
     LuhnError,
     ProtocolError,
+    ReaderBusy,
     TrackLrcError,
-    TransactionCancelled,
-    TransactionError,
-    TransactionTimedOut,
 )
+from drivers.outcomes import Cancelled, Outcome, TimedOut
 from drivers.sensitive import SecretStr
 from tests.drivers.conftest import (
     ACK_TIMEOUT_S,
@@ -45,26 +45,33 @@ AMOUNT = 1250
 CURRENCY = "USD"
 
 
-def read(reader: SerialCardReader, timeout: float = READ_TIMEOUT_S) -> CardData:
+def attempt(reader: SerialCardReader, timeout: float = READ_TIMEOUT_S) -> ReadResult:
     return reader.read_card(AMOUNT, CURRENCY, timeout=timeout)
+
+
+def read(reader: SerialCardReader, timeout: float = READ_TIMEOUT_S) -> CardData:
+    """A transaction that must end with a card read: its card."""
+    result = attempt(reader, timeout)
+    assert isinstance(result, CardRead), f"expected a card, got {result.outcome}"
+    return result.card
 
 
 class Background:
     """Run `read_card` in a thread so the test can act on the simulator meanwhile."""
 
     def __init__(self, reader: SerialCardReader, timeout: float = READ_TIMEOUT_S) -> None:
-        self.result: CardData | None = None
+        self.result: ReadResult | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(reader, timeout), daemon=True)
         self._thread.start()
 
     def _run(self, reader: SerialCardReader, timeout: float) -> None:
         try:
-            self.result = read(reader, timeout)
+            self.result = attempt(reader, timeout)
         except BaseException as error:
             self.error = error
 
-    def join(self) -> BaseException | CardData | None:
+    def join(self) -> BaseException | ReadResult | None:
         self._thread.join(WAIT_LIMIT_S + READ_TIMEOUT_S)
         assert not self._thread.is_alive(), "read_card did not return"
         return self.error or self.result
@@ -120,21 +127,34 @@ def test_delayed_presentation(reader: SerialCardReader, sim: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "error"),
+    ("code", "outcome", "kind"),
     [
-        (ErrorCode.CARD_REMOVED, CardRemoved),
-        (ErrorCode.TIMEOUT, TransactionTimedOut),
-        (ErrorCode.CANCELLED, TransactionCancelled),
-        (ErrorCode.CARD_UNREADABLE, TransactionError),
+        (ErrorCode.CARD_REMOVED, CardRemoved, Outcome.CARD_REMOVED),
+        (ErrorCode.TIMEOUT, TimedOut, Outcome.TIMEOUT),
+        (ErrorCode.CANCELLED, Cancelled, Outcome.CANCELLED),
+        (ErrorCode.CARD_UNREADABLE, CardUnreadable, Outcome.CARD_UNREADABLE),
     ],
 )
-def test_reader_errors_are_typed(
-    reader: SerialCardReader, sim: Any, code: ErrorCode, error: type[Exception]
+def test_reader_reported_ends_are_returned_as_outcomes(
+    reader: SerialCardReader, sim: Any, code: ErrorCode, outcome: type[Any], kind: Outcome
 ) -> None:
     sim.fail_next(code)
-    with pytest.raises(error):
-        read(reader)
+    result = attempt(reader)
+    assert isinstance(result, outcome) and result.outcome is kind
+    assert reader.health().last_error is None  # an outcome says nothing bad about the reader
     assert read(reader).valid  # the next transaction is unaffected
+
+
+@pytest.mark.parametrize(
+    ("code", "fault"), [(ErrorCode.BAD_REQUEST, ProtocolError), (ErrorCode.BUSY, ReaderBusy)]
+)
+def test_reader_reported_faults_raise(
+    reader: SerialCardReader, sim: Any, code: ErrorCode, fault: type[Exception]
+) -> None:
+    sim.fail_next(code)
+    with pytest.raises(fault, match=f"reader reported {code.value}"):
+        attempt(reader)
+    assert read(reader).valid
 
 
 def test_cancel_from_another_thread(reader: SerialCardReader, sim: Any) -> None:
@@ -142,7 +162,7 @@ def test_cancel_from_another_thread(reader: SerialCardReader, sim: Any) -> None:
     pending = Background(reader)
     wait_until(lambda: sim.armed)
     reader.cancel()
-    assert isinstance(pending.join(), TransactionCancelled)
+    assert isinstance(pending.join(), Cancelled)
     assert not sim.armed
     sim.hold_cards(False)
     assert read(reader).valid
@@ -159,11 +179,15 @@ def test_busy_reader_is_disarmed_and_armed_again(reader: SerialCardReader, sim: 
     assert read(reader).valid
 
 
-def test_host_timeout_disarms_the_reader(reader: SerialCardReader, sim: Any) -> None:
+def test_no_card_in_time_is_a_timed_out_outcome_and_disarms(
+    reader: SerialCardReader, sim: Any
+) -> None:
     sim.hold_cards()
-    with pytest.raises(DeviceTimeout, match="no card presented"):
-        read(reader, timeout=0.3)
+    started = time.monotonic()
+    assert isinstance(attempt(reader, timeout=0.3), TimedOut)
+    assert 0.3 <= time.monotonic() - started < 0.3 + WAIT_LIMIT_S / 2
     assert not sim.armed
+    assert reader.health().connected and reader.health().last_error is None
 
 
 # -- card data validation ----------------------------------------------------------------
@@ -273,7 +297,7 @@ def test_unplug_and_replug_while_waiting_for_a_card(reader: SerialCardReader, si
     sim.hold_cards(False)
     sim.replug()
     outcome = pending.join()
-    assert isinstance(outcome, CardData) and outcome.valid
+    assert isinstance(outcome, CardRead) and outcome.card.valid
     up = reader.health()
     assert up.connected and up.reconnects == 1 and up.disconnects == 1
     assert up.disconnected_since is None
@@ -281,6 +305,25 @@ def test_unplug_and_replug_while_waiting_for_a_card(reader: SerialCardReader, si
     # Identified and armed again on the new pty: once before the unplug, once after.
     assert sim.received.count(StartTransaction(AMOUNT, CURRENCY)) == 2
     assert sim.received.count(Identify()) == 2
+
+
+def test_cancel_while_waiting_for_an_unplugged_reader_is_cancelled(
+    reader: SerialCardReader, sim: Any
+) -> None:
+    sim.hold_cards()
+    pending = Background(reader, timeout=WAIT_LIMIT_S)
+    wait_until(lambda: sim.armed)
+    sim.unplug()
+    wait_until(lambda: reader.health().next_retry_in_s is not None)  # backing off
+    started = time.monotonic()
+    reader.cancel()
+    assert isinstance(pending.join(), Cancelled)
+    assert time.monotonic() - started < 1.0  # woken at once, not at the read's deadline
+    assert not reader.health().connected
+    sim.replug()
+    sim.hold_cards(False)
+    wait_until(lambda: _status_ok(reader))
+    assert read(reader).valid
 
 
 def test_unplugged_for_good_fails_with_disconnected(reader: SerialCardReader, sim: Any) -> None:
@@ -325,7 +368,7 @@ def test_closed_reader_refuses_operations(sim: Any) -> None:
     reader = SerialCardReader(sim.port, **READER_OPTIONS)
     with reader:
         pass
-    with pytest.raises(Exception, match="not open"):
+    with pytest.raises(DeviceOperationError, match="not open"):
         reader.status()
 
 

@@ -14,7 +14,8 @@ import usb.core
 import usb.util
 
 from drivers.errors import DeviceDisconnected, DeviceInitError, DeviceTimeout, ProtocolError
-from drivers.palm.identity import Matched, TimedOut
+from drivers.outcomes import Cancelled, TimedOut
+from drivers.palm.identity import Matched
 from drivers.palm.protocol import MAX_RESENDS
 from drivers.palm.sim_backend import EP_IN, EP_OUT, INTERFACE_NUMBER
 from drivers.palm.sim_device import SimulatedPalmDevice
@@ -125,6 +126,22 @@ def test_unplugged_device_is_reported_and_refound_with_backoff(
     _match(sim_scanner)
     assert sim_scanner.health().reconnects == 1
     assert sim_scanner.health().disconnected_since is None
+
+
+def test_cancel_while_waiting_for_an_unplugged_device_is_cancelled(
+    sim_scanner: SimulatedPalmScanner,
+) -> None:
+    bus = sim_scanner.simulator
+    bus.unplug()
+    threading.Timer(0.3, sim_scanner.cancel).start()
+    started = time.monotonic()
+    result = sim_scanner.identify(5.0)
+    assert isinstance(result, Cancelled)
+    assert time.monotonic() - started < 2.0  # woken by the cancel, not at the deadline
+    health = sim_scanner.health()
+    assert not health.connected and health.next_retry_in_s is not None  # it was backing off
+    bus.replug()
+    _match(sim_scanner)
 
 
 def test_replug_between_calls_is_transparent(sim_scanner: SimulatedPalmScanner) -> None:

@@ -24,14 +24,15 @@ SCRIPT = textwrap.dedent(
         default_backend = "missing"
 
     from drivers.errors import DriverUnavailable
-    from drivers.palm.scanner import create_palm_scanner
+    from drivers.palm.scanner import PalmScanner
+    from drivers.registry import driver_class
 
-    scanner = create_palm_scanner(
-        "simulated", identities={"alice": "tok-7f3a9c2e51d04b8a"}, present="alice"
+    scanner = driver_class(PalmScanner, "simulated")(
+        identities={"alice": "tok-7f3a9c2e51d04b8a"}, present="alice"
     )
     with scanner:
         result = scanner.identify(2.0)
-    real = create_palm_scanner("amazon-one", vendor_id=0x1D6B, product_id=0x0104)
+    real = driver_class(PalmScanner, "amazon-one")(vendor_id=0x1D6B, product_id=0x0104)
     try:
         real.open()
         real_error = None

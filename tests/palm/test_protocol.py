@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.errors import ProtocolError
+from drivers.errors import FrameError, ProtocolError
 from drivers.palm.identity import PalmCredential
 from drivers.palm.protocol import (
     MAX_CONFIDENCE_BP,
@@ -22,7 +22,6 @@ from drivers.palm.protocol import (
     Error,
     ErrorCode,
     Frame,
-    FrameError,
     GetInfo,
     Identify,
     Info,

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from drivers.errors import DeviceOperationError
-from drivers.palm.identity import Cancelled, IdentifyOutcome, Matched, NoMatch, TimedOut
+from drivers.outcomes import Cancelled, Outcome, TimedOut
+from drivers.palm.identity import Matched, NoMatch
 from drivers.registry import PALM_SCANNER
 from tests.palm.conftest import ALICE, ALICE_TOKEN, BOB, BOB_BADGE, PalmRig
 
@@ -33,7 +34,7 @@ def test_no_palm_times_out_as_an_outcome_not_an_error(rig: PalmRig) -> None:
     result = rig.scanner.identify(SHORT_S)
     elapsed = time.monotonic() - started
     assert isinstance(result, TimedOut)
-    assert result.outcome is IdentifyOutcome.TIMEOUT
+    assert result.outcome is Outcome.TIMEOUT
     assert SHORT_S * 0.9 <= elapsed < SHORT_S + 1.5
     assert rig.scanner.health().connected
 
