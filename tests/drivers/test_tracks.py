@@ -12,7 +12,6 @@ from drivers.card.tracks import (
     build_track1,
     build_track2,
     parse_swipe,
-    parse_track1,
     parse_track2,
     raw_codes,
     split_swipe,
