@@ -161,7 +161,31 @@ class ServiceCodeError(CardDataError):
     code = "service_code_invalid"
 
 
+class CountryCodeError(CardDataError):
+    """The ISO/IEC 7813 country code (after the separator of a PAN beginning 59) is not 3 digits."""
+
+    code = "country_code_invalid"
+
+
+class FieldAbsentError(CardDataError):
+    """A field separator stands where ISO/IEC 7813 allows an absent expiry or service code.
+
+    The track is well formed; the read lacks data a payment needs, so it is a problem.
+    """
+
+    code = "field_absent"
+
+
 class CardConsistencyError(CardDataError):
     """Two sources of the same field disagree (track 1 vs track 2, EMV 5A vs 57)."""
 
     code = "card_inconsistent"
+
+
+# -- reference data ------------------------------------------------------------------------
+
+
+class CardTableError(DriverError):
+    """A data table shipped with the drivers (card networks, EMV tags) is inconsistent."""
+
+    code = "card_table_invalid"

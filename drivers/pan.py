@@ -29,8 +29,19 @@ def luhn_valid(digits: str) -> bool:
 
 
 def is_pan_shaped(digits: str) -> bool:
-    """12-19 ASCII digits passing Luhn: what a card number looks like."""
-    return PAN_MIN_DIGITS <= len(digits) <= PAN_MAX_DIGITS and luhn_valid(digits)
+    """12-19 ASCII digits passing Luhn, or of a length issued by a brand that uses no Luhn.
+
+    The second half keeps redaction from letting a non-Luhn card number (UnionPay...) through.
+    """
+    # Imported here: the brand table imports this module's length limits.
+    from drivers.card.brands import brand_match
+
+    if not PAN_MIN_DIGITS <= len(digits) <= PAN_MAX_DIGITS:
+        return False
+    if luhn_valid(digits):
+        return True
+    match = brand_match(digits)
+    return not match.luhn and match.lengths is not None and len(digits) in match.lengths
 
 
 def mask_pan(pan: str) -> str:

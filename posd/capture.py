@@ -70,7 +70,7 @@ def card_capture(payment: Payment, read: CardRead) -> CaptureParts:
         secret["expiry"] = card.expiry.yymm()
     if card.service_code is not None:
         secret["service_code"] = card.service_code.code
-    for name in ("cardholder_name", "track1", "track2"):
+    for name in ("cardholder_name", "track1", "track2", "track3"):
         value = getattr(card, name)
         if value is not None:
             secret[name] = value.reveal()

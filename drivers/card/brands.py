@@ -1,17 +1,27 @@
-"""Card brand from the leading digits (BIN/IIN ranges) and the lengths each brand issues.
+"""Card brand from the leading digits (IIN ranges), the lengths it issues and its Luhn policy.
 
-Ranges are the publicly documented IIN ranges. When two ranges match, the one with the longer
-prefix wins (Maestro's 6759 beats nothing, Discover's 6011 beats UnionPay-style 6x guesses...).
-The brand is routing metadata only; an unknown brand is not an error.
+The ranges live in `data/networks.toml` (each with its public source) and are matched by
+longest prefix, so a network's block carved out of another's (Elo inside Visa's 4, Dankort in
+Maestro's 50) or co-badged with it (RuPay and Elo global cards in Discover's 65) wins over the
+broader range. The brand is routing metadata only; an unknown brand is not an error.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
+
+from drivers.card.data_files import load_table
+from drivers.card.network_table import IinRange, NetworkTable, build_table
+from drivers.errors import CardTableError
+
+NETWORKS_FILE = "networks.toml"
 
 
 class Brand(StrEnum):
+    """Every network of `data/networks.toml` (checked at load), and UNKNOWN."""
+
     VISA = "visa"
     MASTERCARD = "mastercard"
     AMEX = "amex"
@@ -20,74 +30,78 @@ class Brand(StrEnum):
     DINERS = "diners"
     UNIONPAY = "unionpay"
     MAESTRO = "maestro"
+    MIR = "mir"
+    RUPAY = "rupay"
+    ELO = "elo"
+    HIPERCARD = "hipercard"
+    HIPER = "hiper"
+    VERVE = "verve"
+    TROY = "troy"
+    DANKORT = "dankort"
+    FORBRUGSFORENINGEN = "forbrugsforeningen"
+    BORICA = "borica"
+    UKRCARD = "ukrcard"
+    UATP = "uatp"
+    ENROUTE = "enroute"
+    UZCARD = "uzcard"
+    HUMO = "humo"
+    NAPAS = "napas"
+    LANKAPAY = "lankapay"
     UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
-class _Range:
+class BrandMatch:
+    """What the IIN range of a card number says about it."""
+
     brand: Brand
-    low: int
-    high: int
-    prefix_len: int
-    lengths: frozenset[int]
+    co_badged: tuple[Brand, ...] = ()
+    luhn: bool = True  # unknown numbers are held to Luhn
+    lengths: frozenset[int] | None = None  # None: any length (unknown brand)
 
 
-def _lengths(low: int, high: int) -> frozenset[int]:
-    return frozenset(range(low, high + 1))
+UNKNOWN_MATCH = BrandMatch(Brand.UNKNOWN)
 
 
-_VISA_LENGTHS = frozenset({13, 16, 19})
-_SIXTEEN = frozenset({16})
-_SIXTEEN_TO_19 = _lengths(16, 19)
-_DINERS_LENGTHS = _lengths(14, 19)
-_MAESTRO_LENGTHS = _lengths(12, 19)
-
-_RANGES: tuple[_Range, ...] = (
-    _Range(Brand.VISA, 4, 4, 1, _VISA_LENGTHS),
-    _Range(Brand.MASTERCARD, 51, 55, 2, _SIXTEEN),
-    _Range(Brand.MASTERCARD, 2221, 2720, 4, _SIXTEEN),
-    _Range(Brand.AMEX, 34, 34, 2, frozenset({15})),
-    _Range(Brand.AMEX, 37, 37, 2, frozenset({15})),
-    _Range(Brand.DISCOVER, 6011, 6011, 4, _SIXTEEN_TO_19),
-    _Range(Brand.DISCOVER, 644, 649, 3, _SIXTEEN_TO_19),
-    _Range(Brand.DISCOVER, 65, 65, 2, _SIXTEEN_TO_19),
-    _Range(Brand.JCB, 3528, 3589, 4, _SIXTEEN_TO_19),
-    _Range(Brand.DINERS, 300, 305, 3, _DINERS_LENGTHS),
-    _Range(Brand.DINERS, 3095, 3095, 4, _DINERS_LENGTHS),
-    _Range(Brand.DINERS, 36, 36, 2, _DINERS_LENGTHS),
-    _Range(Brand.DINERS, 38, 39, 2, _DINERS_LENGTHS),
-    _Range(Brand.UNIONPAY, 62, 62, 2, _SIXTEEN_TO_19),
-    _Range(Brand.UNIONPAY, 81, 81, 2, _SIXTEEN_TO_19),
-    _Range(Brand.MAESTRO, 5018, 5018, 4, _MAESTRO_LENGTHS),
-    _Range(Brand.MAESTRO, 5020, 5020, 4, _MAESTRO_LENGTHS),
-    _Range(Brand.MAESTRO, 5038, 5038, 4, _MAESTRO_LENGTHS),
-    _Range(Brand.MAESTRO, 5893, 5893, 4, _MAESTRO_LENGTHS),
-    _Range(Brand.MAESTRO, 6304, 6304, 4, _MAESTRO_LENGTHS),
-    _Range(Brand.MAESTRO, 6759, 6759, 4, _MAESTRO_LENGTHS),
-    _Range(Brand.MAESTRO, 6761, 6763, 4, _MAESTRO_LENGTHS),
-)
+@cache
+def network_table() -> NetworkTable:
+    """The validated table, loaded on first use."""
+    table = build_table(load_table(NETWORKS_FILE))
+    known = {brand.value for brand in Brand} - {Brand.UNKNOWN.value}
+    if set(table.networks) != known:
+        raise CardTableError(
+            f"{NETWORKS_FILE}: networks differ from Brand: {sorted(set(table.networks) ^ known)}"
+        )
+    return table
 
 
-def _match(digits: str) -> _Range | None:
-    best: _Range | None = None
-    for candidate in _RANGES:
-        head = digits[: candidate.prefix_len]
-        if len(head) < candidate.prefix_len or not head.isdigit():
-            continue
-        if candidate.low <= int(head) <= candidate.high and (
-            best is None or candidate.prefix_len > best.prefix_len
-        ):
-            best = candidate
-    return best
+def _to_match(found: IinRange | None) -> BrandMatch:
+    if found is None:
+        return UNKNOWN_MATCH
+    return BrandMatch(
+        Brand(found.network.id),
+        tuple(Brand(other) for other in found.co_badged),
+        found.network.luhn,
+        found.lengths,
+    )
+
+
+def brand_match(digits: str) -> BrandMatch:
+    """Brand, co-badges, Luhn policy and lengths for `digits` (longest prefix), else UNKNOWN."""
+    return _to_match(network_table().match(digits))
 
 
 def brand_of(digits: str) -> Brand:
     """The brand whose IIN range matches the longest prefix of `digits`, else UNKNOWN."""
-    found = _match(digits)
-    return found.brand if found else Brand.UNKNOWN
+    return brand_match(digits).brand
 
 
 def length_valid_for_brand(digits: str) -> bool:
     """True if the brand issues numbers of this length (always True for unknown brands)."""
-    found = _match(digits)
-    return found is None or len(digits) in found.lengths
+    lengths = brand_match(digits).lengths
+    return lengths is None or len(digits) in lengths
+
+
+def luhn_required(digits: str) -> bool:
+    """False only for brands whose numbers carry no Luhn check digit."""
+    return brand_match(digits).luhn

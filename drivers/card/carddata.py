@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from drivers.card.brands import Brand, brand_of, length_valid_for_brand
+from drivers.card.brands import Brand, BrandMatch, brand_match
 from drivers.errors import (
     CardDataError,
     ExpiryError,
@@ -77,8 +77,22 @@ class Pan:
         return len(self._digits)
 
     @property
+    def brand_match(self) -> BrandMatch:
+        return brand_match(self._digits.reveal())
+
+    @property
     def brand(self) -> Brand:
-        return brand_of(self._digits.reveal())
+        return self.brand_match.brand
+
+    @property
+    def co_badged(self) -> tuple[Brand, ...]:
+        """The other networks whose mark a co-badged card carries (empty for most cards)."""
+        return self.brand_match.co_badged
+
+    @property
+    def luhn_required(self) -> bool:
+        """False for the few brands whose numbers carry no Luhn check digit."""
+        return self.brand_match.luhn
 
     @property
     def luhn_ok(self) -> bool:
@@ -86,9 +100,10 @@ class Pan:
 
     def problems(self) -> list[CardDataError]:
         found: list[CardDataError] = []
-        if not self.luhn_ok:
+        match = self.brand_match
+        if match.luhn and not self.luhn_ok:
             found.append(LuhnError("card number fails the Luhn check"))
-        if not length_valid_for_brand(self._digits.reveal()):
+        if match.lengths is not None and self.length not in match.lengths:
             found.append(
                 PanFormatError(f"{self.brand.value} does not issue {self.length}-digit numbers")
             )
@@ -191,8 +206,10 @@ class CardData:
     expiry: Expiry | None = None
     service_code: ServiceCode | None = None
     cardholder_name: SecretStr | None = None
+    country_code: str | None = None  # ISO/IEC 7813, PANs beginning 59 only
     track1: SecretStr | None = None
     track2: SecretStr | None = None
+    track3: SecretStr | None = None  # kept for the sealed secret only, never parsed or shown
     tlv: SecretBytes | None = None
     problems: tuple[CardDataError, ...] = ()
 

@@ -1,15 +1,16 @@
 """`posd decode track|tlv`: parse card data a technician pastes, never showing a full PAN.
 
 Exit codes: 0 the data parses and every check passes; 1 it parses but has problems (Luhn, LRC,
-brand length, disagreeing fields: all listed); 2 it cannot be parsed at all (a one-line message,
-no traceback).
+brand length, absent or malformed fields, disagreeing fields: all listed, and the TLV tree is
+still shown); 2 it cannot be parsed at all (a one-line message, no traceback). Track 3 is
+checked and counted, never shown.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,12 @@ from drivers.card.carddata import CardData
 from drivers.card.tracks import (
     TRACK1,
     Track,
+    Track3,
     card_from_tracks,
     parse_track1,
     parse_track2,
-    split_tracks,
+    parse_track3,
+    split_swipe,
 )
 from drivers.errors import CardDataError
 from posd.cli.args import add_json_argument
@@ -30,6 +33,7 @@ from posd.errors import UsageError
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
+TRACK3_NUMBER = 3
 NAME_MASK = "*"
 _NOT_INITIAL = re.compile(r"\B\w")  # every word character except the first of each word
 
@@ -59,11 +63,14 @@ def _card_summary(card: CardData) -> dict[str, Any]:
         "masked_pan": card.pan.masked,
         "pan_length": card.pan.length,
         "brand": card.brand.value,
+        "co_badged": [brand.value for brand in card.pan.co_badged],
         "luhn_valid": card.pan.luhn_ok,
+        "luhn_required": card.pan.luhn_required,
         "expiry": str(card.expiry) if card.expiry else None,
         "expired": card.expiry.expired(today) if card.expiry else None,
         "service_code": card.service_code.code if card.service_code else None,
         "service": card.service_code.describe() if card.service_code else None,
+        "country_code": card.country_code,
         "cardholder_name": (
             _mask_name(card.cardholder_name.reveal()) if card.cardholder_name else None
         ),
@@ -71,31 +78,41 @@ def _card_summary(card: CardData) -> dict[str, Any]:
     return summary
 
 
-def _problems(card: CardData | None) -> list[dict[str, str]]:
-    return [{"code": p.code, "message": str(p)} for p in (card.problems if card else ())]
+def _problems(problems: Sequence[CardDataError]) -> list[dict[str, str]]:
+    return [{"code": p.code, "message": str(p)} for p in problems]
 
 
-def _track_info(number: int, track: Track) -> dict[str, Any]:
+def _lrc(track: Track | Track3) -> str:
+    return ("ok" if track.lrc_ok else "mismatch") if track.lrc_present else "absent"
+
+
+def _track_info(track: Track) -> dict[str, Any]:
     return {
-        "track": number,
-        "lrc": ("ok" if track.lrc_ok else "mismatch") if track.lrc_present else "absent",
+        "track": 1 if track.encoding is TRACK1 else 2,
+        "lrc": _lrc(track),
         "discretionary_length": len(track.discretionary),
     }
 
 
+def _track3_info(track: Track3) -> dict[str, Any]:
+    """Track 3 is not parsed: its whole content counts as discretionary."""
+    return {"track": TRACK3_NUMBER, "lrc": _lrc(track), "discretionary_length": track.data_chars}
+
+
 def decode_track(args: argparse.Namespace) -> int:
     try:
-        text1, text2 = split_tracks(args.data)
+        text1, text2, text3 = split_swipe(args.data)
         track1 = parse_track1(text1) if text1 else None
         track2 = parse_track2(text2) if text2 else None
-        card = card_from_tracks(track1, track2)
+        track3 = parse_track3(text3) if text3 else None
+        card = card_from_tracks(track1, track2, track3)
     except CardDataError as error:
         raise UsageError(f"cannot parse track data: {error}") from None
-    tracks = [
-        _track_info(1 if t.encoding is TRACK1 else 2, t) for t in (track1, track2) if t is not None
-    ]
+    tracks = [_track_info(t) for t in (track1, track2) if t is not None]
+    if track3 is not None:
+        tracks.append(_track3_info(track3))
     result = {"kind": "track", **_card_summary(card), "tracks": tracks}
-    result["problems"] = _problems(card)
+    result["problems"] = _problems(card.problems)
     result["valid"] = card.valid
     emit(result, args.json, _render)
     return EXIT_OK if card.valid else EXIT_PROBLEMS
@@ -106,10 +123,16 @@ def decode_tlv(args: argparse.Namespace) -> int:
         raise UsageError("cannot parse TLV: no data given")
     try:
         objects = tlv.parse_hex(args.data)
-        has_pan = any(tlv.find(objects, tag) for tag in (emv.TAG_PAN, emv.TAG_TRACK2_EQUIVALENT))
-        card = emv.card_from_tlv(tlv.encode(objects), objects=objects) if has_pan else None
     except CardDataError as error:
         raise UsageError(f"cannot parse TLV: {error}") from None
+    card: CardData | None = None
+    problems: Sequence[CardDataError] = ()
+    if any(tlv.find(objects, tag) for tag in (emv.TAG_PAN, emv.TAG_TRACK2_EQUIVALENT)):
+        try:
+            card = emv.card_from_tlv(tlv.encode(objects), objects=objects)
+            problems = card.problems
+        except CardDataError as error:  # the tree parsed, the card in it did not: show both
+            problems = (error,)
     rows = [
         {
             "depth": depth,
@@ -123,15 +146,19 @@ def decode_tlv(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"kind": "tlv", "objects": rows}
     if card is not None:
         result.update({k: v for k, v in _card_summary(card).items() if k != "entry_mode"})
-    result["problems"] = _problems(card)
-    result["valid"] = card is None or card.valid
+    result["problems"] = _problems(problems)
+    result["valid"] = not problems
     emit(result, args.json, _render)
     return EXIT_OK if result["valid"] else EXIT_PROBLEMS
 
 
 def _render(result: Mapping[str, Any]) -> str:
     nested = {"objects", "tracks", "problems"}
-    summary = {k: v for k, v in result.items() if k not in nested and v is not None}
+    summary = {
+        k: ", ".join(v) if isinstance(v, list) else v
+        for k, v in result.items()
+        if k not in nested and v not in (None, [])
+    }
     parts = [key_values(summary)]
     if result.get("tracks"):
         parts.append(

@@ -32,8 +32,8 @@ def test_track2_equivalent_round_trip_with_padding() -> None:
     assert value[-1] & 0x0F == 0x0F
     parsed = emv.parse_track2_equivalent(value)
     assert parsed.pan.reveal() == AMEX
-    assert parsed.expiry.yymm() == "3012"
-    assert parsed.service_code.code == "201"
+    assert parsed.expiry is not None and parsed.expiry.yymm() == "3012"
+    assert parsed.service_code is not None and parsed.service_code.code == "201"
 
 
 def test_pan_from_57_when_5a_is_absent() -> None:
@@ -84,5 +84,5 @@ def test_describe_value_hides_sensitive_tags() -> None:
     assert rendered["77"] == "template, 4 objects"
     for text in rendered.values():
         assert_no_secret(text, VISA)
-    assert emv.tag_info(0x9F02).name == "Amount, Authorised"
+    assert emv.tag_info(0x9F02).name == "Amount, Authorised (Numeric)"
     assert emv.tag_info(0xDF01) is emv.UNKNOWN_TAG
