@@ -36,7 +36,7 @@ from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.keys.local import LocalKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
 from posd.recorder import Recorder  # noqa: E402
-from sync.client import make_events_client  # noqa: E402
+from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 
@@ -107,20 +107,21 @@ def _run(template: Path, rtt_ms: float, records: int, settings: SyncSettings) ->
         session = boto3.Session(
             aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name="us-east-1"
         )
-        client = make_events_client(settings, endpoint_url=endpoint, session=session)
+        clients = EventsClients(settings, endpoint_url=endpoint, session=session)
         with tempfile.TemporaryDirectory() as work:
             state_dir = Path(work) / "state"
             shutil.copytree(template, state_dir)
             with (
                 Journal.open(state_dir) as journal,
                 SyncEngine(
-                    journal, client, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
+                    journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
                 ) as engine,
             ):
                 sample = journal.lease(1, time.time(), 0.0).records[0]  # lease of 0 s: stays due
                 from sync.events import EventBuilder
 
                 builder = EventBuilder(STORE_ID, TERMINAL_ID, settings.source, "default")
+                client = clients(settings.read_timeout_seconds)
                 rtt = _measure_rtt(client, dict(builder.build(sample).request_entry))
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 report = engine.drain(timeout=DRAIN_TIMEOUT_SECONDS)

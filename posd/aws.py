@@ -13,7 +13,7 @@ from botocore.config import Config as BotoConfig
 
 from posd.config import AwsSettings, Config
 from posd.journal import Journal
-from sync.client import make_events_client
+from sync.client import EventsClients
 from sync.engine import SyncEngine
 
 KMS_SDK_MAX_ATTEMPTS = 2  # our prefetcher retries with backoff; keep the SDK's own short
@@ -23,9 +23,9 @@ def session(settings: AwsSettings) -> boto3.session.Session:
     return boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
 
 
-def events_client(config: Config) -> Any:
-    """The sync engine's EventBridge client (its own timeouts, no SDK retries)."""
-    return make_events_client(
+def events_clients(config: Config) -> EventsClients:
+    """The sync engine's EventBridge clients (its own timeouts, no SDK retries)."""
+    return EventsClients(
         config.sync,
         region=config.aws.region,
         endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
@@ -37,7 +37,7 @@ def sync_engine(journal: Journal, config: Config) -> SyncEngine:
     """The delivery engine for `journal` as the config describes it."""
     return SyncEngine(
         journal,
-        events_client(config),
+        events_clients(config),
         config.sync,
         store_id=config.store_id,
         terminal_id=config.terminal_id,

@@ -1,9 +1,14 @@
 """Last line of defence: strip card numbers and track data from any text or log event.
 
 Two things are redacted wherever they appear, whatever key or nesting they hide in:
-- any run of 12-19 digits (optionally grouped by single spaces or dashes) that passes Luhn;
+- any run of 12-19 digits that passes Luhn, the digit groups joined by any run of separators
+  (space, `.`, `_`, `-`, any whitespace), in any Unicode decimal digits;
 - anything shaped like magstripe track 1 (`%B<digits>^...`) or track 2 (`;<digits>=...`)
   data, with or without sentinels, whether or not the number passes Luhn.
+
+Matching runs on the NFKC form of the text (so full-width digits U+FF10..U+FF19, mathematical
+or superscript digits and full-width separators count as what they look like), but the
+replacement is made in the original text: everything around a match is left as it was.
 
 Redaction is deliberately over-eager: a false positive costs a log line some digits, a false
 negative costs a PCI incident. Output meant to carry long numbers verbatim (hash chains, event
@@ -13,20 +18,33 @@ payloads) does not go through it; everything a human or journald reads does.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+import unicodedata
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
 
 from drivers.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS, is_pan_shaped
 
 PAN_PLACEHOLDER = "[REDACTED-PAN]"
 TRACK_PLACEHOLDER = "[REDACTED-TRACK]"
+NORMAL_FORM: Final[Literal["NFKC"]] = "NFKC"
 
 # Track 1: optional %, format code B, PAN, ^, name, ^, rest up to ? or end of the token.
 _TRACK1 = re.compile(r"%?[Bb]\d{8,19}\^[^^\n]{0,26}\^[^?\s\"']*\??")
 # Track 2: optional ;, PAN, = (or D in EMV tag 57 hex form), expiry/service code/discretionary.
 _TRACK2 = re.compile(r";?\d{8,19}[=Dd]\d{4}[^?\s\"'<>]*\??")
-# Digit runs with optional single separators between groups.
-_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){11,}")
+# Digit runs, the digits grouped by any runs of separators. `\d` and `\s` are Unicode-aware.
+_DIGIT_RUN = re.compile(r"\d(?:[\s._-]*\d){11,}")
+_NOT_DIGIT = re.compile(r"\D+")
+
+_Replace = Callable[[re.Match[str]], str]
+
+
+def _digits_of(run: str) -> str:
+    """The ASCII digits of `run`, whatever decimal digit block they were written in."""
+    digits = _NOT_DIGIT.sub("", run)
+    if digits.isascii():
+        return digits
+    return "".join(str(unicodedata.decimal(ch)) for ch in digits)
 
 
 def _redact_digit_run(match: re.Match[str]) -> str:
@@ -37,7 +55,7 @@ def _redact_digit_run(match: re.Match[str]) -> str:
     13-19 digit numbers are redacted too.
     """
     run = match.group(0)
-    digits = run.replace(" ", "").replace("-", "")
+    digits = _digits_of(run)
     for size in range(PAN_MIN_DIGITS, min(len(digits), PAN_MAX_DIGITS) + 1):
         for start in range(len(digits) - size + 1):
             if is_pan_shaped(digits[start : start + size]):
@@ -45,11 +63,49 @@ def _redact_digit_run(match: re.Match[str]) -> str:
     return run
 
 
+def _track_placeholder(_match: re.Match[str]) -> str:
+    return TRACK_PLACEHOLDER
+
+
+def _normalised(text: str) -> tuple[str, list[int]]:
+    """NFKC of `text`, character by character, and for each output character the index of
+    the input character it came from (NFKC may turn one character into several)."""
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        folded = char if char.isascii() else unicodedata.normalize(NORMAL_FORM, char)
+        chars.append(folded)
+        origin.extend([index] * len(folded))
+    return "".join(chars), origin
+
+
+def _sub(pattern: re.Pattern[str], replace: _Replace, text: str) -> str:
+    """`pattern.sub(replace, text)`, matched on the NFKC form of `text`, replaced in `text`.
+
+    ASCII and already-normalised text (nearly every log line) take the plain `sub`: the
+    patterns' digit and whitespace classes match Unicode digits and spaces by themselves.
+    """
+    if text.isascii() or unicodedata.is_normalized(NORMAL_FORM, text):
+        return pattern.sub(replace, text)
+    normal, origin = _normalised(text)
+    pieces: list[str] = []
+    done = 0
+    for match in pattern.finditer(normal):
+        replacement = replace(match)
+        if replacement == match.group(0):
+            continue
+        # Whole original characters go, even if the match took only part of one's NFKC form.
+        start = max(done, origin[match.start()])
+        pieces += [text[done:start], replacement]
+        done = origin[match.end() - 1] + 1
+    return "".join(pieces) + text[done:]
+
+
 def redact_text(text: str) -> str:
     """`text` with every track-like string and Luhn-valid card number replaced."""
-    text = _TRACK1.sub(TRACK_PLACEHOLDER, text)
-    text = _TRACK2.sub(TRACK_PLACEHOLDER, text)
-    return _DIGIT_RUN.sub(_redact_digit_run, text)
+    text = _sub(_TRACK1, _track_placeholder, text)
+    text = _sub(_TRACK2, _track_placeholder, text)
+    return _sub(_DIGIT_RUN, _redact_digit_run, text)
 
 
 def redact_value(value: Any) -> Any:

@@ -11,6 +11,10 @@ resolution: `AWS_ENDPOINT_URL_EVENTBRIDGE` (botocore derives the variable from t
 honoured here as an alias so that configurations written after the notes work too.
 Credentials, region and profile follow boto3's standard chain (`AWS_PROFILE`, IAM Roles
 Anywhere via `credential_process`, ...).
+
+botocore fixes a client's timeouts when it builds it, so the engine, which lengthens its read
+timeout when the endpoint answers late, gets its clients from `EventsClients`: one client per
+read timeout asked for, all from one session.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ NO_SDK_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
 POOL_SLACK = 2
 
 
-def client_config(settings: SyncSettings) -> Config:
+def client_config(settings: SyncSettings, read_timeout: float | None = None) -> Config:
+    """botocore settings; `read_timeout` overrides `settings.read_timeout_seconds`."""
     return Config(
         connect_timeout=settings.connect_timeout_seconds,
-        read_timeout=settings.read_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds if read_timeout is None else read_timeout,
         retries=dict(NO_SDK_RETRIES),  # type: ignore[arg-type]
         max_pool_connections=settings.max_in_flight + POOL_SLACK,
         tcp_keepalive=True,
@@ -60,6 +65,7 @@ def make_events_client(
     region: str | None = None,
     endpoint_url: str | None = None,
     session: boto3.Session | None = None,
+    read_timeout: float | None = None,
 ) -> EventBridgeClient:
     """An EventBridge client configured for the engine."""
     import boto3
@@ -69,5 +75,40 @@ def make_events_client(
         "events",
         region_name=region,
         endpoint_url=resolve_endpoint(endpoint_url),
-        config=client_config(settings),
+        config=client_config(settings, read_timeout),
     )
+
+
+class EventsClients:
+    """The engine's `ClientSource`: an EventBridge client for a given read timeout, built on
+    first use and kept (the engine only ever asks for a handful of values: the configured
+    timeout doubled up to its cap). Used from the engine's driver thread only."""
+
+    def __init__(
+        self,
+        settings: SyncSettings,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        session: boto3.Session | None = None,
+    ) -> None:
+        import boto3
+
+        self._settings = settings
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._session = session or boto3.Session()
+        self._clients: dict[float, EventBridgeClient] = {}
+
+    def __call__(self, read_timeout: float) -> EventBridgeClient:
+        client = self._clients.get(read_timeout)
+        if client is None:
+            client = make_events_client(
+                self._settings,
+                region=self._region,
+                endpoint_url=self._endpoint_url,
+                session=self._session,
+                read_timeout=read_timeout,
+            )
+            self._clients[read_timeout] = client
+        return client

@@ -8,7 +8,10 @@ count-bounded requests and keeps up to the AIMD window of requests in flight.
 
 Delivery is at least once: a record is marked delivered only after its own entry was
 accepted; a crash or a lost response before that leaves it pending (or leased until the lease
-expires) and it is sent again with the same `event_id`, which consumers dedupe on.
+expires) and it is sent again with the same `event_id`, which consumers dedupe on. Requests
+answered after the read timeout were probably applied: a `TimeoutAdapter` then lengthens the
+read timeout and shrinks the requests (and the window shrinks), so that a slow endpoint costs
+a few copies instead of an endless stream of them.
 """
 
 from __future__ import annotations
@@ -32,8 +35,18 @@ from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.results import judge
 from sync.settings import SyncSettings
 from sync.status import DrainProgress, DrainReport, SyncStatus
+from sync.timeouts import TimeoutAdapter
 from sync.timestamps import age_seconds
-from sync.transport import Answered, Failed, PutEventsClient, SendResult, Throttled, put_batch
+from sync.transport import (
+    READ_TIMEOUT,
+    TRANSPORT,
+    Answered,
+    ClientSource,
+    Failed,
+    SendResult,
+    Throttled,
+    put_batch,
+)
 from sync.window import ConcurrencyWindow
 
 STATUS_REFRESH_SECONDS = 1.0
@@ -54,7 +67,9 @@ class _Held:
 @dataclass(frozen=True)
 class _Flight:
     entries: list[Entry]
-    ticket: int
+    ticket: int  # of the concurrency window
+    generation: int  # of the timeout adapter
+    sent_at: float
 
 
 class SyncEngine:
@@ -63,7 +78,7 @@ class SyncEngine:
     def __init__(
         self,
         outbox: Outbox,
-        client: PutEventsClient,
+        clients: ClientSource,
         settings: SyncSettings,
         *,
         store_id: str,
@@ -71,7 +86,7 @@ class SyncEngine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._outbox = outbox
-        self._client = client
+        self._clients = clients
         self._settings = settings
         self._clock = clock
         self._builder = EventBuilder(
@@ -93,6 +108,11 @@ class SyncEngine:
             settings.initial_in_flight,
             settings.max_in_flight,
             settings.throttle_decrease_factor,
+        )
+        self._timeouts = TimeoutAdapter(
+            settings.read_timeout_seconds,
+            settings.max_read_timeout_seconds,
+            settings.max_entries_per_request,
         )
         self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="sync-put")
         self._in_flight: dict[Future[SendResult], _Flight] = {}
@@ -165,6 +185,7 @@ class SyncEngine:
         now = self._clock()
         with self._lock:
             link = self._link.snapshot()
+            timeouts = self._timeouts.snapshot()
             return SyncStatus(
                 state=link.state,
                 offline_since=link.offline_since,
@@ -178,6 +199,9 @@ class SyncEngine:
                 delivered_since_start=self._delivered,
                 quarantined_since_start=self._quarantined,
                 tampered_since_start=self._tampered,
+                read_timeout_seconds=timeouts.read_timeout_seconds,
+                entries_per_request=timeouts.entries_per_request,
+                slow_endpoint=timeouts.timeouts_in_streak > 0,
             )
 
     def purge(self) -> int:
@@ -243,10 +267,11 @@ class SyncEngine:
             if batch is None:
                 return
             ticket = self._window.ticket()
+            client = self._clients(self._timeouts.read_timeout)
             request = [entry.request_entry for entry in batch]
-            future = self._pool.submit(put_batch, self._client, request)
+            future = self._pool.submit(put_batch, client, request)
             with self._lock:
-                self._in_flight[future] = _Flight(batch, ticket)
+                self._in_flight[future] = _Flight(batch, ticket, self._timeouts.generation, now)
         # Prefetch while the requests are out, so that a freed slot is refilled at once
         # instead of waiting for a lease and event building (measured: ~20% of throughput
         # at 40 ms RTT).
@@ -263,16 +288,15 @@ class SyncEngine:
 
     def _lease(self, now: float) -> None:
         settings = self._settings
+        per_request = self._timeouts.entries_per_request
         # Lease a whole window's worth at once: fewer journal transactions per event.
-        limit = self._allowed_in_flight() * settings.max_entries_per_request
+        limit = self._allowed_in_flight() * per_request
         lease = self._outbox.lease(limit, now, settings.lease_seconds)
         for refused in lease.quarantined:
             self._note_outbox_quarantine(refused)
         self._lease_was_empty = not lease.records and not lease.quarantined
         entries = [entry for entry in map(self._build, lease.records) if entry is not None]
-        plan = plan_batches(
-            entries, lambda e: e.size, settings.max_entries_per_request, settings.max_request_bytes
-        )
+        plan = plan_batches(entries, lambda e: e.size, per_request, settings.max_request_bytes)
         for entry in plan.oversize:
             reason = OVERSIZE_REASON.format(size=entry.size, limit=settings.max_request_bytes)
             self._quarantine(entry.record, reason)
@@ -307,8 +331,11 @@ class SyncEngine:
                 back_online = self._link.record_success(now)
                 if back_online:
                     self._window.reset_to_minimum()
+                timeouts_ended = self._timeouts.on_answer(now - flight.sent_at)
             if back_online:
                 log.info("sync.online", pending=self._pending)
+            if timeouts_ended:
+                log.info("sync.endpoint_answering", read_timeouts=timeouts_ended)
             verdict = judge(records, result.results)
             for record, reason in verdict.quarantine:
                 self._quarantine(record, reason)
@@ -316,15 +343,17 @@ class SyncEngine:
                 self._retry_later(group, now, error)
             with self._lock:
                 if verdict.throttled:
-                    self._window.on_throttle(flight.ticket)
+                    self._window.on_congestion(flight.ticket)
                 else:
                     self._window.on_success()
             return verdict.delivered
         if isinstance(result, Throttled):
             with self._lock:
-                self._window.on_throttle(flight.ticket)
+                self._window.on_congestion(flight.ticket)
             self._retry_later(records, now, result.error)
             return []
+        if result.kind == READ_TIMEOUT:
+            self._adapt_to_read_timeout(flight)
         with self._lock:
             went_offline = self._link.record_failure(now, f"{result.kind}: {result.error}")
         if went_offline:
@@ -334,6 +363,22 @@ class SyncEngine:
         # The link gate paces the resend; the records are due again at once.
         self._outbox.schedule_retry([r.seq for r in records], now, f"{result.kind}: {result.error}")
         return []
+
+    def _adapt_to_read_timeout(self, flight: _Flight) -> None:
+        """Sent, but answered too late (or never): longer timeout, smaller requests, fewer
+        in flight. Logged once per streak of timeouts, not once per request."""
+        with self._lock:
+            streak_started = self._timeouts.on_read_timeout(flight.generation)
+            self._window.on_congestion(flight.ticket)
+            adapted = self._timeouts.snapshot()
+            in_flight_limit = self._window.limit
+        if streak_started:
+            log.warning(
+                "sync.slow_endpoint",
+                read_timeout_seconds=adapted.read_timeout_seconds,
+                entries_per_request=adapted.entries_per_request,
+                in_flight_limit=in_flight_limit,
+            )
 
     def _retry_later(self, records: Sequence[OutboxRecord], now: float, error: str) -> None:
         attempt = max(record.attempts for record in records) + 1
@@ -380,7 +425,7 @@ def _result_of(future: Future[SendResult]) -> SendResult:
     try:
         return future.result()
     except Exception as error:  # noqa: BLE001 - see docstring
-        return Failed("transport", f"{type(error).__name__}: {error}")
+        return Failed(TRANSPORT, f"{type(error).__name__}: {error}")
 
 
 def _group_by_error(

@@ -85,10 +85,6 @@ class LinkMonitor:
         self._next_send_at = max(self._next_send_at, now + wait)
         return went_offline
 
-    def pause_until(self, when: float) -> None:
-        """Hold all sending until `when` (request-level throttling)."""
-        self._next_send_at = max(self._next_send_at, when)
-
     def snapshot(self) -> LinkSnapshot:
         return LinkSnapshot(
             self.state,

@@ -7,7 +7,7 @@ loader maps the TOML `[sync]` table onto these fields by name and type. Ranges a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from sync.errors import SettingsError
 
@@ -17,6 +17,10 @@ PUT_EVENTS_MAX_ENTRIES = 10
 
 PUT_EVENTS_DEFAULT_MAX_BYTES = 256 * 1024
 PUT_EVENTS_HARD_MAX_BYTES = 1024 * 1024
+
+# Longest read timeout a slow endpoint may stretch the client to; with the default connect
+# timeout it keeps the worst request within half the default lease.
+DEFAULT_MAX_READ_TIMEOUT_SECONDS = 25.0
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,11 @@ class SyncSettings:
     offline_after_failures: int = 3
     probe_min_seconds: float = 1.0
     probe_max_seconds: float = 60.0
-    # HTTP timeouts of the EventBridge client.
+    # HTTP timeouts of the EventBridge client. Requests answered too late (read timeout: sent,
+    # maybe applied) lengthen the read timeout, doubling up to `max_read_timeout_seconds`.
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0
+    max_read_timeout_seconds: float = DEFAULT_MAX_READ_TIMEOUT_SECONDS
     # Delivered records (and their ciphertext) are purged after this long.
     retention_seconds: float = 86400.0
     purge_interval_seconds: float = 300.0
@@ -88,21 +94,22 @@ class SyncSettings:
             "probe_max_seconds",
             "must be >= probe_min_seconds",
         )
+        _require(
+            self.max_read_timeout_seconds >= self.read_timeout_seconds,
+            "max_read_timeout_seconds",
+            "must be >= read_timeout_seconds",
+        )
         _in_range("offline_after_failures", self.offline_after_failures, 1, 1000)
         _require(self.retention_seconds >= 0, "retention_seconds", "must be >= 0")
         # A lease shorter than one request could expire mid-flight and let the record be sent
-        # twice; twice the worst request time leaves room for the response to be processed.
-        request_budget = self.connect_timeout_seconds + self.read_timeout_seconds
+        # twice; twice the worst request time (with the read timeout at its longest) leaves
+        # room for the response to be processed.
+        request_budget = self.connect_timeout_seconds + self.max_read_timeout_seconds
         _require(
             self.lease_seconds >= 2 * request_budget,
             "lease_seconds",
-            f"must be >= 2 x (connect + read timeout) = {2 * request_budget:g}",
+            f"must be >= 2 x (connect + max read timeout) = {2 * request_budget:g}",
         )
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        """The names the `[sync]` config table may use."""
-        return tuple(f.name for f in fields(cls))
 
 
 def _require(ok: bool, field: str, problem: str) -> None:

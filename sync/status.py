@@ -19,6 +19,11 @@ class SyncStatus:
     in_flight_limit: int
     delivered_since_start: int
     quarantined_since_start: int
+    # Adapted to a slow endpoint (see sync/timeouts.py): current values, and whether requests
+    # are timing out now (read timeouts since the last answer).
+    read_timeout_seconds: float
+    entries_per_request: int
+    slow_endpoint: bool
     tampered_since_start: int = 0  # records that failed their integrity check: an alarm
 
     def as_dict(self) -> dict[str, Any]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import (
@@ -21,6 +26,11 @@ THROTTLING_CODES = frozenset(
 )
 SERVER_ERROR_STATUS = 500
 
+# Kinds of whole-request failure (`Failed.kind`).
+TRANSPORT = "transport"
+REJECTED = "rejected"
+READ_TIMEOUT = "read-timeout"
+
 
 class PutEventsClient(Protocol):
     """The one call the engine makes (a boto3 EventBridge client satisfies it)."""
@@ -28,6 +38,10 @@ class PutEventsClient(Protocol):
     def put_events(
         self, *, Entries: Sequence[PutEventsRequestEntryTypeDef]
     ) -> PutEventsResponseTypeDef: ...
+
+
+# The client to send the next request with, given the read timeout (seconds) it must use.
+ClientSource = Callable[[float], PutEventsClient]
 
 
 @dataclass(frozen=True)
@@ -46,11 +60,12 @@ class Throttled:
 
 @dataclass(frozen=True)
 class Failed:
-    """The whole request failed: transport (refused, DNS, TLS, timeout, 5xx) or rejected
+    """The whole request failed: transport (refused, DNS, TLS, connect timeout, 5xx),
+    read timeout (sent, but not answered in time: it may well have been applied) or rejected
     (4xx such as expired credentials or a missing bus). Either way nothing can be delivered
     now, so it counts toward offline detection and the records are retried later."""
 
-    kind: str  # "transport" or "rejected"
+    kind: str  # TRANSPORT, READ_TIMEOUT or REJECTED
     error: str
 
 
@@ -65,6 +80,10 @@ def _describe_client_error(error: ClientError) -> tuple[str, int]:
     return f"{code} (HTTP {status}): {message}".strip(), status
 
 
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 def put_batch(
     client: PutEventsClient, entries: Sequence[PutEventsRequestEntryTypeDef]
 ) -> SendResult:
@@ -76,15 +95,17 @@ def put_batch(
         code = error.response.get("Error", {}).get("Code", "")
         if code in THROTTLING_CODES:
             return Throttled(text)
-        kind = "transport" if status >= SERVER_ERROR_STATUS else "rejected"
+        kind = TRANSPORT if status >= SERVER_ERROR_STATUS else REJECTED
         return Failed(kind, text)
     except ParamValidationError as error:
-        return Failed("rejected", f"{type(error).__name__}: {error}")
+        return Failed(REJECTED, _describe(error))
+    except ReadTimeoutError as error:
+        return Failed(READ_TIMEOUT, _describe(error))
     except BotoCoreError as error:
-        # Connection refused/reset, DNS, TLS, timeouts, truncated bodies, and credential
-        # providers that need the network (IAM Roles Anywhere) all land here.
-        return Failed("transport", f"{type(error).__name__}: {error}")
+        # Connection refused/reset, DNS, TLS, connect timeouts, truncated bodies, and
+        # credential providers that need the network (IAM Roles Anywhere) all land here.
+        return Failed(TRANSPORT, _describe(error))
     results = response.get("Entries", [])
     if len(results) != len(entries):
-        return Failed("transport", f"PutEvents answered {len(results)} results for {len(entries)}")
+        return Failed(TRANSPORT, f"PutEvents answered {len(results)} results for {len(entries)}")
     return Answered(results)

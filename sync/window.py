@@ -1,9 +1,10 @@
 """AIMD concurrency window: how many PutEvents requests may be in flight.
 
 Additive increase: +1 request per window's worth of clean responses (about +1 per round
-trip). Multiplicative decrease on throttling, at most once per round trip: a throttle from a
-request submitted before the last decrease is the same congestion event and is ignored, so a
-burst of throttled responses does not collapse the window to its floor.
+trip). Multiplicative decrease on congestion (throttling, or answers coming after the read
+timeout), at most once per round trip: congestion reported by a request submitted before the
+last decrease is the same congestion event and is ignored, so a burst of throttled or
+timed-out responses does not collapse the window to its floor.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class ConcurrencyWindow:
     def on_success(self) -> None:
         self._value = min(float(self._max), self._value + 1.0 / max(self._value, 1.0))
 
-    def on_throttle(self, ticket: int) -> None:
+    def on_congestion(self, ticket: int) -> None:
         if ticket <= self._last_decrease_ticket:
             return
         self._value = max(float(self._min), self._value * self._factor)

@@ -20,7 +20,7 @@ from posd.keys.kms import KmsKeySource
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
-from sync.client import make_events_client
+from sync.client import EventsClients
 from sync.engine import SyncEngine
 from sync.settings import SyncSettings
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
@@ -37,6 +37,7 @@ FAST = SyncSettings(
     source=SOURCE,
     connect_timeout_seconds=0.5,
     read_timeout_seconds=1.0,
+    max_read_timeout_seconds=1.0,
     lease_seconds=3.0,
     backoff_base_seconds=0.02,
     backoff_cap_seconds=0.2,
@@ -116,8 +117,8 @@ def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
         from dataclasses import replace
 
         chosen = replace(settings, event_bus_name=route.bus_name, **changes)
-        client = make_events_client(chosen, endpoint_url=endpoint, session=emulator_session())
-        engine = SyncEngine(journal, client, chosen, store_id=STORE_ID, terminal_id=TERMINAL_ID)
+        clients = EventsClients(chosen, endpoint_url=endpoint, session=emulator_session())
+        engine = SyncEngine(journal, clients, chosen, store_id=STORE_ID, terminal_id=TERMINAL_ID)
         engines.append(engine)
         return engine
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from posd.journal import Journal
-from sync.client import make_events_client
+from sync.client import EventsClients
 from sync.engine import SyncEngine
 from tests.sync.conftest import FAST, STORE_ID, TERMINAL_ID, emulator_session
 
@@ -20,10 +20,12 @@ DRAIN_TIMEOUT_SECONDS = 60.0
 
 def main(state_dir: str, endpoint: str, bus: str) -> int:
     settings = replace(FAST, event_bus_name=bus, max_in_flight=2, initial_in_flight=2)
-    client = make_events_client(settings, endpoint_url=endpoint, session=emulator_session())
+    clients = EventsClients(settings, endpoint_url=endpoint, session=emulator_session())
     with (
         Journal.open(Path(state_dir)) as journal,
-        SyncEngine(journal, client, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID) as engine,
+        SyncEngine(
+            journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
+        ) as engine,
     ):
         report = engine.drain(timeout=DRAIN_TIMEOUT_SECONDS)
     return 0 if report.completed else 1

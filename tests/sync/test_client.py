@@ -9,13 +9,14 @@ import pytest
 from sync.client import (
     ALIAS_ENDPOINT_ENV,
     STANDARD_ENDPOINT_ENV,
+    EventsClients,
     make_events_client,
     resolve_endpoint,
 )
 from sync.settings import SyncSettings
-from sync.transport import Answered, Failed, Throttled, put_batch
+from sync.transport import READ_TIMEOUT, TRANSPORT, Answered, Failed, Throttled, put_batch
 from tests.sync.conftest import FAST, emulator_session
-from tests.sync.faultproxy import DROP, FaultProxy, http_error
+from tests.sync.faultproxy import DROP, FaultProxy, delay, http_error
 
 ENTRY = {"Source": "posd.test", "DetailType": "t", "Detail": '{"event_id": "e1"}'}
 
@@ -44,7 +45,7 @@ def test_transport_failures_are_classified(proxy: FaultProxy) -> None:
     client = make_events_client(FAST, endpoint_url=proxy.url, session=emulator_session())
     result = put_batch(client, [ENTRY])  # type: ignore[list-item]
     assert isinstance(result, Failed)
-    assert result.kind == "transport"
+    assert result.kind == TRANSPORT
     proxy.up()
     proxy.script.append(http_error(400, "AccessDeniedException"))
     result = put_batch(client, [ENTRY])  # type: ignore[list-item]
@@ -53,9 +54,26 @@ def test_transport_failures_are_classified(proxy: FaultProxy) -> None:
     assert "AccessDeniedException" in result.error
 
 
+def test_late_answers_are_read_timeouts_and_a_longer_timeout_gets_them(
+    proxy: FaultProxy,
+) -> None:
+    clients = EventsClients(FAST, endpoint_url=proxy.url, session=emulator_session())
+    proxy.script.extend([delay(0.3), delay(0.3)])
+    late = put_batch(clients(0.1), [ENTRY])  # type: ignore[list-item]
+    assert isinstance(late, Failed)
+    assert late.kind == READ_TIMEOUT  # sent, not answered in time: not a link failure kind
+    assert isinstance(put_batch(clients(1.0), [ENTRY]), Answered)  # type: ignore[list-item]
+    assert clients(0.1) is clients(0.1)  # one client per timeout, kept
+    config: Any = clients(0.1).meta.config
+    assert (config.connect_timeout, config.read_timeout) == (FAST.connect_timeout_seconds, 0.1)
+
+
 def test_timeouts_and_pool_follow_settings() -> None:
     settings = SyncSettings(
-        connect_timeout_seconds=1.5, read_timeout_seconds=4.0, lease_seconds=20.0
+        connect_timeout_seconds=1.5,
+        read_timeout_seconds=4.0,
+        max_read_timeout_seconds=8.0,
+        lease_seconds=20.0,
     )
     client = make_events_client(settings, region="eu-west-1", session=emulator_session())
     config: Any = client.meta.config

@@ -1,4 +1,5 @@
-"""The engine's policies alone: full-jitter backoff, AIMD window, link state, entry verdicts."""
+"""The engine's policies alone: full-jitter backoff, AIMD window, link state, entry verdicts,
+and the adaptation to late answers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sync.backoff import FullJitterBackoff
 from sync.link import OFFLINE, ONLINE, LinkMonitor
 from sync.outbox import OutboxRecord, WrappedKey
 from sync.results import judge
+from sync.timeouts import RELAX_AFTER_ANSWERS, TimeoutAdapter, TimeoutSnapshot
 from sync.window import ConcurrencyWindow
 
 
@@ -32,13 +34,13 @@ def test_window_aimd() -> None:
     window = ConcurrencyWindow(1, 4, 8, 0.5)
     first = window.ticket()
     second = window.ticket()
-    window.on_throttle(first)
+    window.on_congestion(first)
     assert window.limit == 2
-    window.on_throttle(second)  # same congestion event (sent before the decrease)
+    window.on_congestion(second)  # same congestion event (sent before the decrease)
     assert window.limit == 2
-    window.on_throttle(window.ticket())
+    window.on_congestion(window.ticket())
     assert window.limit == 1
-    window.on_throttle(window.ticket())
+    window.on_congestion(window.ticket())
     assert window.limit == 1  # floor
     for _ in range(100):
         window.on_success()
@@ -119,3 +121,56 @@ def test_verdicts_per_entry() -> None:
 def test_verdict_needs_one_result_per_entry() -> None:
     with pytest.raises(ValueError, match="results"):
         judge(_records(2), [{"EventId": "x"}])
+
+
+def test_read_timeouts_lengthen_the_timeout_and_shrink_requests_once_per_spell() -> None:
+    adapter = TimeoutAdapter(read_timeout=1.0, max_read_timeout=5.0, max_entries=10)
+    in_flight = [adapter.generation for _ in range(3)]  # three requests out, then all late
+    assert adapter.on_read_timeout(in_flight[0])  # starts a streak: the engine logs it
+    assert (adapter.read_timeout, adapter.entries_per_request) == (2.0, 5)
+    assert not adapter.on_read_timeout(in_flight[1])  # same spell: not again
+    assert not adapter.on_read_timeout(in_flight[2])
+    assert (adapter.read_timeout, adapter.entries_per_request) == (2.0, 5)
+    for expected in ((4.0, 2), (5.0, 1), (5.0, 1)):  # capped, and at least one entry
+        assert not adapter.on_read_timeout(adapter.generation)
+        assert (adapter.read_timeout, adapter.entries_per_request) == expected
+    assert adapter.snapshot().timeouts_in_streak == 6
+    assert adapter.on_answer(latency=4.5) == 6  # ends the streak of six
+    assert adapter.on_answer(latency=4.5) == 0
+    assert adapter.snapshot() == TimeoutSnapshot(5.0, 3, 0)  # +1 entry per answer
+
+
+def test_read_timeout_steps_back_down_only_after_calm_answers() -> None:
+    adapter = TimeoutAdapter(read_timeout=1.0, max_read_timeout=8.0, max_entries=10)
+    for _ in range(3):
+        adapter.on_read_timeout(adapter.generation)
+    assert adapter.read_timeout == 8.0
+    for _ in range(3 * RELAX_AFTER_ANSWERS):
+        adapter.on_answer(latency=3.0)  # answered, but too slowly for a 4 s timeout
+    assert adapter.read_timeout == 8.0
+    for _ in range(RELAX_AFTER_ANSWERS - 1):
+        adapter.on_answer(latency=0.1)
+    assert adapter.read_timeout == 8.0
+    adapter.on_answer(latency=0.1)
+    assert adapter.read_timeout == 4.0  # one step at a time
+    for _ in range(10 * RELAX_AFTER_ANSWERS):
+        adapter.on_answer(latency=0.1)
+    assert adapter.read_timeout == 1.0  # never below the configured timeout
+    assert adapter.entries_per_request == 10
+
+
+@given(
+    st.lists(
+        st.one_of(st.booleans(), st.floats(min_value=0.0, max_value=100.0)),
+        max_size=200,
+    )
+)
+def test_timeout_adapter_stays_within_its_bounds(events: list[bool | float]) -> None:
+    adapter = TimeoutAdapter(read_timeout=0.5, max_read_timeout=30.0, max_entries=10)
+    for event in events:
+        if isinstance(event, bool):  # a timeout, of a current (True) or older request
+            adapter.on_read_timeout(adapter.generation - (0 if event else 1))
+        else:
+            adapter.on_answer(latency=event)
+        assert 0.5 <= adapter.read_timeout <= 30.0
+        assert 1 <= adapter.entries_per_request <= 10
