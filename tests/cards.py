@@ -23,6 +23,7 @@ VISA_TEST_PAN = first_test_pan(Brand.VISA)
 MASTERCARD_TEST_PAN = first_test_pan(Brand.MASTERCARD)
 AMEX_TEST_PAN = first_test_pan(Brand.AMEX)
 DISCOVER_TEST_PAN = first_test_pan(Brand.DISCOVER)
+SECOND_VISA_TEST_PAN = [pan for brand, pan in DECK if brand is Brand.VISA][1]
 TEST_PANS = (VISA_TEST_PAN, MASTERCARD_TEST_PAN, AMEX_TEST_PAN, DISCOVER_TEST_PAN)
 
 

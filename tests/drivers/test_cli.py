@@ -18,6 +18,7 @@ from drivers.card.results import CardRead
 from drivers.card.serial_reader import SerialCardReader
 from drivers.card.tracks import build_track1, build_track2
 from posd.cli.main import main
+from tests.cards import MASTERCARD_TEST_PAN
 from tests.drivers.conftest import READER_OPTIONS, WAIT_LIMIT_S, assert_no_secret
 
 BRAND_IDS = [f"{brand.value}-{len(pan)}" for brand, pan in TEST_PANS]
@@ -60,7 +61,7 @@ def test_decode_tlv_every_brand(capsys: pytest.CaptureFixture[str], brand: Brand
 
 
 def test_decode_human_output_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
-    pan = "5555555555554444"  # Mastercard public test number
+    pan = MASTERCARD_TEST_PAN
     code, out, _ = run_cli(capsys, "decode", "tlv", emv_tlv(pan).hex())
     assert code == 0
     assert "555555******4444" in out and "problems: none" in out

@@ -9,10 +9,11 @@ from drivers.card.carddata import EntryMode
 from drivers.card.deck import TEST_PANS, emv_tlv
 from drivers.card.tlv import Tlv
 from drivers.errors import CardConsistencyError, LuhnError, TlvError
+from tests.cards import AMEX_TEST_PAN, VISA_TEST_PAN
 from tests.drivers.conftest import assert_no_secret
 
-VISA = "4111111111111111"  # Visa public test number
-AMEX = "378282246310005"  # Amex public test number (odd length: BCD padding)
+VISA = VISA_TEST_PAN
+AMEX = AMEX_TEST_PAN  # odd length: BCD padding
 
 
 @pytest.mark.parametrize(("brand", "pan"), TEST_PANS, ids=[b.value for b, _ in TEST_PANS])

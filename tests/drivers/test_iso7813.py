@@ -33,9 +33,10 @@ from drivers.errors import (
     TrackLrcError,
 )
 from posd.cli.main import main
+from tests.cards import VISA_TEST_PAN
 from tests.drivers.conftest import assert_no_secret
 
-VISA = "4111111111111111"  # Visa public test number
+VISA = VISA_TEST_PAN
 DIGITS = "0123456789"
 ISSUE_59_TRACK2 = ";593456789012345=3211010123?"  # the issue's vector: country code 321
 

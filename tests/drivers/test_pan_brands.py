@@ -15,6 +15,7 @@ from drivers.card.deck import TEST_PANS
 from drivers.errors import ExpiryError, LuhnError, PanFormatError, ServiceCodeError
 from drivers.pan import MASK_CHAR, MASK_KEEP_FIRST, MASK_KEEP_LAST, luhn_valid, mask_pan
 from drivers.sensitive import SecretBytes, SecretStr
+from tests.cards import MASTERCARD_TEST_PAN
 from tests.drivers.conftest import assert_no_secret
 
 BRAND_IDS = [f"{brand.value}-{len(pan)}" for brand, pan in TEST_PANS]
@@ -84,7 +85,7 @@ def test_luhn_and_brand_length_problems() -> None:
 
 
 def test_pan_never_shows_in_repr_str_format() -> None:
-    pan = "5555555555554444"  # Mastercard public test number
+    pan = MASTERCARD_TEST_PAN
     card = Pan(pan)
     for text in (repr(card), str(card), f"{card}", f"{card!r}", repr([card])):
         assert_no_secret(text, pan)

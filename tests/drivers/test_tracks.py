@@ -23,10 +23,11 @@ from drivers.errors import (
     TrackFormatError,
     TrackLrcError,
 )
+from tests.cards import SECOND_VISA_TEST_PAN, VISA_TEST_PAN
 from tests.drivers.conftest import assert_no_secret
 
-VISA = "4111111111111111"  # Visa public test number
-VISA_2 = "4012888888881881"  # Visa public test number
+VISA = VISA_TEST_PAN
+VISA_2 = SECOND_VISA_TEST_PAN
 
 
 @pytest.mark.parametrize(
