@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -133,3 +134,61 @@ def read_anchor(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
     if ANCHOR_SEQ not in rows:
         return None
     return int(rows[ANCHOR_SEQ]), bytes(rows[ANCHOR_CHAIN])
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A seq whose row SQLite could not read (a damaged page, undecodable text)."""
+
+    seq: int
+    error: str
+
+
+WALK_BATCH = 500
+
+
+def walk_rows(
+    conn: sqlite3.Connection, after_seq: int, ceiling: int, condition: str = ""
+) -> Iterator[sqlite3.Row | Unreadable]:
+    """Every row of the record view with seq > `after_seq`, in seq order, surviving damage.
+
+    Rows are read in batches; when a batch fails (a corrupt page, a row that cannot be
+    decoded), each seq of that batch's span up to `ceiling` is read on its own, so every row
+    that can still be read is yielded and each one that cannot is an `Unreadable`.
+    `condition` is a constant SQL filter ("AND r.state = 'pending'"), never user input.
+    """
+    while True:
+        try:
+            rows = conn.execute(
+                select_records(f"WHERE r.seq > ? {condition} ORDER BY r.seq LIMIT ?"),
+                (after_seq, WALK_BATCH),
+            ).fetchall()
+        except sqlite3.DatabaseError:
+            span_end = min(after_seq + WALK_BATCH, max(ceiling, after_seq + 1))
+            for seq in range(after_seq + 1, span_end + 1):
+                try:
+                    row = conn.execute(
+                        select_records(f"WHERE r.seq = ? {condition}"), (seq,)
+                    ).fetchone()
+                except sqlite3.DatabaseError as error:
+                    yield Unreadable(seq, str(error))
+                    continue
+                if row is not None:
+                    yield row
+            if span_end >= ceiling:
+                return
+            after_seq = span_end
+            continue
+        if not rows:
+            return
+        yield from rows
+        after_seq = int(rows[-1]["seq"])
+
+
+def seq_ceiling(conn: sqlite3.Connection, known: int | None = None) -> int:
+    """The highest seq worth probing: the table's maximum if readable, else what is known."""
+    try:
+        value = conn.execute("SELECT MAX(seq) FROM records").fetchone()[0]
+    except sqlite3.DatabaseError:
+        value = None
+    return max(int(value or 0), known or 0)

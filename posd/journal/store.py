@@ -39,6 +39,21 @@ from posd.journal.files import (
     prepare_private_file,
     size_on_disk,
 )
+from posd.journal.identity import (
+    AcceptedLoss,
+    Identity,
+    IdentityFile,
+    JournalIdentityError,
+    accept_gap,
+    accepted_gap,
+    chain_at,
+    establish,
+    last_seq,
+    refuse_blank,
+    set_aside,
+    start_new_journal,
+    stored_journal_id,
+)
 from posd.journal.rows import (
     ANCHOR_CHAIN,
     ANCHOR_SEQ,
@@ -103,7 +118,10 @@ class Journal:
         *,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        identity: IdentityFile | None = None,
     ) -> None:
+        """Prefer `open`/`open_read_only`. With an `identity` (the state dir had a journal), a
+        database without a schema is refused instead of being made anew."""
         self.path = path
         self.read_only = read_only
         self.settings = settings
@@ -131,10 +149,14 @@ class Journal:
             if read_only:
                 self._check_schema_read_only()
             else:
+                if identity is not None and _schema_version(self._conn) == 0:
+                    self._conn.close()
+                    raise refuse_blank(path.parent, identity)
                 self._configure()
                 migrate(self._conn, str(path))
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open journal: {error}") from error
+        self._identity = identity
 
     @classmethod
     def open(
@@ -144,9 +166,59 @@ class Journal:
         *,
         clock: Callable[[], float] = time.time,
     ) -> Journal:
-        """Open (creating and migrating if needed) the journal of `state_dir` for writing."""
+        """Open (creating and migrating if needed) the journal of `state_dir` for writing.
+
+        Raises `JournalIdentityError` if the database is not the journal this state dir had
+        (emptied, replaced, or missing committed records): see `posd.journal.identity`.
+        """
         prepare_private_dir(state_dir)
-        return cls(state_dir / JOURNAL_FILE, settings or JournalSettings(), clock=clock)
+        known = IdentityFile.load(state_dir)
+        journal = cls(
+            state_dir / JOURNAL_FILE, settings or JournalSettings(), clock=clock, identity=known
+        )
+        try:
+            with journal._lock:
+                journal._identity = establish(journal._conn, state_dir, known)
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    @classmethod
+    def accept_loss(cls, state_dir: Path) -> AcceptedLoss:
+        """`posd journal reset --accept-loss`: make the state dir's journal usable again after
+        damage, giving up what is gone and never reusing a seq. What is left is kept: a
+        replaced file is set aside (renamed, not deleted), a shortened one keeps its records."""
+        prepare_private_dir(state_dir)
+        known = IdentityFile.load(state_dir)
+        if known is None:
+            raise UsageError(f"{state_dir} has no journal identity to reconcile (nothing to reset)")
+        issued = known.identity.high_water_seq
+        try:
+            with cls.open(state_dir) as journal:
+                return AcceptedLoss("none", journal.journal_id, None, None, None)
+        except JournalIdentityError:
+            pass
+        path = state_dir / JOURNAL_FILE
+        kept_id = _readable_journal_id(path)
+        if kept_id == known.identity.journal_id:
+            with cls(path, JournalSettings()) as journal, journal._lock:
+                after = last_seq(journal._conn)
+                accept_gap(journal._conn, after, issued)
+            return AcceptedLoss("gap_accepted", kept_id, after, issued, None)
+        aside = set_aside(state_dir) if path.exists() and path.stat().st_size else None
+        with cls(path, JournalSettings()) as journal, journal._lock:
+            journal_id = start_new_journal(journal._conn, issued)
+        IdentityFile.create(state_dir, Identity(journal_id, issued))
+        return AcceptedLoss("new_journal", journal_id, None, None, str(aside) if aside else None)
+
+    @property
+    def journal_id(self) -> str:
+        """The journal's identity: random, made once, carried in every event."""
+        if self._identity is not None:
+            return self._identity.identity.journal_id
+        with self._lock:
+            return stored_journal_id(self._conn) or "unknown"
 
     @classmethod
     def open_read_only(cls, state_dir: Path, settings: JournalSettings | None = None) -> Journal:
@@ -192,6 +264,8 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._identity is not None:
+                self._identity.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -269,10 +343,14 @@ class Journal:
         if self._tail_cache is not None:
             return self._tail_cache
         row = conn.execute("SELECT seq, chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-        if row is not None:
-            return int(row[0]), bytes(row[1])
         anchor = read_anchor(conn)
-        return anchor if anchor is not None else (0, GENESIS_CHAIN)
+        seq, chain = (
+            (int(row[0]), bytes(row[1])) if row is not None else anchor or (0, GENESIS_CHAIN)
+        )
+        gap = accepted_gap(conn)
+        if gap is not None and gap[1] > seq:
+            seq = gap[1]  # seqs lost with the file are never issued again
+        return seq, chain
 
     def append(
         self,
@@ -373,6 +451,8 @@ class Journal:
         def committed(record: OutboxRecord) -> None:
             self._known_keys.add(data_key.key_id)
             self._tail_cache = (record.seq, bytes.fromhex(record.chain))
+            if self._identity is not None:
+                self._identity.advance(record.seq)
 
         try:
             try:
@@ -497,13 +577,13 @@ class Journal:
 
     @staticmethod
     def _chain_before_first(conn: sqlite3.Connection, seq: int) -> bytes | None:
-        """The chain value a record links to when no row precedes it: genesis or the anchor."""
-        anchor = read_anchor(conn)
-        if anchor is not None and anchor[0] == seq - 1:
-            return anchor[1]
-        if anchor is None and seq == 1:
-            return GENESIS_CHAIN
-        return None
+        """The chain value a record links to when the row before it is gone: the anchor,
+        genesis, or the last record before a gap a technician accepted."""
+        previous = seq - 1
+        gap = accepted_gap(conn)
+        if gap is not None and gap[1] == previous:
+            previous = gap[0]
+        return chain_at(conn, previous)
 
     def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
         self._write(
@@ -636,7 +716,11 @@ class Journal:
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Check structure, the chain and every ciphertext's integrity, without decrypting."""
         with self._lock:
-            return verify_journal(self._conn, progress)
+            issued = self._identity.identity.high_water_seq if self._identity else None
+            if issued is None and self.read_only:
+                known = IdentityFile.load(self.path.parent)
+                issued = known.identity.high_water_seq if known else None
+            return verify_journal(self._conn, progress, issued_through=issued)
 
     def stats(self) -> dict[str, Any]:
         """Counts, bounds, backlog and size, for `posd journal stats` (read-only queries)."""
@@ -672,3 +756,23 @@ def _client_ref_taken(conn: sqlite3.Connection, client_ref: str | None) -> bool:
         return False
     row = conn.execute("SELECT 1 FROM records WHERE client_ref = ?", (client_ref,)).fetchone()
     return row is not None
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _readable_journal_id(path: Path) -> str | None:
+    """The journal id stored in the database at `path`, if it can be read at all."""
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if _schema_version(conn) == 0:
+                return None
+            return stored_journal_id(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None

@@ -7,7 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from posd.envelope import GENESIS_CHAIN, chain_next
-from posd.journal.rows import RecordState, read_anchor, row_identity, select_records
+from posd.journal.identity import accepted_gap
+from posd.journal.rows import (
+    RecordState,
+    Unreadable,
+    read_anchor,
+    row_identity,
+    seq_ceiling,
+    walk_rows,
+)
 
 PROGRESS_EVERY = 1000
 
@@ -32,33 +40,69 @@ class VerifyReport:
 
 
 def verify_journal(
-    conn: sqlite3.Connection, progress: Callable[[int, int], None] | None = None
+    conn: sqlite3.Connection,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    issued_through: int | None = None,
 ) -> VerifyReport:
-    """Walk the journal from its anchor: seq continuity, every chain link, every payload."""
+    """Walk the journal from its anchor: structure, seq continuity, every chain link, every
+    payload, and the tail against the highest seq ever issued (`issued_through`, from the
+    identity file). Reports every problem it can reach; never raises for a damaged file."""
     problems: list[Problem] = []
-    for (message,) in conn.execute("PRAGMA quick_check").fetchall():
-        if message != "ok":
-            problems.append(Problem(None, "structure", str(message)))
-    total = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-    anchor = read_anchor(conn)
+    _check_structure(conn, problems)
+    try:
+        anchor, gap = read_anchor(conn), accepted_gap(conn)
+    except (sqlite3.DatabaseError, ValueError) as error:
+        problems.append(Problem(None, "structure", f"journal state is unreadable: {error}"))
+        anchor, gap = None, None
+    try:
+        total = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+    except sqlite3.DatabaseError:
+        total = 0  # unknown: the walk below still reaches every readable row
     expected_seq, previous = (anchor[0] + 1, anchor[1]) if anchor else (1, GENESIS_CHAIN)
     checked = 0
     first_seq = last_seq = None
-    for row in conn.execute(select_records("ORDER BY r.seq")):
+    ceiling = seq_ceiling(conn, issued_through)
+    for row in walk_rows(conn, expected_seq - 1, ceiling):
+        if isinstance(row, Unreadable):
+            problems.append(Problem(row.seq, "unreadable", f"row cannot be read: {row.error}"))
+            previous = b""  # the next record's link cannot be checked against it
+            expected_seq = row.seq + 1
+            continue
         seq = int(row["seq"])
         first_seq = seq if first_seq is None else first_seq
         last_seq = seq
-        if seq != expected_seq:
+        accepted = gap is not None and expected_seq == gap[0] + 1 and seq == gap[1] + 1
+        if seq != expected_seq and not accepted:
             problems.append(Problem(seq, "gap", f"expected seq {expected_seq}, found {seq}"))
-        problems.extend(check_row(row, previous))
+        if previous:
+            problems.extend(check_row(row, previous))
         previous = bytes(row["chain"])
         expected_seq = seq + 1
         checked += 1
         if progress is not None and checked % PROGRESS_EVERY == 0:
-            progress(checked, total)
+            progress(checked, max(total, checked))
     if progress is not None:
-        progress(checked, total)
+        progress(checked, max(total, checked))
+    reached = max(expected_seq - 1, gap[1] if gap else 0)
+    if issued_through is not None and reached < issued_through:
+        problems.append(
+            Problem(
+                reached + 1,
+                "lost_tail",
+                f"records {reached + 1}..{issued_through} were committed (the identity file "
+                "says so) and are gone: a lost or truncated WAL?",
+            )
+        )
     return VerifyReport(checked, first_seq, last_seq, tuple(problems))
+
+
+def _check_structure(conn: sqlite3.Connection, problems: list[Problem]) -> None:
+    try:
+        messages = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.DatabaseError as error:
+        messages = [f"quick_check failed: {error}"]
+    problems.extend(Problem(None, "structure", m) for m in messages if m != "ok")
 
 
 def check_row(row: sqlite3.Row, previous: bytes) -> list[Problem]:
