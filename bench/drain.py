@@ -120,7 +120,9 @@ def _run(template: Path, rtt_ms: float, records: int, settings: SyncSettings) ->
                 sample = journal.lease(1, time.time(), 0.0).records[0]  # lease of 0 s: stays due
                 from sync.events import EventBuilder
 
-                builder = EventBuilder(STORE_ID, TERMINAL_ID, settings.source, "default")
+                builder = EventBuilder(
+                    STORE_ID, TERMINAL_ID, settings.source, "default", journal.journal_id
+                )
                 client = clients(settings.read_timeout_seconds)
                 rtt = _measure_rtt(client, dict(builder.build(sample).request_entry))
                 cpu0, wall0 = time.process_time(), time.perf_counter()

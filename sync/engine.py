@@ -90,7 +90,7 @@ class SyncEngine:
         self._settings = settings
         self._clock = clock
         self._builder = EventBuilder(
-            store_id, terminal_id, settings.source, settings.event_bus_name
+            store_id, terminal_id, settings.source, settings.event_bus_name, outbox.journal_id
         )
         self._retry_backoff = FullJitterBackoff(
             settings.backoff_base_seconds, settings.backoff_cap_seconds

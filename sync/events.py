@@ -56,13 +56,16 @@ def parse_captured_at(text: str) -> datetime:
         raise EventBuildError(f"captured_at is not RFC 3339: {text!r}") from error
 
 
-def build_detail(record: OutboxRecord, store_id: str, terminal_id: str) -> dict[str, Any]:
+def build_detail(
+    record: OutboxRecord, store_id: str, terminal_id: str, journal_id: str
+) -> dict[str, Any]:
     """The `Detail` object of a record's event."""
     key = record.data_key
     return {
         "schema": EVENT_SCHEMA,
         "event_id": record.event_id,
         "seq": record.seq,
+        "journal_id": journal_id,
         "store_id": store_id,
         "terminal_id": terminal_id,
         "kind": record.kind,
@@ -101,9 +104,10 @@ class EventBuilder:
     terminal_id: str
     source: str
     event_bus_name: str
+    journal_id: str
 
     def build(self, record: OutboxRecord) -> Entry:
-        detail = detail_json(build_detail(record, self.store_id, self.terminal_id))
+        detail = detail_json(build_detail(record, self.store_id, self.terminal_id, self.journal_id))
         request_entry: PutEventsRequestEntryTypeDef = {
             "Source": self.source,
             "DetailType": record.kind,

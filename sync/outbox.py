@@ -95,6 +95,11 @@ class Lease:
 class Outbox(Protocol):
     """The journal operations the engine uses. All times are UNIX seconds (float)."""
 
+    @property
+    def journal_id(self) -> str:
+        """The journal's identity, carried in every event (changes only on a reset)."""
+        ...
+
     def lease(self, limit: int, now: float, lease_seconds: float) -> Lease:
         """Pending records due at `now`, in seq order, hidden from other leases for a while;
         records that cannot be read or fail their integrity check are quarantined instead."""

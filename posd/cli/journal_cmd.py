@@ -1,4 +1,8 @@
-"""`posd journal stats|verify`: inspect the journal in a state dir directly (no daemon needed)."""
+"""`posd journal stats|verify|reset`: the journal in a state dir, directly (no daemon needed).
+
+`stats` and `verify` only read. `reset --accept-loss` is the one way to make a damaged
+journal usable again (see `posd.journal.identity`): stop the daemon first.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +28,53 @@ def register(subparsers: Any) -> None:
             verify,
             "check structure, hash chain and ciphertext integrity (exit 1 on problems)",
         ),
+        (
+            "reset",
+            reset,
+            "accept the loss of what a damaged journal no longer holds and go on (stop the "
+            "daemon first); seq numbers are never reused",
+        ),
     ):
         sub = commands.add_parser(name, help=summary)
+        if name == "reset":
+            sub.add_argument(
+                "--accept-loss",
+                action="store_true",
+                help="required: say that records the journal lost are given up",
+            )
         where = sub.add_mutually_exclusive_group()
         where.add_argument("--state-dir", type=Path, help="the daemon's state directory")
         where.add_argument("--config", type=Path, help="take the state directory from this config")
         add_json_argument(sub)
         sub.set_defaults(handler=handler)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    if args.state_dir is not None:
+        return Path(args.state_dir)
+    if args.config is not None:
+        return load_config(args.config).state_dir
+    raise UsageError("give --state-dir DIR or --config FILE")
+
+
+def reset(args: argparse.Namespace) -> int:
+    if not args.accept_loss:
+        raise UsageError(
+            "journal reset gives up records a damaged journal no longer holds: "
+            "add --accept-loss to confirm"
+        )
+    accepted = Journal.accept_loss(_state_dir(args))
+    result = {
+        "action": accepted.action,
+        "journal_id": accepted.journal_id,
+        "lost_after": accepted.lost_after,
+        "lost_through": accepted.lost_through,
+        "set_aside": accepted.set_aside,
+    }
+    emit(
+        result, args.json, lambda r: key_values({k: "-" if v is None else v for k, v in r.items()})
+    )
+    return 0
 
 
 def open_existing_journal(args: argparse.Namespace) -> Journal:

@@ -231,6 +231,9 @@ class Journal:
     def _check_schema_read_only(self) -> None:
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         if version == 0:
+            known = IdentityFile.load(self.path.parent)
+            if known is not None:
+                raise refuse_blank(self.path.parent, known)
             raise JournalError(f"{self.path}: not a posd journal (no schema)")
         if version != SCHEMA_VERSION:
             raise SchemaError(

@@ -53,6 +53,7 @@ def test_every_record_arrives_once_and_decrypts(
     assert report.pending == 0
     events = receive_all(sqs_client, route.queue_url, RECORDS)
     assert sorted(event_ids(events)) == sorted(ids)  # exactly N, no duplicates without faults
+    assert {event["detail"]["journal_id"] for event in events} == {recorder.journal.journal_id}
     decrypt_event = _doc_decrypt()
     by_id = {e["detail"]["event_id"]: e for e in events}
     for index, event_id in enumerate(ids):

@@ -14,7 +14,7 @@ from sync.errors import EventBuildError
 from sync.events import EVENT_SCHEMA, TIME_FIELD_BYTES, EventBuilder, entry_size
 from sync.outbox import OutboxRecord, WrappedKey
 
-BUILDER = EventBuilder("store-1", "lane-2", "posd.test", "bus-a")
+BUILDER = EventBuilder("store-1", "lane-2", "posd.test", "bus-a", "journal-1")
 
 
 def _record(**changes: object) -> OutboxRecord:
@@ -54,6 +54,7 @@ def test_entry_has_the_design_shape() -> None:
     assert detail["schema"] == EVENT_SCHEMA
     assert (detail["event_id"], detail["seq"]) == ("0193a6f2-0000-7000-8000-000000000007", 7)
     assert (detail["store_id"], detail["terminal_id"]) == ("store-1", "lane-2")
+    assert detail["journal_id"] == "journal-1"
     assert detail["meta"]["last4"] == "1111"
     assert detail["chain"] == "ab" * 32
     envelope = detail["envelope"]
