@@ -63,6 +63,7 @@ class OutboxSummary:
     oldest_pending_captured_at: str | None
     pending_amount_by_currency: Mapping[str, int]
     tampered: int = 0  # of the quarantined: failed their integrity check (an alarm)
+    unreadable: int = 0  # rows the journal could not read at all (a damaged file)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ def status(args: argparse.Namespace) -> int:
         "pending": summary.pending,
         "quarantined": summary.quarantined,
         "tampered": summary.tampered,
+        "unreadable": summary.unreadable,
         "delivered": summary.delivered,
         "oldest_pending_age_seconds": _rounded(
             age_seconds(summary.oldest_pending_captured_at, time.time())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,6 +36,7 @@ class RecordState(StrEnum):
 _RECORD_COLUMNS = (
     "r.seq, r.event_id, r.kind, r.captured_at, r.client_ref, r.store_id, r.terminal_id, r.meta, "
     "r.data_key_id, r.nonce, r.ciphertext, r.chain, r.state, r.attempts, "
+    "r.next_attempt_at, r.leased_until, r.last_error, "
     "k.provider, k.key_arn, k.algorithm, k.wrapped_key, k.encryption_context"
 )
 _RECORD_FROM = "records r LEFT JOIN data_keys k ON k.key_id = r.data_key_id"
@@ -148,28 +149,31 @@ WALK_BATCH = 500
 
 
 def walk_rows(
-    conn: sqlite3.Connection, after_seq: int, ceiling: int, condition: str = ""
+    conn: sqlite3.Connection,
+    after_seq: int,
+    ceiling: int,
+    condition: str = "",
+    select: Callable[[str], str] = select_records,
 ) -> Iterator[sqlite3.Row | Unreadable]:
     """Every row of the record view with seq > `after_seq`, in seq order, surviving damage.
 
     Rows are read in batches; when a batch fails (a corrupt page, a row that cannot be
     decoded), each seq of that batch's span up to `ceiling` is read on its own, so every row
     that can still be read is yielded and each one that cannot is an `Unreadable`.
-    `condition` is a constant SQL filter ("AND r.state = 'pending'"), never user input.
+    `condition` is a constant SQL filter ("AND r.state = 'pending'"), never user input;
+    `select` builds the query (`select_records` or `select_records_with_previous`).
     """
     while True:
         try:
             rows = conn.execute(
-                select_records(f"WHERE r.seq > ? {condition} ORDER BY r.seq LIMIT ?"),
+                select(f"WHERE r.seq > ? {condition} ORDER BY r.seq LIMIT ?"),
                 (after_seq, WALK_BATCH),
             ).fetchall()
         except sqlite3.DatabaseError:
             span_end = min(after_seq + WALK_BATCH, max(ceiling, after_seq + 1))
             for seq in range(after_seq + 1, span_end + 1):
                 try:
-                    row = conn.execute(
-                        select_records(f"WHERE r.seq = ? {condition}"), (seq,)
-                    ).fetchone()
+                    row = conn.execute(select(f"WHERE r.seq = ? {condition}"), (seq,)).fetchone()
                 except sqlite3.DatabaseError as error:
                     yield Unreadable(seq, str(error))
                     continue
@@ -192,3 +196,20 @@ def seq_ceiling(conn: sqlite3.Connection, known: int | None = None) -> int:
     except sqlite3.DatabaseError:
         value = None
     return max(int(value or 0), known or 0)
+
+
+def pending_amount(meta_text: object) -> tuple[str | None, int]:
+    """(currency, amount) of a record's clear metadata for the backlog's sums, counting only
+    what the summary's SQL counts: valid JSON, a text currency, an integer amount in range."""
+    try:
+        meta = json.loads(str(meta_text))
+    except ValueError:
+        return None, 0
+    if not isinstance(meta, dict):
+        return None, 0
+    currency, amount = meta.get("currency"), meta.get("amount")
+    if not isinstance(currency, str) or type(amount) is not int:
+        return None, 0
+    if not 0 <= amount <= MAX_AMOUNT_MINOR:
+        return None, 0
+    return currency, amount

@@ -14,6 +14,8 @@ read-only inspection queries (`stats`), where convenience matters more than micr
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import shutil
 import sqlite3
 import threading
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+import structlog
 
 from posd.envelope import (
     GENESIS_CHAIN,
@@ -60,11 +63,15 @@ from posd.journal.rows import (
     MAX_AMOUNT_MINOR,
     MAX_META_BYTES,
     RecordState,
+    Unreadable,
     outbox_record,
+    pending_amount,
     read_anchor,
     select_records,
     select_records_with_previous,
+    seq_ceiling,
     validate_meta,
+    walk_rows,
 )
 from posd.journal.schema import SCHEMA_VERSION, migrate
 from posd.journal.settings import JournalSettings
@@ -89,14 +96,24 @@ MAX_SECRET_BYTES = 16_384
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
 TAMPERED = "tampered"
+QUARANTINE = (
+    "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
+    "WHERE seq = ? AND state = 'pending'"
+)
 SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
     "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
 )
 
+log = structlog.get_logger("posd.journal")
+
 Sealer = Callable[[bytes], tuple[bytes, bytes]]
 """Given the AAD, encrypt the record's secret payload: returns (nonce, ciphertext)."""
+
+
+class _DamagedPage(Exception):
+    """A query hit a page SQLite cannot read: take the slow path around it."""
 
 
 class _StaleTail(Exception):
@@ -129,6 +146,11 @@ class Journal:
         self._lock = threading.RLock()
         self._known_keys: set[str] = set()
         self._tail_cache: tuple[int, bytes] | None = None
+        # Around a damaged page, what the file cannot record is remembered by this process:
+        # rows it cannot read, leases and settlements (delivered, quarantined) it cannot write.
+        self._unreadable: set[int] = set()
+        self._memory_leases: dict[int, float] = {}
+        self._settled_in_memory: set[int] = set()
         self._floor = 0
         self._data_version: int | None = None
         self._disk_checked_at = float("-inf")
@@ -514,10 +536,13 @@ class Journal:
         if version != self._data_version:
             self._data_version = version
             self._floor = 0
-        row = conn.execute(
-            "SELECT seq FROM records WHERE seq >= ? AND state = 'pending' ORDER BY seq LIMIT 1",
-            (self._floor,),
-        ).fetchone()
+        try:
+            row = conn.execute(
+                "SELECT seq FROM records WHERE seq >= ? AND state = 'pending' ORDER BY seq LIMIT 1",
+                (self._floor,),
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return self._floor  # a damaged page: lease walks from the floor it knows
         if row is not None:
             self._floor = int(row[0])
         return self._floor
@@ -529,8 +554,56 @@ class Journal:
         changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
         read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
         """
+        with self._lock:
+            # Rows are read before the write transaction: a damaged page met inside one
+            # poisons it, so only rows that could be read are ever written.
+            try:
+                candidates = self._due(self._conn, now, limit)
+                damaged: list[Quarantined] = []
+            except _DamagedPage:
+                candidates, damaged = self._due_around_damage(now, limit)
+            try:
+                result: Lease = self._write(
+                    lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged)
+                )
+            except sqlite3.DatabaseError:
+                result = self._settle_each(candidates, now, lease_seconds, damaged)
+        for item in damaged:
+            self._quarantine_if_writable(item)
+        return result
 
-        def body(conn: sqlite3.Connection) -> Lease:
+    def _settle_each(
+        self,
+        candidates: list[tuple[sqlite3.Row, bytes | None]],
+        now: float,
+        lease_seconds: float,
+        damaged: list[Quarantined],
+    ) -> Lease:
+        """`_settle_lease` one row per transaction: around a damaged page, a transaction that
+        writes several rows can fail as a whole. A row that cannot be written is refused."""
+        records: list[OutboxRecord] = []
+        refused: list[Quarantined] = []
+        for candidate in candidates:
+            try:
+                one: Lease = self._write(
+                    functools.partial(
+                        self._settle_lease,
+                        candidates=[candidate],
+                        now=now,
+                        lease_seconds=lease_seconds,
+                    )
+                )
+            except sqlite3.DatabaseError:
+                one = self._settle_lease_in_memory(candidate, now + lease_seconds)
+            records.extend(one.records)
+            refused.extend(one.quarantined)
+        return Lease(records, [*refused, *damaged])
+
+    def _due(
+        self, conn: sqlite3.Connection, now: float, limit: int
+    ) -> list[tuple[sqlite3.Row, bytes | None]]:
+        """Due pending rows, each with the chain value it must link to."""
+        try:
             rows = conn.execute(
                 select_records_with_previous(
                     "WHERE r.seq >= ? AND r.state = 'pending' AND r.next_attempt_at <= ? "
@@ -538,39 +611,126 @@ class Journal:
                 ),
                 (self._pending_floor(conn), now, now, limit),
             ).fetchall()
-            leased: list[OutboxRecord] = []
-            refused: list[Quarantined] = []
-            for row in rows:
-                reason = self._lease_problem(conn, row)
-                if reason is None:
-                    try:
-                        leased.append(outbox_record(row))
-                        continue
-                    except (ValueError, KeyError, TypeError) as error:
-                        reason = f"corrupt record: {error}"
-                refused.append(Quarantined(int(row["seq"]), reason))
-            conn.executemany(
-                "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
-                "WHERE seq = ?",
-                [(item.reason, item.seq) for item in refused],
-            )
-            conn.executemany(
-                "UPDATE records SET leased_until = ? WHERE seq = ?",
-                [(now + lease_seconds, record.seq) for record in leased],
-            )
-            return Lease(leased, refused)
+            return [
+                (row, self._link_of(conn, row))
+                for row in rows
+                if self._may_lease(int(row["seq"]), now)
+            ]
+        except sqlite3.DatabaseError as error:
+            raise _DamagedPage from error
 
-        result: Lease = self._write(body)
-        return result
-
-    def _lease_problem(self, conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
-        """Why a pending row must not be delivered (None if it checks out)."""
+    def _link_of(self, conn: sqlite3.Connection, row: sqlite3.Row) -> bytes:
         previous = row["previous_chain"]
         if previous is None:
             previous = self._chain_before_first(conn, int(row["seq"]))
-        if previous is None:
+        return b"" if previous is None else bytes(previous)  # b"": its predecessor is gone
+
+    def _settle_lease_in_memory(
+        self, candidate: tuple[sqlite3.Row, bytes | None], until: float
+    ) -> Lease:
+        """A readable record whose lease cannot be written is leased in memory: delivered
+        once by this process, and sent again (at least once) if this process stops first."""
+        row, link = candidate
+        seq = int(row["seq"])
+        reason = self._lease_problem(row, link)
+        if reason is None:
+            try:
+                record = outbox_record(row)
+            except (ValueError, KeyError, TypeError) as error:
+                reason = f"corrupt record: {error}"
+            else:
+                self._memory_leases[seq] = until
+                return Lease([record])
+        self._settled_in_memory.add(seq)
+        return Lease([], [Quarantined(seq, reason)])
+
+    def _due_around_damage(
+        self, now: float, limit: int
+    ) -> tuple[list[tuple[sqlite3.Row, bytes | None]], list[Quarantined]]:
+        """Lease's slow path: every due row that can be read (with the chain value to check it
+        against, None where the row before it cannot be read), and each unreadable row
+        refused once (this process remembers it). Reads only, outside any transaction."""
+        conn = self._conn
+        rows: list[tuple[sqlite3.Row, bytes | None]] = []
+        refused: list[Quarantined] = []
+        floor = self._pending_floor(conn)
+        previous: tuple[int, bytes] | None = None
+        walk = walk_rows(conn, floor - 1, seq_ceiling(conn, self._issued_through()))
+        for row in walk:
+            if isinstance(row, Unreadable):
+                previous = None
+                if row.seq not in self._unreadable:
+                    self._unreadable.add(row.seq)
+                    refused.append(Quarantined(row.seq, f"corrupt record: {row.error}"))
+                continue
+            seq = int(row["seq"])
+            link = previous[1] if previous and previous[0] == seq - 1 else None
+            previous = (seq, bytes(row["chain"]))
+            if row["state"] != RecordState.PENDING or not self._may_lease(seq, now):
+                continue
+            if row["next_attempt_at"] <= now and row["leased_until"] <= now:
+                rows.append((row, link))
+            if len(rows) >= limit:
+                break
+        return rows, refused
+
+    def _settle_lease(
+        self,
+        conn: sqlite3.Connection,
+        candidates: list[tuple[sqlite3.Row, bytes | None]],
+        now: float,
+        lease_seconds: float,
+        damaged: Sequence[Quarantined] = (),
+    ) -> Lease:
+        """Check each candidate, quarantine the bad, hide the good for `lease_seconds`."""
+        leased: list[OutboxRecord] = []
+        refused: list[Quarantined] = []
+        for row, link in candidates:
+            reason = self._lease_problem(row, link)
+            if reason is None:
+                try:
+                    leased.append(outbox_record(row))
+                    continue
+                except (ValueError, KeyError, TypeError) as error:
+                    reason = f"corrupt record: {error}"
+            refused.append(Quarantined(int(row["seq"]), reason))
+        conn.executemany(QUARANTINE, [(item.reason, item.seq) for item in refused])
+        # Still pending and not leased by anyone since it was read: another process's lease
+        # in between makes the update a no-op, and the record is not handed out twice.
+        hidden = [
+            record
+            for record in leased
+            if conn.execute(
+                "UPDATE records SET leased_until = ? WHERE seq = ? AND state = 'pending' "
+                "AND leased_until <= ?",
+                (now + lease_seconds, record.seq, now),
+            ).rowcount
+        ]
+        return Lease(hidden, [*refused, *damaged])
+
+    def _quarantine_if_writable(self, item: Quarantined) -> None:
+        """Mark an unreadable record quarantined in its own transaction, if its page can still
+        be written (often it cannot; `_unreadable` keeps it out of this process's leases)."""
+        with contextlib.suppress(sqlite3.DatabaseError):
+            self._write(lambda conn: conn.execute(QUARANTINE, (item.reason, item.seq)))
+
+    def _may_lease(self, seq: int, now: float) -> bool:
+        """False for what this process already knows better than the damaged file."""
+        if seq in self._unreadable or seq in self._settled_in_memory:
+            return False
+        return self._memory_leases.get(seq, 0.0) <= now
+
+    def _issued_through(self) -> int | None:
+        return self._identity.identity.high_water_seq if self._identity else None
+
+    @staticmethod
+    def _lease_problem(row: sqlite3.Row, link: bytes | None) -> str | None:
+        """Why a pending row must not be delivered (None if it checks out). `link` is the
+        chain value it must link to: b"" if its predecessor is gone, None if unknown (the row
+        before it cannot be read: only the record's own structure is checked)."""
+        if link == b"":
             return f"{TAMPERED_PREFIX} the record before it (seq {row['seq'] - 1}) is missing"
-        problems = check_row(row, bytes(previous))
+        problems = check_row(row, link)
         if not problems:
             return None
         problem = problems[0]
@@ -589,31 +749,50 @@ class Journal:
         return chain_at(conn, previous)
 
     def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
-        self._write(
-            lambda conn: conn.executemany(
-                "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
-                "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
-                [(now, item.remote_event_id, item.seq) for item in delivered],
-            )
+        self._settle_rows(
+            "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
+            "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
+            [(now, item.remote_event_id, item.seq) for item in delivered],
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
-        self._write(
-            lambda conn: conn.executemany(
-                "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
-                "leased_until = 0 WHERE seq = ? AND state = 'pending'",
-                [(next_attempt_at, error, seq) for seq in seqs],
-            )
+        self._update_rows(
+            "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+            "leased_until = 0 WHERE seq = ? AND state = 'pending'",
+            [(next_attempt_at, error, seq) for seq in seqs],
         )
 
     def quarantine(self, seq: int, reason: str) -> None:
-        self._write(
-            lambda conn: conn.execute(
-                "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
-                "WHERE seq = ? AND state = 'pending'",
-                (reason, seq),
-            )
-        )
+        self._settle_rows(QUARANTINE, [(reason, seq)])
+
+    def _settle_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """A final state (delivered, quarantined): one the file cannot take is kept in memory
+        so this process does not lease the record again."""
+        failed = self._update_rows(sql, rows)
+        with self._lock:
+            self._settled_in_memory.update(failed)
+            for seq in failed:
+                self._memory_leases.pop(seq, None)
+
+    def _update_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+        """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
+        page breaks that, one transaction per row, so every row that can be written is.
+        Returns the seqs that could not be written (their effect is lost: a delivered record
+        not marked is sent again later, at least once, never lost)."""
+        try:
+            self._write(lambda conn: conn.executemany(sql, rows))
+            return []
+        except sqlite3.DatabaseError:
+            pass
+        failed: list[int] = []
+        for row in rows:
+            try:
+                self._write(functools.partial(_execute, sql=sql, parameters=row))
+            except sqlite3.DatabaseError:
+                failed.append(int(row[-1]))
+        if failed:
+            log.error("journal.damaged_rows_not_written", seqs=failed[:20], count=len(failed))
+        return failed
 
     def retry_quarantined(self) -> int:
         """Return every quarantined record to pending, due now. Returns how many."""
@@ -631,7 +810,45 @@ class Journal:
 
     def summary(self) -> OutboxSummary:
         with self._lock:
-            return self._summary(self._state_counts())
+            try:
+                return self._summary(self._state_counts())
+            except sqlite3.DatabaseError:
+                return self._summary_around_damage()
+
+    def _summary_around_damage(self) -> OutboxSummary:
+        """The summary from every row that can still be read (a damaged page broke the
+        aggregate queries); rows that cannot be read are counted as `unreadable`."""
+        counts: dict[str, int] = {}
+        amounts: dict[str, int] = {}
+        oldest: str | None = None
+        unreadable = tampered = 0
+        ceiling = seq_ceiling(self._conn, self._issued_through())
+        for row in walk_rows(self._conn, 0, ceiling):
+            if isinstance(row, Unreadable):
+                unreadable += 1
+                continue
+            state = str(row["state"])
+            if state == RecordState.PENDING and int(row["seq"]) in self._settled_in_memory:
+                continue  # settled by this process; the damaged file could not record it
+            counts[state] = counts.get(state, 0) + 1
+            if state == RecordState.QUARANTINED and str(row["last_error"] or "").startswith(
+                TAMPERED_PREFIX
+            ):
+                tampered += 1
+            if state == RecordState.PENDING:
+                oldest = oldest or row["captured_at"]
+                currency, amount = pending_amount(row["meta"])
+                if currency is not None:
+                    amounts[currency] = amounts.get(currency, 0) + amount
+        return OutboxSummary(
+            pending=counts.get(RecordState.PENDING, 0),
+            quarantined=counts.get(RecordState.QUARANTINED, 0),
+            delivered=counts.get(RecordState.DELIVERED, 0),
+            oldest_pending_captured_at=oldest,
+            pending_amount_by_currency=amounts,
+            tampered=tampered,
+            unreadable=unreadable,
+        )
 
     def _state_counts(self) -> dict[str, int]:
         """Records by state, plus `tampered` (quarantined ones that failed their check)."""
@@ -711,7 +928,12 @@ class Journal:
             )
             return int(erased)
 
-        count: int = self._write(body, lambda _: self._known_keys.clear())
+        try:
+            count: int = self._write(body, lambda _: self._known_keys.clear())
+        except sqlite3.DatabaseError as error:
+            # A damaged journal keeps what it holds until a technician repairs or resets it.
+            log.error("journal.purge_failed", error=str(error))
+            return 0
         return count
 
     # -- inspection ----------------------------------------------------------------------------
@@ -779,3 +1001,7 @@ def _readable_journal_id(path: Path) -> str | None:
             conn.close()
     except sqlite3.DatabaseError:
         return None
+
+
+def _execute(conn: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]) -> None:
+    conn.execute(sql, parameters)

@@ -75,8 +75,7 @@ def verify_journal(
         accepted = gap is not None and expected_seq == gap[0] + 1 and seq == gap[1] + 1
         if seq != expected_seq and not accepted:
             problems.append(Problem(seq, "gap", f"expected seq {expected_seq}, found {seq}"))
-        if previous:
-            problems.extend(check_row(row, previous))
+        problems.extend(check_row(row, previous or None))
         previous = bytes(row["chain"])
         expected_seq = seq + 1
         checked += 1
@@ -105,7 +104,8 @@ def _check_structure(conn: sqlite3.Connection, problems: list[Problem]) -> None:
     problems.extend(Problem(None, "structure", m) for m in messages if m != "ok")
 
 
-def check_row(row: sqlite3.Row, previous: bytes) -> list[Problem]:
+def check_row(row: sqlite3.Row, previous: bytes | None) -> list[Problem]:
+    """The row's own problems; with `previous` (the chain value before it) also its link."""
     seq = int(row["seq"])
     if row["state"] == RecordState.PURGED:
         return []  # payload erased on purpose; its stored chain value links the next one
@@ -117,6 +117,8 @@ def check_row(row: sqlite3.Row, previous: bytes) -> list[Problem]:
         aad = row_identity(row).aad()
     except (ValueError, TypeError) as error:
         return [Problem(seq, "metadata", f"clear metadata is not valid JSON: {error}")]
+    if previous is None:
+        return []
     actual = chain_next(previous, aad, bytes(row["nonce"]), bytes(row["ciphertext"]))
     if actual != bytes(row["chain"]):
         return [

@@ -120,3 +120,52 @@ def test_lease_names_the_tampered_record_and_what_failed(journal: Journal, recor
     [refused] = lease.quarantined
     assert refused.seq == 2 and refused.tampered and "chain mismatch" in refused.reason
     assert journal.summary().tampered == 1
+
+
+PAGE_SIZE = 4096
+
+
+def corrupt_a_page(config_file: Path, seq: int) -> None:
+    """Overwrite the table page that holds record `seq`, as a failing disk would."""
+    path = config_file.parent / "state" / JOURNAL_FILE
+    conn = sqlite3.connect(path)
+    [(event_id,)] = conn.execute("SELECT event_id FROM records WHERE seq = ?", (seq,)).fetchall()
+    conn.close()  # the last connection checkpoints: every row is in the database file now
+    data = path.read_bytes()
+    offset = data.find(event_id.encode())
+    while offset != -1:
+        page = offset // PAGE_SIZE
+        if b'"currency"' in data[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]:  # a table leaf
+            break
+        offset = data.find(event_id.encode(), offset + 1)
+    assert offset != -1, "no table page holds the record"
+    with path.open("r+b") as handle:
+        handle.seek(page * PAGE_SIZE)
+        handle.write(bytes(range(256)) * (PAGE_SIZE // 256))
+
+
+def test_a_corrupt_page_is_reported_by_verify_and_flush_delivers_what_it_can_read(
+    config_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    route: Route,
+    sqs_client: Any,
+) -> None:
+    record_payments(config_file.parent, MORE_RECORDS)
+    total = CLI_RECORDS + MORE_RECORDS
+    corrupt_a_page(config_file, DAMAGED_SEQ)
+
+    code, report = run(capsys, "journal", "verify", "--config", str(config_file))
+    assert code == 1 and not report["ok"]
+    kinds = {problem["kind"] for problem in report["problems"]}
+    assert "structure" in kinds or "unreadable" in kinds
+    unreadable = {p["seq"] for p in report["problems"] if p["kind"] == "unreadable"}
+    assert report["records_checked"] + len(unreadable) == total
+
+    code, status = run(capsys, "sync", "status", "--config", str(config_file))
+    assert code == 0 and status["unreadable"] == len(unreadable) > 0
+    code, flushed = run(capsys, "sync", "flush", "--config", str(config_file), "--timeout", "60")
+    assert code == 0 and flushed["completed"], flushed
+    assert flushed["delivered"] == report["records_checked"] == total - len(unreadable)
+    assert flushed["quarantined"] == len(unreadable)
+    received = set(event_ids(receive_all(sqs_client, route.queue_url, flushed["delivered"])))
+    assert len(received) == flushed["delivered"]
