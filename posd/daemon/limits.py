@@ -30,34 +30,38 @@ class Backlog:
     oldest_age_seconds: float | None
 
 
-def check_limits(limits: OfflineLimits, backlog: Backlog, amount: int, currency: str) -> None:
+def check_limits(offline: OfflineLimits, backlog: Backlog, amount: int, currency: str) -> None:
     """Raise the first limit that taking this payment would exceed."""
-    if limits.max_payment_amount and amount > limits.max_payment_amount:
+    if offline.max_payment_amount and amount > offline.max_payment_amount:
         raise refuse(
             OFFLINE_AMOUNT_LIMIT,
-            f"the amount is above this lane's limit per payment ({limits.max_payment_amount})",
+            f"the amount is above this lane's limit per payment ({offline.max_payment_amount})",
         )
     pending = backlog.amount_by_currency.get(currency, 0)
-    if limits.max_pending_amount and pending + amount > limits.max_pending_amount:
+    if offline.max_pending_amount and pending + amount > offline.max_pending_amount:
         raise refuse(
             OFFLINE_PENDING_AMOUNT_LIMIT,
-            f"undelivered {currency} payments would exceed {limits.max_pending_amount}",
+            f"undelivered {currency} payments would exceed {offline.max_pending_amount}",
         )
-    if limits.max_pending_count and backlog.count + 1 > limits.max_pending_count:
+    if offline.max_pending_count and backlog.count + 1 > offline.max_pending_count:
         raise refuse(
             OFFLINE_PENDING_COUNT_LIMIT,
-            f"{backlog.count} records wait for delivery (limit {limits.max_pending_count})",
+            f"{backlog.count} records wait for delivery (limit {offline.max_pending_count})",
         )
     age = backlog.oldest_age_seconds
-    if limits.max_pending_age_seconds and age is not None and age > limits.max_pending_age_seconds:
+    if (
+        offline.max_pending_age_seconds
+        and age is not None
+        and age > offline.max_pending_age_seconds
+    ):
         raise refuse(
             OFFLINE_PENDING_AGE_LIMIT,
             f"the oldest undelivered record is {age:.0f} s old"
-            f" (limit {limits.max_pending_age_seconds:g} s)",
+            f" (limit {offline.max_pending_age_seconds:g} s)",
         )
 
 
-def headroom(limits: OfflineLimits, backlog: Backlog) -> dict[str, Any]:
+def headroom(offline: OfflineLimits, backlog: Backlog) -> dict[str, Any]:
     """Each limit and what is left before it refuses (None: no limit)."""
 
     def left(limit: float, used: float) -> float | None:
@@ -65,20 +69,20 @@ def headroom(limits: OfflineLimits, backlog: Backlog) -> dict[str, Any]:
 
     amounts = dict(backlog.amount_by_currency)
     return {
-        "max_payment_amount": {"limit": limits.max_payment_amount or None},
+        "max_payment_amount": {"limit": offline.max_payment_amount or None},
         "max_pending_amount": {
-            "limit": limits.max_pending_amount or None,
+            "limit": offline.max_pending_amount or None,
             "headroom_by_currency": {
-                currency: left(limits.max_pending_amount, used)
+                currency: left(offline.max_pending_amount, used)
                 for currency, used in sorted(amounts.items())
             },
         },
         "max_pending_count": {
-            "limit": limits.max_pending_count or None,
-            "headroom": left(limits.max_pending_count, backlog.count),
+            "limit": offline.max_pending_count or None,
+            "headroom": left(offline.max_pending_count, backlog.count),
         },
         "max_pending_age_seconds": {
-            "limit": limits.max_pending_age_seconds or None,
-            "headroom": left(limits.max_pending_age_seconds, backlog.oldest_age_seconds or 0.0),
+            "limit": offline.max_pending_age_seconds or None,
+            "headroom": left(offline.max_pending_age_seconds, backlog.oldest_age_seconds or 0.0),
         },
     }

@@ -7,8 +7,6 @@ is the `simulated` driver inside the daemon. Delivery goes through the fault pro
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
 import socket
@@ -18,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from posd.demo.client import call
+
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 20.0
-HTTP_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 25.0
 WATCHDOG_USEC = 400_000  # the daemon pings every 0.2 s: quick to see in a test
 
@@ -93,35 +92,6 @@ scan_time_s = 0.01
 """
     )
     return path
-
-
-class UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float = HTTP_TIMEOUT_S) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = str(path)
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
-def call(
-    sock_path: Path, method: str, path: str, body: Any = None, raw: bytes | None = None
-) -> tuple[int, Any]:
-    """One request over the daemon's Unix socket; the JSON answer (text for /metrics)."""
-    conn = UnixConnection(sock_path)
-    try:
-        payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        conn.request(method, path, body=payload, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        if response.getheader("Content-Type", "").startswith("application/json"):
-            return response.status, json.loads(data)
-        return response.status, data.decode()
-    finally:
-        conn.close()
 
 
 def pay(sock_path: Path, ref: str, amount: int = 1234, method: str = "card", **extra: Any):

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from drivers.card.simulator import CardReaderSimulator
+from posd.demo.client import call
 from tests.cards import TEST_PANS
 from tests.daemon.harness import Daemon, wait_for
 
@@ -126,8 +127,6 @@ def test_bad_requests_are_refused_with_codes_never_500(shared_daemon: Daemon) ->
     assert (status, body["error"]) == (400, "validation_error")
     assert {"client_ref", "amount_minor", "currency", "method"} <= set(body["fields"])
     for raw in (b"{", b"[]", b"\xff\xfe", b'{"client_ref": "a", "extra": 1}', b"1e999999"):
-        from tests.daemon.harness import call
-
         status, body = call(shared_daemon.socket, "POST", "/v1/payments", raw=raw)
         assert (status, body["error"]) == (400, "validation_error"), raw
     assert shared_daemon.call("GET", "/v1/nothing-here")[1]["error"] == "not_found"
@@ -184,9 +183,10 @@ def test_an_unplugged_reader_degrades_the_lane_until_it_is_back(
     assert shared_daemon.call("GET", "/v1/status")[1]["state"] == "degraded"
     status, body = shared_daemon.pay("api-unplugged-1")
     assert (status, body["error"]) == (503, "device_unavailable")
-    assert 'posd_device_connected{device="card_reader"} 0.0' in shared_daemon.call(
-        "GET", "/metrics"
-    )[1]
+    assert (
+        'posd_device_connected{device="card_reader"} 0.0'
+        in shared_daemon.call("GET", "/metrics")[1]
+    )
     reader.replug()
     wait_for(lambda: card_reader()["connected"], 10)
     assert card_reader()["reconnects"] >= 1

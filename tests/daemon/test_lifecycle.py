@@ -30,7 +30,9 @@ def posd(*args: str) -> subprocess.CompletedProcess[str]:
 def test_bad_config_exits_2_with_the_config_check_message(tmp_path: Path) -> None:
     config = tmp_path / "posd.toml"
     config.write_text(
-        '[terminal]\nstore_id = "s"\nterminal_id = "t"\nmode = "development"\n[keys]\nprovider = "local"\nlocal_key_file = "k"\n[offline]\nmax_pending_count = -1\n'
+        "[terminal]\nstore_id = 's'\nterminal_id = 't'\nmode = 'development'\n"
+        "[keys]\nprovider = 'local'\nlocal_key_file = 'k'\n"
+        "[offline]\nmax_pending_count = -1\n"
     )
     run = posd("run", "--config", str(config))
     check = posd("config", "check", "--config", str(config))
@@ -74,7 +76,7 @@ def test_sigkill_and_restart_lose_nothing_and_retries_get_the_first_answer(
     again = make_daemon()
     for i, (ref, answer) in enumerate(answers.items()):
         assert again.pay(ref, 100 + i) == (201, answer)
-    status, flushed = again.call("POST", "/v1/sync/flush", {"timeout_s": 20})
+    _, flushed = again.call("POST", "/v1/sync/flush", {"timeout_s": 20})
     assert flushed["completed"], flushed
     delivered = {seen for seen in own_proxy.sent_event_ids()}
     assert {answer["event_id"] for answer in answers.values()} <= delivered
