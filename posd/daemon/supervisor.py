@@ -79,6 +79,10 @@ class DeviceSupervisor:
         self._thread = threading.Thread(target=self._run, name="devices", daemon=True)
 
     def start(self) -> DeviceSupervisor:
+        """Try each device once now (so READY reports them as they are), then watch them."""
+        for slot in self._slots.values():
+            if slot.device is not None:
+                self._try_open(slot, slot.device)
         self._thread.start()
         return self
 
