@@ -55,7 +55,7 @@ def template_of(path: str) -> str:
     for template in DOC["paths"]:
         pattern = re.sub(r"\{[^}]+\}", "[^/]+", template)
         if re.fullmatch(pattern, path):
-            return template
+            return str(template)
     raise AssertionError(f"{path} is not in the document")
 
 
