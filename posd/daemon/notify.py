@@ -37,7 +37,8 @@ class Notifier:
         message = "\n".join(f"{key.upper()}={value}" for key, value in fields.items())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto(message.encode(), self._address)
+                # Never block: a supervisor that does not read must not stall the main loop.
+                sock.sendto(message.encode(), socket.MSG_DONTWAIT, self._address)
         except OSError:
             return False
         return True
