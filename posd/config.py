@@ -21,6 +21,7 @@ from posd.devices import check_device
 from posd.errors import ConfigError
 from posd.journal.settings import JournalSettings
 from posd.keys.settings import KeySettings
+from posd.logs import LEVELS as LOG_LEVELS
 from posd.typecheck import choice, coerce, type_name
 from sync.settings import SyncSettings
 
@@ -79,6 +80,23 @@ class OfflineLimits:
 
 
 @dataclass(frozen=True)
+class PaymentSettings:
+    """The terminal's acceptance rules beyond what the card itself must pass."""
+
+    refuse_unknown_brand: bool = False
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """The daemon's log level (`POSD_LOG_LEVEL` in its environment wins); SIGHUP rereads it."""
+
+    level: str = "info"
+
+    def __post_init__(self) -> None:
+        choice("level", self.level, LOG_LEVELS)
+
+
+@dataclass(frozen=True)
 class DeviceSettings:
     """One device: the driver name from the driver table plus driver-specific options."""
 
@@ -97,6 +115,8 @@ class Config:
     sync: SyncSettings
     offline: OfflineLimits
     devices: Mapping[str, DeviceSettings]
+    payments: PaymentSettings = PaymentSettings()
+    log: LogSettings = LogSettings()
 
     @property
     def state_dir(self) -> Path:
@@ -165,7 +185,18 @@ def _devices(table: Any, path: Path) -> dict[str, DeviceSettings]:
     return devices
 
 
-SECTIONS = ("terminal", "api", "aws", "keys", "journal", "sync", "offline", "devices")
+SECTIONS = (
+    "terminal",
+    "api",
+    "aws",
+    "keys",
+    "journal",
+    "sync",
+    "offline",
+    "payments",
+    "log",
+    "devices",
+)
 
 
 def parse_config(document: Mapping[str, Any], path: Path) -> Config:
@@ -204,6 +235,8 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         sync=_build(SyncSettings, document.get("sync", {}), path, "sync"),
         offline=_build(OfflineLimits, document.get("offline", {}), path, "offline"),
         devices=_devices(document.get("devices", {}), path),
+        payments=_build(PaymentSettings, document.get("payments", {}), path, "payments"),
+        log=_build(LogSettings, document.get("log", {}), path, "log"),
     )
 
 

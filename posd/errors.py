@@ -69,3 +69,25 @@ class DeviceCommandError(PosdError):
 
     exit_code = 3
     code = "device_error"
+
+
+class Refusal(PosdError):
+    """A request the daemon's API refuses: a stable `code`, its HTTP status, a safe message.
+
+    `fields` names each invalid field of a `validation_error` with what was expected.
+    """
+
+    def __init__(
+        self, code: str, message: str, status: int, fields: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.fields = fields or {}
+
+    def as_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.code, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        return body

@@ -24,7 +24,8 @@ needs_analyze = pytest.mark.skipif(
 def test_unit_verifies(tmp_path: Path) -> None:
     # The unit names the installed path; point it at this checkout's interpreter to verify it.
     unit = tmp_path / "posd.service"
-    unit.write_text(UNIT.read_text().replace("/usr/bin/posd run", f"{sys.executable} -m posd run"))
+    installed = "/opt/posd/bin/posd run"
+    unit.write_text(UNIT.read_text().replace(installed, f"{sys.executable} -m posd run"))
     result = subprocess.run(
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
     )

@@ -53,7 +53,9 @@ def demo(args: argparse.Namespace) -> int:
             if r["lost"] == 0
             else f"{r['lost']} LOST"
         )
+        verdict += f"; posd run exited {r['daemon_exit_code']} on SIGTERM"
         return "posd demo: " + verdict + "\n" + key_values(r)
 
     emit(result.as_dict(), args.json, render)
-    return 0 if result.lost == 0 and result.verify_ok else 1
+    clean = result.lost == 0 and result.verify_ok and result.daemon_exit_code == 0
+    return 0 if clean else 1

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "posd.cli.decode_cmd",
     "posd.cli.sim_cmd",
     "posd.cli.devices_cmd",
+    "posd.cli.run_cmd",
 )
 
 

@@ -1,19 +1,23 @@
-"""`posd demo`: the main job end to end on embedded defaults.
+"""`posd demo`: the main job end to end, through the daemon, on embedded defaults.
 
 Starts a local AWS emulator (moto over HTTP), creates the terminal's KMS keys and an event
-bus routed to an SQS queue, opens the simulated card reader (a pty driven by the real serial
-driver) and palm scanner (a simulated USB bus under the real pyusb driver), captures N
-payments from them through the real key provider, envelope and journal, delivers the journal
-with the real sync engine, then plays the backend: receives every event from the queue,
-unwraps its data key with kms:Decrypt, decrypts it and checks it against what was captured.
-Nothing is mocked; the cards are the brands' public test cards of the simulator's deck.
+bus routed to an SQS queue, runs `posd run` as a child process with the simulated card reader
+and palm scanner, and plays the register: N payments over the daemon's Unix socket (card, palm
+and card+palm; some retried with the same `client_ref`, a few voided, some refused by the
+offline limit per payment). It asks the daemon to flush, stops it with SIGTERM, then plays the
+backend: receives every event from the queue, dedupes by `event_id`, unwraps each data key
+with kms:Decrypt, decrypts it and checks it against what the daemon answered. Nothing is
+mocked; the cards are the brands' public test cards of the simulator's deck.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import random
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,30 +25,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.card.reader import CardReader
-from drivers.card.results import CardRead
-from drivers.palm.identity import Matched
-from drivers.palm.scanner import PalmScanner
-from posd.aws import kms_client, sync_engine
-from posd.capture import CaptureParts, Payment, card_capture, palm_capture
-from posd.config import Config, parse_config
+import posd
 from posd.demo.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
+from posd.demo.client import call
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
-from posd.devices import build_card_reader, build_palm_scanner
 from posd.errors import EnvelopeError, KeyProviderError, PosdError
 from posd.journal import Journal
-from posd.keys.factory import build_key_provider
 from posd.keys.kms import KmsUnwrapper
-from posd.recorder import Recorder
 
-DEMO_CONFIG_NAME = Path("<posd demo defaults>")
-KEY_READY_TIMEOUT_SECONDS = 15.0
-DRAIN_TIMEOUT_SECONDS = 300.0
+READY_TIMEOUT_SECONDS = 20.0
+FLUSH_TIMEOUT_SECONDS = 120.0
 RECEIVE_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 25.0
 CURRENCIES = ("EUR", "USD", "GBP")
 DEMO_TERMINAL_ID = "lane-01"
-PALM_EVERY = 5  # one payment in five by palm, the others by card
-DEVICE_TIMEOUT_SECONDS = 10.0
+PALM_EVERY = 5  # one payment in five by palm
+EITHER_EVERY = 7  # one in seven offers card or palm (the first presented wins)
+RETRY_EVERY = 10  # one in ten is sent twice with the same client_ref
+VOID_EVERY = 25  # one in twenty-five is voided
+MAX_PAYMENT_AMOUNT = 20_000  # the offline limit per payment
+OVER_LIMIT_EVERY = 9  # one in nine asks for more than that, and is refused
+MIN_AMOUNT = 100
+PALM_CREDENTIAL = "tok-demo-shopper-0001"
+READ_TIMEOUT_S = 10
 
 
 class DemoError(PosdError):
@@ -56,12 +59,15 @@ class DemoResult:
     payments: int
     by_kind: dict[str, int]
     captured: int
+    refused: int
+    voids: int
     delivered: int
     received: int
     duplicates: int
     decrypted: int
     lost: int
     verify_ok: bool
+    daemon_exit_code: int | None
     seconds: float
     key_sources: dict[str, int]
     state_dir: str | None
@@ -70,49 +76,134 @@ class DemoResult:
         return dict(self.__dict__)
 
 
-def demo_config(state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key_id: str) -> Config:
-    document = {
-        "terminal": {
-            "store_id": "store-demo",
-            "terminal_id": DEMO_TERMINAL_ID,
-            "mode": "production",
-            "state_dir": str(state_dir),
-        },
-        "aws": {"region": EMULATOR_REGION, "endpoint_url": endpoint_url},
-        "keys": {
-            "provider": "kms",
-            "kms_key_id": kms_key_id,
-            "offline_key_id": offline_key_id,
-            "rotate_after_records": 250,
-        },
-        "sync": {"event_bus_name": "posd-demo", "source": "posd.demo"},
-        "devices": {
-            "card_reader": {"driver": "simulated"},
-            "palm_scanner": {
-                "driver": "simulated",
-                "identities": {"demo-shopper": "tok-demo-shopper-0001"},
-                "present": "demo-shopper",
-                "scan_time_s": 0.0,
-            },
-        },
-    }
-    return parse_config(document, DEMO_CONFIG_NAME)
+def demo_config(
+    directory: Path, state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key_id: str
+) -> Path:
+    path = directory / "posd-demo.toml"
+    path.write_text(
+        f"""
+[terminal]
+store_id = "store-demo"
+terminal_id = "{DEMO_TERMINAL_ID}"
+mode = "production"
+state_dir = "{state_dir}"
+
+[api]
+socket = "{directory / "api.sock"}"
+socket_group = ""
+
+[aws]
+region = "{EMULATOR_REGION}"
+endpoint_url = "{endpoint_url}"
+
+[keys]
+provider = "kms"
+kms_key_id = "{kms_key_id}"
+offline_key_id = "{offline_key_id}"
+rotate_after_records = 250
+
+[sync]
+event_bus_name = "posd-demo"
+source = "posd.demo"
+
+[offline]
+max_payment_amount = {MAX_PAYMENT_AMOUNT}
+
+[devices.card_reader]
+driver = "simulated"
+
+[devices.palm_scanner]
+driver = "simulated"
+identities = {{ demo-shopper = "{PALM_CREDENTIAL}" }}
+present = "demo-shopper"
+scan_time_s = 0.0
+"""
+    )
+    return path
 
 
-def _capture_one(
-    rng: random.Random, index: int, lane: str, reader: CardReader, scanner: PalmScanner
-) -> CaptureParts:
-    """One payment at the lane: every PALM_EVERY-th by palm, the others by card."""
-    payment = Payment(rng.randint(100, 25_000), rng.choice(CURRENCIES), lane)
-    if index % PALM_EVERY == PALM_EVERY - 1:
-        result = scanner.identify(timeout=DEVICE_TIMEOUT_SECONDS)
-        if not isinstance(result, Matched):
-            raise DemoError(f"the simulated palm scanner answered {result.outcome.value}")
-        return palm_capture(payment, result)
-    read = reader.read_card(payment.amount_minor, payment.currency, timeout=DEVICE_TIMEOUT_SECONDS)
-    if not isinstance(read, CardRead):
-        raise DemoError(f"the simulated card reader answered {read.outcome.value}")
-    return card_capture(payment, read)
+def start_daemon(config: Path, log_file: Path) -> subprocess.Popen[bytes]:
+    """`posd run` as a child, importing this very posd (also from a source checkout)."""
+    source_root = str(Path(posd.__file__).resolve().parents[1])
+    env = {**os.environ, **{name.upper(): value for name, value in EMULATOR_CREDENTIALS.items()}}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
+    with log_file.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "posd", "run", "--config", str(config)],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+
+
+def wait_until_serving(sock: Path, daemon: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise DemoError(f"posd run exited with {daemon.returncode} before serving")
+        try:
+            if call(sock, "GET", "/v1/status")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise DemoError(f"posd run did not serve its API within {READY_TIMEOUT_SECONDS:g} s")
+
+
+def method_of(index: int) -> str:
+    if index % EITHER_EVERY == EITHER_EVERY - 1:
+        return "card+palm"
+    return "palm" if index % PALM_EVERY == PALM_EVERY - 1 else "card"
+
+
+def amount_of(rng: random.Random, index: int) -> int:
+    if index % OVER_LIMIT_EVERY == OVER_LIMIT_EVERY - 1:
+        return MAX_PAYMENT_AMOUNT + rng.randint(1, MAX_PAYMENT_AMOUNT)
+    return rng.randint(MIN_AMOUNT, MAX_PAYMENT_AMOUNT)
+
+
+@dataclass
+class Register:
+    """The register's side: what it sent and what the daemon answered."""
+
+    sock: Path
+    answers: dict[str, dict[str, Any]]  # event_id -> answer (captures and voids)
+    refused: int = 0
+    voids: int = 0
+
+    def pay(self, rng: random.Random, index: int) -> None:
+        body = {
+            "client_ref": f"demo-{index}",
+            "amount_minor": amount_of(rng, index),
+            "currency": rng.choice(CURRENCIES),
+            "method": method_of(index),
+            "timeout_s": READ_TIMEOUT_S,
+        }
+        status, answer = call(self.sock, "POST", "/v1/payments", body)
+        if status != 201:
+            if answer.get("error") != "offline_amount_limit":
+                raise DemoError(f"payment {index} refused: {answer.get('error')}")
+            self.refused += 1
+            return
+        self.answers[answer["event_id"]] = answer
+        if index % RETRY_EVERY == 0 and call(self.sock, "POST", "/v1/payments", body)[1] != answer:
+            raise DemoError(f"the retry of payment {index} got another answer")
+        if index % VOID_EVERY == VOID_EVERY - 1:
+            status, void = call(self.sock, "POST", f"/v1/payments/{body['client_ref']}/void")
+            if status != 201:
+                raise DemoError(f"the void of payment {index} was refused: {void.get('error')}")
+            self.answers[void["event_id"]] = void
+            self.voids += 1
+
+
+def matches(answer: dict[str, Any], secret: dict[str, Any]) -> bool:
+    """Whether a decrypted payload is what the daemon said it captured."""
+    if answer["state"] == "voided":
+        return secret == {}
+    if answer["entry_mode"] == "palm":
+        return bool(secret.get("palm_credential") == PALM_CREDENTIAL)
+    pan, masked = str(secret.get("pan", "")), str(answer["masked_pan"])
+    return pan[:6] == masked[:6] and pan[-4:] == masked[-4:]
 
 
 def run_demo(
@@ -120,91 +211,83 @@ def run_demo(
     keep_state: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoResult:
-    """Capture `payments`, deliver them to EventBridge, receive and decrypt them as the backend."""
+    """Run `payments` through the daemon, deliver them, receive and decrypt them."""
     started = time.perf_counter()
     for name, value in EMULATOR_CREDENTIALS.items():
         os.environ.setdefault(name.upper(), value)
     with tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch, LocalAws() as aws:
-        state_dir = keep_state if keep_state is not None else Path(scratch) / "state"
+        work = Path(scratch)
+        state_dir = keep_state if keep_state is not None else work / "state"
         kms, sqs = aws.client("kms"), aws.client("sqs")
         kms_key = kms.create_key(Description="posd demo journal key")["KeyMetadata"]["Arn"]
         offline_key = kms.create_key(
             Description="posd demo offline key", KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"
         )["KeyMetadata"]["Arn"]
-        config = demo_config(state_dir, aws.endpoint_url, kms_key, offline_key)
-        route = route_bus_to_queue(
-            aws.client("events"), sqs, config.sync.event_bus_name, config.sync.source
-        )
-
-        provider = build_key_provider(config, kms_client(config.aws)).start()
-        provider.wait_ready(KEY_READY_TIMEOUT_SECONDS)
-        rng = random.Random()
-        digests: dict[str, str] = {}
-        kinds: dict[str, int] = {}
-        reader, scanner = build_card_reader(config), build_palm_scanner(config)
+        config = demo_config(work, state_dir, aws.endpoint_url, kms_key, offline_key)
+        route = route_bus_to_queue(aws.client("events"), sqs, "posd-demo", "posd.demo")
+        daemon = start_daemon(config, work / "daemon.log")
+        register = Register(work / "api.sock", {})
         try:
-            with (
-                reader,
-                scanner,
-                Journal.open(config.state_dir, config.journal) as journal,
-            ):
-                recorder = Recorder(journal, provider, config.store_id, config.terminal_id)
-                for index in range(payments):
-                    parts = _capture_one(rng, index, config.terminal_id, reader, scanner)
-                    record = recorder.record(
-                        parts.kind, parts.meta, parts.secret, client_ref=f"demo-{index}"
-                    )
-                    digests[record.event_id] = hashlib.sha256(parts.secret).hexdigest()
-                    kinds[parts.kind] = kinds.get(parts.kind, 0) + 1
-                    if progress:
-                        progress("capturing", index + 1, payments)
-                captured = journal.summary().pending
-
-                with sync_engine(journal, config) as engine:
-                    drained = engine.drain(
-                        timeout=DRAIN_TIMEOUT_SECONDS,
-                        progress=(lambda p: progress("delivering", p.delivered, captured))
-                        if progress
-                        else None,
-                    )
-                report = journal.verify()
-
-            unwrapper = CachingUnwrapper(
-                KmsUnwrapper(kms, {offline_key: aws.rsa_private_key(offline_key)})
-            )
-            received: set[str] = set()
-            decrypted: set[str] = set()
-            copies = 0
-            key_sources: dict[str, int] = {}
-            for event in receive_events(sqs, route.queue_url, captured, RECEIVE_TIMEOUT_SECONDS):
-                copies += 1
-                event_id = event["detail"]["event_id"]
-                received.add(event_id)
-                try:
-                    secret = decrypt_event(event, unwrapper)
-                except (KeyProviderError, EnvelopeError):
-                    continue
-                if (
-                    event_id not in decrypted
-                    and digests.get(event_id) == hashlib.sha256(secret).hexdigest()
-                ):
-                    decrypted.add(event_id)
-                    provider_name = event["detail"]["envelope"]["data_key"]["provider"]
-                    key_sources[provider_name] = key_sources.get(provider_name, 0) + 1
+            wait_until_serving(register.sock, daemon)
+            rng = random.Random()
+            for index in range(payments):
+                register.pay(rng, index)
                 if progress:
-                    progress("receiving", len(received), captured)
+                    progress("paying", index + 1, payments)
+            call(register.sock, "POST", "/v1/sync/flush", {"timeout_s": FLUSH_TIMEOUT_SECONDS})
         finally:
-            provider.close()
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                exit_code: int | None = daemon.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                exit_code = None
+        with Journal.open(state_dir) as journal:
+            delivered = journal.summary().delivered
+            report = journal.verify()
+
+        expected = len(register.answers)
+        unwrapper = CachingUnwrapper(
+            KmsUnwrapper(kms, {offline_key: aws.rsa_private_key(offline_key)})
+        )
+        received: set[str] = set()
+        decrypted: set[str] = set()
+        copies = 0
+        key_sources: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        for event in receive_events(sqs, route.queue_url, expected, RECEIVE_TIMEOUT_SECONDS):
+            copies += 1
+            detail = event["detail"]
+            event_id = detail["event_id"]
+            if event_id in received:
+                continue
+            received.add(event_id)
+            answer = register.answers.get(event_id)
+            try:
+                secret = json.loads(decrypt_event(event, unwrapper))
+            except (KeyProviderError, EnvelopeError):
+                continue
+            if answer is not None and matches(answer, secret):
+                decrypted.add(event_id)
+                provider_name = detail["envelope"]["data_key"]["provider"]
+                key_sources[provider_name] = key_sources.get(provider_name, 0) + 1
+                kinds[event["detail-type"]] = kinds.get(event["detail-type"], 0) + 1
+            if progress:
+                progress("receiving", len(received), expected)
+    captured = expected - register.voids
     return DemoResult(
         payments=payments,
         by_kind=kinds,
         captured=captured,
-        delivered=drained.delivered,
+        refused=register.refused,
+        voids=register.voids,
+        delivered=delivered,
         received=len(received),
         duplicates=copies - len(received),
         decrypted=len(decrypted),
-        lost=payments - len(decrypted),
+        lost=expected - len(decrypted & set(register.answers)),
         verify_ok=report.ok,
+        daemon_exit_code=exit_code,
         seconds=round(time.perf_counter() - started, 3),
         key_sources=key_sources,
         state_dir=str(keep_state) if keep_state is not None else None,

@@ -974,6 +974,20 @@ class Journal:
             "max_bytes": self.settings.max_bytes,
         }
 
+    def release_leases(self) -> int:
+        """Make every leased pending record due to lease again at once; returns how many.
+
+        For a daemon that stopped its delivery: the next start need not wait out the leases.
+        """
+
+        def body(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE records SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
+            ).rowcount
+
+        released: int = self._write(body)
+        return released
+
 
 def _client_ref_taken(conn: sqlite3.Connection, client_ref: str | None) -> bool:
     """Whether a UNIQUE failure came from `client_ref` (the only unique key a caller sets)."""

@@ -1,0 +1,50 @@
+"""The sync engine running in its own thread, stoppable, and retunable on SIGHUP."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from posd.aws import sync_engine
+from posd.config import Config
+from posd.journal import Journal
+from sync.settings import SyncSettings
+from sync.status import SyncStatus
+
+
+class DeliveryThread:
+    def __init__(self, journal: Journal, config: Config) -> None:
+        self._journal = journal
+        self._config = config
+        self._engine = sync_engine(journal, config)
+        self._thread = threading.Thread(target=self._engine.run, name="sync", daemon=True)
+
+    def start(self) -> DeliveryThread:
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self) -> SyncStatus:
+        return self._engine.status()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop leasing and let the requests in flight finish (up to `timeout`).
+
+        True if the engine stopped in time; if not, its records stay leased until their lease
+        runs out and are delivered again later (at least once, never lost).
+        """
+        self._engine.stop()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        self._engine.close()
+        return True
+
+    def retune(self, settings: SyncSettings, timeout: float) -> DeliveryThread:
+        """A new engine with `settings`, taking over from this one (which stops first)."""
+        self.stop(timeout)
+        config = dataclasses.replace(self._config, sync=settings)
+        return DeliveryThread(self._journal, config).start()

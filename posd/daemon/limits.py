@@ -1,0 +1,88 @@
+"""Offline limits: how much may wait undelivered on this lane, and the headroom left.
+
+They apply to the undelivered backlog (what is at risk if the lane burns down), always, not
+only while the link is down: a link that looks up but delivers nothing is the same risk. 0 is
+no limit. A void is never refused by them (it lowers the risk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from posd.config import OfflineLimits
+from posd.daemon.refusals import (
+    OFFLINE_AMOUNT_LIMIT,
+    OFFLINE_PENDING_AGE_LIMIT,
+    OFFLINE_PENDING_AMOUNT_LIMIT,
+    OFFLINE_PENDING_COUNT_LIMIT,
+    refuse,
+)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The undelivered records, as the journal counts them."""
+
+    count: int
+    amount_by_currency: Mapping[str, int]
+    oldest_age_seconds: float | None
+
+
+def check_limits(offline: OfflineLimits, backlog: Backlog, amount: int, currency: str) -> None:
+    """Raise the first limit that taking this payment would exceed."""
+    if offline.max_payment_amount and amount > offline.max_payment_amount:
+        raise refuse(
+            OFFLINE_AMOUNT_LIMIT,
+            f"the amount is above this lane's limit per payment ({offline.max_payment_amount})",
+        )
+    pending = backlog.amount_by_currency.get(currency, 0)
+    if offline.max_pending_amount and pending + amount > offline.max_pending_amount:
+        raise refuse(
+            OFFLINE_PENDING_AMOUNT_LIMIT,
+            f"undelivered {currency} payments would exceed {offline.max_pending_amount}",
+        )
+    if offline.max_pending_count and backlog.count + 1 > offline.max_pending_count:
+        raise refuse(
+            OFFLINE_PENDING_COUNT_LIMIT,
+            f"{backlog.count} records wait for delivery (limit {offline.max_pending_count})",
+        )
+    age = backlog.oldest_age_seconds
+    if (
+        offline.max_pending_age_seconds
+        and age is not None
+        and age > offline.max_pending_age_seconds
+    ):
+        raise refuse(
+            OFFLINE_PENDING_AGE_LIMIT,
+            f"the oldest undelivered record is {age:.0f} s old"
+            f" (limit {offline.max_pending_age_seconds:g} s)",
+        )
+
+
+def headroom(offline: OfflineLimits, backlog: Backlog) -> dict[str, Any]:
+    """Each limit and what is left before it refuses (None: no limit)."""
+
+    def left(limit: float, used: float) -> float | None:
+        return None if not limit else max(0, limit - used)
+
+    amounts = dict(backlog.amount_by_currency)
+    return {
+        "max_payment_amount": {"limit": offline.max_payment_amount or None},
+        "max_pending_amount": {
+            "limit": offline.max_pending_amount or None,
+            "headroom_by_currency": {
+                currency: left(offline.max_pending_amount, used)
+                for currency, used in sorted(amounts.items())
+            },
+        },
+        "max_pending_count": {
+            "limit": offline.max_pending_count or None,
+            "headroom": left(offline.max_pending_count, backlog.count),
+        },
+        "max_pending_age_seconds": {
+            "limit": offline.max_pending_age_seconds or None,
+            "headroom": left(offline.max_pending_age_seconds, backlog.oldest_age_seconds or 0.0),
+        },
+    }
