@@ -26,6 +26,7 @@ from types import TracebackType
 
 import structlog
 
+from sync.alarms import AlarmOrigin, AlarmSender
 from sync.backoff import FullJitterBackoff
 from sync.batching import plan_batches
 from sync.errors import EventBuildError
@@ -113,6 +114,15 @@ class SyncEngine:
             settings.read_timeout_seconds,
             settings.max_read_timeout_seconds,
             settings.max_entries_per_request,
+        )
+        self._alarms = AlarmSender(
+            outbox,
+            clients,
+            AlarmOrigin(
+                settings.source, settings.event_bus_name, store_id, terminal_id, outbox.journal_id
+            ),
+            settings.read_timeout_seconds,
+            self._retry_backoff,
         )
         self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="sync-put")
         self._in_flight: dict[Future[SendResult], _Flight] = {}
@@ -230,6 +240,8 @@ class SyncEngine:
 
     def _round(self, now: float) -> None:
         self._collect([f for f in self._in_flight if f.done()], now)
+        if self._alarms.due(now) and not self._link.offline and self._link.may_send(now):
+            self._alarms.send(now)
         self._fill(now)
         if now >= self._next_purge_at:
             self.purge()
@@ -237,7 +249,12 @@ class SyncEngine:
             self._refresh_status(now)
 
     def _idle(self) -> bool:
-        return not self._in_flight and not self._held and self._lease_was_empty
+        return (
+            not self._in_flight
+            and not self._held
+            and self._lease_was_empty
+            and not self._alarms.due(self._clock())
+        )
 
     def _wait(self) -> None:
         timeout = self._settings.idle_poll_seconds
@@ -395,6 +412,7 @@ class SyncEngine:
         """Count and log a record the journal refused to lease (unreadable or tampered)."""
         if refused.tampered:
             log.error("sync.alarm.tampered_record", seq=refused.seq, reason=refused.reason)
+            self._alarms.raised()
         else:
             log.warning("sync.quarantined", seq=refused.seq, reason=refused.reason)
         with self._lock:

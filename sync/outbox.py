@@ -83,6 +83,20 @@ class Quarantined:
 
 
 TAMPERED_PREFIX = "tampered:"
+TAMPERED_RECORD = "tampered_record"
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """Something the cloud must hear about that is not a record: a record that failed its
+    integrity check (`TAMPERED_RECORD`), by seq and what failed. Never any payload."""
+
+    alarm_id: int
+    event_id: str  # stable: consumers dedupe alarms like events
+    kind: str
+    seq: int
+    detail: str
+    raised_at: str  # RFC 3339 UTC
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,14 @@ class Outbox(Protocol):
 
     def summary(self) -> OutboxSummary:
         """Counts for status displays."""
+        ...
+
+    def pending_alarms(self, limit: int) -> Sequence[Alarm]:
+        """Alarms not yet accepted by EventBridge, oldest first."""
+        ...
+
+    def mark_alarms_sent(self, alarm_ids: Sequence[int], now: float) -> None:
+        """EventBridge accepted these alarms."""
         ...
 
     def purge_delivered(self, delivered_before: float) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from posd.errors import JournalFullError, SchemaError, UsageError
 from posd.journal import JOURNAL_FILE, DuplicateClientRef, Journal, JournalSettings
+from posd.journal.schema import SCHEMA_VERSION
 from posd.journal.settings import MIB
 from posd.recorder import Recorder
 from sync.outbox import Delivered, Outbox
@@ -40,7 +41,7 @@ def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
         "synchronous": "full",
         "secure_delete": True,
     }
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o600
 
@@ -238,6 +239,22 @@ def test_disk_reserve_refuses_new_records(state_dir: Path, local_key_provider: o
         pytest.raises(JournalFullError, match="disk reserve"),
     ):
         Recorder(journal, local_key_provider, "s", "t").record("card_payment", {}, b"x")
+
+
+def test_a_version_1_journal_migrates_forward_keeping_its_records(
+    recorder: Recorder, journal: Journal, state_dir: Path
+) -> None:
+    capture(recorder, 3)
+    journal.close()
+    conn = raw(state_dir)
+    conn.execute("DROP TABLE alarms")  # what a journal written by schema version 1 lacks
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Journal.open(state_dir) as reopened:
+        assert reopened.summary().pending == 3
+        assert reopened.pending_alarms(10) == []
+        assert reopened.verify().ok
+    assert raw(state_dir).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused(state_dir: Path) -> None:

@@ -283,6 +283,8 @@ class Daemon:
                 else round(backlog.oldest_age_seconds, 3),
             },
             "quarantined": summary.quarantined,
+            "tampered": summary.tampered,
+            "unreadable": summary.unreadable,
             "devices": {name: ("connected" if up else "down") for name, up in connected.items()},
             "key_source": self._keys.status()["source"],
             "limits": headroom(self._rules.limits, backlog),

@@ -70,7 +70,25 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+def _v2(db: sqlite_utils.Database) -> None:
+    """Alarms for the cloud: a record that failed its integrity check is never forwarded, but
+    the fact is (seq and what failed, no payload), durably, until EventBridge took it."""
+    db.table("alarms").create(
+        {
+            "alarm_id": int,
+            "event_id": str,
+            "kind": str,
+            "seq": int,
+            "detail": str,
+            "raised_at": str,
+            "sent_at": float,
+        },
+        pk="alarm_id",
+        not_null={"event_id", "kind", "seq", "detail", "raised_at"},
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

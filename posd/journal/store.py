@@ -78,6 +78,8 @@ from posd.journal.settings import JournalSettings
 from posd.journal.verify import VerifyReport, check_row, verify_journal
 from sync.outbox import (
     TAMPERED_PREFIX,
+    TAMPERED_RECORD,
+    Alarm,
     Delivered,
     Lease,
     OutboxRecord,
@@ -695,6 +697,15 @@ class Journal:
                     reason = f"corrupt record: {error}"
             refused.append(Quarantined(int(row["seq"]), reason))
         conn.executemany(QUARANTINE, [(item.reason, item.seq) for item in refused])
+        raised_at = rfc3339(self._clock())
+        conn.executemany(
+            "INSERT INTO alarms (event_id, kind, seq, detail, raised_at) VALUES (?, ?, ?, ?, ?)",
+            [
+                (uuid7_str(), TAMPERED_RECORD, item.seq, item.reason, raised_at)
+                for item in refused
+                if item.tampered
+            ],
+        )
         # Still pending and not leased by anyone since it was read: another process's lease
         # in between makes the update a no-op, and the record is not handed out twice.
         hidden = [
@@ -973,6 +984,21 @@ class Journal:
             "size_bytes": self.size_on_disk(),
             "max_bytes": self.settings.max_bytes,
         }
+
+    def pending_alarms(self, limit: int) -> Sequence[Alarm]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT alarm_id, event_id, kind, seq, detail, raised_at FROM alarms "
+                "WHERE sent_at IS NULL ORDER BY alarm_id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [Alarm(*row) for row in rows]
+
+    def mark_alarms_sent(self, alarm_ids: Sequence[int], now: float) -> None:
+        self._update_rows(
+            "UPDATE alarms SET sent_at = ? WHERE alarm_id = ?",
+            [(now, alarm_id) for alarm_id in alarm_ids],
+        )
 
     def release_leases(self) -> int:
         """Make every leased pending record due to lease again at once; returns how many.

@@ -16,6 +16,8 @@ import pytest
 
 from posd.cli.main import main
 from posd.journal import JOURNAL_FILE, Journal
+from sync.alarms import ALARM_DETAIL_TYPE, ALARM_SCHEMA
+from sync.events import EVENT_SCHEMA
 from tests.sync.conftest import CLI_RECORDS, Route, event_ids, receive_all, record_payments
 
 MORE_RECORDS = 288  # with the fixture's 12: 300 records, as in the report
@@ -103,12 +105,23 @@ def test_tampered_records_are_quarantined_with_an_alarm_never_forwarded(
     code, flushed = run(capsys, "sync", "flush", "--config", str(config_file))
     assert code == 0
     assert (flushed["delivered"], flushed["quarantined"]) == (CLI_RECORDS - 2, 2)
-    received = receive_all(sqs_client, route.queue_url, CLI_RECORDS - 2)
-    assert sorted({e["detail"]["seq"] for e in received}) == [
+    received = receive_all(sqs_client, route.queue_url, CLI_RECORDS)  # records + 2 alarms
+    records = [e for e in received if e["detail"]["schema"] == EVENT_SCHEMA]
+    alarms = [e for e in received if e["detail"]["schema"] == ALARM_SCHEMA]
+    assert sorted({e["detail"]["seq"] for e in records}) == [
         seq for seq in range(1, CLI_RECORDS + 1) if seq not in (flipped, altered)
     ]
+    # The cloud hears of each tampered record: seq and what failed, never a payload.
+    assert sorted(e["detail"]["seq"] for e in alarms) == [flipped, altered]
+    for alarm in alarms:
+        assert alarm["detail-type"] == ALARM_DETAIL_TYPE
+        assert alarm["detail"]["alarm"] == "tampered_record"
+        assert "chain mismatch" in alarm["detail"]["detail"]
+        assert "envelope" not in alarm["detail"] and "meta" not in alarm["detail"]
     _, status = run(capsys, "sync", "status", "--config", str(config_file))
     assert (status["quarantined"], status["tampered"]) == (2, 2)
+    with Journal.open(config_file.parent / "state") as journal:
+        assert journal.pending_alarms(10) == []  # both accepted by EventBridge
 
 
 def test_lease_names_the_tampered_record_and_what_failed(journal: Journal, recorder: Any) -> None:
@@ -120,6 +133,8 @@ def test_lease_names_the_tampered_record_and_what_failed(journal: Journal, recor
     [refused] = lease.quarantined
     assert refused.seq == 2 and refused.tampered and "chain mismatch" in refused.reason
     assert journal.summary().tampered == 1
+    [alarm] = journal.pending_alarms(10)  # journaled for the cloud in the same transaction
+    assert (alarm.seq, alarm.kind) == (2, "tampered_record") and "chain" in alarm.detail
 
 
 PAGE_SIZE = 4096
