@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from posd.config import DEFAULT_CONFIG_PATH, load_config
+from posd.cli.args import add_config_argument
+from posd.config import load_config
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run", help="run the daemon: devices, journal, delivery and the register's API"
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG_PATH,
-        help=f"config file (default {DEFAULT_CONFIG_PATH})",
-    )
+    add_config_argument(parser)
     parser.set_defaults(handler=run)
 
 
