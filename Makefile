@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/posd demo
 
 bench: $(STAMP)
-	$(BIN)/python bench/journal_append.py
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -1,0 +1,57 @@
+"""`make bench`: every benchmark in one run, their JSON merged into one results file.
+
+Each benchmark is its own script printing one JSON object (run them alone to iterate on one);
+this runs them one after another, so they do not compete for the machine, and writes
+`bench/results/latest.json` with the machine they ran on. Plots land in `bench/results/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+BENCHMARKS = (
+    ("journal_append", ["bench/journal_append.py"]),
+    ("drain", ["bench/drain.py"]),
+    ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),
+)
+BENCH_TIMEOUT_SECONDS = 3_600
+
+
+def main() -> None:
+    results: dict[str, object] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    for name, command in BENCHMARKS:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        finished = subprocess.run(
+            [sys.executable, *command],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=BENCH_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if finished.returncode != 0:
+            results[name] = {"error": finished.stderr.strip().splitlines()[-5:]}
+            continue
+        results[name] = json.loads(finished.stdout)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
