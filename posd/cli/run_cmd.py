@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from posd.config import DEFAULT_CONFIG_PATH, load_config
+from posd.paths import DEFAULT_CONFIG_PATH
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +24,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the other commands do not pay for the daemon's imports.
+    from posd.config import load_config
     from posd.daemon.runtime import Daemon
 
     config = load_config(args.config)  # a bad config exits 2 before anything starts
