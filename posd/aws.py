@@ -8,9 +8,11 @@ before any client is built (botocore would raise it from deep inside a request).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ProfileNotFound
 
@@ -24,19 +26,23 @@ if TYPE_CHECKING:
 
 KMS_SDK_MAX_ATTEMPTS = 2  # our prefetcher retries with backoff; keep the SDK's own short
 REGION_HINT = "no AWS region: set [aws] region, or AWS_REGION in the daemon's environment"
+# Read by the AWS CLI and the other SDKs before AWS_DEFAULT_REGION; botocore reads only the
+# latter, so posd passes it on itself.
+REGION_ENV = "AWS_REGION"
 
 
 def session(settings: AwsSettings, where: str = "") -> boto3.session.Session:
     """The boto3 session the config describes; an unknown profile or no region at all is a
     `ConfigError` naming `[aws]` (with `where`, the config file, when known)."""
+    region = settings.region or os.environ.get(REGION_ENV) or None
     try:
-        chosen = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+        chosen = boto3.session.Session(profile_name=settings.profile, region_name=region)
     except ProfileNotFound as error:
+        known = botocore.session.Session().available_profiles
         raise ConfigError(
             where or "aws",
             "aws.profile" if where else "profile",
-            f"{error} (from [aws] profile or AWS_PROFILE; profiles: "
-            f"{', '.join(boto3.session.Session().available_profiles) or 'none'})",
+            f"{error} (from [aws] profile or AWS_PROFILE; profiles: {', '.join(known) or 'none'})",
         ) from None
     if not chosen.region_name:
         raise ConfigError(where or "aws", "aws.region" if where else "region", REGION_HINT)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from types import TracebackType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from posd.logs import redirect_stderr_lines
 
@@ -31,7 +31,7 @@ class Progress:
         self._unit = unit
         self._stream = stream or sys.stderr
         self._enabled = self._stream.isatty()
-        self._bar: tqdm[None] | None = None
+        self._bar: tqdm[Any] | None = None
         self._redirect: contextlib.ExitStack | None = None
         self._closed = False
 
@@ -45,10 +45,10 @@ class Progress:
         if done >= total:
             self.close()
 
-    def _open(self, total: int) -> tqdm[None]:
+    def _open(self, total: int) -> tqdm[Any]:
         from tqdm import tqdm
 
-        bar: tqdm[None] = tqdm(
+        bar: tqdm[Any] = tqdm(
             total=total,
             desc=self._label,
             unit=self._unit,
