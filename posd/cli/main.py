@@ -27,6 +27,9 @@ LOG_LEVEL_ENV = "POSD_LOG_LEVEL"
 DEFAULT_CLI_LOG_LEVEL = "warning"  # the CLI's output is its result; logs only for trouble
 
 COMMAND_MODULES = (
+    "posd.cli.status_cmd",
+    "posd.cli.doctor_cmd",
+    "posd.cli.diag_cmd",
     "posd.cli.config_cmd",
     "posd.cli.journal_cmd",
     "posd.cli.demo_cmd",

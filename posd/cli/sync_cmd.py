@@ -81,14 +81,14 @@ def status(args: argparse.Namespace) -> int:
     from posd.config import load_config
 
     if args.state_dir is not None:
-        result = _status_from_journal(Path(args.state_dir), None)
+        result = status_from_journal(Path(args.state_dir), None)
     else:
         config = load_config(args.config or DEFAULT_CONFIG_PATH)
         client = connect(config.api.socket)
         if client is not None:
             result = _status_from_daemon(client.get("/v1/status"))
         else:
-            result = _status_from_journal(config.state_dir, config)
+            result = status_from_journal(config.state_dir, config)
     emit(result, args.json, _render_status)
     return 0
 
@@ -109,7 +109,7 @@ def _status_from_daemon(answer: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any]:
+def status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any]:
     from posd.journal import Journal
     from posd.journal.listing import delivery_facts
     from sync.timestamps import age_seconds, rfc3339
