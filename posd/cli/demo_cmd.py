@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from posd.cli.args import add_json_argument
 from posd.cli.output import emit, key_values
-from posd.cli.progress import Progress
 from posd.errors import UsageError
+
+if TYPE_CHECKING:
+    from posd.cli.progress import Progress
 
 DEFAULT_PAYMENTS = 200
 MAX_PAYMENTS = 1_000_000
@@ -47,12 +49,13 @@ def _check_keep_state(path: Path | None) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
-    # Imported here: the demo (and moto behind it) never enters the daemon's import graph.
-    from posd.demo.pipeline import run_demo
-
     if not 1 <= args.payments <= MAX_PAYMENTS:
         raise UsageError(f"--payments must be between 1 and {MAX_PAYMENTS}")
     _check_keep_state(args.keep_state)
+    # Imported here: the demo (and moto behind it) never enters the daemon's import graph.
+    from posd.cli.progress import Progress
+    from posd.demo.pipeline import run_demo
+
     bars: dict[str, Progress] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
