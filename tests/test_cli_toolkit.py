@@ -140,3 +140,17 @@ def test_a_failed_open_keeps_its_cause(tmp_path: Path) -> None:
     row = json.loads(done.stdout)["devices"][0]
     assert row["state"] == "not_found"
     assert "No such file or directory" in row["error"]
+
+
+def test_card_reader_test_is_a_real_masked_read() -> None:
+    from tests.cards import TEST_PANS
+
+    done = _posd(
+        "devices", "test", "card_reader", "--config", str(ROOT / "config" / "dev.toml"), "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "card_read"
+    assert result["masked_pan"].count("*") >= 6
+    assert result["test_amount"] == "EUR 0.01"
+    assert not any(pan in done.stdout + done.stderr for pan in TEST_PANS)

@@ -17,15 +17,19 @@ from typing import Any
 
 from drivers.base import Device, DeviceInfo, Health
 from drivers.card.reader import CardReader
+from drivers.card.results import CardRead
 from drivers.errors import DeviceError, DeviceInitError, DriverUnavailable
 from drivers.palm.identity import Matched
 from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
+from posd.currency import format_amount
 from posd.devices import DEVICE_CLASSES, build_device
 from posd.errors import ConfigError, DeviceCommandError, UsageError
 
 DEFAULT_TEST_TIMEOUT_S = 10.0
+TEST_AMOUNT_MINOR = 1  # the smallest amount: a test read, never a payment
+TEST_CURRENCY = "EUR"
 
 
 def _info(info: DeviceInfo | None) -> dict[str, str] | None:
@@ -168,8 +172,19 @@ def _round_trip(device: Device, timeout: float) -> dict[str, Any]:
             result.update(credential=outcome.credential.masked(), confidence=outcome.confidence)
         return result
     if isinstance(device, CardReader):
-        device.identify()
-        return {"class": device.device_class, "outcome": "status", "state": str(device.status())}
+        # A real read, armed with a test amount: what the customer would do, masked; nothing
+        # is journaled or sent.
+        state = str(device.status())
+        read = device.read_card(TEST_AMOUNT_MINOR, TEST_CURRENCY, timeout)
+        result = {
+            "class": device.device_class,
+            "outcome": str(read.outcome),
+            "state": state,
+            "test_amount": format_amount(TEST_AMOUNT_MINOR, TEST_CURRENCY),
+        }
+        if isinstance(read, CardRead):
+            result.update(read.card.clear_metadata())
+        return result
     raise UsageError(f"no round trip is defined for {type(device).device_class} devices")
 
 
@@ -178,7 +193,11 @@ def _render_test(result: dict[str, Any]) -> str:
     summary: dict[str, Any] = {
         "device": f"{result['name']} ({result['class']}, driver {result['driver']})",
         "outcome": result["outcome"],
-        **{k: result[k] for k in ("credential", "confidence", "state") if k in result},
+        **{
+            k: result[k]
+            for k in ("credential", "confidence", "state", "brand", "masked_pan", "entry_mode")
+            if k in result
+        },
         "model": info.get("model", "-"),
         "firmware": info.get("firmware", "-"),
         "serial": info.get("serial_number", "-"),

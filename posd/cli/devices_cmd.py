@@ -18,13 +18,16 @@ def register(subparsers: Any) -> None:
     add_json_argument(parser)
     parser.set_defaults(handler=lazy(IMPL, "list_devices"))
     actions = parser.add_subparsers(dest="devices_command", metavar="ACTION")
-    test = actions.add_parser("test", help="one round trip with a device (identify / status)")
+    test = actions.add_parser(
+        "test",
+        help="one round trip: a palm identify, or a card read (test amount, masked, not journaled)",
+    )
     test.add_argument("name", help="the device's name in config, e.g. palm_scanner")
     test.add_argument(
         "--timeout",
         type=positive_seconds(),
         default=DEFAULT_TEST_TIMEOUT_S,
-        help=f"seconds to wait for a palm (default {DEFAULT_TEST_TIMEOUT_S:g})",
+        help=f"seconds to wait for a palm or card (default {DEFAULT_TEST_TIMEOUT_S:g})",
     )
     # SUPPRESS: `posd devices --json test X` and `posd devices test X --json` both work.
     test.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
