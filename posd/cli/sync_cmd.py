@@ -110,14 +110,18 @@ def _status_from_daemon(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any]:
+    from posd.errors import JournalError
     from posd.journal import Journal
-    from posd.journal.listing import delivery_facts
+    from posd.journal.listing import DeliveryFacts, delivery_facts
     from sync.timestamps import age_seconds, rfc3339
 
     now = time.time()
     with Journal.open_read_only(state_dir, config.journal if config else None) as journal:
         summary = journal.summary()
-    facts = delivery_facts(state_dir, now)
+    try:
+        facts = delivery_facts(state_dir, now)
+    except JournalError as error:  # a damaged page: the counts above still stand
+        facts = DeliveryFacts(None, f"cannot read: {error}", None, None)
     return {
         "source": "journal",
         "link": NOT_RUNNING,

@@ -26,7 +26,7 @@ LISTED_COLUMNS = "seq, kind, captured_at, state, attempts, last_error, delivered
 
 @dataclass(frozen=True)
 class DeliveryFacts:
-    leased: int  # pending records leased by an engine right now
+    leased: int | None  # pending records leased by an engine right now (None: unreadable)
     last_error: str | None  # of the most recently attempted pending record
     last_error_seq: int | None
     last_delivered_at: float | None
