@@ -1,35 +1,66 @@
 """boto3 clients built from config: region, per-service endpoint, timeouts, few SDK retries.
 
-With no endpoint in config boto3 resolves it itself, so `AWS_ENDPOINT_URL`,
-`AWS_ENDPOINT_URL_KMS`, `AWS_PROFILE` and friends work unchanged.
+With no endpoint, region or profile in config boto3 resolves them itself, so
+`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KMS`, `AWS_REGION`, `AWS_PROFILE` and friends work
+unchanged. A profile that does not exist or no region at all is a `ConfigError` here, once,
+before any client is built (botocore would raise it from deep inside a request).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import ProfileNotFound
 
 from posd.config import AwsSettings, Config
-from posd.journal import Journal
+from posd.errors import ConfigError
 from sync.client import EventsClients
 from sync.engine import SyncEngine
 
+if TYPE_CHECKING:
+    from posd.journal import Journal
+
 KMS_SDK_MAX_ATTEMPTS = 2  # our prefetcher retries with backoff; keep the SDK's own short
+REGION_HINT = "no AWS region: set [aws] region, or AWS_REGION in the daemon's environment"
+# Read by the AWS CLI and the other SDKs before AWS_DEFAULT_REGION; botocore reads only the
+# latter, so posd passes it on itself.
+REGION_ENV = "AWS_REGION"
 
 
-def session(settings: AwsSettings) -> boto3.session.Session:
-    return boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+def session(settings: AwsSettings, where: str = "") -> boto3.session.Session:
+    """The boto3 session the config describes; an unknown profile or no region at all is a
+    `ConfigError` naming `[aws]` (with `where`, the config file, when known)."""
+    region = settings.region or os.environ.get(REGION_ENV) or None
+    try:
+        chosen = boto3.session.Session(profile_name=settings.profile, region_name=region)
+    except ProfileNotFound as error:
+        known = botocore.session.Session().available_profiles
+        raise ConfigError(
+            where or "aws",
+            "aws.profile" if where else "profile",
+            f"{error} (from [aws] profile or AWS_PROFILE; profiles: {', '.join(known) or 'none'})",
+        ) from None
+    if not chosen.region_name:
+        raise ConfigError(where or "aws", "aws.region" if where else "region", REGION_HINT)
+    return chosen
+
+
+def config_session(config: Config) -> boto3.session.Session:
+    return session(config.aws, str(config.path))
 
 
 def events_clients(config: Config) -> EventsClients:
     """The sync engine's EventBridge clients (its own timeouts, no SDK retries)."""
+    chosen = config_session(config)
     return EventsClients(
         config.sync,
-        region=config.aws.region,
+        region=chosen.region_name,
         endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
-        session=session(config.aws),
+        session=chosen,
     )
 
 
@@ -44,8 +75,8 @@ def sync_engine(journal: Journal, config: Config) -> SyncEngine:
     )
 
 
-def kms_client(settings: AwsSettings) -> Any:
-    return session(settings).client(
+def kms_client(settings: AwsSettings, where: str = "") -> Any:
+    return session(settings, where).client(
         "kms",
         endpoint_url=settings.kms_endpoint_url or settings.endpoint_url,
         config=BotoConfig(

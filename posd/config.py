@@ -22,10 +22,10 @@ from posd.errors import ConfigError
 from posd.journal.settings import JournalSettings
 from posd.keys.settings import KeySettings
 from posd.logs import LEVELS as LOG_LEVELS
+from posd.paths import DEFAULT_CONFIG_PATH as DEFAULT_CONFIG_PATH  # re-exported
 from posd.typecheck import choice, coerce, type_name
 from sync.settings import SyncSettings
 
-DEFAULT_CONFIG_PATH = Path("/etc/posd/posd.toml")
 MODES = ("production", "development")
 
 
@@ -52,7 +52,9 @@ class ApiSettings:
 
 @dataclass(frozen=True)
 class AwsSettings:
-    region: str = "us-east-1"
+    # Unset: boto3's chain decides (AWS_REGION, AWS_DEFAULT_REGION, the profile), as every
+    # AWS tool does; a region in the file would silently win over the environment.
+    region: str | None = None
     # Optional endpoint overrides (VPC interface endpoints). Unset: boto3's own resolution,
     # which honours AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_EVENTBRIDGE
     # (botocore derives the name from the service id; sync also accepts ..._EVENTS).

@@ -39,6 +39,7 @@ from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timeouts import TimeoutAdapter
 from sync.timestamps import age_seconds
 from sync.transport import (
+    MISCONFIGURED,
     READ_TIMEOUT,
     TRANSPORT,
     Answered,
@@ -158,7 +159,8 @@ class SyncEngine:
         timeout: float | None = None,
         progress: Callable[[DrainProgress], None] | None = None,
     ) -> DrainReport:
-        """Deliver until nothing is pending (quarantined records aside), `timeout` or `stop()`.
+        """Deliver until nothing is pending (quarantined records aside), `timeout` or `stop()`,
+        or until the configuration is refused (`misconfigured`: no retry would help).
 
         Records waiting out a backoff are waited for; an offline link is probed meanwhile.
         """
@@ -173,6 +175,8 @@ class SyncEngine:
                 progress(self._progress(delivered0, quarantined0))
             if self._idle() and self._refresh_status(self._clock()) == 0:
                 completed = True
+                break
+            if self._link.misconfigured:
                 break
             if timeout is not None and time.monotonic() - start >= timeout:
                 break
@@ -221,9 +225,19 @@ class SyncEngine:
         return self._outbox.purge_delivered(now - self._settings.retention_seconds)
 
     def close(self) -> None:
+        """Stop, finish the requests in flight, and release every lease: records leased but
+        not sent are due again at once for the next engine (not after `lease_seconds`)."""
         self._stop.set()
         self._settle()
         self._pool.shutdown(wait=True)
+        try:
+            released = self._outbox.release_leases()
+        except Exception as error:  # noqa: BLE001 - an optimisation: never fail the stop
+            # (a damaged file): the leases simply run out, nothing is lost.
+            log.warning("sync.leases_not_released", error=f"{type(error).__name__}: {error}")
+            return
+        if released:
+            log.info("sync.leases_released", records=released)
 
     def __enter__(self) -> SyncEngine:
         return self
@@ -240,7 +254,7 @@ class SyncEngine:
 
     def _round(self, now: float) -> None:
         self._collect([f for f in self._in_flight if f.done()], now)
-        if self._alarms.due(now) and not self._link.offline and self._link.may_send(now):
+        if self._alarms.due(now) and not self._link.probing and self._link.may_send(now):
             self._alarms.send(now)
         self._fill(now)
         if now >= self._next_purge_at:
@@ -272,7 +286,7 @@ class SyncEngine:
         self._held.clear()  # their leases expire and they come back; nothing is lost
 
     def _allowed_in_flight(self) -> int:
-        return 1 if self._link.offline else self._window.limit
+        return 1 if self._link.probing else self._window.limit
 
     # --- sending ------------------------------------------------------------------------
 
@@ -354,6 +368,9 @@ class SyncEngine:
             if timeouts_ended:
                 log.info("sync.endpoint_answering", read_timeouts=timeouts_ended)
             verdict = judge(records, result.results)
+            if verdict.misconfigured:
+                refused = [record for record, _ in verdict.misconfigured]
+                self._refused_config(refused, now, verdict.misconfigured[0][1])
             for record, reason in verdict.quarantine:
                 self._quarantine(record, reason)
             for error, group in _group_by_error(verdict.retry).items():
@@ -368,6 +385,9 @@ class SyncEngine:
             with self._lock:
                 self._window.on_congestion(flight.ticket)
             self._retry_later(records, now, result.error)
+            return []
+        if result.kind == MISCONFIGURED:
+            self._refused_config(records, now, result.error)
             return []
         if result.kind == READ_TIMEOUT:
             self._adapt_to_read_timeout(flight)
@@ -396,6 +416,14 @@ class SyncEngine:
                 entries_per_request=adapted.entries_per_request,
                 in_flight_limit=in_flight_limit,
             )
+
+    def _refused_config(self, records: Sequence[OutboxRecord], now: float, error: str) -> None:
+        """The configuration was refused: say so at once, keep the records pending."""
+        with self._lock:
+            changed = self._link.record_misconfigured(now, f"{MISCONFIGURED}: {error}")
+        if changed:
+            log.error("sync.misconfigured", error=error)
+        self._outbox.schedule_retry([r.seq for r in records], now, f"{MISCONFIGURED}: {error}")
 
     def _retry_later(self, records: Sequence[OutboxRecord], now: float, error: str) -> None:
         attempt = max(record.attempts for record in records) + 1

@@ -1,5 +1,10 @@
 """Link state: online/offline detection from whole-request failures, and probe pacing.
 
+The state is `unknown` until a request was answered or the link was found offline: with
+nothing to send, nothing is known. `misconfigured` means EventBridge (or the SDK) refused the
+configuration itself (credentials, a missing bus, AccessDenied): it is reported at once, not
+after `offline_after` failures, and probed like an offline link so a fix is picked up.
+
 Online, each failure pauses sending for a full-jitter backoff; after `offline_after`
 consecutive failures the link is offline and exactly one probe request may be in flight at a
 time, spaced by jittered exponential backoff between the probe bounds. Any response from
@@ -12,8 +17,12 @@ from dataclasses import dataclass
 
 from sync.backoff import FullJitterBackoff
 
+UNKNOWN = "unknown"
 ONLINE = "online"
 OFFLINE = "offline"
+MISCONFIGURED = "misconfigured"
+# States in which only one probe request is sent at a time.
+PROBING_STATES = frozenset({OFFLINE, MISCONFIGURED})
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class LinkMonitor:
         self._failure_backoff = failure_backoff
         self._probe_backoff = probe_backoff
         self._probe_min = probe_min_seconds
-        self.state = ONLINE
+        self.state = UNKNOWN
         self.offline_since: float | None = None
         self.last_success: float | None = None
         self.last_error: str | None = None
@@ -49,6 +58,15 @@ class LinkMonitor:
     def offline(self) -> bool:
         return self.state == OFFLINE
 
+    @property
+    def probing(self) -> bool:
+        """Offline or misconfigured: one probe at a time."""
+        return self.state in PROBING_STATES
+
+    @property
+    def misconfigured(self) -> bool:
+        return self.state == MISCONFIGURED
+
     def may_send(self, now: float) -> bool:
         return now >= self._next_send_at
 
@@ -57,7 +75,7 @@ class LinkMonitor:
 
     def record_success(self, now: float) -> bool:
         """Note a response; True when this brought the link back online."""
-        recovered = self.state == OFFLINE
+        recovered = self.state in PROBING_STATES
         self.state = ONLINE
         self.offline_since = None
         self.last_success = now
@@ -73,7 +91,7 @@ class LinkMonitor:
         if self._first_failure_at is None:
             self._first_failure_at = now
         went_offline = False
-        if self.state == ONLINE and self.consecutive_failures >= self._offline_after:
+        if self.state in (UNKNOWN, ONLINE) and self.consecutive_failures >= self._offline_after:
             self.state = OFFLINE
             self.offline_since = self._first_failure_at
             went_offline = True
@@ -84,6 +102,21 @@ class LinkMonitor:
             wait = self._failure_backoff.delay(self.consecutive_failures)
         self._next_send_at = max(self._next_send_at, now + wait)
         return went_offline
+
+    def record_misconfigured(self, now: float, error: str) -> bool:
+        """Note a refusal of the configuration; True when the state changed to misconfigured.
+
+        Probed from then on like an offline link (the next probe after `probe_min` plus
+        jittered backoff), so a fixed IAM policy or bus is noticed without a restart."""
+        changed = self.state != MISCONFIGURED
+        self.last_error = error
+        self.consecutive_failures += 1
+        if changed:
+            self.state = MISCONFIGURED
+            self.offline_since = now
+        wait = self._probe_min + self._probe_backoff.delay(self.consecutive_failures)
+        self._next_send_at = max(self._next_send_at, now + wait)
+        return changed
 
     def snapshot(self) -> LinkSnapshot:
         return LinkSnapshot(

@@ -147,3 +147,8 @@ class Outbox(Protocol):
     def purge_delivered(self, delivered_before: float) -> int:
         """Delete records delivered before `delivered_before`; return how many went."""
         ...
+
+    def release_leases(self) -> int:
+        """Make every leased pending record due again at once (an engine that stops hands its
+        leases back); return how many."""
+        ...

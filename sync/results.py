@@ -1,10 +1,12 @@
 """Per-entry verdicts on an answered PutEvents request.
 
 Partial failure comes back inside HTTP 200: each result either has an `EventId` (accepted)
-or an `ErrorCode`. Only `InternalFailure` and `ThrottlingException` are worth retrying; any
-other code (AccessDeniedException, InvalidArgument, MalformedDetail,
-NotAuthorizedForSourceException, codes AWS adds later...) would fail forever, so the record is
-quarantined with the code and message for an operator to look at.
+or an `ErrorCode`. Only `InternalFailure` and `ThrottlingException` are worth retrying. Codes
+about the terminal's configuration (AccessDeniedException, NotAuthorizedForSourceException, a
+missing bus) would refuse every record alike: those records stay pending and the engine
+reports `misconfigured`. Any other code (InvalidArgument, MalformedDetail, codes AWS adds
+later...) is about the record itself: it is quarantined with the code and message for an
+operator to look at.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 THROTTLED_ENTRY_CODE = "ThrottlingException"
 RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", THROTTLED_ENTRY_CODE})
 NO_EVENT_ID = "NoEventId"
+MISCONFIGURED_ENTRY_CODES = frozenset(
+    {"AccessDeniedException", "NotAuthorizedForSourceException", "ResourceNotFoundException"}
+)
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Verdict:
     delivered: list[Delivered] = field(default_factory=list)
     retry: list[tuple[OutboxRecord, str]] = field(default_factory=list)
     quarantine: list[tuple[OutboxRecord, str]] = field(default_factory=list)
+    misconfigured: list[tuple[OutboxRecord, str]] = field(default_factory=list)
     throttled: bool = False
 
 
@@ -52,6 +58,8 @@ def judge(
         if code is None or code in RETRYABLE_ENTRY_CODES:
             verdict.retry.append((record, text))
             verdict.throttled = verdict.throttled or code == THROTTLED_ENTRY_CODE
+        elif code in MISCONFIGURED_ENTRY_CODES:
+            verdict.misconfigured.append((record, text))
         else:
             verdict.quarantine.append((record, text))
     return verdict

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SyncStatus:
-    state: str  # "online" or "offline"
+    state: str  # "unknown", "online", "offline" or "misconfigured" (sync/link.py)
     offline_since: float | None
     last_success: float | None
     last_error: str | None

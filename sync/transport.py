@@ -9,8 +9,13 @@ from typing import TYPE_CHECKING, Protocol
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    NoCredentialsError,
+    NoRegionError,
     ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
+    UnknownEndpointError,
 )
 
 if TYPE_CHECKING:
@@ -25,11 +30,25 @@ THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
 SERVER_ERROR_STATUS = 500
+CLIENT_ERROR_STATUS = 400
+# 4xx statuses that are about this one request's timing, not the configuration.
+TRANSIENT_CLIENT_STATUSES = frozenset({408, 429})
 
 # Kinds of whole-request failure (`Failed.kind`).
-TRANSPORT = "transport"
-REJECTED = "rejected"
+TRANSPORT = "transport"  # unreachable or broken on the way: retry, and count toward offline
 READ_TIMEOUT = "read-timeout"
+# Will never work as configured (credentials, a missing bus, AccessDenied, validation): no
+# amount of retrying helps, a person must fix the config or the IAM policy.
+MISCONFIGURED = "misconfigured"
+# SDK-side failures that are the configuration's fault, before anything is sent.
+MISCONFIGURED_SDK_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+    UnknownEndpointError,
+    ParamValidationError,
+)
 
 
 class PutEventsClient(Protocol):
@@ -60,12 +79,13 @@ class Throttled:
 
 @dataclass(frozen=True)
 class Failed:
-    """The whole request failed: transport (refused, DNS, TLS, connect timeout, 5xx),
-    read timeout (sent, but not answered in time: it may well have been applied) or rejected
-    (4xx such as expired credentials or a missing bus). Either way nothing can be delivered
-    now, so it counts toward offline detection and the records are retried later."""
+    """The whole request failed: transport (refused, DNS, TLS, connect timeout, 5xx) or
+    read timeout (sent, but not answered in time: it may well have been applied), which count
+    toward offline detection; or misconfigured (no credentials, 4xx such as AccessDenied, a
+    missing bus or a validation error), which is reported at once. Either way the records stay
+    pending and are retried later."""
 
-    kind: str  # TRANSPORT, READ_TIMEOUT or REJECTED
+    kind: str  # TRANSPORT, READ_TIMEOUT or MISCONFIGURED
     error: str
 
 
@@ -78,6 +98,13 @@ def _describe_client_error(error: ClientError) -> tuple[str, int]:
     code = details.get("Code", "Unknown")
     message = details.get("Message", "")
     return f"{code} (HTTP {status}): {message}".strip(), status
+
+
+def _kind_of_status(status: int) -> str:
+    """5xx and request timeouts: the way there; any other 4xx: the configuration."""
+    if CLIENT_ERROR_STATUS <= status < SERVER_ERROR_STATUS:
+        return TRANSPORT if status in TRANSIENT_CLIENT_STATUSES else MISCONFIGURED
+    return TRANSPORT
 
 
 def _describe(error: Exception) -> str:
@@ -95,10 +122,9 @@ def put_batch(
         code = error.response.get("Error", {}).get("Code", "")
         if code in THROTTLING_CODES:
             return Throttled(text)
-        kind = TRANSPORT if status >= SERVER_ERROR_STATUS else REJECTED
-        return Failed(kind, text)
-    except ParamValidationError as error:
-        return Failed(REJECTED, _describe(error))
+        return Failed(_kind_of_status(status), text)
+    except MISCONFIGURED_SDK_ERRORS as error:
+        return Failed(MISCONFIGURED, _describe(error))
     except ReadTimeoutError as error:
         return Failed(READ_TIMEOUT, _describe(error))
     except BotoCoreError as error:

@@ -1,4 +1,5 @@
-"""`posd config check`: validate a configuration file."""
+"""`posd config check`: validate a configuration file, and what `[aws]` names (the profile
+must exist and a region must be known) the way the daemon will resolve it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 
 from posd.cli.args import add_config_argument, add_json_argument
 from posd.cli.output import emit, key_values
-from posd.config import load_config
 
 
 def register(subparsers: Any) -> None:
@@ -20,7 +20,11 @@ def register(subparsers: Any) -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    from posd.aws import config_session
+    from posd.config import load_config
+
     config = load_config(args.config)
+    aws = config_session(config)
     result = {
         "ok": True,
         "path": str(config.path),
@@ -31,6 +35,8 @@ def check_config(args: argparse.Namespace) -> int:
         "key_provider": config.keys.provider,
         "offline_key": config.keys.offline_key_id is not None,
         "event_bus": config.sync.event_bus_name,
+        "aws_region": aws.region_name,
+        "aws_profile": aws.profile_name,
         "devices": {name: device.driver for name, device in config.devices.items()},
     }
     emit(

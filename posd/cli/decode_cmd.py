@@ -1,41 +1,12 @@
-"""`posd decode track|tlv`: parse card data a technician pastes, never showing a full PAN.
-
-Exit codes: 0 the data parses and every check passes; 1 it parses but has problems (Luhn, LRC,
-brand length, absent or malformed fields, disagreeing fields: all listed, and the TLV tree is
-still shown); 2 it cannot be parsed at all (a one-line message, no traceback). Track 3 is
-checked and counted, never shown.
-"""
+"""`posd decode track|tlv`: the parser only; the work is in `posd.cli.decoding`."""
 
 from __future__ import annotations
 
 import argparse
-import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
 
-from drivers.card import emv, tlv
-from drivers.card.carddata import CardData
-from drivers.card.tracks import (
-    TRACK1,
-    Track,
-    Track3,
-    card_from_tracks,
-    parse_track1,
-    parse_track2,
-    parse_track3,
-    split_swipe,
-)
-from drivers.errors import CardDataError
-from posd.cli.args import add_json_argument
-from posd.cli.output import emit, key_values, table
-from posd.errors import UsageError
+from posd.cli.args import add_json_argument, lazy
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-TRACK3_NUMBER = 3
-NAME_MASK = "*"
-_NOT_INITIAL = re.compile(r"\B\w")  # every word character except the first of each word
+IMPL = "posd.cli.decoding"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,139 +15,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     track = kinds.add_parser("track", help="ISO/IEC 7813 track 1 and/or 2 text")
     track.add_argument("data", metavar="STRING", help="e.g. '%%B...^NAME^YYMM...?' or ';...=...?'")
     add_json_argument(track)
-    track.set_defaults(handler=decode_track)
+    track.set_defaults(handler=lazy(IMPL, "decode_track"))
     tlv_parser = kinds.add_parser("tlv", help="EMV BER-TLV as hex")
     tlv_parser.add_argument("data", metavar="HEX", help="hex digits; spaces and colons ignored")
     add_json_argument(tlv_parser)
-    tlv_parser.set_defaults(handler=decode_tlv)
-
-
-def _mask_name(name: str) -> str:
-    """Initials only: 'DOE/JOHN' -> 'D**/J***' (enough to tell two test cards apart)."""
-    return _NOT_INITIAL.sub(NAME_MASK, name)
-
-
-def _card_summary(card: CardData) -> dict[str, Any]:
-    today = datetime.now(UTC).date()
-    summary: dict[str, Any] = {
-        "entry_mode": card.entry_mode.value,
-        "masked_pan": card.pan.masked,
-        "pan_length": card.pan.length,
-        "brand": card.brand.value,
-        "co_badged": [brand.value for brand in card.pan.co_badged],
-        "luhn_valid": card.pan.luhn_ok,
-        "luhn_required": card.pan.luhn_required,
-        "expiry": str(card.expiry) if card.expiry else None,
-        "expired": card.expiry.expired(today) if card.expiry else None,
-        "service_code": card.service_code.code if card.service_code else None,
-        "service": card.service_code.describe() if card.service_code else None,
-        "country_code": card.country_code,
-        "cardholder_name": (
-            _mask_name(card.cardholder_name.reveal()) if card.cardholder_name else None
-        ),
-    }
-    return summary
-
-
-def _problems(problems: Sequence[CardDataError]) -> list[dict[str, str]]:
-    return [{"code": p.code, "message": str(p)} for p in problems]
-
-
-def _lrc(track: Track | Track3) -> str:
-    return ("ok" if track.lrc_ok else "mismatch") if track.lrc_present else "absent"
-
-
-def _track_info(track: Track) -> dict[str, Any]:
-    return {
-        "track": 1 if track.encoding is TRACK1 else 2,
-        "lrc": _lrc(track),
-        "discretionary_length": len(track.discretionary),
-    }
-
-
-def _track3_info(track: Track3) -> dict[str, Any]:
-    """Track 3 is not parsed: its whole content counts as discretionary."""
-    return {"track": TRACK3_NUMBER, "lrc": _lrc(track), "discretionary_length": track.data_chars}
-
-
-def decode_track(args: argparse.Namespace) -> int:
-    try:
-        text1, text2, text3 = split_swipe(args.data)
-        track1 = parse_track1(text1) if text1 else None
-        track2 = parse_track2(text2) if text2 else None
-        track3 = parse_track3(text3) if text3 else None
-        card = card_from_tracks(track1, track2, track3)
-    except CardDataError as error:
-        raise UsageError(f"cannot parse track data: {error}") from None
-    tracks = [_track_info(t) for t in (track1, track2) if t is not None]
-    if track3 is not None:
-        tracks.append(_track3_info(track3))
-    result = {"kind": "track", **_card_summary(card), "tracks": tracks}
-    result["problems"] = _problems(card.problems)
-    result["valid"] = card.valid
-    emit(result, args.json, _render)
-    return EXIT_OK if card.valid else EXIT_PROBLEMS
-
-
-def decode_tlv(args: argparse.Namespace) -> int:
-    if not args.data.strip(" :"):
-        raise UsageError("cannot parse TLV: no data given")
-    try:
-        objects = tlv.parse_hex(args.data)
-    except CardDataError as error:
-        raise UsageError(f"cannot parse TLV: {error}") from None
-    card: CardData | None = None
-    problems: Sequence[CardDataError] = ()
-    if any(tlv.find(objects, tag) for tag in (emv.TAG_PAN, emv.TAG_TRACK2_EQUIVALENT)):
-        try:
-            card = emv.card_from_tlv(tlv.encode(objects), objects=objects)
-            problems = card.problems
-        except CardDataError as error:  # the tree parsed, the card in it did not: show both
-            problems = (error,)
-    rows = [
-        {
-            "depth": depth,
-            "tag": tlv.tag_hex(obj.tag),
-            "name": emv.tag_info(obj.tag).name,
-            "length": len(tlv.encode(obj.children)) if obj.constructed else len(obj.value),
-            "value": emv.describe_value(obj),
-        }
-        for depth, obj in tlv.walk(objects)
-    ]
-    result: dict[str, Any] = {"kind": "tlv", "objects": rows}
-    if card is not None:
-        result.update({k: v for k, v in _card_summary(card).items() if k != "entry_mode"})
-    result["problems"] = _problems(problems)
-    result["valid"] = not problems
-    emit(result, args.json, _render)
-    return EXIT_OK if result["valid"] else EXIT_PROBLEMS
-
-
-def _render(result: Mapping[str, Any]) -> str:
-    nested = {"objects", "tracks", "problems"}
-    summary = {
-        k: ", ".join(v) if isinstance(v, list) else v
-        for k, v in result.items()
-        if k not in nested and v not in (None, [])
-    }
-    parts = [key_values(summary)]
-    if result.get("tracks"):
-        parts.append(
-            table(
-                [(t["track"], t["lrc"], t["discretionary_length"]) for t in result["tracks"]],
-                ["track", "lrc", "discretionary chars"],
-            )
-        )
-    if result.get("objects"):
-        rows = [
-            ("  " * o["depth"] + o["tag"], o["name"], o["length"], o["value"])
-            for o in result["objects"]
-        ]
-        parts.append(table(rows, ["tag", "name", "len", "value"]))
-    problems = result.get("problems") or []
-    parts.append(
-        "problems:\n" + "\n".join(f"  - {p['code']}: {p['message']}" for p in problems)
-        if problems
-        else "problems: none"
-    )
-    return "\n\n".join(parts)
+    tlv_parser.set_defaults(handler=lazy(IMPL, "decode_tlv"))

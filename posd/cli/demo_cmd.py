@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from posd.cli.args import add_json_argument
 from posd.cli.output import emit, key_values
-from posd.cli.progress import Progress
 from posd.errors import UsageError
+
+if TYPE_CHECKING:
+    from posd.cli.progress import Progress
 
 DEFAULT_PAYMENTS = 200
 MAX_PAYMENTS = 1_000_000
@@ -32,20 +34,38 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=demo)
 
 
-def demo(args: argparse.Namespace) -> int:
-    # Imported here: the demo (and moto behind it) never enters the daemon's import graph.
-    from posd.demo.pipeline import run_demo
+def _check_keep_state(path: Path | None) -> None:
+    """A new or empty directory (the demo must not mix its journal with another)."""
+    if path is None or not path.exists():
+        return
+    if not path.is_dir():
+        raise UsageError(f"--keep-state {path} is not a directory; give a new directory")
+    try:
+        empty = not any(path.iterdir())
+    except OSError as error:
+        raise UsageError(f"--keep-state {path}: cannot read it ({error.strerror})") from None
+    if not empty:
+        raise UsageError(f"--keep-state {path} is not empty; give a new directory")
 
+
+def demo(args: argparse.Namespace) -> int:
     if not 1 <= args.payments <= MAX_PAYMENTS:
         raise UsageError(f"--payments must be between 1 and {MAX_PAYMENTS}")
-    if args.keep_state is not None and args.keep_state.exists() and any(args.keep_state.iterdir()):
-        raise UsageError(f"--keep-state {args.keep_state} is not empty; give a new directory")
+    _check_keep_state(args.keep_state)
+    # Imported here: the demo (and moto behind it) never enters the daemon's import graph.
+    from posd.cli.progress import Progress
+    from posd.demo.pipeline import run_demo
+
     bars: dict[str, Progress] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
         bars.setdefault(stage, Progress(stage))(done, total)
 
-    result = run_demo(args.payments, args.keep_state, progress=progress)
+    try:
+        result = run_demo(args.payments, args.keep_state, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
 
     def render(r: dict[str, Any]) -> str:
         verdict = (

@@ -1,6 +1,7 @@
-"""`posd journal stats|verify|reset`: the journal in a state dir, directly (no daemon needed).
+"""`posd journal stats|verify|list|reset`: the journal in a state dir, directly (no daemon
+needed).
 
-`stats` and `verify` only read. `reset --accept-loss` is the one way to make a damaged
+`stats`, `verify` and `list` only read. `reset --accept-loss` is the one way to make a damaged
 journal usable again (see `posd.journal.identity`): stop the daemon first.
 """
 
@@ -8,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from posd.cli.args import add_json_argument
+from posd.cli.args import add_json_argument, add_location_arguments, positive_int
+from posd.cli.humanize import amounts, duration, human, size
 from posd.cli.output import emit, key_values, table
-from posd.cli.progress import Progress
-from posd.config import load_config
 from posd.errors import UsageError
-from posd.journal import Journal
+
+if TYPE_CHECKING:
+    from posd.journal import Journal
+
+LIST_STATES = ("pending", "quarantined", "delivered")
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 100_000
 
 
 def register(subparsers: Any) -> None:
@@ -28,6 +34,7 @@ def register(subparsers: Any) -> None:
             verify,
             "check structure, hash chain and ciphertext integrity (exit 1 on problems)",
         ),
+        ("list", list_records, "records: seq, kind, state, attempts, last error, clear metadata"),
         (
             "reset",
             reset,
@@ -42,14 +49,22 @@ def register(subparsers: Any) -> None:
                 action="store_true",
                 help="required: say that records the journal lost are given up",
             )
-        where = sub.add_mutually_exclusive_group()
-        where.add_argument("--state-dir", type=Path, help="the daemon's state directory")
-        where.add_argument("--config", type=Path, help="take the state directory from this config")
+        if name == "list":
+            sub.add_argument("--state", choices=LIST_STATES, help="only records in this state")
+            sub.add_argument(
+                "--limit",
+                type=positive_int(MAX_LIST_LIMIT),
+                default=DEFAULT_LIST_LIMIT,
+                help=f"at most this many (default {DEFAULT_LIST_LIMIT})",
+            )
+        add_location_arguments(sub)
         add_json_argument(sub)
         sub.set_defaults(handler=handler)
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
+    from posd.config import load_config
+
     if args.state_dir is not None:
         return Path(args.state_dir)
     if args.config is not None:
@@ -58,6 +73,8 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def reset(args: argparse.Namespace) -> int:
+    from posd.journal import Journal
+
     if not args.accept_loss:
         raise UsageError(
             "journal reset gives up records a damaged journal no longer holds: "
@@ -79,6 +96,9 @@ def reset(args: argparse.Namespace) -> int:
 
 def open_existing_journal(args: argparse.Namespace) -> Journal:
     """The journal named by `--state-dir` (default settings) or by `--config` (its settings)."""
+    from posd.config import load_config
+    from posd.journal import Journal
+
     if args.state_dir is not None:
         return Journal.open_read_only(args.state_dir)
     if args.config is not None:
@@ -96,14 +116,10 @@ def stats(args: argparse.Namespace) -> int:
             "journal": r["path"],
             **{f"records {state}": count for state, count in r["records"].items()},
             "seq range": f"{r['first_seq']}..{r['last_seq']}",
-            "oldest pending age (s)": "-"
-            if r["oldest_pending_age_seconds"] is None
-            else f"{r['oldest_pending_age_seconds']:.1f}",
-            "pending amounts": ", ".join(
-                f"{c} {a}" for c, a in r["pending_amount_by_currency"].items()
-            )
-            or "-",
-            "size on disk": f"{r['size_bytes']} of {r['max_bytes']} bytes",
+            "oldest pending age": duration(r["oldest_pending_age_seconds"]),
+            "pending amounts": amounts(r["pending_amount_by_currency"]),
+            "data keys": human(r["data_keys"]),
+            "size on disk": f"{size(r['size_bytes'])} of {size(r['max_bytes'])}",
         }
         return key_values(flat)
 
@@ -112,8 +128,10 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    with open_existing_journal(args) as journal:
-        report = journal.verify(progress=Progress("verifying"))
+    from posd.cli.progress import Progress
+
+    with open_existing_journal(args) as journal, Progress("verifying") as bar:
+        report = journal.verify(progress=bar)
     result = {
         "ok": report.ok,
         "records_checked": report.records_checked,
@@ -136,3 +154,44 @@ def verify(args: argparse.Namespace) -> int:
 
     emit(result, args.json, render)
     return 0 if report.ok else 1
+
+
+def list_records(args: argparse.Namespace) -> int:
+    from posd.journal.listing import list_records as query
+
+    state_dir = _state_dir(args) if (args.state_dir or args.config) else None
+    if state_dir is None:
+        raise UsageError("give --state-dir DIR or --config FILE")
+    records = query(state_dir, args.state, args.limit)
+    result = {"state": args.state, "limit": args.limit, "records": records}
+
+    def render(r: dict[str, Any]) -> str:
+        if not r["records"]:
+            return f"no {r['state'] or ''} records".replace("  ", " ")
+        rows = [
+            (
+                rec["seq"],
+                rec["kind"],
+                rec["captured_at"],
+                rec["state"],
+                rec["attempts"],
+                rec["last_error"],
+                _meta_text(rec["meta"]),
+            )
+            for rec in r["records"]
+        ]
+        headers = ("SEQ", "KIND", "CAPTURED", "STATE", "ATTEMPTS", "LAST ERROR", "METADATA")
+        return table(rows, headers)
+
+    emit(result, args.json, render)
+    return 0
+
+
+def _meta_text(meta: dict[str, Any]) -> str:
+    """`amount 1250, currency EUR, ...` with the amount in the currency's decimals."""
+    shown = dict(meta)
+    amount, currency = shown.pop("amount", None), shown.get("currency")
+    text = human(shown)
+    if isinstance(amount, int) and isinstance(currency, str):
+        text = f"{amounts({currency: amount})}, {text}"
+    return text

@@ -18,14 +18,18 @@ from importlib import import_module
 from typing import NoReturn
 
 from posd.errors import PosdError
-from posd.logs import configure_logging
 from posd.redact import redact_text
+from posd.version import posd_version
 
 HELP_FLAGS = ("-h", "--help")
+VERSION_FLAG = "--version"
 LOG_LEVEL_ENV = "POSD_LOG_LEVEL"
 DEFAULT_CLI_LOG_LEVEL = "warning"  # the CLI's output is its result; logs only for trouble
 
 COMMAND_MODULES = (
+    "posd.cli.status_cmd",
+    "posd.cli.doctor_cmd",
+    "posd.cli.diag_cmd",
     "posd.cli.config_cmd",
     "posd.cli.journal_cmd",
     "posd.cli.demo_cmd",
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = PosdArgumentParser(
         prog="posd", description="Store-edge POS terminal daemon and technician CLI."
     )
+    parser.add_argument(VERSION_FLAG, action="version", version=f"posd {posd_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         import_module(name).register(subparsers)
@@ -89,9 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
+        if args_list[:1] == [VERSION_FLAG] and _wants_json(args_list):
+            print(json.dumps({"version": posd_version()}))
+            return 0
         if _wants_json(args_list) and _wants_help(args_list):
             return _help_as_json(parser, args_list)
         args = parser.parse_args(args_list)
+        from posd.logs import configure_logging
+
         configure_logging(os.environ.get(LOG_LEVEL_ENV, DEFAULT_CLI_LOG_LEVEL))
         code: int = args.handler(args)
     except PosdError as error:
@@ -100,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"error": error.code, "message": message}))
         print(f"posd: error: {message}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:
+        # A file the user named that is not what it should be: one line, not a traceback.
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"posd: error: {where}{error.strerror or error}", file=sys.stderr)
+        if _wants_json(args_list):
+            print(json.dumps({"error": "os_error", "message": f"{where}{error.strerror}"}))
+        return 2
     except KeyboardInterrupt:
         print("posd: interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
+from posd.cli.humanize import human
 from posd.redact import redact_text, redact_value
 
 Renderer = Callable[[dict[str, Any]], str]
@@ -37,8 +38,8 @@ def emit(
 
 
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str] | None = None) -> str:
-    """A plain aligned text table."""
-    cells = [[str(c) for c in row] for row in rows]
+    """A plain aligned text table; cells through `human` (yes/no, `-` for nothing...)."""
+    cells = [[human(c) for c in row] for row in rows]
     if headers:
         cells.insert(0, list(headers))
     if not cells:

@@ -1,33 +1,87 @@
-"""A minimal progress bar on stderr, drawn only when stderr is a terminal."""
+"""Progress bars on stderr (tqdm: count, rate, ETA), drawn only when stderr is a terminal.
+
+While a bar is open, log lines are written above it (`posd.logs.redirect_stderr_lines`), never
+into it; a bar is always closed (its line ended) before a command prints its result, whether
+the work finished or not; a bar closed once is never drawn again.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-import time
-from typing import TextIO
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
 
-BAR_WIDTH = 30
-REDRAW_SECONDS = 0.1
+from posd.logs import redirect_stderr_lines
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar:30}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+)
+MIN_REDRAW_SECONDS = 0.1
 
 
 class Progress:
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+    """`bar(done, total)` as work advances; `close()` (or `with`) when it ends."""
+
+    def __init__(self, label: str, unit: str = "rec", stream: TextIO | None = None) -> None:
         self._label = label
+        self._unit = unit
         self._stream = stream or sys.stderr
         self._enabled = self._stream.isatty()
-        self._last_draw = 0.0
+        self._bar: tqdm[Any] | None = None
+        self._redirect: contextlib.ExitStack | None = None
+        self._closed = False
 
     def __call__(self, done: int, total: int) -> None:
-        if not self._enabled:
+        if not self._enabled or self._closed:
             return
-        now = time.monotonic()
-        if done < total and now - self._last_draw < REDRAW_SECONDS:
-            return
-        self._last_draw = now
-        fraction = done / total if total else 1.0
-        filled = int(BAR_WIDTH * fraction)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        self._stream.write(f"\r{self._label} [{bar}] {done}/{total}")
+        bar = self._bar or self._open(total)
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
         if done >= total:
-            self._stream.write("\n")
-        self._stream.flush()
+            self.close()
+
+    def _open(self, total: int) -> tqdm[Any]:
+        from tqdm import tqdm
+
+        bar: tqdm[Any] = tqdm(
+            total=total,
+            desc=self._label,
+            unit=self._unit,
+            file=self._stream,
+            bar_format=BAR_FORMAT,
+            mininterval=MIN_REDRAW_SECONDS,
+            dynamic_ncols=True,
+            leave=True,
+        )
+        self._bar = bar
+        self._redirect = contextlib.ExitStack()
+        self._redirect.enter_context(
+            redirect_stderr_lines(lambda line: tqdm.write(line, file=self._stream, end=""))
+        )
+        return bar
+
+    def close(self) -> None:
+        """End the bar's line (once); later calls draw nothing."""
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._redirect is not None:
+            self._redirect.close()
+            self._redirect = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from posd.cli.args import add_config_argument
-from posd.config import load_config
 
 
 def register(subparsers: Any) -> None:
@@ -19,6 +18,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the other commands do not pay for the daemon's imports.
+    from posd.config import load_config
     from posd.daemon.runtime import Daemon
 
     config = load_config(args.config)  # a bad config exits 2 before anything starts

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
-from drivers.card.deck import default_deck
-from drivers.card.simulator import CardReaderSimulator
 from posd.cli.args import add_json_argument
 from posd.cli.output import emit, key_values
 from posd.errors import UsageError
@@ -42,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_card_reader(args: argparse.Namespace) -> int:
+    # Imported here: `posd --help` does not load the drivers.
+    from drivers.card.deck import default_deck
+    from drivers.card.simulator import CardReaderSimulator
+
     if not 0 <= args.present_after < MAX_PRESENT_AFTER_S:
         raise UsageError(f"--present-after must be 0 to {MAX_PRESENT_AFTER_S:g} seconds")
     stop = threading.Event()

@@ -1,31 +1,39 @@
-"""`posd sync status|flush|retry-quarantined`: the sync engine, run on the state dir directly.
+"""`posd sync status|flush|retry-quarantined`.
 
-There is no daemon API yet, so these commands open the journal themselves. `flush` runs the
-same engine the daemon runs, in the foreground, until the backlog is delivered or `--timeout`
-passes; do not run it while a daemon is draining the same journal (both would deliver, which
-is safe, at least once, but wasteful).
+With a daemon answering on its socket, `status` and `flush` are thin clients of its API (the
+daemon delivers; a second engine beside it would only send copies). Without one they work on
+the state dir: `status` reads the journal, `flush` runs the daemon's engine in the
+foreground until the backlog is delivered, `--timeout` passes, or the configuration is
+refused (`misconfigured`: exit 1 at once, the records stay pending).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from posd.aws import sync_engine
-from posd.cli.args import add_config_argument, add_json_argument
+from posd.cli.args import (
+    add_config_argument,
+    add_json_argument,
+    add_location_arguments,
+    positive_seconds,
+)
+from posd.cli.humanize import amounts, duration, human
 from posd.cli.output import emit, key_values
-from posd.cli.progress import Progress
-from posd.config import Config, load_config
-from posd.errors import UsageError
-from posd.journal import JOURNAL_FILE, Journal
-from sync.status import DrainProgress
-from sync.timestamps import age_seconds
+from posd.paths import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from posd.config import Config
+    from posd.journal import Journal
 
 DEFAULT_FLUSH_TIMEOUT_SECONDS = 300.0
+API_MAX_FLUSH_SECONDS = 120.0  # the API's own bound on timeout_s (docs/openapi.yaml)
 # Output redaction takes any 12-19 digit Luhn-valid run for a card number, and a float's
 # fractional digits can be one: print durations with a few decimals only.
 SECONDS_DECIMALS = 3
+NOT_RUNNING = "unknown (daemon not running)"
 
 
 def _rounded(value: float | None) -> float | None:
@@ -35,96 +43,194 @@ def _rounded(value: float | None) -> float | None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sync", help="deliver the journal to EventBridge")
     commands = parser.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
-    status_parser = commands.add_parser("status", help="pending, quarantined and delivered counts")
+    status_parser = commands.add_parser(
+        "status", help="link, last delivery and error, pending, leased and quarantined"
+    )
+    add_location_arguments(status_parser)
     flush_parser = commands.add_parser("flush", help="deliver the backlog now")
     flush_parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds(),
         default=DEFAULT_FLUSH_TIMEOUT_SECONDS,
         help=f"give up after this many seconds (default {DEFAULT_FLUSH_TIMEOUT_SECONDS:g})",
     )
+    add_config_argument(flush_parser)
     retry_parser = commands.add_parser(
         "retry-quarantined", help="return quarantined records to delivery"
     )
+    add_config_argument(retry_parser)
     for sub, handler in ((status_parser, status), (flush_parser, flush), (retry_parser, retry)):
-        add_config_argument(sub)
         add_json_argument(sub)
         sub.set_defaults(handler=handler)
 
 
-def _open(config: Config) -> Journal:
+def _open_writable(config: Config) -> Journal:
+    from posd.errors import UsageError
+    from posd.journal import JOURNAL_FILE, Journal
+
     if not (config.state_dir / JOURNAL_FILE).is_file():
         raise UsageError(f"no journal in {config.state_dir} (expected {JOURNAL_FILE})")
     return Journal.open(config.state_dir, config.journal)
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+# -- status -------------------------------------------------------------------------------
 
 
 def status(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    with _open(config) as journal:
+    from posd.cli.client import connect
+    from posd.config import load_config
+
+    if args.state_dir is not None:
+        result = status_from_journal(Path(args.state_dir), None)
+    else:
+        config = load_config(args.config or DEFAULT_CONFIG_PATH)
+        client = connect(config.api.socket)
+        if client is not None:
+            result = _status_from_daemon(client.get("/v1/status"))
+        else:
+            result = status_from_journal(config.state_dir, config)
+    emit(result, args.json, _render_status)
+    return 0
+
+
+def _status_from_daemon(answer: dict[str, Any]) -> dict[str, Any]:
+    link, pending = answer["link"], answer["pending"]
+    return {
+        "source": "daemon",
+        "link": link["state"],
+        "link_since": link["since"],
+        "last_delivery": link["last_delivery"],
+        "last_error": link["last_error"],
+        "pending": pending["count"],
+        "leased": None,
+        "quarantined": answer["quarantined"],
+        "oldest_pending_age_seconds": pending["oldest_age_seconds"],
+        "pending_amount_by_currency": pending["amount_by_currency"],
+    }
+
+
+def status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any]:
+    from posd.errors import JournalError
+    from posd.journal import Journal
+    from posd.journal.listing import DeliveryFacts, delivery_facts
+    from sync.timestamps import age_seconds, rfc3339
+
+    now = time.time()
+    with Journal.open_read_only(state_dir, config.journal if config else None) as journal:
         summary = journal.summary()
-    result = {
-        "daemon": "not running (read from the journal)",
+    try:
+        facts = delivery_facts(state_dir, now)
+    except JournalError as error:  # a damaged page: the counts above still stand
+        facts = DeliveryFacts(None, f"cannot read: {error}", None, None)
+    return {
+        "source": "journal",
+        "link": NOT_RUNNING,
+        "link_since": None,
+        "last_delivery": rfc3339(facts.last_delivered_at) if facts.last_delivered_at else None,
+        "last_error": facts.last_error,
         "pending": summary.pending,
+        "leased": facts.leased,
         "quarantined": summary.quarantined,
         "tampered": summary.tampered,
         "unreadable": summary.unreadable,
         "delivered": summary.delivered,
         "oldest_pending_age_seconds": _rounded(
-            age_seconds(summary.oldest_pending_captured_at, time.time())
+            age_seconds(summary.oldest_pending_captured_at, now)
         ),
         "pending_amount_by_currency": dict(summary.pending_amount_by_currency),
-        "event_bus_name": config.sync.event_bus_name,
     }
 
-    def render(r: dict[str, Any]) -> str:
-        amounts = ", ".join(f"{c} {a}" for c, a in r["pending_amount_by_currency"].items())
-        return key_values(
-            {
-                **{k: v for k, v in r.items() if k != "pending_amount_by_currency"},
-                "oldest_pending_age_seconds": _seconds(r["oldest_pending_age_seconds"]),
-                "pending amounts": amounts or "-",
-            }
-        )
 
-    emit(result, args.json, render)
-    return 0
+def _render_status(r: dict[str, Any]) -> str:
+    shown: dict[str, Any] = {
+        "read from": r["source"],
+        "link": r["link"] + (f" since {r['link_since']}" if r["link_since"] else ""),
+        "last delivery": r["last_delivery"],
+        "last error": r["last_error"],
+        "pending": r["pending"],
+        "leased now": r["leased"],
+        "oldest pending": duration(r["oldest_pending_age_seconds"]),
+        "pending amounts": amounts(r["pending_amount_by_currency"]),
+        "quarantined": r["quarantined"],
+    }
+    for key in ("tampered", "unreadable", "delivered"):
+        if key in r:
+            shown[key] = r[key]
+    if r["quarantined"]:
+        shown["quarantined"] = f"{r['quarantined']} (see: posd journal list --state quarantined)"
+    return key_values({k: human(v) for k, v in shown.items() if v is not None or k != "leased now"})
+
+
+# -- flush --------------------------------------------------------------------------------
 
 
 def flush(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be > 0")
+    from posd.cli.client import connect
+    from posd.config import load_config
+
     config = load_config(args.config)
-    with _open(config) as journal:
+    client = connect(config.api.socket)
+    if client is not None:
+        result = _flush_through_daemon(client, args.timeout)
+    else:
+        result = _flush_here(config, args.timeout)
+    emit(result, args.json, _render_flush)
+    return 0 if result["completed"] else 1
+
+
+def _flush_through_daemon(client: Any, timeout: float) -> dict[str, Any]:
+    """The daemon delivers: ask it to, and wait (a second engine would only send copies)."""
+    wait = min(timeout, API_MAX_FLUSH_SECONDS)
+    answer = client.post("/v1/sync/flush", {"timeout_s": wait}, timeout=wait + 5.0)
+    link = client.get("/v1/status")["link"]
+    return {
+        "via": "daemon",
+        "completed": answer["completed"],
+        "pending": answer["pending"],
+        "elapsed_seconds": answer["waited_seconds"],
+        "state": link["state"],
+        "last_error": link["last_error"],
+    }
+
+
+def _flush_here(config: Config, timeout: float) -> dict[str, Any]:
+    from posd.aws import sync_engine
+    from posd.cli.progress import Progress
+    from sync.status import DrainProgress
+
+    with _open_writable(config) as journal:
         total = journal.summary().pending
-        bar = Progress("delivering")
+        engine = sync_engine(journal, config)
+        with engine, Progress("delivering") as bar:
 
-        def show(progress: DrainProgress) -> None:
-            done = progress.delivered + progress.quarantined
-            bar(min(done, total), max(total, done))
+            def show(progress: DrainProgress) -> None:
+                done = progress.delivered + progress.quarantined
+                bar(min(done, total), max(total, done))
 
-        with sync_engine(journal, config) as engine:
-            report = engine.drain(timeout=args.timeout, progress=show if total else None)
+            report = engine.drain(timeout=timeout, progress=show if total else None)
             last_error = engine.status().last_error
-    result = {
+    return {
+        "via": "engine",
         **report.as_dict(),
         "elapsed_seconds": _rounded(report.elapsed_seconds),
         "last_error": last_error,
     }
 
-    def render(r: dict[str, Any]) -> str:
-        return key_values({**r, "elapsed_seconds": _seconds(r["elapsed_seconds"])})
 
-    emit(result, args.json, render)
-    return 0 if report.completed else 1
+def _render_flush(r: dict[str, Any]) -> str:
+    shown = {k.replace("_", " "): v for k, v in r.items() if k != "elapsed_seconds"}
+    shown["elapsed"] = duration(r["elapsed_seconds"])
+    return key_values({k: human(v) for k, v in shown.items()})
+
+
+# -- retry-quarantined --------------------------------------------------------------------
 
 
 def retry(args: argparse.Namespace) -> int:
+    from posd.config import load_config
+
     config = load_config(args.config)
-    with _open(config) as journal:
+    with _open_writable(config) as journal:
         count = journal.retry_quarantined()
     emit({"returned_to_pending": count}, args.json, key_values)
     return 0

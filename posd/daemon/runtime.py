@@ -14,13 +14,12 @@ import os
 import signal
 import threading
 import time
-from importlib.metadata import PackageNotFoundError, version
 from types import FrameType
 from typing import Any
 
 import structlog
 
-from posd.aws import kms_client
+from posd.aws import kms_client, session
 from posd.config import Config, load_config
 from posd.daemon.api import ApiParts, create_app
 from posd.daemon.delivery import DeliveryThread
@@ -39,6 +38,8 @@ from posd.keys.factory import build_key_provider
 from posd.keys.provider import RotatingKeyProvider
 from posd.logs import configure_logging
 from posd.recorder import Recorder
+from posd.version import posd_version
+from sync.link import PROBING_STATES
 from sync.timestamps import rfc3339
 
 log = structlog.get_logger("posd.daemon")
@@ -55,13 +56,6 @@ DELIVERY_STOP_S = 4.0
 # Sections whose change needs a restart; the others are reloaded by SIGHUP.
 RESTART_SECTIONS = ("terminal", "api", "aws", "keys", "journal", "devices")
 ONLINE = "online"
-
-
-def posd_version() -> str:
-    try:
-        return version("posd")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def log_level(config: Config) -> str:
@@ -89,6 +83,7 @@ class Daemon:
         """Everything that can refuse the config does so here, before anything starts."""
         self.config = config
         self._gid = socket_gid(config.api.socket_group, str(config.path))
+        session(config.aws, str(config.path))  # an unknown profile, no region: exit 2 now
         self._errors = RepeatedErrors()
         self._lane = Lane()
         self._devices = DeviceSupervisor(config, self._errors, lambda: self._lane.busy)
@@ -110,7 +105,7 @@ class Daemon:
         config = self.config
         configure_logging(log_level(config))
         self._journal = journal = Journal.open(config.state_dir, config.journal)
-        kms = kms_client(config.aws) if config.keys.provider == "kms" else None
+        kms = kms_client(config.aws, str(config.path)) if config.keys.provider == "kms" else None
         self._keys = keys = build_key_provider(config, kms).start()
         recorder = Recorder(journal, keys, config.store_id, config.terminal_id)
         self._delivery = DeliveryThread(journal, config).start()
@@ -221,7 +216,8 @@ class Daemon:
         return state
 
     def _link_offline(self) -> bool:
-        return self._link_state() != ONLINE
+        """Known not to deliver (offline or misconfigured); `unknown` is not offline."""
+        return self._link_state() in PROBING_STATES
 
     def summary_line(self) -> str:
         """systemd's one-line STATUS=."""

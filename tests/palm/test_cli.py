@@ -130,13 +130,13 @@ def test_devices_table_lists_each_device(tmp_path: Path) -> None:
     assert palm.split()[1:4] == ["palm-scanner", "simulated", "connected"]
 
 
-def test_card_reader_round_trip_is_identify_and_status(tmp_path: Path) -> None:
+def test_card_reader_round_trip_is_a_read(tmp_path: Path) -> None:
     done = posd("devices", "test", "card_reader", "--json", "--config", str(write_config(tmp_path)))
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["class"], result["outcome"], result["state"]) == (
         "card-reader",
-        "status",
+        "card_read",
         "IDLE",
     )
     assert result["info"]["model"]

@@ -180,6 +180,9 @@ terminal_id = "{TERMINAL_ID}"
 mode = "development"
 state_dir = "state"
 
+[api]
+socket = "api.sock"
+
 [aws]
 region = "us-east-1"
 endpoint_url = "{aws_endpoint}"

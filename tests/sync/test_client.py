@@ -50,7 +50,7 @@ def test_transport_failures_are_classified(proxy: FaultProxy) -> None:
     proxy.script.append(http_error(400, "AccessDeniedException"))
     result = put_batch(client, [ENTRY])  # type: ignore[list-item]
     assert isinstance(result, Failed)
-    assert result.kind == "rejected"
+    assert result.kind == "misconfigured"
     assert "AccessDeniedException" in result.error
 
 

@@ -110,7 +110,7 @@ def test_status_reports_backlog_then_success(
     fill(recorder, 3)
     engine = make_engine(aws_endpoint)
     before = engine.status()
-    assert before.state == "online"
+    assert before.state == "unknown"  # nothing sent yet: nothing known about the link
     assert before.last_success is None
 
     engine.drain(timeout=30)

@@ -79,7 +79,7 @@ def test_per_entry_failures(
     throttled, internal, denied, malformed = ids[3], ids[14], ids[7], ids[22]
     proxy.fail_entry(throttled, "ThrottlingException", times=2)
     proxy.fail_entry(internal, "InternalFailure", times=1)
-    proxy.fail_entry(denied, "AccessDeniedException")
+    proxy.fail_entry(denied, "InvalidArgument")
     proxy.fail_entry(malformed, "MalformedDetail")
 
     report = make_engine(proxy.url).drain(timeout=30)
@@ -89,7 +89,7 @@ def test_per_entry_failures(
     summary = journal.summary()
     assert (summary.pending, summary.quarantined, summary.delivered) == (0, 2, RECORDS - 2)
     reasons = _quarantine_reasons(journal)
-    assert reasons[denied].startswith("AccessDeniedException: injected")
+    assert reasons[denied].startswith("InvalidArgument: injected")
     assert reasons[malformed].startswith("MalformedDetail")
     sent = Counter(proxy.sent_event_ids())
     assert sent[throttled] == 3
@@ -106,7 +106,7 @@ def test_retry_quarantined_delivers_after_the_cause_is_fixed(
     recorder: Recorder, journal: Journal, proxy: FaultProxy, make_engine: EngineFactory
 ) -> None:
     ids = fill(recorder, 4)
-    proxy.fail_entry(ids[1], "AccessDeniedException", times=1)
+    proxy.fail_entry(ids[1], "MalformedDetail", times=1)
     engine = make_engine(proxy.url)
     assert engine.drain(timeout=30).quarantined == 1
 

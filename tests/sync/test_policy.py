@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.backoff import FullJitterBackoff
-from sync.link import OFFLINE, ONLINE, LinkMonitor
+from sync.link import OFFLINE, ONLINE, UNKNOWN, LinkMonitor
 from sync.outbox import OutboxRecord, WrappedKey
 from sync.results import judge
 from sync.timeouts import RELAX_AFTER_ANSWERS, TimeoutAdapter, TimeoutSnapshot
@@ -67,7 +67,7 @@ def test_link_goes_offline_after_consecutive_failures_and_back() -> None:
     link = _link()
     assert not link.record_failure(100.0, "transport: refused")
     assert not link.record_failure(100.5, "transport: refused")
-    assert link.state == ONLINE
+    assert link.state == UNKNOWN  # never answered, not offline yet
     assert link.record_failure(101.0, "transport: refused")
     assert link.state == OFFLINE
     assert link.offline_since == 100.0
@@ -99,13 +99,14 @@ def _records(n: int) -> list[OutboxRecord]:
 
 
 def test_verdicts_per_entry() -> None:
-    records = _records(5)
+    records = _records(6)
     results = [
         {"EventId": "r1"},
         {"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"},
-        {"ErrorCode": "AccessDeniedException", "ErrorMessage": "no"},
+        {"ErrorCode": "MalformedDetail", "ErrorMessage": "no"},
         {"ErrorCode": "InternalFailure"},
         {},  # neither id nor code: not delivered, retried
+        {"ErrorCode": "AccessDeniedException", "ErrorMessage": "denied"},
     ]
     verdict = judge(records, results)  # type: ignore[arg-type]
     assert [(d.seq, d.remote_event_id) for d in verdict.delivered] == [(1, "r1")]
@@ -114,7 +115,11 @@ def test_verdicts_per_entry() -> None:
         (4, "InternalFailure"),
         (5, "NoEventId"),
     ]
-    assert [(r.seq, why) for r, why in verdict.quarantine] == [(3, "AccessDeniedException: no")]
+    assert [(r.seq, why) for r, why in verdict.quarantine] == [(3, "MalformedDetail: no")]
+    # The configuration's fault, not the record's: kept pending, reported as misconfigured.
+    assert [(r.seq, why) for r, why in verdict.misconfigured] == [
+        (6, "AccessDeniedException: denied")
+    ]
     assert verdict.throttled
 
 

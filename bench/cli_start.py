@@ -1,0 +1,52 @@
+"""Start-up time of CLI commands (median of N runs, wall clock), printed as JSON.
+
+Usage: python bench/cli_start.py [N]. Runs `python -m posd ...` from this tree; the thin
+client commands run against a config whose socket has no daemon (the journal path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = (
+    ("--help",),
+    ("--version",),
+    ("status", "--help"),
+    ("sync", "status", "--help"),
+    ("decode", "track", ";4111111111111111=25121010000000000000?"),
+)
+
+
+def timed(argv: tuple[str, ...], runs: int, env: dict[str, str]) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "posd", *argv], capture_output=True, env=env)
+        samples.append(time.perf_counter() - started)
+    return round(statistics.median(samples), 3)
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as scratch:
+        config = Path(scratch) / "posd.toml"
+        config.write_text(
+            '[terminal]\nstore_id = "s"\nterminal_id = "t"\nmode = "development"\n'
+            f'state_dir = "state"\n[api]\nsocket = "{scratch}/api.sock"\n'
+            '[keys]\nprovider = "local"\nlocal_key_file = "k"\n'
+        )
+        argvs = [*COMMANDS, ("status", "--config", str(config))]
+        print(json.dumps({" ".join(a[:2]): timed(a, runs, env) for a in argvs}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""`posd devices [--json]` and `posd devices test NAME [--json]`: the lane's devices (the
+work; the parser is in `devices_cmd`).
+
+There is no daemon API yet, so both commands open the configured devices directly (a running
+daemon would hold them: stop it first). Listing opens each device, reads its health and
+identity, and closes it; `test` does one round trip: a palm scanner is armed and waits for a
+palm (`--timeout`), a card reader is asked who it is and what state it is in. A device that
+answered is exit 0 whatever the outcome (match, no match, timeout); a device error is a clear
+one-line message and exit 3. Credentials are shown masked, never in full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from drivers.base import Device, DeviceInfo, Health
+from drivers.card.reader import CardReader
+from drivers.card.results import CardRead
+from drivers.errors import DeviceError, DeviceInitError, DriverUnavailable
+from drivers.palm.identity import Matched
+from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
+from posd.cli.output import emit, key_values, table
+from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
+from posd.currency import format_amount
+from posd.devices import DEVICE_CLASSES, build_device
+from posd.errors import ConfigError, DeviceCommandError, UsageError
+
+DEFAULT_TEST_TIMEOUT_S = 10.0
+TEST_AMOUNT_MINOR = 1  # the smallest amount: a test read, never a payment
+TEST_CURRENCY = "EUR"
+
+
+def _info(info: DeviceInfo | None) -> dict[str, str] | None:
+    if info is None:
+        return None
+    return {
+        "model": info.model,
+        "firmware": info.firmware,
+        "serial_number": info.serial_number,
+        "driver": info.driver,
+        "port": info.port,
+    }
+
+
+def _health(health: Health) -> dict[str, Any]:
+    return {
+        "connected": health.connected,
+        "last_error": health.last_error,
+        "reconnects": health.reconnects,
+        "disconnects": health.disconnects,
+    }
+
+
+def _state(error: BaseException) -> str:
+    if isinstance(error, DriverUnavailable):
+        return "unavailable"
+    if isinstance(error, DeviceInitError):
+        return "not_found"
+    if isinstance(error, ConfigError):
+        return "misconfigured"
+    return "error"
+
+
+def _message(error: BaseException) -> str:
+    """The error and its cause: "no such device" and "permission denied" need different
+    fixes (plug it in / add the daemon's user to the device's group)."""
+    code = getattr(error, "code", "error")
+    cause = error.__cause__
+    why = f" ({cause})" if cause is not None and str(cause) not in str(error) else ""
+    return f"{code}: {error}{why}"
+
+
+def probe(config: Config, name: str) -> dict[str, Any]:
+    """Open, read health and identity, close. Never raises for a device problem."""
+    settings = config.devices[name]
+    row: dict[str, Any] = {
+        "name": name,
+        "class": DEVICE_CLASSES[name].device_class if name in DEVICE_CLASSES else None,
+        "driver": settings.driver,
+        "state": "connected",
+        "info": None,
+        "health": None,
+        "error": None,
+    }
+    try:
+        with build_device(config, name) as device:
+            health = device.health()
+    except (DeviceError, ConfigError) as error:
+        row.update(state=_state(error), error=_message(error))
+        return row
+    row.update(
+        state="connected" if health.connected else "disconnected",
+        info=_info(health.info),
+        health=_health(health),
+    )
+    return row
+
+
+# -- posd devices -------------------------------------------------------------------------
+
+
+def list_devices(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    result = {
+        "config": str(config.path),
+        "devices": [probe(config, name) for name in sorted(config.devices)],
+    }
+    emit(result, args.json, _render_list)
+    return 0
+
+
+def _render_list(result: dict[str, Any]) -> str:
+    if not result["devices"]:
+        return f"no devices configured in {result['config']}"
+    rows = []
+    for device in result["devices"]:
+        info = device["info"] or {}
+        rows.append(
+            (
+                device["name"],
+                device["class"] or "-",
+                device["driver"],
+                device["state"],
+                info.get("model", "-"),
+                info.get("firmware", "-"),
+                info.get("serial_number", "-"),
+                info.get("port") or device["error"] or "-",
+            )
+        )
+    headers = ("NAME", "CLASS", "DRIVER", "STATE", "MODEL", "FIRMWARE", "SERIAL", "PORT/ERROR")
+    return table(rows, headers)
+
+
+# -- posd devices test NAME ---------------------------------------------------------------
+
+
+def test_device(args: argparse.Namespace) -> int:
+    config = load_config(getattr(args, "config", DEFAULT_CONFIG_PATH))
+    name: str = args.name
+    if name not in config.devices:
+        known = ", ".join(sorted(config.devices)) or "none"
+        raise UsageError(f"no device named {name!r} in {config.path} (configured: {known})")
+    if not 0 < args.timeout <= MAX_IDENTIFY_TIMEOUT_S:
+        raise UsageError(f"--timeout must be in (0, {MAX_IDENTIFY_TIMEOUT_S:g}] seconds")
+    started = time.monotonic()
+    try:
+        with build_device(config, name) as device:
+            result = _round_trip(device, args.timeout)
+            health = device.health()
+    except DeviceError as error:
+        raise DeviceCommandError(f"{name}: {_message(error)}") from None
+    result.update(
+        name=name,
+        driver=config.devices[name].driver,
+        ok=True,
+        elapsed_s=round(time.monotonic() - started, 3),
+        info=_info(health.info),
+        health=_health(health),
+    )
+    emit(result, getattr(args, "json", False), _render_test)
+    return 0
+
+
+def _round_trip(device: Device, timeout: float) -> dict[str, Any]:
+    """Palm scanner: identify (waits for a palm). Card reader: identify + status."""
+    if isinstance(device, PalmScanner):
+        outcome = device.identify(timeout)
+        result: dict[str, Any] = {"class": device.device_class, "outcome": str(outcome.outcome)}
+        if isinstance(outcome, Matched):
+            result.update(credential=outcome.credential.masked(), confidence=outcome.confidence)
+        return result
+    if isinstance(device, CardReader):
+        # A real read, armed with a test amount: what the customer would do, masked; nothing
+        # is journaled or sent.
+        state = str(device.status())
+        read = device.read_card(TEST_AMOUNT_MINOR, TEST_CURRENCY, timeout)
+        result = {
+            "class": device.device_class,
+            "outcome": str(read.outcome),
+            "state": state,
+            "test_amount": format_amount(TEST_AMOUNT_MINOR, TEST_CURRENCY),
+        }
+        if isinstance(read, CardRead):
+            result.update(read.card.clear_metadata())
+        return result
+    raise UsageError(f"no round trip is defined for {type(device).device_class} devices")
+
+
+def _render_test(result: dict[str, Any]) -> str:
+    info = result["info"] or {}
+    summary: dict[str, Any] = {
+        "device": f"{result['name']} ({result['class']}, driver {result['driver']})",
+        "outcome": result["outcome"],
+        **{
+            k: result[k]
+            for k in ("credential", "confidence", "state", "brand", "masked_pan", "entry_mode")
+            if k in result
+        },
+        "model": info.get("model", "-"),
+        "firmware": info.get("firmware", "-"),
+        "serial": info.get("serial_number", "-"),
+        "port": info.get("port", "-"),
+        "elapsed (s)": result["elapsed_s"],
+    }
+    return key_values(summary)
