@@ -11,9 +11,10 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from posd.errors import JournalError
 from posd.journal.files import JOURNAL_FILE
@@ -36,6 +37,8 @@ def _open(state_dir: Path) -> sqlite_utils.Database:
     path = state_dir / JOURNAL_FILE
     if not path.is_file():
         raise JournalError(f"no journal in {state_dir} (expected {JOURNAL_FILE})")
+    import sqlite_utils  # here: a thin CLI command must not pay for it at start-up
+
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     return sqlite_utils.Database(conn)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from posd.errors import SchemaError
 
@@ -100,6 +102,10 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             f"{path}: journal schema version {version} is newer than this posd understands "
             f"({SCHEMA_VERSION}); upgrade posd"
         )
+    if version == SCHEMA_VERSION:
+        return
+    import sqlite_utils  # here: opening a journal that needs no migration does not pay for it
+
     db = sqlite_utils.Database(conn)
     for target in range(version + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")

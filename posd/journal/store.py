@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 import structlog
 
 from posd.envelope import (
@@ -963,6 +962,8 @@ class Journal:
         with self._lock:
             counts = self._state_counts()
             summary = self._summary(counts)
+            import sqlite_utils  # inspection only: the hot paths never load it
+
             db = sqlite_utils.Database(self._conn)
             bounds = next(db.query("SELECT MIN(seq) AS first, MAX(seq) AS last FROM records"))
             keys = {
