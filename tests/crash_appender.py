@@ -12,6 +12,7 @@ from pathlib import Path
 from posd.journal import Journal
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
+from posd.logs import configure_logging
 from posd.recorder import Recorder
 from tests.cards import STORE_ID, TERMINAL_ID, VISA_TEST_PAN, payment_meta
 
@@ -21,6 +22,7 @@ def secret_for(event_index: int) -> bytes:
 
 
 def main() -> None:
+    configure_logging("warning")  # logs to stderr: stdout carries only the acknowledgements
     state_dir, key_file = Path(sys.argv[1]), Path(sys.argv[2])
     source = LocalKeySource(key_file)
     with (
