@@ -169,6 +169,7 @@ def _worker(
     work: str,
     endpoint: str,
     policy: str,
+    settings: SyncSettings,
     ready: Any,
     go: Any,
     results: Any,
@@ -180,7 +181,6 @@ def _worker(
     from sync.client import EventsClients
     from sync.engine import SyncEngine
 
-    settings = POLICIES[policy]
     session = boto3.Session(
         aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name="us-east-1"
     )
@@ -235,7 +235,18 @@ def _storm(
         processes = [
             context.Process(
                 target=_worker,
-                args=(first, count, str(template), work, endpoint, policy, ready, go, results),
+                args=(
+                    first,
+                    count,
+                    str(template),
+                    work,
+                    endpoint,
+                    policy,
+                    POLICIES[policy],
+                    ready,
+                    go,
+                    results,
+                ),
             )
             for first, count in slices
         ]
