@@ -142,6 +142,8 @@ def test_throttling_shrinks_the_window_and_it_grows_back(
 
     engine.drain(timeout=30, progress=lambda _: limits.append(engine.status().in_flight_limit))
 
-    assert min(limits) <= 4  # multiplicative decrease (once per round trip, not per entry)
-    assert min(limits) >= 1
+    # Multiplicative decrease (8 -> 4, once per round trip, not per entry). The progress
+    # callback samples once per round, and on a busy machine a round can also collect the
+    # answers that grow the window again (+1 each): allow for one such step before sampling.
+    assert 1 <= min(limits) <= 5
     assert limits[-1] > min(limits)  # additive increase afterwards

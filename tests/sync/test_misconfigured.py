@@ -24,6 +24,8 @@ from tests.sync.conftest import (
 )
 from tests.sync.faultproxy import FaultProxy, http_error
 
+LEASE_WAIT_SECONDS = 10.0
+
 # Far beyond what any of these tests may take: a drain that waits it out is the bug.
 LONG_TIMEOUT = 300.0
 RECORDS = 6
@@ -100,15 +102,16 @@ def test_a_stopped_engine_releases_its_leases(
     fill(recorder, 40)
     proxy.down()
     engine = make_engine(proxy.url)
-    engine.drain(timeout=0.5)
-    now = time.time()
-    # Prefetched batches are leased beyond the probe in flight: the bug left them so.
-    leased_before_close = query_file(
-        journal, "SELECT COUNT(*) FROM records WHERE state = 'pending' AND leased_until > ?", now
-    )[0][0]
+    leased_sql = "SELECT COUNT(*) FROM records WHERE state = 'pending' AND leased_until > ?"
+    # Prefetched batches are leased beyond the probe in flight: the bug left them so. On a
+    # busy machine the first drain may end before anything was leased: drain until it has.
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    leased_before_close = 0
+    while not leased_before_close and time.monotonic() < deadline:
+        engine.drain(timeout=0.5)
+        now = time.time()
+        leased_before_close = query_file(journal, leased_sql, now)[0][0]
     engine.close()
-    leased = query_file(
-        journal, "SELECT COUNT(*) FROM records WHERE state = 'pending' AND leased_until > ?", now
-    )[0][0]
+    leased = query_file(journal, leased_sql, now)[0][0]
     assert leased_before_close > 0
     assert leased == 0
