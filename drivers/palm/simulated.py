@@ -40,7 +40,6 @@ from drivers.palm.sim_device import (
     SimulatedPalmDevice,
 )
 
-
 CABLE_POLL_S = 0.05
 
 

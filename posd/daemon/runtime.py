@@ -24,6 +24,7 @@ from posd.aws import kms_client
 from posd.config import Config, load_config
 from posd.daemon.api import ApiParts, create_app
 from posd.daemon.delivery import DeliveryThread
+from posd.daemon.exits import for_systemd
 from posd.daemon.lane import Lane
 from posd.daemon.limits import headroom
 from posd.daemon.metrics import LaneState, Metrics
@@ -33,7 +34,7 @@ from posd.daemon.ratelog import RepeatedErrors
 from posd.daemon.reading import AcceptanceRules
 from posd.daemon.server import ApiServer, socket_gid
 from posd.daemon.supervisor import DeviceSupervisor
-from posd.errors import ConfigError
+from posd.errors import ConfigError, PosdError
 from posd.journal import Journal
 from posd.keys.factory import build_key_provider
 from posd.keys.provider import RotatingKeyProvider
@@ -109,7 +110,14 @@ class Daemon:
     def run(self) -> int:
         config = self.config
         configure_logging(log_level(config))
-        self._journal = journal = Journal.open(config.state_dir, config.journal)
+        try:
+            self._journal = journal = Journal.open(config.state_dir, config.journal)
+        except PosdError as error:
+            # systemd shows why (`systemctl status posd`); the exit status says whether a
+            # restart can help (exits.py).
+            log.critical("daemon.journal_refused", error=str(error), code=error.code)
+            self._notifier.status(f"refused to start: {error.code}: {error}")
+            raise for_systemd(error) from error
         kms = kms_client(config.aws) if config.keys.provider == "kms" else None
         self._keys = keys = build_key_provider(config, kms).start()
         recorder = Recorder(journal, keys, config.store_id, config.terminal_id)

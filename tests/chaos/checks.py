@@ -88,7 +88,8 @@ def check_idempotency(rows: list[JournalRow], register: RegisterLog) -> list[str
     for row in rows:
         if row.client_ref is not None:
             by_ref[row.client_ref].append(row.seq)
-    problems += [f"client_ref {ref} has records {seqs}" for ref, seqs in by_ref.items() if len(seqs) > 1]
+    twice = {ref: seqs for ref, seqs in by_ref.items() if len(seqs) > 1}
+    problems += [f"client_ref {ref}: records {seqs}" for ref, seqs in twice.items()]
     return problems
 
 

@@ -97,8 +97,7 @@ class Chaos:
             self._repair(slot)
 
     def _pick(self) -> str:
-        kinds, weights = zip(*WEIGHTS.items(), strict=True)
-        return self._rng.choices(kinds, weights)[0]
+        return self._rng.choices(list(WEIGHTS), list(WEIGHTS.values()))[0]
 
     def _repair_due(self) -> None:
         now = time.monotonic()

@@ -128,9 +128,9 @@ class Rig:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.daemon is not None and self.daemon.proc is not None:
-            if self.daemon.proc.poll() is None:
-                self.daemon.kill()
+        if self.alive():
+            assert self.daemon is not None
+            self.daemon.kill()
         for proxy in (self.events_proxy, self.kms_proxy):
             if proxy is not None:
                 proxy.down()
@@ -214,4 +214,3 @@ class Rig:
             and self.daemon.proc is not None
             and self.daemon.proc.poll() is None
         )
-

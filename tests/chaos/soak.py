@@ -68,9 +68,7 @@ def wait_for_recovery(register: Register, since: float, timeout: float) -> None:
     """Let the register pay until one payment is answered 201 after `since` (bounded)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(
-            e.status == 201 and e.answered_at >= since for e in list(register.log.exchanges)
-        ):
+        if any(e.status == 201 and e.answered_at >= since for e in list(register.log.exchanges)):
             return
         time.sleep(0.1)
 
