@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from types import FrameType
 from typing import Any
 
+import falcon
 import structlog
 
 from posd.aws import kms_client
@@ -110,6 +111,21 @@ class Daemon:
     def run(self) -> int:
         config = self.config
         configure_logging(log_level(config))
+        app = self.compose()
+        self._server = ApiServer(app, config.api.socket, self._gid).start()
+        self._install_signal_handlers()
+        self._notifier.ready(self.summary_line())
+        log.info("daemon.ready", socket=str(config.api.socket), version=posd_version())
+        self._main_loop()
+        self._shutdown()
+        return 0
+
+    def compose(self) -> falcon.App[falcon.Request, falcon.Response]:
+        """Open the journal, start keys, delivery and devices; the API app over them.
+
+        `run` serves it on the socket; tests drive it in-process and then call `stop`.
+        """
+        config = self.config
         try:
             self._journal = journal = Journal.open(config.state_dir, config.journal)
         except PosdError as error:
@@ -137,13 +153,11 @@ class Daemon:
         self._payments = payments
         metrics.watch(self._lane_state)
         parts = ApiParts(payments, metrics, self.status, self._devices.snapshot, self.flush)
-        self._server = ApiServer(create_app(parts), config.api.socket, self._gid).start()
-        self._install_signal_handlers()
-        self._notifier.ready(self.summary_line())
-        log.info("daemon.ready", socket=str(config.api.socket), version=posd_version())
-        self._main_loop()
+        return create_app(parts)
+
+    def stop(self) -> None:
+        """What SIGTERM does, for a daemon composed without `run`."""
         self._shutdown()
-        return 0
 
     def _install_signal_handlers(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
