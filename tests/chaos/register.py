@@ -55,9 +55,11 @@ class RegisterLog:
     mismatches: list[str] = field(default_factory=list)  # the same client_ref, another answer
 
 
-def exchange(sock: Path, method: str, path: str, body: Any) -> tuple[int, Any, str]:
+def exchange(
+    sock: Path, method: str, path: str, body: Any, timeout: float = HTTP_TIMEOUT_S
+) -> tuple[int, Any, str]:
     """One HTTP exchange; raises one of NO_ANSWER when no answer came back."""
-    conn = UnixConnection(sock, timeout=HTTP_TIMEOUT_S)
+    conn = UnixConnection(sock, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}

@@ -17,6 +17,7 @@ import http.client
 import json
 import random
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -76,6 +77,14 @@ class Seen:
     failed_entries: dict[str, str] = field(default_factory=dict)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up (a killed daemon, a timed-out request) is no news: no traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FaultProxy:
     def __init__(self, upstream_url: str, port: int = 0) -> None:
         parts = urlsplit(upstream_url)
@@ -105,7 +114,7 @@ class FaultProxy:
         if self._server is not None:
             return
         handler = _make_handler(self)
-        server = ThreadingHTTPServer((LOOPBACK, self._port), handler)
+        server = _QuietServer((LOOPBACK, self._port), handler)
         server.daemon_threads = True
         self._port = server.server_address[1]
         self._server = server
