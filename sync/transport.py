@@ -30,6 +30,7 @@ SERVER_ERROR_STATUS = 500
 TRANSPORT = "transport"
 REJECTED = "rejected"
 READ_TIMEOUT = "read-timeout"
+MALFORMED_ANSWER = "malformed PutEvents answer"
 
 
 class PutEventsClient(Protocol):
@@ -105,6 +106,10 @@ def put_batch(
         # Connection refused/reset, DNS, TLS, connect timeouts, truncated bodies, and
         # credential providers that need the network (IAM Roles Anywhere) all land here.
         return Failed(TRANSPORT, _describe(error))
+    except (AttributeError, TypeError, ValueError) as error:
+        # botocore's parser trips over a JSON body of the wrong shape (`null`, `true`, a list
+        # where an object belongs) with these instead of its own errors (found by fuzzing).
+        return Failed(TRANSPORT, f"{MALFORMED_ANSWER}: {_describe(error)}")
     results = response.get("Entries", [])
     if len(results) != len(entries):
         return Failed(TRANSPORT, f"PutEvents answered {len(results)} results for {len(entries)}")
