@@ -113,4 +113,7 @@ def put_batch(
     results = response.get("Entries", [])
     if len(results) != len(entries):
         return Failed(TRANSPORT, f"PutEvents answered {len(results)} results for {len(entries)}")
+    if not all(isinstance(result, dict) for result in results):
+        # `null` in the list reaches us as None: judging it would kill the engine's thread
+        return Failed(TRANSPORT, f"{MALFORMED_ANSWER}: a result that is not an object")
     return Answered(results)

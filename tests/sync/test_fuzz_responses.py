@@ -115,7 +115,7 @@ def entries_of(count: int) -> list[Any]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(answer=answers)
 def test_every_answer_gets_a_specific_verdict(
