@@ -58,9 +58,6 @@ def test_seq_and_event_id_increase_whatever_the_wall_clock_does(
 
 CHILD = """
 import sys
-import os
-import subprocess
-import sys
 from pathlib import Path
 from posd.journal import Journal
 from posd.keys.local import LocalKeySource
@@ -69,6 +66,7 @@ from posd.recorder import Recorder
 state_dir, key_file, wall = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
 source = LocalKeySource(key_file, create=True)
 with Journal.open(state_dir, clock=lambda: wall) as journal, RotatingKeyProvider(source) as keys:
+    assert keys.wait_ready(30)
     written = Recorder(journal, keys, "store", "lane").record("payment.card", {}, b"{}")
     print(written.seq, written.event_id)
 """
