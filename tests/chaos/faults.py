@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.chaos.rig import FULL_MIN_FREE_BYTES, NORMAL_MIN_FREE_BYTES, Rig
-from tests.sync.faultproxy import LOSE, PASS, delay, http_error
+from tests.sync.faultproxy import LOSE, PASS, Fault, delay, http_error
 
 TICK_S = 0.1
 GAP_S = (0.5, 2.5)  # between two faults
@@ -194,9 +194,9 @@ class Chaos:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _set_default(self, fault: object, kind: str) -> None:
+    def _set_default(self, fault: Fault, kind: str) -> None:
         events = self.rig.events
-        events.default = fault  # type: ignore[assignment]
+        events.default = fault
 
         def repair() -> None:
             events.default = PASS
