@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit bench clean venv
+.PHONY: test demo lint typecheck unit bench chaos clean venv
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ test: lint typecheck unit
 
 demo: $(STAMP)
 	$(BIN)/posd demo
+
+# The long chaos soak (README: Reliability). POSD_CHAOS_SECONDS=1800 make chaos for 30 minutes.
+POSD_CHAOS_SECONDS ?= 1800
+chaos: $(STAMP)
+	POSD_CHAOS_SECONDS=$(POSD_CHAOS_SECONDS) $(BIN)/python -m tests.chaos.soak
 
 bench: $(STAMP)
 	$(BIN)/python bench/all.py

@@ -26,11 +26,23 @@ def uuid7_str(now_ms: int | None = None) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def observe(event_id: str) -> None:
+    """Never make an id at or below `event_id` (one this terminal made before, perhaps in
+    an earlier process): if the wall clock has gone back since, ids go on from there."""
+    global _last_ms, _last_counter
+    value = uuid.UUID(event_id).int
+    ms, counter = value >> 80, (value >> 64) & _COUNTER_MAX
+    with _lock:
+        if (ms, counter) > (_last_ms, _last_counter):
+            _last_ms, _last_counter = ms, counter
+
+
 def _uuid7_int(now_ms: int | None) -> int:
     """A UUIDv7: 48-bit Unix milliseconds, a 12-bit counter (monotonic within a process), random.
 
     The counter (RFC 9562 method 1) keeps ids strictly increasing when many are made in the
-    same millisecond, so sorting by event_id matches capture order on one terminal.
+    same millisecond, or while the wall clock is behind the last id (it went back), so
+    sorting by event_id matches capture order on one terminal.
     """
     global _last_ms, _last_counter
     with _lock:

@@ -49,6 +49,7 @@ MISCONFIGURED_SDK_ERRORS = (
     UnknownEndpointError,
     ParamValidationError,
 )
+MALFORMED_ANSWER = "malformed PutEvents answer"
 
 
 class PutEventsClient(Protocol):
@@ -131,7 +132,14 @@ def put_batch(
         # Connection refused/reset, DNS, TLS, connect timeouts, truncated bodies, and
         # credential providers that need the network (IAM Roles Anywhere) all land here.
         return Failed(TRANSPORT, _describe(error))
+    except (AttributeError, TypeError, ValueError) as error:
+        # botocore's parser trips over a JSON body of the wrong shape (`null`, `true`, a list
+        # where an object belongs) with these instead of its own errors (found by fuzzing).
+        return Failed(TRANSPORT, f"{MALFORMED_ANSWER}: {_describe(error)}")
     results = response.get("Entries", [])
     if len(results) != len(entries):
         return Failed(TRANSPORT, f"PutEvents answered {len(results)} results for {len(entries)}")
+    if not all(isinstance(result, dict) for result in results):
+        # `null` in the list reaches us as None: judging it would kill the engine's thread
+        return Failed(TRANSPORT, f"{MALFORMED_ANSWER}: a result that is not an object")
     return Answered(results)

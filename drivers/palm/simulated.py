@@ -14,12 +14,17 @@ Options (config `[devices.palm_scanner]`)::
     serial_number = "SIM-PALM-0001"
     firmware = "sim-1.0.0"
     kernel_driver_active = false   # start with a kernel driver bound (the driver detaches it)
+    unplugged_while = "/path/to/flag"  # unplugged while a file exists there (for tests that
+                                       # run the driver in another process, e.g. a daemon)
     response_timeout_s, backoff_initial_s, backoff_max_s   # as for amazon-one
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import ClassVar
 
 from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S
@@ -35,6 +40,27 @@ from drivers.palm.sim_device import (
     SimulatedPalmDevice,
 )
 
+CABLE_POLL_S = 0.05
+
+
+class _CableFlag(threading.Thread):
+    """Pulls the simulated cable while a flag file exists and plugs it back once it is gone:
+    the simulator's hands for a test that runs the driver in another process."""
+
+    def __init__(self, flag: Path, backend: SimulatedUsbBackend) -> None:
+        super().__init__(name="palm-sim-cable", daemon=True)
+        self._flag = flag
+        self._backend = backend
+
+    def run(self) -> None:
+        while True:
+            unplugged = self._flag.exists()
+            if unplugged and self._backend.plugged:
+                self._backend.unplug()
+            elif not unplugged and not self._backend.plugged:
+                self._backend.replug()
+            time.sleep(CABLE_POLL_S)
+
 
 class SimulatedPalmScanner(AmazonOneScanner):
     driver_name: ClassVar[str] = "simulated"
@@ -48,6 +74,7 @@ class SimulatedPalmScanner(AmazonOneScanner):
         serial_number: str = SIM_SERIAL,
         firmware: str = SIM_FIRMWARE,
         kernel_driver_active: bool = False,
+        unplugged_while: str | None = None,
         response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
         backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S,
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
@@ -67,6 +94,8 @@ class SimulatedPalmScanner(AmazonOneScanner):
         self.simulator = SimulatedUsbBackend(
             device, SIM_VENDOR_ID, SIM_PRODUCT_ID, kernel_driver_active=kernel_driver_active
         )
+        if unplugged_while:
+            _CableFlag(Path(unplugged_while), self.simulator).start()
         # Selecting by serial number makes every connect read string descriptors too.
         super().__init__(
             vendor_id=SIM_VENDOR_ID,

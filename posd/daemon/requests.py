@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from drivers.card.protocol import MAX_AMOUNT_DIGITS
 from posd.daemon.refusals import VALIDATION_ERROR, refuse
 from posd.journal.rows import MAX_AMOUNT_MINOR
 
@@ -25,6 +26,9 @@ DEFAULT_TIMEOUT_S = 30.0
 MAX_TIMEOUT_S = 120.0
 MAX_BODY_BYTES = 16_384
 TIMEOUT_EXPECTED = f"a number of seconds above 0, at most {MAX_TIMEOUT_S:g}"
+# What a payment may ask for: the journal takes 13 digits, the card reader's protocol 12 (a
+# larger amount reached the reader's encoder and answered 500; found by schemathesis).
+MAX_PAYMENT_MINOR = min(MAX_AMOUNT_MINOR, 10**MAX_AMOUNT_DIGITS - 1)
 PAYMENT_FIELDS = ("client_ref", "amount_minor", "currency", "method", "timeout_s")
 
 
@@ -69,6 +73,17 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _whole_number(value: object) -> int | None:
+    """An integer, also written `609.0`: JSON has one number type, and the document's
+    `integer` (JSON Schema) is any number without a fraction (found by schemathesis). Amounts
+    are below 2^53, where every whole float is exact."""
+    if _is_int(value):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def valid_timeout(value: object) -> TypeGuard[float]:
     """A wait in seconds: a number (not a bool) above 0, at most MAX_TIMEOUT_S."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -83,9 +98,9 @@ def parse_payment_request(body: Any) -> PaymentRequest:
     }
     if not valid_client_ref(body.get("client_ref")):
         problems["client_ref"] = "1 to 100 letters, digits, '.', '_' or '-'"
-    amount = body.get("amount_minor")
-    if not (_is_int(amount) and 0 < amount <= MAX_AMOUNT_MINOR):
-        problems["amount_minor"] = f"an integer from 1 to {MAX_AMOUNT_MINOR} (minor units)"
+    amount = _whole_number(body.get("amount_minor"))
+    if not (amount is not None and 0 < amount <= MAX_PAYMENT_MINOR):
+        problems["amount_minor"] = f"an integer from 1 to {MAX_PAYMENT_MINOR} (minor units)"
     currency = body.get("currency")
     if not (isinstance(currency, str) and CURRENCY_PATTERN.fullmatch(currency)):
         problems["currency"] = "a three-letter ISO 4217 code in capitals"
@@ -101,7 +116,7 @@ def parse_payment_request(body: Any) -> PaymentRequest:
         )
     return PaymentRequest(
         str(body["client_ref"]),
-        int(body["amount_minor"]),
+        int(body["amount_minor"]),  # whole: checked above
         str(currency),
         str(method),
         float(timeout),

@@ -17,12 +17,14 @@ import time
 from types import FrameType
 from typing import Any
 
+import falcon
 import structlog
 
 from posd.aws import kms_client, session
 from posd.config import Config, load_config
 from posd.daemon.api import ApiParts, create_app
 from posd.daemon.delivery import DeliveryThread
+from posd.daemon.exits import for_systemd
 from posd.daemon.lane import Lane
 from posd.daemon.limits import headroom
 from posd.daemon.metrics import LaneState, Metrics
@@ -32,7 +34,7 @@ from posd.daemon.ratelog import RepeatedErrors
 from posd.daemon.reading import AcceptanceRules
 from posd.daemon.server import ApiServer, socket_gid
 from posd.daemon.supervisor import DeviceSupervisor
-from posd.errors import ConfigError
+from posd.errors import ConfigError, PosdError
 from posd.journal import Journal
 from posd.keys.factory import build_key_provider
 from posd.keys.provider import RotatingKeyProvider
@@ -104,7 +106,29 @@ class Daemon:
     def run(self) -> int:
         config = self.config
         configure_logging(log_level(config))
-        self._journal = journal = Journal.open(config.state_dir, config.journal)
+        app = self.compose()
+        self._server = ApiServer(app, config.api.socket, self._gid).start()
+        self._install_signal_handlers()
+        self._notifier.ready(self.summary_line())
+        log.info("daemon.ready", socket=str(config.api.socket), version=posd_version())
+        self._main_loop()
+        self._shutdown()
+        return 0
+
+    def compose(self) -> falcon.App[falcon.Request, falcon.Response]:
+        """Open the journal, start keys, delivery and devices; the API app over them.
+
+        `run` serves it on the socket; tests drive it in-process and then call `stop`.
+        """
+        config = self.config
+        try:
+            self._journal = journal = Journal.open(config.state_dir, config.journal)
+        except PosdError as error:
+            # systemd shows why (`systemctl status posd`); the exit status says whether a
+            # restart can help (exits.py).
+            log.critical("daemon.journal_refused", error=str(error), code=error.code)
+            self._notifier.status(f"refused to start: {error.code}: {error}")
+            raise for_systemd(error) from error
         kms = kms_client(config.aws, str(config.path)) if config.keys.provider == "kms" else None
         self._keys = keys = build_key_provider(config, kms).start()
         recorder = Recorder(journal, keys, config.store_id, config.terminal_id)
@@ -124,13 +148,11 @@ class Daemon:
         self._payments = payments
         metrics.watch(self._lane_state)
         parts = ApiParts(payments, metrics, self.status, self._devices.snapshot, self.flush)
-        self._server = ApiServer(create_app(parts), config.api.socket, self._gid).start()
-        self._install_signal_handlers()
-        self._notifier.ready(self.summary_line())
-        log.info("daemon.ready", socket=str(config.api.socket), version=posd_version())
-        self._main_loop()
+        return create_app(parts)
+
+    def stop(self) -> None:
+        """What SIGTERM does, for a daemon composed without `run`."""
         self._shutdown()
-        return 0
 
     def _install_signal_handlers(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:

@@ -34,7 +34,7 @@ from posd.envelope import (
     wrapped_key_digest,
 )
 from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
-from posd.ids import uuid7_str
+from posd.ids import observe, uuid7_str
 from posd.journal.files import (
     JOURNAL_FILE,
     prepare_private_dir,
@@ -202,10 +202,20 @@ class Journal:
         try:
             with journal._lock:
                 journal._identity = establish(journal._conn, state_dir, known)
+                journal._observe_last_event_id()
         except BaseException:
             journal.close()
             raise
         return journal
+
+    def _observe_last_event_id(self) -> None:
+        """event_ids stay monotonic across restarts, whatever the wall clock did meanwhile."""
+        with contextlib.suppress(sqlite3.DatabaseError):
+            row = self._conn.execute(
+                "SELECT event_id FROM records ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                observe(str(row[0]))
 
     @classmethod
     def accept_loss(cls, state_dir: Path) -> AcceptedLoss:
@@ -395,8 +405,9 @@ class Journal:
         if client_ref is not None and not 0 < len(client_ref) <= MAX_CLIENT_REF_LENGTH:
             raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
         clean_meta, meta_text = validate_meta(meta)
-        event_id = uuid7_str()
-        captured_at = rfc3339(self._clock())
+        wall = self._clock()
+        event_id = uuid7_str(int(wall * 1000))
+        captured_at = rfc3339(wall)
 
         def body(conn: sqlite3.Connection) -> OutboxRecord:
             self._check_capacity(conn)
@@ -559,10 +570,10 @@ class Journal:
             # Rows are read before the write transaction: a damaged page met inside one
             # poisons it, so only rows that could be read are ever written.
             try:
-                candidates = self._due(self._conn, now, limit)
+                candidates = self._due(self._conn, now, limit, now + lease_seconds)
                 damaged: list[Quarantined] = []
             except _DamagedPage:
-                candidates, damaged = self._due_around_damage(now, limit)
+                candidates, damaged = self._due_around_damage(now, limit, now + lease_seconds)
             try:
                 result: Lease = self._write(
                     lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged)
@@ -601,16 +612,17 @@ class Journal:
         return Lease(records, [*refused, *damaged])
 
     def _due(
-        self, conn: sqlite3.Connection, now: float, limit: int
+        self, conn: sqlite3.Connection, now: float, limit: int, void_after: float
     ) -> list[tuple[sqlite3.Row, bytes | None]]:
-        """Due pending rows, each with the chain value it must link to."""
+        """Due pending rows, each with the chain value it must link to. A lease that ends after
+        `void_after` (now + lease_seconds) was taken before the wall clock went back: void."""
         try:
             rows = conn.execute(
                 select_records_with_previous(
                     "WHERE r.seq >= ? AND r.state = 'pending' AND r.next_attempt_at <= ? "
-                    "AND r.leased_until <= ? ORDER BY r.seq LIMIT ?"
+                    f"AND {LEASE_OVER} ORDER BY r.seq LIMIT ?"
                 ),
-                (self._pending_floor(conn), now, now, limit),
+                (self._pending_floor(conn), now, now, void_after, limit),
             ).fetchall()
             return [
                 (row, self._link_of(conn, row))
@@ -646,7 +658,7 @@ class Journal:
         return Lease([], [Quarantined(seq, reason)])
 
     def _due_around_damage(
-        self, now: float, limit: int
+        self, now: float, limit: int, void_after: float
     ) -> tuple[list[tuple[sqlite3.Row, bytes | None]], list[Quarantined]]:
         """Lease's slow path: every due row that can be read (with the chain value to check it
         against, None where the row before it cannot be read), and each unreadable row
@@ -669,7 +681,9 @@ class Journal:
             previous = (seq, bytes(row["chain"]))
             if row["state"] != RecordState.PENDING or not self._may_lease(seq, now):
                 continue
-            if row["next_attempt_at"] <= now and row["leased_until"] <= now:
+            leased_until = row["leased_until"]
+            lease_over = leased_until <= now or leased_until > void_after
+            if row["next_attempt_at"] <= now and lease_over:
                 rows.append((row, link))
             if len(rows) >= limit:
                 break
@@ -712,8 +726,8 @@ class Journal:
             for record in leased
             if conn.execute(
                 "UPDATE records SET leased_until = ? WHERE seq = ? AND state = 'pending' "
-                "AND leased_until <= ?",
-                (now + lease_seconds, record.seq, now),
+                "AND (leased_until <= ? OR leased_until > ?)",
+                (now + lease_seconds, record.seq, now, now + lease_seconds),
             ).rowcount
         ]
         return Lease(hidden, [*refused, *damaged])
@@ -1008,12 +1022,45 @@ class Journal:
         """
 
         def body(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "UPDATE records SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
-            ).rowcount
+            return conn.execute(RELEASE_LEASES).rowcount
 
-        released: int = self._write(body)
+        try:
+            released: int = self._write(body)
+        except sqlite3.DatabaseError:
+            return self._release_leases_around_damage()
         return released
+
+    def _release_leases_around_damage(self) -> int:
+        """`release_leases` row by row from the lowest pending seq known, where a damaged page
+        broke the one statement (found by a chaos test: SIGTERM then exited 1 with a
+        traceback). Leases kept in memory (rows the file could not update) are dropped; rows
+        that cannot be written, and any beyond the first `RELEASE_AROUND_DAMAGE_ROWS`, keep
+        their lease in the file: it runs out by itself."""
+        with self._lock:
+            first, last = self._floor, self._issued_through()
+            in_memory = len(self._memory_leases)  # leases the damaged file could not take
+            self._memory_leases.clear()
+        if last is None:
+            return in_memory
+        released, kept = in_memory, 0
+        for seq in range(first, min(last, first + RELEASE_AROUND_DAMAGE_ROWS) + 1):
+            try:
+                released += self._write(functools.partial(_release_one, seq=seq))
+            except sqlite3.DatabaseError:
+                kept += 1
+        log.warning("journal.leases_released_around_damage", released=released, kept=kept)
+        return released
+
+
+# A lease is over when it ran out, or when it ends further ahead than a lease lasts: it was
+# taken before the wall clock went back (params: now, now + lease_seconds).
+LEASE_OVER = "(r.leased_until <= ? OR r.leased_until > ?)"
+RELEASE_AROUND_DAMAGE_ROWS = 10_000  # a bound on row-by-row work at shutdown
+RELEASE_LEASES = "UPDATE records SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
+
+
+def _release_one(conn: sqlite3.Connection, seq: int) -> int:
+    return int(conn.execute(RELEASE_LEASES + " AND seq = ?", (seq,)).rowcount)
 
 
 def _client_ref_taken(conn: sqlite3.Connection, client_ref: str | None) -> bool:

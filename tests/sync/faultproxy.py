@@ -2,10 +2,12 @@
 
 boto3 is pointed at the proxy as its EventBridge endpoint. Each PutEvents request takes the
 next `Fault` from a script (PASS when the script is empty); entries can also be failed one by
-one by event_id, as EventBridge does inside an HTTP 200. Failed entries are removed from what
-is forwarded, so moto (and the SQS queue behind the rule) sees exactly what real EventBridge
-would have accepted. The proxy can also stop listening (connection refused) and come back on
-the same port. Sockets get TCP_NODELAY so that Nagle + delayed ACK do not add 40 ms a request.
+one by event_id (or a random fraction of all entries, `entry_fault_rate`), as EventBridge does
+inside an HTTP 200. Failed entries are removed from what is forwarded, so moto (and the SQS
+queue behind the rule) sees exactly what real EventBridge would have accepted. The proxy can
+also stop listening (connection refused) and come back on the same port. Other requests (KMS,
+for one) are forwarded as they are, so a second proxy can stand between boto3 and KMS and be
+taken down. Sockets get TCP_NODELAY so that Nagle + delayed ACK do not add 40 ms a request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import random
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -73,6 +77,14 @@ class Seen:
     failed_entries: dict[str, str] = field(default_factory=dict)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up (a killed daemon, a timed-out request) is no news: no traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FaultProxy:
     def __init__(self, upstream_url: str, port: int = 0) -> None:
         parts = urlsplit(upstream_url)
@@ -81,6 +93,9 @@ class FaultProxy:
         self.default = PASS
         # event_id -> [error code, how many more times to fail it]
         self.entry_faults: dict[str, list[Any]] = {}
+        # (error code, fraction): fail that fraction of all entries, whatever their event_id
+        self.entry_fault_rate: tuple[str, float] | None = None
+        self._random = random.Random()
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._port = port
@@ -99,7 +114,7 @@ class FaultProxy:
         if self._server is not None:
             return
         handler = _make_handler(self)
-        server = ThreadingHTTPServer((LOOPBACK, self._port), handler)
+        server = _QuietServer((LOOPBACK, self._port), handler)
         server.daemon_threads = True
         self._port = server.server_address[1]
         self._server = server
@@ -141,6 +156,8 @@ class FaultProxy:
                 if fault and fault[1] > 0:
                     fault[1] -= 1
                     failed[index] = fault[0]
+                elif self.entry_fault_rate and self._random.random() < self.entry_fault_rate[1]:
+                    failed[index] = self.entry_fault_rate[0]
                 else:
                     forward.append(entry)
         return failed, forward
@@ -196,8 +213,10 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
+            # A client that timed out meanwhile has hung up: nothing to tell it.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body)
+                self.wfile.flush()
 
         def _abort(self) -> None:
             self.close_connection = True

@@ -184,3 +184,17 @@ def test_a_corrupt_page_is_reported_by_verify_and_flush_delivers_what_it_can_rea
     assert flushed["quarantined"] == len(unreadable)
     received = set(event_ids(receive_all(sqs_client, route.queue_url, flushed["delivered"])))
     assert len(received) == flushed["delivered"]
+
+
+def test_leases_are_released_around_a_damaged_page(config_file: Path) -> None:
+    """Found by the daemon-level damage test: SIGTERM released leases in one statement, which
+    a damaged page broke (traceback, exit 1). Now every readable lease is released."""
+    record_payments(config_file.parent, MORE_RECORDS)
+    corrupt_a_page(config_file, DAMAGED_SEQ)
+    with Journal.open(config_file.parent / "state") as journal:
+        now = time.time()
+        leased = journal.lease(CLI_RECORDS + MORE_RECORDS, now, 60.0).records
+        assert leased
+        assert journal.release_leases() == len(leased)
+        again = journal.lease(CLI_RECORDS + MORE_RECORDS, now, 60.0).records
+        assert [r.seq for r in again] == [r.seq for r in leased]

@@ -1,0 +1,216 @@
+"""The lane under test: moto, two fault proxies (EventBridge, KMS), the card-reader simulator
+and `posd run` as a subprocess that can be killed, stopped and restarted with another config.
+
+The daemon uses KMS data keys with the offline RSA key as fallback, so a KMS outage across a
+restart puts it on the offline path; KMS and EventBridge are each reached through their own
+`FaultProxy`, so either can be broken without touching the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from drivers.card.simulator import CardReaderSimulator
+from posd.demo.backend import QueueRoute, route_bus_to_queue
+from posd.demo.emulator import LocalAws
+from tests.daemon.harness import FAST_SYNC, Daemon
+from tests.sync.faultproxy import FaultProxy
+
+STORE_ID = "store-chaos"
+TERMINAL_ID = "lane-chaos"
+SOURCE = "posd.chaos"
+PALM_CREDENTIAL = "tok-chaos-shopper-0001"
+ROTATE_AFTER_RECORDS = 20  # keys change often: rotation and the offline path get exercised
+NORMAL_MIN_FREE_BYTES = 1024 * 1024
+FULL_MIN_FREE_BYTES = 2**62  # more than any disk has free: every append is journal_full
+
+
+def chaos_config(
+    directory: Path,
+    *,
+    card_port: str,
+    events_url: str,
+    kms_url: str,
+    kms_key: str,
+    offline_key: str,
+    bus_name: str,
+    min_free_bytes: int,
+    palm_flag: Path,
+) -> Path:
+    path = directory / "posd.toml"
+    path.write_text(
+        f"""
+[terminal]
+store_id = "{STORE_ID}"
+terminal_id = "{TERMINAL_ID}"
+mode = "production"
+state_dir = "state"
+
+[api]
+socket = "run/api.sock"
+socket_group = ""
+
+[aws]
+region = "us-east-1"
+kms_endpoint_url = "{kms_url}"
+events_endpoint_url = "{events_url}"
+connect_timeout_seconds = 0.5
+read_timeout_seconds = 1.0
+
+[keys]
+provider = "kms"
+kms_key_id = "{kms_key}"
+offline_key_id = "{offline_key}"
+rotate_after_records = {ROTATE_AFTER_RECORDS}
+
+[journal]
+min_free_bytes = {min_free_bytes}
+
+[sync]
+event_bus_name = "{bus_name}"
+source = "{SOURCE}"
+{FAST_SYNC}
+
+[devices.card_reader]
+driver = "serial"
+port = "{card_port}"
+backoff_initial_s = 0.05
+backoff_max_s = 0.2
+
+[devices.palm_scanner]
+driver = "simulated"
+identities = {{ shopper = "{PALM_CREDENTIAL}" }}
+present = "shopper"
+scan_time_s = 0.01
+unplugged_while = "{palm_flag}"
+"""
+    )
+    return path
+
+
+class Rig:
+    """Everything the soak breaks, built in `directory`. A context manager."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.aws = LocalAws()
+        self.events_proxy: FaultProxy | None = None
+        self.kms_proxy: FaultProxy | None = None
+        self.reader = CardReaderSimulator()
+        self.daemon: Daemon | None = None
+        self.route: QueueRoute | None = None
+        self.kms_key = ""
+        self.offline_key = ""
+
+    def __enter__(self) -> Self:
+        self.aws.__enter__()
+        kms = self.aws.client("kms")
+        self.kms_key = kms.create_key(Description="posd chaos journal key")["KeyMetadata"]["Arn"]
+        self.offline_key = kms.create_key(
+            Description="posd chaos offline key", KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"
+        )["KeyMetadata"]["Arn"]
+        bus = f"chaos-{uuid.uuid4().hex[:10]}"
+        self.route = route_bus_to_queue(
+            self.aws.client("events"), self.aws.client("sqs"), bus, SOURCE
+        )
+        self.events_proxy = FaultProxy(self.aws.endpoint_url)
+        self.kms_proxy = FaultProxy(self.aws.endpoint_url)
+        self.reader.start()
+        self.write_config(NORMAL_MIN_FREE_BYTES)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.alive():
+            assert self.daemon is not None
+            self.daemon.kill()
+        for proxy in (self.events_proxy, self.kms_proxy):
+            if proxy is not None:
+                proxy.down()
+        self.reader.stop()
+        self.aws.__exit__(exc_type, exc, tb)
+
+    # -- parts ---------------------------------------------------------------------------------
+
+    @property
+    def events(self) -> FaultProxy:
+        assert self.events_proxy is not None
+        return self.events_proxy
+
+    @property
+    def kms(self) -> FaultProxy:
+        assert self.kms_proxy is not None
+        return self.kms_proxy
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "posd.toml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / "state"
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "run" / "api.sock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "daemon.log"
+
+    def write_config(self, min_free_bytes: int) -> None:
+        assert self.route is not None
+        chaos_config(
+            self.dir,
+            card_port=self.reader.port,
+            events_url=self.events.url,
+            kms_url=self.kms.url,
+            kms_key=self.kms_key,
+            offline_key=self.offline_key,
+            bus_name=self.route.bus_name,
+            min_free_bytes=min_free_bytes,
+            palm_flag=self.palm_flag,
+        )
+
+    @property
+    def palm_flag(self) -> Path:
+        return self.dir / "palm-unplugged"
+
+    def palm_unplug(self) -> None:
+        self.palm_flag.touch()
+
+    def palm_replug(self) -> None:
+        self.palm_flag.unlink(missing_ok=True)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client straight to moto (the backend's side: no proxy in the way)."""
+        return self.aws.client(service)
+
+    # -- the daemon ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.daemon = Daemon(self.config).start()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up."""
+        assert self.daemon is not None
+        self.daemon.kill()
+
+    def terminate(self) -> int:
+        """SIGTERM and the exit code (0 is the contract)."""
+        assert self.daemon is not None
+        return self.daemon.stop()
+
+    def alive(self) -> bool:
+        return (
+            self.daemon is not None
+            and self.daemon.proc is not None
+            and self.daemon.proc.poll() is None
+        )
