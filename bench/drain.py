@@ -30,12 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
-from drivers.card.deck import TEST_PANS  # noqa: E402
+from bench.backlog import fill_backlog  # noqa: E402
 from posd.demo.emulator import NoDelayQuietMixin  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
-from posd.keys.local import LocalKeySource  # noqa: E402
-from posd.keys.provider import RotatingKeyProvider  # noqa: E402
-from posd.recorder import Recorder  # noqa: E402
 from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
@@ -45,7 +42,6 @@ DEFAULT_RTTS_MS = (0.0, 40.0)
 RTT_SAMPLES = 30
 LOOPBACK = "127.0.0.1"
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
-TEST_PAN = TEST_PANS[0][1]  # the simulator deck's first public test card number
 DRAIN_TIMEOUT_SECONDS = 600.0
 BENCH_KEY = "bench"  # the local endpoint checks no signature
 # The bar: at 40 ms RTT, at least 80% of the theoretical limit.
@@ -73,19 +69,6 @@ def _serve(port_queue: Any, rtt_seconds: float) -> None:
     server.daemon_threads = True
     port_queue.put(server.server_address[1])
     server.serve_forever()
-
-
-def _fill(state_dir: Path, records: int) -> None:
-    with (
-        Journal.open(state_dir) as journal,
-        RotatingKeyProvider(LocalKeySource(state_dir / "bench-kek.b64", create=True)) as keys,
-    ):
-        keys.wait_ready(10)
-        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
-        secret = json.dumps({"pan": TEST_PAN, "expiry": "2912"}).encode()
-        meta = {"amount": 1250, "currency": "EUR", "bin": TEST_PAN[:6], "last4": TEST_PAN[-4:]}
-        for _ in range(records):
-            recorder.record("payment.card", meta, secret)
 
 
 def _measure_rtt(client: Any, entry: dict[str, Any]) -> float:
@@ -156,7 +139,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         template = Path(work) / "template"
         fill_start = time.perf_counter()
-        _fill(template, args.records)
+        fill_backlog(template, args.records, STORE_ID, TERMINAL_ID)
         fill_seconds = time.perf_counter() - fill_start
         assert (template / JOURNAL_FILE).is_file()
         runs = [_run(template, rtt, args.records, settings) for rtt in args.rtt_ms]

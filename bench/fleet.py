@@ -40,12 +40,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from drivers.card.deck import TEST_PANS  # noqa: E402
+from bench.backlog import fill_backlog  # noqa: E402
 from posd.demo.emulator import NoDelayQuietMixin  # noqa: E402
 from posd.journal import Journal  # noqa: E402
-from posd.keys.local import LocalKeySource  # noqa: E402
-from posd.keys.provider import RotatingKeyProvider  # noqa: E402
-from posd.recorder import Recorder  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 
 DEFAULT_TERMINALS = 1_000
@@ -58,7 +55,6 @@ DEFAULT_PLOT = ROOT / "bench" / "results" / "fleet.png"
 LOOPBACK = "127.0.0.1"
 BENCH_KEY = "bench"  # the local endpoint checks no signature
 STORE_ID = "store-bench"
-TEST_PAN = TEST_PANS[0][1]  # the simulator deck's first public test card number
 SAMPLE_SECONDS = 0.5
 DRAIN_TIMEOUT_SECONDS = 600.0
 STATS_PATH = "/stats"
@@ -156,19 +152,6 @@ def _serve(port_queue: Any, quota: float) -> None:
 
 
 # --- the terminals ------------------------------------------------------------------------
-
-
-def _fill(state_dir: Path, records: int) -> None:
-    with (
-        Journal.open(state_dir) as journal,
-        RotatingKeyProvider(LocalKeySource(state_dir / "bench-kek.b64", create=True)) as keys,
-    ):
-        keys.wait_ready(10)
-        recorder = Recorder(journal, keys, STORE_ID, "template")
-        secret = json.dumps({"pan": TEST_PAN, "expiry": "2912"}).encode()
-        meta = {"amount": 1250, "currency": "EUR", "bin": TEST_PAN[:6], "last4": TEST_PAN[-4:]}
-        for _ in range(records):
-            recorder.record("payment.card", meta, secret)
 
 
 def _worker(
@@ -339,7 +322,7 @@ def main() -> None:
         parser.error("terminals, backlog, workers and quota must be positive")
     with tempfile.TemporaryDirectory(prefix="posd-fleet-template-") as scratch:
         template = Path(scratch) / "state"
-        _fill(template, args.backlog)
+        fill_backlog(template, args.backlog, STORE_ID, "template")
         results = {
             policy: _storm(policy, template, args.terminals, args.quota, args.workers)
             for policy in args.policies

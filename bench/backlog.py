@@ -1,0 +1,29 @@
+"""A journal with a backlog of card payments to deliver: what the delivery benchmarks drain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from drivers.card.deck import TEST_PANS
+from posd.journal import Journal
+from posd.keys.local import LocalKeySource
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+
+TEST_PAN = TEST_PANS[0][1]  # the simulator deck's first public test card number
+KEY_FILE = "bench-kek.b64"
+
+
+def fill_backlog(state_dir: Path, records: int, store_id: str, terminal_id: str) -> None:
+    """Append `records` sealed card payments (local development key) to the journal there."""
+    with (
+        Journal.open(state_dir) as journal,
+        RotatingKeyProvider(LocalKeySource(state_dir / KEY_FILE, create=True)) as keys,
+    ):
+        keys.wait_ready(10)
+        recorder = Recorder(journal, keys, store_id, terminal_id)
+        secret = json.dumps({"pan": TEST_PAN, "expiry": "2912"}).encode()
+        meta = {"amount": 1250, "currency": "EUR", "bin": TEST_PAN[:6], "last4": TEST_PAN[-4:]}
+        for _ in range(records):
+            recorder.record("payment.card", meta, secret)
