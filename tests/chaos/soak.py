@@ -16,13 +16,15 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from posd.demo.backend import CachingUnwrapper, receive_events
+from posd.demo.backend import CachingUnwrapper
 from posd.keys.kms import KmsUnwrapper
 from tests.chaos import checks
+from tests.chaos.consumer import QueueConsumer
 from tests.chaos.faults import Chaos, DaemonWouldNotStartError
 from tests.chaos.register import HTTP_TIMEOUT_S, NO_ANSWER, Register, exchange
 from tests.chaos.rig import Rig
@@ -36,6 +38,8 @@ FLUSH_TIMEOUT_S = 120.0  # the API allows at most 120 s a call
 FLUSH_ATTEMPTS = 3
 RECEIVE_TIMEOUT_S = 180.0
 CLI_TIMEOUT_S = 60.0
+PROGRESS_FILE = "progress.json"
+PROGRESS_EVERY_S = 60.0
 CLI_COMMANDS = (
     ("journal", "verify"),
     ("journal", "stats"),
@@ -93,6 +97,30 @@ def wait_for_recovery(register: Register, since: float, timeout: float) -> None:
         time.sleep(0.1)
 
 
+class Progress(threading.Thread):
+    """Figures so far, written every PROGRESS_EVERY_S (a long run cut short still tells)."""
+
+    def __init__(
+        self, path: Path, chaos: Chaos, register: Register, consumer: QueueConsumer
+    ) -> None:
+        super().__init__(name="progress", daemon=True)
+        self.path, self.chaos, self.register, self.consumer = path, chaos, register, consumer
+        self.halt = threading.Event()
+        self.started = time.monotonic()
+
+    def run(self) -> None:
+        while not self.halt.wait(PROGRESS_EVERY_S):
+            figures = {
+                "seconds": round(time.monotonic() - self.started),
+                "payments": self.register.log.payments,
+                "acknowledged": len(self.register.log.acknowledged),
+                "faults_by_kind": self.chaos.log.by_kind(),
+                "kills": self.chaos.log.kills,
+                "received_event_ids": self.consumer.received(),
+            }
+            self.path.write_text(json.dumps(figures, indent=2))
+
+
 def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
     violations: list[str] = []
     started = time.monotonic()
@@ -101,14 +129,20 @@ def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
         chaos.start()
         if not wait_for_file(rig.state_dir / "kms-offline-public-key.json", OFFLINE_KEY_CACHED_S):
             violations.append("the offline public key was never cached")
+        assert rig.route is not None
+        consumer = QueueConsumer(rig.client("sqs"), rig.route.queue_url)
+        consumer.start()
         register = Register(rig.socket, seed)
         register.start()
+        progress = Progress(work / PROGRESS_FILE, chaos, register, consumer)
+        progress.start()
         try:
             chaos.run_for(seconds)
             last_lifted = max((f.lifted or f.started for f in chaos.log.faults), default=0.0)
             wait_for_recovery(register, last_lifted, checks.RECOVERY_BOUND_S)
         except DaemonWouldNotStartError as error:
             violations.append(f"the daemon would not start again: {error}")
+        progress.halt.set()
         register.stop()
         register.join(HTTP_TIMEOUT_S * 2)
         if not rig.alive():
@@ -135,10 +169,7 @@ def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
         unwrapper = CachingUnwrapper(
             KmsUnwrapper(kms, {rig.offline_key: rig.aws.rsa_private_key(rig.offline_key)})
         )
-        assert rig.route is not None
-        events = list(
-            receive_events(rig.client("sqs"), rig.route.queue_url, len(rows), RECEIVE_TIMEOUT_S)
-        )
+        events = consumer.finish({row.event_id for row in rows}, RECEIVE_TIMEOUT_S)
         delivery = checks.decrypt_all(events, unwrapper)
 
         journal_ids = {row.event_id for row in rows}
@@ -184,6 +215,7 @@ def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
             "extra": len(extra),
             "quarantined": len(quarantined),
             "alarms": delivery.alarms,
+            "backend_read_errors": consumer.errors,
             "key_sources": key_sources,
             "final_status": {k: daemon_status.get(k) for k in ("state", "key_source", "link")},
             "recovery_max_seconds": round(max(measured), 3) if measured else None,
