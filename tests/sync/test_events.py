@@ -1,4 +1,4 @@
-"""Event building: the DESIGN.md section 5 shape and AWS's request-size accounting."""
+"""Event building: the event shape of docs/event-format.md and AWS's request-size accounting."""
 
 from __future__ import annotations
 
