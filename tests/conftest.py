@@ -3,12 +3,14 @@ journal with keys in a temporary state dir."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from posd.demo.emulator import LocalAws
 from posd.journal import Journal
@@ -83,3 +85,13 @@ def query_file(journal: Journal, sql: str, *args: object) -> list[tuple[Any, ...
         return [tuple(row) for row in conn.execute(sql, args).fetchall()]
     finally:
         conn.close()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put logging back as it was: tests that configure structlog or stdlib logging use it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -87,17 +86,6 @@ def test_non_card_numbers_survive() -> None:
 def test_pan_as_integer_is_redacted() -> None:
     assert redact_value(int(VISA_TEST_PAN)) == PAN_PLACEHOLDER
     assert redact_event(None, "info", {"amount": 42}) == {"amount": 42}
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
 
 
 @pytest.mark.usefixtures("restore_logging")
