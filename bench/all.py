@@ -21,6 +21,10 @@ BENCHMARKS = (
     ("journal_append", ["bench/journal_append.py"]),
     ("drain", ["bench/drain.py"]),
     ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),
+    ("footprint", ["bench/footprint.py"]),
+    # 200k by default (journals cached in bench/results/journals); the figure is
+    # `bench/cost_growth.py --sizes 10000 1000000`.
+    ("cost_growth", ["bench/cost_growth.py"]),
 )
 BENCH_TIMEOUT_SECONDS = 3_600
 
