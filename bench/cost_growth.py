@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ from sync.settings import SyncSettings  # noqa: E402
 DEFAULT_SIZES = (10_000, 200_000)
 DEFAULT_BACKLOG = 5_000
 DEFAULT_APPENDS = 500
+DEFAULT_ROUNDS = 10
 CACHE = ROOT / "bench" / "results" / "journals"
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 MARK_CHUNK = 50_000
@@ -160,47 +162,64 @@ def drain_memory(state_dir: Path, endpoint: str, backlog: int) -> dict[str, Any]
     }
 
 
-def append_latency(state_dir: Path, appends: int) -> dict[str, Any]:
-    """Durable appends (the daemon's settings), each after the capture path's backlog check."""
-    checks: list[float] = []
-    writes: list[float] = []
-    with (
-        Journal.open(state_dir) as journal,
-        RotatingKeyProvider(LocalKeySource(state_dir / KEY_FILE)) as keys,
-    ):
+class Appender:
+    """One journal open as the daemon has it, appending as a payment does."""
+
+    def __init__(self, stack: ExitStack, state_dir: Path) -> None:
+        self.journal = stack.enter_context(Journal.open(state_dir))
+        keys = stack.enter_context(RotatingKeyProvider(LocalKeySource(state_dir / KEY_FILE)))
         keys.wait_ready(10)
-        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
+        self.recorder = Recorder(self.journal, keys, STORE_ID, TERMINAL_ID)
+        self.checks: list[float] = []
+        self.writes: list[float] = []
         # The first summary counts the delivered records once (a scan of the whole journal);
         # the daemon makes it before READY (systemd's STATUS= line), never in a payment.
         started = time.perf_counter()
-        journal.summary()
-        first_summary = time.perf_counter() - started
-        for _ in range(appends):
-            started = time.perf_counter()
-            journal.summary()
-            checked = time.perf_counter()
-            recorder.record(PAYMENT_KIND, PAYMENT_META, PAYMENT_SECRET)
-            writes.append(time.perf_counter() - checked)
-            checks.append(checked - started)
-    return {
-        "appends": appends,
-        "first_summary_ms": _ms(first_summary),
-        "append_p50_ms": _ms(percentile(writes, 0.5)),
-        "append_p99_ms": _ms(percentile(writes, 0.99)),
-        "append_mean_ms": _ms(statistics.fmean(writes)),
-        "backlog_check_p50_ms": _ms(percentile(checks, 0.5)),
-        "backlog_check_p99_ms": _ms(percentile(checks, 0.99)),
-        "backlog_check_mean_ms": _ms(statistics.fmean(checks)),
-    }
+        self.journal.summary()
+        self.first_summary = time.perf_counter() - started
+
+    def payment(self) -> None:
+        started = time.perf_counter()
+        self.journal.summary()
+        checked = time.perf_counter()
+        self.recorder.record(PAYMENT_KIND, PAYMENT_META, PAYMENT_SECRET)
+        self.writes.append(time.perf_counter() - checked)
+        self.checks.append(checked - started)
+
+    def figures(self) -> dict[str, Any]:
+        writes, checks = self.writes, self.checks
+        return {
+            "appends": len(writes),
+            "first_summary_ms": _ms(self.first_summary),
+            "append_p50_ms": _ms(percentile(writes, 0.5)),
+            "append_p99_ms": _ms(percentile(writes, 0.99)),
+            "append_mean_ms": _ms(statistics.fmean(writes)),
+            "backlog_check_p50_ms": _ms(percentile(checks, 0.5)),
+            "backlog_check_p99_ms": _ms(percentile(checks, 0.99)),
+            "backlog_check_mean_ms": _ms(statistics.fmean(checks)),
+        }
+
+
+def append_latency(state_dirs: list[Path], appends: int, rounds: int) -> list[dict[str, Any]]:
+    """Durable appends (the daemon's settings), each after the capture path's backlog check,
+    on every journal in turn, in interleaved rounds: drift in this shared machine's load
+    hits every size alike, so the ratios are about the journal, not the minute."""
+    with ExitStack() as stack:
+        appenders = [Appender(stack, state_dir) for state_dir in state_dirs]
+        for _ in range(rounds):
+            for appender in appenders:
+                for _ in range(appends // rounds):
+                    appender.payment()
+        return [appender.figures() for appender in appenders]
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
-def measure(size: int, backlog: int, appends: int, endpoint: str, scratch: Path) -> dict[str, Any]:
+def measure(size: int, backlog: int, endpoint: str, state_dir: Path) -> dict[str, Any]:
+    """Everything but the appends (`append_latency`) on a fresh copy of the size's journal."""
     source, built = template(size, backlog)
-    state_dir = scratch / f"state-{size}"
     shutil.copytree(source, state_dir)
     settle_on_disk(state_dir)
     with Journal.open_read_only(state_dir) as journal:
@@ -217,9 +236,7 @@ def measure(size: int, backlog: int, appends: int, endpoint: str, scratch: Path)
         "verify_seconds": round(verify_seconds, 2),
         "verify_us_per_record": round(verify_seconds / size * 1e6, 2),
         "drain": drain_memory(state_dir, endpoint, backlog),
-        **append_latency(state_dir, appends),
     }
-    shutil.rmtree(state_dir)
     return figures
 
 
@@ -246,12 +263,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG)
-    parser.add_argument("--appends", type=int, default=DEFAULT_APPENDS)
+    parser.add_argument("--appends", type=int, default=DEFAULT_APPENDS, help="per size")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="interleaved")
     args = parser.parse_args()
     sizes = sorted(args.sizes)
     CACHE.mkdir(parents=True, exist_ok=True)
     with put_events_endpoint() as endpoint, tempfile.TemporaryDirectory(dir=CACHE.parent) as work:
-        runs = [measure(n, args.backlog, args.appends, endpoint, Path(work)) for n in sizes]
+        state_dirs = [Path(work) / f"state-{n}" for n in sizes]
+        runs = [
+            measure(n, args.backlog, endpoint, d) for n, d in zip(sizes, state_dirs, strict=True)
+        ]
+        appended = append_latency(state_dirs, args.appends, args.rounds)
+        for run, figures in zip(runs, appended, strict=True):
+            run.update(figures)
     growth = ratios(runs[0], runs[-1])
     result = {
         "benchmark": "cost_growth",
