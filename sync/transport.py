@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
+# Request-level codes that are about the moment, not the configuration: v2's bus "not in a
+# state that allows the operation" (still being created or updated) passes by itself.
+TRANSIENT_CODES = frozenset({"InvalidStateException"})
 SERVER_ERROR_STATUS = 500
 CLIENT_ERROR_STATUS = 400
 # 4xx statuses that are about this one request's timing, not the configuration.
@@ -53,7 +56,8 @@ MALFORMED_ANSWER = "malformed PutEvents answer"
 
 
 class PutEventsClient(Protocol):
-    """The one call the engine makes (a boto3 EventBridge client satisfies it)."""
+    """The one call the engine makes (a boto3 EventBridge client satisfies it, and so does
+    `sync.client_v2.EventBridgeV2Client` for EventBridge v2)."""
 
     def put_events(
         self, *, Entries: Sequence[PutEventsRequestEntryTypeDef]
@@ -123,6 +127,8 @@ def put_batch(
         code = error.response.get("Error", {}).get("Code", "")
         if code in THROTTLING_CODES:
             return Throttled(text)
+        if code in TRANSIENT_CODES:
+            return Failed(TRANSPORT, text)
         return Failed(_kind_of_status(status), text)
     except MISCONFIGURED_SDK_ERRORS as error:
         return Failed(MISCONFIGURED, _describe(error))
