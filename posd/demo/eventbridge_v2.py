@@ -198,6 +198,8 @@ class EndpointStats:
     throttled: int = 0
     refused: int = 0  # requests refused as a whole (validation, size, unknown bus)
     failed_entries: int = 0
+    largest_request_entries: int = 0  # of the requests that passed validation
+    largest_request_bytes: int = 0  # as counted toward the 1 MB cap
 
 
 class V2Bus:
@@ -378,6 +380,12 @@ class EventBridgeV2Endpoint:
             self._refused()
             raise EndpointError(INVALID_INPUT, "; ".join(problems[:10]))
         size = sum(request_entry_bytes(entry) for entry in request["Entries"])
+        with self._lock:
+            stats = self.stats
+            stats.largest_request_entries = max(
+                stats.largest_request_entries, len(request["Entries"])
+            )
+            stats.largest_request_bytes = max(stats.largest_request_bytes, size)
         if size > V2_MAX_REQUEST_BYTES:
             self._refused()
             raise EndpointError(
