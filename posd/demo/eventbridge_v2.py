@@ -57,6 +57,7 @@ from typing import Any
 
 import cbor2
 
+from posd.demo.backend import QueueRoute
 from posd.demo.emulator import EMULATOR_REGION, LOOPBACK, NoDelayQuietMixin
 from posd.errors import PosdError
 from sync.events import TIME_FIELD_BYTES
@@ -478,6 +479,15 @@ class EventBridgeV2Endpoint:
                     self.stats.deduplicated += 1
                 else:
                     self.stats.published += 1
+
+
+def route_v2_bus_to_queue(
+    endpoint: EventBridgeV2Endpoint, sqs: Any, bus_name: str
+) -> tuple[QueueRoute, str]:
+    """A queue named after the bus and a v2 bus on `endpoint` delivering to it (what a v1
+    bus rule targeting the queue does); the route and the bus ARN."""
+    queue_url = sqs.create_queue(QueueName=bus_name)["QueueUrl"]
+    return QueueRoute(bus_name, queue_url), endpoint.create_bus(bus_name, sqs, queue_url)
 
 
 def _group_of(entry: dict[str, Any]) -> str:
