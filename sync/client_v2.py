@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from sync.client import client_config
 from sync.errors import SettingsError
 from sync.settings import SyncSettings
-from sync.v2 import event_group_id
+from sync.v2 import V2_SERVICE_NAME, event_group_id
 
 if TYPE_CHECKING:
     import boto3
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
         PutEventsResultEntryTypeDef,
     )
 
-SERVICE_NAME = "eventbridgev2"
 V1_ONLY_FIELDS = ("EventBusName", "TraceHeader")
 DEDUPLICATED = "DEDUPLICATED"
 DEDUPLICATED_EVENT_ID_PREFIX = "deduplicated:"
@@ -141,7 +140,7 @@ def make_events_v2_client(
 
     chosen = session or boto3.Session()
     client: V2PutEvents = chosen.client(  # type: ignore[call-overload]
-        SERVICE_NAME,
+        V2_SERVICE_NAME,
         region_name=region,
         endpoint_url=endpoint_url or None,
         config=client_config(settings, read_timeout),

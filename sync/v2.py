@@ -17,6 +17,7 @@ import re
 
 from sync.errors import SettingsError
 
+V2_SERVICE_NAME = "eventbridgev2"  # boto3's name for the service
 API_V1 = "v1"
 API_V2 = "v2"
 APIS = (API_V1, API_V2)

@@ -61,9 +61,8 @@ from posd.demo.backend import QueueRoute
 from posd.demo.emulator import EMULATOR_REGION, LOOPBACK, NoDelayQuietMixin
 from posd.errors import PosdError
 from sync.events import TIME_FIELD_BYTES
-from sync.v2 import V2_MAX_REQUEST_BYTES, system_metadata_bytes
+from sync.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
 
-SERVICE_NAME = "eventbridgev2"
 TARGET_PREFIX = "AWSEventsV2"  # the model's targetPrefix: the URL path names it
 PUT_EVENTS_PATH = f"/service/{TARGET_PREFIX}/operation/PutEvents"
 OPERATION_PATH = re.compile(rf"/service/{TARGET_PREFIX}/operation/(?P<operation>[A-Za-z]+)")
@@ -114,7 +113,7 @@ def service_model() -> Any:
     """botocore's model of EventBridge v2: what the client sends is checked against it."""
     import botocore.session
 
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+    return botocore.session.get_session().get_service_model(V2_SERVICE_NAME)
 
 
 def validate(shape: Any, value: Any, path: str, problems: list[str]) -> None:

@@ -22,7 +22,9 @@ LATE_SECONDS = 1.6  # past the read timeout of FAST (1 s)
     "script",
     [
         pytest.param([LOSE, LOSE, LOSE], id="answers-lost"),
-        pytest.param([delay(LATE_SECONDS), delay(LATE_SECONDS)], id="answered-after-the-read-timeout"),
+        pytest.param(
+            [delay(LATE_SECONDS), delay(LATE_SECONDS)], id="answered-after-the-read-timeout"
+        ),
     ],
 )
 def test_resends_reach_the_queue_once(
