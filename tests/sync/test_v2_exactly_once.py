@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from posd.journal import Journal
 from posd.recorder import Recorder
 from tests.sync.conftest import EngineFactory, V2Route, event_ids, fill, receive_all
 from tests.sync.faultproxy import LOSE, Fault, FaultProxy, delay
+from tests.sync.test_crash import RECORDS as CRASH_RECORDS
+from tests.sync.test_crash import kill_and_restart
 
 RECORDS = 45
 LATE_SECONDS = 1.6  # past the read timeout of FAST (1 s)
@@ -69,3 +72,23 @@ def test_order_within_the_terminal_group(
     assert engine.drain(timeout=30).delivered == 30
     events = receive_all(sqs_client, v2_route.queue_url, 30)
     assert event_ids(events) == ids
+
+
+@pytest.mark.slow
+def test_sigkill_mid_drain_then_restart_exactly_once(
+    recorder: Recorder, journal: Journal, v2_route: V2Route, sqs_client: Any
+) -> None:
+    """SIGKILLs land between a request and its marking, and leave leases to expire: the
+    restarted drain re-sends, and the bus keeps the queue at one copy per record."""
+    ids = fill(recorder, CRASH_RECORDS)
+    proxy = FaultProxy(v2_route.endpoint.endpoint_url)
+    try:
+        received = kill_and_restart(
+            journal, proxy, v2_route.bus_arn, sqs_client, v2_route.queue_url
+        )
+        sent = Counter(proxy.sent_event_ids())
+    finally:
+        proxy.down()
+
+    assert Counter(received) == Counter(ids)
+    assert sum(sent.values()) > len(ids)  # the kills did cause resends: the bus absorbed them
