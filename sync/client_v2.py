@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sync.client import client_config
-from sync.errors import SettingsError
+from sync.errors import EventDetailError, SettingsError
 from sync.settings import SyncSettings
 from sync.v2 import V2_SERVICE_NAME, event_group_id
 
@@ -44,13 +44,6 @@ if TYPE_CHECKING:
 V1_ONLY_FIELDS = ("EventBusName", "TraceHeader")
 DEDUPLICATED = "DEDUPLICATED"
 DEDUPLICATED_EVENT_ID_PREFIX = "deduplicated:"
-
-
-class EventDetailError(ValueError):
-    """An entry's Detail has no `event_id` to deduplicate on (a bug in whoever built it).
-
-    A `ValueError`, so `put_batch` reports the request as failed instead of the engine's
-    thread dying; the records stay pending."""
 
 
 class V2PutEvents(Protocol):

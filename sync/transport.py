@@ -18,6 +18,8 @@ from botocore.exceptions import (
     UnknownEndpointError,
 )
 
+from sync.errors import EventDetailError
+
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import (
         PutEventsRequestEntryTypeDef,
@@ -131,6 +133,10 @@ def put_batch(
             return Failed(TRANSPORT, text)
         return Failed(_kind_of_status(status), text)
     except MISCONFIGURED_SDK_ERRORS as error:
+        return Failed(MISCONFIGURED, _describe(error))
+    except EventDetailError as error:
+        # v2 found an entry it cannot deduplicate (sync/client_v2.py): nothing was sent, and
+        # no retry would help; the records stay pending and the engine says why.
         return Failed(MISCONFIGURED, _describe(error))
     except ReadTimeoutError as error:
         return Failed(READ_TIMEOUT, _describe(error))

@@ -265,3 +265,13 @@ def test_config_check_names_the_missing_arn(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(document, tmp_path / "posd.toml")
     assert caught.value.key == "sync.event_bus_arn"
+
+
+def test_an_entry_without_event_id_is_refused_before_sending(v2_route: V2Route) -> None:
+    nameless = {"Source": SOURCE, "DetailType": "test", "Detail": json.dumps({"n": 1})}
+
+    result = put_batch(v2_client(v2_route), [entry("evt-ok"), nameless])
+
+    assert isinstance(result, Failed) and result.kind == MISCONFIGURED
+    assert "EventDetailError" in result.error
+    assert v2_route.endpoint.stats.requests == 0
