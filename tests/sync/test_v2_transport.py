@@ -4,10 +4,12 @@ over HTTP: batching limits, deduplication, errors sorted exactly like v1's, sett
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from posd.cli.main import main
 from posd.config import parse_config
 from posd.errors import ConfigError
 from posd.journal import Journal
@@ -20,6 +22,7 @@ from sync.settings import SyncSettings
 from sync.transport import MISCONFIGURED, TRANSPORT, Answered, Failed, Throttled, put_batch
 from sync.v2 import EVENT_BUS_ARN_PATTERN, V2_MAX_REQUEST_BYTES
 from tests.sync.conftest import (
+    CLI_RECORDS,
     FAST,
     SOURCE,
     STORE_ID,
@@ -275,3 +278,38 @@ def test_an_entry_without_event_id_is_refused_before_sending(v2_route: V2Route) 
     assert isinstance(result, Failed) and result.kind == MISCONFIGURED
     assert "EventDetailError" in result.error
     assert v2_route.endpoint.stats.requests == 0
+
+
+# --- through the CLI: a terminal config with api = "v2" ----------------------------------
+
+
+def v2_config(config_file: Path, route: V2Route) -> Path:
+    """The CLI tests' terminal config switched to EventBridge v2 on `route`'s bus."""
+    text = config_file.read_text()
+    text = text.replace("[sync]\n", f'[sync]\napi = "v2"\nevent_bus_arn = "{route.bus_arn}"\n')
+    text = text.replace(
+        "[aws]\n", f'[aws]\nevents_endpoint_url = "{route.endpoint.endpoint_url}"\n'
+    )
+    config_file.write_text(text)
+    return config_file
+
+
+def test_sync_flush_delivers_through_v2(
+    config_file: Path, v2_route: V2Route, sqs_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["sync", "flush", "--config", str(v2_config(config_file, v2_route)), "--json"])
+
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert v2_route.endpoint.stats.published == CLI_RECORDS
+    assert len(receive_all(sqs_client, v2_route.queue_url, CLI_RECORDS)) == CLI_RECORDS
+
+
+def test_doctor_reaches_the_v2_endpoint(
+    config_file: Path, v2_route: V2Route, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["doctor", "--config", str(v2_config(config_file, v2_route)), "--json"])
+
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["events reach"]["status"] == "ok"
+    assert checks["events reach"]["detail"].startswith(v2_route.endpoint.endpoint_url)
