@@ -271,7 +271,7 @@ def test_config_check_names_the_missing_arn(tmp_path: Any) -> None:
 
 
 def test_an_entry_without_event_id_is_refused_before_sending(v2_route: V2Route) -> None:
-    nameless = {"Source": SOURCE, "DetailType": "test", "Detail": json.dumps({"n": 1})}
+    nameless: Any = {"Source": SOURCE, "DetailType": "test", "Detail": json.dumps({"n": 1})}
 
     result = put_batch(v2_client(v2_route), [entry("evt-ok"), nameless])
 
