@@ -8,6 +8,10 @@ offline limit per payment). It asks the daemon to flush, stops it with SIGTERM, 
 backend: receives every event from the queue, dedupes by `event_id`, unwraps each data key
 with kms:Decrypt, decrypts it and checks it against what the daemon answered. Nothing is
 mocked; the cards are the brands' public test cards of the simulator's deck.
+
+With `sync_api="v2"` the daemon delivers through EventBridge v2 to the local v2 endpoint
+(posd/demo/eventbridge_v2.py), which forwards to the same queue in the same envelope; the
+queue must then hold no duplicates at all (`duplicates: 0`), before the backend's dedupe.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import posd
 from posd.demo.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
 from posd.demo.client import call
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from posd.errors import EnvelopeError, KeyProviderError, PosdError
 from posd.journal import Journal
 from posd.keys.kms import KmsUnwrapper
@@ -48,6 +53,9 @@ OVER_LIMIT_EVERY = 9  # one in nine asks for more than that, and is refused
 MIN_AMOUNT = 100
 PALM_CREDENTIAL = "tok-demo-shopper-0001"
 READ_TIMEOUT_S = 10
+SYNC_APIS = ("v1", "v2")
+DEMO_BUS = "posd-demo"
+DEMO_SOURCE = "posd.demo"
 
 
 class DemoError(PosdError):
@@ -71,14 +79,32 @@ class DemoResult:
     seconds: float
     key_sources: dict[str, int]
     state_dir: str | None
+    sync_api: str
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
+def v2_sync_keys(event_bus_arn: str, endpoint_url: str) -> tuple[str, str]:
+    """The `[aws]` and `[sync]` lines that switch the demo's daemon to EventBridge v2, with
+    requests up to the v2 limits (100 entries, 1 MiB)."""
+    return (
+        f'events_endpoint_url = "{endpoint_url}"\n',
+        f'api = "v2"\nevent_bus_arn = "{event_bus_arn}"\n'
+        "max_entries_per_request = 100\nmax_request_bytes = 1048576\n",
+    )
+
+
 def demo_config(
-    directory: Path, state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key_id: str
+    directory: Path,
+    state_dir: Path,
+    endpoint_url: str,
+    kms_key_id: str,
+    offline_key_id: str,
+    extra: tuple[str, str] = ("", ""),
 ) -> Path:
+    """The daemon's config; `extra` adds lines to `[aws]` and `[sync]` (`v2_sync_keys`)."""
+    aws_extra, sync_extra = extra
     path = directory / "posd-demo.toml"
     path.write_text(
         f"""
@@ -95,7 +121,7 @@ socket_group = ""
 [aws]
 region = "{EMULATOR_REGION}"
 endpoint_url = "{endpoint_url}"
-
+{aws_extra}
 [keys]
 provider = "kms"
 kms_key_id = "{kms_key_id}"
@@ -103,9 +129,9 @@ offline_key_id = "{offline_key_id}"
 rotate_after_records = 250
 
 [sync]
-event_bus_name = "posd-demo"
-source = "posd.demo"
-
+event_bus_name = "{DEMO_BUS}"
+source = "{DEMO_SOURCE}"
+{sync_extra}
 [offline]
 max_payment_amount = {MAX_PAYMENT_AMOUNT}
 
@@ -210,12 +236,20 @@ def run_demo(
     payments: int,
     keep_state: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    sync_api: str = "v1",
 ) -> DemoResult:
-    """Run `payments` through the daemon, deliver them, receive and decrypt them."""
+    """Run `payments` through the daemon, deliver them (EventBridge `sync_api` v1 or v2),
+    receive and decrypt them."""
+    if sync_api not in SYNC_APIS:
+        raise DemoError(f"sync_api must be one of {', '.join(SYNC_APIS)}, got {sync_api!r}")
     started = time.perf_counter()
     for name, value in EMULATOR_CREDENTIALS.items():
         os.environ.setdefault(name.upper(), value)
-    with tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch, LocalAws() as aws:
+    with (
+        tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch,
+        LocalAws() as aws,
+        EventBridgeV2Endpoint() as v2,
+    ):
         work = Path(scratch)
         state_dir = keep_state if keep_state is not None else work / "state"
         kms, sqs = aws.client("kms"), aws.client("sqs")
@@ -223,8 +257,13 @@ def run_demo(
         offline_key = kms.create_key(
             Description="posd demo offline key", KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"
         )["KeyMetadata"]["Arn"]
-        config = demo_config(work, state_dir, aws.endpoint_url, kms_key, offline_key)
-        route = route_bus_to_queue(aws.client("events"), sqs, "posd-demo", "posd.demo")
+        if sync_api == "v2":
+            route, bus_arn = route_v2_bus_to_queue(v2, sqs, DEMO_BUS)
+            extra = v2_sync_keys(bus_arn, v2.endpoint_url)
+        else:
+            route = route_bus_to_queue(aws.client("events"), sqs, DEMO_BUS, DEMO_SOURCE)
+            extra = ("", "")
+        config = demo_config(work, state_dir, aws.endpoint_url, kms_key, offline_key, extra)
         daemon = start_daemon(config, work / "daemon.log")
         register = Register(work / "api.sock", {})
         try:
@@ -291,4 +330,5 @@ def run_demo(
         seconds=round(time.perf_counter() - started, 3),
         key_sources=key_sources,
         state_dir=str(keep_state) if keep_state is not None else None,
+        sync_api=sync_api,
     )
