@@ -1,0 +1,312 @@
+"""The reference consumer: one SQS batch of posd events in, DynamoDB and alarms out.
+
+Per message: parse it (poison: a batch item failure, so the redrive policy takes it to the
+DLQ), dedupe on `event_id` (a consistent read first, then a conditional put in the same
+transaction as the effects), open and check a record (a tampered one is recorded and alarmed,
+never written as a payment), file a checkpoint or a terminal's alarm. After the batch, open
+checkpoints are re-checked: a range complete and intact is closed; one still incomplete past
+the grace period raises a gap alarm and stays open, so a late record still closes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cloud.alarms import CHAIN_MISMATCH, GAP, RECORD_REJECTED, Alarms
+from cloud.checkpoints import Assessment, Link, Range, RangeState, assess
+from cloud.errors import ConsumerError
+from cloud.messages import (
+    TAMPERED_RECORD_ALARM,
+    AlarmEvent,
+    CheckpointEvent,
+    Message,
+    RecordEvent,
+    parse_message,
+)
+from cloud.payload import masked_payload
+from cloud.receiving import b64, decrypt_event
+from cloud.store import OPEN_MARK, Put, Store
+from posd.errors import EnvelopeError, KeyProviderError
+from posd.keys.base import KeyUnwrapper
+
+DEFAULT_GAP_GRACE_SECONDS = 900.0
+DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation, oldest first
+MAX_SEQS_IN_ALARM = 100
+RECEIVED = "received"
+REPORTED_TAMPERED = "reported_tampered"
+
+log = structlog.get_logger("cloud.consumer")
+
+# What makes one message fail (and return to the queue) without failing the batch: a poison
+# message, KMS or DynamoDB refusing or unreachable, an alarm the bus did not accept.
+MESSAGE_FAILURES = (ConsumerError, KeyProviderError, BotoCoreError, ClientError)
+
+
+class Outcome(StrEnum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"  # a tampered record: recorded and alarmed, not retried
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    gap_grace_seconds: float = DEFAULT_GAP_GRACE_SECONDS
+    recheck_limit: int = DEFAULT_RECHECK_LIMIT
+
+
+class Consumer:
+    def __init__(
+        self,
+        store: Store,
+        alarms: Alarms,
+        unwrapper: KeyUnwrapper,
+        settings: ConsumerSettings = ConsumerSettings(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._alarms = alarms
+        self._unwrapper = unwrapper
+        self._settings = settings
+        self._clock = clock
+
+    # -- the Lambda's two entry points ------------------------------------------------------
+
+    def handle_sqs(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+        """An SQS event source batch; returns the partial batch response."""
+        failures = []
+        for message in event.get("Records", []):
+            try:
+                self.process(parse_message(str(message.get("body", ""))))
+            except MESSAGE_FAILURES as error:
+                log.warning(
+                    "cloud.message_failed",
+                    message_id=message.get("messageId"),
+                    error=type(error).__name__,
+                    reason=str(error),
+                )
+                failures.append({"itemIdentifier": str(message["messageId"])})
+        try:
+            self.recheck_open()
+        except (BotoCoreError, ClientError, ConsumerError) as error:
+            # The batch itself is done; the next invocation (or the schedule) re-checks.
+            log.warning("cloud.recheck_failed", error=type(error).__name__, reason=str(error))
+        return {"batchItemFailures": failures}
+
+    def recheck_open(self) -> int:
+        """Re-assess open checkpoints (oldest first); returns how many were closed."""
+        closed = 0
+        for key in self._store.open_checkpoints(self._settings.recheck_limit):
+            item = self._store.get(self._store.tables.checkpoints, key)
+            if item is not None and "open" in item and self._settle(item):
+                closed += 1
+        return closed
+
+    # -- one message --------------------------------------------------------------------------
+
+    def process(self, message: Message) -> Outcome:
+        if self._store.seen(message.origin.event_id):
+            self._store.count_copy(message.origin.event_id)
+            return Outcome.DUPLICATE
+        if isinstance(message, RecordEvent):
+            return self._record(message)
+        if isinstance(message, CheckpointEvent):
+            return self._checkpoint(message)
+        return self._terminal_alarm(message)
+
+    def _record(self, message: RecordEvent) -> Outcome:
+        origin, event = message.origin, message.event
+        detail = event["detail"]
+        try:
+            plaintext = decrypt_event(event, self._unwrapper)
+            payload = masked_payload(plaintext)
+            envelope = detail["envelope"]
+            link = {
+                "aad": b64(envelope["aad"], "aad"),
+                "nonce": b64(envelope["nonce"], "nonce"),
+                "ciphertext": b64(envelope["ciphertext"], "ciphertext"),
+                "chain": str(detail.get("chain", "")),
+            }
+        except EnvelopeError as error:
+            self._rejected(message, error)
+            return Outcome.REJECTED
+        where = {
+            "journal_id": origin.journal_id,
+            "seq": message.seq,
+            "store_id": origin.store_id,
+            "terminal_id": origin.terminal_id,
+        }
+        payment = {
+            "event_id": origin.event_id,
+            **where,
+            "kind": detail["kind"],
+            "captured_at": detail["captured_at"],
+            "client_ref": detail["client_ref"],
+            "meta": detail["meta"],
+            "key_provider": detail["envelope"]["data_key"]["provider"],
+            **payload,
+        }
+        record = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
+        tables = self._store.tables
+        new = self._store.commit_new(
+            origin.event_id,
+            "record",
+            self._clock(),
+            [Put(tables.payments, payment), Put(tables.records, record)],
+        )
+        if not new:
+            self._store.count_copy(origin.event_id)
+        return Outcome.NEW if new else Outcome.DUPLICATE
+
+    def _rejected(self, message: RecordEvent, error: EnvelopeError) -> None:
+        """A record that fails its AEAD or AAD check: tampered on the way, or forged.
+
+        It is not marked received: the genuine copy, if it arrives, is still accepted, and
+        until then the seq counts as missing for its checkpoint."""
+        origin = message.origin
+        fingerprint = hashlib.sha256(repr(sorted(message.event["detail"].items())).encode())
+        self._alarms.raise_once(
+            f"{RECORD_REJECTED}:{origin.event_id}:{fingerprint.hexdigest()[:16]}",
+            RECORD_REJECTED,
+            {
+                "event_id": origin.event_id,
+                "journal_id": origin.journal_id,
+                "store_id": origin.store_id,
+                "terminal_id": origin.terminal_id,
+                "seq": message.seq,
+                "reason": str(error),
+            },
+        )
+
+    def _checkpoint(self, message: CheckpointEvent) -> Outcome:
+        origin = message.origin
+        item = {
+            "journal_id": origin.journal_id,
+            "first_seq": message.first_seq,
+            "last_seq": message.last_seq,
+            "count": message.count,
+            "chain_before": message.chain_before,
+            "chain": message.chain,
+            "store_id": origin.store_id,
+            "terminal_id": origin.terminal_id,
+            "event_id": origin.event_id,
+            "created_at": message.created_at,
+            "received_at": int(self._clock()),
+            "state": RangeState.OPEN.value,
+            "open": OPEN_MARK,
+        }
+        put = Put(self._store.tables.checkpoints, item, new_key="first_seq")
+        if not self._store.commit_new(origin.event_id, "checkpoint", self._clock(), [put]):
+            self._store.count_copy(origin.event_id)
+            return Outcome.DUPLICATE
+        self._settle(item)
+        return Outcome.NEW
+
+    def _terminal_alarm(self, message: AlarmEvent) -> Outcome:
+        origin, tables = message.origin, self._store.tables
+        where = {
+            "journal_id": origin.journal_id,
+            "store_id": origin.store_id,
+            "terminal_id": origin.terminal_id,
+        }
+        alarm = {
+            "alarm_id": origin.event_id,
+            "alarm": message.alarm,
+            "origin": "terminal",
+            "detail": message.detail,
+            "raised_at": message.raised_at,
+            "seq": message.seq,
+            **where,
+        }
+        puts = [Put(tables.alarms, alarm)]
+        if message.alarm == TAMPERED_RECORD_ALARM and message.seq is not None:
+            key = {"journal_id": origin.journal_id, "seq": message.seq}
+            # A terminal never forwards a record it reports: if one is here, keep it.
+            if self._store.get(tables.records, key) is None:
+                marker = {**where, "seq": message.seq, "state": REPORTED_TAMPERED}
+                puts.append(Put(tables.records, {**marker, "event_id": origin.event_id}))
+        if not self._store.commit_new(origin.event_id, "alarm", self._clock(), puts):
+            self._store.count_copy(origin.event_id)
+            return Outcome.DUPLICATE
+        log.warning("cloud.terminal_alarm", alarm=message.alarm, seq=message.seq, **where)
+        return Outcome.NEW
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _settle(self, item: Mapping[str, Any]) -> bool:
+        """Assess one open checkpoint and record the verdict; True if it was closed."""
+        journal_id, first, last = item["journal_id"], int(item["first_seq"]), int(item["last_seq"])
+        links = {
+            int(row["seq"]): _link_of(row)
+            for row in self._store.records_between(journal_id, first, last)
+        }
+        checkpoint = Range(first, last, int(item["count"]), item["chain_before"], item["chain"])
+        verdict = assess(checkpoint, links)
+        where = {
+            "journal_id": journal_id,
+            "first_seq": first,
+            "last_seq": last,
+            "store_id": item["store_id"],
+            "terminal_id": item["terminal_id"],
+        }
+        if not verdict.complete:
+            return self._incomplete(item, verdict, where)
+        state = RangeState.COMPLETE if verdict.intact else RangeState.BROKEN
+        if not verdict.intact:
+            self._alarms.raise_once(
+                f"{CHAIN_MISMATCH}:{journal_id}:{first}-{last}",
+                CHAIN_MISMATCH,
+                {**where, "first_bad_seq": verdict.first_bad_seq, "reason": verdict.problem},
+            )
+        self._store.update_checkpoint(
+            journal_id,
+            first,
+            {
+                "state": state.value,
+                "settled_at": int(self._clock()),
+                "missing": [],
+                "reported_tampered": verdict.reported_tampered,
+                "unverified_links": verdict.unverified_links,
+            },
+            close=True,
+        )
+        log.info("cloud.checkpoint_settled", state=state.value, **where)
+        return True
+
+    def _incomplete(
+        self, item: Mapping[str, Any], verdict: Assessment, where: Mapping[str, Any]
+    ) -> bool:
+        overdue = self._clock() - float(item["received_at"]) >= self._settings.gap_grace_seconds
+        if not overdue or item.get("state") == RangeState.GAP.value:
+            return False
+        missing = verdict.missing
+        self._alarms.raise_once(
+            f"{GAP}:{where['journal_id']}:{where['first_seq']}-{where['last_seq']}",
+            GAP,
+            {**where, "missing_count": len(missing), "missing": missing[:MAX_SEQS_IN_ALARM]},
+        )
+        self._store.update_checkpoint(
+            str(where["journal_id"]),
+            int(where["first_seq"]),
+            {"state": RangeState.GAP.value, "missing": missing[:MAX_SEQS_IN_ALARM]},
+            close=False,
+        )
+        return False
+
+
+def _link_of(row: Mapping[str, Any]) -> Link:
+    if row.get("state") == REPORTED_TAMPERED:
+        return Link(reported_tampered=True)
+    return Link(
+        chain=str(row["chain"]),
+        aad=bytes(row["aad"]),
+        nonce=bytes(row["nonce"]),
+        ciphertext=bytes(row["ciphertext"]),
+    )
