@@ -175,7 +175,7 @@ class Rig:
 
     def raised(self) -> list[dict[str, Any]]:
         """Alarm events the consumer published (read off the alarm bus's queue)."""
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             reply = self.sqs.receive_message(QueueUrl=self.alarms.queue_url, MaxNumberOfMessages=10)
             messages = reply.get("Messages", [])
