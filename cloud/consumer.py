@@ -1,18 +1,19 @@
 """The reference consumer: one SQS batch of posd events in, DynamoDB and alarms out.
 
 Per message: parse it (poison: a batch item failure, so the redrive policy takes it to the
-DLQ), dedupe on `event_id` (a consistent read first, then a conditional put in the same
-transaction as the effects), open and check a record (a tampered one is recorded and alarmed,
-never written as a payment), file a checkpoint or a terminal's alarm. After the batch, open
-checkpoints are re-checked: a range complete and intact is closed; one still incomplete past
-the grace period raises a gap alarm and stays open, so a late record still closes it.
+DLQ), dedupe on `event_id` (a consistent batch read first; a conditional put of the event's
+marker once its effects are written), open and check a record (a tampered one is recorded
+and alarmed, never written as a payment), file a checkpoint or a terminal's alarm. After the
+batch, open checkpoints are re-checked: a range complete and intact is closed; one still
+incomplete past the grace period raises a gap alarm and stays open, so a late record still
+closes it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -22,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cloud.alarms import CHAIN_MISMATCH, GAP, RECORD_REJECTED, Alarms
 from cloud.checkpoints import Assessment, Link, Range, RangeState, assess
-from cloud.errors import ConsumerError
+from cloud.errors import ConsumerError, MalformedMessage
 from cloud.messages import (
     TAMPERED_RECORD_ALARM,
     AlarmEvent,
@@ -33,7 +34,7 @@ from cloud.messages import (
 )
 from cloud.payload import masked_payload
 from cloud.receiving import b64, decrypt_event
-from cloud.store import OPEN_MARK, Put, Store
+from cloud.store import OPEN_MARK, Effects, Put, Store
 from posd.errors import EnvelopeError, KeyProviderError
 from posd.keys.base import KeyUnwrapper
 
@@ -54,6 +55,14 @@ class Outcome(StrEnum):
     NEW = "new"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"  # a tampered record: recorded and alarmed, not retried
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A new event's effects, and what to do once they are committed."""
+
+    effects: Effects
+    then: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,18 +90,20 @@ class Consumer:
 
     def handle_sqs(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
         """An SQS event source batch; returns the partial batch response."""
-        failures = []
+        failures: list[dict[str, str]] = []
+        parsed: list[tuple[str, Message]] = []
         for message in event.get("Records", []):
+            message_id = str(message["messageId"])
             try:
-                self.process(parse_message(str(message.get("body", ""))))
-            except MESSAGE_FAILURES as error:
-                log.warning(
-                    "cloud.message_failed",
-                    message_id=message.get("messageId"),
-                    error=type(error).__name__,
-                    reason=str(error),
-                )
-                failures.append({"itemIdentifier": str(message["messageId"])})
+                parsed.append((message_id, parse_message(str(message.get("body", "")))))
+            except MalformedMessage as error:
+                _log_failure(message_id, error)
+                failures.append({"itemIdentifier": message_id})
+        outcomes = self.process_many([m for _, m in parsed])
+        for (message_id, _), outcome in zip(parsed, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                _log_failure(message_id, outcome)
+                failures.append({"itemIdentifier": message_id})
         try:
             self.recheck_open()
         except (BotoCoreError, ClientError, ConsumerError) as error:
@@ -109,19 +120,87 @@ class Consumer:
                 closed += 1
         return closed
 
-    # -- one message --------------------------------------------------------------------------
+    # -- messages -------------------------------------------------------------------------------
 
     def process(self, message: Message) -> Outcome:
-        if self._store.seen(message.origin.event_id):
-            self._store.count_copy(message.origin.event_id)
-            return Outcome.DUPLICATE
+        """One message; raises what would make it a batch item failure."""
+        (outcome,) = self.process_many([message])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def process_many(self, messages: Sequence[Message]) -> list[Outcome | Exception]:
+        """Each message's outcome, or the error that makes it fail (alone).
+
+        One batch read tells the duplicates; the new events are applied together, or one by
+        one when that fails (a throttle, a forged record clashing with a genuine one), so that
+        one message's trouble stays its own."""
+        outcomes: list[Outcome | Exception] = [Outcome.DUPLICATE] * len(messages)
+        try:
+            seen = self._store.seen({m.origin.event_id for m in messages})
+        except MESSAGE_FAILURES as error:
+            return [error] * len(messages)
+        firsts: dict[str, int] = {}
+        planned: list[tuple[int, Plan]] = []
+        for index, message in enumerate(messages):
+            event_id = message.origin.event_id
+            if event_id in seen or event_id in firsts:
+                continue
+            firsts[event_id] = index
+            try:
+                plan = self._plan(message)
+            except MESSAGE_FAILURES as error:
+                outcomes[index] = error
+                continue
+            if plan is None:
+                outcomes[index] = Outcome.REJECTED
+            else:
+                planned.append((index, plan))
+        self._commit(planned, outcomes)
+        for index, message in enumerate(messages):
+            # seen before, a second copy in this batch, or lost a race with another invocation
+            if outcomes[index] is Outcome.DUPLICATE:
+                try:
+                    self._store.count_copy(message.origin.event_id)
+                except MESSAGE_FAILURES as error:
+                    outcomes[index] = error
+        return outcomes
+
+    def _commit(
+        self, planned: Sequence[tuple[int, Plan]], outcomes: list[Outcome | Exception]
+    ) -> None:
+        try:
+            applied = self._store.apply([plan.effects for _, plan in planned], self._clock())
+        except MESSAGE_FAILURES:
+            applied = set()
+            for index, plan in planned:
+                try:
+                    applied |= self._store.apply([plan.effects], self._clock())
+                except MESSAGE_FAILURES as error:
+                    outcomes[index] = error
+        for index, plan in planned:
+            if plan.effects.event_id in applied:
+                outcomes[index] = Outcome.NEW
+                self._after(plan)
+
+    def _after(self, plan: Plan) -> None:
+        """A new checkpoint is assessed at once; failing that, it is open and re-checked."""
+        if plan.then is None:
+            return
+        try:
+            plan.then()
+        except (BotoCoreError, ClientError, ConsumerError) as error:
+            log.warning("cloud.settle_failed", error=type(error).__name__, reason=str(error))
+
+    def _plan(self, message: Message) -> Plan | None:
+        """What applying a new message writes; None for a rejected (tampered) record."""
         if isinstance(message, RecordEvent):
             return self._record(message)
         if isinstance(message, CheckpointEvent):
             return self._checkpoint(message)
         return self._terminal_alarm(message)
 
-    def _record(self, message: RecordEvent) -> Outcome:
+    def _record(self, message: RecordEvent) -> Plan | None:
         origin, event = message.origin, message.event
         detail = event["detail"]
         try:
@@ -136,7 +215,7 @@ class Consumer:
             }
         except EnvelopeError as error:
             self._rejected(message, error)
-            return Outcome.REJECTED
+            return None
         where = {
             "journal_id": origin.journal_id,
             "seq": message.seq,
@@ -150,20 +229,13 @@ class Consumer:
             "captured_at": detail["captured_at"],
             "client_ref": detail["client_ref"],
             "meta": detail["meta"],
-            "key_provider": detail["envelope"]["data_key"]["provider"],
+            "key_provider": envelope["data_key"]["provider"],
             **payload,
         }
         record = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
         tables = self._store.tables
-        new = self._store.commit_new(
-            origin.event_id,
-            "record",
-            self._clock(),
-            [Put(tables.payments, payment), Put(tables.records, record)],
-        )
-        if not new:
-            self._store.count_copy(origin.event_id)
-        return Outcome.NEW if new else Outcome.DUPLICATE
+        puts = [Put(tables.payments, payment), Put(tables.records, record)]
+        return Plan(Effects(origin.event_id, "record", puts))
 
     def _rejected(self, message: RecordEvent, error: EnvelopeError) -> None:
         """A record that fails its AEAD or AAD check: tampered on the way, or forged.
@@ -185,7 +257,7 @@ class Consumer:
             },
         )
 
-    def _checkpoint(self, message: CheckpointEvent) -> Outcome:
+    def _checkpoint(self, message: CheckpointEvent) -> Plan:
         origin = message.origin
         item = {
             "journal_id": origin.journal_id,
@@ -203,13 +275,9 @@ class Consumer:
             "open": OPEN_MARK,
         }
         put = Put(self._store.tables.checkpoints, item, new_key="first_seq")
-        if not self._store.commit_new(origin.event_id, "checkpoint", self._clock(), [put]):
-            self._store.count_copy(origin.event_id)
-            return Outcome.DUPLICATE
-        self._settle(item)
-        return Outcome.NEW
+        return Plan(Effects(origin.event_id, "checkpoint", [put]), lambda: self._settle(item))
 
-    def _terminal_alarm(self, message: AlarmEvent) -> Outcome:
+    def _terminal_alarm(self, message: AlarmEvent) -> Plan:
         origin, tables = message.origin, self._store.tables
         where = {
             "journal_id": origin.journal_id,
@@ -232,11 +300,8 @@ class Consumer:
             if self._store.get(tables.records, key) is None:
                 marker = {**where, "seq": message.seq, "state": REPORTED_TAMPERED}
                 puts.append(Put(tables.records, {**marker, "event_id": origin.event_id}))
-        if not self._store.commit_new(origin.event_id, "alarm", self._clock(), puts):
-            self._store.count_copy(origin.event_id)
-            return Outcome.DUPLICATE
         log.warning("cloud.terminal_alarm", alarm=message.alarm, seq=message.seq, **where)
-        return Outcome.NEW
+        return Plan(Effects(origin.event_id, "alarm", puts))
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -299,6 +364,12 @@ class Consumer:
             close=False,
         )
         return False
+
+
+def _log_failure(message_id: str, error: Exception) -> None:
+    log.warning(
+        "cloud.message_failed", message_id=message_id, error=type(error).__name__, reason=str(error)
+    )
 
 
 def _link_of(row: Mapping[str, Any]) -> Link:

@@ -1,12 +1,14 @@
-"""The consumer's DynamoDB access: conditional writes, transactions, range queries.
+"""The consumer's DynamoDB access: batch reads and writes, conditional puts, range queries.
 
 Items are plain dicts in and out (boto3's type (de)serializer does the attribute values);
-every read the checks depend on is strongly consistent.
+every read the checks depend on is strongly consistent. No transactions: each effect is keyed
+by the event's identity and so idempotent, and the dedupe marker is written last (`apply`);
+that costs half the write capacity of TransactWriteItems for the same guarantee.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,8 @@ from botocore.exceptions import ClientError
 from cloud.tables import OPEN_INDEX, TableNames
 
 CONDITION_FAILED = "ConditionalCheckFailed"
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+BATCH_WRITE_LIMIT = 25  # puts per BatchWriteItem
 OPEN_MARK = "open"
 
 _serializer = TypeSerializer()
@@ -32,7 +36,7 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Put:
-    """One put of a transaction; `new_key` makes it conditional on the item not existing."""
+    """One put; `new_key` makes it conditional on the item not existing."""
 
     table: str
     values: Mapping[str, Any]
@@ -46,6 +50,15 @@ class Put:
         return {"Put": put}
 
 
+@dataclass(frozen=True)
+class Effects:
+    """What applying one new event writes, besides its dedupe marker."""
+
+    event_id: str
+    kind: str
+    puts: Sequence[Put]
+
+
 class Store:
     def __init__(self, dynamodb: Any, tables: TableNames) -> None:
         self._db = dynamodb
@@ -56,36 +69,76 @@ class Store:
         item = reply.get("Item")
         return from_item(item) if item else None
 
-    def seen(self, event_id: str) -> bool:
-        return self.get(self.tables.events, {"event_id": event_id}) is not None
+    def seen(self, event_ids: Collection[str]) -> set[str]:
+        """Which of these events were received already (consistent batch reads)."""
+        found: set[str] = set()
+        wanted = sorted(event_ids)
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            keys = [to_item({"event_id": e}) for e in wanted[start : start + BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {
+                self.tables.events: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "event_id",
+                }
+            }
+            while request:
+                reply = self._db.batch_get_item(RequestItems=request)
+                for item in reply.get("Responses", {}).get(self.tables.events, []):
+                    found.add(from_item(item)["event_id"])
+                request = reply.get("UnprocessedKeys") or {}
+        return found
 
     def count_copy(self, event_id: str) -> None:
-        """One more copy of an event already received (for the figures; never re-applied)."""
-        self._db.update_item(
-            TableName=self.tables.events,
-            Key=to_item({"event_id": event_id}),
-            UpdateExpression="ADD copies :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
-        )
+        """One more copy of an event already received (for the figures; never re-applied).
 
-    def commit_new(self, event_id: str, kind: str, now: float, puts: Sequence[Put]) -> bool:
-        """Write the event's dedupe marker and its effects atomically; False if it was there.
-
-        The marker is a conditional put on `event_id` in the same transaction as the effects,
-        so a crash between them cannot leave an effect without its marker or the reverse."""
-        marker = Put(
-            self.tables.events,
-            {"event_id": event_id, "kind": kind, "received_at": int(now), "copies": 1},
-            new_key="event_id",
-        )
+        Conditional: counting a copy must never create the marker of an event not applied."""
         try:
-            self._db.transact_write_items(TransactItems=[put.request() for put in (marker, *puts)])
+            self._db.update_item(
+                TableName=self.tables.events,
+                Key=to_item({"event_id": event_id}),
+                UpdateExpression="ADD copies :one",
+                ConditionExpression="attribute_exists(event_id)",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
         except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
-            if any(reason.get("Code") == CONDITION_FAILED for reason in reasons):
-                return False
-            raise
-        return True
+            if error.response.get("Error", {}).get("Code") != f"{CONDITION_FAILED}Exception":
+                raise
+
+    def apply(self, effects: Sequence[Effects], now: float) -> set[str]:
+        """Apply new events: their effects, then their dedupe markers; returns the event_ids
+        whose marker this call wrote (the others lost a race: another invocation applied
+        them). Raises if anything fails; the caller then applies them one by one.
+
+        Effects are keyed by the event's identity (a payment by `event_id`, a record by
+        journal and seq), so writing them twice writes the same items: a crash before the
+        marker only means the retry writes them again. The marker, a conditional put on
+        `event_id`, goes last, so it never stands for effects that were not written."""
+        plain = [put for effect in effects for put in effect.puts if put.new_key is None]
+        for start in range(0, len(plain), BATCH_WRITE_LIMIT):
+            self._batch_write(plain[start : start + BATCH_WRITE_LIMIT])
+        for effect in effects:
+            for put in effect.puts:
+                if put.new_key is not None:
+                    self.put_new(put.table, put.new_key, put.values)
+        marker = {"received_at": int(now), "copies": 1}
+        return {
+            effect.event_id
+            for effect in effects
+            if self.put_new(
+                self.tables.events,
+                "event_id",
+                {"event_id": effect.event_id, "kind": effect.kind, **marker},
+            )
+        }
+
+    def _batch_write(self, puts: Sequence[Put]) -> None:
+        request: dict[str, Any] = {}
+        for put in puts:
+            request.setdefault(put.table, []).append({"PutRequest": {"Item": to_item(put.values)}})
+        while request:
+            reply = self._db.batch_write_item(RequestItems=request)
+            request = reply.get("UnprocessedItems") or {}
 
     def put_new(self, table: str, key_name: str, values: Mapping[str, Any]) -> bool:
         """A conditional put; False if an item with that key exists."""
@@ -143,6 +196,12 @@ class Store:
                 {f":v{i}": value for i, value in enumerate(values.values())}
             ),
         )
+
+    def count(self, table: str) -> int:
+        pages = self._db.get_paginator("scan").paginate(
+            TableName=table, Select="COUNT", ConsistentRead=True
+        )
+        return sum(int(page["Count"]) for page in pages)
 
     def scan(self, table: str) -> Iterator[dict[str, Any]]:
         """Every item of a table (the demo's and tests' report; never on the hot path)."""
