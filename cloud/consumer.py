@@ -39,7 +39,7 @@ from posd.errors import EnvelopeError, KeyProviderError
 from posd.keys.base import KeyUnwrapper
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
-DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation, oldest first
+DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
 MAX_SEQS_IN_ALARM = 100
 RECEIVED = "received"
 REPORTED_TAMPERED = "reported_tampered"
@@ -112,7 +112,8 @@ class Consumer:
         return {"batchItemFailures": failures}
 
     def recheck_open(self) -> int:
-        """Re-assess open checkpoints (oldest first); returns how many were closed."""
+        """Re-assess open checkpoints (least recently checked first); returns how many were
+        closed."""
         closed = 0
         for key in self._store.open_checkpoints(self._settings.recheck_limit):
             item = self._store.get(self._store.tables.checkpoints, key)
@@ -271,6 +272,7 @@ class Consumer:
             "event_id": origin.event_id,
             "created_at": message.created_at,
             "received_at": int(self._clock()),
+            "checked_at": int(self._clock()),
             "state": RangeState.OPEN.value,
             "open": OPEN_MARK,
         }
@@ -348,20 +350,22 @@ class Consumer:
     def _incomplete(
         self, item: Mapping[str, Any], verdict: Assessment, where: Mapping[str, Any]
     ) -> bool:
-        overdue = self._clock() - float(item["received_at"]) >= self._settings.gap_grace_seconds
-        if not overdue or item.get("state") == RangeState.GAP.value:
-            return False
-        missing = verdict.missing
-        self._alarms.raise_once(
-            f"{GAP}:{where['journal_id']}:{where['first_seq']}-{where['last_seq']}",
-            GAP,
-            {**where, "missing_count": len(missing), "missing": missing[:MAX_SEQS_IN_ALARM]},
-        )
+        """Still open: raise the gap alarm once past the grace period, and move the range to
+        the back of the re-check order (`checked_at`), so ranges that stay incomplete for
+        good never starve the others of their re-checks."""
+        now = self._clock()
+        changes: dict[str, Any] = {"checked_at": int(now)}
+        overdue = now - float(item["received_at"]) >= self._settings.gap_grace_seconds
+        if overdue and item.get("state") != RangeState.GAP.value:
+            missing = verdict.missing
+            self._alarms.raise_once(
+                f"{GAP}:{where['journal_id']}:{where['first_seq']}-{where['last_seq']}",
+                GAP,
+                {**where, "missing_count": len(missing), "missing": missing[:MAX_SEQS_IN_ALARM]},
+            )
+            changes.update(state=RangeState.GAP.value, missing=missing[:MAX_SEQS_IN_ALARM])
         self._store.update_checkpoint(
-            str(where["journal_id"]),
-            int(where["first_seq"]),
-            {"state": RangeState.GAP.value, "missing": missing[:MAX_SEQS_IN_ALARM]},
-            close=False,
+            str(where["journal_id"]), int(where["first_seq"]), changes, close=False
         )
         return False
 

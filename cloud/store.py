@@ -167,7 +167,8 @@ class Store:
             arguments["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def open_checkpoints(self, limit: int) -> list[dict[str, Any]]:
-        """Keys of checkpoints still open (oldest first), from the sparse index."""
+        """Keys of checkpoints still open (least recently checked first), from the sparse
+        index."""
         reply = self._db.query(
             TableName=self.tables.checkpoints,
             IndexName=OPEN_INDEX,

@@ -9,7 +9,8 @@ the same (a test compares them), and the demo and tests create the tables from i
 - records     `journal_id` + `seq`: what the chain check needs per record (AAD, nonce,
               ciphertext, the record's chain), or a seq the terminal reported tampered.
 - checkpoints `journal_id` + `first_seq`: each checkpoint and its state; open ones carry
-              `open` (a sparse index, `open-by-age`, lists what is left to re-check).
+              `open` (a sparse index, `open-by-check`, lists what is left to re-check,
+              least recently checked first).
 - alarms      `alarm_id`: each alarm raised (by the terminal or by this consumer), once.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from cloud.errors import ConsumerConfigError
 
-OPEN_INDEX = "open-by-age"
+OPEN_INDEX = "open-by-check"
 
 TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
     "events": {
@@ -52,14 +53,14 @@ TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
             {"AttributeName": "journal_id", "AttributeType": "S"},
             {"AttributeName": "first_seq", "AttributeType": "N"},
             {"AttributeName": "open", "AttributeType": "S"},
-            {"AttributeName": "received_at", "AttributeType": "N"},
+            {"AttributeName": "checked_at", "AttributeType": "N"},
         ],
         "GlobalSecondaryIndexes": [
             {
                 "IndexName": OPEN_INDEX,
                 "KeySchema": [
                     {"AttributeName": "open", "KeyType": "HASH"},
-                    {"AttributeName": "received_at", "KeyType": "RANGE"},
+                    {"AttributeName": "checked_at", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             }

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.alarms import AlarmBus, Alarms
-from cloud.consumer import Consumer, Outcome
+from cloud.consumer import Consumer, ConsumerSettings, Outcome
 from cloud.messages import parse_message
 from posd.demo.emulator import LocalAws
 from posd.journal import Journal
@@ -200,3 +200,34 @@ def test_records_sealed_offline_under_the_rsa_key_are_unwrapped_and_filed(
     payments = rig.items("payments")
     assert {p["key_provider"] for p in payments} == {"kms-rsa"}
     assert sorted(p["masked_pan"][-4:] for p in payments) == sorted(p[-4:] for p in TEST_PANS)
+
+
+def test_a_range_that_never_completes_does_not_starve_the_others_of_rechecks(
+    rig: Rig, delivered: Delivered, kms_client: Any, events_client: Any
+) -> None:
+    lost, late = 3, 9  # seq 3 never comes; seq 9 comes after its checkpoint
+    consumer = Consumer(
+        rig.store,
+        Alarms(rig.store, AlarmBus(events_client, rig.alarms.bus_name)),
+        KmsUnwrapper(kms_client),
+        ConsumerSettings(gap_grace_seconds=GRACE_SECONDS, recheck_limit=1),
+        clock=rig.clock,
+    )
+    first, second = deliver(
+        events_client,
+        rig.sqs,
+        [checkpoint_entry(delivered, 1, 6), checkpoint_entry(delivered, 7, RECORDS)],
+    )
+    for seq, body in enumerate(delivered.records, 1):
+        if seq not in (lost, late):
+            consumer.process(parse_message(body))
+    consumer.process(parse_message(first))
+    rig.clock.now += 1
+    consumer.process(parse_message(second))
+    consumer.process(parse_message(delivered.records[late - 1]))
+
+    rig.clock.now += 1
+    assert consumer.recheck_open() == 0  # the range 1..6, checked the longest ago
+    assert consumer.recheck_open() == 1  # then 7..12, complete by now
+    assert rig.checkpoint(delivered.journal_id, 7)["state"] == "complete"
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "open"
