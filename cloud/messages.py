@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud.errors import MalformedMessage
-from sync.alarms import ALARM_SCHEMA
 from sync.events import EVENT_SCHEMA
 
+# The side events' schemas as docs/event-format.md names them: the consumer's contract is the
+# document (a test holds these to it), not where the terminal's code keeps its constants.
+ALARM_SCHEMA = "posd.alarm/1"
+ALARM_DETAIL_TYPE = "posd.alarm"
 CHECKPOINT_SCHEMA = "posd.checkpoint/1"
+CHECKPOINT_DETAIL_TYPE = "posd.checkpoint"
 TAMPERED_RECORD_ALARM = "tampered_record"
 CHAIN_HEX_CHARS = 64
 HEX_DIGITS = frozenset("0123456789abcdef")

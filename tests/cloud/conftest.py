@@ -17,7 +17,12 @@ import pytest
 from cloud.alarms import CONSUMER_ALARM_SOURCE, AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings
 from cloud.event_source import QueueFeeder
-from cloud.messages import CHECKPOINT_SCHEMA
+from cloud.messages import (
+    ALARM_DETAIL_TYPE,
+    ALARM_SCHEMA,
+    CHECKPOINT_DETAIL_TYPE,
+    CHECKPOINT_SCHEMA,
+)
 from cloud.receiving import CachingUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
@@ -28,7 +33,6 @@ from posd.journal import Journal
 from posd.keys.kms import KmsKeySource, KmsUnwrapper
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
-from sync.alarms import ALARM_DETAIL_TYPE, ALARM_SCHEMA
 from sync.events import EventBuilder
 from tests.cards import TEST_PANS
 from tests.sync.conftest import receive_all
@@ -91,7 +95,7 @@ def checkpoint_entry(delivered: Delivered, first: int, last: int, **changes: Any
         "created_at": datetime.now(UTC).isoformat(),
         **changes,
     }
-    return {"Source": SOURCE, "DetailType": "posd.checkpoint", "Detail": json.dumps(detail)}
+    return {"Source": SOURCE, "DetailType": CHECKPOINT_DETAIL_TYPE, "Detail": json.dumps(detail)}
 
 
 def alarm_entry(delivered: Delivered, seq: int) -> dict[str, Any]:

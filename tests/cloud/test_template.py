@@ -83,3 +83,15 @@ def test_the_offline_key_is_what_posds_offline_provider_needs() -> None:
     consumer = resources()["ConsumerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (unwrap,) = (s for s in consumer if s["Resource"] == {"GetAtt": "OfflineKey.Arn"})
     assert unwrap["Condition"]["StringEquals"]["kms:EncryptionAlgorithm"] == RSA_ALGORITHM
+
+
+def test_the_consumer_reads_the_schemas_the_event_format_documents() -> None:
+    """cloud.messages names the side events' schemas itself; the document is the contract."""
+    from cloud import messages
+    from sync.events import EVENT_SCHEMA
+
+    document = (TEMPLATE.parents[1] / "docs" / "event-format.md").read_text()
+    for name in ("ALARM_SCHEMA", "ALARM_DETAIL_TYPE", "TAMPERED_RECORD_ALARM"):
+        value = getattr(messages, name)
+        assert f"`{value}`" in document or f'"{value}"' in document, name
+    assert f"`{EVENT_SCHEMA}`" in document
