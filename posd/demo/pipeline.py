@@ -253,7 +253,6 @@ def run_demo(
         consumed = consume(
             aws,
             route.queue_url,
-            route.bus_name,
             offline_key,
             register.answers,
             matches,
