@@ -73,7 +73,8 @@ def deliver(events: Any, sqs: Any, entries: list[dict[str, Any]]) -> list[str]:
     """Put `entries` on a fresh bus routed to a fresh queue; the bodies, in entry order."""
     route = route_bus_to_queue(events, sqs, f"posd-cloud-{uuid.uuid4().hex[:8]}", SOURCE)
     for start in range(0, len(entries), PUT_EVENTS_LIMIT):
-        batch = [{**e, "EventBusName": route.bus_name} for e in entries[start : start + 10]]
+        chunk = entries[start : start + PUT_EVENTS_LIMIT]
+        batch = [{**e, "EventBusName": route.bus_name} for e in chunk]
         assert events.put_events(Entries=batch)["FailedEntryCount"] == 0
     received = receive_all(sqs, route.queue_url, len(entries))
     by_id = {e["detail"]["event_id"]: json.dumps(e) for e in received}
