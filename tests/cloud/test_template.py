@@ -95,3 +95,18 @@ def test_the_consumer_reads_the_schemas_the_event_format_documents() -> None:
         value = getattr(messages, name)
         assert f"`{value}`" in document or f'"{value}"' in document, name
     assert f"`{EVENT_SCHEMA}`" in document
+
+
+def test_the_key_policy_refuses_another_store_or_another_terminal_each_on_its_own() -> None:
+    """The keys of one condition are ANDed: a single Deny naming both would let a terminal
+    through with its own terminal_id and another store's id."""
+    statements = resources()["JournalKey"]["Properties"]["KeyPolicy"]["Statement"]
+    pinned = [
+        set(s["Condition"]["StringNotEquals"])
+        for s in statements
+        if s["Effect"] == "Deny" and s["Action"] == "kms:GenerateDataKey"
+    ]
+    assert sorted(map(sorted, pinned)) == [
+        ["kms:EncryptionContext:store_id"],
+        ["kms:EncryptionContext:terminal_id"],
+    ]
