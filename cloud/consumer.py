@@ -4,9 +4,7 @@ Per message: parse it (poison: a batch item failure, so the redrive policy takes
 DLQ), dedupe on `event_id` (a consistent batch read first; a conditional put of the event's
 marker once its effects are written), open and check a record (a tampered one is recorded
 and alarmed, never written as a payment), file a checkpoint or a terminal's alarm. After the
-batch, open checkpoints are re-checked: a range complete and intact is closed; one still
-incomplete past the grace period raises a gap alarm and stays open, so a late record still
-closes it.
+batch, open checkpoints are re-checked (`cloud.ranges`).
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloud.alarms import CHAIN_MISMATCH, GAP, RECORD_REJECTED, Alarms
-from cloud.checkpoints import Assessment, Link, Range, RangeState, assess
+from cloud.alarms import RECORD_REJECTED, Alarms
+from cloud.checkpoints import RangeState
 from cloud.errors import ConsumerError, MalformedMessage
 from cloud.messages import (
     TAMPERED_RECORD_ALARM,
@@ -33,6 +31,7 @@ from cloud.messages import (
     parse_message,
 )
 from cloud.payload import masked_payload
+from cloud.ranges import RECEIVED, REPORTED_TAMPERED, Ranges
 from cloud.receiving import b64, decrypt_event
 from cloud.store import OPEN_MARK, Effects, Put, Store
 from posd.errors import EnvelopeError, KeyProviderError
@@ -40,9 +39,6 @@ from posd.keys.base import KeyUnwrapper
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
 DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
-MAX_SEQS_IN_ALARM = 100
-RECEIVED = "received"
-REPORTED_TAMPERED = "reported_tampered"
 
 log = structlog.get_logger("cloud.consumer")
 
@@ -83,8 +79,10 @@ class Consumer:
         self._store = store
         self._alarms = alarms
         self._unwrapper = unwrapper
-        self._settings = settings
         self._clock = clock
+        self._ranges = Ranges(
+            store, alarms, settings.gap_grace_seconds, settings.recheck_limit, clock
+        )
 
     # -- the Lambda's two entry points ------------------------------------------------------
 
@@ -114,12 +112,7 @@ class Consumer:
     def recheck_open(self) -> int:
         """Re-assess open checkpoints (least recently checked first); returns how many were
         closed."""
-        closed = 0
-        for key in self._store.open_checkpoints(self._settings.recheck_limit):
-            item = self._store.get(self._store.tables.checkpoints, key)
-            if item is not None and "open" in item and self._settle(item):
-                closed += 1
-        return closed
+        return self._ranges.recheck_open()
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -277,7 +270,9 @@ class Consumer:
             "open": OPEN_MARK,
         }
         put = Put(self._store.tables.checkpoints, item, new_key="first_seq")
-        return Plan(Effects(origin.event_id, "checkpoint", [put]), lambda: self._settle(item))
+        return Plan(
+            Effects(origin.event_id, "checkpoint", [put]), lambda: self._ranges.settle(item)
+        )
 
     def _terminal_alarm(self, message: AlarmEvent) -> Plan:
         origin, tables = message.origin, self._store.tables
@@ -305,83 +300,8 @@ class Consumer:
         log.warning("cloud.terminal_alarm", alarm=message.alarm, seq=message.seq, **where)
         return Plan(Effects(origin.event_id, "alarm", puts))
 
-    # -- checkpoints ---------------------------------------------------------------------------
-
-    def _settle(self, item: Mapping[str, Any]) -> bool:
-        """Assess one open checkpoint and record the verdict; True if it was closed."""
-        journal_id, first, last = item["journal_id"], int(item["first_seq"]), int(item["last_seq"])
-        links = {
-            int(row["seq"]): _link_of(row)
-            for row in self._store.records_between(journal_id, first, last)
-        }
-        checkpoint = Range(first, last, int(item["count"]), item["chain_before"], item["chain"])
-        verdict = assess(checkpoint, links)
-        where = {
-            "journal_id": journal_id,
-            "first_seq": first,
-            "last_seq": last,
-            "store_id": item["store_id"],
-            "terminal_id": item["terminal_id"],
-        }
-        if not verdict.complete:
-            return self._incomplete(item, verdict, where)
-        state = RangeState.COMPLETE if verdict.intact else RangeState.BROKEN
-        if not verdict.intact:
-            self._alarms.raise_once(
-                f"{CHAIN_MISMATCH}:{journal_id}:{first}-{last}",
-                CHAIN_MISMATCH,
-                {**where, "first_bad_seq": verdict.first_bad_seq, "reason": verdict.problem},
-            )
-        self._store.update_checkpoint(
-            journal_id,
-            first,
-            {
-                "state": state.value,
-                "settled_at": int(self._clock()),
-                "missing": [],
-                "reported_tampered": verdict.reported_tampered,
-                "unverified_links": verdict.unverified_links,
-            },
-            close=True,
-        )
-        log.info("cloud.checkpoint_settled", state=state.value, **where)
-        return True
-
-    def _incomplete(
-        self, item: Mapping[str, Any], verdict: Assessment, where: Mapping[str, Any]
-    ) -> bool:
-        """Still open: raise the gap alarm once past the grace period, and move the range to
-        the back of the re-check order (`checked_at`), so ranges that stay incomplete for
-        good never starve the others of their re-checks."""
-        now = self._clock()
-        changes: dict[str, Any] = {"checked_at": int(now)}
-        overdue = now - float(item["received_at"]) >= self._settings.gap_grace_seconds
-        if overdue and item.get("state") != RangeState.GAP.value:
-            missing = verdict.missing
-            self._alarms.raise_once(
-                f"{GAP}:{where['journal_id']}:{where['first_seq']}-{where['last_seq']}",
-                GAP,
-                {**where, "missing_count": len(missing), "missing": missing[:MAX_SEQS_IN_ALARM]},
-            )
-            changes.update(state=RangeState.GAP.value, missing=missing[:MAX_SEQS_IN_ALARM])
-        self._store.update_checkpoint(
-            str(where["journal_id"]), int(where["first_seq"]), changes, close=False
-        )
-        return False
-
 
 def _log_failure(message_id: str, error: Exception) -> None:
     log.warning(
         "cloud.message_failed", message_id=message_id, error=type(error).__name__, reason=str(error)
-    )
-
-
-def _link_of(row: Mapping[str, Any]) -> Link:
-    if row.get("state") == REPORTED_TAMPERED:
-        return Link(reported_tampered=True)
-    return Link(
-        chain=str(row["chain"]),
-        aad=bytes(row["aad"]),
-        nonce=bytes(row["nonce"]),
-        ciphertext=bytes(row["ciphertext"]),
     )
