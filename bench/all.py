@@ -21,6 +21,7 @@ BENCHMARKS = (
     ("journal_append", ["bench/journal_append.py"]),
     ("drain", ["bench/drain.py"]),
     ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),
+    ("cloud_consumer", ["bench/cloud_consumer.py"]),
 )
 BENCH_TIMEOUT_SECONDS = 3_600
 
