@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint cloud/template.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

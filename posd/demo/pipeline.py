@@ -5,18 +5,19 @@ bus routed to an SQS queue, runs `posd run` as a child process with the simulate
 and palm scanner, and plays the register: N payments over the daemon's Unix socket (card, palm
 and card+palm; some retried with the same `client_ref`, a few voided, some refused by the
 offline limit per payment). It asks the daemon to flush, stops it with SIGTERM, then plays the
-backend: receives every event from the queue, dedupes by `event_id`, unwraps each data key
-with kms:Decrypt, decrypts it and checks it against what the daemon answered. Nothing is
-mocked; the cards are the brands' public test cards of the simulator's deck.
+backend with the cloud side's reference consumer (`posd.demo.consumer`): the queue's messages
+go to its handler, which dedupes by `event_id` in DynamoDB, unwraps each data key with
+kms:Decrypt, decrypts and files each payment; the figures come from its tables, each payment
+checked against what the daemon answered. Nothing is mocked; the cards are the brands' public
+test cards of the simulator's deck.
 
 With `sync_api="v2"` the daemon delivers through EventBridge v2 to the local v2 endpoint
 (posd/demo/eventbridge_v2.py), which forwards to the same queue in the same envelope; the
-queue must then hold no duplicates at all (`duplicates: 0`), before the backend's dedupe.
+queue must then hold no duplicates at all (`duplicates: 0`), before the consumer's dedupe.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -24,19 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import posd
-from posd.demo.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
+from drivers.palm.identity import PalmCredential
+from posd.demo.backend import route_bus_to_queue
 from posd.demo.client import call
+from posd.demo.consumer import consume
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
-from posd.errors import EnvelopeError, KeyProviderError, PosdError
+from posd.errors import PosdError
 from posd.journal import Journal
-from posd.keys.kms import KmsUnwrapper
 
 READY_TIMEOUT_SECONDS = 20.0
 FLUSH_TIMEOUT_SECONDS = 120.0
@@ -222,13 +224,14 @@ class Register:
             self.voids += 1
 
 
-def matches(answer: dict[str, Any], secret: dict[str, Any]) -> bool:
-    """Whether a decrypted payload is what the daemon said it captured."""
+def matches(answer: Mapping[str, Any], payment: Mapping[str, Any]) -> bool:
+    """Whether a payment the consumer decrypted and filed (masked) is what the daemon said it
+    captured."""
     if answer["state"] == "voided":
-        return secret == {}
+        return "masked_pan" not in payment and "masked_credential" not in payment
     if answer["entry_mode"] == "palm":
-        return bool(secret.get("palm_credential") == PALM_CREDENTIAL)
-    pan, masked = str(secret.get("pan", "")), str(answer["masked_pan"])
+        return payment.get("masked_credential") == PalmCredential(PALM_CREDENTIAL).masked()
+    pan, masked = str(payment.get("masked_pan", "")), str(answer["masked_pan"])
     return pan[:6] == masked[:6] and pan[-4:] == masked[-4:]
 
 
@@ -286,49 +289,32 @@ def run_demo(
             report = journal.verify()
 
         expected = len(register.answers)
-        unwrapper = CachingUnwrapper(
-            KmsUnwrapper(kms, {offline_key: aws.rsa_private_key(offline_key)})
+        consumed = consume(
+            aws,
+            route.queue_url,
+            offline_key,
+            register.answers,
+            matches,
+            RECEIVE_TIMEOUT_SECONDS,
         )
-        received: set[str] = set()
-        decrypted: set[str] = set()
-        copies = 0
-        key_sources: dict[str, int] = {}
-        kinds: dict[str, int] = {}
-        for event in receive_events(sqs, route.queue_url, expected, RECEIVE_TIMEOUT_SECONDS):
-            copies += 1
-            detail = event["detail"]
-            event_id = detail["event_id"]
-            if event_id in received:
-                continue
-            received.add(event_id)
-            answer = register.answers.get(event_id)
-            try:
-                secret = json.loads(decrypt_event(event, unwrapper))
-            except (KeyProviderError, EnvelopeError):
-                continue
-            if answer is not None and matches(answer, secret):
-                decrypted.add(event_id)
-                provider_name = detail["envelope"]["data_key"]["provider"]
-                key_sources[provider_name] = key_sources.get(provider_name, 0) + 1
-                kinds[event["detail-type"]] = kinds.get(event["detail-type"], 0) + 1
-            if progress:
-                progress("receiving", len(received), expected)
+        if progress:
+            progress("receiving", consumed.received, expected)
     captured = expected - register.voids
     return DemoResult(
         payments=payments,
-        by_kind=kinds,
+        by_kind=consumed.by_kind,
         captured=captured,
         refused=register.refused,
         voids=register.voids,
         delivered=delivered,
-        received=len(received),
-        duplicates=copies - len(received),
-        decrypted=len(decrypted),
-        lost=expected - len(decrypted & set(register.answers)),
+        received=consumed.received,
+        duplicates=consumed.duplicates,
+        decrypted=len(consumed.matched),
+        lost=expected - len(consumed.matched),
         verify_ok=report.ok,
         daemon_exit_code=exit_code,
         seconds=round(time.perf_counter() - started, 3),
-        key_sources=key_sources,
+        key_sources=consumed.key_sources,
         state_dir=str(keep_state) if keep_state is not None else None,
         sync_api=sync_api,
     )
