@@ -28,7 +28,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -43,32 +42,30 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 
 from bench.backlog import (  # noqa: E402
+    CACHE,
     KEY_FILE,
     PAYMENT_KIND,
     PAYMENT_META,
     PAYMENT_SECRET,
-    fill_backlog,
+    copy_journal,
+    history_journal,
 )
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from bench.footprint import KIB, memory_kib  # noqa: E402
 from bench.journal_append import percentile  # noqa: E402
 from posd.journal import Journal  # noqa: E402
-from posd.journal.schema import SCHEMA_VERSION  # noqa: E402
 from posd.keys.local import LocalKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
 from posd.recorder import Recorder  # noqa: E402
 from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
-from sync.outbox import Delivered  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 
 DEFAULT_SIZES = (10_000, 200_000)
 DEFAULT_BACKLOG = 5_000
 DEFAULT_APPENDS = 500
 DEFAULT_ROUNDS = 10
-CACHE = ROOT / "bench" / "results" / "journals"
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
-MARK_CHUNK = 50_000
 DRAIN_TIMEOUT_SECONDS = 600.0
 CHILD_TIMEOUT_SECONDS = 900.0
 BENCH_KEY = "bench"  # the local endpoint checks no signature
@@ -77,35 +74,6 @@ BENCH_KEY = "bench"  # the local endpoint checks no signature
 RETENTION_SECONDS = 10 * 365 * 86_400.0
 # The issue's bar: at 1M records, append latency and drain memory within 1.2x of 10k.
 TARGET_RATIO = 1.2
-
-
-def template(size: int, backlog: int) -> tuple[Path, float | None]:
-    """The cached journal of `size` records (the last `backlog` pending): (state dir, seconds
-    it took to build now, None if it was cached)."""
-    where = CACHE / f"v{SCHEMA_VERSION}-{size}-{backlog}"
-    if (where / "complete").is_file():
-        return where, None
-    shutil.rmtree(where, ignore_errors=True)
-    started = time.perf_counter()
-    fill_backlog(where, size, STORE_ID, TERMINAL_ID, durable=False)
-    with Journal.open(where) as journal:
-        journal._conn.execute("PRAGMA synchronous=OFF")  # bench only, as fill_backlog
-        now = time.time()
-        for first in range(1, size - backlog + 1, MARK_CHUNK):
-            last = min(first + MARK_CHUNK, size - backlog + 1)
-            journal.mark_delivered(
-                [Delivered(seq, f"bench-{seq}") for seq in range(first, last)], now
-            )
-    (where / "complete").touch()
-    return where, time.perf_counter() - started
-
-
-def settle_on_disk(state_dir: Path) -> None:
-    """fsync the copy: otherwise the first fsync of the measured appends (at a WAL
-    checkpoint) pays for writing back the whole copy, hundreds of MB at a million records."""
-    for path in state_dir.iterdir():
-        with path.open("rb") as copied:
-            os.fsync(copied.fileno())
 
 
 def _drain_child(state_dir: str, endpoint: str, results: Any) -> None:
@@ -219,9 +187,8 @@ def _ms(seconds: float) -> float:
 
 def measure(size: int, backlog: int, endpoint: str, state_dir: Path) -> dict[str, Any]:
     """Everything but the appends (`append_latency`) on a fresh copy of the size's journal."""
-    source, built = template(size, backlog)
-    shutil.copytree(source, state_dir)
-    settle_on_disk(state_dir)
+    source, built = history_journal(size, backlog, STORE_ID, TERMINAL_ID)
+    copy_journal(source, state_dir)
     with Journal.open_read_only(state_dir) as journal:
         size_bytes = journal.size_on_disk()
         started = time.perf_counter()

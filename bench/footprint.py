@@ -8,7 +8,7 @@ systemd would; READY is the moment its `READY=1` datagram arrives. Memory is rea
 daemon on a journal holding `--backlog` pending records (built fast by bench/backlog.py)
 and lets it deliver them to the local PutEvents endpoint of bench/drain.py, sampling VmRSS.
 
-    .venv/bin/python bench/footprint.py [--backlog N] [--runs R]
+    .venv/bin/python bench/footprint.py [--backlog N] [--runs R] [--history 1000000]
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backlog import KEY_FILE, fill_backlog  # noqa: E402
+from bench.backlog import KEY_FILE, copy_journal, fill_backlog, history_journal  # noqa: E402
 from bench.cli_start import start_times  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from posd.journal import JOURNAL_FILE  # noqa: E402
 
 DEFAULT_BACKLOG = 100_000
 DEFAULT_RUNS = 3
+HISTORY_PENDING = 5_000  # as bench/cost_growth.py: the same cached journals serve both
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 READY_TIMEOUT_SECONDS = 60.0
 IDLE_SETTLE_SECONDS = 3.0  # after READY: the first ticks, device opens and key prefetch done
@@ -225,19 +226,52 @@ def draining(where: Path, endpoint: str, backlog: int) -> dict[str, Any]:
     }
 
 
+def with_history(where: Path, endpoint: str, history: int, runs: int) -> dict[str, Any]:
+    """Exec-to-READY and resident memory of a daemon whose journal already holds `history`
+    records (all delivered but the last few thousand: bench/backlog.py's cached journals)."""
+    source, _ = history_journal(history, HISTORY_PENDING, STORE_ID, TERMINAL_ID)
+    copy_journal(source, where / "state")
+    config = write_config(where, endpoint)
+    ready: list[float] = []
+    memory: list[dict[str, int]] = []
+    for _ in range(runs):
+        with running_daemon(config, where) as daemon:
+            ready.append(daemon.ready_seconds)
+            time.sleep(IDLE_SETTLE_SECONDS)
+            memory.append(memory_kib(daemon.process.pid))
+    return {
+        "records": history,
+        "exec_to_ready_seconds": round(statistics.median(ready), 3),
+        "exec_to_ready_runs": [round(r, 3) for r in ready],
+        "rss_mib": round(statistics.median(m["VmRSS"] for m in memory) / KIB, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG)
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="starts timed (median)")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="also start on a journal already holding this many records (cached; 0: skip)",
+    )
     args = parser.parse_args()
     with put_events_endpoint() as endpoint, tempfile.TemporaryDirectory() as work:
         idle_figures = idle(Path(work) / "idle", endpoint, args.runs)
         drain_figures = draining(Path(work) / "drain", endpoint, args.backlog)
+        history = (
+            with_history(Path(work) / "history", endpoint, args.history, args.runs)
+            if args.history
+            else None
+        )
     cli = start_times(args.runs, commands=(("--help",),))
     result = {
         "benchmark": "footprint",
         "idle": idle_figures,
         "draining": drain_figures,
+        "with_history": history,
         "cli_start_seconds": cli,
         "targets": {
             "idle_rss_mib": TARGET_IDLE_RSS_MIB,
