@@ -94,7 +94,7 @@ def _v2(db: sqlite_utils.Database) -> None:
 def _v3(db: sqlite_utils.Database) -> None:
     """Partial indexes over the records not yet settled: every payment checks the offline
     limits against the backlog (`Journal.summary`), and without them each check scanned the
-    whole journal (bench/cost_growth.py: ~2 s a payment with a million records kept).
+    whole journal (bench/cost_growth.py: 2.6 s a payment with a million records kept).
 
     The price: an append also writes the `records_pending` leaf page (one more page in the
     same WAL commit, same fsync), and a delivery removes the entry. Delivered rows, the bulk
