@@ -243,7 +243,9 @@ class Daemon:
 
     def summary_line(self) -> str:
         """systemd's one-line STATUS=."""
-        pending = self._journal.summary().pending if self._journal else 0
+        # The engine's count (refreshed every second): a summary of our own would scan every
+        # record at each tick.
+        pending = self._delivery.status().pending if self._delivery else 0
         devices = ", ".join(
             f"{name} {'ok' if up else 'DOWN'}" for name, up in self._devices.connected().items()
         )

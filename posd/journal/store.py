@@ -35,6 +35,7 @@ from posd.envelope import (
 )
 from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
 from posd.ids import observe, uuid7_str
+from posd.journal.backlog import BacklogBound
 from posd.journal.files import (
     JOURNAL_FILE,
     prepare_private_dir,
@@ -56,6 +57,7 @@ from posd.journal.identity import (
     start_new_journal,
     stored_journal_id,
 )
+from posd.journal.priority import CapturePriority
 from posd.journal.rows import (
     ANCHOR_CHAIN,
     ANCHOR_SEQ,
@@ -96,6 +98,12 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+# Capture's offline limits use the last summary plus this process's appends since, while that
+# summary is at most this old (the sync engine takes one every second): see backlog.py.
+BACKLOG_BOUND_MAX_AGE_SECONDS = 3.0
+# How long a payment holds delivery's journal writes back at most (see priority.py): longer
+# than a capture with a card already at hand, far shorter than a shopper looking for theirs.
+CAPTURE_PRIORITY_WINDOW_SECONDS = 0.25
 TAMPERED = "tampered"
 QUARANTINE = (
     "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
@@ -158,17 +166,17 @@ class Journal:
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
+        self._backlog = BacklogBound(BACKLOG_BOUND_MAX_AGE_SECONDS)
+        self._priority = CapturePriority(CAPTURE_PRIORITY_WINDOW_SECONDS)
+        # Summaries scan every record: they run on their own connection (WAL readers never
+        # wait for the writer, and SQLite lets go of the GIL while it steps), so that a
+        # payment's append does not queue behind one under `_lock`.
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
         if not read_only:
             prepare_private_file(path)
         try:
-            self._conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                uri=read_only,
-            )
-            self._conn.row_factory = sqlite3.Row
+            self._conn = self._connect(path, read_only)
             if read_only:
                 self._check_schema_read_only()
             else:
@@ -177,9 +185,23 @@ class Journal:
                     raise refuse_blank(path.parent, identity)
                 self._configure()
                 migrate(self._conn, str(path))
+            self._reader = self._connect(path, read_only)
+            self._reader.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open journal: {error}") from error
         self._identity = identity
+
+    @staticmethod
+    def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            uri=read_only,
+        )
+        conn.row_factory = sqlite3.Row
+        return conn
 
     @classmethod
     def open(
@@ -298,7 +320,9 @@ class Journal:
         }
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
             self._conn.close()
             if self._identity is not None:
                 self._identity.close()
@@ -339,6 +363,10 @@ class Journal:
             return result
 
     # -- capture ---------------------------------------------------------------------------------
+
+    def capture_priority(self) -> contextlib.AbstractContextManager[None]:
+        """Hold delivery's writes (lease, settle, purge) back during a payment: priority.py."""
+        return self._priority.hold()
 
     def size_on_disk(self) -> int:
         return size_on_disk(self.path)
@@ -486,6 +514,7 @@ class Journal:
             )
 
         def committed(record: OutboxRecord) -> None:
+            self._backlog.appended(record.seq, *pending_amount(meta_text), captured_at)
             self._known_keys.add(data_key.key_id)
             self._tail_cache = (record.seq, bytes.fromhex(record.chain))
             if self._identity is not None:
@@ -493,7 +522,8 @@ class Journal:
 
         try:
             try:
-                record: OutboxRecord = self._write(body, committed)
+                with self._priority.hold():
+                    record: OutboxRecord = self._write(body, committed)
             except _StaleTail:
                 # Another process appended since our tail was cached: reload it, once.
                 self._tail_cache = None
@@ -566,6 +596,7 @@ class Journal:
         changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
         read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
         """
+        self._priority.yield_to_capture()
         with self._lock:
             # Rows are read before the write transaction: a damaged page met inside one
             # poisons it, so only rows that could be read are ever written.
@@ -803,6 +834,7 @@ class Journal:
         page breaks that, one transaction per row, so every row that can be written is.
         Returns the seqs that could not be written (their effect is lost: a delivered record
         not marked is sent again later, at least once, never lost)."""
+        self._priority.yield_to_capture()
         try:
             self._write(lambda conn: conn.executemany(sql, rows))
             return []
@@ -830,14 +862,38 @@ class Journal:
             return int(count)
 
         returned: int = self._write(body)
+        self._backlog.forget()  # pending again: the backlog bound must start over
         return returned
 
     def summary(self) -> OutboxSummary:
-        with self._lock:
-            try:
-                return self._summary(self._state_counts())
-            except sqlite3.DatabaseError:
+        """Exact counts (a scan of every record), read on the reader connection."""
+        taken_at = time.monotonic()
+        try:
+            with self._read_lock:
+                summary, through_seq = self._read_summary()
+        except sqlite3.DatabaseError:
+            with self._lock:
                 return self._summary_around_damage()
+        self._backlog.observed(summary, through_seq, taken_at)
+        return summary
+
+    def backlog_bound(self) -> OutboxSummary | None:
+        """At least the backlog the exact `summary` would show (pending count, amounts, oldest
+        pending), at no cost; None without a recent summary to start from (see backlog.py)."""
+        return self._backlog.bound()
+
+    def _read_summary(self) -> tuple[OutboxSummary, int]:
+        """The summary and the highest seq it counted, from one read transaction."""
+        conn = self._reader
+        if conn is None:
+            raise JournalError(f"{self.path}: journal is closed")
+        conn.execute("BEGIN")
+        try:
+            summary = self._summary(conn, self._state_counts(conn))
+            through_seq = conn.execute("SELECT MAX(seq) FROM records").fetchone()[0]
+        finally:
+            conn.execute("COMMIT")  # ends the read transaction; nothing was written
+        return summary, int(through_seq or 0)
 
     def _summary_around_damage(self) -> OutboxSummary:
         """The summary from every row that can still be read (a damaged page broke the
@@ -874,9 +930,10 @@ class Journal:
             unreadable=unreadable,
         )
 
-    def _state_counts(self) -> dict[str, int]:
+    @staticmethod
+    def _state_counts(conn: sqlite3.Connection) -> dict[str, int]:
         """Records by state, plus `tampered` (quarantined ones that failed their check)."""
-        rows = self._conn.execute(
+        rows = conn.execute(
             "SELECT state, state = 'quarantined' AND last_error LIKE ? || '%', COUNT(*) "
             "FROM records GROUP BY 1, 2",
             (TAMPERED_PREFIX,),
@@ -888,8 +945,8 @@ class Journal:
                 counts[TAMPERED] = int(count)
         return counts
 
-    def _summary(self, counts: Mapping[str, int]) -> OutboxSummary:
-        conn = self._conn
+    @staticmethod
+    def _summary(conn: sqlite3.Connection, counts: Mapping[str, int]) -> OutboxSummary:
         oldest = conn.execute(
             "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
         ).fetchone()
@@ -924,6 +981,7 @@ class Journal:
         the anchor that verification starts from. A purged row behind a pending or quarantined
         one stays as a payload-less link until the front catches up.
         """
+        self._priority.yield_to_capture()
 
         def body(conn: sqlite3.Connection) -> int:
             erased = conn.execute(
@@ -974,8 +1032,8 @@ class Journal:
     def stats(self) -> dict[str, Any]:
         """Counts, bounds, backlog and size, for `posd journal stats` (read-only queries)."""
         with self._lock:
-            counts = self._state_counts()
-            summary = self._summary(counts)
+            counts = self._state_counts(self._conn)
+            summary = self._summary(self._conn, counts)
             import sqlite_utils  # inspection only: the hot paths never load it
 
             db = sqlite_utils.Database(self._conn)
