@@ -1,7 +1,10 @@
 """The durable, encrypted, hash-chained journal of captured records (SQLite).
 
 Durability: WAL with `synchronous=FULL`, one transaction per append: when `append` returns,
-the record survives a crash or power loss. `secure_delete=ON` overwrites purged card data.
+the record survives a crash or power loss. Delivery's settlements (lease, delivered, retry,
+quarantine) commit without an fsync of their own, so that a payment never waits for one: a
+power cut can only undo the latest of them, which repeats work and loses nothing (`_settle`).
+`secure_delete=ON` overwrites purged card data.
 The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
 without knowing anything else about it. Writers from other processes (the CLI) coordinate
 through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
@@ -339,28 +342,55 @@ class Journal:
         self,
         body: Callable[[sqlite3.Connection], Any],
         on_commit: Callable[[Any], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> Any:
         """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
 
         `on_commit(result)` updates in-memory caches after the commit, still under the lock,
-        so no other thread sees the file and the caches disagree.
+        so no other thread sees the file and the caches disagree. `durable=False` commits
+        without waiting for the disk (`synchronous=NORMAL` for this transaction: survives a
+        crash of the process, not a power cut, until the next durable commit's fsync carries
+        it): for delivery's settlements, whose loss only repeats work (see `_settle`).
         """
         with self._lock:
             conn = self._conn
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise JournalError(f"{self.path}: journal is busy: {error}") from error
-            try:
-                result = body(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            if on_commit is not None:
-                on_commit(result)
-            return result
+                return self._transaction(conn, body, on_commit)
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None,
+    ) -> Any:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise JournalError(f"{self.path}: journal is busy: {error}") from error
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if on_commit is not None:
+            on_commit(result)
+        return result
+
+    def _settle(self, body: Callable[[sqlite3.Connection], Any]) -> Any:
+        """A transaction of delivery's (lease, delivered, retry, quarantine): not fsynced, so
+        that the payment's append, which is, does not queue behind the disk for it. A power
+        cut may undo the latest of them: a lease (the record is leased again), a delivery
+        (sent again with the same event_id: at least once, as always) or a quarantine (the
+        record is checked, and quarantined, again). Never a record."""
+        return self._write(body, durable=False)
 
     # -- capture ---------------------------------------------------------------------------------
 
@@ -606,7 +636,7 @@ class Journal:
             except _DamagedPage:
                 candidates, damaged = self._due_around_damage(now, limit, now + lease_seconds)
             try:
-                result: Lease = self._write(
+                result: Lease = self._settle(
                     lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged)
                 )
             except sqlite3.DatabaseError:
@@ -628,7 +658,7 @@ class Journal:
         refused: list[Quarantined] = []
         for candidate in candidates:
             try:
-                one: Lease = self._write(
+                one: Lease = self._settle(
                     functools.partial(
                         self._settle_lease,
                         candidates=[candidate],
@@ -836,14 +866,14 @@ class Journal:
         not marked is sent again later, at least once, never lost)."""
         self._priority.yield_to_capture()
         try:
-            self._write(lambda conn: conn.executemany(sql, rows))
+            self._settle(lambda conn: conn.executemany(sql, rows))
             return []
         except sqlite3.DatabaseError:
             pass
         failed: list[int] = []
         for row in rows:
             try:
-                self._write(functools.partial(_execute, sql=sql, parameters=row))
+                self._settle(functools.partial(_execute, sql=sql, parameters=row))
             except sqlite3.DatabaseError:
                 failed.append(int(row[-1]))
         if failed:
