@@ -3,8 +3,13 @@ outbox's writes waiting while a payment holds priority (real journal, real threa
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from posd.journal import Journal
 from posd.journal.backlog import BacklogBound
@@ -14,6 +19,7 @@ from posd.recorder import Recorder
 from sync.outbox import Delivered, OutboxSummary
 from tests.cards import VISA_TEST_PAN, payment_meta, payment_secret
 
+REPO = Path(__file__).resolve().parents[1]
 LEASE = 30.0
 WINDOW_S = 0.3
 WAIT_S = 5.0
@@ -144,3 +150,37 @@ def test_priority_lasts_the_window_at_most() -> None:
         waited = priority.yield_to_capture()
     assert WINDOW_S * 0.9 <= waited < WAIT_S
     assert priority.yield_to_capture() == 0.0
+
+
+SETTLE_AND_DIE = """
+import os, signal, sys, time
+from pathlib import Path
+from posd.journal import Journal
+from sync.outbox import Delivered
+journal = Journal.open(Path(sys.argv[1]))
+lease = journal.lease(100, time.time(), 30.0)
+journal.mark_delivered([Delivered(r.seq, "remote") for r in lease.records], time.time())
+print(len(lease.records), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_settlements_without_fsync_survive_the_process_being_killed(
+    journal: Journal, recorder: Recorder, state_dir: Path
+) -> None:
+    """Settlements skip the fsync (a power cut may undo the latest), not the commit."""
+    capture(recorder, 4)
+    child = subprocess.run(
+        [sys.executable, "-c", SETTLE_AND_DIE, str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert child.stdout.split() == ["4"]
+    with Journal.open_read_only(state_dir) as reopened:
+        summary = reopened.summary()
+    assert (summary.delivered, summary.pending) == (4, 0)
+    assert journal.durability()["synchronous"] == "full"  # appends still wait for the disk
