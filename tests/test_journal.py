@@ -137,11 +137,17 @@ def test_summary_reads_the_backlog_not_the_whole_journal(
     journal.mark_delivered([Delivered(1, "eb-1")], time.time())
     journal.summary()  # the one count of delivered records
     statements: list[str] = []
-    journal._conn.set_trace_callback(statements.append)
+    # the backlog is read on the reader connection, the delivered count on the writer's
+    connections = [journal._conn, journal._reader]
+    for conn in connections:
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
     try:
         journal.summary()
     finally:
-        journal._conn.set_trace_callback(None)
+        for conn in connections:
+            assert conn is not None
+            conn.set_trace_callback(None)
     plans = [
         str(row[3])
         for sql in statements
