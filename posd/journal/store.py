@@ -2,6 +2,12 @@
 
 Durability: WAL with `synchronous=FULL`, one transaction per append: when `append` returns,
 the record survives a crash or power loss. `secure_delete=ON` overwrites purged card data.
+Delivery bookkeeping (leases, delivered marks, retry schedules) commits with
+`synchronous=NORMAL`: it survives a crash of the process, and a power cut can only undo the
+last few of these commits (the next append's fsync makes them durable too). Undone, a lease
+or a delivered mark means the record is sent again with its `event_id`: at least once, as
+after any lost answer; nothing captured is ever at stake. It spares the drain an fsync per
+round (bench/drain.py).
 The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
 without knowing anything else about it. Writers from other processes (the CLI) coordinate
 through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
@@ -101,6 +107,8 @@ QUARANTINE = (
     "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
     "WHERE seq = ? AND state = 'pending'"
 )
+DURABLE_SYNCHRONOUS = "PRAGMA synchronous=FULL"
+BOOKKEEPING_SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
 SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
@@ -279,7 +287,7 @@ class Journal:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(DURABLE_SYNCHRONOUS)
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -315,28 +323,45 @@ class Journal:
         self,
         body: Callable[[sqlite3.Connection], Any],
         on_commit: Callable[[Any], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> Any:
         """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
 
         `on_commit(result)` updates in-memory caches after the commit, still under the lock,
-        so no other thread sees the file and the caches disagree.
+        so no other thread sees the file and the caches disagree. `durable=False` is for
+        delivery bookkeeping only: no fsync at commit (see the module docstring).
         """
         with self._lock:
             conn = self._conn
+            if not durable:
+                conn.execute(BOOKKEEPING_SYNCHRONOUS)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise JournalError(f"{self.path}: journal is busy: {error}") from error
-            try:
-                result = body(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            if on_commit is not None:
-                on_commit(result)
-            return result
+                return self._transaction(conn, body, on_commit)
+            finally:
+                if not durable:
+                    conn.execute(DURABLE_SYNCHRONOUS)
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None,
+    ) -> Any:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise JournalError(f"{self.path}: journal is busy: {error}") from error
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if on_commit is not None:
+            on_commit(result)
+        return result
 
     # -- capture ---------------------------------------------------------------------------------
 
@@ -576,7 +601,8 @@ class Journal:
                 candidates, damaged = self._due_around_damage(now, limit, now + lease_seconds)
             try:
                 result: Lease = self._write(
-                    lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged)
+                    lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged),
+                    durable=False,
                 )
             except sqlite3.DatabaseError:
                 result = self._settle_each(candidates, now, lease_seconds, damaged)
@@ -603,7 +629,8 @@ class Journal:
                         candidates=[candidate],
                         now=now,
                         lease_seconds=lease_seconds,
-                    )
+                    ),
+                    durable=False,
                 )
             except sqlite3.DatabaseError:
                 one = self._settle_lease_in_memory(candidate, now + lease_seconds)
@@ -781,6 +808,7 @@ class Journal:
             "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
             "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
             [(now, item.remote_event_id, item.seq) for item in delivered],
+            durable=False,
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
@@ -788,34 +816,39 @@ class Journal:
             "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
             "leased_until = 0 WHERE seq = ? AND state = 'pending'",
             [(next_attempt_at, error, seq) for seq in seqs],
+            durable=False,
         )
 
     def quarantine(self, seq: int, reason: str) -> None:
         self._settle_rows(QUARANTINE, [(reason, seq)])
 
-    def _settle_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _settle_rows(
+        self, sql: str, rows: Sequence[tuple[Any, ...]], *, durable: bool = True
+    ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
-        failed = self._update_rows(sql, rows)
+        failed = self._update_rows(sql, rows, durable=durable)
         with self._lock:
             self._settled_in_memory.update(failed)
             for seq in failed:
                 self._memory_leases.pop(seq, None)
 
-    def _update_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    def _update_rows(
+        self, sql: str, rows: Sequence[tuple[Any, ...]], *, durable: bool = True
+    ) -> list[int]:
         """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
         page breaks that, one transaction per row, so every row that can be written is.
         Returns the seqs that could not be written (their effect is lost: a delivered record
         not marked is sent again later, at least once, never lost)."""
         try:
-            self._write(lambda conn: conn.executemany(sql, rows))
+            self._write(lambda conn: conn.executemany(sql, rows), durable=durable)
             return []
         except sqlite3.DatabaseError:
             pass
         failed: list[int] = []
         for row in rows:
             try:
-                self._write(functools.partial(_execute, sql=sql, parameters=row))
+                self._write(functools.partial(_execute, sql=sql, parameters=row), durable=durable)
             except sqlite3.DatabaseError:
                 failed.append(int(row[-1]))
         if failed:
