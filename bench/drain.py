@@ -75,6 +75,7 @@ TARGET_FRACTION_AT_40MS = 0.8
 TARGET_FRACTION_OF_BARE = 0.8
 TARGET_CPU_MS_PER_1000 = 120.0
 TARGET_RTT_MS = 40.0
+PROFILE_TIMERS = {"cpu": time.thread_time, "wall": time.perf_counter}
 
 
 def _serve(port_queue: Any, rtt_seconds: float) -> None:
@@ -227,6 +228,7 @@ def _run(
     *,
     with_bare: bool,
     profile_top: int,
+    profile_timer: str,
 ) -> dict[str, Any]:
     with _endpoint(rtt_ms) as endpoint, tempfile.TemporaryDirectory() as work:
         clients = EventsClients(settings, endpoint_url=endpoint, session=_session())
@@ -259,7 +261,7 @@ def _run(
             with SyncEngine(
                 journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
             ) as engine:
-                profile = cProfile.Profile(time.thread_time) if profile_top else None
+                profile = cProfile.Profile(PROFILE_TIMERS[profile_timer]) if profile_top else None
                 clock = _CpuClock()
                 if profile is not None:
                     profile.enable()
@@ -320,6 +322,12 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="cProfile top N at the first RTT"
     )
+    parser.add_argument(
+        "--profile-timer",
+        choices=sorted(PROFILE_TIMERS),
+        default="cpu",
+        help="the driver thread's CPU time, or wall time (shows waits: commits, the GIL)",
+    )
     args = parser.parse_args()
     settings = SyncSettings()
     with tempfile.TemporaryDirectory() as work:
@@ -336,6 +344,7 @@ def main() -> int:
                 settings,
                 with_bare=index == 0,
                 profile_top=args.profile if index == 0 else 0,
+                profile_timer=args.profile_timer,
             )
             for index, rtt in enumerate(args.rtt_ms)
         ]
