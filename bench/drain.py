@@ -28,7 +28,6 @@ import cProfile
 import http.client
 import io
 import json
-import multiprocessing
 import pstats
 import shutil
 import statistics
@@ -36,11 +35,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 
 from bench.backlog import fill_backlog  # noqa: E402
-from posd.demo.emulator import NoDelayQuietMixin  # noqa: E402
+from bench.endpoint import put_events_endpoint  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from sync.batching import plan_batches  # noqa: E402
 from sync.client import EventsClients  # noqa: E402
@@ -63,7 +59,6 @@ DEFAULT_RECORDS = 20_000
 DEFAULT_RTTS_MS = (0.0, 10.0, 40.0, 100.0)
 RTT_SAMPLES = 30
 CAPACITY_SECONDS = 2.0
-LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 DRAIN_TIMEOUT_SECONDS = 600.0
@@ -76,44 +71,6 @@ TARGET_FRACTION_OF_BARE = 0.8
 TARGET_CPU_MS_PER_1000 = 120.0
 TARGET_RTT_MS = 40.0
 PROFILE_TIMERS = {"cpu": time.thread_time, "wall": time.perf_counter}
-
-
-def _serve(port_queue: Any, rtt_seconds: float) -> None:
-    """The stand-in EventBridge: accepts every entry after `rtt_seconds`."""
-
-    class Handler(NoDelayQuietMixin, BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if rtt_seconds:
-                time.sleep(rtt_seconds)
-            entries = [{"EventId": str(uuid.uuid4())} for _ in body["Entries"]]
-            reply = json.dumps({"FailedEntryCount": 0, "Entries": entries}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-    server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-    server.daemon_threads = True
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
-
-
-@contextmanager
-def _endpoint(rtt_ms: float) -> Iterator[str]:
-    """The stand-in endpoint in its own process, for as long as the block runs."""
-    context = multiprocessing.get_context("spawn")
-    ports: Any = context.Queue()
-    server = context.Process(target=_serve, args=(ports, rtt_ms / 1000.0), daemon=True)
-    server.start()
-    try:
-        yield f"http://{LOOPBACK}:{ports.get(timeout=30)}"
-    finally:
-        server.terminate()
-        server.join(timeout=5)
 
 
 class _CpuClock:
@@ -230,7 +187,7 @@ def _run(
     profile_top: int,
     profile_timer: str,
 ) -> dict[str, Any]:
-    with _endpoint(rtt_ms) as endpoint, tempfile.TemporaryDirectory() as work:
+    with put_events_endpoint(rtt_ms / 1000.0) as endpoint, tempfile.TemporaryDirectory() as work:
         clients = EventsClients(settings, endpoint_url=endpoint, session=_session())
         state_dir = Path(work) / "state"
         shutil.copytree(template, state_dir)
