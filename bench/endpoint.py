@@ -1,7 +1,8 @@
-"""A stand-in EventBridge for the delivery benchmarks: a loopback PutEvents endpoint.
+"""The benchmarks' stand-in EventBridge, started in its own process for a `with` block.
 
-It runs in its own process (so CPU figures taken in the caller are the caller's alone),
-accepts every entry and answers after an injected round-trip delay. It checks no signature.
+A threaded HTTP server answering PutEvents like EventBridge does at scale: it accepts every
+entry, after an injected round-trip delay. In its own process, so that the CPU figures of a
+benchmark are the sender's alone.
 """
 
 from __future__ import annotations
@@ -17,20 +18,21 @@ from typing import Any
 
 from posd.demo.emulator import NoDelayQuietMixin
 
+START_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 5
 LOOPBACK = "127.0.0.1"
-START_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 5.0
 
 
-def serve_put_events(port_queue: Any, rtt_seconds: float) -> None:
-    """The endpoint's process: accepts every entry after `rtt_seconds`; puts its port first."""
+def _serve(port_queue: Any, rtt_seconds: float) -> None:
+    """The stand-in EventBridge: accepts every entry after `rtt_seconds`."""
 
     class Handler(NoDelayQuietMixin, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            time.sleep(rtt_seconds)
+            if rtt_seconds:
+                time.sleep(rtt_seconds)
             entries = [{"EventId": str(uuid.uuid4())} for _ in body["Entries"]]
             reply = json.dumps({"FailedEntryCount": 0, "Entries": entries}).encode()
             self.send_response(200)
@@ -47,10 +49,10 @@ def serve_put_events(port_queue: Any, rtt_seconds: float) -> None:
 
 @contextmanager
 def put_events_endpoint(rtt_seconds: float = 0.0) -> Iterator[str]:
-    """The endpoint in a spawned process, for the duration of the block; yields its URL."""
+    """Yield the URL of a local PutEvents endpoint that accepts every entry after the RTT."""
     context = multiprocessing.get_context("spawn")
     ports: Any = context.Queue()
-    server = context.Process(target=serve_put_events, args=(ports, rtt_seconds), daemon=True)
+    server = context.Process(target=_serve, args=(ports, rtt_seconds), daemon=True)
     server.start()
     try:
         yield f"http://{LOOPBACK}:{ports.get(timeout=START_TIMEOUT_SECONDS)}"

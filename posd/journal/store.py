@@ -1,10 +1,13 @@
 """The durable, encrypted, hash-chained journal of captured records (SQLite).
 
 Durability: WAL with `synchronous=FULL`, one transaction per append: when `append` returns,
-the record survives a crash or power loss. Delivery's settlements (lease, delivered, retry,
-quarantine) commit without an fsync of their own, so that a payment never waits for one: a
-power cut can only undo the latest of them, which repeats work and loses nothing (`_settle`).
-`secure_delete=ON` overwrites purged card data.
+the record survives a crash or power loss. `secure_delete=ON` overwrites purged card data.
+Delivery bookkeeping (leases, delivered marks, retry schedules) commits with
+`synchronous=NORMAL`: it survives a crash of the process, and a power cut can only undo the
+last few of these commits (the next append's fsync makes them durable too). Undone, a lease
+or a delivered mark means the record is sent again with its `event_id`: at least once, as
+after any lost answer; nothing captured is ever at stake. It spares the drain an fsync per
+round (bench/drain.py).
 The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
 without knowing anything else about it. Writers from other processes (the CLI) coordinate
 through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
@@ -112,6 +115,8 @@ QUARANTINE = (
     "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
     "WHERE seq = ? AND state = 'pending'"
 )
+DURABLE_SYNCHRONOUS = "PRAGMA synchronous=FULL"
+BOOKKEEPING_SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
 SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
@@ -308,7 +313,7 @@ class Journal:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(DURABLE_SYNCHRONOUS)
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -352,20 +357,18 @@ class Journal:
         """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
 
         `on_commit(result)` updates in-memory caches after the commit, still under the lock,
-        so no other thread sees the file and the caches disagree. `durable=False` commits
-        without waiting for the disk (`synchronous=NORMAL` for this transaction: survives a
-        crash of the process, not a power cut, until the next durable commit's fsync carries
-        it): for delivery's settlements, whose loss only repeats work (see `_settle`).
+        so no other thread sees the file and the caches disagree. `durable=False` is for
+        delivery bookkeeping only: no fsync at commit (see the module docstring).
         """
         with self._lock:
             conn = self._conn
             if not durable:
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(BOOKKEEPING_SYNCHRONOUS)
             try:
                 return self._transaction(conn, body, on_commit)
             finally:
                 if not durable:
-                    conn.execute("PRAGMA synchronous=FULL")
+                    conn.execute(DURABLE_SYNCHRONOUS)
 
     def _transaction(
         self,
@@ -387,18 +390,6 @@ class Journal:
         if on_commit is not None:
             on_commit(result)
         return result
-
-    def _settle(
-        self,
-        body: Callable[[sqlite3.Connection], Any],
-        on_commit: Callable[[Any], None] | None = None,
-    ) -> Any:
-        """A transaction of delivery's (lease, delivered, retry, quarantine): not fsynced, so
-        that the payment's append, which is, does not queue behind the disk for it. A power
-        cut may undo the latest of them: a lease (the record is leased again), a delivery
-        (sent again with the same event_id: at least once, as always) or a quarantine (the
-        record is checked, and quarantined, again). Never a record."""
-        return self._write(body, on_commit, durable=False)
 
     # -- capture ---------------------------------------------------------------------------------
 
@@ -644,8 +635,9 @@ class Journal:
             except _DamagedPage:
                 candidates, damaged = self._due_around_damage(now, limit, now + lease_seconds)
             try:
-                result: Lease = self._settle(
-                    lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged)
+                result: Lease = self._write(
+                    lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged),
+                    durable=False,
                 )
             except sqlite3.DatabaseError:
                 result = self._settle_each(candidates, now, lease_seconds, damaged)
@@ -666,13 +658,14 @@ class Journal:
         refused: list[Quarantined] = []
         for candidate in candidates:
             try:
-                one: Lease = self._settle(
+                one: Lease = self._write(
                     functools.partial(
                         self._settle_lease,
                         candidates=[candidate],
                         now=now,
                         lease_seconds=lease_seconds,
-                    )
+                    ),
+                    durable=False,
                 )
             except sqlite3.DatabaseError:
                 one = self._settle_lease_in_memory(candidate, now + lease_seconds)
@@ -770,13 +763,19 @@ class Journal:
         leased: list[OutboxRecord] = []
         refused: list[Quarantined] = []
         for row, link in candidates:
-            reason = self._lease_problem(row, link)
+            # The record view is built first and its AAD reused by the link check: one
+            # metadata parse and one AAD encoding per record, not two (measured, bench/drain.py).
+            try:
+                record: OutboxRecord | Exception = outbox_record(row)
+            except (ValueError, KeyError, TypeError) as error:
+                record = error
+            aad = None if isinstance(record, Exception) else record.aad
+            reason = self._lease_problem(row, link, aad)
             if reason is None:
-                try:
-                    leased.append(outbox_record(row))
+                if not isinstance(record, Exception):
+                    leased.append(record)
                     continue
-                except (ValueError, KeyError, TypeError) as error:
-                    reason = f"corrupt record: {error}"
+                reason = f"corrupt record: {record}"
             refused.append(Quarantined(int(row["seq"]), reason))
         conn.executemany(QUARANTINE, [(item.reason, item.seq) for item in refused])
         raised_at = rfc3339(self._clock())
@@ -790,15 +789,10 @@ class Journal:
         )
         # Still pending and not leased by anyone since it was read: another process's lease
         # in between makes the update a no-op, and the record is not handed out twice.
-        hidden = [
-            record
-            for record in leased
-            if conn.execute(
-                "UPDATE records SET leased_until = ? WHERE seq = ? AND state = 'pending' "
-                "AND (leased_until <= ? OR leased_until > ?)",
-                (now + lease_seconds, record.seq, now, now + lease_seconds),
-            ).rowcount
-        ]
+        # One statement for the whole lease (not one per record): RETURNING names the rows
+        # it did hide.
+        hidden_seqs = _hide(conn, [record.seq for record in leased], now, now + lease_seconds)
+        hidden = [record for record in leased if record.seq in hidden_seqs]
         return Lease(hidden, [*refused, *damaged])
 
     def _quarantine_if_writable(self, item: Quarantined) -> None:
@@ -817,13 +811,16 @@ class Journal:
         return self._identity.identity.high_water_seq if self._identity else None
 
     @staticmethod
-    def _lease_problem(row: sqlite3.Row, link: bytes | None) -> str | None:
+    def _lease_problem(
+        row: sqlite3.Row, link: bytes | None, aad: bytes | None = None
+    ) -> str | None:
         """Why a pending row must not be delivered (None if it checks out). `link` is the
         chain value it must link to: b"" if its predecessor is gone, None if unknown (the row
-        before it cannot be read: only the record's own structure is checked)."""
+        before it cannot be read: only the record's own structure is checked). `aad`: the
+        row's AAD if already computed from this very row."""
         if link == b"":
             return f"{TAMPERED_PREFIX} the record before it (seq {row['seq'] - 1}) is missing"
-        problems = check_row(row, link)
+        problems = check_row(row, link, aad)
         if not problems:
             return None
         problem = problems[0]
@@ -847,6 +844,7 @@ class Journal:
             "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
             [(now, item.remote_event_id, item.seq) for item in delivered],
             changed=self._count_delivered,
+            durable=False,
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
@@ -854,6 +852,7 @@ class Journal:
             "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
             "leased_until = 0 WHERE seq = ? AND state = 'pending'",
             [(next_attempt_at, error, seq) for seq in seqs],
+            durable=False,
         )
 
     def quarantine(self, seq: int, reason: str) -> None:
@@ -864,10 +863,12 @@ class Journal:
         sql: str,
         rows: Sequence[tuple[Any, ...]],
         changed: Callable[[int | None], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
-        failed = self._update_rows(sql, rows, changed)
+        failed = self._update_rows(sql, rows, changed, durable=durable)
         with self._lock:
             self._settled_in_memory.update(failed)
             for seq in failed:
@@ -878,6 +879,8 @@ class Journal:
         sql: str,
         rows: Sequence[tuple[Any, ...]],
         changed: Callable[[int | None], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> list[int]:
         """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
         page breaks that, one transaction per row, so every row that can be written is.
@@ -886,7 +889,7 @@ class Journal:
         the lock, how many rows changed once committed (None: not known, row by row)."""
         self._priority.yield_to_capture()
         try:
-            self._settle(lambda conn: conn.executemany(sql, rows).rowcount, changed)
+            self._write(lambda conn: conn.executemany(sql, rows).rowcount, changed, durable=durable)
             return []
         except sqlite3.DatabaseError:
             pass
@@ -896,7 +899,7 @@ class Journal:
         failed: list[int] = []
         for row in rows:
             try:
-                self._settle(functools.partial(_execute, sql=sql, parameters=row))
+                self._write(functools.partial(_execute, sql=sql, parameters=row), durable=durable)
             except sqlite3.DatabaseError:
                 failed.append(int(row[-1]))
         if failed:
@@ -1226,6 +1229,21 @@ class Journal:
 LEASE_OVER = "(r.leased_until <= ? OR r.leased_until > ?)"
 RELEASE_AROUND_DAMAGE_ROWS = 10_000  # a bound on row-by-row work at shutdown
 RELEASE_LEASES = "UPDATE records SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
+
+
+def _hide(conn: sqlite3.Connection, seqs: Sequence[int], now: float, until: float) -> set[int]:
+    """Lease the records `seqs` until `until` where they are still pending and not leased by
+    anyone since they were read (another process's lease in between makes the update skip
+    that row, so it is not handed out twice). Returns the seqs actually leased."""
+    if not seqs:
+        return set()
+    marks = ",".join("?" * len(seqs))
+    rows = conn.execute(
+        f"UPDATE records SET leased_until = ? WHERE seq IN ({marks}) "  # noqa: S608 - marks only
+        "AND state = 'pending' AND (leased_until <= ? OR leased_until > ?) RETURNING seq",
+        (until, *seqs, now, until),
+    ).fetchall()
+    return {int(row[0]) for row in rows}
 
 
 def _release_one(conn: sqlite3.Connection, seq: int) -> int:
