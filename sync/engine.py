@@ -26,7 +26,6 @@ from types import TracebackType
 
 import structlog
 
-from sync.alarms import AlarmOrigin, AlarmSender
 from sync.backoff import FullJitterBackoff
 from sync.batching import plan_batches
 from sync.errors import EventBuildError
@@ -35,6 +34,7 @@ from sync.link import LinkMonitor
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.results import judge
 from sync.settings import SyncSettings
+from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timeouts import TimeoutAdapter
 from sync.timestamps import age_seconds
@@ -116,10 +116,10 @@ class SyncEngine:
             settings.max_read_timeout_seconds,
             settings.max_entries_per_request,
         )
-        self._alarms = AlarmSender(
+        self._side = SideEventSender(
             outbox,
             clients,
-            AlarmOrigin(
+            SideOrigin(
                 settings.source, settings.event_bus_name, store_id, terminal_id, outbox.journal_id
             ),
             settings.read_timeout_seconds,
@@ -254,8 +254,10 @@ class SyncEngine:
 
     def _round(self, now: float) -> None:
         self._collect([f for f in self._in_flight if f.done()], now)
-        if self._alarms.due(now) and not self._link.probing and self._link.may_send(now):
-            self._alarms.send(now)
+        if self._outbox.cut_checkpoint(now):
+            self._side.raised()
+        if self._side.due(now) and not self._link.probing and self._link.may_send(now):
+            self._side.send(now)
         self._fill(now)
         if now >= self._next_purge_at:
             self.purge()
@@ -263,12 +265,7 @@ class SyncEngine:
             self._refresh_status(now)
 
     def _idle(self) -> bool:
-        return (
-            not self._in_flight
-            and not self._held
-            and self._lease_was_empty
-            and not self._alarms.due(self._clock())
-        )
+        return not self._in_flight and not self._held and self._lease_was_empty and self._side.idle
 
     def _wait(self) -> None:
         timeout = self._settings.idle_poll_seconds
@@ -440,7 +437,7 @@ class SyncEngine:
         """Count and log a record the journal refused to lease (unreadable or tampered)."""
         if refused.tampered:
             log.error("sync.alarm.tampered_record", seq=refused.seq, reason=refused.reason)
-            self._alarms.raised()
+            self._side.raised()
         else:
             log.warning("sync.quarantined", seq=refused.seq, reason=refused.reason)
         with self._lock:

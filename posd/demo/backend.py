@@ -20,6 +20,7 @@ from posd.errors import EnvelopeError
 from posd.keys.base import KeyUnwrapper
 from sync.events import EVENT_SCHEMA
 from sync.outbox import WrappedKey
+from sync.side_events import SIDE_DETAIL_TYPES
 
 SEALED_IDENTITY_FIELDS = (
     "seq",
@@ -62,7 +63,7 @@ def receive_events(
     sqs: Any, queue_url: str, expected: int, timeout: float
 ) -> Iterator[dict[str, Any]]:
     """Yield events from the queue (duplicates included) until `expected` distinct event_ids
-    have arrived and the queue is quiet, or `timeout` passes. Each message is deleted."""
+    of records have arrived and the queue is quiet, or `timeout` passes. Each message is deleted."""
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,7 +73,8 @@ def receive_events(
         messages = reply.get("Messages", [])
         for message in messages:
             event = json.loads(message["Body"])
-            seen.add(event["detail"]["event_id"])
+            if event.get("detail-type") not in SIDE_DETAIL_TYPES:  # alarms, checkpoints
+                seen.add(event["detail"]["event_id"])
             yield event
         if messages:
             sqs.delete_message_batch(

@@ -32,6 +32,7 @@ from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.errors import EnvelopeError, KeyProviderError, PosdError
 from posd.journal import Journal
 from posd.keys.kms import KmsUnwrapper
+from sync.side_events import SIDE_DETAIL_TYPES
 
 READY_TIMEOUT_SECONDS = 20.0
 FLUSH_TIMEOUT_SECONDS = 120.0
@@ -256,6 +257,8 @@ def run_demo(
         key_sources: dict[str, int] = {}
         kinds: dict[str, int] = {}
         for event in receive_events(sqs, route.queue_url, expected, RECEIVE_TIMEOUT_SECONDS):
+            if event["detail-type"] in SIDE_DETAIL_TYPES:
+                continue  # alarms and checkpoints carry no payment
             copies += 1
             detail = event["detail"]
             event_id = detail["event_id"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from posd.demo.backend import CachingUnwrapper, decrypt_event
 from posd.errors import EnvelopeError, KeyProviderError
-from sync.alarms import ALARM_DETAIL_TYPE
+from sync.side_events import ALARM_DETAIL_TYPE, SIDE_DETAIL_TYPES
 from tests.chaos.faults import FaultRecord
 from tests.chaos.register import Exchange, RegisterLog
 from tests.chaos.rig import PALM_CREDENTIAL
@@ -69,7 +69,8 @@ def decrypt_all(events: list[dict[str, Any]], unwrapper: CachingUnwrapper) -> De
     for event in events:
         if event.get("detail-type") == ALARM_DETAIL_TYPE:
             delivery.alarms += 1
-            continue
+        if event.get("detail-type") in SIDE_DETAIL_TYPES:
+            continue  # alarms and checkpoints are not records
         delivery.copies += 1
         detail = event["detail"]
         if detail["event_id"] in delivery.records:

@@ -16,7 +16,7 @@ import pytest
 
 from posd.journal import Journal
 from posd.recorder import Recorder
-from tests.sync.conftest import Route, event_ids, fill, receive_all
+from tests.sync.conftest import Route, event_ids, fill, receive_all, record_events
 from tests.sync.faultproxy import FaultProxy, delay
 
 RECORDS = 200
@@ -70,7 +70,10 @@ def test_sigkill_mid_drain_then_restart(
 
     summary = journal.summary()
     assert (summary.pending, summary.quarantined, summary.delivered) == (0, 0, RECORDS)
-    received = event_ids(receive_all(sqs_client, route.queue_url, RECORDS))
+    checkpoints = RECORDS // journal.settings.checkpoint_every_records  # sent beside records
+    received = event_ids(
+        record_events(receive_all(sqs_client, route.queue_url, RECORDS + checkpoints))
+    )
     journal_ids = {record.event_id for record in journal.records()}
     assert journal_ids == set(ids)
     assert set(received) == journal_ids
