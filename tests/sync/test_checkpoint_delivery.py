@@ -67,7 +67,7 @@ def proves(checkpoint: dict[str, Any], records: dict[int, dict[str, Any]]) -> bo
             base64.b64decode(envelope["nonce"]),
             base64.b64decode(envelope["ciphertext"]),
         )
-    return chain.hex() == checkpoint["chain"]
+    return bool(chain.hex() == checkpoint["chain"])
 
 
 def test_checkpoints_are_delivered_with_exactly_the_documented_fields(
