@@ -118,6 +118,7 @@ def _render_journal(r: dict[str, Any]) -> str:
             "pending": f"{r['pending']} ({amounts(r['pending_amount_by_currency'])}), "
             f"oldest {duration(r['oldest_pending_age_seconds'])}",
             "quarantined": r["quarantined"],
+            "checkpoints": _checkpoints(r["checkpoints"]),
             "checked at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )

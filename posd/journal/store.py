@@ -15,6 +15,7 @@ read-only inspection queries (`stats`), where convenience matters more than micr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import shutil
 import sqlite3
@@ -1052,6 +1053,7 @@ class Journal:
             "oldest_pending_age_seconds": None if oldest_age is None else round(oldest_age, 3),
             "pending_amount_by_currency": dict(summary.pending_amount_by_currency),
             "data_keys": keys,
+            "checkpoints": dataclasses.asdict(self.checkpoint_status()),
             "size_bytes": self.size_on_disk(),
             "max_bytes": self.settings.max_bytes,
         }
@@ -1070,7 +1072,13 @@ class Journal:
         if len(alarms) >= limit:
             return alarms
         with self._lock:
-            return [*alarms, *checkpoints.unsent(self._conn, limit - len(alarms))]
+            try:
+                return [*alarms, *checkpoints.unsent(self._conn, limit - len(alarms))]
+            except sqlite3.DatabaseError as error:
+                # A damaged page under the checkpoints: the alarms still go out, and verify
+                # names the damage (like any other page of the file).
+                log.error("journal.checkpoints_unreadable", error=str(error))
+                return alarms
 
     def mark_side_events_sent(self, events: Sequence[SideEvent], now: float) -> None:
         """Alarms and checkpoints accepted by EventBridge; each table in one transaction."""
