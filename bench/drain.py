@@ -33,6 +33,7 @@ import boto3  # noqa: E402
 from bench.backlog import fill_backlog  # noqa: E402
 from posd.demo.emulator import NoDelayQuietMixin  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
+from posd.logs import configure_logging  # noqa: E402
 from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
@@ -135,6 +136,7 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     parser.add_argument("--rtt-ms", type=float, nargs="+", default=list(DEFAULT_RTTS_MS))
     args = parser.parse_args()
+    configure_logging("error")  # stderr: stdout is this benchmark's JSON
     settings = SyncSettings()
     with tempfile.TemporaryDirectory() as work:
         template = Path(work) / "template"

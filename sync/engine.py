@@ -230,6 +230,7 @@ class SyncEngine:
         self._stop.set()
         self._settle()
         self._pool.shutdown(wait=True)
+        self._side.close(self._clock())
         try:
             released = self._outbox.release_leases()
         except Exception as error:  # noqa: BLE001 - an optimisation: never fail the stop
@@ -256,6 +257,7 @@ class SyncEngine:
         self._collect([f for f in self._in_flight if f.done()], now)
         if self._outbox.cut_checkpoint(now):
             self._side.raised()
+        self._side.collect(now)
         if self._side.due(now) and not self._link.probing and self._link.may_send(now):
             self._side.send(now)
         self._fill(now)
