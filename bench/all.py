@@ -20,7 +20,9 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 BENCHMARKS = (
     ("journal_append", ["bench/journal_append.py"]),
     ("drain", ["bench/drain.py"]),
+    ("drain_v2", ["bench/drain_v2.py"]),
     ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),
+    ("cloud_consumer", ["bench/cloud_consumer.py"]),
 )
 BENCH_TIMEOUT_SECONDS = 3_600
 
