@@ -238,14 +238,23 @@ def test_purge_needs_no_checkpoint_and_keeps_the_newest(
     assert every_five.verify().ok
 
 
-def test_a_version_2_journal_migrates_and_checkpoints_from_its_start(
-    state_dir: Path, local_key_provider: RotatingKeyProvider
+# What a journal written by an older schema version lacks (v3: the partial indexes).
+LACKS = {
+    2: ("DROP TABLE checkpoints", "DROP INDEX records_pending", "DROP INDEX records_quarantined"),
+    3: ("DROP TABLE checkpoints",),
+}
+
+
+@pytest.mark.parametrize("version", sorted(LACKS))
+def test_an_older_journal_migrates_and_checkpoints_from_its_start(
+    state_dir: Path, local_key_provider: RotatingKeyProvider, version: int
 ) -> None:
     with Journal.open(state_dir) as journal:
         records = {r.seq: r for r in capture(journal, local_key_provider, 4)}
     conn = sqlite3.connect(state_dir / JOURNAL_FILE, isolation_level=None)
-    conn.execute("DROP TABLE checkpoints")  # what a journal written by schema version 2 lacks
-    conn.execute("PRAGMA user_version = 2")
+    for statement in LACKS[version]:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.close()
     with Journal.open(state_dir, JournalSettings(checkpoint_every_records=EVERY)) as journal:
         assert journal.summary().pending == 4
@@ -253,7 +262,7 @@ def test_a_version_2_journal_migrates_and_checkpoints_from_its_start(
         [checkpoint] = stored(journal)
         assert journal.verify().ok
     conn = sqlite3.connect(state_dir / JOURNAL_FILE)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert (checkpoint.first_seq, checkpoint.last_seq, checkpoint.chain_before) == (1, 5, GENESIS)
     assert prove(checkpoint, records)
 

@@ -164,6 +164,10 @@ class Journal:
         self._disk_checked_at = float("-inf")
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
+        # Delivered records, counted once and then kept by this connection's own writes
+        # (`_delivered_count`), so that `summary` costs what the backlog does, not the journal.
+        self._delivered: int | None = None
+        self._delivered_version: int | None = None
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
         if not read_only:
             prepare_private_file(path)
@@ -833,6 +837,7 @@ class Journal:
             "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
             "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
             [(now, item.remote_event_id, item.seq) for item in delivered],
+            changed=self._count_delivered,
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
@@ -845,25 +850,39 @@ class Journal:
     def quarantine(self, seq: int, reason: str) -> None:
         self._settle_rows(QUARANTINE, [(reason, seq)])
 
-    def _settle_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _settle_rows(
+        self,
+        sql: str,
+        rows: Sequence[tuple[Any, ...]],
+        changed: Callable[[int | None], None] | None = None,
+    ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
-        failed = self._update_rows(sql, rows)
+        failed = self._update_rows(sql, rows, changed)
         with self._lock:
             self._settled_in_memory.update(failed)
             for seq in failed:
                 self._memory_leases.pop(seq, None)
 
-    def _update_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    def _update_rows(
+        self,
+        sql: str,
+        rows: Sequence[tuple[Any, ...]],
+        changed: Callable[[int | None], None] | None = None,
+    ) -> list[int]:
         """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
         page breaks that, one transaction per row, so every row that can be written is.
         Returns the seqs that could not be written (their effect is lost: a delivered record
-        not marked is sent again later, at least once, never lost)."""
+        not marked is sent again later, at least once, never lost). `changed` is told, under
+        the lock, how many rows changed once committed (None: not known, row by row)."""
         try:
-            self._write(lambda conn: conn.executemany(sql, rows))
+            self._write(lambda conn: conn.executemany(sql, rows).rowcount, changed)
             return []
         except sqlite3.DatabaseError:
             pass
+        if changed is not None:
+            with self._lock:
+                changed(None)
         failed: list[int] = []
         for row in rows:
             try:
@@ -891,7 +910,7 @@ class Journal:
     def summary(self) -> OutboxSummary:
         with self._lock:
             try:
-                return self._summary(self._state_counts())
+                return self._summary(self._backlog_counts())
             except sqlite3.DatabaseError:
                 return self._summary_around_damage()
 
@@ -929,6 +948,42 @@ class Journal:
             tampered=tampered,
             unreadable=unreadable,
         )
+
+    def _backlog_counts(self) -> dict[str, int]:
+        """`_state_counts` for `summary`, at a cost that grows with the backlog, not with the
+        journal: pending and quarantined through their partial indexes (schema v3), delivered
+        from `_delivered_count`. Purged records are not counted (summary shows none)."""
+        conn = self._conn
+        pending = conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()
+        quarantined, tampered = conn.execute(
+            "SELECT COUNT(*), TOTAL(last_error LIKE ? || '%') FROM records "
+            "WHERE state = 'quarantined'",
+            (TAMPERED_PREFIX,),
+        ).fetchone()
+        return {
+            RecordState.PENDING: int(pending[0]),
+            RecordState.QUARANTINED: int(quarantined),
+            TAMPERED: int(tampered),
+            RecordState.DELIVERED: self._delivered_count(conn),
+        }
+
+    def _delivered_count(self, conn: sqlite3.Connection) -> int:
+        """Delivered records: counted once (the one scan of the whole journal), then kept by
+        this connection's own writes (`_count_delivered`); a commit by another connection
+        (`PRAGMA data_version` changed) has it counted again."""
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._delivered is None or version != self._delivered_version:
+            self._delivered = int(
+                conn.execute("SELECT COUNT(*) FROM records WHERE state = 'delivered'").fetchone()[0]
+            )
+            self._delivered_version = version
+        return self._delivered
+
+    def _count_delivered(self, changed: int | None) -> None:
+        """This connection committed `changed` more (fewer, if negative) delivered records;
+        None: not known, count again."""
+        if self._delivered is not None:
+            self._delivered = None if changed is None else self._delivered + changed
 
     def _state_counts(self) -> dict[str, int]:
         """Records by state, plus `tampered` (quarantined ones that failed their check)."""
@@ -1010,12 +1065,16 @@ class Journal:
             return int(erased)
 
         try:
-            count: int = self._write(body, lambda _: self._known_keys.clear())
+            count: int = self._write(body, self._purged)
         except sqlite3.DatabaseError as error:
             # A damaged journal keeps what it holds until a technician repairs or resets it.
             log.error("journal.purge_failed", error=str(error))
             return 0
         return count
+
+    def _purged(self, erased: int) -> None:
+        self._known_keys.clear()
+        self._count_delivered(-erased)  # purging takes delivered records only
 
     # -- inspection ----------------------------------------------------------------------------
 
