@@ -103,7 +103,32 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX records_quarantined ON records(seq) WHERE state = 'quarantined'")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
+def _v4(db: sqlite_utils.Database) -> None:
+    """Checkpoints for the cloud (`posd.journal.checkpoints`): contiguous seq ranges with the
+    chain values at both ends, kept until EventBridge took them. Written by hand for the
+    UNIQUE and CHECK constraints that keep ranges from overlapping; the partial index makes
+    "what is left to send" cheap however many checkpoints were sent."""
+    db.execute(
+        """
+        CREATE TABLE checkpoints (
+            checkpoint_id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            journal_id TEXT NOT NULL,
+            first_seq INTEGER NOT NULL UNIQUE,
+            last_seq INTEGER NOT NULL UNIQUE CHECK (last_seq >= first_seq),
+            chain_before BLOB NOT NULL,
+            chain BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            sent_at REAL
+        )
+        """
+    )
+    db.execute(
+        "CREATE INDEX checkpoints_unsent ON checkpoints(checkpoint_id) WHERE sent_at IS NULL"
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
