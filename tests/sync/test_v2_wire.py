@@ -18,7 +18,13 @@ MODEL = service_model()
 OPERATION = MODEL.operation_model("PutEvents")
 SERIALIZER = create_serializer(MODEL.metadata["protocol"], include_validation=False)
 BUS_ARN = "arn:aws:events:us-east-1:123456789012:event-busv2/posd/abcdefghijklmnopqrstuvwxy"
-BLANKS = "\t\n\x0b\x0c\r \u2028\u3000"
+# The characters the model's id pattern treats as blank: an id must have one that is not.
+BLANKS = frozenset(
+    [chr(c) for c in range(0x09, 0x0E)]
+    + [chr(c) for c in range(0x1C, 0x21)]
+    + ["\u1680", *(chr(c) for c in range(0x2000, 0x2007)), *(chr(c) for c in range(0x2008, 0x200B))]
+    + ["\u2028", "\u2029", "\u205f", "\u3000"]
+)
 
 texts = st.text(min_size=1, max_size=40)
 ids = st.text(min_size=1, max_size=140)
