@@ -1,8 +1,9 @@
 """The benchmarks' stand-in EventBridge, started in its own process for a `with` block.
 
-A threaded HTTP server answering PutEvents like EventBridge does at scale: it accepts every
-entry, after an injected round-trip delay. In its own process, so that the CPU figures of a
-benchmark are the sender's alone.
+A threaded HTTP server answering PutEvents like EventBridge does at scale, in both wire
+protocols (v1 JSON, v2 smithy RPC v2 CBOR): it accepts every entry, after an injected
+round-trip delay. In its own process, so that the CPU figures of a benchmark are the
+sender's alone.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import cbor2
+
 from posd.demo.emulator import NoDelayQuietMixin
+from posd.demo.eventbridge_v2 import PUT_EVENTS_PATH, SMITHY_PROTOCOL
 
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 5
@@ -24,19 +28,32 @@ LOOPBACK = "127.0.0.1"
 
 
 def _serve(port_queue: Any, rtt_seconds: float) -> None:
-    """The stand-in EventBridge: accepts every entry after `rtt_seconds`."""
+    """The stand-in EventBridge, v1 (JSON `AWSEvents.PutEvents`) and v2 (smithy RPC v2 CBOR):
+    accepts every entry after `rtt_seconds`."""
 
     class Handler(NoDelayQuietMixin, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            v2 = self.path == PUT_EVENTS_PATH
+            body = cbor2.loads(raw) if v2 else json.loads(raw)
             if rtt_seconds:
                 time.sleep(rtt_seconds)
-            entries = [{"EventId": str(uuid.uuid4())} for _ in body["Entries"]]
-            reply = json.dumps({"FailedEntryCount": 0, "Entries": entries}).encode()
+            entries: list[dict[str, Any]] = [
+                {"EventId": str(uuid.uuid4())} for _ in body["Entries"]
+            ]
+            if v2:
+                for number, entry in enumerate(entries, 1):
+                    entry.update(SequenceNumber=str(number), SuccessCode="PUBLISHED")
+            answer = {"FailedEntryCount": 0, "Entries": entries}
+            reply = cbor2.dumps(answer) if v2 else json.dumps(answer).encode()
             self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            if v2:
+                self.send_header("Content-Type", "application/cbor")
+                self.send_header("smithy-protocol", SMITHY_PROTOCOL)
+            else:
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)
