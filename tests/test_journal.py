@@ -41,7 +41,7 @@ def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
         "synchronous": "full",
         "secure_delete": True,
     }
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o600
 
@@ -294,16 +294,20 @@ def test_a_version_1_journal_migrates_forward_keeping_its_records(
     capture(recorder, 3)
     journal.close()
     conn = raw(state_dir)
-    # what a journal written by schema version 1 lacks: the alarms (v2), the partial indexes (v3)
+    # what a journal written by schema version 1 lacks: the alarms (v2), the partial indexes (v3),
+    # the data keys' last seq (v4)
     conn.execute("DROP TABLE alarms")
     conn.execute("DROP INDEX records_pending")
     conn.execute("DROP INDEX records_quarantined")
+    conn.execute("ALTER TABLE data_keys DROP COLUMN last_seq")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Journal.open(state_dir) as reopened:
         assert reopened.summary().pending == 3
         assert reopened.pending_alarms(10) == []
         assert reopened.verify().ok
+        # keys already stored are closed at the last seq: no record above it used them
+        assert query_file(reopened, "SELECT DISTINCT last_seq FROM data_keys") == [(3,)]
     assert raw(state_dir).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
