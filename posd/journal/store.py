@@ -992,6 +992,11 @@ class Journal:
     # -- retention ---------------------------------------------------------------------------
 
     def purge_delivered(self, delivered_before: float) -> int:
+        """Erase delivered records older than `delivered_before`, `PURGE_CHUNK_ROWS` seqs a
+        transaction (`purge_in_chunks`). Returns how many were erased."""
+        return self.purge_in_chunks(delivered_before, PURGE_CHUNK_ROWS)
+
+    def purge_in_chunks(self, delivered_before: float, chunk_rows: int) -> int:
         """Erase delivered records older than `delivered_before`. Returns how many were erased.
 
         Payloads are erased at once (`secure_delete` overwrites them); the rows themselves go
@@ -999,7 +1004,7 @@ class Journal:
         the anchor that verification starts from. A purged row behind a pending or quarantined
         one stays as a payload-less link until the front catches up.
 
-        The work is done in chunks of `PURGE_CHUNK_ROWS` seqs, each its own short transaction,
+        The work is done in chunks of `chunk_rows` seqs, each its own short transaction,
         with the lock released between them so that captures interleave: the lock is never held
         for long, whatever the journal holds. The walk goes forward from the front and stops at
         the first record delivered within retention, so it costs what it purges (plus the
@@ -1011,18 +1016,45 @@ class Journal:
             after = self._write(_front) - 1
             while True:
                 step: _PurgeStep = self._write(
-                    functools.partial(_purge_chunk, after=after, delivered_before=delivered_before),
+                    functools.partial(
+                        _purge_chunk, after=after, before=delivered_before, rows=chunk_rows
+                    ),
                     self._purged,
                 )
                 erased += step.erased
                 if step.done:
-                    return erased
+                    break
                 after = step.through
                 time.sleep(PURGE_PAUSE_SECONDS)  # hand the lock to a waiting capture
         except sqlite3.DatabaseError as error:
             # A damaged journal keeps what it holds until a technician repairs or resets it.
             log.error("journal.purge_failed", error=str(error))
             return erased
+        self._drop_spent_keys()
+        return erased
+
+    def _drop_spent_keys(self) -> None:
+        """Delete the data keys whose `last_seq` is behind the front: no row can use them.
+
+        Foreign keys are off for this one statement: SQLite checks a deleted parent key by
+        scanning `records` (no index on `data_key_id`, on purpose: one more page per append),
+        a scan of the whole journal per key; `last_seq`, kept in the same transactions as the
+        appends, already proves that no row refers to these keys (schema v4)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it
+            try:
+                self._write(
+                    lambda c: c.execute(
+                        "DELETE FROM data_keys "
+                        "WHERE last_seq < (SELECT COALESCE(MIN(seq), ?) FROM records)",
+                        (_NO_SEQ,),
+                    )
+                )
+            except sqlite3.DatabaseError as error:
+                log.error("journal.purge_failed", error=str(error))
+            finally:
+                conn.execute("PRAGMA foreign_keys=ON")
 
     def _purged(self, step: _PurgeStep) -> None:
         self._count_delivered(-step.erased)  # purging takes delivered records only
@@ -1133,25 +1165,28 @@ class _PurgeStep:
     done: bool
 
 
+_NO_SEQ = 2**63 - 1  # above every seq: with no row left, every closed key is spent
+
+
 def _front(conn: sqlite3.Connection) -> int:
     """The first seq still in the file (one past the last, if it holds none)."""
-    row = conn.execute("SELECT seq FROM records ORDER BY seq LIMIT 1").fetchone()
-    if row is not None:
-        return int(row[0])
-    last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
-    return int(last[0]) + 1
+    # One aggregate a query: MIN and MAX together would scan an index instead of seeking.
+    first = conn.execute("SELECT MIN(seq) FROM records").fetchone()[0]
+    if first is not None:
+        return int(first)
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]) + 1
 
 
-def _purge_chunk(conn: sqlite3.Connection, after: int, delivered_before: float) -> _PurgeStep:
+def _purge_chunk(conn: sqlite3.Connection, *, after: int, before: float, rows: int) -> _PurgeStep:
     """One bounded step of `Journal.purge_delivered`: erase the payloads of the seqs after
-    `after` (at most `PURGE_CHUNK_ROWS` of them, up to the first record delivered within
+    `after` delivered before `before` (at most `rows` seqs, up to the first record delivered within
     retention), then move the front past the purged rows it leads with. Seq ranges walk the
     primary key: no statement here scans the table."""
-    through = after + PURGE_CHUNK_ROWS
+    through = after + rows
     young = conn.execute(
         "SELECT MIN(seq) FROM records WHERE seq > ? AND seq <= ? "
         "AND state = 'delivered' AND delivered_at >= ?",
-        (after, through, delivered_before),
+        (after, through, before),
     ).fetchone()[0]
     if young is not None:
         through = int(young) - 1
@@ -1159,23 +1194,23 @@ def _purge_chunk(conn: sqlite3.Connection, after: int, delivered_before: float) 
         "UPDATE records SET state = 'purged', nonce = NULL, ciphertext = NULL, "
         "client_ref = NULL WHERE seq > ? AND seq <= ? "
         "AND state = 'delivered' AND delivered_at < ?",
-        (after, through, delivered_before),
+        (after, through, before),
     ).rowcount
-    _advance_front(conn)
+    _advance_front(conn, rows)
     tail = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
     return _PurgeStep(int(erased), through, young is not None or through >= int(tail))
 
 
-def _advance_front(conn: sqlite3.Connection) -> None:
-    """Delete the purged rows the journal starts with (at most a chunk of them), keep the
-    chain value of the last one as the anchor, and drop the data keys no row can use now."""
+def _advance_front(conn: sqlite3.Connection, rows: int) -> None:
+    """Delete the purged rows the journal starts with (at most a chunk of them) and keep the
+    chain value of the last one as the anchor."""
     front = _front(conn)
     live = conn.execute(
         "SELECT seq FROM records WHERE seq >= ? AND seq < ? AND state != 'purged' "
         "ORDER BY seq LIMIT 1",
-        (front, front + PURGE_CHUNK_ROWS),
+        (front, front + rows),
     ).fetchone()
-    bound = int(live[0]) if live is not None else front + PURGE_CHUNK_ROWS
+    bound = int(live[0]) if live is not None else front + rows
     last = conn.execute(
         "SELECT seq, chain FROM records WHERE seq < ? ORDER BY seq DESC LIMIT 1", (bound,)
     ).fetchone()
@@ -1186,11 +1221,6 @@ def _advance_front(conn: sqlite3.Connection) -> None:
         (ANCHOR_SEQ, str(last[0]).encode(), ANCHOR_CHAIN, bytes(last[1])),
     )
     conn.execute("DELETE FROM records WHERE seq <= ?", (last[0],))
-    # A key whose last possible record is gone is used by no row (schema v4).
-    conn.execute(
-        "DELETE FROM data_keys WHERE last_seq < (SELECT COALESCE(MIN(seq), ?) FROM records)",
-        (int(last[0]) + 1,),
-    )
 
 
 def _close_key(conn: sqlite3.Connection, key_id: str, last_seq: int) -> None:
