@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 BENCHMARKS = (
     ("journal_append", ["bench/journal_append.py"]),
+    ("capture_api", ["bench/capture_api.py"]),
     ("drain", ["bench/drain.py"]),
     ("drain_v2", ["bench/drain_v2.py"]),
     ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),

@@ -108,6 +108,29 @@ def test_lease_deliver_retry_quarantine(recorder: Recorder, journal: Journal) ->
     # Delivered records are never delivered twice through the outbox.
     journal.mark_delivered([Delivered(1, "eb-other")], now)
     assert query_file(journal, "SELECT remote_event_id FROM records WHERE seq = 1") == [("eb-1",)]
+    # Bookkeeping commits without an fsync; the connection is back to FULL for appends.
+    assert journal.durability()["synchronous"] == "full"
+
+
+def test_a_lease_skips_records_another_connection_leased_since(
+    recorder: Recorder, journal: Journal, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease's one UPDATE hides only rows still free when it runs: a row leased by another
+    process between our read and our write is not handed out twice."""
+    capture(recorder, 3)
+    now = time.time()
+    other = raw(state_dir)
+    original = journal._due
+
+    def due_then_other_leases(
+        conn: sqlite3.Connection, at: float, limit: int, void_after: float
+    ) -> list[tuple[sqlite3.Row, bytes | None]]:
+        rows = original(conn, at, limit, void_after)
+        other.execute("UPDATE records SET leased_until = ? WHERE seq = 2", (now + LEASE,))
+        return rows
+
+    monkeypatch.setattr(journal, "_due", due_then_other_leases)
+    assert [r.seq for r in journal.lease(10, now, LEASE).records] == [1, 3]
 
 
 def test_summary_counts_pending_amounts(recorder: Recorder, journal: Journal) -> None:
@@ -150,11 +173,17 @@ def test_summary_reads_the_backlog_not_the_whole_journal(
     journal.mark_delivered([Delivered(1, "eb-1")], time.time())
     journal.summary()  # the one count of delivered records
     statements: list[str] = []
-    journal._conn.set_trace_callback(statements.append)
+    # the backlog is read on the reader connection, the delivered count on the writer's
+    connections = [journal._conn, journal._reader]
+    for conn in connections:
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
     try:
         journal.summary()
     finally:
-        journal._conn.set_trace_callback(None)
+        for conn in connections:
+            assert conn is not None
+            conn.set_trace_callback(None)
     plans = [
         str(row[3])
         for sql in statements

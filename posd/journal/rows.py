@@ -5,11 +5,13 @@ Shared by the journal (capture, leasing) and its verifier.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from posd.envelope import MetaValue, RecordIdentity, canonical_ascii_json, wrapped_key_digest
@@ -90,7 +92,34 @@ def row_identity(row: sqlite3.Row) -> RecordIdentity:
         terminal_id=row["terminal_id"],
         meta=json.loads(row["meta"]),
         data_key_id=row["data_key_id"],
-        wrapped_key_sha256=wrapped_key_digest(row["wrapped_key"]),
+        wrapped_key_sha256=_key_digest(row["wrapped_key"]),
+    )
+
+
+# A data key serves many records in a row: its digest and its delivery view are computed
+# once per distinct stored value (the cache keys on every column read, so a changed row is a
+# new entry, never a stale one). A handful of keys are live at a time (rotation).
+_KEY_CACHE_SIZE = 64
+_key_digest = functools.lru_cache(maxsize=_KEY_CACHE_SIZE)(wrapped_key_digest)
+
+
+@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
+def _wrapped_key(
+    key_id: str,
+    provider: str,
+    key_arn: str,
+    algorithm: str,
+    wrapped_key: bytes,
+    encryption_context: str,
+) -> WrappedKey:
+    return WrappedKey(
+        key_id=key_id,
+        provider=provider,
+        key_arn=key_arn,
+        algorithm=algorithm,
+        wrapped_key=wrapped_key,
+        # read-only: the one parsed mapping is shared by every record under this key
+        encryption_context=MappingProxyType(json.loads(encryption_context)),
     )
 
 
@@ -112,13 +141,13 @@ def outbox_record(row: sqlite3.Row) -> OutboxRecord:
         nonce=bytes(row["nonce"]),
         ciphertext=bytes(row["ciphertext"]),
         aad=identity.aad(),
-        data_key=WrappedKey(
-            key_id=row["data_key_id"],
-            provider=row["provider"],
-            key_arn=row["key_arn"],
-            algorithm=row["algorithm"],
-            wrapped_key=bytes(row["wrapped_key"]),
-            encryption_context=json.loads(row["encryption_context"]),
+        data_key=_wrapped_key(
+            row["data_key_id"],
+            row["provider"],
+            row["key_arn"],
+            row["algorithm"],
+            bytes(row["wrapped_key"]),
+            row["encryption_context"],
         ),
         attempts=row["attempts"],
     )

@@ -2,6 +2,12 @@
 
 Durability: WAL with `synchronous=FULL`, one transaction per append: when `append` returns,
 the record survives a crash or power loss. `secure_delete=ON` overwrites purged card data.
+Delivery bookkeeping (leases, delivered marks, retry schedules) commits with
+`synchronous=NORMAL`: it survives a crash of the process, and a power cut can only undo the
+last few of these commits (the next append's fsync makes them durable too). Undone, a lease
+or a delivered mark means the record is sent again with its `event_id`: at least once, as
+after any lost answer; nothing captured is ever at stake. It spares the drain an fsync per
+round (bench/drain.py).
 The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
 without knowing anything else about it. Writers from other processes (the CLI) coordinate
 through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
@@ -36,6 +42,7 @@ from posd.envelope import (
 )
 from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
 from posd.ids import observe, uuid7_str
+from posd.journal.backlog import BacklogBound
 from posd.journal.files import (
     JOURNAL_FILE,
     prepare_private_dir,
@@ -57,6 +64,7 @@ from posd.journal.identity import (
     start_new_journal,
     stored_journal_id,
 )
+from posd.journal.priority import CapturePriority
 from posd.journal.rows import (
     ANCHOR_CHAIN,
     ANCHOR_SEQ,
@@ -100,11 +108,19 @@ CAPACITY_CHECK_EVERY = 64
 # Purge erases at most this many seqs per transaction: a few ms of lock (bench/cost_growth.py).
 PURGE_CHUNK_ROWS = 1_000
 PURGE_PAUSE_SECONDS = 0.001  # between chunks: a capture waiting for the lock gets it
+# Capture's offline limits use the last summary plus this process's appends since, while that
+# summary is at most this old (the sync engine takes one every second): see backlog.py.
+BACKLOG_BOUND_MAX_AGE_SECONDS = 3.0
+# How long a payment holds delivery's journal writes back at most (see priority.py): longer
+# than a capture with a card already at hand, far shorter than a shopper looking for theirs.
+CAPTURE_PRIORITY_WINDOW_SECONDS = 0.25
 TAMPERED = "tampered"
 QUARANTINE = (
     "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
     "WHERE seq = ? AND state = 'pending'"
 )
+DURABLE_SYNCHRONOUS = "PRAGMA synchronous=FULL"
+BOOKKEEPING_SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
 SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
@@ -168,17 +184,17 @@ class Journal:
         self._delivered: int | None = None
         self._delivered_version: int | None = None
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
+        self._backlog = BacklogBound(BACKLOG_BOUND_MAX_AGE_SECONDS)
+        self._priority = CapturePriority(CAPTURE_PRIORITY_WINDOW_SECONDS)
+        # Summaries scan every record: they run on their own connection (WAL readers never
+        # wait for the writer, and SQLite lets go of the GIL while it steps), so that a
+        # payment's append does not queue behind one under `_lock`.
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
         if not read_only:
             prepare_private_file(path)
         try:
-            self._conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                uri=read_only,
-            )
-            self._conn.row_factory = sqlite3.Row
+            self._conn = self._connect(path, read_only)
             if read_only:
                 self._check_schema_read_only()
             else:
@@ -187,9 +203,23 @@ class Journal:
                     raise refuse_blank(path.parent, identity)
                 self._configure()
                 migrate(self._conn, str(path))
+            self._reader = self._connect(path, read_only)
+            self._reader.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open journal: {error}") from error
         self._identity = identity
+
+    @staticmethod
+    def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            uri=read_only,
+        )
+        conn.row_factory = sqlite3.Row
+        return conn
 
     @classmethod
     def open(
@@ -289,7 +319,7 @@ class Journal:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(DURABLE_SYNCHRONOUS)
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -308,7 +338,9 @@ class Journal:
         }
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
             if self._open_key is not None and self._tail_cache is not None:
                 with contextlib.suppress(sqlite3.DatabaseError, JournalError):
                     # Best effort: a key left open is only kept longer, never lost.
@@ -330,30 +362,51 @@ class Journal:
         self,
         body: Callable[[sqlite3.Connection], Any],
         on_commit: Callable[[Any], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> Any:
         """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
 
         `on_commit(result)` updates in-memory caches after the commit, still under the lock,
-        so no other thread sees the file and the caches disagree.
+        so no other thread sees the file and the caches disagree. `durable=False` is for
+        delivery bookkeeping only: no fsync at commit (see the module docstring).
         """
         with self._lock:
             conn = self._conn
+            if not durable:
+                conn.execute(BOOKKEEPING_SYNCHRONOUS)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise JournalError(f"{self.path}: journal is busy: {error}") from error
-            try:
-                result = body(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            if on_commit is not None:
-                on_commit(result)
-            return result
+                return self._transaction(conn, body, on_commit)
+            finally:
+                if not durable:
+                    conn.execute(DURABLE_SYNCHRONOUS)
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None,
+    ) -> Any:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise JournalError(f"{self.path}: journal is busy: {error}") from error
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if on_commit is not None:
+            on_commit(result)
+        return result
 
     # -- capture ---------------------------------------------------------------------------------
+
+    def capture_priority(self) -> contextlib.AbstractContextManager[None]:
+        """Hold delivery's writes (lease, settle, purge) back during a payment: priority.py."""
+        return self._priority.hold()
 
     def size_on_disk(self) -> int:
         return size_on_disk(self.path)
@@ -490,6 +543,7 @@ class Journal:
             )
 
         def committed(record: OutboxRecord) -> None:
+            self._backlog.appended(record.seq, *pending_amount(meta_text), captured_at)
             self._open_key = data_key.key_id
             self._tail_cache = (record.seq, bytes.fromhex(record.chain))
             if self._identity is not None:
@@ -497,7 +551,8 @@ class Journal:
 
         try:
             try:
-                record: OutboxRecord = self._write(body, committed)
+                with self._priority.hold():
+                    record: OutboxRecord = self._write(body, committed)
             except _StaleTail:
                 # Another process appended since our tail was cached: reload it, once.
                 self._tail_cache = None
@@ -590,6 +645,7 @@ class Journal:
         changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
         read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
         """
+        self._priority.yield_to_capture()
         with self._lock:
             # Rows are read before the write transaction: a damaged page met inside one
             # poisons it, so only rows that could be read are ever written.
@@ -600,7 +656,8 @@ class Journal:
                 candidates, damaged = self._due_around_damage(now, limit, now + lease_seconds)
             try:
                 result: Lease = self._write(
-                    lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged)
+                    lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged),
+                    durable=False,
                 )
             except sqlite3.DatabaseError:
                 result = self._settle_each(candidates, now, lease_seconds, damaged)
@@ -627,7 +684,8 @@ class Journal:
                         candidates=[candidate],
                         now=now,
                         lease_seconds=lease_seconds,
-                    )
+                    ),
+                    durable=False,
                 )
             except sqlite3.DatabaseError:
                 one = self._settle_lease_in_memory(candidate, now + lease_seconds)
@@ -725,13 +783,19 @@ class Journal:
         leased: list[OutboxRecord] = []
         refused: list[Quarantined] = []
         for row, link in candidates:
-            reason = self._lease_problem(row, link)
+            # The record view is built first and its AAD reused by the link check: one
+            # metadata parse and one AAD encoding per record, not two (measured, bench/drain.py).
+            try:
+                record: OutboxRecord | Exception = outbox_record(row)
+            except (ValueError, KeyError, TypeError) as error:
+                record = error
+            aad = None if isinstance(record, Exception) else record.aad
+            reason = self._lease_problem(row, link, aad)
             if reason is None:
-                try:
-                    leased.append(outbox_record(row))
+                if not isinstance(record, Exception):
+                    leased.append(record)
                     continue
-                except (ValueError, KeyError, TypeError) as error:
-                    reason = f"corrupt record: {error}"
+                reason = f"corrupt record: {record}"
             refused.append(Quarantined(int(row["seq"]), reason))
         conn.executemany(QUARANTINE, [(item.reason, item.seq) for item in refused])
         raised_at = rfc3339(self._clock())
@@ -745,15 +809,10 @@ class Journal:
         )
         # Still pending and not leased by anyone since it was read: another process's lease
         # in between makes the update a no-op, and the record is not handed out twice.
-        hidden = [
-            record
-            for record in leased
-            if conn.execute(
-                "UPDATE records SET leased_until = ? WHERE seq = ? AND state = 'pending' "
-                "AND (leased_until <= ? OR leased_until > ?)",
-                (now + lease_seconds, record.seq, now, now + lease_seconds),
-            ).rowcount
-        ]
+        # One statement for the whole lease (not one per record): RETURNING names the rows
+        # it did hide.
+        hidden_seqs = _hide(conn, [record.seq for record in leased], now, now + lease_seconds)
+        hidden = [record for record in leased if record.seq in hidden_seqs]
         return Lease(hidden, [*refused, *damaged])
 
     def _quarantine_if_writable(self, item: Quarantined) -> None:
@@ -772,13 +831,16 @@ class Journal:
         return self._identity.identity.high_water_seq if self._identity else None
 
     @staticmethod
-    def _lease_problem(row: sqlite3.Row, link: bytes | None) -> str | None:
+    def _lease_problem(
+        row: sqlite3.Row, link: bytes | None, aad: bytes | None = None
+    ) -> str | None:
         """Why a pending row must not be delivered (None if it checks out). `link` is the
         chain value it must link to: b"" if its predecessor is gone, None if unknown (the row
-        before it cannot be read: only the record's own structure is checked)."""
+        before it cannot be read: only the record's own structure is checked). `aad`: the
+        row's AAD if already computed from this very row."""
         if link == b"":
             return f"{TAMPERED_PREFIX} the record before it (seq {row['seq'] - 1}) is missing"
-        problems = check_row(row, link)
+        problems = check_row(row, link, aad)
         if not problems:
             return None
         problem = problems[0]
@@ -802,6 +864,7 @@ class Journal:
             "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
             [(now, item.remote_event_id, item.seq) for item in delivered],
             changed=self._count_delivered,
+            durable=False,
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
@@ -809,6 +872,7 @@ class Journal:
             "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
             "leased_until = 0 WHERE seq = ? AND state = 'pending'",
             [(next_attempt_at, error, seq) for seq in seqs],
+            durable=False,
         )
 
     def quarantine(self, seq: int, reason: str) -> None:
@@ -819,10 +883,12 @@ class Journal:
         sql: str,
         rows: Sequence[tuple[Any, ...]],
         changed: Callable[[int | None], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
-        failed = self._update_rows(sql, rows, changed)
+        failed = self._update_rows(sql, rows, changed, durable=durable)
         with self._lock:
             self._settled_in_memory.update(failed)
             for seq in failed:
@@ -833,14 +899,17 @@ class Journal:
         sql: str,
         rows: Sequence[tuple[Any, ...]],
         changed: Callable[[int | None], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> list[int]:
         """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
         page breaks that, one transaction per row, so every row that can be written is.
         Returns the seqs that could not be written (their effect is lost: a delivered record
         not marked is sent again later, at least once, never lost). `changed` is told, under
         the lock, how many rows changed once committed (None: not known, row by row)."""
+        self._priority.yield_to_capture()
         try:
-            self._write(lambda conn: conn.executemany(sql, rows).rowcount, changed)
+            self._write(lambda conn: conn.executemany(sql, rows).rowcount, changed, durable=durable)
             return []
         except sqlite3.DatabaseError:
             pass
@@ -850,7 +919,7 @@ class Journal:
         failed: list[int] = []
         for row in rows:
             try:
-                self._write(functools.partial(_execute, sql=sql, parameters=row))
+                self._write(functools.partial(_execute, sql=sql, parameters=row), durable=durable)
             except sqlite3.DatabaseError:
                 failed.append(int(row[-1]))
         if failed:
@@ -869,14 +938,42 @@ class Journal:
             return int(count)
 
         returned: int = self._write(body)
+        self._backlog.forget()  # pending again: the backlog bound must start over
         return returned
 
     def summary(self) -> OutboxSummary:
-        with self._lock:
-            try:
-                return self._summary(self._backlog_counts())
-            except sqlite3.DatabaseError:
+        """Exact counts: the backlog read on the reader connection (through the partial
+        indexes of pending and quarantined records: it costs what the backlog does), the
+        delivered count from the writer's cache (`_delivered_count`)."""
+        taken_at = time.monotonic()
+        try:
+            with self._read_lock:
+                summary, through_seq = self._read_summary()
+        except sqlite3.DatabaseError:
+            with self._lock:
                 return self._summary_around_damage()
+        self._backlog.observed(summary, through_seq, taken_at)
+        return summary
+
+    def backlog_bound(self) -> OutboxSummary | None:
+        """At least the backlog the exact `summary` would show (pending count, amounts, oldest
+        pending), at no cost; None without a recent summary to start from (see backlog.py)."""
+        return self._backlog.bound()
+
+    def _read_summary(self) -> tuple[OutboxSummary, int]:
+        """The summary and the highest seq it counted, from one read transaction."""
+        conn = self._reader
+        if conn is None:
+            raise JournalError(f"{self.path}: journal is closed")
+        conn.execute("BEGIN")
+        try:
+            counts = self._backlog_counts(conn)
+            counts[RecordState.DELIVERED] = self._delivered_without_waiting(conn)
+            summary = self._summary(conn, counts)
+            through_seq = conn.execute("SELECT MAX(seq) FROM records").fetchone()[0]
+        finally:
+            conn.execute("COMMIT")  # ends the read transaction; nothing was written
+        return summary, int(through_seq or 0)
 
     def _summary_around_damage(self) -> OutboxSummary:
         """The summary from every row that can still be read (a damaged page broke the
@@ -913,11 +1010,10 @@ class Journal:
             unreadable=unreadable,
         )
 
-    def _backlog_counts(self) -> dict[str, int]:
-        """`_state_counts` for `summary`, at a cost that grows with the backlog, not with the
-        journal: pending and quarantined through their partial indexes (schema v3), delivered
-        from `_delivered_count`. Purged records are not counted (summary shows none)."""
-        conn = self._conn
+    @staticmethod
+    def _backlog_counts(conn: sqlite3.Connection) -> dict[str, int]:
+        """Pending, quarantined and tampered records for `summary`, at a cost that grows with
+        the backlog, not with the journal: through their partial indexes (schema v3)."""
         pending = conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()
         quarantined, tampered = conn.execute(
             "SELECT COUNT(*), TOTAL(last_error LIKE ? || '%') FROM records "
@@ -928,13 +1024,28 @@ class Journal:
             RecordState.PENDING: int(pending[0]),
             RecordState.QUARANTINED: int(quarantined),
             TAMPERED: int(tampered),
-            RecordState.DELIVERED: self._delivered_count(conn),
         }
+
+    def _delivered_without_waiting(self, reader: sqlite3.Connection) -> int:
+        """The delivered count for a summary, which never waits for the writer: the writer's
+        cache when its lock is free; else the cache as last kept (a settlement in progress
+        may not be in it yet: a status figure, no limit depends on it); else a count on the
+        reader connection."""
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._delivered_count(self._conn)
+            finally:
+                self._lock.release()
+        cached = self._delivered
+        if cached is not None:
+            return cached
+        row = reader.execute("SELECT COUNT(*) FROM records WHERE state = 'delivered'").fetchone()
+        return int(row[0])
 
     def _delivered_count(self, conn: sqlite3.Connection) -> int:
         """Delivered records: counted once (the one scan of the whole journal), then kept by
         this connection's own writes (`_count_delivered`); a commit by another connection
-        (`PRAGMA data_version` changed) has it counted again."""
+        (`PRAGMA data_version` changed) has it counted again. Call under `_lock`."""
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         if self._delivered is None or version != self._delivered_version:
             self._delivered = int(
@@ -949,9 +1060,10 @@ class Journal:
         if self._delivered is not None:
             self._delivered = None if changed is None else self._delivered + changed
 
-    def _state_counts(self) -> dict[str, int]:
+    @staticmethod
+    def _state_counts(conn: sqlite3.Connection) -> dict[str, int]:
         """Records by state, plus `tampered` (quarantined ones that failed their check)."""
-        rows = self._conn.execute(
+        rows = conn.execute(
             "SELECT state, state = 'quarantined' AND last_error LIKE ? || '%', COUNT(*) "
             "FROM records GROUP BY 1, 2",
             (TAMPERED_PREFIX,),
@@ -963,8 +1075,8 @@ class Journal:
                 counts[TAMPERED] = int(count)
         return counts
 
-    def _summary(self, counts: Mapping[str, int]) -> OutboxSummary:
-        conn = self._conn
+    @staticmethod
+    def _summary(conn: sqlite3.Connection, counts: Mapping[str, int]) -> OutboxSummary:
         oldest = conn.execute(
             "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
         ).fetchone()
@@ -1015,6 +1127,7 @@ class Journal:
         try:
             after = self._write(_front) - 1
             while True:
+                self._priority.yield_to_capture()
                 step: _PurgeStep = self._write(
                     functools.partial(
                         _purge_chunk, after=after, before=delivered_before, rows=chunk_rows
@@ -1073,8 +1186,8 @@ class Journal:
     def stats(self) -> dict[str, Any]:
         """Counts, bounds, backlog and size, for `posd journal stats` (read-only queries)."""
         with self._lock:
-            counts = self._state_counts()
-            summary = self._summary(counts)
+            counts = self._state_counts(self._conn)
+            summary = self._summary(self._conn, counts)
             import sqlite_utils  # inspection only: the hot paths never load it
 
             db = sqlite_utils.Database(self._conn)
@@ -1228,6 +1341,21 @@ def _close_key(conn: sqlite3.Connection, key_id: str, last_seq: int) -> None:
         "UPDATE data_keys SET last_seq = ? WHERE key_id = ? AND last_seq IS NULL",
         (last_seq, key_id),
     )
+
+
+def _hide(conn: sqlite3.Connection, seqs: Sequence[int], now: float, until: float) -> set[int]:
+    """Lease the records `seqs` until `until` where they are still pending and not leased by
+    anyone since they were read (another process's lease in between makes the update skip
+    that row, so it is not handed out twice). Returns the seqs actually leased."""
+    if not seqs:
+        return set()
+    marks = ",".join("?" * len(seqs))
+    rows = conn.execute(
+        f"UPDATE records SET leased_until = ? WHERE seq IN ({marks}) "  # noqa: S608 - marks only
+        "AND state = 'pending' AND (leased_until <= ? OR leased_until > ?) RETURNING seq",
+        (until, *seqs, now, until),
+    ).fetchall()
+    return {int(row[0]) for row in rows}
 
 
 def _release_one(conn: sqlite3.Connection, seq: int) -> int:

@@ -104,8 +104,9 @@ def _check_structure(conn: sqlite3.Connection, problems: list[Problem]) -> None:
     problems.extend(Problem(None, "structure", m) for m in messages if m != "ok")
 
 
-def check_row(row: sqlite3.Row, previous: bytes | None) -> list[Problem]:
-    """The row's own problems; with `previous` (the chain value before it) also its link."""
+def check_row(row: sqlite3.Row, previous: bytes | None, aad: bytes | None = None) -> list[Problem]:
+    """The row's own problems; with `previous` (the chain value before it) also its link.
+    `aad`: the row's AAD if the caller already computed it from this very row."""
     seq = int(row["seq"])
     if row["state"] == RecordState.PURGED:
         return []  # payload erased on purpose; its stored chain value links the next one
@@ -113,10 +114,11 @@ def check_row(row: sqlite3.Row, previous: bytes | None) -> list[Problem]:
         return [Problem(seq, "data_key", f"data key {row['data_key_id']} is missing")]
     if row["nonce"] is None or row["ciphertext"] is None:
         return [Problem(seq, "payload", "nonce or ciphertext is missing")]
-    try:
-        aad = row_identity(row).aad()
-    except (ValueError, TypeError) as error:
-        return [Problem(seq, "metadata", f"clear metadata is not valid JSON: {error}")]
+    if aad is None:
+        try:
+            aad = row_identity(row).aad()
+        except (ValueError, TypeError) as error:
+            return [Problem(seq, "metadata", f"clear metadata is not valid JSON: {error}")]
     if previous is None:
         return []
     actual = chain_next(previous, aad, bytes(row["nonce"]), bytes(row["ciphertext"]))
