@@ -48,6 +48,7 @@ import boto3  # noqa: E402
 from bench.backlog import fill_backlog  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
+from posd.logs import configure_logging  # noqa: E402
 from sync.batching import plan_batches  # noqa: E402
 from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
@@ -286,6 +287,7 @@ def main() -> int:
         help="the driver thread's CPU time, or wall time (shows waits: commits, the GIL)",
     )
     args = parser.parse_args()
+    configure_logging("error")  # stderr: stdout is this benchmark's JSON
     settings = SyncSettings()
     with tempfile.TemporaryDirectory() as work:
         template = Path(work) / "template"

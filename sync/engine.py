@@ -26,7 +26,6 @@ from types import TracebackType
 
 import structlog
 
-from sync.alarms import AlarmOrigin, AlarmSender
 from sync.backoff import FullJitterBackoff
 from sync.batching import plan_batches
 from sync.errors import EventBuildError
@@ -35,6 +34,7 @@ from sync.link import LinkMonitor
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.results import judge
 from sync.settings import SyncSettings
+from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timeouts import TimeoutAdapter
 from sync.timestamps import age_seconds
@@ -129,10 +129,10 @@ class SyncEngine:
             settings.max_read_timeout_seconds,
             settings.max_entries_per_request,
         )
-        self._alarms = AlarmSender(
+        self._side = SideEventSender(
             outbox,
             clients,
-            AlarmOrigin(
+            SideOrigin(
                 settings.source, settings.event_bus_name, store_id, terminal_id, outbox.journal_id
             ),
             settings.read_timeout_seconds,
@@ -243,6 +243,7 @@ class SyncEngine:
         self._stop.set()
         self._settle()
         self._pool.shutdown(wait=True)
+        self._side.close(self._clock())
         try:
             released = self._outbox.release_leases()
         except Exception as error:  # noqa: BLE001 - an optimisation: never fail the stop
@@ -268,8 +269,11 @@ class SyncEngine:
     def _round(self, now: float) -> None:
         delivered = self._collect([f for f in self._in_flight if f.done()], now)
         try:
-            if self._alarms.due(now) and not self._link.probing and self._link.may_send(now):
-                self._alarms.send(now)
+            if self._outbox.cut_checkpoint(now):
+                self._side.raised()
+            self._side.collect(now)
+            if self._side.due(now) and not self._link.probing and self._link.may_send(now):
+                self._side.send(now)
             # Freed slots are refilled before the delivered marks are written: the requests
             # go out while the journal commits (measured: bench/drain.py).
             self._fill(now)
@@ -281,12 +285,7 @@ class SyncEngine:
             self._refresh_status(now)
 
     def _idle(self) -> bool:
-        return (
-            not self._in_flight
-            and not self._held
-            and self._lease_was_empty
-            and not self._alarms.due(self._clock())
-        )
+        return not self._in_flight and not self._held and self._lease_was_empty and self._side.idle
 
     def _wait(self) -> None:
         timeout = self._settings.idle_poll_seconds
@@ -466,7 +465,7 @@ class SyncEngine:
         """Count and log a record the journal refused to lease (unreadable or tampered)."""
         if refused.tampered:
             log.error("sync.alarm.tampered_record", seq=refused.seq, reason=refused.reason)
-            self._alarms.raised()
+            self._side.raised()
         else:
             log.warning("sync.quarantined", seq=refused.seq, reason=refused.reason)
         with self._lock:

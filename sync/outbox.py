@@ -100,6 +100,31 @@ class Alarm:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """The journal's statement about a range of its records: seqs `first_seq`..`last_seq`
+    (inclusive) were issued, and the chain runs from `chain_before` (the value after
+    `first_seq - 1`) to `chain` (the value at `last_seq`). Ranges of one journal are
+    contiguous. Numbers and hashes only: no record content."""
+
+    checkpoint_id: int
+    event_id: str  # the checkpoint's own id: consumers dedupe it like an event
+    journal_id: str
+    first_seq: int
+    last_seq: int
+    chain_before: str  # hex SHA-256
+    chain: str  # hex SHA-256
+    created_at: str  # RFC 3339 UTC
+
+    @property
+    def count(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+
+SideEvent = Alarm | Checkpoint
+"""What travels in the side lane, beside the records: small, journaled, sent until accepted."""
+
+
+@dataclass(frozen=True)
 class Lease:
     """What one `lease` call hands out, and what it refused to hand out."""
 
@@ -136,12 +161,19 @@ class Outbox(Protocol):
         """Counts for status displays."""
         ...
 
-    def pending_alarms(self, limit: int) -> Sequence[Alarm]:
-        """Alarms not yet accepted by EventBridge, oldest first."""
+    def pending_side_events(self, limit: int) -> Sequence[SideEvent]:
+        """Side events not yet accepted by EventBridge: alarms first, then checkpoints, each
+        oldest first."""
         ...
 
-    def mark_alarms_sent(self, alarm_ids: Sequence[int], now: float) -> None:
-        """EventBridge accepted these alarms."""
+    def mark_side_events_sent(self, events: Sequence[SideEvent], now: float) -> None:
+        """EventBridge accepted these side events."""
+        ...
+
+    def cut_checkpoint(self, now: float) -> bool:
+        """Journal a checkpoint over the records appended since the last one if the
+        checkpoint timer ran out and there are any (never an empty one); True if one was cut.
+        Cheap when it is not due: the engine calls it every round."""
         ...
 
     def purge_delivered(self, delivered_before: float) -> int:

@@ -26,10 +26,13 @@ MAX_RUN_SECONDS = 1.0
 START_TIMEOUT_SECONDS = 20.0
 
 
-def run_and_kill(state_dir: Path, key_file: Path, rng: random.Random) -> list[tuple[int, str, int]]:
-    """Start the appender, SIGKILL it once it has acknowledged something; return its acks."""
+def run_and_kill(
+    state_dir: Path, key_file: Path, rng: random.Random, *extra: str
+) -> list[tuple[int, str, int]]:
+    """Start the appender (`extra`: its optional arguments), SIGKILL it once it has
+    acknowledged something; return its acks."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_appender", str(state_dir), str(key_file)],
+        [sys.executable, "-m", "tests.crash_appender", str(state_dir), str(key_file), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -54,7 +54,7 @@ def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
         "synchronous": "full",
         "secure_delete": True,
     }
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o600
 
@@ -336,11 +336,12 @@ def test_a_version_1_journal_migrates_forward_keeping_its_records(
     capture(recorder, 3)
     journal.close()
     conn = raw(state_dir)
-    # what a journal written by schema version 1 lacks: the alarms (v2), the partial indexes (v3),
-    # the data keys' last seq (v4)
+    # what a journal written by schema version 1 lacks: alarms (v2), partial indexes (v3),
+    # checkpoints (v4), the data keys' last seq (v5)
     conn.execute("DROP TABLE alarms")
     conn.execute("DROP INDEX records_pending")
     conn.execute("DROP INDEX records_quarantined")
+    conn.execute("DROP TABLE checkpoints")
     conn.execute("ALTER TABLE data_keys DROP COLUMN last_seq")
     conn.execute("PRAGMA user_version = 1")
     conn.close()

@@ -137,12 +137,14 @@ def verify(args: argparse.Namespace) -> int:
         "records_checked": report.records_checked,
         "first_seq": report.first_seq,
         "last_seq": report.last_seq,
+        "checkpoints_checked": report.checkpoints_checked,
         "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems],
     }
 
     def render(r: dict[str, Any]) -> str:
-        head = f"checked {r['records_checked']} records: " + (
-            "ok" if r["ok"] else f"{len(r['problems'])} problem(s)"
+        head = (
+            f"checked {r['records_checked']} records, {r['checkpoints_checked']} checkpoints: "
+            + ("ok" if r["ok"] else f"{len(r['problems'])} problem(s)")
         )
         if r["ok"]:
             return head

@@ -78,6 +78,12 @@ def _limits(limits: dict[str, Any]) -> str:
     return "; ".join(parts) or "none set"
 
 
+def _checkpoints(checkpoints: dict[str, Any]) -> str:
+    last = checkpoints["last_seq"]
+    covered = NONE if last is None else f"through seq {last}"
+    return f"{covered}, {checkpoints['pending']} to send"
+
+
 def _render_daemon(r: dict[str, Any]) -> str:
     link, pending = r["link"], r["pending"]
     terminal = r["terminal"]
@@ -92,6 +98,7 @@ def _render_daemon(r: dict[str, Any]) -> str:
             "pending": f"{pending['count']} ({amounts(pending['amount_by_currency'])}), "
             f"oldest {duration(pending['oldest_age_seconds'])}",
             "quarantined": r["quarantined"],
+            "checkpoints": _checkpoints(r["checkpoints"]),
             "key source": human(r["key_source"]),
             "devices": ", ".join(f"{n} {s}" for n, s in sorted(r["devices"].items())) or NONE,
             "offline headroom": _limits(r["limits"]),
@@ -111,6 +118,7 @@ def _render_journal(r: dict[str, Any]) -> str:
             "pending": f"{r['pending']} ({amounts(r['pending_amount_by_currency'])}), "
             f"oldest {duration(r['oldest_pending_age_seconds'])}",
             "quarantined": r["quarantined"],
+            "checkpoints": _checkpoints(r["checkpoints"]),
             "checked at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )

@@ -118,6 +118,7 @@ def status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any
     now = time.time()
     with Journal.open_read_only(state_dir, config.journal if config else None) as journal:
         summary = journal.summary()
+        checkpoints = journal.checkpoint_status()
     try:
         facts = delivery_facts(state_dir, now)
     except JournalError as error:  # a damaged page: the counts above still stand
@@ -134,6 +135,7 @@ def status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any
         "tampered": summary.tampered,
         "unreadable": summary.unreadable,
         "delivered": summary.delivered,
+        "checkpoints": {"last_seq": checkpoints.last_seq, "pending": checkpoints.pending},
         "oldest_pending_age_seconds": _rounded(
             age_seconds(summary.oldest_pending_captured_at, now)
         ),

@@ -35,6 +35,8 @@ class LaneState:
     devices_connected: Mapping[str, bool]
     journal_bytes: int
     delivery_results: Mapping[str, int] = field(default_factory=dict)
+    checkpoint_last_seq: int = 0  # 0: no checkpoint yet
+    checkpoints_pending: int = 0
 
 
 class _StateCollector(Collector):
@@ -71,6 +73,16 @@ class _StateCollector(Collector):
         for code, count in sorted(state.delivery_results.items()):
             results.add_metric([code], count)
         yield results
+        yield GaugeMetricFamily(
+            "posd_checkpoint_last_seq",
+            "Last seq covered by a journaled checkpoint (0 when none yet)",
+            value=state.checkpoint_last_seq,
+        )
+        yield GaugeMetricFamily(
+            "posd_checkpoints_pending",
+            "Checkpoints journaled and not yet accepted by EventBridge",
+            value=state.checkpoints_pending,
+        )
 
 
 class Metrics:

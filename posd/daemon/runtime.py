@@ -264,6 +264,7 @@ class Daemon:
         assert self._delivery is not None
         backlog = self._payments.backlog()
         sync = self._delivery.status()
+        checkpoints = self._journal.checkpoint_status()
         return LaneState(
             pending=backlog.count,
             oldest_pending_age_seconds=backlog.oldest_age_seconds,
@@ -275,6 +276,8 @@ class Daemon:
                 "quarantined": sync.quarantined_since_start,
                 "tampered": sync.tampered_since_start,
             },
+            checkpoint_last_seq=checkpoints.last_seq or 0,
+            checkpoints_pending=checkpoints.pending,
         )
 
     def status(self) -> dict[str, Any]:
@@ -283,6 +286,7 @@ class Daemon:
         assert self._keys is not None
         backlog = self._payments.backlog()
         summary = self._journal.summary()
+        checkpoints = self._journal.checkpoint_status()
         sync = self._delivery.status()
         state = self._link_state()
         connected = self._devices.connected()
@@ -313,6 +317,7 @@ class Daemon:
             "quarantined": summary.quarantined,
             "tampered": summary.tampered,
             "unreadable": summary.unreadable,
+            "checkpoints": {"last_seq": checkpoints.last_seq, "pending": checkpoints.pending},
             "devices": {name: ("connected" if up else "down") for name, up in connected.items()},
             "key_source": self._keys.status()["source"],
             "limits": headroom(self._rules.limits, backlog),

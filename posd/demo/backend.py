@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud.receiving import SEALED_IDENTITY_FIELDS, CachingUnwrapper, decrypt_event
+from sync.side_events import SIDE_DETAIL_TYPES
 
 __all__ = [
     "SEALED_IDENTITY_FIELDS",
@@ -56,7 +57,7 @@ def receive_events(
     sqs: Any, queue_url: str, expected: int, timeout: float
 ) -> Iterator[dict[str, Any]]:
     """Yield events from the queue (duplicates included) until `expected` distinct event_ids
-    have arrived and the queue is quiet, or `timeout` passes. Each message is deleted."""
+    of records have arrived and the queue is quiet, or `timeout` passes. Each message is deleted."""
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,7 +67,8 @@ def receive_events(
         messages = reply.get("Messages", [])
         for message in messages:
             event = json.loads(message["Body"])
-            seen.add(event["detail"]["event_id"])
+            if event.get("detail-type") not in SIDE_DETAIL_TYPES:  # alarms, checkpoints
+                seen.add(event["detail"]["event_id"])
             yield event
         if messages:
             sqs.delete_message_batch(

@@ -104,6 +104,31 @@ def _v3(db: sqlite_utils.Database) -> None:
 
 
 def _v4(db: sqlite_utils.Database) -> None:
+    """Checkpoints for the cloud (`posd.journal.checkpoints`): contiguous seq ranges with the
+    chain values at both ends, kept until EventBridge took them. Written by hand for the
+    UNIQUE and CHECK constraints that keep ranges from overlapping; the partial index makes
+    "what is left to send" cheap however many checkpoints were sent."""
+    db.execute(
+        """
+        CREATE TABLE checkpoints (
+            checkpoint_id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            journal_id TEXT NOT NULL,
+            first_seq INTEGER NOT NULL UNIQUE,
+            last_seq INTEGER NOT NULL UNIQUE CHECK (last_seq >= first_seq),
+            chain_before BLOB NOT NULL,
+            chain BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            sent_at REAL
+        )
+        """
+    )
+    db.execute(
+        "CREATE INDEX checkpoints_unsent ON checkpoints(checkpoint_id) WHERE sent_at IS NULL"
+    )
+
+
+def _v5(db: sqlite_utils.Database) -> None:
     """`data_keys.last_seq`: the highest seq that may use the key, NULL while a writer may still
     use it (`Journal.append` closes a key when it moves to another one, and on `close`).
 
@@ -115,7 +140,7 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE data_keys SET last_seq = (SELECT COALESCE(MAX(seq), 0) FROM records)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -42,6 +42,7 @@ from posd.envelope import (
 )
 from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
 from posd.ids import observe, uuid7_str
+from posd.journal import checkpoints
 from posd.journal.backlog import BacklogBound
 from posd.journal.files import (
     JOURNAL_FILE,
@@ -88,11 +89,13 @@ from sync.outbox import (
     TAMPERED_PREFIX,
     TAMPERED_RECORD,
     Alarm,
+    Checkpoint,
     Delivered,
     Lease,
     OutboxRecord,
     OutboxSummary,
     Quarantined,
+    SideEvent,
     WrappedKey,
 )
 from sync.timestamps import age_seconds, rfc3339
@@ -166,9 +169,12 @@ class Journal:
         self._clock = clock
         self._lock = threading.RLock()
         # The data key this writer's last append used: its `data_keys.last_seq` is NULL (open)
-        # until the writer moves to another key or closes (see schema v4).
+        # until the writer moves to another key or closes (see schema v5).
         self._open_key: str | None = None
         self._tail_cache: tuple[int, bytes] | None = None
+        # Where the last checkpoint ended (cached like the tail: appends compare against it).
+        self._covered_cache: checkpoints.Mark | None = None
+        self._checkpoint_timer_at: float | None = None
         # Around a damaged page, what the file cannot record is remembered by this process:
         # rows it cannot read, leases and settlements (delivered, quarantined) it cannot write.
         self._unreadable: set[int] = set()
@@ -477,6 +483,8 @@ class Journal:
         event_id = uuid7_str(int(wall * 1000))
         captured_at = rfc3339(wall)
 
+        covered: list[checkpoints.Mark | None] = [None]  # set by body, cached on commit
+
         def body(conn: sqlite3.Connection) -> OutboxRecord:
             self._check_capacity(conn)
             last_seq, previous = self._tail(conn)
@@ -527,6 +535,7 @@ class Journal:
                         f"a record with client_ref {client_ref!r} already exists"
                     ) from error
                 raise
+            covered[0] = self._cover(conn, (identity.seq, chain), captured_at)
             return OutboxRecord(
                 seq=identity.seq,
                 event_id=event_id,
@@ -546,6 +555,7 @@ class Journal:
             self._backlog.appended(record.seq, *pending_amount(meta_text), captured_at)
             self._open_key = data_key.key_id
             self._tail_cache = (record.seq, bytes.fromhex(record.chain))
+            self._covered_cache = covered[0]
             if self._identity is not None:
                 self._identity.advance(record.seq)
 
@@ -555,7 +565,7 @@ class Journal:
                     record: OutboxRecord = self._write(body, committed)
             except _StaleTail:
                 # Another process appended since our tail was cached: reload it, once.
-                self._tail_cache = None
+                self._tail_cache = self._covered_cache = None
                 record = self._write(body, committed)
         except sqlite3.DatabaseError as error:
             if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
@@ -565,7 +575,7 @@ class Journal:
 
     def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
         """Store `data_key` if purge removed it (or it is new) and open it; close the key this
-        writer used before at `last_seq`, the last record that can use it (schema v4)."""
+        writer used before at `last_seq`, the last record that can use it (schema v5)."""
         conn.execute(
             "INSERT OR IGNORE INTO data_keys (key_id, provider, key_arn, algorithm, wrapped_key, "
             "encryption_context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -582,6 +592,51 @@ class Journal:
         conn.execute("UPDATE data_keys SET last_seq = NULL WHERE key_id = ?", (data_key.key_id,))
         if self._open_key is not None:
             _close_key(conn, self._open_key, last_seq)
+
+    def _cover(
+        self, conn: sqlite3.Connection, end: checkpoints.Mark, created_at: str
+    ) -> checkpoints.Mark:
+        """Inside the append of the record at `end`: cut the checkpoint it completes, if it is
+        the `checkpoint_every_records`th since the last one. Returns where coverage ends now."""
+        start = self._covered_cache or checkpoints.covered_through(conn)
+        if end[0] - start[0] < self.settings.checkpoint_every_records:
+            return start
+        try:
+            checkpoints.insert(conn, self.journal_id, start, end, created_at)
+        except sqlite3.IntegrityError as error:
+            raise _StaleTail from error  # another process cut this range: reload and retry
+        return end
+
+    def cut_checkpoint(self, now: float) -> bool:
+        """The checkpoint timer (see `sync.outbox.Outbox.cut_checkpoint`): every
+        `checkpoint_every_seconds` from the first call, and again whenever the clock went back."""
+        if self.read_only:
+            return False
+        started = self._checkpoint_timer_at
+        if started is None:
+            self._checkpoint_timer_at = now
+            return False
+        if 0 <= now - started < self.settings.checkpoint_every_seconds:
+            return False
+        self._checkpoint_timer_at = now
+
+        def body(conn: sqlite3.Connection) -> checkpoints.Mark | None:
+            return checkpoints.cut_if_any(conn, self.journal_id, rfc3339(now))
+
+        def committed(end: checkpoints.Mark | None) -> None:
+            if end is not None:
+                self._covered_cache = end
+
+        try:
+            end = self._write(body, committed)
+        except (sqlite3.DatabaseError, JournalError) as error:
+            # A damaged or busy journal: the next timer tick tries again; the records are
+            # covered later, never skipped (ranges start where the last one ended).
+            log.error("journal.checkpoint_failed", error=str(error))
+            return False
+        if end is not None:
+            log.info("journal.checkpoint", last_seq=end[0])
+        return end is not None
 
     def _key_digest(self, data_key: WrappedKey) -> str:
         digest = self._key_digests.get(data_key.key_id)
@@ -1152,7 +1207,7 @@ class Journal:
         Foreign keys are off for this one statement: SQLite checks a deleted parent key by
         scanning `records` (no index on `data_key_id`, on purpose: one more page per append),
         a scan of the whole journal per key; `last_seq`, kept in the same transactions as the
-        appends, already proves that no row refers to these keys (schema v4)."""
+        appends, already proves that no row refers to these keys (schema v5)."""
         with self._lock:
             conn = self._conn
             conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it
@@ -1208,6 +1263,7 @@ class Journal:
             "oldest_pending_age_seconds": None if oldest_age is None else round(oldest_age, 3),
             "pending_amount_by_currency": dict(summary.pending_amount_by_currency),
             "data_keys": keys,
+            "checkpoints": dataclasses.asdict(self.checkpoint_status()),
             "size_bytes": self.size_on_disk(),
             "max_bytes": self.settings.max_bytes,
         }
@@ -1221,11 +1277,35 @@ class Journal:
             ).fetchall()
         return [Alarm(*row) for row in rows]
 
-    def mark_alarms_sent(self, alarm_ids: Sequence[int], now: float) -> None:
-        self._update_rows(
-            "UPDATE alarms SET sent_at = ? WHERE alarm_id = ?",
-            [(now, alarm_id) for alarm_id in alarm_ids],
-        )
+    def pending_side_events(self, limit: int) -> Sequence[SideEvent]:
+        alarms = self.pending_alarms(limit)
+        if len(alarms) >= limit:
+            return alarms
+        with self._lock:
+            try:
+                return [*alarms, *checkpoints.unsent(self._conn, limit - len(alarms))]
+            except sqlite3.DatabaseError as error:
+                # A damaged page under the checkpoints: the alarms still go out, and verify
+                # names the damage (like any other page of the file).
+                log.error("journal.checkpoints_unreadable", error=str(error))
+                return alarms
+
+    def mark_side_events_sent(self, events: Sequence[SideEvent], now: float) -> None:
+        """Alarms and checkpoints accepted by EventBridge; each table in one transaction."""
+        alarms = [(now, e.alarm_id) for e in events if isinstance(e, Alarm)]
+        cuts = [(now, e.checkpoint_id) for e in events if isinstance(e, Checkpoint)]
+        if alarms:
+            self._update_rows("UPDATE alarms SET sent_at = ? WHERE alarm_id = ?", alarms)
+        if cuts:
+            self._update_rows(checkpoints.MARK_SENT, cuts)
+
+    def checkpoint_status(self) -> checkpoints.CheckpointStatus:
+        """The last checkpoint's end and how many wait to be sent (for status and metrics)."""
+        with self._lock:
+            try:
+                return checkpoints.status(self._conn)
+            except sqlite3.DatabaseError:
+                return checkpoints.CheckpointStatus(None, 0)  # a damaged file: unknown
 
     def release_leases(self) -> int:
         """Make every leased pending record due to lease again at once; returns how many.
@@ -1334,6 +1414,7 @@ def _advance_front(conn: sqlite3.Connection, rows: int) -> None:
         (ANCHOR_SEQ, str(last[0]).encode(), ANCHOR_CHAIN, bytes(last[1])),
     )
     conn.execute("DELETE FROM records WHERE seq <= ?", (last[0],))
+    checkpoints.forget_sent(conn)
 
 
 def _close_key(conn: sqlite3.Connection, key_id: str, last_seq: int) -> None:

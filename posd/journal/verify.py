@@ -1,4 +1,5 @@
-"""`posd journal verify`: structure, hash chain and ciphertext integrity, without decrypting."""
+"""`posd journal verify`: structure, hash chain, ciphertext integrity and the stored
+checkpoints against the chain, without decrypting."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from posd.envelope import GENESIS_CHAIN, chain_next
+from posd.journal.checkpoints import check_all
 from posd.journal.identity import accepted_gap
 from posd.journal.rows import (
     RecordState,
@@ -33,6 +35,7 @@ class VerifyReport:
     first_seq: int | None
     last_seq: int | None
     problems: tuple[Problem, ...]
+    checkpoints_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -93,7 +96,13 @@ def verify_journal(
                 "says so) and are gone: a lost or truncated WAL?",
             )
         )
-    return VerifyReport(checked, first_seq, last_seq, tuple(problems))
+    try:
+        checkpoints, disagreements = check_all(conn)
+    except sqlite3.DatabaseError as error:
+        checkpoints, disagreements = 0, []
+        problems.append(Problem(None, "structure", f"checkpoints are unreadable: {error}"))
+    problems.extend(Problem(p.seq, "checkpoint", p.detail) for p in disagreements)
+    return VerifyReport(checked, first_seq, last_seq, tuple(problems), checkpoints)
 
 
 def _check_structure(conn: sqlite3.Connection, problems: list[Problem]) -> None:

@@ -3,6 +3,7 @@ the register was told. Each broken invariant is one line in `violations`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections import defaultdict
@@ -11,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from posd.demo.backend import CachingUnwrapper, decrypt_event
+from posd.envelope import GENESIS_CHAIN, chain_next
 from posd.errors import EnvelopeError, KeyProviderError
-from sync.alarms import ALARM_DETAIL_TYPE
+from sync.side_events import ALARM_DETAIL_TYPE, CHECKPOINT_DETAIL_TYPE, SIDE_DETAIL_TYPES
 from tests.chaos.faults import FaultRecord
 from tests.chaos.register import Exchange, RegisterLog
 from tests.chaos.rig import PALM_CREDENTIAL
@@ -62,6 +64,7 @@ class Delivery:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> detail
     secrets: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: failed
     alarms: int = 0
+    checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> detail
 
 
 def decrypt_all(events: list[dict[str, Any]], unwrapper: CachingUnwrapper) -> Delivery:
@@ -69,7 +72,10 @@ def decrypt_all(events: list[dict[str, Any]], unwrapper: CachingUnwrapper) -> De
     for event in events:
         if event.get("detail-type") == ALARM_DETAIL_TYPE:
             delivery.alarms += 1
-            continue
+        if event.get("detail-type") == CHECKPOINT_DETAIL_TYPE:
+            delivery.checkpoints[event["detail"]["event_id"]] = event["detail"]
+        if event.get("detail-type") in SIDE_DETAIL_TYPES:
+            continue  # alarms and checkpoints are not records
         delivery.copies += 1
         detail = event["detail"]
         if detail["event_id"] in delivery.records:
@@ -127,6 +133,48 @@ def check_seq(rows: list[JournalRow], delivery: Delivery) -> list[str]:
     if delivered != [row.seq for row in rows]:
         problems.append("the seqs delivered are not the journal's")
     return problems
+
+
+def check_checkpoints(delivery: Delivery) -> list[str]:
+    """What the cloud proves with the checkpoints received: per journal, ranges contiguous from
+    seq 1 and genesis, and each range's chain recomputed over the records received from its
+    `chain_before` lands on its `chain` (every record there, none altered)."""
+    problems = []
+    records = {(d["journal_id"], d["seq"]): d for d in delivery.records.values()}
+    by_journal: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for checkpoint in delivery.checkpoints.values():
+        by_journal[checkpoint["journal_id"]].append(checkpoint)
+    for journal_id, checkpoints in by_journal.items():
+        last_seq, chain = 0, GENESIS_CHAIN.hex()
+        for checkpoint in sorted(checkpoints, key=lambda c: int(c["first_seq"])):
+            first, last = int(checkpoint["first_seq"]), int(checkpoint["last_seq"])
+            if (first, checkpoint["chain_before"]) != (last_seq + 1, chain):
+                problems.append(f"checkpoint {first}..{last} does not continue {last_seq}")
+            missing = [s for s in range(first, last + 1) if (journal_id, s) not in records]
+            if missing:
+                problems.append(f"checkpoint {first}..{last}: seqs {missing[:10]} never arrived")
+            elif (
+                _chain_over(checkpoint["chain_before"], records, journal_id, first, last)
+                != (checkpoint["chain"])
+            ):
+                problems.append(f"checkpoint {first}..{last}: the chain does not prove")
+            last_seq, chain = last, checkpoint["chain"]
+    return problems
+
+
+def _chain_over(
+    before: str,
+    records: dict[tuple[str, int], dict[str, Any]],
+    journal_id: str,
+    first: int,
+    last: int,
+) -> str:
+    chain = bytes.fromhex(before)
+    for seq in range(first, last + 1):
+        envelope = records[(journal_id, seq)]["envelope"]
+        parts = (base64.b64decode(envelope[name]) for name in ("aad", "nonce", "ciphertext"))
+        chain = chain_next(chain, *parts)
+    return chain.hex()
 
 
 def recoveries(faults: list[FaultRecord], exchanges: list[Exchange]) -> list[float | None]:

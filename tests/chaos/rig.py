@@ -29,6 +29,7 @@ TERMINAL_ID = "lane-chaos"
 SOURCE = "posd.chaos"
 PALM_CREDENTIAL = "tok-chaos-shopper-0001"
 ROTATE_AFTER_RECORDS = 20  # keys change often: rotation and the offline path get exercised
+CHECKPOINT_EVERY_RECORDS = 10  # many checkpoints: each one proved after the run
 NORMAL_MIN_FREE_BYTES = 1024 * 1024
 FULL_MIN_FREE_BYTES = 2**62  # more than any disk has free: every append is journal_full
 API_ENV = "POSD_CHAOS_API"
@@ -77,6 +78,7 @@ rotate_after_records = {ROTATE_AFTER_RECORDS}
 
 [journal]
 min_free_bytes = {min_free_bytes}
+checkpoint_every_records = {CHECKPOINT_EVERY_RECORDS}
 
 [sync]
 event_bus_name = "{bus_name}"

@@ -191,6 +191,7 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
         violations += checks.check_idempotency(rows, register.log)
         violations += checks.check_delivery(rows, delivery, register.log)
         violations += checks.check_seq(rows, delivery)
+        violations += checks.check_checkpoints(delivery)
 
         texts = [e.raw for e in register.log.exchanges] + [status_raw, metrics_raw, *cli_output]
         violations += leaks_in("api answers and cli output", "\n".join(texts).encode())
@@ -226,6 +227,7 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
             "extra": len(extra),
             "quarantined": len(quarantined),
             "alarms": delivery.alarms,
+            "checkpoints": len(delivery.checkpoints),
             "backend_read_errors": consumer.errors,
             "key_sources": key_sources,
             "final_status": {k: daemon_status.get(k) for k in ("state", "key_source", "link")},

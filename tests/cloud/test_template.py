@@ -91,9 +91,14 @@ def test_the_consumer_reads_the_schemas_the_event_format_documents() -> None:
     from sync.events import EVENT_SCHEMA
 
     document = (TEMPLATE.parents[1] / "docs" / "event-format.md").read_text()
-    for name in ("ALARM_SCHEMA", "ALARM_DETAIL_TYPE", "TAMPERED_RECORD_ALARM"):
+    from sync import side_events
+
+    names = ("ALARM_SCHEMA", "ALARM_DETAIL_TYPE", "CHECKPOINT_SCHEMA", "CHECKPOINT_DETAIL_TYPE")
+    for name in (*names, "TAMPERED_RECORD_ALARM"):
         value = getattr(messages, name)
         assert f"`{value}`" in document or f'"{value}"' in document, name
+    for name in names:  # and the terminal sends what the consumer reads
+        assert getattr(side_events, name) == getattr(messages, name), name
     assert f"`{EVENT_SCHEMA}`" in document
 
 

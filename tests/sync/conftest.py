@@ -24,6 +24,7 @@ from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.client import EventsClients
 from sync.engine import SyncEngine
+from sync.events import EVENT_SCHEMA
 from sync.settings import SyncSettings
 from sync.sources import client_source
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
@@ -155,6 +156,11 @@ def receive_all(
 
 def event_ids(events: list[dict[str, Any]]) -> list[str]:
     return [e["detail"]["event_id"] for e in events]
+
+
+def record_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records' events only: without the side lane's alarms and checkpoints."""
+    return [e for e in events if e["detail"]["schema"] == EVENT_SCHEMA]
 
 
 # A config whose terminal delivers to the test route through the emulator, with a journal of

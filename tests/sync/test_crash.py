@@ -16,7 +16,7 @@ import pytest
 
 from posd.journal import Journal
 from posd.recorder import Recorder
-from tests.sync.conftest import Route, event_ids, fill, receive_all
+from tests.sync.conftest import Route, event_ids, fill, receive_all, record_events
 from tests.sync.faultproxy import FaultProxy, delay
 
 RECORDS = 200
@@ -56,7 +56,8 @@ def kill_and_restart(
     journal: Journal, proxy: FaultProxy, bus: str, sqs_client: Any, queue_url: str
 ) -> list[str]:
     """Drain in a child through `proxy`, SIGKILL it KILLS times at random points, drain to the
-    end; the event_ids the queue received (duplicates kept). `bus`: a v1 name or a v2 ARN."""
+    end; the event_ids of records the queue received (duplicates kept). `bus`: a v1 name or a
+    v2 ARN."""
     state_dir = journal.path.parent
     proxy.default = delay(REQUEST_DELAY_SECONDS)
     rng = random.Random()
@@ -81,4 +82,5 @@ def kill_and_restart(
 
     summary = journal.summary()
     assert (summary.pending, summary.quarantined, summary.delivered) == (0, 0, RECORDS)
-    return event_ids(receive_all(sqs_client, queue_url, RECORDS))
+    checkpoints = RECORDS // journal.settings.checkpoint_every_records  # sent beside records
+    return event_ids(record_events(receive_all(sqs_client, queue_url, RECORDS + checkpoints)))

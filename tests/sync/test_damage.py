@@ -15,10 +15,17 @@ from typing import Any
 import pytest
 
 from posd.cli.main import main
-from posd.journal import JOURNAL_FILE, Journal
-from sync.alarms import ALARM_DETAIL_TYPE, ALARM_SCHEMA
+from posd.journal import JOURNAL_FILE, Journal, JournalSettings
 from sync.events import EVENT_SCHEMA
-from tests.sync.conftest import CLI_RECORDS, Route, event_ids, receive_all, record_payments
+from sync.side_events import ALARM_DETAIL_TYPE, ALARM_SCHEMA
+from tests.sync.conftest import (
+    CLI_RECORDS,
+    Route,
+    event_ids,
+    receive_all,
+    record_events,
+    record_payments,
+)
 
 MORE_RECORDS = 288  # with the fixture's 12: 300 records, as in the report
 DAMAGED_SEQ = 42
@@ -60,7 +67,9 @@ def test_unparseable_meta_quarantines_one_record_and_delivers_the_rest(
     code, flushed = run(capsys, "sync", "flush", "--config", str(config_file))
     assert (flushed["delivered"], flushed["quarantined"]) == (total - 1, 1)
     assert code == 0 and flushed["completed"]
-    assert len(set(event_ids(receive_all(sqs_client, route.queue_url, total - 1)))) == total - 1
+    checkpoints = total // JournalSettings().checkpoint_every_records  # sent beside records
+    received = receive_all(sqs_client, route.queue_url, total - 1 + checkpoints)
+    assert len(set(event_ids(record_events(received)))) == total - 1
 
     code, status = run(capsys, "sync", "status", "--config", str(config_file))
     assert (status["pending"], status["quarantined"]) == (0, 1)
@@ -182,8 +191,9 @@ def test_a_corrupt_page_is_reported_by_verify_and_flush_delivers_what_it_can_rea
     assert code == 0 and flushed["completed"], flushed
     assert flushed["delivered"] == report["records_checked"] == total - len(unreadable)
     assert flushed["quarantined"] == len(unreadable)
-    received = set(event_ids(receive_all(sqs_client, route.queue_url, flushed["delivered"])))
-    assert len(received) == flushed["delivered"]
+    checkpoints = total // JournalSettings().checkpoint_every_records  # sent beside records
+    events = receive_all(sqs_client, route.queue_url, flushed["delivered"] + checkpoints)
+    assert len(set(event_ids(record_events(events)))) == flushed["delivered"]
 
 
 def test_leases_are_released_around_a_damaged_page(config_file: Path) -> None:

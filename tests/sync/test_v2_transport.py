@@ -14,11 +14,11 @@ from posd.config import parse_config
 from posd.errors import ConfigError
 from posd.journal import Journal
 from posd.recorder import Recorder
-from sync.alarms import AlarmOrigin, alarm_entry
 from sync.client_v2 import EventsV2Clients
 from sync.errors import SettingsError
-from sync.outbox import Alarm
+from sync.outbox import Alarm, Checkpoint
 from sync.settings import SyncSettings
+from sync.side_events import SideOrigin, side_entry
 from sync.transport import MISCONFIGURED, TRANSPORT, Answered, Failed, Throttled, put_batch
 from sync.v2 import EVENT_BUS_ARN_PATTERN, V2_MAX_REQUEST_BYTES
 from tests.sync.conftest import (
@@ -33,6 +33,7 @@ from tests.sync.conftest import (
     event_ids,
     fill,
     receive_all,
+    record_events,
     v2_settings,
 )
 from tests.sync.faultproxy import FaultProxy, http_error
@@ -73,9 +74,10 @@ def test_engine_batches_up_to_100_entries(
     assert report.completed and report.delivered == BIG_BATCH
     stats = v2_route.endpoint.stats
     assert stats.largest_request_entries == 100
-    assert stats.published == BIG_BATCH and stats.deduplicated == 0
-    events = receive_all(sqs_client, v2_route.queue_url, BIG_BATCH)
-    assert sorted(event_ids(events)) == sorted(ids)
+    checkpoints = BIG_BATCH // recorder.journal.settings.checkpoint_every_records  # beside them
+    assert stats.published == BIG_BATCH + checkpoints and stats.deduplicated == 0
+    events = receive_all(sqs_client, v2_route.queue_url, BIG_BATCH + checkpoints)
+    assert sorted(event_ids(record_events(events))) == sorted(ids)
 
 
 def test_engine_keeps_requests_under_the_byte_cap(
@@ -140,18 +142,24 @@ def test_the_envelope_is_the_v1_rule_format(v2_route: V2Route, sqs_client: Any) 
     assert event["detail"] == {"event_id": "evt-env", "kind": "payment.card"}
 
 
-def test_alarms_go_through_v2_deduplicated_on_their_event_id(
+def test_side_events_go_through_v2_deduplicated_on_their_event_id(
     v2_route: V2Route, sqs_client: Any
 ) -> None:
     alarm = Alarm(7, "alarm-evt-1", "tampered", 12, "chain mismatch", "2026-01-02T03:04:05Z")
-    origin = AlarmOrigin(SOURCE, "unused-by-v2", STORE_ID, TERMINAL_ID, "journal-1")
+    checkpoint = Checkpoint(
+        3, "checkpoint-evt-1", "journal-1", 1, 12, "0" * 64, "ab" * 32, "2026-01-02T03:04:06Z"
+    )
+    origin = SideOrigin(SOURCE, "unused-by-v2", STORE_ID, TERMINAL_ID, "journal-1")
     client = v2_client(v2_route)
+    entries = [side_entry(alarm, origin), side_entry(checkpoint, origin)]
 
-    results = [put_batch(client, [alarm_entry(alarm, origin)]) for _ in range(2)]
+    results = [put_batch(client, entries) for _ in range(2)]
 
     assert all(isinstance(r, Answered) for r in results)
-    (event,) = receive_all(sqs_client, v2_route.queue_url, 1)
-    assert event["detail-type"] == "posd.alarm" and event["detail"]["seq"] == 12
+    events = receive_all(sqs_client, v2_route.queue_url, 2)
+    by_type = {event["detail-type"]: event["detail"] for event in events}
+    assert len(events) == 2 and by_type["posd.alarm"]["seq"] == 12
+    assert (by_type["posd.checkpoint"]["first_seq"], by_type["posd.checkpoint"]["count"]) == (1, 12)
 
 
 @pytest.mark.parametrize(

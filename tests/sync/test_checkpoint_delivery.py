@@ -1,0 +1,120 @@
+"""Checkpoints reach the bus through the engine's client: moto's EventBridge routes them to
+SQS with exactly the `posd.checkpoint/1` fields, and a consumer proves each range with them."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from posd.envelope import chain_next
+from posd.journal import Journal, JournalSettings
+from posd.recorder import Recorder
+from sync.side_events import CHECKPOINT_DETAIL_TYPE, CHECKPOINT_SCHEMA
+from tests.sync.conftest import (
+    SOURCE,
+    STORE_ID,
+    TERMINAL_ID,
+    EngineFactory,
+    Route,
+    fill,
+    receive_all,
+    record_events,
+)
+
+EVERY = 5
+RECORDS = 12  # two checkpoints by count (1..5, 6..10); 11..12 wait for the timer
+TIMER_SECONDS = 1.0
+WAIT_SECONDS = 20.0
+CHECKPOINT_FIELDS = {
+    "schema",
+    "event_id",
+    "journal_id",
+    "store_id",
+    "terminal_id",
+    "first_seq",
+    "last_seq",
+    "count",
+    "chain_before",
+    "chain",
+    "created_at",
+}
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """The sync fixtures' journal, cutting a checkpoint every five records or second."""
+    settings = JournalSettings(
+        checkpoint_every_records=EVERY, checkpoint_every_seconds=TIMER_SECONDS
+    )
+    with Journal.open(tmp_path / "state", settings) as opened:
+        yield opened
+
+
+def proves(checkpoint: dict[str, Any], records: dict[int, dict[str, Any]]) -> bool:
+    """The consumer's check: chain_next from chain_before over the range lands on chain."""
+    chain = bytes.fromhex(checkpoint["chain_before"])
+    for seq in range(checkpoint["first_seq"], checkpoint["last_seq"] + 1):
+        envelope = records[seq]["envelope"]
+        chain = chain_next(
+            chain,
+            base64.b64decode(envelope["aad"]),
+            base64.b64decode(envelope["nonce"]),
+            base64.b64decode(envelope["ciphertext"]),
+        )
+    return bool(chain.hex() == checkpoint["chain"])
+
+
+def test_checkpoints_are_delivered_with_exactly_the_documented_fields(
+    recorder: Recorder,
+    journal: Journal,
+    make_engine: EngineFactory,
+    aws_endpoint: str,
+    route: Route,
+    sqs_client: Any,
+) -> None:
+    fill(recorder, RECORDS)
+    engine = make_engine(aws_endpoint)
+    runner = threading.Thread(target=engine.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + WAIT_SECONDS
+    try:  # the engine's timer cuts 11..12 a second after it started, then sends it
+        while time.monotonic() < deadline:
+            status = journal.checkpoint_status()
+            if (status.last_seq, status.pending) == (RECORDS, 0):
+                break
+            time.sleep(0.05)
+    finally:
+        engine.stop()
+        runner.join(timeout=10)
+    assert journal.checkpoint_status().last_seq == RECORDS
+    assert journal.pending_side_events(10) == []  # all accepted by EventBridge
+
+    events = receive_all(sqs_client, route.queue_url, RECORDS + 3)
+    records = {e["detail"]["seq"]: e["detail"] for e in record_events(events)}
+    checkpoints = sorted(
+        (e for e in events if e["detail-type"] == CHECKPOINT_DETAIL_TYPE),
+        key=lambda e: e["detail"]["first_seq"],
+    )
+    assert sorted(records) == list(range(1, RECORDS + 1))
+    ranges = [(c["detail"]["first_seq"], c["detail"]["last_seq"]) for c in checkpoints]
+    assert ranges == [(1, 5), (6, 10), (11, 12)]
+    previous = "0" * 64
+    for event in checkpoints:
+        detail = event["detail"]
+        assert event["source"] == SOURCE
+        assert set(detail) == CHECKPOINT_FIELDS
+        assert detail["schema"] == CHECKPOINT_SCHEMA
+        assert (detail["store_id"], detail["terminal_id"]) == (STORE_ID, TERMINAL_ID)
+        assert detail["journal_id"] == journal.journal_id
+        assert detail["count"] == detail["last_seq"] - detail["first_seq"] + 1
+        assert detail["chain_before"] == previous
+        assert detail["chain"] == records[detail["last_seq"]]["chain"]
+        assert detail["created_at"].endswith("Z")
+        assert proves(detail, records)
+        previous = detail["chain"]
