@@ -109,7 +109,7 @@ MAX_SECRET_BYTES = 16_384
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
 # Purge erases at most this many seqs per transaction: a few ms of lock (bench/cost_growth.py).
-PURGE_CHUNK_ROWS = 1_000
+PURGE_CHUNK_ROWS = 500
 PURGE_PAUSE_SECONDS = 0.001  # between chunks: a capture waiting for the lock gets it
 # Capture's offline limits use the last summary plus this process's appends since, while that
 # summary is at most this old (the sync engine takes one every second): see backlog.py.
