@@ -14,6 +14,9 @@ and copied for each run, so later runs skip the build. Measured on each copy:
 - bytes on disk per record;
 - drain memory: a fresh process (spawned) opens the journal and drains the backlog to the
   local PutEvents endpoint of bench/drain.py; VmRSS before opening and VmHWM after;
+- the retention purge (`--purge-only`: that alone): its total time and the longest a capture
+  waited for the journal's lock meanwhile, with `--purge-expired` records past retention and
+  then with none;
 - append latency: `--appends` durable appends (synchronous=FULL, as the daemon does), each
   preceded by `Journal.summary()`, which `POST /v1/payments` runs for the offline limits
   (the backlog check; its first call, which the daemon makes at start, is shown apart).
@@ -28,9 +31,11 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -69,9 +74,13 @@ STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 DRAIN_TIMEOUT_SECONDS = 600.0
 CHILD_TIMEOUT_SECONDS = 900.0
 BENCH_KEY = "bench"  # the local endpoint checks no signature
-# The cached history must stay "within retention" however old the cache is: the purge is not
-# what this measures (it runs every purge_interval_seconds, 300 s by default).
+# The cached history must stay "within retention" however old the cache is: the drain's own
+# purge must not change what is measured. The purge is measured apart (`purge_cost`), with a
+# fixed number of records set past this retention on the copy.
 RETENTION_SECONDS = 10 * 365 * 86_400.0
+# The purge measurement: this many of the oldest delivered records are set past retention.
+DEFAULT_PURGE_EXPIRED = 5_000
+PROBE_PAUSE_SECONDS = 0.000_2  # between two takes of the lock by the probe
 # The issue's bar: at 1M records, append latency and drain memory within 1.2x of 10k.
 TARGET_RATIO = 1.2
 
@@ -207,6 +216,69 @@ def measure(size: int, backlog: int, endpoint: str, state_dir: Path) -> dict[str
     return figures
 
 
+class LockProbe:
+    """A thread that takes the journal's lock over and over, as a capture arriving at any
+    moment would (`Journal.append` takes it first): its longest wait is the longest the
+    purge kept a payment waiting. The lock also spans each SQLite write transaction."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._stop = threading.Event()
+        self.longest = 0.0
+        self.probes = 0
+        self._thread = threading.Thread(target=self._run, name="lock-probe")
+
+    def _run(self) -> None:
+        lock = self._journal._lock
+        while not self._stop.is_set():
+            asked = time.perf_counter()
+            with lock:
+                waited = time.perf_counter() - asked
+            self.longest = max(self.longest, waited)
+            self.probes += 1
+            time.sleep(PROBE_PAUSE_SECONDS)
+
+    def __enter__(self) -> LockProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed_purge(journal: Journal, delivered_before: float) -> dict[str, Any]:
+    with LockProbe(journal) as probe:
+        time.sleep(PROBE_PAUSE_SECONDS * 2)  # the probe is running before the purge starts
+        started = time.perf_counter()
+        erased = journal.purge_delivered(delivered_before)
+        seconds = time.perf_counter() - started
+    return {
+        "erased": erased,
+        "total_ms": _ms(seconds),
+        "longest_lock_wait_ms": _ms(probe.longest),
+        "probes": probe.probes,
+    }
+
+
+def purge_cost(state_dir: Path, expired: int) -> dict[str, Any]:
+    """The retention purge on a copy of the journal, as the sync engine runs it (at start,
+    then every purge_interval_seconds): first with the oldest `expired` delivered records past
+    retention (the same count at every size: purge should cost what it purges), then again
+    with nothing left to purge (the usual tick). Setting their delivery time back is setup."""
+    with Journal.open(state_dir) as journal:
+        cutoff = time.time() - RETENTION_SECONDS
+        journal._conn.execute(
+            "UPDATE records SET delivered_at = ? WHERE seq <= ? AND state = 'delivered'",
+            (cutoff - 1, expired),
+        )
+        journal.summary()  # the one count of delivered records, as the daemon before READY
+        due = timed_purge(journal, cutoff)
+        if due["erased"] != expired:
+            raise RuntimeError(f"purged {due['erased']} of {expired}")
+        return {"expired": due, "nothing_due": timed_purge(journal, cutoff)}
+
+
 def ratios(small: dict[str, Any], big: dict[str, Any]) -> dict[str, float]:
     def ratio(a: float, b: float) -> float:
         return round(b / a, 3) if a else float("nan")
@@ -223,6 +295,18 @@ def ratios(small: dict[str, Any], big: dict[str, Any]) -> dict[str, float]:
         ),
         "verify_per_record": ratio(small["verify_us_per_record"], big["verify_us_per_record"]),
         "bytes_per_record": ratio(small["bytes_per_record"], big["bytes_per_record"]),
+        **purge_ratios(small, big),
+    }
+
+
+def purge_ratios(small: dict[str, Any], big: dict[str, Any]) -> dict[str, float]:
+    def ratio(a: float, b: float) -> float:
+        return round(b / a, 3) if a else float("nan")
+
+    return {
+        f"purge_{case}_{figure}": ratio(small["purge"][case][figure], big["purge"][case][figure])
+        for case in ("expired", "nothing_due")
+        for figure in ("total_ms", "longest_lock_wait_ms")
     }
 
 
@@ -232,9 +316,16 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG)
     parser.add_argument("--appends", type=int, default=DEFAULT_APPENDS, help="per size")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="interleaved")
+    parser.add_argument(
+        "--purge-expired", type=int, default=DEFAULT_PURGE_EXPIRED, help="records past retention"
+    )
+    parser.add_argument("--purge-only", action="store_true", help="measure the purge alone")
     args = parser.parse_args()
     sizes = sorted(args.sizes)
     CACHE.mkdir(parents=True, exist_ok=True)
+    if args.purge_only:
+        print(json.dumps(purge_only(sizes, args.backlog, args.purge_expired), indent=2))
+        return
     with put_events_endpoint() as endpoint, tempfile.TemporaryDirectory(dir=CACHE.parent) as work:
         state_dirs = [Path(work) / f"state-{n}" for n in sizes]
         runs = [
@@ -243,6 +334,8 @@ def main() -> None:
         appended = append_latency(state_dirs, args.appends, args.rounds)
         for run, figures in zip(runs, appended, strict=True):
             run.update(figures)
+        for run, state_dir in zip(runs, state_dirs, strict=True):
+            run["purge"] = purge_cost(state_dir, args.purge_expired)
     growth = ratios(runs[0], runs[-1])
     result = {
         "benchmark": "cost_growth",
@@ -257,6 +350,21 @@ def main() -> None:
         },
     }
     print(json.dumps(result, indent=2))
+
+
+def purge_only(sizes: list[int], backlog: int, expired: int) -> dict[str, Any]:
+    runs = []
+    with tempfile.TemporaryDirectory(dir=CACHE.parent) as work:
+        for size in sizes:
+            state_dir = Path(work) / f"state-{size}"
+            copy_journal(history_journal(size, backlog, STORE_ID, TERMINAL_ID)[0], state_dir)
+            runs.append({"records": size, "purge": purge_cost(state_dir, expired)})
+            shutil.rmtree(state_dir)
+    return {
+        "benchmark": "cost_growth --purge-only",
+        "runs": runs,
+        f"ratios_{sizes[-1]}_to_{sizes[0]}": purge_ratios(runs[0], runs[-1]),
+    }
 
 
 if __name__ == "__main__":

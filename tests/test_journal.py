@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import itertools
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,9 +19,17 @@ from posd.errors import JournalFullError, SchemaError, UsageError
 from posd.journal import JOURNAL_FILE, DuplicateClientRef, Journal, JournalSettings
 from posd.journal.schema import SCHEMA_VERSION
 from posd.journal.settings import MIB
+from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.outbox import Delivered, Outbox
-from tests.cards import TEST_PANS, VISA_TEST_PAN, payment_meta, payment_secret
+from tests.cards import (
+    STORE_ID,
+    TERMINAL_ID,
+    TEST_PANS,
+    VISA_TEST_PAN,
+    payment_meta,
+    payment_secret,
+)
 from tests.conftest import query_file
 
 LEASE = 30.0
@@ -41,7 +54,7 @@ def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
         "synchronous": "full",
         "secure_delete": True,
     }
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o600
 
@@ -324,17 +337,20 @@ def test_a_version_1_journal_migrates_forward_keeping_its_records(
     journal.close()
     conn = raw(state_dir)
     # what a journal written by schema version 1 lacks: alarms (v2), partial indexes (v3),
-    # checkpoints (v4)
+    # checkpoints (v4), the data keys' last seq (v5)
     conn.execute("DROP TABLE alarms")
     conn.execute("DROP INDEX records_pending")
     conn.execute("DROP INDEX records_quarantined")
     conn.execute("DROP TABLE checkpoints")
+    conn.execute("ALTER TABLE data_keys DROP COLUMN last_seq")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Journal.open(state_dir) as reopened:
         assert reopened.summary().pending == 3
         assert reopened.pending_alarms(10) == []
         assert reopened.verify().ok
+        # keys already stored are closed at the last seq: no record above it used them
+        assert query_file(reopened, "SELECT DISTINCT last_seq FROM data_keys") == [(3,)]
     assert raw(state_dir).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -390,3 +406,175 @@ def test_concurrent_capture_across_key_rotations(state_dir: Path, tmp_path: Path
     assert len({r.data_key.key_id for r in records}) > 10
     opened = {open_sealed(source.unwrap(r.data_key), r.nonce, r.ciphertext, r.aad) for r in records}
     assert opened == {f"{w}-{i}".encode() for w in range(threads) for i in range(per_thread)}
+
+
+# -- purge at any journal size: bounded chunks, keys by last seq, crash safety ------------------
+
+PURGE_UPDATE = "UPDATE records SET state = 'purged'"
+
+
+def deliver(journal: Journal, seqs: range | list[int], at: float) -> None:
+    journal.lease(len(seqs) + 100, time.time(), LEASE)
+    journal.mark_delivered([Delivered(s, f"eb-{s}") for s in seqs], at)
+
+
+def traced_purge(journal: Journal, before: float, chunk_rows: int) -> tuple[int, list[str]]:
+    statements: list[str] = []
+    journal._conn.set_trace_callback(statements.append)
+    try:
+        erased = journal.purge_in_chunks(before, chunk_rows)
+    finally:
+        journal._conn.set_trace_callback(None)
+    return erased, statements
+
+
+def test_purge_goes_in_chunks_each_its_own_transaction(
+    recorder: Recorder, journal: Journal
+) -> None:
+    capture(recorder, 23)
+    now = time.time()
+    deliver(journal, range(1, 24), now - 1000)
+    erased, statements = traced_purge(journal, now - 500, chunk_rows=4)
+    assert erased == 23
+    updates = [i for i, sql in enumerate(statements) if sql.startswith(PURGE_UPDATE)]
+    assert len(updates) == 6  # 23 seqs, 4 a chunk
+    for first, second in itertools.pairwise(updates):
+        assert "COMMIT" in statements[first:second]  # the lock is released between chunks
+    assert query_file(journal, "SELECT COUNT(*) FROM records") == [(0,)]
+    assert capture(recorder, 1) == [24]
+    assert journal.verify().ok
+
+
+def test_a_capture_is_taken_between_purge_chunks(recorder: Recorder, journal: Journal) -> None:
+    """A real thread purges while this one captures: the capture does not wait for the purge."""
+    capture(recorder, 150)
+    now = time.time()
+    deliver(journal, range(1, 151), now - 1000)
+    started, finished = threading.Event(), threading.Event()
+
+    def purge() -> None:
+        journal._conn.set_trace_callback(
+            lambda sql: started.set() if sql.startswith(PURGE_UPDATE) else None
+        )
+        journal.purge_in_chunks(now - 500, 1)
+        finished.set()
+
+    purger = threading.Thread(target=purge)
+    purger.start()
+    assert started.wait(10)
+    capture(recorder, 1)
+    captured_during_purge = not finished.is_set()
+    purger.join()
+    journal._conn.set_trace_callback(None)
+    assert captured_during_purge
+    assert journal.verify().ok
+
+
+def test_purge_never_takes_undelivered_or_young_records(
+    recorder: Recorder, journal: Journal
+) -> None:
+    capture(recorder, 12)
+    now = time.time()
+    deliver(journal, [1, 2, 3, 6, 8], now - 1000)
+    deliver(journal, [7], now)
+    journal.quarantine(5, "tampered: chain mismatch")
+    assert journal.purge_in_chunks(now - 500, 2) == 4  # 1-3 and 6
+    kept = "SELECT seq, state, ciphertext IS NOT NULL FROM records ORDER BY seq"
+    assert query_file(journal, kept) == [
+        (4, "pending", 1),
+        (5, "quarantined", 1),
+        (6, "purged", 0),
+        (7, "delivered", 1),  # within retention
+        (8, "delivered", 1),  # old, but behind 7: it goes when 7 does (later, never earlier)
+        *[(s, "pending", 1) for s in range(9, 13)],
+    ]
+    assert journal.purge_in_chunks(now + 1, 2) == 2
+    assert journal.summary().pending == 5 and journal.summary().quarantined == 1
+    assert journal.verify().ok
+
+
+def test_purge_drops_a_data_key_once_its_last_record_is_gone(
+    recorder: Recorder, journal: Journal
+) -> None:
+    capture(recorder, 12)  # the key rotates every 5 records: 1-5, 6-10, 11-12 (in use)
+    key_of = dict(query_file(journal, "SELECT seq, data_key_id FROM records"))
+    assert len({key_of[1], key_of[6], key_of[11]}) == 3
+    deliver(journal, range(1, 13), time.time() - 1000)
+    keys = "SELECT key_id FROM data_keys ORDER BY key_id"
+    journal.purge_in_chunks(time.time(), 7)
+    assert query_file(journal, keys) == [(key_of[11],)]  # the key in use stays
+    assert capture(recorder, 1) == [13]
+    assert journal.verify().ok
+
+
+def test_purge_keeps_a_key_its_remaining_records_use(recorder: Recorder, journal: Journal) -> None:
+    capture(recorder, 12)
+    key_of = dict(query_file(journal, "SELECT seq, data_key_id FROM records"))
+    deliver(journal, range(1, 8), time.time() - 1000)
+    journal.purge_in_chunks(time.time(), 3)
+    keys = {row[0] for row in query_file(journal, "SELECT key_id FROM data_keys")}
+    assert keys == {key_of[8], key_of[11]}  # 1-5's key went; 8-10 still need theirs
+    assert journal.verify().ok
+
+
+def test_purge_does_not_scan_the_records_table(recorder: Recorder, journal: Journal) -> None:
+    capture(recorder, 12)
+    now = time.time()
+    deliver(journal, [1, 2, 3, 5, 6, 9], now - 1000)
+    deliver(journal, [10], now)
+    _, statements = traced_purge(journal, now - 500, chunk_rows=3)
+    plans: list[str] = []
+    for sql in statements:
+        if sql.startswith("PRAGMA foreign_keys"):  # a deleted data key is checked by a scan
+            journal._conn.execute(sql)  # so each statement is planned as it ran
+        elif sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
+            plans += [str(row[3]) for row in journal._conn.execute("EXPLAIN QUERY PLAN " + sql)]
+    assert journal._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # left on
+    assert "DELETE FROM data_keys" in " ".join(statements)
+    assert any("INTEGER PRIMARY KEY" in plan for plan in plans), plans
+    assert not [plan for plan in plans if plan.startswith("SCAN records")], plans
+
+
+KILLED_PURGE = """
+import sys, time
+from pathlib import Path
+from posd.journal import Journal
+
+journal = Journal.open(Path(sys.argv[1]))
+journal._conn.set_trace_callback(lambda sql: print(sql, flush=True))
+journal.purge_in_chunks(time.time(), 5)
+"""
+
+
+def test_a_purge_killed_midway_leaves_a_consistent_journal(
+    local_key_provider: RotatingKeyProvider, state_dir: Path
+) -> None:
+    with Journal.open(state_dir) as journal:
+        capture(Recorder(journal, local_key_provider, STORE_ID, TERMINAL_ID), 300)
+        deliver(journal, range(1, 301), time.time() - 1000)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PURGE, str(state_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    commits = 0
+    for line in child.stdout:
+        commits += line.strip() == "COMMIT"
+        if commits == 4:
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with Journal.open(state_dir) as journal:
+        assert journal.verify().ok
+        left = query_file(journal, "SELECT COUNT(*) FROM records")[0][0]
+        assert 0 < left < 300  # killed midway
+        erased_payloads = (
+            "SELECT COUNT(*) FROM records WHERE state = 'purged' AND ciphertext IS NULL"
+        )
+        assert query_file(journal, erased_payloads)[0][0] == journal.stats()["records"].get(
+            "purged", 0
+        )
+        journal.purge_delivered(time.time())
+        assert query_file(journal, "SELECT COUNT(*) FROM records") == [(0,)]
+        assert capture(Recorder(journal, local_key_provider, STORE_ID, TERMINAL_ID), 1) == [301]
+        assert journal.verify().ok

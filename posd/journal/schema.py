@@ -128,7 +128,19 @@ def _v4(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
+def _v5(db: sqlite_utils.Database) -> None:
+    """`data_keys.last_seq`: the highest seq that may use the key, NULL while a writer may still
+    use it (`Journal.append` closes a key when it moves to another one, and on `close`).
+
+    Purge removes a key once the journal's front is past its `last_seq`, without asking the
+    records table which keys it still references: that question had no index and scanned the
+    whole journal under the write lock (bench/cost_growth.py: 0.7-1.9 s at a million records).
+    Keys already stored are closed at the current last seq: no record above it exists yet."""
+    db.execute("ALTER TABLE data_keys ADD COLUMN last_seq INTEGER")
+    db.execute("UPDATE data_keys SET last_seq = (SELECT COALESCE(MAX(seq), 0) FROM records)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

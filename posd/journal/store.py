@@ -108,6 +108,9 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+# Purge erases at most this many seqs per transaction: a few ms of lock (bench/cost_growth.py).
+PURGE_CHUNK_ROWS = 500
+PURGE_PAUSE_SECONDS = 0.001  # between chunks: a capture waiting for the lock gets it
 # Capture's offline limits use the last summary plus this process's appends since, while that
 # summary is at most this old (the sync engine takes one every second): see backlog.py.
 BACKLOG_BOUND_MAX_AGE_SECONDS = 3.0
@@ -165,7 +168,9 @@ class Journal:
         self.settings = settings
         self._clock = clock
         self._lock = threading.RLock()
-        self._known_keys: set[str] = set()
+        # The data key this writer's last append used: its `data_keys.last_seq` is NULL (open)
+        # until the writer moves to another key or closes (see schema v5).
+        self._open_key: str | None = None
         self._tail_cache: tuple[int, bytes] | None = None
         # Where the last checkpoint ended (cached like the tail: appends compare against it).
         self._covered_cache: checkpoints.Mark | None = None
@@ -342,6 +347,11 @@ class Journal:
         with self._lock, self._read_lock:
             if self._reader is not None:
                 self._reader.close()
+            if self._open_key is not None and self._tail_cache is not None:
+                with contextlib.suppress(sqlite3.DatabaseError, JournalError):
+                    # Best effort: a key left open is only kept longer, never lost.
+                    key, (last_seq, _) = self._open_key, self._tail_cache
+                    self._write(lambda conn: _close_key(conn, key, last_seq))
             self._conn.close()
             if self._identity is not None:
                 self._identity.close()
@@ -478,19 +488,8 @@ class Journal:
         def body(conn: sqlite3.Connection) -> OutboxRecord:
             self._check_capacity(conn)
             last_seq, previous = self._tail(conn)
-            if data_key.key_id not in self._known_keys:
-                conn.execute(
-                    "INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        data_key.key_id,
-                        data_key.provider,
-                        data_key.key_arn,
-                        data_key.algorithm,
-                        data_key.wrapped_key,
-                        canonical_ascii_json(dict(data_key.encryption_context)).decode(),
-                        self._clock(),
-                    ),
-                )
+            if data_key.key_id != self._open_key:
+                self._switch_key(conn, data_key, last_seq)
             identity = RecordIdentity(
                 seq=last_seq + 1,
                 event_id=event_id,
@@ -554,7 +553,7 @@ class Journal:
 
         def committed(record: OutboxRecord) -> None:
             self._backlog.appended(record.seq, *pending_amount(meta_text), captured_at)
-            self._known_keys.add(data_key.key_id)
+            self._open_key = data_key.key_id
             self._tail_cache = (record.seq, bytes.fromhex(record.chain))
             self._covered_cache = covered[0]
             if self._identity is not None:
@@ -573,6 +572,26 @@ class Journal:
                 raise JournalFullError(f"journal cannot grow: {error}") from error
             raise JournalError(f"{self.path}: append failed: {error}") from error
         return record
+
+    def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
+        """Store `data_key` if purge removed it (or it is new) and open it; close the key this
+        writer used before at `last_seq`, the last record that can use it (schema v5)."""
+        conn.execute(
+            "INSERT OR IGNORE INTO data_keys (key_id, provider, key_arn, algorithm, wrapped_key, "
+            "encryption_context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                data_key.key_id,
+                data_key.provider,
+                data_key.key_arn,
+                data_key.algorithm,
+                data_key.wrapped_key,
+                canonical_ascii_json(dict(data_key.encryption_context)).decode(),
+                self._clock(),
+            ),
+        )
+        conn.execute("UPDATE data_keys SET last_seq = NULL WHERE key_id = ?", (data_key.key_id,))
+        if self._open_key is not None:
+            _close_key(conn, self._open_key, last_seq)
 
     def _cover(
         self, conn: sqlite3.Connection, end: checkpoints.Mark, created_at: str
@@ -1140,54 +1159,73 @@ class Journal:
     # -- retention ---------------------------------------------------------------------------
 
     def purge_delivered(self, delivered_before: float) -> int:
+        """Erase delivered records older than `delivered_before`, `PURGE_CHUNK_ROWS` seqs a
+        transaction (`purge_in_chunks`). Returns how many were erased."""
+        return self.purge_in_chunks(delivered_before, PURGE_CHUNK_ROWS)
+
+    def purge_in_chunks(self, delivered_before: float, chunk_rows: int) -> int:
         """Erase delivered records older than `delivered_before`. Returns how many were erased.
 
         Payloads are erased at once (`secure_delete` overwrites them); the rows themselves go
         only from the front of the journal, leaving the chain value of the last one removed as
         the anchor that verification starts from. A purged row behind a pending or quarantined
         one stays as a payload-less link until the front catches up.
+
+        The work is done in chunks of `chunk_rows` seqs, each its own short transaction,
+        with the lock released between them so that captures interleave: the lock is never held
+        for long, whatever the journal holds. The walk goes forward from the front and stops at
+        the first record delivered within retention, so it costs what it purges (plus the
+        backlog it steps over), not the journal. A record delivered late therefore holds the
+        ones after it until it too is old enough: purge may come later, never earlier.
         """
-        self._priority.yield_to_capture()
-
-        def body(conn: sqlite3.Connection) -> int:
-            erased = conn.execute(
-                "UPDATE records SET state = 'purged', nonce = NULL, ciphertext = NULL, "
-                "client_ref = NULL WHERE state = 'delivered' AND delivered_at < ?",
-                (delivered_before,),
-            ).rowcount
-            live = conn.execute("SELECT MIN(seq) FROM records WHERE state != 'purged'").fetchone()[
-                0
-            ]
-            prefix = "SELECT seq, chain FROM records WHERE state = 'purged'"
-            args: tuple[int, ...] = ()
-            if live is not None:
-                prefix += " AND seq < ?"
-                args = (live,)
-            last = conn.execute(prefix + " ORDER BY seq DESC LIMIT 1", args).fetchone()
-            if last is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO journal_state VALUES (?, ?), (?, ?)",
-                    (ANCHOR_SEQ, str(last[0]).encode(), ANCHOR_CHAIN, bytes(last[1])),
-                )
-                conn.execute("DELETE FROM records WHERE state = 'purged' AND seq <= ?", (last[0],))
-            conn.execute(
-                "DELETE FROM data_keys "
-                "WHERE key_id NOT IN (SELECT DISTINCT data_key_id FROM records)"
-            )
-            checkpoints.forget_sent(conn)
-            return int(erased)
-
+        erased = 0
         try:
-            count: int = self._write(body, self._purged)
+            after = self._write(_front) - 1
+            while True:
+                self._priority.yield_to_capture()
+                step: _PurgeStep = self._write(
+                    functools.partial(
+                        _purge_chunk, after=after, before=delivered_before, rows=chunk_rows
+                    ),
+                    self._purged,
+                )
+                erased += step.erased
+                if step.done:
+                    break
+                after = step.through
+                time.sleep(PURGE_PAUSE_SECONDS)  # hand the lock to a waiting capture
         except sqlite3.DatabaseError as error:
             # A damaged journal keeps what it holds until a technician repairs or resets it.
             log.error("journal.purge_failed", error=str(error))
-            return 0
-        return count
+            return erased
+        self._drop_spent_keys()
+        return erased
 
-    def _purged(self, erased: int) -> None:
-        self._known_keys.clear()
-        self._count_delivered(-erased)  # purging takes delivered records only
+    def _drop_spent_keys(self) -> None:
+        """Delete the data keys whose `last_seq` is behind the front: no row can use them.
+
+        Foreign keys are off for this one statement: SQLite checks a deleted parent key by
+        scanning `records` (no index on `data_key_id`, on purpose: one more page per append),
+        a scan of the whole journal per key; `last_seq`, kept in the same transactions as the
+        appends, already proves that no row refers to these keys (schema v5)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it
+            try:
+                self._write(
+                    lambda c: c.execute(
+                        "DELETE FROM data_keys "
+                        "WHERE last_seq < (SELECT COALESCE(MIN(seq), ?) FROM records)",
+                        (_NO_SEQ,),
+                    )
+                )
+            except sqlite3.DatabaseError as error:
+                log.error("journal.purge_failed", error=str(error))
+            finally:
+                conn.execute("PRAGMA foreign_keys=ON")
+
+    def _purged(self, step: _PurgeStep) -> None:
+        self._count_delivered(-step.erased)  # purging takes delivered records only
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -1311,6 +1349,79 @@ class Journal:
 LEASE_OVER = "(r.leased_until <= ? OR r.leased_until > ?)"
 RELEASE_AROUND_DAMAGE_ROWS = 10_000  # a bound on row-by-row work at shutdown
 RELEASE_LEASES = "UPDATE records SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
+
+
+@dataclasses.dataclass(frozen=True)
+class _PurgeStep:
+    erased: int
+    through: int  # the last seq this step looked at
+    done: bool
+
+
+_NO_SEQ = 2**63 - 1  # above every seq: with no row left, every closed key is spent
+
+
+def _front(conn: sqlite3.Connection) -> int:
+    """The first seq still in the file (one past the last, if it holds none)."""
+    # One aggregate a query: MIN and MAX together would scan an index instead of seeking.
+    first = conn.execute("SELECT MIN(seq) FROM records").fetchone()[0]
+    if first is not None:
+        return int(first)
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]) + 1
+
+
+def _purge_chunk(conn: sqlite3.Connection, *, after: int, before: float, rows: int) -> _PurgeStep:
+    """One bounded step of `Journal.purge_delivered`: erase the payloads of the seqs after
+    `after` delivered before `before` (at most `rows` seqs, up to the first record delivered within
+    retention), then move the front past the purged rows it leads with. Seq ranges walk the
+    primary key: no statement here scans the table."""
+    through = after + rows
+    young = conn.execute(
+        "SELECT MIN(seq) FROM records WHERE seq > ? AND seq <= ? "
+        "AND state = 'delivered' AND delivered_at >= ?",
+        (after, through, before),
+    ).fetchone()[0]
+    if young is not None:
+        through = int(young) - 1
+    erased = conn.execute(
+        "UPDATE records SET state = 'purged', nonce = NULL, ciphertext = NULL, "
+        "client_ref = NULL WHERE seq > ? AND seq <= ? "
+        "AND state = 'delivered' AND delivered_at < ?",
+        (after, through, before),
+    ).rowcount
+    _advance_front(conn, rows)
+    tail = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
+    return _PurgeStep(int(erased), through, young is not None or through >= int(tail))
+
+
+def _advance_front(conn: sqlite3.Connection, rows: int) -> None:
+    """Delete the purged rows the journal starts with (at most a chunk of them) and keep the
+    chain value of the last one as the anchor."""
+    front = _front(conn)
+    live = conn.execute(
+        "SELECT seq FROM records WHERE seq >= ? AND seq < ? AND state != 'purged' "
+        "ORDER BY seq LIMIT 1",
+        (front, front + rows),
+    ).fetchone()
+    bound = int(live[0]) if live is not None else front + rows
+    last = conn.execute(
+        "SELECT seq, chain FROM records WHERE seq < ? ORDER BY seq DESC LIMIT 1", (bound,)
+    ).fetchone()
+    if last is None:
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO journal_state VALUES (?, ?), (?, ?)",
+        (ANCHOR_SEQ, str(last[0]).encode(), ANCHOR_CHAIN, bytes(last[1])),
+    )
+    conn.execute("DELETE FROM records WHERE seq <= ?", (last[0],))
+    checkpoints.forget_sent(conn)
+
+
+def _close_key(conn: sqlite3.Connection, key_id: str, last_seq: int) -> None:
+    conn.execute(
+        "UPDATE data_keys SET last_seq = ? WHERE key_id = ? AND last_seq IS NULL",
+        (last_seq, key_id),
+    )
 
 
 def _hide(conn: sqlite3.Connection, seqs: Sequence[int], now: float, until: float) -> set[int]:
