@@ -33,6 +33,7 @@ from sync.errors import EventBuildError
 from sync.events import Entry, EventBuilder
 from sync.link import LinkMonitor
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
+from sync.ratelimit import AdaptiveRateLimiter
 from sync.results import judge
 from sync.settings import SyncSettings
 from sync.status import DrainProgress, DrainReport, SyncStatus
@@ -111,6 +112,15 @@ class SyncEngine:
             settings.max_in_flight,
             settings.throttle_decrease_factor,
         )
+        self._limiter = AdaptiveRateLimiter(
+            clock(),
+            min_rate=settings.rate_min_per_second,
+            scale_constant=settings.rate_scale_constant,
+            decrease_factor=settings.rate_decrease_factor,
+            min_capacity=settings.max_entries_per_request,
+            active=settings.rate_limit,
+        )
+        self._rate_delay = 0.0  # seconds until the rate limiter lets the next batch go
         self._timeouts = TimeoutAdapter(
             settings.read_timeout_seconds,
             settings.max_read_timeout_seconds,
@@ -272,6 +282,8 @@ class SyncEngine:
 
     def _wait(self) -> None:
         timeout = self._settings.idle_poll_seconds
+        if self._rate_delay > 0:
+            timeout = min(timeout, self._rate_delay)
         if self._in_flight:
             wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
@@ -293,10 +305,16 @@ class SyncEngine:
     def _fill(self, now: float) -> None:
         if not self._link.may_send(now):
             return
+        self._rate_delay = 0.0
         while len(self._in_flight) < self._allowed_in_flight():
             batch = self._next_batch(now)
             if batch is None:
                 return
+            self._rate_delay = self._limiter.delay(len(batch), now)
+            if self._rate_delay > 0:
+                return  # no prefetch either: the held batch waits for the rate limiter
+            self._held.popleft()
+            self._limiter.on_send(len(batch), now)
             ticket = self._window.ticket()
             client = self._clients(self._timeouts.read_timeout)
             request = [entry.request_entry for entry in batch]
@@ -310,18 +328,23 @@ class SyncEngine:
             self._lease(now)
 
     def _next_batch(self, now: float) -> list[Entry] | None:
+        """The next held batch (left held), leasing more when none is."""
         max_age = self._settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION
         while self._held and now - self._held[0].leased_at > max_age:
             self._held.popleft()
         if not self._held:
             self._lease(now)
-        return self._held.popleft().entries if self._held else None
+        return self._held[0].entries if self._held else None
 
     def _lease(self, now: float) -> None:
         settings = self._settings
         per_request = self._timeouts.entries_per_request
         # Lease a whole window's worth at once: fewer journal transactions per event.
-        limit = self._allowed_in_flight() * per_request
+        limit = self._limiter.lease_limit(
+            self._allowed_in_flight() * per_request,
+            settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION,
+            now,
+        )
         lease = self._outbox.lease(limit, now, settings.lease_seconds)
         for refused in lease.quarantined:
             self._note_outbox_quarantine(refused)
@@ -375,6 +398,7 @@ class SyncEngine:
                 self._quarantine(record, reason)
             for error, group in _group_by_error(verdict.retry).items():
                 self._retry_later(group, now, error)
+            self._limiter.on_answer(verdict.throttled, now)
             with self._lock:
                 if verdict.throttled:
                     self._window.on_congestion(flight.ticket)
@@ -382,6 +406,7 @@ class SyncEngine:
                     self._window.on_success()
             return verdict.delivered
         if isinstance(result, Throttled):
+            self._limiter.on_answer(True, now)
             with self._lock:
                 self._window.on_congestion(flight.ticket)
             self._retry_later(records, now, result.error)

@@ -1,0 +1,197 @@
+"""Client-side send-rate limiter: the AWS SDKs' "adaptive" retry mode, counted in entries.
+
+EventBridge's PutEvents quota is account-wide and counted in entries; when a regional outage
+ends, a whole fleet reconnects at once and each terminal would offer its whole backlog in the
+first second. This limiter follows botocore's adaptive mode (`botocore/retries/adaptive.py`,
+`bucket.py`, `throttling.py`): a token bucket gates sending, and its fill rate follows a CUBIC
+curve, cut by `decrease_factor` from the measured send rate on throttling, then grown back
+smoothly (slowly near the rate that was throttled, faster further from it).
+
+Differences from botocore, and why:
+
+- Tokens are entries, not requests: the quota is per entry, and a 10-entry request costs ten
+  times a 1-entry one. The bucket holds at least one full request's worth, so a request is
+  never starved by its size.
+- It never blocks: `delay` says how long until a request of `n` entries may go, and the
+  engine's single driver thread keeps working (collecting answers) meanwhile.
+- Throttling is the share of throttled entries in an answer, so a partly throttled request
+  counts as throttling (botocore sees one error per request).
+- After a throttle a terminal's own answers keep it honest: a clean answer may raise the rate,
+  but never above `MAX_RATE_ADJUST_SCALE` x the rate actually measured (botocore's rule), so a
+  terminal that sent little cannot claim a high rate.
+
+Like botocore, the limiter stays out of the way until the first throttle: a lone terminal
+draining to an unthrottled endpoint is never slowed, and an idle engine never waits on it.
+Times are whatever clock the caller passes (`now`), so tests inject one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# botocore's constants (retries/throttling.py, adaptive.py, bucket.py).
+DEFAULT_SCALE_CONSTANT = 0.4
+DEFAULT_DECREASE_FACTOR = 0.7
+DEFAULT_MIN_RATE = 0.5
+MAX_RATE_ADJUST_SCALE = 2.0
+RATE_SMOOTHING = 0.8
+RATE_BUCKET_SECONDS = 0.5
+# Floating-point slack: a bucket this close to enough tokens is enough (else a wake-up at the
+# computed instant could find 1e-14 tokens missing and wait again for nothing).
+TOKEN_EPSILON = 1e-9
+
+
+class SendRateMeter:
+    """Smoothed rate of entries sent, updated once per `RATE_BUCKET_SECONDS` time bucket
+    (botocore's `RateClocker`)."""
+
+    def __init__(self, now: float) -> None:
+        self._rate = 0.0
+        self._count = 0.0
+        self._last_bucket = self._bucket(now)
+
+    @staticmethod
+    def _bucket(now: float) -> float:
+        return math.floor(now / RATE_BUCKET_SECONDS) * RATE_BUCKET_SECONDS
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def record(self, amount: int, now: float) -> float:
+        bucket = self._bucket(now)
+        self._count += amount
+        if bucket > self._last_bucket:
+            current = self._count / (bucket - self._last_bucket)
+            self._rate = current * RATE_SMOOTHING + self._rate * (1 - RATE_SMOOTHING)
+            self._count = 0.0
+            self._last_bucket = bucket
+        return self._rate
+
+
+class CubicRate:
+    """The CUBIC congestion curve (botocore's `CubicCalculator`): after a throttle at rate
+    `w_max`, the rate restarts at `w_max * beta` and follows
+    `scale * (t - k) ** 3 + w_max`, flat around `w_max` (at `t = k`) and steep beyond."""
+
+    def __init__(self, now: float, scale_constant: float, beta: float) -> None:
+        self._scale = scale_constant
+        self._beta = beta
+        self._w_max = 0.0
+        self._k = 0.0
+        self._last_throttle = now
+
+    def on_success(self, now: float) -> float:
+        elapsed = now - self._last_throttle
+        return self._scale * (elapsed - self._k) ** 3 + self._w_max
+
+    def on_throttle(self, rate: float, now: float) -> float:
+        self._w_max = rate
+        self._k = (rate * (1 - self._beta) / self._scale) ** (1 / 3)
+        self._last_throttle = now
+        return rate * self._beta
+
+
+@dataclass(frozen=True)
+class LimiterSnapshot:
+    enabled: bool
+    fill_rate: float | None  # entries/s; None while the limiter is not engaged
+    tokens: float
+    measured_rate: float
+
+
+class AdaptiveRateLimiter:
+    """A token bucket of entries whose fill rate adapts to throttling. Not thread-safe: the
+    engine's driver thread owns it."""
+
+    def __init__(
+        self,
+        now: float,
+        *,
+        min_rate: float = DEFAULT_MIN_RATE,
+        scale_constant: float = DEFAULT_SCALE_CONSTANT,
+        decrease_factor: float = DEFAULT_DECREASE_FACTOR,
+        min_capacity: float = 1.0,
+        active: bool = True,
+    ) -> None:
+        if min_rate <= 0 or scale_constant <= 0 or not 0 < decrease_factor < 1:
+            raise ValueError("min_rate and scale_constant must be > 0, decrease_factor in (0, 1)")
+        self._active = active
+        self._min_rate = min_rate
+        self._min_capacity = max(1.0, min_capacity)
+        self._cubic = CubicRate(now, scale_constant, decrease_factor)
+        self._meter = SendRateMeter(now)
+        self._enabled = False
+        self._fill_rate = min_rate
+        self._capacity = self._min_capacity
+        self._tokens = 0.0
+        self._stamp = now
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def delay(self, amount: int, now: float) -> float:
+        """Seconds until `amount` entries may be sent (0: now). Takes nothing."""
+        if not self._enabled:
+            return 0.0
+        self._refill(now)
+        missing = min(float(amount), self._capacity) - self._tokens
+        return missing / self._fill_rate if missing > TOKEN_EPSILON else 0.0
+
+    def lease_limit(self, wanted: int, seconds: float, now: float) -> int:
+        """At most `wanted`, and no more entries than may be sent within `seconds` (but at
+        least one bucketful): the engine leases no more, so records do not sit out their
+        lease waiting here."""
+        if not self._enabled:
+            return wanted
+        self._refill(now)
+        affordable = max(self._capacity, self._tokens + self._fill_rate * seconds)
+        return min(wanted, math.floor(affordable))
+
+    def on_send(self, amount: int, now: float) -> None:
+        """`amount` entries are being sent now (after `delay` said 0)."""
+        self._meter.record(amount, now)
+        if self._enabled:
+            self._refill(now)
+            # A request larger than the bucket (possible only just after a cut) empties it.
+            self._tokens = max(0.0, self._tokens - amount)
+
+    def on_answer(self, throttled: bool, now: float) -> None:
+        """An answer came back; `throttled` when any of its entries (or all) were throttled.
+        An inactive limiter (`active=False`: switched off in the settings) never engages."""
+        if not self._active:
+            return
+        measured = self._meter.record(0, now)
+        if throttled:
+            rate = measured if not self._enabled else min(measured, self._fill_rate)
+            new_rate = self._cubic.on_throttle(rate, now)
+            if not self._enabled:
+                self._enabled = True
+                self._stamp = now
+        elif self._enabled:
+            new_rate = self._cubic.on_success(now)
+        else:
+            return
+        self._set_rate(min(new_rate, MAX_RATE_ADJUST_SCALE * measured), now)
+
+    def snapshot(self) -> LimiterSnapshot:
+        return LimiterSnapshot(
+            self._enabled,
+            self._fill_rate if self._enabled else None,
+            self._tokens,
+            self._meter.rate,
+        )
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        # Fill at the old rate up to now first, so the new rate applies from now only.
+        self._refill(now)
+        self._fill_rate = max(rate, self._min_rate)
+        self._capacity = max(self._fill_rate, self._min_capacity)
+        self._tokens = min(self._tokens, self._capacity)
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._stamp)  # a clock stepping back adds nothing
+        self._tokens = min(self._capacity, self._tokens + elapsed * self._fill_rate)
+        self._stamp = now

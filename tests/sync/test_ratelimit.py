@@ -1,0 +1,183 @@
+"""The adaptive rate limiter: dormant until throttled, cuts on throttling, grows back along
+CUBIC, never hands out tokens it does not have. Time is passed in (no sleeping, no timing)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.ratelimit import (
+    DEFAULT_DECREASE_FACTOR,
+    MAX_RATE_ADJUST_SCALE,
+    RATE_BUCKET_SECONDS,
+    AdaptiveRateLimiter,
+    CubicRate,
+    SendRateMeter,
+)
+
+T0 = 1_000.0
+BATCH = 10
+
+
+def limiter_sending_at(rate: float, seconds: float, **options: float) -> AdaptiveRateLimiter:
+    """A limiter that saw `rate` entries/s sent (one entry at a time) for `seconds`."""
+    limiter = AdaptiveRateLimiter(T0, min_capacity=BATCH, **options)  # type: ignore[arg-type]
+    for step in range(int(rate * seconds)):
+        limiter.on_send(1, T0 + step / rate)
+    return limiter
+
+
+def throttled_at(rate: float) -> tuple[AdaptiveRateLimiter, float]:
+    """A limiter throttled once after sending at `rate` for 5 s; and the time of the throttle."""
+    limiter = limiter_sending_at(rate, 5.0)
+    now = T0 + 5.0
+    limiter.on_answer(throttled=True, now=now)
+    return limiter, now
+
+
+def fill_rate(limiter: AdaptiveRateLimiter) -> float:
+    rate = limiter.snapshot().fill_rate
+    assert rate is not None
+    return rate
+
+
+def test_dormant_until_the_first_throttle_so_a_lone_terminal_is_never_slowed() -> None:
+    limiter = limiter_sending_at(5_000.0, 2.0)
+    for step in range(100):
+        limiter.on_answer(throttled=False, now=T0 + 2.0 + step * 0.01)
+    assert not limiter.enabled
+    assert limiter.delay(BATCH, T0 + 3.0) == 0.0
+    assert limiter.lease_limit(80, 30.0, T0 + 3.0) == 80
+
+
+def test_switched_off_it_never_engages_even_when_throttled() -> None:
+    limiter = AdaptiveRateLimiter(T0, active=False)
+    limiter.on_send(BATCH, T0)
+    limiter.on_answer(throttled=True, now=T0 + 1.0)
+    assert not limiter.enabled
+    assert limiter.delay(BATCH, T0 + 1.0) == 0.0
+
+
+def test_a_throttle_cuts_the_rate_to_the_measured_rate_times_the_decrease_factor() -> None:
+    limiter, _ = throttled_at(100.0)
+    measured = limiter.snapshot().measured_rate
+    assert measured == pytest.approx(100.0, rel=0.05)
+    assert limiter.enabled
+    assert fill_rate(limiter) == pytest.approx(measured * DEFAULT_DECREASE_FACTOR)
+
+
+def test_after_a_throttle_sending_waits_for_tokens_at_the_new_rate() -> None:
+    limiter, now = throttled_at(100.0)
+    rate = fill_rate(limiter)
+    assert limiter.delay(BATCH, now) == pytest.approx(BATCH / rate)  # the bucket starts empty
+    later = now + BATCH / rate
+    assert limiter.delay(BATCH, later) == 0.0
+    limiter.on_send(BATCH, later)
+    assert limiter.delay(1, later) == pytest.approx(1 / rate)
+
+
+def test_repeated_throttles_keep_cutting_down_to_the_floor_never_below() -> None:
+    limiter, now = throttled_at(100.0)
+    rates = [fill_rate(limiter)]
+    for _ in range(40):
+        now += RATE_BUCKET_SECONDS
+        limiter.on_send(1, now)
+        limiter.on_answer(throttled=True, now=now)
+        rates.append(fill_rate(limiter))
+    assert rates[-1] < rates[0] / 10
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    assert min(rates) >= 0.5  # the default floor
+    assert limiter.delay(BATCH, now) > 0
+
+
+def test_clean_answers_grow_the_rate_back_past_the_throttled_rate() -> None:
+    limiter, now = throttled_at(100.0)
+    cut = fill_rate(limiter)
+    rates = []
+    for second in range(1, 30):
+        # keep sending at the allowed rate, so the measured rate follows the limit
+        t = now + second
+        limiter.on_send(math.ceil(fill_rate(limiter)), t)
+        limiter.on_answer(throttled=False, now=t)
+        rates.append(fill_rate(limiter))
+    assert rates[-1] > 100.0 > cut
+    assert all(later >= earlier for earlier, later in zip(rates, rates[1:], strict=False))
+
+
+def test_growth_is_capped_by_twice_the_rate_actually_sent() -> None:
+    limiter, now = throttled_at(100.0)
+    # Nothing more is sent for a minute: CUBIC alone would allow thousands per second.
+    for second in range(1, 60):
+        limiter.on_answer(throttled=False, now=now + second)
+    assert fill_rate(limiter) <= MAX_RATE_ADJUST_SCALE * limiter.snapshot().measured_rate + 0.5
+    assert fill_rate(limiter) < 100.0
+
+
+def test_the_bucket_always_holds_one_full_request_so_a_batch_is_never_starved() -> None:
+    limiter, now = throttled_at(0.2)  # cut to the 0.5/s floor: capacity would be 1 entry
+    wait = limiter.delay(BATCH, now)
+    assert math.isfinite(wait) and wait > 0
+    assert limiter.delay(BATCH, now + wait) == 0.0
+
+
+def test_the_lease_is_bounded_by_what_may_be_sent_meanwhile() -> None:
+    limiter, now = throttled_at(2.0)
+    rate = fill_rate(limiter)
+    assert limiter.lease_limit(80, 10.0, now) == max(BATCH, math.floor(rate * 10.0))
+    assert limiter.lease_limit(5, 10.0, now) == 5
+
+
+def test_a_clock_stepping_back_adds_no_tokens() -> None:
+    limiter, now = throttled_at(100.0)
+    before = limiter.delay(BATCH, now)
+    assert limiter.delay(BATCH, now - 3_600.0) == pytest.approx(before)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=5.0),  # time step
+            st.integers(min_value=1, max_value=BATCH),  # entries sent
+            st.booleans(),  # throttled
+        ),
+        max_size=60,
+    )
+)
+def test_tokens_never_negative_and_rate_never_below_the_floor(
+    steps: list[tuple[float, int, bool]],
+) -> None:
+    limiter = AdaptiveRateLimiter(T0, min_capacity=BATCH)
+    now = T0
+    for step, amount, throttled in steps:
+        now += step
+        if limiter.delay(amount, now) == 0.0:
+            limiter.on_send(amount, now)
+        limiter.on_answer(throttled=throttled, now=now)
+        snapshot = limiter.snapshot()
+        assert snapshot.tokens >= 0.0
+        assert snapshot.fill_rate is None or snapshot.fill_rate >= 0.5
+        assert limiter.delay(amount, now) >= 0.0
+
+
+def test_cubic_restarts_at_beta_and_is_back_at_the_throttled_rate_at_k() -> None:
+    cubic = CubicRate(T0, scale_constant=0.4, beta=0.7)
+    assert cubic.on_throttle(100.0, T0) == pytest.approx(70.0)
+    k = (100.0 * 0.3 / 0.4) ** (1 / 3)
+    assert cubic.on_success(T0) == pytest.approx(70.0)
+    assert cubic.on_success(T0 + k) == pytest.approx(100.0)
+    assert cubic.on_success(T0 + k + 2) > cubic.on_success(T0 + k + 1) > 100.0
+
+
+def test_the_meter_measures_entries_per_second() -> None:
+    meter = SendRateMeter(T0)
+    for step in range(200):
+        meter.record(5, T0 + step * 0.05)  # 100 entries/s
+    assert meter.rate == pytest.approx(100.0, rel=0.05)
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="decrease_factor"):
+        AdaptiveRateLimiter(T0, decrease_factor=1.0)
