@@ -7,16 +7,22 @@ that enforces an account-wide quota with a token bucket: entries beyond the quot
 as per-entry `ThrottlingException`, as EventBridge answers when an account's PutEvents quota
 is exceeded. The same storm runs twice, side by side in one invocation:
 
-- `posd`: the default `SyncSettings` (full-jitter backoff, AIMD concurrency);
-- `naive`: fixed concurrency (8 in flight, no decrease on throttling) and a short, flat retry
-  delay (at most 50 ms), the way a simple client retries.
+- `posd`: the default `SyncSettings` (full-jitter backoff, AIMD concurrency, and the adaptive
+  client-side rate limiter of `sync/ratelimit.py`);
+- `naive`: fixed concurrency (8 in flight, no decrease on throttling), a short, flat retry
+  delay (at most 50 ms) and no rate limiter, the way a simple client retries;
+- `posd-unlimited` (on request, `--policies`): the defaults without the rate limiter, to
+  measure what the limiter changes in the same run.
 
 Reported per policy: seconds until every terminal has drained against the ideal (total events
 / quota), the share of entries throttled, and fairness (slowest terminal's finish time over
-the median's).
+the median's); then the issue's three targets for `posd`: within 1.25x of the ideal, under 5%
+of entries throttled, and clearly better than `naive` (under half its throttled share, and a
+drain time within the target).
 
-Usage: .venv/bin/python bench/fleet.py [--terminals 1000] [--backlog 20] [--quota 2000]
+Usage: .venv/bin/python bench/fleet.py [--terminals 1000] [--backlog 20] [--quota 500]
                                         [--workers 4] [--plot bench/results/fleet.png]
+                                        [--policies posd naive posd-unlimited]
 """
 
 from __future__ import annotations
@@ -74,8 +80,13 @@ POLICIES: dict[str, SyncSettings] = {
         max_in_flight=NAIVE_IN_FLIGHT,
         backoff_base_seconds=NAIVE_RETRY_SECONDS,
         backoff_cap_seconds=NAIVE_RETRY_SECONDS,
+        rate_limit=False,
     ),
+    "posd-unlimited": SyncSettings(source="posd.bench", rate_limit=False),
 }
+DEFAULT_POLICIES = ("posd", "naive")
+# "Clearly better" than the naive policy: under this fraction of its throttled share.
+TARGET_SHARE_OF_NAIVE_THROTTLING = 0.5
 
 
 # --- the account-wide quota: a PutEvents endpoint with a token bucket ---------------------
@@ -287,6 +298,27 @@ def _summarise(
     }
 
 
+def _verdict(results: dict[str, dict[str, Any]]) -> dict[str, bool | None]:
+    """The issue's three targets for the `posd` policy (None: not measured in this run)."""
+    posd, naive = results.get("posd"), results.get("naive")
+    if posd is None:
+        return {"ratio_to_ideal": None, "throttled_share": None, "better_than_naive": None}
+    within_ideal = (
+        posd["terminals_not_drained"] == 0 and posd["ratio_to_ideal"] <= TARGET_IDEAL_RATIO
+    )
+    better = None
+    if naive is not None:
+        fewer_throttled = (
+            posd["throttled_share"] < naive["throttled_share"] * TARGET_SHARE_OF_NAIVE_THROTTLING
+        )
+        better = within_ideal and fewer_throttled
+    return {
+        "ratio_to_ideal": within_ideal,
+        "throttled_share": posd["throttled_share"] < TARGET_THROTTLED_SHARE,
+        "better_than_naive": better,
+    }
+
+
 def _plot(results: dict[str, dict[str, Any]], path: Path) -> str:
     import matplotlib
 
@@ -316,7 +348,9 @@ def main() -> None:
     parser.add_argument("--quota", type=float, default=DEFAULT_QUOTA, help="entries/s")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="processes")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
-    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    parser.add_argument(
+        "--policies", nargs="+", default=list(DEFAULT_POLICIES), choices=list(POLICIES)
+    )
     args = parser.parse_args()
     if min(args.terminals, args.backlog, args.workers) < 1 or args.quota <= 0:
         parser.error("terminals, backlog, workers and quota must be positive")
@@ -337,7 +371,9 @@ def main() -> None:
         "targets": {
             "ratio_to_ideal_at_most": TARGET_IDEAL_RATIO,
             "throttled_share_below": TARGET_THROTTLED_SHARE,
+            "throttled_share_below_naive_times": TARGET_SHARE_OF_NAIVE_THROTTLING,
         },
+        "posd_meets": _verdict(results),
         "plot": plot,
         "results": {
             policy: {k: v for k, v in result.items() if k != "backlog_over_time"}

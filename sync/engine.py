@@ -34,7 +34,7 @@ from sync.events import Entry, EventBuilder
 from sync.link import LinkMonitor
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.ratelimit import AdaptiveRateLimiter
-from sync.results import judge
+from sync.results import THROTTLED_ENTRY_CODE, judge
 from sync.settings import SyncSettings
 from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timeouts import TimeoutAdapter
@@ -53,9 +53,10 @@ from sync.transport import (
 from sync.window import ConcurrencyWindow
 
 STATUS_REFRESH_SECONDS = 1.0
-# Leased-but-unsent batches are dropped (they come back when their lease expires) once they
-# are this fraction of the lease old, so a request never starts on a nearly expired lease.
+# Leased-but-unsent batches are handed back to the journal once they are this fraction of the
+# lease old, so a request never starts on a nearly expired lease.
 HELD_BATCH_MAX_LEASE_FRACTION = 0.5
+HELD_TOO_LONG = "held too long before sending (rate limited): lease handed back"
 OVERSIZE_REASON = "EventTooLarge: {size} bytes exceed max_request_bytes {limit}"
 
 log = structlog.get_logger("posd.sync")
@@ -115,7 +116,7 @@ class SyncEngine:
         self._limiter = AdaptiveRateLimiter(
             clock(),
             min_rate=settings.rate_min_per_second,
-            scale_constant=settings.rate_scale_constant,
+            recovery_seconds=settings.rate_recovery_seconds,
             decrease_factor=settings.rate_decrease_factor,
             min_capacity=settings.max_entries_per_request,
             active=settings.rate_limit,
@@ -331,7 +332,10 @@ class SyncEngine:
         """The next held batch (left held), leasing more when none is."""
         max_age = self._settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION
         while self._held and now - self._held[0].leased_at > max_age:
-            self._held.popleft()
+            # Due again now rather than when the lease runs out (a batch leased before the
+            # rate limiter cut the rate can outwait half a lease).
+            stale = self._held.popleft()
+            self._outbox.schedule_retry([e.record.seq for e in stale.entries], now, HELD_TOO_LONG)
         if not self._held:
             self._lease(now)
         return self._held[0].entries if self._held else None
@@ -396,9 +400,10 @@ class SyncEngine:
                 self._refused_config(refused, now, verdict.misconfigured[0][1])
             for record, reason in verdict.quarantine:
                 self._quarantine(record, reason)
+            self._limiter.on_answer(len(verdict.delivered), verdict.throttled, now)
             for error, group in _group_by_error(verdict.retry).items():
-                self._retry_later(group, now, error)
-            self._limiter.on_answer(verdict.throttled, now)
+                throttled = error.startswith(THROTTLED_ENTRY_CODE)
+                self._retry_later(group, now, error, throttled=throttled)
             with self._lock:
                 if verdict.throttled:
                     self._window.on_congestion(flight.ticket)
@@ -406,10 +411,10 @@ class SyncEngine:
                     self._window.on_success()
             return verdict.delivered
         if isinstance(result, Throttled):
-            self._limiter.on_answer(True, now)
+            self._limiter.on_answer(0, True, now)
             with self._lock:
                 self._window.on_congestion(flight.ticket)
-            self._retry_later(records, now, result.error)
+            self._retry_later(records, now, result.error, throttled=True)
             return []
         if result.kind == MISCONFIGURED:
             self._refused_config(records, now, result.error)
@@ -450,9 +455,15 @@ class SyncEngine:
             log.error("sync.misconfigured", error=error)
         self._outbox.schedule_retry([r.seq for r in records], now, f"{MISCONFIGURED}: {error}")
 
-    def _retry_later(self, records: Sequence[OutboxRecord], now: float, error: str) -> None:
+    def _retry_later(
+        self, records: Sequence[OutboxRecord], now: float, error: str, *, throttled: bool = False
+    ) -> None:
+        """Due again after a full-jitter backoff; throttled records at once while the rate
+        limiter is engaged: it paces them, and a backoff on top left terminals idle below
+        their share of the quota, then sending in bursts (bench/fleet.py)."""
         attempt = max(record.attempts for record in records) + 1
-        delay = self._retry_backoff.delay(attempt)
+        paced = throttled and self._limiter.enabled
+        delay = 0.0 if paced else self._retry_backoff.delay(attempt)
         self._outbox.schedule_retry([r.seq for r in records], now + delay, error)
 
     def _quarantine(self, record: OutboxRecord, reason: str) -> None:

@@ -28,10 +28,14 @@ Times are whatever clock the caller passes (`now`), so tests inject one.
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
-# botocore's constants (retries/throttling.py, adaptive.py, bucket.py).
-DEFAULT_SCALE_CONSTANT = 0.4
+# botocore's constants (retries/throttling.py, adaptive.py, bucket.py), except the recovery
+# time, which botocore derives from the rate (see `CubicRate`): 10 s is what botocore's curve
+# gives at about 1,300 entries/s.
+DEFAULT_RECOVERY_SECONDS = 10.0
 DEFAULT_DECREASE_FACTOR = 0.7
 DEFAULT_MIN_RATE = 0.5
 MAX_RATE_ADJUST_SCALE = 2.0
@@ -42,9 +46,9 @@ RATE_BUCKET_SECONDS = 0.5
 TOKEN_EPSILON = 1e-9
 
 
-class SendRateMeter:
-    """Smoothed rate of entries sent, updated once per `RATE_BUCKET_SECONDS` time bucket
-    (botocore's `RateClocker`)."""
+class RateMeter:
+    """Smoothed rate of entries (sent, or accepted), updated once per `RATE_BUCKET_SECONDS`
+    time bucket (botocore's `RateClocker`)."""
 
     def __init__(self, now: float) -> None:
         self._rate = 0.0
@@ -71,24 +75,30 @@ class SendRateMeter:
 
 
 class CubicRate:
-    """The CUBIC congestion curve (botocore's `CubicCalculator`): after a throttle at rate
-    `w_max`, the rate restarts at `w_max * beta` and follows
-    `scale * (t - k) ** 3 + w_max`, flat around `w_max` (at `t = k`) and steep beyond."""
+    """The CUBIC congestion curve (botocore's `CubicCalculator`), scaled to the throttled rate:
+    after a throttle at rate `w_max` the rate restarts at `w_max * beta` and follows
+    `w_max * (1 + scale * (t - k) ** 3)`, flat around `w_max` at `t = k` (the recovery time)
+    and steep beyond.
 
-    def __init__(self, now: float, scale_constant: float, beta: float) -> None:
-        self._scale = scale_constant
+    botocore's curve is `0.4 * (t - k) ** 3 + w_max` in requests/s, so its recovery time grows
+    with the rate (k = 13 s at 3,000/s, under 1 s at 0.5/s). A terminal's share of a fleet's
+    quota is a fraction of an entry per second, where that curve doubles the rate every few
+    seconds and a thousand terminals overshoot the quota together; a fixed recovery time keeps
+    the plateau as long at every rate."""
+
+    def __init__(self, now: float, recovery_seconds: float, beta: float) -> None:
         self._beta = beta
+        self._k = recovery_seconds
+        self._scale = (1 - beta) / recovery_seconds**3
         self._w_max = 0.0
-        self._k = 0.0
         self._last_throttle = now
 
     def on_success(self, now: float) -> float:
         elapsed = now - self._last_throttle
-        return self._scale * (elapsed - self._k) ** 3 + self._w_max
+        return self._w_max * (1 + self._scale * (elapsed - self._k) ** 3)
 
     def on_throttle(self, rate: float, now: float) -> float:
         self._w_max = rate
-        self._k = (rate * (1 - self._beta) / self._scale) ** (1 / 3)
         self._last_throttle = now
         return rate * self._beta
 
@@ -110,18 +120,21 @@ class AdaptiveRateLimiter:
         now: float,
         *,
         min_rate: float = DEFAULT_MIN_RATE,
-        scale_constant: float = DEFAULT_SCALE_CONSTANT,
+        recovery_seconds: float = DEFAULT_RECOVERY_SECONDS,
         decrease_factor: float = DEFAULT_DECREASE_FACTOR,
         min_capacity: float = 1.0,
         active: bool = True,
+        uniform: Callable[[], float] = random.random,
     ) -> None:
-        if min_rate <= 0 or scale_constant <= 0 or not 0 < decrease_factor < 1:
-            raise ValueError("min_rate and scale_constant must be > 0, decrease_factor in (0, 1)")
+        if min_rate <= 0 or recovery_seconds <= 0 or not 0 < decrease_factor < 1:
+            raise ValueError("min_rate, recovery_seconds must be > 0, decrease_factor in (0, 1)")
         self._active = active
+        self._uniform = uniform
         self._min_rate = min_rate
         self._min_capacity = max(1.0, min_capacity)
-        self._cubic = CubicRate(now, scale_constant, decrease_factor)
-        self._meter = SendRateMeter(now)
+        self._cubic = CubicRate(now, recovery_seconds, decrease_factor)
+        self._meter = RateMeter(now)
+        self._accepted = RateMeter(now)
         self._enabled = False
         self._fill_rate = min_rate
         self._capacity = self._min_capacity
@@ -158,18 +171,26 @@ class AdaptiveRateLimiter:
             # A request larger than the bucket (possible only just after a cut) empties it.
             self._tokens = max(0.0, self._tokens - amount)
 
-    def on_answer(self, throttled: bool, now: float) -> None:
-        """An answer came back; `throttled` when any of its entries (or all) were throttled.
-        An inactive limiter (`active=False`: switched off in the settings) never engages."""
+    def on_answer(self, accepted: int, throttled: bool, now: float) -> None:
+        """An answer came back with `accepted` entries taken; `throttled` when any entry (or
+        the whole request) was refused for the quota. An inactive limiter
+        (`active=False`: switched off in the settings) never engages."""
         if not self._active:
             return
         measured = self._meter.record(0, now)
+        goodput = self._accepted.record(accepted, now)
         if throttled:
-            rate = measured if not self._enabled else min(measured, self._fill_rate)
+            # Cut from what the service actually took, not from what was offered: in a fleet
+            # over the quota a terminal's accepted rate is about its share of the quota, so one
+            # cut lands near it (botocore cuts from the send rate, many cuts for a big fleet).
+            rate = min(measured, goodput)
+            if self._enabled:
+                rate = min(rate, self._fill_rate)
+            # Nothing accepted yet: grow back from the floor, not from zero (never).
+            rate = max(rate, self._min_rate)
             new_rate = self._cubic.on_throttle(rate, now)
             if not self._enabled:
-                self._enabled = True
-                self._stamp = now
+                self._engage(now)
         elif self._enabled:
             new_rate = self._cubic.on_success(now)
         else:
@@ -183,6 +204,14 @@ class AdaptiveRateLimiter:
             self._tokens,
             self._meter.rate,
         )
+
+    def _engage(self, now: float) -> None:
+        """Start limiting. The bucket starts with a random part of one request's worth: a
+        fleet throttled at the same moment would otherwise wait out the same refill and send
+        again all at once, over and over (full jitter, as for retries)."""
+        self._enabled = True
+        self._stamp = now
+        self._tokens = self._uniform() * self._min_capacity
 
     def _set_rate(self, rate: float, now: float) -> None:
         # Fill at the old rate up to now first, so the new rate applies from now only.

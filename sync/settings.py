@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sync.errors import SettingsError
-from sync.ratelimit import DEFAULT_DECREASE_FACTOR, DEFAULT_MIN_RATE, DEFAULT_SCALE_CONSTANT
+from sync.ratelimit import DEFAULT_DECREASE_FACTOR, DEFAULT_MIN_RATE, DEFAULT_RECOVERY_SECONDS
 
 # Hard limits of PutEvents (AWS docs): 10 entries per request; the request-size cap was
 # 256 KiB until early 2026 and 1 MiB after. The default stays at the old, safe value.
@@ -40,14 +40,15 @@ class SyncSettings:
     max_in_flight: int = 8
     throttle_decrease_factor: float = 0.5
     # Client-side rate limiter (sync/ratelimit.py, the AWS SDKs' "adaptive" mode in entries/s):
-    # dormant until the first throttled answer, then a token bucket whose fill rate is cut by
-    # `rate_decrease_factor` and grows back along a CUBIC curve (`rate_scale_constant`), never
-    # below `rate_min_per_second`. It keeps a reconnecting fleet near the account's quota
-    # instead of each terminal offering its whole backlog at once.
+    # dormant until the first throttled answer, then a token bucket whose fill rate is cut to
+    # `rate_decrease_factor` x the accepted rate and grows back along a CUBIC curve, level
+    # again after `rate_recovery_seconds`, never below `rate_min_per_second` (a fleet of N
+    # terminals offers at least N x that: keep it under the account's quota / N). It keeps a
+    # reconnecting fleet near the quota instead of every terminal offering its backlog at once.
     rate_limit: bool = True
     rate_min_per_second: float = DEFAULT_MIN_RATE
     rate_decrease_factor: float = DEFAULT_DECREASE_FACTOR
-    rate_scale_constant: float = DEFAULT_SCALE_CONSTANT
+    rate_recovery_seconds: float = DEFAULT_RECOVERY_SECONDS
     # A leased record is hidden from other leases this long; must outlive one request.
     lease_seconds: float = 60.0
     # Per-record retry of retryable entry errors and of throttled requests: full jitter. The
@@ -97,7 +98,7 @@ class SyncSettings:
             "idle_poll_seconds",
             "purge_interval_seconds",
             "rate_min_per_second",
-            "rate_scale_constant",
+            "rate_recovery_seconds",
         ):
             _require(getattr(self, name) > 0, name, "must be > 0")
         _require(

@@ -3,6 +3,7 @@ CUBIC, never hands out tokens it does not have. Time is passed in (no sleeping, 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -15,26 +16,36 @@ from sync.ratelimit import (
     RATE_BUCKET_SECONDS,
     AdaptiveRateLimiter,
     CubicRate,
-    SendRateMeter,
+    RateMeter,
 )
 
 T0 = 1_000.0
 BATCH = 10
 
 
-def limiter_sending_at(rate: float, seconds: float, **options: float) -> AdaptiveRateLimiter:
-    """A limiter that saw `rate` entries/s sent (one entry at a time) for `seconds`."""
-    limiter = AdaptiveRateLimiter(T0, min_capacity=BATCH, **options)  # type: ignore[arg-type]
+def limiter_sending_at(
+    rate: float, seconds: float, accepted_share: float = 1.0, jitter: float = 0.0
+) -> AdaptiveRateLimiter:
+    """A limiter that saw `rate` entries/s sent (one entry a request) for `seconds`, the
+    service taking `accepted_share` of them (the rest throttled); `jitter` stands in for the
+    random draw of the bucket's starting tokens."""
+    limiter = AdaptiveRateLimiter(T0, min_capacity=BATCH, uniform=lambda: jitter)
+    taken = 0.0
     for step in range(int(rate * seconds)):
-        limiter.on_send(1, T0 + step / rate)
+        now = T0 + step / rate
+        limiter.on_send(1, now)
+        taken += accepted_share
+        accepted = int(taken >= 1)
+        taken -= accepted
+        limiter.on_answer(accepted, throttled=not accepted, now=now)
     return limiter
 
 
-def throttled_at(rate: float) -> tuple[AdaptiveRateLimiter, float]:
+def throttled_at(rate: float, jitter: float = 0.0) -> tuple[AdaptiveRateLimiter, float]:
     """A limiter throttled once after sending at `rate` for 5 s; and the time of the throttle."""
-    limiter = limiter_sending_at(rate, 5.0)
+    limiter = limiter_sending_at(rate, 5.0, jitter=jitter)
     now = T0 + 5.0
-    limiter.on_answer(throttled=True, now=now)
+    limiter.on_answer(0, throttled=True, now=now)
     return limiter, now
 
 
@@ -47,7 +58,7 @@ def fill_rate(limiter: AdaptiveRateLimiter) -> float:
 def test_dormant_until_the_first_throttle_so_a_lone_terminal_is_never_slowed() -> None:
     limiter = limiter_sending_at(5_000.0, 2.0)
     for step in range(100):
-        limiter.on_answer(throttled=False, now=T0 + 2.0 + step * 0.01)
+        limiter.on_answer(BATCH, throttled=False, now=T0 + 2.0 + step * 0.01)
     assert not limiter.enabled
     assert limiter.delay(BATCH, T0 + 3.0) == 0.0
     assert limiter.lease_limit(80, 30.0, T0 + 3.0) == 80
@@ -56,7 +67,7 @@ def test_dormant_until_the_first_throttle_so_a_lone_terminal_is_never_slowed() -
 def test_switched_off_it_never_engages_even_when_throttled() -> None:
     limiter = AdaptiveRateLimiter(T0, active=False)
     limiter.on_send(BATCH, T0)
-    limiter.on_answer(throttled=True, now=T0 + 1.0)
+    limiter.on_answer(0, throttled=True, now=T0 + 1.0)
     assert not limiter.enabled
     assert limiter.delay(BATCH, T0 + 1.0) == 0.0
 
@@ -69,6 +80,13 @@ def test_a_throttle_cuts_the_rate_to_the_measured_rate_times_the_decrease_factor
     assert fill_rate(limiter) == pytest.approx(measured * DEFAULT_DECREASE_FACTOR)
 
 
+def test_the_cut_starts_from_the_rate_the_service_accepted_not_the_rate_offered() -> None:
+    limiter = limiter_sending_at(100.0, 5.0, accepted_share=0.2)  # 100/s offered, 20/s taken
+    assert limiter.enabled
+    assert limiter.snapshot().measured_rate == pytest.approx(100.0, rel=0.05)
+    assert fill_rate(limiter) < 20.0 * DEFAULT_DECREASE_FACTOR * 1.1
+
+
 def test_after_a_throttle_sending_waits_for_tokens_at_the_new_rate() -> None:
     limiter, now = throttled_at(100.0)
     rate = fill_rate(limiter)
@@ -79,16 +97,23 @@ def test_after_a_throttle_sending_waits_for_tokens_at_the_new_rate() -> None:
     assert limiter.delay(1, later) == pytest.approx(1 / rate)
 
 
+@pytest.mark.parametrize("jitter", [0.0, 0.5, 0.999])
+def test_a_fleet_throttled_at_once_does_not_refill_in_step(jitter: float) -> None:
+    limiter, now = throttled_at(100.0, jitter=jitter)
+    rate = fill_rate(limiter)
+    assert limiter.delay(BATCH, now) == pytest.approx((1 - jitter) * BATCH / rate)
+
+
 def test_repeated_throttles_keep_cutting_down_to_the_floor_never_below() -> None:
     limiter, now = throttled_at(100.0)
     rates = [fill_rate(limiter)]
     for _ in range(40):
         now += RATE_BUCKET_SECONDS
         limiter.on_send(1, now)
-        limiter.on_answer(throttled=True, now=now)
+        limiter.on_answer(0, throttled=True, now=now)
         rates.append(fill_rate(limiter))
     assert rates[-1] < rates[0] / 10
-    assert all(later <= earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(rates))
     assert min(rates) >= 0.5  # the default floor
     assert limiter.delay(BATCH, now) > 0
 
@@ -97,21 +122,24 @@ def test_clean_answers_grow_the_rate_back_past_the_throttled_rate() -> None:
     limiter, now = throttled_at(100.0)
     cut = fill_rate(limiter)
     rates = []
-    for second in range(1, 30):
+    for second in range(1, 40):
         # keep sending at the allowed rate, so the measured rate follows the limit
         t = now + second
-        limiter.on_send(math.ceil(fill_rate(limiter)), t)
-        limiter.on_answer(throttled=False, now=t)
+        sent = math.ceil(fill_rate(limiter))
+        limiter.on_send(sent, t)
+        limiter.on_answer(sent, throttled=False, now=t)
         rates.append(fill_rate(limiter))
     assert rates[-1] > 100.0 > cut
-    assert all(later >= earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    # the plateau: around the recovery time the rate stays near the throttled one
+    assert rates[9] == pytest.approx(100.0, rel=0.15)
+    assert all(later >= earlier for earlier, later in itertools.pairwise(rates))
 
 
 def test_growth_is_capped_by_twice_the_rate_actually_sent() -> None:
     limiter, now = throttled_at(100.0)
     # Nothing more is sent for a minute: CUBIC alone would allow thousands per second.
     for second in range(1, 60):
-        limiter.on_answer(throttled=False, now=now + second)
+        limiter.on_answer(0, throttled=False, now=now + second)
     assert fill_rate(limiter) <= MAX_RATE_ADJUST_SCALE * limiter.snapshot().measured_rate + 0.5
     assert fill_rate(limiter) < 100.0
 
@@ -155,24 +183,27 @@ def test_tokens_never_negative_and_rate_never_below_the_floor(
         now += step
         if limiter.delay(amount, now) == 0.0:
             limiter.on_send(amount, now)
-        limiter.on_answer(throttled=throttled, now=now)
+        limiter.on_answer(0 if throttled else amount, throttled=throttled, now=now)
         snapshot = limiter.snapshot()
         assert snapshot.tokens >= 0.0
         assert snapshot.fill_rate is None or snapshot.fill_rate >= 0.5
         assert limiter.delay(amount, now) >= 0.0
 
 
-def test_cubic_restarts_at_beta_and_is_back_at_the_throttled_rate_at_k() -> None:
-    cubic = CubicRate(T0, scale_constant=0.4, beta=0.7)
-    assert cubic.on_throttle(100.0, T0) == pytest.approx(70.0)
-    k = (100.0 * 0.3 / 0.4) ** (1 / 3)
-    assert cubic.on_success(T0) == pytest.approx(70.0)
-    assert cubic.on_success(T0 + k) == pytest.approx(100.0)
-    assert cubic.on_success(T0 + k + 2) > cubic.on_success(T0 + k + 1) > 100.0
+@pytest.mark.parametrize("throttled_rate", [0.5, 100.0, 5_000.0])
+def test_cubic_restarts_at_beta_and_is_back_at_the_throttled_rate_after_recovery(
+    throttled_rate: float,
+) -> None:
+    cubic = CubicRate(T0, recovery_seconds=10.0, beta=0.7)
+    assert cubic.on_throttle(throttled_rate, T0) == pytest.approx(0.7 * throttled_rate)
+    assert cubic.on_success(T0) == pytest.approx(0.7 * throttled_rate)
+    assert cubic.on_success(T0 + 5) < throttled_rate
+    assert cubic.on_success(T0 + 10) == pytest.approx(throttled_rate)
+    assert cubic.on_success(T0 + 12) > cubic.on_success(T0 + 11) > throttled_rate
 
 
 def test_the_meter_measures_entries_per_second() -> None:
-    meter = SendRateMeter(T0)
+    meter = RateMeter(T0)
     for step in range(200):
         meter.record(5, T0 + step * 0.05)  # 100 entries/s
     assert meter.rate == pytest.approx(100.0, rel=0.05)
