@@ -48,11 +48,15 @@ TOKEN_EPSILON = 1e-9
 
 class RateMeter:
     """Smoothed rate of entries (sent, or accepted), updated once per `RATE_BUCKET_SECONDS`
-    time bucket (botocore's `RateClocker`)."""
+    time bucket (botocore's `RateClocker`). Until the first bucket closes it reports the rate
+    since it started (botocore reports 0, which cut a terminal throttled in its first half
+    second straight to the floor, however fast it was sending)."""
 
     def __init__(self, now: float) -> None:
         self._rate = 0.0
         self._count = 0.0
+        self._start = now
+        self._measured = False
         self._last_bucket = self._bucket(now)
 
     @staticmethod
@@ -71,6 +75,9 @@ class RateMeter:
             self._rate = current * RATE_SMOOTHING + self._rate * (1 - RATE_SMOOTHING)
             self._count = 0.0
             self._last_bucket = bucket
+            self._measured = True
+        elif not self._measured:
+            self._rate = self._count / max(RATE_BUCKET_SECONDS, now - self._start)
         return self._rate
 
 

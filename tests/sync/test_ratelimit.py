@@ -212,3 +212,14 @@ def test_the_meter_measures_entries_per_second() -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="decrease_factor"):
         AdaptiveRateLimiter(T0, decrease_factor=1.0)
+
+
+def test_a_throttle_in_the_first_half_second_cuts_from_the_rate_so_far_not_to_the_floor() -> None:
+    limiter = AdaptiveRateLimiter(T0, min_capacity=BATCH, uniform=lambda: 0.0)
+    for step in range(40):  # 400 entries/s for 0.1 s, all accepted
+        now = T0 + step * 0.0025
+        limiter.on_send(1, now)
+        limiter.on_answer(1, throttled=False, now=now)
+    limiter.on_answer(0, throttled=True, now=T0 + 0.1)
+    # 40 entries over the meter's shortest window (0.5 s): 80/s, cut by the decrease factor
+    assert fill_rate(limiter) == pytest.approx(80.0 * DEFAULT_DECREASE_FACTOR)
