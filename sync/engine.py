@@ -56,7 +56,7 @@ STATUS_REFRESH_SECONDS = 1.0
 # Leased-but-unsent batches are handed back to the journal once they are this fraction of the
 # lease old, so a request never starts on a nearly expired lease.
 HELD_BATCH_MAX_LEASE_FRACTION = 0.5
-HELD_TOO_LONG = "held too long before sending (rate limited): lease handed back"
+HELD_TOO_LONG = "held too long before sending: lease handed back"
 OVERSIZE_REASON = "EventTooLarge: {size} bytes exceed max_request_bytes {limit}"
 
 log = structlog.get_logger("posd.sync")
@@ -120,6 +120,7 @@ class SyncEngine:
             decrease_factor=settings.rate_decrease_factor,
             min_capacity=settings.max_entries_per_request,
             active=settings.rate_limit,
+            full_window=settings.max_in_flight * settings.max_entries_per_request,
         )
         self._rate_delay = 0.0  # seconds until the rate limiter lets the next batch go
         self._timeouts = TimeoutAdapter(
@@ -308,13 +309,17 @@ class SyncEngine:
             return
         self._rate_delay = 0.0
         while len(self._in_flight) < self._allowed_in_flight():
-            batch = self._next_batch(now)
-            if batch is None:
+            held = self._next_batch(now)
+            if held is None:
                 return
-            self._rate_delay = self._limiter.delay(len(batch), now)
-            if self._rate_delay > 0:
+            grant = self._limiter.grant(len(held.entries), now)
+            self._rate_delay = grant.wait_seconds
+            if not grant.entries:
                 return  # no prefetch either: the held batch waits for the rate limiter
             self._held.popleft()
+            batch = held.entries[: grant.entries]
+            if len(batch) < len(held.entries):  # slow start: the rest stays first in line
+                self._held.appendleft(_Held(held.entries[grant.entries :], held.leased_at))
             self._limiter.on_send(len(batch), now)
             ticket = self._window.ticket()
             client = self._clients(self._timeouts.read_timeout)
@@ -328,7 +333,7 @@ class SyncEngine:
         if len(self._held) < self._allowed_in_flight():
             self._lease(now)
 
-    def _next_batch(self, now: float) -> list[Entry] | None:
+    def _next_batch(self, now: float) -> _Held | None:
         """The next held batch (left held), leasing more when none is."""
         max_age = self._settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION
         while self._held and now - self._held[0].leased_at > max_age:
@@ -338,7 +343,7 @@ class SyncEngine:
             self._outbox.schedule_retry([e.record.seq for e in stale.entries], now, HELD_TOO_LONG)
         if not self._held:
             self._lease(now)
-        return self._held[0].entries if self._held else None
+        return self._held[0] if self._held else None
 
     def _lease(self, now: float) -> None:
         settings = self._settings
@@ -389,6 +394,7 @@ class SyncEngine:
                 back_online = self._link.record_success(now)
                 if back_online:
                     self._window.reset_to_minimum()
+                    self._limiter.restart(now)
                 timeouts_ended = self._timeouts.on_answer(now - flight.sent_at)
             if back_online:
                 log.info("sync.online", pending=self._pending)
@@ -400,7 +406,7 @@ class SyncEngine:
                 self._refused_config(refused, now, verdict.misconfigured[0][1])
             for record, reason in verdict.quarantine:
                 self._quarantine(record, reason)
-            self._limiter.on_answer(len(verdict.delivered), verdict.throttled, now)
+            self._limiter.on_answer(len(records), len(verdict.delivered), verdict.throttled, now)
             for error, group in _group_by_error(verdict.retry).items():
                 throttled = error.startswith(THROTTLED_ENTRY_CODE)
                 self._retry_later(group, now, error, throttled=throttled)
@@ -411,11 +417,12 @@ class SyncEngine:
                     self._window.on_success()
             return verdict.delivered
         if isinstance(result, Throttled):
-            self._limiter.on_answer(0, True, now)
+            self._limiter.on_answer(len(records), 0, True, now)
             with self._lock:
                 self._window.on_congestion(flight.ticket)
             self._retry_later(records, now, result.error, throttled=True)
             return []
+        self._limiter.on_unanswered(len(records))
         if result.kind == MISCONFIGURED:
             self._refused_config(records, now, result.error)
             return []

@@ -36,6 +36,10 @@ from dataclasses import dataclass
 # time, which botocore derives from the rate (see `CubicRate`): 10 s is what botocore's curve
 # gives at about 1,300 entries/s.
 DEFAULT_RECOVERY_SECONDS = 10.0
+BOTOCORE_SCALE_CONSTANT = 0.4  # growth beyond the plateau, entries/s per s**3
+# Slow start (before the first answer, and after an outage): one entry in flight, doubling
+# with every entry accepted (TCP's slow start), until a full window's worth is allowed.
+SLOW_START_ENTRIES = 1
 DEFAULT_DECREASE_FACTOR = 0.7
 DEFAULT_MIN_RATE = 0.5
 MAX_RATE_ADJUST_SCALE = 2.0
@@ -93,21 +97,72 @@ class CubicRate:
     seconds and a thousand terminals overshoot the quota together; a fixed recovery time keeps
     the plateau as long at every rate."""
 
-    def __init__(self, now: float, recovery_seconds: float, beta: float) -> None:
+    def __init__(
+        self,
+        now: float,
+        recovery_seconds: float,
+        beta: float,
+        growth_scale: float = BOTOCORE_SCALE_CONSTANT,
+    ) -> None:
         self._beta = beta
         self._k = recovery_seconds
         self._scale = (1 - beta) / recovery_seconds**3
+        self._growth_scale = growth_scale
         self._w_max = 0.0
         self._last_throttle = now
 
     def on_success(self, now: float) -> float:
-        elapsed = now - self._last_throttle
-        return self._w_max * (1 + self._scale * (elapsed - self._k) ** 3)
+        offset = now - self._last_throttle - self._k
+        scale = self._w_max * self._scale
+        if offset > 0:
+            # Past the plateau with no throttle: at least botocore's growth, so a terminal
+            # cut deep (to the floor) is back to full speed in seconds, not minutes.
+            scale = max(scale, self._growth_scale)
+        return self._w_max + scale * offset**3
 
     def on_throttle(self, rate: float, now: float) -> float:
         self._w_max = rate
         self._last_throttle = now
         return rate * self._beta
+
+
+class SlowStart:
+    """Entries allowed in flight before the first throttle or full speed: `SLOW_START_ENTRIES`
+    at first, plus one for every entry accepted (so doubling every round trip), until
+    `full` are allowed and the limiter steps aside.
+
+    A fleet that reconnects at once offers a thousand single entries, not a thousand whole
+    backlogs, and is throttled before it has sent much; a lone terminal reaches its full
+    window within a few round trips (about 7 for 8 requests of 10)."""
+
+    def __init__(self, full: int) -> None:
+        self._full = full
+        self._allowed = SLOW_START_ENTRIES
+        self._outstanding = 0
+
+    @property
+    def done(self) -> bool:
+        return self._allowed >= self._full
+
+    def grant(self, wanted: int) -> int:
+        return max(0, min(wanted, self._allowed - self._outstanding))
+
+    def sent(self, amount: int) -> None:
+        self._outstanding += amount
+
+    def settled(self, sent: int, accepted: int) -> None:
+        """Entries sent came back (`accepted` of them taken), or never will (0 accepted)."""
+        self._outstanding = max(0, self._outstanding - sent)
+        self._allowed += accepted
+
+
+@dataclass(frozen=True)
+class Grant:
+    """How many entries of a batch may be sent now; if none, how long to wait (infinite:
+    until an answer comes back)."""
+
+    entries: int
+    wait_seconds: float
 
 
 @dataclass(frozen=True)
@@ -132,6 +187,7 @@ class AdaptiveRateLimiter:
         min_capacity: float = 1.0,
         active: bool = True,
         uniform: Callable[[], float] = random.random,
+        full_window: int = 0,
     ) -> None:
         if min_rate <= 0 or recovery_seconds <= 0 or not 0 < decrease_factor < 1:
             raise ValueError("min_rate, recovery_seconds must be > 0, decrease_factor in (0, 1)")
@@ -140,17 +196,43 @@ class AdaptiveRateLimiter:
         self._min_rate = min_rate
         self._min_capacity = max(1.0, min_capacity)
         self._cubic = CubicRate(now, recovery_seconds, decrease_factor)
-        self._meter = RateMeter(now)
-        self._accepted = RateMeter(now)
-        self._enabled = False
         self._fill_rate = min_rate
         self._capacity = self._min_capacity
         self._tokens = 0.0
         self._stamp = now
+        self._full_window = full_window
+        self._enabled = False
+        self._slow_start: SlowStart | None = None
+        self._meter = RateMeter(now)
+        self._accepted = RateMeter(now)
+        self.restart(now)
 
     @property
     def enabled(self) -> bool:
         return self._enabled
+
+    @property
+    def starting(self) -> bool:
+        return self._slow_start is not None
+
+    def restart(self, now: float) -> None:
+        """Slow start again (at construction, and when the link is back after an outage: the
+        rest of the fleet is probably reconnecting too). `full_window` 0: no slow start."""
+        self._enabled = False
+        self._slow_start = SlowStart(self._full_window) if self._active else None
+        if self._slow_start is not None and self._slow_start.done:
+            self._slow_start = None
+        self._meter = RateMeter(now)
+        self._accepted = RateMeter(now)
+
+    def grant(self, wanted: int, now: float) -> Grant:
+        """How many of `wanted` entries may be sent now (all, some during slow start, or none
+        and how long to wait)."""
+        if self._slow_start is not None:
+            entries = self._slow_start.grant(wanted)
+            return Grant(entries, 0.0 if entries else math.inf)
+        wait = self.delay(wanted, now)
+        return Grant(0 if wait > 0 else wanted, wait)
 
     def delay(self, amount: int, now: float) -> float:
         """Seconds until `amount` entries may be sent (0: now). Takes nothing."""
@@ -171,21 +253,32 @@ class AdaptiveRateLimiter:
         return min(wanted, math.floor(affordable))
 
     def on_send(self, amount: int, now: float) -> None:
-        """`amount` entries are being sent now (after `delay` said 0)."""
+        """`amount` entries are being sent now (as granted)."""
+        if self._slow_start is not None:
+            self._slow_start.sent(amount)
         self._meter.record(amount, now)
         if self._enabled:
             self._refill(now)
             # A request larger than the bucket (possible only just after a cut) empties it.
             self._tokens = max(0.0, self._tokens - amount)
 
-    def on_answer(self, accepted: int, throttled: bool, now: float) -> None:
-        """An answer came back with `accepted` entries taken; `throttled` when any entry (or
-        the whole request) was refused for the quota. An inactive limiter
+    def on_unanswered(self, sent: int) -> None:
+        """A request of `sent` entries failed without an answer (nothing learnt about rate)."""
+        if self._slow_start is not None:
+            self._slow_start.settled(sent, 0)
+
+    def on_answer(self, sent: int, accepted: int, throttled: bool, now: float) -> None:
+        """An answer to `sent` entries came back with `accepted` taken; `throttled` when any
+        entry (or the whole request) was refused for the quota. An inactive limiter
         (`active=False`: switched off in the settings) never engages."""
         if not self._active:
             return
         measured = self._meter.record(0, now)
         goodput = self._accepted.record(accepted, now)
+        if self._slow_start is not None:
+            self._slow_start.settled(sent, accepted)
+            if throttled or self._slow_start.done:
+                self._slow_start = None
         if throttled:
             # Cut from what the service actually took, not from what was offered: in a fleet
             # over the quota a terminal's accepted rate is about its share of the quota, so one

@@ -37,7 +37,7 @@ def limiter_sending_at(
         taken += accepted_share
         accepted = int(taken >= 1)
         taken -= accepted
-        limiter.on_answer(accepted, throttled=not accepted, now=now)
+        limiter.on_answer(BATCH, accepted, throttled=not accepted, now=now)
     return limiter
 
 
@@ -45,7 +45,7 @@ def throttled_at(rate: float, jitter: float = 0.0) -> tuple[AdaptiveRateLimiter,
     """A limiter throttled once after sending at `rate` for 5 s; and the time of the throttle."""
     limiter = limiter_sending_at(rate, 5.0, jitter=jitter)
     now = T0 + 5.0
-    limiter.on_answer(0, throttled=True, now=now)
+    limiter.on_answer(BATCH, 0, throttled=True, now=now)
     return limiter, now
 
 
@@ -58,7 +58,7 @@ def fill_rate(limiter: AdaptiveRateLimiter) -> float:
 def test_dormant_until_the_first_throttle_so_a_lone_terminal_is_never_slowed() -> None:
     limiter = limiter_sending_at(5_000.0, 2.0)
     for step in range(100):
-        limiter.on_answer(BATCH, throttled=False, now=T0 + 2.0 + step * 0.01)
+        limiter.on_answer(BATCH, BATCH, throttled=False, now=T0 + 2.0 + step * 0.01)
     assert not limiter.enabled
     assert limiter.delay(BATCH, T0 + 3.0) == 0.0
     assert limiter.lease_limit(80, 30.0, T0 + 3.0) == 80
@@ -67,7 +67,7 @@ def test_dormant_until_the_first_throttle_so_a_lone_terminal_is_never_slowed() -
 def test_switched_off_it_never_engages_even_when_throttled() -> None:
     limiter = AdaptiveRateLimiter(T0, active=False)
     limiter.on_send(BATCH, T0)
-    limiter.on_answer(0, throttled=True, now=T0 + 1.0)
+    limiter.on_answer(BATCH, 0, throttled=True, now=T0 + 1.0)
     assert not limiter.enabled
     assert limiter.delay(BATCH, T0 + 1.0) == 0.0
 
@@ -110,7 +110,7 @@ def test_repeated_throttles_keep_cutting_down_to_the_floor_never_below() -> None
     for _ in range(40):
         now += RATE_BUCKET_SECONDS
         limiter.on_send(1, now)
-        limiter.on_answer(0, throttled=True, now=now)
+        limiter.on_answer(BATCH, 0, throttled=True, now=now)
         rates.append(fill_rate(limiter))
     assert rates[-1] < rates[0] / 10
     assert all(later <= earlier for earlier, later in itertools.pairwise(rates))
@@ -127,7 +127,7 @@ def test_clean_answers_grow_the_rate_back_past_the_throttled_rate() -> None:
         t = now + second
         sent = math.ceil(fill_rate(limiter))
         limiter.on_send(sent, t)
-        limiter.on_answer(sent, throttled=False, now=t)
+        limiter.on_answer(BATCH, sent, throttled=False, now=t)
         rates.append(fill_rate(limiter))
     assert rates[-1] > 100.0 > cut
     # the plateau: around the recovery time the rate stays near the throttled one
@@ -139,7 +139,7 @@ def test_growth_is_capped_by_twice_the_rate_actually_sent() -> None:
     limiter, now = throttled_at(100.0)
     # Nothing more is sent for a minute: CUBIC alone would allow thousands per second.
     for second in range(1, 60):
-        limiter.on_answer(0, throttled=False, now=now + second)
+        limiter.on_answer(BATCH, 0, throttled=False, now=now + second)
     assert fill_rate(limiter) <= MAX_RATE_ADJUST_SCALE * limiter.snapshot().measured_rate + 0.5
     assert fill_rate(limiter) < 100.0
 
@@ -183,7 +183,7 @@ def test_tokens_never_negative_and_rate_never_below_the_floor(
         now += step
         if limiter.delay(amount, now) == 0.0:
             limiter.on_send(amount, now)
-        limiter.on_answer(0 if throttled else amount, throttled=throttled, now=now)
+        limiter.on_answer(BATCH, 0 if throttled else amount, throttled=throttled, now=now)
         snapshot = limiter.snapshot()
         assert snapshot.tokens >= 0.0
         assert snapshot.fill_rate is None or snapshot.fill_rate >= 0.5
@@ -219,7 +219,61 @@ def test_a_throttle_in_the_first_half_second_cuts_from_the_rate_so_far_not_to_th
     for step in range(40):  # 400 entries/s for 0.1 s, all accepted
         now = T0 + step * 0.0025
         limiter.on_send(1, now)
-        limiter.on_answer(1, throttled=False, now=now)
-    limiter.on_answer(0, throttled=True, now=T0 + 0.1)
+        limiter.on_answer(BATCH, 1, throttled=False, now=now)
+    limiter.on_answer(BATCH, 0, throttled=True, now=T0 + 0.1)
     # 40 entries over the meter's shortest window (0.5 s): 80/s, cut by the decrease factor
     assert fill_rate(limiter) == pytest.approx(80.0 * DEFAULT_DECREASE_FACTOR)
+
+
+def starting_limiter(full_window: int = 80) -> AdaptiveRateLimiter:
+    return AdaptiveRateLimiter(T0, min_capacity=BATCH, full_window=full_window)
+
+
+def test_slow_start_doubles_the_entries_in_flight_with_every_round_trip() -> None:
+    limiter = starting_limiter()
+    allowed = []
+    backlog = 1_000
+    for trip in range(7):
+        sent = limiter.grant(backlog, T0 + trip).entries
+        allowed.append(sent)
+        limiter.on_send(sent, T0 + trip)
+        assert limiter.grant(backlog, T0 + trip).entries == 0  # wait for the answer ...
+        assert limiter.grant(backlog, T0 + trip).wait_seconds == math.inf
+        limiter.on_answer(sent, sent, throttled=False, now=T0 + trip + 0.5)
+    assert allowed == [1, 2, 4, 8, 16, 32, 64]
+    assert not limiter.starting and not limiter.enabled  # full window reached: out of the way
+    assert limiter.grant(BATCH, T0 + 8).entries == BATCH
+
+
+def test_a_throttle_during_slow_start_engages_the_limiter() -> None:
+    limiter = starting_limiter()
+    limiter.on_send(1, T0)
+    limiter.on_answer(1, 0, throttled=True, now=T0 + 0.1)
+    assert not limiter.starting and limiter.enabled
+    assert fill_rate(limiter) == 0.5  # nothing accepted yet: the floor
+
+
+def test_a_request_without_answer_gives_its_allowance_back() -> None:
+    limiter = starting_limiter()
+    limiter.on_send(limiter.grant(BATCH, T0).entries, T0)
+    assert limiter.grant(BATCH, T0).entries == 0
+    limiter.on_unanswered(1)
+    assert limiter.grant(BATCH, T0).entries == 1  # no deadlock, and no growth
+
+
+def test_restart_after_an_outage_slow_starts_again() -> None:
+    limiter, now = throttled_at(100.0)
+    limiter.restart(now)
+    assert not limiter.enabled
+    assert limiter.grant(BATCH, now).entries == BATCH  # full_window 0: no slow start here
+    fresh = starting_limiter()
+    fresh.on_send(1, T0)
+    fresh.on_answer(1, 1, throttled=False, now=T0)
+    fresh.restart(T0 + 1)
+    assert fresh.starting and fresh.grant(BATCH, T0 + 1).entries == 1
+
+
+def test_switched_off_there_is_no_slow_start_either() -> None:
+    limiter = AdaptiveRateLimiter(T0, full_window=80, active=False)
+    assert not limiter.starting
+    assert limiter.grant(BATCH, T0).entries == BATCH
