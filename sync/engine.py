@@ -422,7 +422,7 @@ class SyncEngine:
                 self._window.on_congestion(flight.ticket)
             self._retry_later(records, now, result.error, throttled=True)
             return []
-        self._limiter.on_unanswered(len(records))
+        self._limiter.on_unanswered()
         if result.kind == MISCONFIGURED:
             self._refused_config(records, now, result.error)
             return []

@@ -262,10 +262,11 @@ class AdaptiveRateLimiter:
             # A request larger than the bucket (possible only just after a cut) empties it.
             self._tokens = max(0.0, self._tokens - amount)
 
-    def on_unanswered(self, sent: int) -> None:
-        """A request of `sent` entries failed without an answer (nothing learnt about rate)."""
-        if self._slow_start is not None:
-            self._slow_start.settled(sent, 0)
+    def on_unanswered(self) -> None:
+        """A request failed without an answer. That says nothing about the quota: slow start
+        ends (the link monitor paces an unreachable endpoint, and detects an outage from
+        requests in parallel as before; coming back online restarts the slow start)."""
+        self._slow_start = None
 
     def on_answer(self, sent: int, accepted: int, throttled: bool, now: float) -> None:
         """An answer to `sent` entries came back with `accepted` taken; `throttled` when any

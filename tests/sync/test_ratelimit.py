@@ -253,12 +253,13 @@ def test_a_throttle_during_slow_start_engages_the_limiter() -> None:
     assert fill_rate(limiter) == 0.5  # nothing accepted yet: the floor
 
 
-def test_a_request_without_answer_gives_its_allowance_back() -> None:
+def test_a_request_without_answer_ends_the_slow_start() -> None:
     limiter = starting_limiter()
     limiter.on_send(limiter.grant(BATCH, T0).entries, T0)
     assert limiter.grant(BATCH, T0).entries == 0
-    limiter.on_unanswered(1)
-    assert limiter.grant(BATCH, T0).entries == 1  # no deadlock, and no growth
+    limiter.on_unanswered()
+    assert not limiter.starting and not limiter.enabled
+    assert limiter.grant(BATCH, T0).entries == BATCH  # no deadlock; the link monitor paces
 
 
 def test_restart_after_an_outage_slow_starts_again() -> None:
