@@ -37,9 +37,10 @@ from dataclasses import dataclass
 # gives at about 1,300 entries/s.
 DEFAULT_RECOVERY_SECONDS = 10.0
 BOTOCORE_SCALE_CONSTANT = 0.4  # growth beyond the plateau, entries/s per s**3
-# Slow start (before the first answer, and after an outage): one entry in flight, doubling
-# with every entry accepted (TCP's slow start), until a full window's worth is allowed.
-SLOW_START_ENTRIES = 1
+# Slow start (before the first answer, and after an outage): one full request in flight,
+# doubling with every entry accepted (TCP's slow start), until a full window is allowed.
+# One entry at first was tried: a thousand terminals then need a thousand requests to move a
+# thousand entries, and the fleet's first seconds go to request overhead (bench/fleet.py).
 DEFAULT_DECREASE_FACTOR = 0.7
 DEFAULT_MIN_RATE = 0.5
 MAX_RATE_ADJUST_SCALE = 2.0
@@ -127,17 +128,17 @@ class CubicRate:
 
 
 class SlowStart:
-    """Entries allowed in flight before the first throttle or full speed: `SLOW_START_ENTRIES`
-    at first, plus one for every entry accepted (so doubling every round trip), until
-    `full` are allowed and the limiter steps aside.
+    """Entries allowed in flight before the first throttle or full speed: `initial` at first,
+    plus one for every entry accepted (so doubling every round trip), until `full` are
+    allowed and the limiter steps aside.
 
-    A fleet that reconnects at once offers a thousand single entries, not a thousand whole
-    backlogs, and is throttled before it has sent much; a lone terminal reaches its full
-    window within a few round trips (about 7 for 8 requests of 10)."""
+    A fleet that reconnects at once offers one request per terminal, not whole backlogs, and
+    is throttled before it has sent much; a lone terminal reaches its full window within a
+    few round trips (3 for 8 requests of 10)."""
 
-    def __init__(self, full: int) -> None:
+    def __init__(self, initial: int, full: int) -> None:
         self._full = full
-        self._allowed = SLOW_START_ENTRIES
+        self._allowed = initial
         self._outstanding = 0
 
     @property
@@ -219,7 +220,9 @@ class AdaptiveRateLimiter:
         """Slow start again (at construction, and when the link is back after an outage: the
         rest of the fleet is probably reconnecting too). `full_window` 0: no slow start."""
         self._enabled = False
-        self._slow_start = SlowStart(self._full_window) if self._active else None
+        self._slow_start = (
+            SlowStart(int(self._min_capacity), self._full_window) if self._active else None
+        )
         if self._slow_start is not None and self._slow_start.done:
             self._slow_start = None
         self._meter = RateMeter(now)
