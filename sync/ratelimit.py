@@ -241,6 +241,7 @@ class AdaptiveRateLimiter:
         """Seconds until `amount` entries may be sent (0: now). Takes nothing."""
         if not self._enabled:
             return 0.0
+        self._grow(now)
         self._refill(now)
         missing = min(float(amount), self._capacity) - self._tokens
         return missing / self._fill_rate if missing > TOKEN_EPSILON else 0.0
@@ -316,6 +317,15 @@ class AdaptiveRateLimiter:
         self._enabled = True
         self._stamp = now
         self._tokens = self._uniform() * self._min_capacity
+
+    def _grow(self, now: float) -> None:
+        """Follow the curve between answers too (botocore moves only on answers): a terminal
+        at a fraction of an entry per second hears back once every ten or twenty seconds,
+        and growing only then left a reconnecting fleet a long tail under the quota. Only
+        upward, and never above twice the rate actually sent (botocore's cap)."""
+        rate = min(self._cubic.on_success(now), MAX_RATE_ADJUST_SCALE * self._meter.rate)
+        if rate > self._fill_rate:
+            self._set_rate(rate, now)
 
     def _set_rate(self, rate: float, now: float) -> None:
         # Fill at the old rate up to now first, so the new rate applies from now only.

@@ -94,7 +94,17 @@ def test_after_a_throttle_sending_waits_for_tokens_at_the_new_rate() -> None:
     later = now + BATCH / rate
     assert limiter.delay(BATCH, later) == 0.0
     limiter.on_send(BATCH, later)
-    assert limiter.delay(1, later) == pytest.approx(1 / rate)
+    # the rate climbs the curve meanwhile, so the next entry comes a little sooner
+    assert 0.9 / rate < limiter.delay(1, later) <= 1 / rate
+
+
+def test_the_rate_follows_the_curve_between_answers_up_to_twice_the_rate_sent() -> None:
+    limiter, now = throttled_at(100.0)
+    cut, sent = fill_rate(limiter), limiter.snapshot().measured_rate
+    limiter.delay(BATCH, now + 5.0)  # no answer since the throttle: the curve still moves
+    assert cut < fill_rate(limiter) < 100.0  # concave: back near the old rate by 10 s
+    limiter.delay(BATCH, now + 60.0)
+    assert fill_rate(limiter) == pytest.approx(MAX_RATE_ADJUST_SCALE * sent)
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.5, 0.999])
