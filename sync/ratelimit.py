@@ -322,8 +322,10 @@ class AdaptiveRateLimiter:
         """Follow the curve between answers too (botocore moves only on answers): a terminal
         at a fraction of an entry per second hears back once every ten or twenty seconds,
         and growing only then left a reconnecting fleet a long tail under the quota. Only
-        upward, and never above twice the rate actually sent (botocore's cap)."""
-        rate = min(self._cubic.on_success(now), MAX_RATE_ADJUST_SCALE * self._meter.rate)
+        upward. Called with a batch waiting for tokens: the terminal uses all the rate it
+        has, so botocore's cap (twice the rate sent, against claiming a rate an idle client
+        never uses) is not applied here."""
+        rate = self._cubic.on_success(now)
         if rate > self._fill_rate:
             self._set_rate(rate, now)
 
