@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint cloud/template.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -29,10 +30,12 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/posd demo
 
-# The long chaos soak (README: Reliability). POSD_CHAOS_SECONDS=1800 make chaos for 30 minutes.
+# The long chaos soak (README: Reliability). POSD_CHAOS_SECONDS=1800 make chaos for 30 minutes;
+# POSD_CHAOS_API=v2 delivers through EventBridge v2 (the queue must then hold no duplicates).
 POSD_CHAOS_SECONDS ?= 1800
+POSD_CHAOS_API ?= v1
 chaos: $(STAMP)
-	POSD_CHAOS_SECONDS=$(POSD_CHAOS_SECONDS) $(BIN)/python -m tests.chaos.soak
+	POSD_CHAOS_SECONDS=$(POSD_CHAOS_SECONDS) POSD_CHAOS_API=$(POSD_CHAOS_API) $(BIN)/python -m tests.chaos.soak
 
 bench: $(STAMP)
 	$(BIN)/python bench/all.py

@@ -19,8 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 BENCHMARKS = (
     ("journal_append", ["bench/journal_append.py"]),
+    ("capture_api", ["bench/capture_api.py"]),
     ("drain", ["bench/drain.py"]),
+    ("drain_v2", ["bench/drain_v2.py"]),
     ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),
+    ("cloud_consumer", ["bench/cloud_consumer.py"]),
+    ("footprint", ["bench/footprint.py"]),
+    # 200k by default (journals cached in bench/results/journals); the figure is
+    # `bench/cost_growth.py --sizes 10000 1000000`.
+    ("cost_growth", ["bench/cost_growth.py"]),
 )
 BENCH_TIMEOUT_SECONDS = 3_600
 

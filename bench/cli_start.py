@@ -2,6 +2,7 @@
 
 Usage: python bench/cli_start.py [N]. Runs `python -m posd ...` from this tree; the thin
 client commands run against a config whose socket has no daemon (the journal path).
+bench/footprint.py reports `--help` and `status` from here too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMMANDS = (
     ("sync", "status", "--help"),
     ("decode", "track", ";4111111111111111=25121010000000000000?"),
 )
+DEFAULT_RUNS = 5
 
 
 def timed(argv: tuple[str, ...], runs: int, env: dict[str, str]) -> float:
@@ -34,8 +36,10 @@ def timed(argv: tuple[str, ...], runs: int, env: dict[str, str]) -> float:
     return round(statistics.median(samples), 3)
 
 
-def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+def start_times(
+    runs: int = DEFAULT_RUNS, commands: tuple[tuple[str, ...], ...] = COMMANDS
+) -> dict[str, float]:
+    """Median start-up seconds of each command, and of `status` on a lane with no daemon."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch) / "posd.toml"
@@ -44,8 +48,13 @@ def main() -> None:
             f'state_dir = "state"\n[api]\nsocket = "{scratch}/api.sock"\n'
             '[keys]\nprovider = "local"\nlocal_key_file = "k"\n'
         )
-        argvs = [*COMMANDS, ("status", "--config", str(config))]
-        print(json.dumps({" ".join(a[:2]): timed(a, runs, env) for a in argvs}, indent=2))
+        argvs = [*commands, ("status", "--config", str(config))]
+        return {" ".join(a[:2]): timed(a, runs, env) for a in argvs}
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_RUNS
+    print(json.dumps(start_times(runs), indent=2))
 
 
 if __name__ == "__main__":

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 
 from bench.backlog import fill_backlog  # noqa: E402
-from posd.demo.emulator import NoDelayQuietMixin  # noqa: E402
+from bench.endpoint import put_events_endpoint  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
@@ -40,35 +37,11 @@ from sync.settings import SyncSettings  # noqa: E402
 DEFAULT_RECORDS = 20_000
 DEFAULT_RTTS_MS = (0.0, 40.0)
 RTT_SAMPLES = 30
-LOOPBACK = "127.0.0.1"
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 DRAIN_TIMEOUT_SECONDS = 600.0
 BENCH_KEY = "bench"  # the local endpoint checks no signature
 # The issue's bar: at 40 ms RTT, at least 80% of the theoretical limit.
 TARGET_FRACTION = 0.8
-
-
-def _serve(port_queue: Any, rtt_seconds: float) -> None:
-    """The stand-in EventBridge: accepts every entry after `rtt_seconds`."""
-
-    class Handler(NoDelayQuietMixin, BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            time.sleep(rtt_seconds)
-            entries = [{"EventId": str(uuid.uuid4())} for _ in body["Entries"]]
-            reply = json.dumps({"FailedEntryCount": 0, "Entries": entries}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-    server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-    server.daemon_threads = True
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
 
 
 def _measure_rtt(client: Any, entry: dict[str, Any]) -> float:
@@ -81,12 +54,7 @@ def _measure_rtt(client: Any, entry: dict[str, Any]) -> float:
 
 
 def _run(template: Path, rtt_ms: float, records: int, settings: SyncSettings) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    ports: Any = context.Queue()
-    server = context.Process(target=_serve, args=(ports, rtt_ms / 1000.0), daemon=True)
-    server.start()
-    try:
-        endpoint = f"http://{LOOPBACK}:{ports.get(timeout=30)}"
+    with put_events_endpoint(rtt_ms / 1000.0) as endpoint:
         session = boto3.Session(
             aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name="us-east-1"
         )
@@ -114,20 +82,17 @@ def _run(template: Path, rtt_ms: float, records: int, settings: SyncSettings) ->
         assert report.delivered == records, report
         theoretical = settings.max_in_flight * settings.max_entries_per_request / rtt
         rate = records / wall
-        return {
-            "injected_rtt_ms": rtt_ms,
-            "measured_rtt_ms": round(rtt * 1000, 3),
-            "in_flight": settings.max_in_flight,
-            "events": records,
-            "seconds": round(wall, 3),
-            "events_per_second": round(rate, 1),
-            "theoretical_events_per_second": round(theoretical, 1),
-            "fraction_of_theoretical": round(rate / theoretical, 3),
-            "cpu_seconds_per_1000_events": round(cpu / records * 1000, 4),
-        }
-    finally:
-        server.terminate()
-        server.join(timeout=5)
+    return {
+        "injected_rtt_ms": rtt_ms,
+        "measured_rtt_ms": round(rtt * 1000, 3),
+        "in_flight": settings.max_in_flight,
+        "events": records,
+        "seconds": round(wall, 3),
+        "events_per_second": round(rate, 1),
+        "theoretical_events_per_second": round(theoretical, 1),
+        "fraction_of_theoretical": round(rate / theoretical, 3),
+        "cpu_seconds_per_1000_events": round(cpu / records * 1000, 4),
+    }
 
 
 def main() -> int:

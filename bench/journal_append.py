@@ -17,6 +17,8 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,26 +71,42 @@ class RawBaseline:
         self.conn.execute("COMMIT")
 
 
-def run(records: int, rounds: int, where: Path) -> dict[str, Any]:
+@contextmanager
+def append_sides(where: Path) -> Iterator[tuple[Callable[[], object], Callable[[], object], int]]:
+    """(one journal append, one raw insert of the same size, that size): both sides, open for
+    the block, for benchmarks that interleave them with something of their own."""
     source = LocalKeySource(where / "kek.b64", create=True)
-    per_round = records // rounds
-    ours: list[float] = []
-    raw: list[float] = []
     with RotatingKeyProvider(source, source) as keys, Journal.open(where / "journal") as journal:
         recorder = Recorder(journal, keys, "store-bench", "lane-bench")
         sample = recorder.record("card_payment", META, SECRET)
         payload_bytes = len(sample.ciphertext) + len(sample.nonce) + 32  # + wrapped-key share
         baseline = RawBaseline(where / "raw.db", payload_bytes)
+        try:
+            yield (
+                lambda: recorder.record("card_payment", META, SECRET),
+                baseline.append,
+                payload_bytes,
+            )
+        finally:
+            baseline.conn.close()
+
+
+def timed(operation: Callable[[], object], count: int, into: list[float]) -> None:
+    """Run `operation` `count` times, appending each one's duration to `into`."""
+    for _ in range(count):
+        started = time.perf_counter()
+        operation()
+        into.append(time.perf_counter() - started)
+
+
+def run(records: int, rounds: int, where: Path) -> dict[str, Any]:
+    per_round = records // rounds
+    ours: list[float] = []
+    raw: list[float] = []
+    with append_sides(where) as (append, insert, payload_bytes):
         for _ in range(rounds):
-            for _ in range(per_round):
-                started = time.perf_counter()
-                recorder.record("card_payment", META, SECRET)
-                ours.append(time.perf_counter() - started)
-            for _ in range(per_round):
-                started = time.perf_counter()
-                baseline.append()
-                raw.append(time.perf_counter() - started)
-        baseline.conn.close()
+            timed(append, per_round, ours)
+            timed(insert, per_round, raw)
     posd_stats, raw_stats = summarize(ours), summarize(raw)
     return {
         "benchmark": "journal_append",

@@ -18,8 +18,9 @@ from botocore.exceptions import ProfileNotFound
 
 from posd.config import AwsSettings, Config
 from posd.errors import ConfigError
-from sync.client import EventsClients
 from sync.engine import SyncEngine
+from sync.sources import client_source
+from sync.transport import ClientSource
 
 if TYPE_CHECKING:
     from posd.journal import Journal
@@ -53,11 +54,14 @@ def config_session(config: Config) -> boto3.session.Session:
     return session(config.aws, str(config.path))
 
 
-def events_clients(config: Config) -> EventsClients:
-    """The sync engine's EventBridge clients (its own timeouts, no SDK retries)."""
+def events_clients(config: Config) -> ClientSource:
+    """The sync engine's EventBridge clients (its own timeouts, no SDK retries), v1 or v2 as
+    `[sync] api` says; with v2, `[aws] events_endpoint_url` names the v2 endpoint."""
     chosen = config_session(config)
-    return EventsClients(
+    return client_source(
         config.sync,
+        store_id=config.store_id,
+        terminal_id=config.terminal_id,
         region=chosen.region_name,
         endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
         session=chosen,

@@ -50,6 +50,7 @@ from sync.transport import (
     Throttled,
     put_batch,
 )
+from sync.v2 import API_V2, event_group_id
 from sync.window import ConcurrencyWindow
 
 STATUS_REFRESH_SECONDS = 1.0
@@ -94,7 +95,12 @@ class SyncEngine:
         self._settings = settings
         self._clock = clock
         self._builder = EventBuilder(
-            store_id, terminal_id, settings.source, settings.event_bus_name, outbox.journal_id
+            store_id,
+            terminal_id,
+            settings.source,
+            settings.event_bus_name,
+            outbox.journal_id,
+            event_group_id(store_id, terminal_id) if settings.api == API_V2 else None,
         )
         self._retry_backoff = FullJitterBackoff(
             settings.backoff_base_seconds, settings.backoff_cap_seconds

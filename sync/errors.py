@@ -21,3 +21,8 @@ class SettingsError(SyncError, ValueError):
 
 class EventBuildError(SyncError):
     """A record cannot be turned into an EventBridge entry (e.g. its time is unparsable)."""
+
+
+class EventDetailError(EventBuildError, ValueError):
+    """An entry's Detail has no `event_id` for EventBridge v2 to deduplicate on: a bug in the
+    code that built it (every posd event carries one), found before anything is sent."""

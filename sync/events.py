@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sync.errors import EventBuildError
 from sync.outbox import OutboxRecord
 from sync.timestamps import parse_rfc3339
+from sync.v2 import system_metadata_bytes
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
@@ -105,6 +106,9 @@ class EventBuilder:
     source: str
     event_bus_name: str
     journal_id: str
+    # With api = "v2": the terminal's EventGroupId, whose bytes (and the deduplication id's)
+    # count toward the request-size cap too (sync/client_v2.py adds them to each entry).
+    event_group_id: str | None = None
 
     def build(self, record: OutboxRecord) -> Entry:
         detail = detail_json(build_detail(record, self.store_id, self.terminal_id, self.journal_id))
@@ -115,4 +119,7 @@ class EventBuilder:
             "Time": parse_captured_at(record.captured_at),
             "EventBusName": self.event_bus_name,
         }
-        return Entry(record, request_entry, entry_size(self.source, record.kind, detail))
+        size = entry_size(self.source, record.kind, detail)
+        if self.event_group_id is not None:
+            size += system_metadata_bytes(record.event_id, self.event_group_id)
+        return Entry(record, request_entry, size)

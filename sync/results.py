@@ -1,7 +1,8 @@
 """Per-entry verdicts on an answered PutEvents request.
 
 Partial failure comes back inside HTTP 200: each result either has an `EventId` (accepted)
-or an `ErrorCode`. Only `InternalFailure` and `ThrottlingException` are worth retrying. Codes
+or an `ErrorCode`. Only `InternalFailure` and `ThrottlingException` (and v2's
+`InternalException`, sync/client_v2.py) are worth retrying. Codes
 about the terminal's configuration (AccessDeniedException, NotAuthorizedForSourceException, a
 missing bus) would refuse every record alike: those records stay pending and the engine
 reports `misconfigured`. Any other code (InvalidArgument, MalformedDetail, codes AWS adds
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsResultEntryTypeDef
 
 THROTTLED_ENTRY_CODE = "ThrottlingException"
-RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", THROTTLED_ENTRY_CODE})
+RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "InternalException", THROTTLED_ENTRY_CODE})
 NO_EVENT_ID = "NoEventId"
 MISCONFIGURED_ENTRY_CODES = frozenset(
     {"AccessDeniedException", "NotAuthorizedForSourceException", "ResourceNotFoundException"}

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from sync.errors import SettingsError
 from sync.ratelimit import DEFAULT_DECREASE_FACTOR, DEFAULT_MIN_RATE, DEFAULT_RECOVERY_SECONDS
+from sync.v2 import API_V2, APIS, EVENT_BUS_ARN_EXAMPLE, V2_MAX_ENTRIES, valid_event_bus_arn
 
 # Hard limits of PutEvents (AWS docs): 10 entries per request; the request-size cap was
 # 256 KiB until early 2026 and 1 MiB after. The default stays at the old, safe value.
+# With api = "v2" up to 100 entries (sync/v2.py) and the same 1 MiB.
 PUT_EVENTS_MAX_ENTRIES = 10
 
 PUT_EVENTS_DEFAULT_MAX_BYTES = 256 * 1024
@@ -28,6 +30,10 @@ DEFAULT_MAX_READ_TIMEOUT_SECONDS = 25.0
 class SyncSettings:
     """How the engine delivers the journal to EventBridge. Times are seconds."""
 
+    # Which PutEvents: "v1" (`events`, at least once) or "v2" (`eventbridgev2`: the bus
+    # deduplicates on each record's event_id); v2 needs the bus ARN (`event_bus_arn`).
+    api: str = "v1"
+    event_bus_arn: str | None = None
     # Where events go and what they say they are.
     event_bus_name: str = "default"
     source: str = "posd.terminal"
@@ -79,9 +85,21 @@ class SyncSettings:
         _require(
             not self.source.startswith("aws."), "source", "must not start with 'aws.' (reserved)"
         )
-        _in_range(
-            "max_entries_per_request", self.max_entries_per_request, 1, PUT_EVENTS_MAX_ENTRIES
-        )
+        _require(self.api in APIS, "api", f"must be one of {', '.join(APIS)}, got {self.api!r}")
+        if self.api == API_V2:
+            _require(
+                self.event_bus_arn is not None,
+                "event_bus_arn",
+                f"is required with api = 'v2' (a v2 bus ARN, {EVENT_BUS_ARN_EXAMPLE})",
+            )
+        if self.event_bus_arn is not None:
+            _require(
+                valid_event_bus_arn(self.event_bus_arn),
+                "event_bus_arn",
+                f"must be a v2 event bus ARN ({EVENT_BUS_ARN_EXAMPLE}), got {self.event_bus_arn!r}",
+            )
+        max_entries = V2_MAX_ENTRIES if self.api == API_V2 else PUT_EVENTS_MAX_ENTRIES
+        _in_range("max_entries_per_request", self.max_entries_per_request, 1, max_entries)
         _in_range("max_request_bytes", self.max_request_bytes, 1024, PUT_EVENTS_HARD_MAX_BYTES)
         _in_range("min_in_flight", self.min_in_flight, 1, 256)
         _in_range("max_in_flight", self.max_in_flight, self.min_in_flight, 256)

@@ -18,6 +18,8 @@ from botocore.exceptions import (
     UnknownEndpointError,
 )
 
+from sync.errors import EventDetailError
+
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import (
         PutEventsRequestEntryTypeDef,
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
+# Request-level codes that are about the moment, not the configuration: v2's bus "not in a
+# state that allows the operation" (still being created or updated) passes by itself.
+TRANSIENT_CODES = frozenset({"InvalidStateException"})
 SERVER_ERROR_STATUS = 500
 CLIENT_ERROR_STATUS = 400
 # 4xx statuses that are about this one request's timing, not the configuration.
@@ -53,7 +58,8 @@ MALFORMED_ANSWER = "malformed PutEvents answer"
 
 
 class PutEventsClient(Protocol):
-    """The one call the engine makes (a boto3 EventBridge client satisfies it)."""
+    """The one call the engine makes (a boto3 EventBridge client satisfies it, and so does
+    `sync.client_v2.EventBridgeV2Client` for EventBridge v2)."""
 
     def put_events(
         self, *, Entries: Sequence[PutEventsRequestEntryTypeDef]
@@ -123,8 +129,14 @@ def put_batch(
         code = error.response.get("Error", {}).get("Code", "")
         if code in THROTTLING_CODES:
             return Throttled(text)
+        if code in TRANSIENT_CODES:
+            return Failed(TRANSPORT, text)
         return Failed(_kind_of_status(status), text)
     except MISCONFIGURED_SDK_ERRORS as error:
+        return Failed(MISCONFIGURED, _describe(error))
+    except EventDetailError as error:
+        # v2 found an entry it cannot deduplicate (sync/client_v2.py): nothing was sent, and
+        # no retry would help; the records stay pending and the engine says why.
         return Failed(MISCONFIGURED, _describe(error))
     except ReadTimeoutError as error:
         return Failed(READ_TIMEOUT, _describe(error))

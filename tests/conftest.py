@@ -87,9 +87,11 @@ def query_file(journal: Journal, sql: str, *args: object) -> list[tuple[Any, ...
         conn.close()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    """Put logging back as it was: tests that configure structlog or stdlib logging use it."""
+    """Put logging back as it was after every test: the CLI's `main()` configures structlog
+    and stdlib logging for the whole process, and a test that runs it must not change what
+    later tests capture (a filtering level left behind hid info logs from `capture_logs`)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield

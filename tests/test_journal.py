@@ -41,7 +41,7 @@ def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
         "synchronous": "full",
         "secure_delete": True,
     }
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o600
 
@@ -103,6 +103,59 @@ def test_summary_counts_pending_amounts(recorder: Recorder, journal: Journal) ->
     summary = journal.summary()
     assert dict(summary.pending_amount_by_currency) == {"EUR": 1000, "USD": 700}
     assert summary.oldest_pending_captured_at is not None
+
+
+def test_summary_counts_agree_with_the_file_across_settlements_and_other_writers(
+    recorder: Recorder, journal: Journal, state_dir: Path
+) -> None:
+    def agrees() -> tuple[int, int, int]:
+        summary, counted = journal.summary(), journal.stats()["records"]  # stats scans it all
+        ours = (summary.pending, summary.delivered, summary.quarantined)
+        assert ours == (counted["pending"], counted["delivered"], counted["quarantined"])
+        return ours
+
+    capture(recorder, 6)
+    now = time.time()
+    assert agrees() == (6, 0, 0)
+    # The repeated one is a no-op: already delivered.
+    journal.mark_delivered([Delivered(1, "eb-1"), Delivered(2, "eb-2"), Delivered(2, "x")], now)
+    journal.quarantine(6, "tampered: chain mismatch")
+    assert agrees() == (3, 2, 1)
+    assert journal.summary().tampered == 1
+    assert journal.purge_delivered(now + 1) == 2
+    assert agrees() == (3, 0, 1)
+    journal.mark_delivered([Delivered(3, "eb-3")], now)
+    raw(state_dir).execute("UPDATE records SET state = 'delivered' WHERE seq = 4")  # the CLI
+    assert agrees() == (1, 2, 1)
+
+
+def test_summary_reads_the_backlog_not_the_whole_journal(
+    recorder: Recorder, journal: Journal
+) -> None:
+    """Every payment runs `summary` (offline limits): it must not scan the records table."""
+    capture(recorder, 3)
+    journal.mark_delivered([Delivered(1, "eb-1")], time.time())
+    journal.summary()  # the one count of delivered records
+    statements: list[str] = []
+    # the backlog is read on the reader connection, the delivered count on the writer's
+    connections = [journal._conn, journal._reader]
+    for conn in connections:
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
+    try:
+        journal.summary()
+    finally:
+        for conn in connections:
+            assert conn is not None
+            conn.set_trace_callback(None)
+    plans = [
+        str(row[3])
+        for sql in statements
+        if sql.lstrip().upper().startswith("SELECT")
+        for row in journal._conn.execute("EXPLAIN QUERY PLAN " + sql)
+    ]
+    assert any("records_pending" in plan for plan in plans), plans
+    assert not [plan for plan in plans if plan.startswith("SCAN") and "INDEX" not in plan], plans
 
 
 def test_duplicate_client_ref_is_refused(recorder: Recorder) -> None:
@@ -247,7 +300,10 @@ def test_a_version_1_journal_migrates_forward_keeping_its_records(
     capture(recorder, 3)
     journal.close()
     conn = raw(state_dir)
-    conn.execute("DROP TABLE alarms")  # what a journal written by schema version 1 lacks
+    # what a journal written by schema version 1 lacks: the alarms (v2), the partial indexes (v3)
+    conn.execute("DROP TABLE alarms")
+    conn.execute("DROP INDEX records_pending")
+    conn.execute("DROP INDEX records_quarantined")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Journal.open(state_dir) as reopened:

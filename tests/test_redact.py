@@ -88,7 +88,6 @@ def test_pan_as_integer_is_redacted() -> None:
     assert redact_event(None, "info", {"amount": 42}) == {"amount": 42}
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_log_output_never_carries_a_pan() -> None:
     stream = io.StringIO()
     configure_logging("debug", stream=stream, force_json=True)
@@ -118,7 +117,6 @@ def test_cli_json_output_stays_valid_and_redacted(number: float, pan: str) -> No
     assert parsed["age"] == number or parsed["age"] == PAN_PLACEHOLDER
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_stdlib_logging_is_redacted_too() -> None:
     import logging
 

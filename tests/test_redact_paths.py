@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import logging
 
-import pytest
 import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -55,7 +54,6 @@ def raise_chain(messages: list[str], note: str, chained_by_from: bool) -> None:
     raise error
 
 
-@pytest.mark.usefixtures("restore_logging")
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

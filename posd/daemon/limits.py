@@ -30,6 +30,16 @@ class Backlog:
     oldest_age_seconds: float | None
 
 
+NO_BACKLOG = Backlog(0, {}, None)
+
+
+def needs_backlog(offline: OfflineLimits) -> bool:
+    """Whether any limit looks at the backlog (the per-payment amount does not)."""
+    return bool(
+        offline.max_pending_amount or offline.max_pending_count or offline.max_pending_age_seconds
+    )
+
+
 def check_limits(offline: OfflineLimits, backlog: Backlog, amount: int, currency: str) -> None:
     """Raise the first limit that taking this payment would exceed."""
     if offline.max_payment_amount and amount > offline.max_payment_amount:

@@ -22,7 +22,7 @@ from drivers.palm.scanner import PalmScanner
 from posd.capture import CaptureParts, Payment
 from posd.config import OfflineLimits
 from posd.daemon.lane import JOIN_GRACE_S, Answer, Join, Lane, Replay
-from posd.daemon.limits import Backlog, check_limits
+from posd.daemon.limits import NO_BACKLOG, Backlog, check_limits, needs_backlog
 from posd.daemon.metrics import Metrics
 from posd.daemon.reading import AcceptanceRules, read_card, read_either, read_palm
 from posd.daemon.refusals import (
@@ -41,7 +41,7 @@ from posd.daemon.supervisor import DeviceSupervisor
 from posd.errors import JournalFullError, KeyProviderError, Refusal
 from posd.journal import DuplicateClientRef, Journal
 from posd.recorder import Recorder
-from sync.outbox import OutboxRecord
+from sync.outbox import OutboxRecord, OutboxSummary
 from sync.timestamps import age_seconds
 
 VOID_KIND = "payment_void"
@@ -60,6 +60,14 @@ class RuntimeRules:
 
     limits: OfflineLimits
     acceptance: AcceptanceRules
+
+
+def _backlog_of(summary: OutboxSummary) -> Backlog:
+    return Backlog(
+        summary.pending,
+        dict(summary.pending_amount_by_currency),
+        age_seconds(summary.oldest_pending_captured_at, time.time()),
+    )
 
 
 def payment_answer(record: OutboxRecord) -> Answer:
@@ -121,12 +129,23 @@ class PaymentService:
     # -- queries --------------------------------------------------------------------------
 
     def backlog(self) -> Backlog:
-        summary = self._journal.summary()
-        return Backlog(
-            summary.pending,
-            dict(summary.pending_amount_by_currency),
-            age_seconds(summary.oldest_pending_captured_at, time.time()),
-        )
+        return _backlog_of(self._journal.summary())
+
+    def _check_limits(self, limits: OfflineLimits, amount: int, currency: str) -> None:
+        """Against the journal's free upper bound of the backlog first: the exact summary (a
+        scan of every record, long with a large backlog) only decides what the bound would
+        refuse, so that a payment does not wait for a scan while the lane is within limits."""
+        if not needs_backlog(limits):
+            check_limits(limits, NO_BACKLOG, amount, currency)
+            return
+        bound = self._journal.backlog_bound()
+        if bound is not None:
+            try:
+                check_limits(limits, _backlog_of(bound), amount, currency)
+                return
+            except Refusal:
+                pass  # maybe only the bound's slack: the exact figures decide
+        check_limits(limits, self.backlog(), amount, currency)
 
     def _journaled(self, client_ref: str) -> tuple[Answer, Fingerprint] | None:
         record = self._journal.find_by_client_ref(client_ref)
@@ -147,7 +166,8 @@ class PaymentService:
         attempt = entry.attempt
         started = time.monotonic()
         try:
-            answer = self._capture(request, lambda: attempt.cancel_requested)
+            with self._journal.capture_priority():
+                answer = self._capture(request, lambda: attempt.cancel_requested)
         except Refusal as refusal:
             attempt.settle(None, refusal)
             self._remember_refusal(request.client_ref, refusal)
@@ -164,7 +184,7 @@ class PaymentService:
 
     def _capture(self, request: PaymentRequest, cancelled: Callable[[], bool]) -> Answer:
         rules = self._rules()
-        check_limits(rules.limits, self.backlog(), request.amount_minor, request.currency)
+        self._check_limits(rules.limits, request.amount_minor, request.currency)
         payment = Payment(request.amount_minor, request.currency, self._lane_id)
         if cancelled():
             raise refuse(CANCELLED, "the payment was cancelled")

@@ -5,14 +5,19 @@ bus routed to an SQS queue, runs `posd run` as a child process with the simulate
 and palm scanner, and plays the register: N payments over the daemon's Unix socket (card, palm
 and card+palm; some retried with the same `client_ref`, a few voided, some refused by the
 offline limit per payment). It asks the daemon to flush, stops it with SIGTERM, then plays the
-backend: receives every event from the queue, dedupes by `event_id`, unwraps each data key
-with kms:Decrypt, decrypts it and checks it against what the daemon answered. Nothing is
-mocked; the cards are the brands' public test cards of the simulator's deck.
+backend with the cloud side's reference consumer (`posd.demo.consumer`): the queue's messages
+go to its handler, which dedupes by `event_id` in DynamoDB, unwraps each data key with
+kms:Decrypt, decrypts and files each payment; the figures come from its tables, each payment
+checked against what the daemon answered. Nothing is mocked; the cards are the brands' public
+test cards of the simulator's deck.
+
+With `sync_api="v2"` the daemon delivers through EventBridge v2 to the local v2 endpoint
+(posd/demo/eventbridge_v2.py), which forwards to the same queue in the same envelope; the
+queue must then hold no duplicates at all (`duplicates: 0`), before the consumer's dedupe.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -20,18 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import posd
-from posd.demo.backend import CachingUnwrapper, decrypt_event, receive_events, route_bus_to_queue
+from drivers.palm.identity import PalmCredential
+from posd.demo.backend import route_bus_to_queue
 from posd.demo.client import call
+from posd.demo.consumer import consume
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
-from posd.errors import EnvelopeError, KeyProviderError, PosdError
+from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
+from posd.errors import PosdError
 from posd.journal import Journal
-from posd.keys.kms import KmsUnwrapper
 
 READY_TIMEOUT_SECONDS = 20.0
 FLUSH_TIMEOUT_SECONDS = 120.0
@@ -48,6 +55,9 @@ OVER_LIMIT_EVERY = 9  # one in nine asks for more than that, and is refused
 MIN_AMOUNT = 100
 PALM_CREDENTIAL = "tok-demo-shopper-0001"
 READ_TIMEOUT_S = 10
+SYNC_APIS = ("v1", "v2")
+DEMO_BUS = "posd-demo"
+DEMO_SOURCE = "posd.demo"
 
 
 class DemoError(PosdError):
@@ -71,14 +81,32 @@ class DemoResult:
     seconds: float
     key_sources: dict[str, int]
     state_dir: str | None
+    sync_api: str
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
+def v2_sync_keys(event_bus_arn: str, endpoint_url: str) -> tuple[str, str]:
+    """The `[aws]` and `[sync]` lines that switch the demo's daemon to EventBridge v2, with
+    requests up to the v2 limits (100 entries, 1 MiB)."""
+    return (
+        f'events_endpoint_url = "{endpoint_url}"\n',
+        f'api = "v2"\nevent_bus_arn = "{event_bus_arn}"\n'
+        "max_entries_per_request = 100\nmax_request_bytes = 1048576\n",
+    )
+
+
 def demo_config(
-    directory: Path, state_dir: Path, endpoint_url: str, kms_key_id: str, offline_key_id: str
+    directory: Path,
+    state_dir: Path,
+    endpoint_url: str,
+    kms_key_id: str,
+    offline_key_id: str,
+    extra: tuple[str, str] = ("", ""),
 ) -> Path:
+    """The daemon's config; `extra` adds lines to `[aws]` and `[sync]` (`v2_sync_keys`)."""
+    aws_extra, sync_extra = extra
     path = directory / "posd-demo.toml"
     path.write_text(
         f"""
@@ -95,7 +123,7 @@ socket_group = ""
 [aws]
 region = "{EMULATOR_REGION}"
 endpoint_url = "{endpoint_url}"
-
+{aws_extra}
 [keys]
 provider = "kms"
 kms_key_id = "{kms_key_id}"
@@ -103,9 +131,9 @@ offline_key_id = "{offline_key_id}"
 rotate_after_records = 250
 
 [sync]
-event_bus_name = "posd-demo"
-source = "posd.demo"
-
+event_bus_name = "{DEMO_BUS}"
+source = "{DEMO_SOURCE}"
+{sync_extra}
 [offline]
 max_payment_amount = {MAX_PAYMENT_AMOUNT}
 
@@ -196,13 +224,14 @@ class Register:
             self.voids += 1
 
 
-def matches(answer: dict[str, Any], secret: dict[str, Any]) -> bool:
-    """Whether a decrypted payload is what the daemon said it captured."""
+def matches(answer: Mapping[str, Any], payment: Mapping[str, Any]) -> bool:
+    """Whether a payment the consumer decrypted and filed (masked) is what the daemon said it
+    captured."""
     if answer["state"] == "voided":
-        return secret == {}
+        return "masked_pan" not in payment and "masked_credential" not in payment
     if answer["entry_mode"] == "palm":
-        return bool(secret.get("palm_credential") == PALM_CREDENTIAL)
-    pan, masked = str(secret.get("pan", "")), str(answer["masked_pan"])
+        return payment.get("masked_credential") == PalmCredential(PALM_CREDENTIAL).masked()
+    pan, masked = str(payment.get("masked_pan", "")), str(answer["masked_pan"])
     return pan[:6] == masked[:6] and pan[-4:] == masked[-4:]
 
 
@@ -210,12 +239,20 @@ def run_demo(
     payments: int,
     keep_state: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    sync_api: str = "v1",
 ) -> DemoResult:
-    """Run `payments` through the daemon, deliver them, receive and decrypt them."""
+    """Run `payments` through the daemon, deliver them (EventBridge `sync_api` v1 or v2),
+    receive and decrypt them."""
+    if sync_api not in SYNC_APIS:
+        raise DemoError(f"sync_api must be one of {', '.join(SYNC_APIS)}, got {sync_api!r}")
     started = time.perf_counter()
     for name, value in EMULATOR_CREDENTIALS.items():
         os.environ.setdefault(name.upper(), value)
-    with tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch, LocalAws() as aws:
+    with (
+        tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch,
+        LocalAws() as aws,
+        EventBridgeV2Endpoint() as v2,
+    ):
         work = Path(scratch)
         state_dir = keep_state if keep_state is not None else work / "state"
         kms, sqs = aws.client("kms"), aws.client("sqs")
@@ -223,8 +260,13 @@ def run_demo(
         offline_key = kms.create_key(
             Description="posd demo offline key", KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"
         )["KeyMetadata"]["Arn"]
-        config = demo_config(work, state_dir, aws.endpoint_url, kms_key, offline_key)
-        route = route_bus_to_queue(aws.client("events"), sqs, "posd-demo", "posd.demo")
+        if sync_api == "v2":
+            route, bus_arn = route_v2_bus_to_queue(v2, sqs, DEMO_BUS)
+            extra = v2_sync_keys(bus_arn, v2.endpoint_url)
+        else:
+            route = route_bus_to_queue(aws.client("events"), sqs, DEMO_BUS, DEMO_SOURCE)
+            extra = ("", "")
+        config = demo_config(work, state_dir, aws.endpoint_url, kms_key, offline_key, extra)
         daemon = start_daemon(config, work / "daemon.log")
         register = Register(work / "api.sock", {})
         try:
@@ -247,48 +289,32 @@ def run_demo(
             report = journal.verify()
 
         expected = len(register.answers)
-        unwrapper = CachingUnwrapper(
-            KmsUnwrapper(kms, {offline_key: aws.rsa_private_key(offline_key)})
+        consumed = consume(
+            aws,
+            route.queue_url,
+            offline_key,
+            register.answers,
+            matches,
+            RECEIVE_TIMEOUT_SECONDS,
         )
-        received: set[str] = set()
-        decrypted: set[str] = set()
-        copies = 0
-        key_sources: dict[str, int] = {}
-        kinds: dict[str, int] = {}
-        for event in receive_events(sqs, route.queue_url, expected, RECEIVE_TIMEOUT_SECONDS):
-            copies += 1
-            detail = event["detail"]
-            event_id = detail["event_id"]
-            if event_id in received:
-                continue
-            received.add(event_id)
-            answer = register.answers.get(event_id)
-            try:
-                secret = json.loads(decrypt_event(event, unwrapper))
-            except (KeyProviderError, EnvelopeError):
-                continue
-            if answer is not None and matches(answer, secret):
-                decrypted.add(event_id)
-                provider_name = detail["envelope"]["data_key"]["provider"]
-                key_sources[provider_name] = key_sources.get(provider_name, 0) + 1
-                kinds[event["detail-type"]] = kinds.get(event["detail-type"], 0) + 1
-            if progress:
-                progress("receiving", len(received), expected)
+        if progress:
+            progress("receiving", consumed.received, expected)
     captured = expected - register.voids
     return DemoResult(
         payments=payments,
-        by_kind=kinds,
+        by_kind=consumed.by_kind,
         captured=captured,
         refused=register.refused,
         voids=register.voids,
         delivered=delivered,
-        received=len(received),
-        duplicates=copies - len(received),
-        decrypted=len(decrypted),
-        lost=expected - len(decrypted & set(register.answers)),
+        received=consumed.received,
+        duplicates=consumed.duplicates,
+        decrypted=len(consumed.matched),
+        lost=expected - len(consumed.matched),
         verify_ok=report.ok,
         daemon_exit_code=exit_code,
         seconds=round(time.perf_counter() - started, 3),
-        key_sources=key_sources,
+        key_sources=consumed.key_sources,
         state_dir=str(keep_state) if keep_state is not None else None,
+        sync_api=sync_api,
     )

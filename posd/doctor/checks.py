@@ -18,6 +18,7 @@ from typing import Any
 
 from posd.config import Config, load_config
 from posd.errors import PosdError
+from sync.v2 import API_V2, V2_SERVICE_NAME
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 PRIVATE_DIR_MODE = 0o700
@@ -193,6 +194,8 @@ def check_credentials(ctx: Context) -> Check:
 def _endpoint(ctx: Context, service: str) -> str:
     aws = ctx.config.aws
     explicit = aws.kms_endpoint_url if service == "kms" else aws.events_endpoint_url
+    if service == "events" and ctx.config.sync.api == API_V2:
+        service = V2_SERVICE_NAME  # the endpoint the engine really talks to
     client = ctx.session.client(service, endpoint_url=explicit or aws.endpoint_url or None)
     return str(client.meta.endpoint_url)
 

@@ -3,7 +3,8 @@
 `store` is the journal itself (capture, outbox, retention, inspection), `rows` maps rows to
 records, `verify` checks a whole journal, `schema` holds its forward-only migrations, `files`
 its private place on disk, `identity` what tells this journal from a replaced or truncated
-one, and `settings` the `[journal]` config section.
+one, `settings` the `[journal]` config section, `backlog` the free upper bound of the backlog
+that capture's offline limits use, and `priority` how a payment holds delivery's writes back.
 
 The names below are loaded on first use (PEP 562): reading the config imports
 `posd.journal.settings`, and that must not pull in SQLite helpers and the rest of the store

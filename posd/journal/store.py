@@ -1,7 +1,10 @@
 """The durable, encrypted, hash-chained journal of captured records (SQLite).
 
 Durability: WAL with `synchronous=FULL`, one transaction per append: when `append` returns,
-the record survives a crash or power loss. `secure_delete=ON` overwrites purged card data.
+the record survives a crash or power loss. Delivery's settlements (lease, delivered, retry,
+quarantine) commit without an fsync of their own, so that a payment never waits for one: a
+power cut can only undo the latest of them, which repeats work and loses nothing (`_settle`).
+`secure_delete=ON` overwrites purged card data.
 The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
 without knowing anything else about it. Writers from other processes (the CLI) coordinate
 through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
@@ -35,6 +38,7 @@ from posd.envelope import (
 )
 from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
 from posd.ids import observe, uuid7_str
+from posd.journal.backlog import BacklogBound
 from posd.journal.files import (
     JOURNAL_FILE,
     prepare_private_dir,
@@ -56,6 +60,7 @@ from posd.journal.identity import (
     start_new_journal,
     stored_journal_id,
 )
+from posd.journal.priority import CapturePriority
 from posd.journal.rows import (
     ANCHOR_CHAIN,
     ANCHOR_SEQ,
@@ -96,6 +101,12 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+# Capture's offline limits use the last summary plus this process's appends since, while that
+# summary is at most this old (the sync engine takes one every second): see backlog.py.
+BACKLOG_BOUND_MAX_AGE_SECONDS = 3.0
+# How long a payment holds delivery's journal writes back at most (see priority.py): longer
+# than a capture with a card already at hand, far shorter than a shopper looking for theirs.
+CAPTURE_PRIORITY_WINDOW_SECONDS = 0.25
 TAMPERED = "tampered"
 QUARANTINE = (
     "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
@@ -157,18 +168,22 @@ class Journal:
         self._disk_checked_at = float("-inf")
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
+        # Delivered records, counted once and then kept by this connection's own writes
+        # (`_delivered_count`), so that `summary` costs what the backlog does, not the journal.
+        self._delivered: int | None = None
+        self._delivered_version: int | None = None
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
+        self._backlog = BacklogBound(BACKLOG_BOUND_MAX_AGE_SECONDS)
+        self._priority = CapturePriority(CAPTURE_PRIORITY_WINDOW_SECONDS)
+        # Summaries scan every record: they run on their own connection (WAL readers never
+        # wait for the writer, and SQLite lets go of the GIL while it steps), so that a
+        # payment's append does not queue behind one under `_lock`.
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
         if not read_only:
             prepare_private_file(path)
         try:
-            self._conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                uri=read_only,
-            )
-            self._conn.row_factory = sqlite3.Row
+            self._conn = self._connect(path, read_only)
             if read_only:
                 self._check_schema_read_only()
             else:
@@ -177,9 +192,23 @@ class Journal:
                     raise refuse_blank(path.parent, identity)
                 self._configure()
                 migrate(self._conn, str(path))
+            self._reader = self._connect(path, read_only)
+            self._reader.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open journal: {error}") from error
         self._identity = identity
+
+    @staticmethod
+    def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            uri=read_only,
+        )
+        conn.row_factory = sqlite3.Row
+        return conn
 
     @classmethod
     def open(
@@ -298,7 +327,9 @@ class Journal:
         }
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
             self._conn.close()
             if self._identity is not None:
                 self._identity.close()
@@ -315,30 +346,65 @@ class Journal:
         self,
         body: Callable[[sqlite3.Connection], Any],
         on_commit: Callable[[Any], None] | None = None,
+        *,
+        durable: bool = True,
     ) -> Any:
         """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
 
         `on_commit(result)` updates in-memory caches after the commit, still under the lock,
-        so no other thread sees the file and the caches disagree.
+        so no other thread sees the file and the caches disagree. `durable=False` commits
+        without waiting for the disk (`synchronous=NORMAL` for this transaction: survives a
+        crash of the process, not a power cut, until the next durable commit's fsync carries
+        it): for delivery's settlements, whose loss only repeats work (see `_settle`).
         """
         with self._lock:
             conn = self._conn
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise JournalError(f"{self.path}: journal is busy: {error}") from error
-            try:
-                result = body(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            if on_commit is not None:
-                on_commit(result)
-            return result
+                return self._transaction(conn, body, on_commit)
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None,
+    ) -> Any:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise JournalError(f"{self.path}: journal is busy: {error}") from error
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if on_commit is not None:
+            on_commit(result)
+        return result
+
+    def _settle(
+        self,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """A transaction of delivery's (lease, delivered, retry, quarantine): not fsynced, so
+        that the payment's append, which is, does not queue behind the disk for it. A power
+        cut may undo the latest of them: a lease (the record is leased again), a delivery
+        (sent again with the same event_id: at least once, as always) or a quarantine (the
+        record is checked, and quarantined, again). Never a record."""
+        return self._write(body, on_commit, durable=False)
 
     # -- capture ---------------------------------------------------------------------------------
+
+    def capture_priority(self) -> contextlib.AbstractContextManager[None]:
+        """Hold delivery's writes (lease, settle, purge) back during a payment: priority.py."""
+        return self._priority.hold()
 
     def size_on_disk(self) -> int:
         return size_on_disk(self.path)
@@ -486,6 +552,7 @@ class Journal:
             )
 
         def committed(record: OutboxRecord) -> None:
+            self._backlog.appended(record.seq, *pending_amount(meta_text), captured_at)
             self._known_keys.add(data_key.key_id)
             self._tail_cache = (record.seq, bytes.fromhex(record.chain))
             if self._identity is not None:
@@ -493,7 +560,8 @@ class Journal:
 
         try:
             try:
-                record: OutboxRecord = self._write(body, committed)
+                with self._priority.hold():
+                    record: OutboxRecord = self._write(body, committed)
             except _StaleTail:
                 # Another process appended since our tail was cached: reload it, once.
                 self._tail_cache = None
@@ -566,6 +634,7 @@ class Journal:
         changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
         read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
         """
+        self._priority.yield_to_capture()
         with self._lock:
             # Rows are read before the write transaction: a damaged page met inside one
             # poisons it, so only rows that could be read are ever written.
@@ -575,7 +644,7 @@ class Journal:
             except _DamagedPage:
                 candidates, damaged = self._due_around_damage(now, limit, now + lease_seconds)
             try:
-                result: Lease = self._write(
+                result: Lease = self._settle(
                     lambda conn: self._settle_lease(conn, candidates, now, lease_seconds, damaged)
                 )
             except sqlite3.DatabaseError:
@@ -597,7 +666,7 @@ class Journal:
         refused: list[Quarantined] = []
         for candidate in candidates:
             try:
-                one: Lease = self._write(
+                one: Lease = self._settle(
                     functools.partial(
                         self._settle_lease,
                         candidates=[candidate],
@@ -777,6 +846,7 @@ class Journal:
             "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
             "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
             [(now, item.remote_event_id, item.seq) for item in delivered],
+            changed=self._count_delivered,
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
@@ -789,29 +859,44 @@ class Journal:
     def quarantine(self, seq: int, reason: str) -> None:
         self._settle_rows(QUARANTINE, [(reason, seq)])
 
-    def _settle_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _settle_rows(
+        self,
+        sql: str,
+        rows: Sequence[tuple[Any, ...]],
+        changed: Callable[[int | None], None] | None = None,
+    ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
-        failed = self._update_rows(sql, rows)
+        failed = self._update_rows(sql, rows, changed)
         with self._lock:
             self._settled_in_memory.update(failed)
             for seq in failed:
                 self._memory_leases.pop(seq, None)
 
-    def _update_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    def _update_rows(
+        self,
+        sql: str,
+        rows: Sequence[tuple[Any, ...]],
+        changed: Callable[[int | None], None] | None = None,
+    ) -> list[int]:
         """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
         page breaks that, one transaction per row, so every row that can be written is.
         Returns the seqs that could not be written (their effect is lost: a delivered record
-        not marked is sent again later, at least once, never lost)."""
+        not marked is sent again later, at least once, never lost). `changed` is told, under
+        the lock, how many rows changed once committed (None: not known, row by row)."""
+        self._priority.yield_to_capture()
         try:
-            self._write(lambda conn: conn.executemany(sql, rows))
+            self._settle(lambda conn: conn.executemany(sql, rows).rowcount, changed)
             return []
         except sqlite3.DatabaseError:
             pass
+        if changed is not None:
+            with self._lock:
+                changed(None)
         failed: list[int] = []
         for row in rows:
             try:
-                self._write(functools.partial(_execute, sql=sql, parameters=row))
+                self._settle(functools.partial(_execute, sql=sql, parameters=row))
             except sqlite3.DatabaseError:
                 failed.append(int(row[-1]))
         if failed:
@@ -830,14 +915,42 @@ class Journal:
             return int(count)
 
         returned: int = self._write(body)
+        self._backlog.forget()  # pending again: the backlog bound must start over
         return returned
 
     def summary(self) -> OutboxSummary:
-        with self._lock:
-            try:
-                return self._summary(self._state_counts())
-            except sqlite3.DatabaseError:
+        """Exact counts: the backlog read on the reader connection (through the partial
+        indexes of pending and quarantined records: it costs what the backlog does), the
+        delivered count from the writer's cache (`_delivered_count`)."""
+        taken_at = time.monotonic()
+        try:
+            with self._read_lock:
+                summary, through_seq = self._read_summary()
+        except sqlite3.DatabaseError:
+            with self._lock:
                 return self._summary_around_damage()
+        self._backlog.observed(summary, through_seq, taken_at)
+        return summary
+
+    def backlog_bound(self) -> OutboxSummary | None:
+        """At least the backlog the exact `summary` would show (pending count, amounts, oldest
+        pending), at no cost; None without a recent summary to start from (see backlog.py)."""
+        return self._backlog.bound()
+
+    def _read_summary(self) -> tuple[OutboxSummary, int]:
+        """The summary and the highest seq it counted, from one read transaction."""
+        conn = self._reader
+        if conn is None:
+            raise JournalError(f"{self.path}: journal is closed")
+        conn.execute("BEGIN")
+        try:
+            counts = self._backlog_counts(conn)
+            counts[RecordState.DELIVERED] = self._delivered_without_waiting(conn)
+            summary = self._summary(conn, counts)
+            through_seq = conn.execute("SELECT MAX(seq) FROM records").fetchone()[0]
+        finally:
+            conn.execute("COMMIT")  # ends the read transaction; nothing was written
+        return summary, int(through_seq or 0)
 
     def _summary_around_damage(self) -> OutboxSummary:
         """The summary from every row that can still be read (a damaged page broke the
@@ -874,9 +987,60 @@ class Journal:
             unreadable=unreadable,
         )
 
-    def _state_counts(self) -> dict[str, int]:
+    @staticmethod
+    def _backlog_counts(conn: sqlite3.Connection) -> dict[str, int]:
+        """Pending, quarantined and tampered records for `summary`, at a cost that grows with
+        the backlog, not with the journal: through their partial indexes (schema v3)."""
+        pending = conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()
+        quarantined, tampered = conn.execute(
+            "SELECT COUNT(*), TOTAL(last_error LIKE ? || '%') FROM records "
+            "WHERE state = 'quarantined'",
+            (TAMPERED_PREFIX,),
+        ).fetchone()
+        return {
+            RecordState.PENDING: int(pending[0]),
+            RecordState.QUARANTINED: int(quarantined),
+            TAMPERED: int(tampered),
+        }
+
+    def _delivered_without_waiting(self, reader: sqlite3.Connection) -> int:
+        """The delivered count for a summary, which never waits for the writer: the writer's
+        cache when its lock is free; else the cache as last kept (a settlement in progress
+        may not be in it yet: a status figure, no limit depends on it); else a count on the
+        reader connection."""
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._delivered_count(self._conn)
+            finally:
+                self._lock.release()
+        cached = self._delivered
+        if cached is not None:
+            return cached
+        row = reader.execute("SELECT COUNT(*) FROM records WHERE state = 'delivered'").fetchone()
+        return int(row[0])
+
+    def _delivered_count(self, conn: sqlite3.Connection) -> int:
+        """Delivered records: counted once (the one scan of the whole journal), then kept by
+        this connection's own writes (`_count_delivered`); a commit by another connection
+        (`PRAGMA data_version` changed) has it counted again. Call under `_lock`."""
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._delivered is None or version != self._delivered_version:
+            self._delivered = int(
+                conn.execute("SELECT COUNT(*) FROM records WHERE state = 'delivered'").fetchone()[0]
+            )
+            self._delivered_version = version
+        return self._delivered
+
+    def _count_delivered(self, changed: int | None) -> None:
+        """This connection committed `changed` more (fewer, if negative) delivered records;
+        None: not known, count again."""
+        if self._delivered is not None:
+            self._delivered = None if changed is None else self._delivered + changed
+
+    @staticmethod
+    def _state_counts(conn: sqlite3.Connection) -> dict[str, int]:
         """Records by state, plus `tampered` (quarantined ones that failed their check)."""
-        rows = self._conn.execute(
+        rows = conn.execute(
             "SELECT state, state = 'quarantined' AND last_error LIKE ? || '%', COUNT(*) "
             "FROM records GROUP BY 1, 2",
             (TAMPERED_PREFIX,),
@@ -888,8 +1052,8 @@ class Journal:
                 counts[TAMPERED] = int(count)
         return counts
 
-    def _summary(self, counts: Mapping[str, int]) -> OutboxSummary:
-        conn = self._conn
+    @staticmethod
+    def _summary(conn: sqlite3.Connection, counts: Mapping[str, int]) -> OutboxSummary:
         oldest = conn.execute(
             "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
         ).fetchone()
@@ -924,6 +1088,7 @@ class Journal:
         the anchor that verification starts from. A purged row behind a pending or quarantined
         one stays as a payload-less link until the front catches up.
         """
+        self._priority.yield_to_capture()
 
         def body(conn: sqlite3.Connection) -> int:
             erased = conn.execute(
@@ -953,12 +1118,16 @@ class Journal:
             return int(erased)
 
         try:
-            count: int = self._write(body, lambda _: self._known_keys.clear())
+            count: int = self._write(body, self._purged)
         except sqlite3.DatabaseError as error:
             # A damaged journal keeps what it holds until a technician repairs or resets it.
             log.error("journal.purge_failed", error=str(error))
             return 0
         return count
+
+    def _purged(self, erased: int) -> None:
+        self._known_keys.clear()
+        self._count_delivered(-erased)  # purging takes delivered records only
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -974,8 +1143,8 @@ class Journal:
     def stats(self) -> dict[str, Any]:
         """Counts, bounds, backlog and size, for `posd journal stats` (read-only queries)."""
         with self._lock:
-            counts = self._state_counts()
-            summary = self._summary(counts)
+            counts = self._state_counts(self._conn)
+            summary = self._summary(self._conn, counts)
             import sqlite_utils  # inspection only: the hot paths never load it
 
             db = sqlite_utils.Database(self._conn)

@@ -4,6 +4,10 @@ and `posd run` as a subprocess that can be killed, stopped and restarted with an
 The daemon uses KMS data keys with the offline RSA key as fallback, so a KMS outage across a
 restart puts it on the offline path; KMS and EventBridge are each reached through their own
 `FaultProxy`, so either can be broken without touching the other.
+
+With `api="v2"` (`POSD_CHAOS_API=v2`) the daemon delivers through EventBridge v2: the events
+proxy stands in front of the local v2 endpoint (posd/demo/eventbridge_v2.py), which forwards
+to the same queue; the bus then deduplicates the engine's resends.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Self
 from drivers.card.simulator import CardReaderSimulator
 from posd.demo.backend import QueueRoute, route_bus_to_queue
 from posd.demo.emulator import LocalAws
+from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from tests.daemon.harness import FAST_SYNC, Daemon
 from tests.sync.faultproxy import FaultProxy
 
@@ -26,6 +31,8 @@ PALM_CREDENTIAL = "tok-chaos-shopper-0001"
 ROTATE_AFTER_RECORDS = 20  # keys change often: rotation and the offline path get exercised
 NORMAL_MIN_FREE_BYTES = 1024 * 1024
 FULL_MIN_FREE_BYTES = 2**62  # more than any disk has free: every append is journal_full
+API_ENV = "POSD_CHAOS_API"
+APIS = ("v1", "v2")
 
 
 def chaos_config(
@@ -39,8 +46,10 @@ def chaos_config(
     bus_name: str,
     min_free_bytes: int,
     palm_flag: Path,
+    v2_bus_arn: str | None = None,
 ) -> Path:
     path = directory / "posd.toml"
+    v2 = f'api = "v2"\nevent_bus_arn = "{v2_bus_arn}"\n' if v2_bus_arn else ""
     path.write_text(
         f"""
 [terminal]
@@ -72,7 +81,7 @@ min_free_bytes = {min_free_bytes}
 [sync]
 event_bus_name = "{bus_name}"
 source = "{SOURCE}"
-{FAST_SYNC}
+{v2}{FAST_SYNC}
 
 [devices.card_reader]
 driver = "serial"
@@ -94,9 +103,14 @@ unplugged_while = "{palm_flag}"
 class Rig:
     """Everything the soak breaks, built in `directory`. A context manager."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, api: str = "v1") -> None:
+        if api not in APIS:
+            raise ValueError(f"api must be one of {APIS}, got {api!r}")
         self.dir = directory
+        self.api = api
         self.aws = LocalAws()
+        self.v2: EventBridgeV2Endpoint | None = None
+        self.v2_bus_arn: str | None = None
         self.events_proxy: FaultProxy | None = None
         self.kms_proxy: FaultProxy | None = None
         self.reader = CardReaderSimulator()
@@ -113,10 +127,17 @@ class Rig:
             Description="posd chaos offline key", KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT"
         )["KeyMetadata"]["Arn"]
         bus = f"chaos-{uuid.uuid4().hex[:10]}"
-        self.route = route_bus_to_queue(
-            self.aws.client("events"), self.aws.client("sqs"), bus, SOURCE
-        )
-        self.events_proxy = FaultProxy(self.aws.endpoint_url)
+        if self.api == "v2":
+            self.v2 = EventBridgeV2Endpoint().start()
+            self.route, self.v2_bus_arn = route_v2_bus_to_queue(
+                self.v2, self.aws.client("sqs"), bus
+            )
+            self.events_proxy = FaultProxy(self.v2.endpoint_url)
+        else:
+            self.route = route_bus_to_queue(
+                self.aws.client("events"), self.aws.client("sqs"), bus, SOURCE
+            )
+            self.events_proxy = FaultProxy(self.aws.endpoint_url)
         self.kms_proxy = FaultProxy(self.aws.endpoint_url)
         self.reader.start()
         self.write_config(NORMAL_MIN_FREE_BYTES)
@@ -135,6 +156,8 @@ class Rig:
             if proxy is not None:
                 proxy.down()
         self.reader.stop()
+        if self.v2 is not None:
+            self.v2.stop()
         self.aws.__exit__(exc_type, exc, tb)
 
     # -- parts ---------------------------------------------------------------------------------
@@ -177,6 +200,7 @@ class Rig:
             bus_name=self.route.bus_name,
             min_free_bytes=min_free_bytes,
             palm_flag=self.palm_flag,
+            v2_bus_arn=self.v2_bus_arn,
         )
 
     @property

@@ -1,10 +1,14 @@
-"""The chaos soak: `python -m tests.chaos.soak [--seconds S] [--seed N] [--keep DIR]`.
+"""The chaos soak: `python -m tests.chaos.soak [--seconds S] [--seed N] [--keep DIR] [--api V]`.
 
 The real daemon as a subprocess, moto behind the fault proxies, the simulated devices, and a
 register paying at a steady rate, while `faults.Chaos` breaks things at random for S seconds
 (`POSD_CHAOS_SECONDS`, default 120). Then every fault is lifted, the backlog is flushed, the
 daemon is stopped with SIGTERM, the queue is read and decrypted as the backend would, and the
 invariants of `checks` are checked. Prints one JSON summary; exit 1 on any broken invariant.
+
+`--api v2` (`POSD_CHAOS_API=v2`) delivers through EventBridge v2 (rig.py): then the queue must
+hold every record exactly once before any consumer-side dedupe (`resends_before_dedupe` 0),
+while the endpoint's `v2_deduplicated` shows the resends the bus absorbed.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from tests.chaos import checks
 from tests.chaos.consumer import QueueConsumer
 from tests.chaos.faults import Chaos, DaemonWouldNotStartError
 from tests.chaos.register import HTTP_TIMEOUT_S, NO_ANSWER, Register, exchange
-from tests.chaos.rig import Rig
+from tests.chaos.rig import API_ENV, APIS, Rig
 from tests.chaos.scan import leaks_in, leaks_in_files
 from tests.daemon.harness import REPO
 
@@ -121,10 +125,10 @@ class Progress(threading.Thread):
             self.path.write_text(json.dumps(figures, indent=2))
 
 
-def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
+def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, Any]:
     violations: list[str] = []
     started = time.monotonic()
-    with Rig(work) as rig:
+    with Rig(work, api) as rig:
         chaos = Chaos(rig, seed)
         chaos.start()
         if not wait_for_file(rig.state_dir / "kms-offline-public-key.json", OFFLINE_KEY_CACHED_S):
@@ -180,6 +184,10 @@ def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
         violations += [f"extra: event {event_id}" for event_id in sorted(extra)][:20]
         if quarantined:
             violations.append(f"quarantined: seqs {quarantined[:20]}")
+        resends = delivery.copies - len(delivery.records)
+        if api == "v2" and resends:
+            violations.append(f"v2: {resends} duplicate copies in the queue (exactly once broken)")
+        v2_stats = rig.v2.stats if rig.v2 is not None else None
         violations += checks.check_idempotency(rows, register.log)
         violations += checks.check_delivery(rows, delivery, register.log)
         violations += checks.check_seq(rows, delivery)
@@ -198,6 +206,7 @@ def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
         return {
             "seconds": round(time.monotonic() - started, 1),
             "chaos_seconds": seconds,
+            "sync_api": api,
             "seed": seed,
             "payments": register.log.payments,
             "acknowledged": len(register.log.acknowledged),
@@ -210,7 +219,9 @@ def soak(seconds: float, seed: int, work: Path) -> dict[str, Any]:
             "kills": chaos.log.kills,
             "start_failures": len(chaos.log.start_failures),
             "delivered_copies": delivery.copies,
-            "resends_before_dedupe": delivery.copies - len(delivery.records),
+            "resends_before_dedupe": resends,
+            "v2_deduplicated": v2_stats.deduplicated if v2_stats else None,
+            "v2_published": v2_stats.published if v2_stats else None,
             "lost": len(lost),
             "extra": len(extra),
             "quarantined": len(quarantined),
@@ -237,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=random.SystemRandom().randrange(2**31))
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument(
+        "--api", choices=APIS, default=os.environ.get(API_ENV, "v1"), help="EventBridge v1 or v2"
+    )
     args = parser.parse_args(argv)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -246,10 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(name, value)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        summary = soak(args.seconds, args.seed, args.keep)
+        summary = soak(args.seconds, args.seed, args.keep, args.api)
     else:
         with tempfile.TemporaryDirectory(prefix="posd-chaos-") as scratch:
-            summary = soak(args.seconds, args.seed, Path(scratch))
+            summary = soak(args.seconds, args.seed, Path(scratch), args.api)
     print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1
 

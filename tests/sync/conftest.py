@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from posd.demo.backend import QueueRoute, route_bus_to_queue
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource
 from posd.keys.local import LocalKeySource
@@ -23,6 +25,7 @@ from posd.recorder import Recorder
 from sync.client import EventsClients
 from sync.engine import SyncEngine
 from sync.settings import SyncSettings
+from sync.sources import client_source
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
 from tests.sync.faultproxy import FaultProxy
 
@@ -117,8 +120,6 @@ def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
     engines: list[SyncEngine] = []
 
     def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
-        from dataclasses import replace
-
         chosen = replace(settings, event_bus_name=route.bus_name, **changes)
         clients = EventsClients(chosen, endpoint_url=endpoint, session=emulator_session())
         engine = SyncEngine(journal, clients, chosen, store_id=STORE_ID, terminal_id=TERMINAL_ID)
@@ -215,3 +216,54 @@ def record_payments(config_dir: Path, count: int, amount: int = 500) -> None:
         for _ in range(count):
             meta = {"amount": amount, "currency": "EUR"}
             recorder.record("payment.card", meta, VISA_TEST_PAN.encode())
+
+
+# --- EventBridge v2: the local v2 endpoint (posd/demo/eventbridge_v2.py) over HTTP --------
+
+V2_MAX_ENTRIES = 100  # what a v2 request may carry (sync/v2.py): the tests batch up to it
+
+
+@dataclass(frozen=True)
+class V2Route:
+    """A v2 bus on the local endpoint whose accepted events go to an SQS queue."""
+
+    endpoint: EventBridgeV2Endpoint
+    bus_arn: str
+    queue_url: str
+
+
+@pytest.fixture
+def v2_route(sqs_client: Any) -> Iterator[V2Route]:
+    name = f"posd-v2-{uuid.uuid4().hex[:10]}"
+    queue_url = sqs_client.create_queue(QueueName=name)["QueueUrl"]
+    with EventBridgeV2Endpoint() as endpoint:
+        yield V2Route(endpoint, endpoint.create_bus(name, sqs_client, queue_url), queue_url)
+
+
+def v2_settings(route: V2Route, settings: SyncSettings = FAST, **changes: Any) -> SyncSettings:
+    """`settings` switched to api = "v2" on the route's bus, batching up to 100 entries."""
+    v2 = {"api": "v2", "event_bus_arn": route.bus_arn, "max_entries_per_request": V2_MAX_ENTRIES}
+    return replace(settings, **{**v2, **changes})
+
+
+@pytest.fixture
+def make_v2_engine(journal: Journal, v2_route: V2Route) -> Iterator[EngineFactory]:
+    """Engines with api = "v2" sending to `endpoint` (the v2 endpoint, or a proxy to it)."""
+    engines: list[SyncEngine] = []
+
+    def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
+        chosen = v2_settings(v2_route, settings, **changes)
+        clients = client_source(
+            chosen,
+            store_id=STORE_ID,
+            terminal_id=TERMINAL_ID,
+            endpoint_url=endpoint,
+            session=emulator_session(),
+        )
+        engine = SyncEngine(journal, clients, chosen, store_id=STORE_ID, terminal_id=TERMINAL_ID)
+        engines.append(engine)
+        return engine
+
+    yield factory
+    for engine in engines:
+        engine.close()

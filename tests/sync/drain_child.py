@@ -1,7 +1,8 @@
 """A draining process for the SIGKILL test: `python -m tests.sync.drain_child STATE ENDPOINT BUS`.
 
 It opens the journal the parent filled and drains it through the given endpoint, exactly as
-`posd sync flush` would; the parent kills it at random moments.
+`posd sync flush` would; the parent kills it at random moments. A BUS that is an ARN is an
+EventBridge v2 bus (the local v2 endpoint): the child then drains with api = "v2".
 """
 
 from __future__ import annotations
@@ -11,16 +12,26 @@ from dataclasses import replace
 from pathlib import Path
 
 from posd.journal import Journal
-from sync.client import EventsClients
 from sync.engine import SyncEngine
+from sync.sources import client_source
 from tests.sync.conftest import FAST, STORE_ID, TERMINAL_ID, emulator_session
 
 DRAIN_TIMEOUT_SECONDS = 60.0
 
 
 def main(state_dir: str, endpoint: str, bus: str) -> int:
-    settings = replace(FAST, event_bus_name=bus, max_in_flight=2, initial_in_flight=2)
-    clients = EventsClients(settings, endpoint_url=endpoint, session=emulator_session())
+    settings = replace(FAST, max_in_flight=2, initial_in_flight=2)
+    if bus.startswith("arn:"):
+        settings = replace(settings, api="v2", event_bus_arn=bus)
+    else:
+        settings = replace(settings, event_bus_name=bus)
+    clients = client_source(
+        settings,
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        endpoint_url=endpoint,
+        session=emulator_session(),
+    )
     with (
         Journal.open(Path(state_dir)) as journal,
         SyncEngine(

@@ -8,6 +8,10 @@ queue behind the rule) sees exactly what real EventBridge would have accepted. T
 also stop listening (connection refused) and come back on the same port. Other requests (KMS,
 for one) are forwarded as they are, so a second proxy can stand between boto3 and KMS and be
 taken down. Sockets get TCP_NODELAY so that Nagle + delayed ACK do not add 40 ms a request.
+
+EventBridge v2's PutEvents (smithy RPC v2 CBOR, `/service/AWSEventsV2/operation/PutEvents`,
+in front of posd/demo/eventbridge_v2.py) takes the same faults: the proxy reads and writes
+CBOR for it (`V2`) instead of JSON (`V1`); the event_id is the entry's DeduplicationId.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+import cbor2
+
 from posd.demo.emulator import NoDelayQuietMixin
+from posd.demo.eventbridge_v2 import PUT_EVENTS_PATH, SMITHY_PROTOCOL, error_body
 
 LOOPBACK = "127.0.0.1"
 PUT_EVENTS_TARGET = "AWSEvents.PutEvents"
@@ -38,6 +46,35 @@ HOP_HEADERS = {
     "content-length",
     "proxy-connection",
 }
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How one PutEvents wire protocol reads and writes bodies and names its entries."""
+
+    content_type: str
+    loads: Callable[[bytes], Any]
+    dumps: Callable[[Any], bytes]
+    event_id: Callable[[dict[str, Any]], str]
+    error: Callable[[str, str], bytes]
+
+
+def _v1_event_id(entry: dict[str, Any]) -> str:
+    return str(json.loads(entry.get("Detail", "{}")).get("event_id", ""))
+
+
+def _v2_event_id(entry: dict[str, Any]) -> str:
+    return str(entry.get("SystemMetadata", {}).get("DeduplicationId", ""))
+
+
+V1 = Codec(
+    JSON_CONTENT_TYPE,
+    json.loads,
+    lambda value: json.dumps(value).encode(),
+    _v1_event_id,
+    lambda code, message: json.dumps({"__type": code, "message": message}).encode(),
+)
+V2 = Codec("application/cbor", cbor2.loads, cbor2.dumps, _v2_event_id, error_body)
 
 
 @dataclass(frozen=True)
@@ -145,13 +182,15 @@ class FaultProxy:
         with self._lock:
             return self.script.popleft() if self.script else self.default
 
-    def split_entries(self, body: dict[str, Any]) -> tuple[dict[int, str], list[dict[str, Any]]]:
+    def split_entries(
+        self, body: dict[str, Any], codec: Codec = V1
+    ) -> tuple[dict[int, str], list[dict[str, Any]]]:
         """Which entry positions to fail (with their code) and the entries to forward."""
         failed: dict[int, str] = {}
         forward: list[dict[str, Any]] = []
         with self._lock:
             for index, entry in enumerate(body.get("Entries", [])):
-                event_id = json.loads(entry.get("Detail", "{}")).get("event_id", "")
+                event_id = codec.event_id(entry)
                 fault = self.entry_faults.get(event_id)
                 if fault and fault[1] > 0:
                     fault[1] -= 1
@@ -162,10 +201,10 @@ class FaultProxy:
                     forward.append(entry)
         return failed, forward
 
-    def record(self, body: dict[str, Any], fault: str, failed: dict[str, str]) -> None:
-        ids = [
-            json.loads(e.get("Detail", "{}")).get("event_id", "") for e in body.get("Entries", [])
-        ]
+    def record(
+        self, body: dict[str, Any], fault: str, failed: dict[str, str], codec: Codec = V1
+    ) -> None:
+        ids = [codec.event_id(e) for e in body.get("Entries", [])]
         with self._lock:
             self.seen.append(Seen(ids, fault, failed))
 
@@ -184,10 +223,10 @@ class FaultProxy:
             conn.close()
 
 
-def _splice(upstream_body: bytes, failed: dict[int, str], total: int) -> bytes:
+def _splice(upstream_body: bytes, failed: dict[int, str], total: int, codec: Codec = V1) -> bytes:
     """Put error results back at the failed positions of an upstream PutEvents answer."""
     answer: dict[str, Any] = (
-        json.loads(upstream_body) if upstream_body else {"Entries": [], "FailedEntryCount": 0}
+        codec.loads(upstream_body) if upstream_body else {"Entries": [], "FailedEntryCount": 0}
     )
     accepted = iter(answer.get("Entries", []))
     entries = []
@@ -199,7 +238,7 @@ def _splice(upstream_body: bytes, failed: dict[int, str], total: int) -> bytes:
             entries.append(next(accepted))
     answer["Entries"] = entries
     answer["FailedEntryCount"] = sum(1 for e in entries if "ErrorCode" in e)
-    return json.dumps(answer).encode()
+    return codec.dumps(answer)
 
 
 def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -227,42 +266,49 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-            if self.headers.get("X-Amz-Target") != PUT_EVENTS_TARGET:
+            if self.headers.get("X-Amz-Target") == PUT_EVENTS_TARGET:
+                codec = V1
+            elif (
+                self.path == PUT_EVENTS_PATH
+                and self.headers.get("smithy-protocol") == SMITHY_PROTOCOL
+            ):
+                codec = V2
+            else:
                 self._reply(*proxy.forward("POST", self.path, headers, raw))
                 return
-            body = json.loads(raw)
+            body = codec.loads(raw)
             fault = proxy.next_fault()
             if fault.kind in ("drop", "status"):
-                proxy.record(body, fault.kind, {})
+                proxy.record(body, fault.kind, {}, codec)
                 if fault.kind == "drop":
                     self._abort()
                     return
-                error = json.dumps({"__type": fault.code, "message": f"injected {fault.code}"})
-                self._reply(fault.status, [("Content-Type", JSON_CONTENT_TYPE)], error.encode())
+                error = codec.error(fault.code, f"injected {fault.code}")
+                self._reply(fault.status, [("Content-Type", codec.content_type)], error)
                 return
-            failed, forward = proxy.split_entries(body)
-            ids = [json.loads(e["Detail"]).get("event_id", "") for e in body["Entries"]]
-            proxy.record(body, fault.kind, {ids[i]: code for i, code in failed.items()})
+            failed, forward = proxy.split_entries(body, codec)
+            ids = [codec.event_id(e) for e in body["Entries"]]
+            proxy.record(body, fault.kind, {ids[i]: code for i, code in failed.items()}, codec)
             if fault.kind == "delay":
                 # Recorded first: a client that timed out meanwhile has already moved on, and
                 # the late request is still delivered below (like a slow real endpoint).
                 time.sleep(fault.seconds)
             upstream: tuple[int, list[tuple[str, str]], bytes] = (
                 200,
-                [("Content-Type", JSON_CONTENT_TYPE)],
+                [("Content-Type", codec.content_type)],
                 b"",
             )
             if forward:
-                forwarded = json.dumps({**body, "Entries": forward}).encode()
+                forwarded = codec.dumps({**body, "Entries": forward})
                 upstream = proxy.forward("POST", self.path, headers, forwarded)
             if fault.kind == "lose":
                 self._abort()
                 return
             status, reply_headers, reply = upstream
             if status == 200 and failed:
-                reply = _splice(reply, failed, len(body["Entries"]))
+                reply = _splice(reply, failed, len(body["Entries"]), codec)
             elif status == 200 and not forward:
-                reply = _splice(b"", failed, len(body["Entries"]))
+                reply = _splice(b"", failed, len(body["Entries"]), codec)
             self._reply(status, reply_headers, reply)
 
     return Handler

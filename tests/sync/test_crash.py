@@ -46,6 +46,17 @@ def test_sigkill_mid_drain_then_restart(
     sqs_client: Any,
 ) -> None:
     ids = fill(recorder, RECORDS)
+    received = kill_and_restart(journal, proxy, route.bus_name, sqs_client, route.queue_url)
+    journal_ids = {record.event_id for record in journal.records()}
+    assert journal_ids == set(ids)
+    assert set(received) == journal_ids
+
+
+def kill_and_restart(
+    journal: Journal, proxy: FaultProxy, bus: str, sqs_client: Any, queue_url: str
+) -> list[str]:
+    """Drain in a child through `proxy`, SIGKILL it KILLS times at random points, drain to the
+    end; the event_ids the queue received (duplicates kept). `bus`: a v1 name or a v2 ARN."""
     state_dir = journal.path.parent
     proxy.default = delay(REQUEST_DELAY_SECONDS)
     rng = random.Random()
@@ -53,7 +64,7 @@ def test_sigkill_mid_drain_then_restart(
     # signal lands anywhere: mid-request, mid-commit, between a response and its marking.
     targets = sorted(rng.sample(range(5, RECORDS - 50), KILLS))
     for target in targets:
-        child = _spawn(state_dir, proxy.url, route.bus_name)
+        child = _spawn(state_dir, proxy.url, bus)
         deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
         while journal.summary().delivered < target and time.monotonic() < deadline:
             assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
@@ -64,13 +75,10 @@ def test_sigkill_mid_drain_then_restart(
         assert child.returncode == -signal.SIGKILL
     assert journal.summary().pending > 0  # the last kill really interrupted a drain
 
-    final = _spawn(state_dir, proxy.url, route.bus_name)
+    final = _spawn(state_dir, proxy.url, bus)
     _, stderr = final.communicate(timeout=CHILD_TIMEOUT_SECONDS)
     assert final.returncode == 0, stderr.decode()[-2000:]
 
     summary = journal.summary()
     assert (summary.pending, summary.quarantined, summary.delivered) == (0, 0, RECORDS)
-    received = event_ids(receive_all(sqs_client, route.queue_url, RECORDS))
-    journal_ids = {record.event_id for record in journal.records()}
-    assert journal_ids == set(ids)
-    assert set(received) == journal_ids
+    return event_ids(receive_all(sqs_client, queue_url, RECORDS))

@@ -135,10 +135,11 @@ def test_every_answer_gets_a_specific_verdict(
         [d.seq for d in verdict.delivered]
         + [r.seq for r, _ in verdict.retry]
         + [r.seq for r, _ in verdict.quarantine]
+        + [r.seq for r, _ in verdict.misconfigured]
     )
     assert sorted(settled) == list(range(ENTRIES))  # each exactly once
     for delivered in verdict.delivered:
         entry = result.results[delivered.seq]
         assert entry.get("EventId") and not entry.get("ErrorCode")
-    for _, reason in verdict.retry + verdict.quarantine:
+    for _, reason in verdict.retry + verdict.quarantine + verdict.misconfigured:
         assert reason

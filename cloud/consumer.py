@@ -1,0 +1,307 @@
+"""The reference consumer: one SQS batch of posd events in, DynamoDB and alarms out.
+
+Per message: parse it (poison: a batch item failure, so the redrive policy takes it to the
+DLQ), dedupe on `event_id` (a consistent batch read first; a conditional put of the event's
+marker once its effects are written), open and check a record (a tampered one is recorded
+and alarmed, never written as a payment), file a checkpoint or a terminal's alarm. After the
+batch, open checkpoints are re-checked (`cloud.ranges`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cloud.alarms import RECORD_REJECTED, Alarms
+from cloud.checkpoints import RangeState
+from cloud.errors import ConsumerError, MalformedMessage
+from cloud.messages import (
+    TAMPERED_RECORD_ALARM,
+    AlarmEvent,
+    CheckpointEvent,
+    Message,
+    RecordEvent,
+    parse_message,
+)
+from cloud.payload import masked_payload
+from cloud.ranges import RECEIVED, REPORTED_TAMPERED, Ranges
+from cloud.receiving import b64, decrypt_event
+from cloud.store import OPEN_MARK, Effects, Put, Store
+from posd.errors import EnvelopeError, KeyProviderError
+from posd.keys.base import KeyUnwrapper
+
+DEFAULT_GAP_GRACE_SECONDS = 900.0
+DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
+
+log = structlog.get_logger("cloud.consumer")
+
+# What makes one message fail (and return to the queue) without failing the batch: a poison
+# message, KMS or DynamoDB refusing or unreachable, an alarm the bus did not accept.
+MESSAGE_FAILURES = (ConsumerError, KeyProviderError, BotoCoreError, ClientError)
+
+
+class Outcome(StrEnum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"  # a tampered record: recorded and alarmed, not retried
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A new event's effects, and what to do once they are committed."""
+
+    effects: Effects
+    then: Callable[[], object] | None = None
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    gap_grace_seconds: float = DEFAULT_GAP_GRACE_SECONDS
+    recheck_limit: int = DEFAULT_RECHECK_LIMIT
+
+
+class Consumer:
+    def __init__(
+        self,
+        store: Store,
+        alarms: Alarms,
+        unwrapper: KeyUnwrapper,
+        settings: ConsumerSettings = ConsumerSettings(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._alarms = alarms
+        self._unwrapper = unwrapper
+        self._clock = clock
+        self._ranges = Ranges(
+            store, alarms, settings.gap_grace_seconds, settings.recheck_limit, clock
+        )
+
+    # -- the Lambda's two entry points ------------------------------------------------------
+
+    def handle_sqs(self, event: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+        """An SQS event source batch; returns the partial batch response."""
+        failures: list[dict[str, str]] = []
+        parsed: list[tuple[str, Message]] = []
+        for message in event.get("Records", []):
+            message_id = str(message["messageId"])
+            try:
+                parsed.append((message_id, parse_message(str(message.get("body", "")))))
+            except MalformedMessage as error:
+                _log_failure(message_id, error)
+                failures.append({"itemIdentifier": message_id})
+        outcomes = self.process_many([m for _, m in parsed])
+        for (message_id, _), outcome in zip(parsed, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                _log_failure(message_id, outcome)
+                failures.append({"itemIdentifier": message_id})
+        try:
+            self.recheck_open()
+        except (BotoCoreError, ClientError, ConsumerError) as error:
+            # The batch itself is done; the next invocation (or the schedule) re-checks.
+            log.warning("cloud.recheck_failed", error=type(error).__name__, reason=str(error))
+        return {"batchItemFailures": failures}
+
+    def recheck_open(self) -> int:
+        """Re-assess open checkpoints (least recently checked first); returns how many were
+        closed."""
+        return self._ranges.recheck_open()
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def process(self, message: Message) -> Outcome:
+        """One message; raises what would make it a batch item failure."""
+        (outcome,) = self.process_many([message])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def process_many(self, messages: Sequence[Message]) -> list[Outcome | Exception]:
+        """Each message's outcome, or the error that makes it fail (alone).
+
+        One batch read tells the duplicates; the new events are applied together, or one by
+        one when that fails (a throttle, a forged record clashing with a genuine one), so that
+        one message's trouble stays its own."""
+        outcomes: list[Outcome | Exception] = [Outcome.DUPLICATE] * len(messages)
+        try:
+            seen = self._store.seen({m.origin.event_id for m in messages})
+        except MESSAGE_FAILURES as error:
+            return [error] * len(messages)
+        firsts: dict[str, int] = {}
+        planned: list[tuple[int, Plan]] = []
+        for index, message in enumerate(messages):
+            event_id = message.origin.event_id
+            if event_id in seen or event_id in firsts:
+                continue
+            firsts[event_id] = index
+            try:
+                plan = self._plan(message)
+            except MESSAGE_FAILURES as error:
+                outcomes[index] = error
+                continue
+            if plan is None:
+                outcomes[index] = Outcome.REJECTED
+            else:
+                planned.append((index, plan))
+        self._commit(planned, outcomes)
+        for index, message in enumerate(messages):
+            # seen before, a second copy in this batch, or lost a race with another invocation
+            if outcomes[index] is Outcome.DUPLICATE:
+                try:
+                    self._store.count_copy(message.origin.event_id)
+                except MESSAGE_FAILURES as error:
+                    outcomes[index] = error
+        return outcomes
+
+    def _commit(
+        self, planned: Sequence[tuple[int, Plan]], outcomes: list[Outcome | Exception]
+    ) -> None:
+        try:
+            applied = self._store.apply([plan.effects for _, plan in planned], self._clock())
+        except MESSAGE_FAILURES:
+            applied = set()
+            for index, plan in planned:
+                try:
+                    applied |= self._store.apply([plan.effects], self._clock())
+                except MESSAGE_FAILURES as error:
+                    outcomes[index] = error
+        for index, plan in planned:
+            if plan.effects.event_id in applied:
+                outcomes[index] = Outcome.NEW
+                self._after(plan)
+
+    def _after(self, plan: Plan) -> None:
+        """A new checkpoint is assessed at once; failing that, it is open and re-checked."""
+        if plan.then is None:
+            return
+        try:
+            plan.then()
+        except (BotoCoreError, ClientError, ConsumerError) as error:
+            log.warning("cloud.settle_failed", error=type(error).__name__, reason=str(error))
+
+    def _plan(self, message: Message) -> Plan | None:
+        """What applying a new message writes; None for a rejected (tampered) record."""
+        if isinstance(message, RecordEvent):
+            return self._record(message)
+        if isinstance(message, CheckpointEvent):
+            return self._checkpoint(message)
+        return self._terminal_alarm(message)
+
+    def _record(self, message: RecordEvent) -> Plan | None:
+        origin, event = message.origin, message.event
+        detail = event["detail"]
+        try:
+            plaintext = decrypt_event(event, self._unwrapper)
+            payload = masked_payload(plaintext)
+            envelope = detail["envelope"]
+            link = {
+                "aad": b64(envelope["aad"], "aad"),
+                "nonce": b64(envelope["nonce"], "nonce"),
+                "ciphertext": b64(envelope["ciphertext"], "ciphertext"),
+                "chain": str(detail.get("chain", "")),
+            }
+        except EnvelopeError as error:
+            self._rejected(message, error)
+            return None
+        where = {
+            "journal_id": origin.journal_id,
+            "seq": message.seq,
+            "store_id": origin.store_id,
+            "terminal_id": origin.terminal_id,
+        }
+        payment = {
+            "event_id": origin.event_id,
+            **where,
+            "kind": detail["kind"],
+            "captured_at": detail["captured_at"],
+            "client_ref": detail["client_ref"],
+            "meta": detail["meta"],
+            "key_provider": envelope["data_key"]["provider"],
+            **payload,
+        }
+        record = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
+        tables = self._store.tables
+        puts = [Put(tables.payments, payment), Put(tables.records, record)]
+        return Plan(Effects(origin.event_id, "record", puts))
+
+    def _rejected(self, message: RecordEvent, error: EnvelopeError) -> None:
+        """A record that fails its AEAD or AAD check: tampered on the way, or forged.
+
+        It is not marked received: the genuine copy, if it arrives, is still accepted, and
+        until then the seq counts as missing for its checkpoint."""
+        origin = message.origin
+        fingerprint = hashlib.sha256(repr(sorted(message.event["detail"].items())).encode())
+        self._alarms.raise_once(
+            f"{RECORD_REJECTED}:{origin.event_id}:{fingerprint.hexdigest()[:16]}",
+            RECORD_REJECTED,
+            {
+                "event_id": origin.event_id,
+                "journal_id": origin.journal_id,
+                "store_id": origin.store_id,
+                "terminal_id": origin.terminal_id,
+                "seq": message.seq,
+                "reason": str(error),
+            },
+        )
+
+    def _checkpoint(self, message: CheckpointEvent) -> Plan:
+        origin = message.origin
+        item = {
+            "journal_id": origin.journal_id,
+            "first_seq": message.first_seq,
+            "last_seq": message.last_seq,
+            "count": message.count,
+            "chain_before": message.chain_before,
+            "chain": message.chain,
+            "store_id": origin.store_id,
+            "terminal_id": origin.terminal_id,
+            "event_id": origin.event_id,
+            "created_at": message.created_at,
+            "received_at": int(self._clock()),
+            "checked_at": int(self._clock()),
+            "state": RangeState.OPEN.value,
+            "open": OPEN_MARK,
+        }
+        put = Put(self._store.tables.checkpoints, item, new_key="first_seq")
+        return Plan(
+            Effects(origin.event_id, "checkpoint", [put]), lambda: self._ranges.settle(item)
+        )
+
+    def _terminal_alarm(self, message: AlarmEvent) -> Plan:
+        origin, tables = message.origin, self._store.tables
+        where = {
+            "journal_id": origin.journal_id,
+            "store_id": origin.store_id,
+            "terminal_id": origin.terminal_id,
+        }
+        alarm = {
+            "alarm_id": origin.event_id,
+            "alarm": message.alarm,
+            "origin": "terminal",
+            "detail": message.detail,
+            "raised_at": message.raised_at,
+            "seq": message.seq,
+            **where,
+        }
+        puts = [Put(tables.alarms, alarm)]
+        if message.alarm == TAMPERED_RECORD_ALARM and message.seq is not None:
+            key = {"journal_id": origin.journal_id, "seq": message.seq}
+            # A terminal never forwards a record it reports: if one is here, keep it.
+            if self._store.get(tables.records, key) is None:
+                marker = {**where, "seq": message.seq, "state": REPORTED_TAMPERED}
+                puts.append(Put(tables.records, {**marker, "event_id": origin.event_id}))
+        log.warning("cloud.terminal_alarm", alarm=message.alarm, seq=message.seq, **where)
+        return Plan(Effects(origin.event_id, "alarm", puts))
+
+
+def _log_failure(message_id: str, error: Exception) -> None:
+    log.warning(
+        "cloud.message_failed", message_id=message_id, error=type(error).__name__, reason=str(error)
+    )

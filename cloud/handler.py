@@ -1,0 +1,50 @@
+"""The Lambda entry point: `cloud.handler.lambda_handler`.
+
+Fed by the SQS queue the bus rule targets (an event source mapping with
+`FunctionResponseTypes: [ReportBatchItemFailures]`), and by a schedule that re-checks open
+checkpoints when no message comes. Configuration is the environment the template sets:
+the five table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS`.
+The clients and the data-key cache live across warm invocations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+
+from cloud.alarms import AlarmBus, Alarms
+from cloud.consumer import DEFAULT_GAP_GRACE_SECONDS, Consumer, ConsumerSettings
+from cloud.errors import ConsumerConfigError
+from cloud.receiving import CachingUnwrapper
+from cloud.store import Store
+from cloud.tables import TableNames
+from posd.keys.kms import KmsUnwrapper
+
+_consumer: Consumer | None = None
+
+
+def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
+    bus_name = env.get("ALARM_BUS_NAME")
+    if not bus_name:
+        raise ConsumerConfigError("the environment lacks ALARM_BUS_NAME")
+    grace = float(env.get("GAP_GRACE_SECONDS", DEFAULT_GAP_GRACE_SECONDS))
+    client: Any = boto3.client
+    store = Store(client("dynamodb"), TableNames.from_env(env))
+    return Consumer(
+        store,
+        Alarms(store, AlarmBus(client("events"), bus_name)),
+        CachingUnwrapper(KmsUnwrapper(client("kms"))),
+        ConsumerSettings(gap_grace_seconds=grace),
+    )
+
+
+def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
+    global _consumer
+    if _consumer is None:
+        _consumer = consumer_from_env()
+    if "Records" in event:
+        return _consumer.handle_sqs(event)
+    return {"closed": _consumer.recheck_open()}

@@ -1,0 +1,30 @@
+"""What of a decrypted payload the payments table may keep: the masked forms only.
+
+The reference consumer proves it could decrypt a record and files the payment; it never writes
+card data or a palm credential in clear (PCI DSS 3.4.1: BIN and last four at most). A real
+consumer would hand the clear payload to its processor or tokenizer here, in memory.
+"""
+
+from __future__ import annotations
+
+import json
+
+from drivers.palm.identity import PalmCredential
+from drivers.pan import mask_pan
+from posd.errors import EnvelopeError
+
+
+def masked_payload(plaintext: bytes) -> dict[str, str]:
+    """`{"masked_pan": ...}`, `{"masked_credential": ...}`, or `{}` (a void carries nothing)."""
+    try:
+        secret = json.loads(plaintext) if plaintext else {}
+    except ValueError as error:
+        raise EnvelopeError("the decrypted payload is not JSON") from error
+    if not isinstance(secret, dict):
+        raise EnvelopeError("the decrypted payload is not a JSON object")
+    summary: dict[str, str] = {}
+    if isinstance(secret.get("pan"), str):
+        summary["masked_pan"] = mask_pan(secret["pan"])
+    if isinstance(secret.get("palm_credential"), str):
+        summary["masked_credential"] = PalmCredential(secret["palm_credential"]).masked()
+    return summary

@@ -1,0 +1,108 @@
+"""Opening one delivered record: unwrap its data key, decrypt, check the sealed identity.
+
+This is the receiving logic every consumer needs (docs/event-format.md); the Lambda consumer,
+`posd demo` and the tests all use it. Anything wrong with a record's own bytes raises
+`EnvelopeError` (the record is tampered); a data key that cannot be unwrapped raises
+`KeyProviderError` (KMS unreachable or refusing: worth a retry).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from posd.envelope import open_sealed, wrapped_key_digest
+from posd.errors import EnvelopeError
+from posd.keys.base import KeyUnwrapper
+from sync.events import EVENT_SCHEMA
+from sync.outbox import WrappedKey
+
+SEALED_IDENTITY_FIELDS = (
+    "seq",
+    "event_id",
+    "kind",
+    "captured_at",
+    "client_ref",
+    "store_id",
+    "terminal_id",
+    "meta",
+)
+
+
+def b64(text: Any, what: str) -> bytes:
+    """Strict base64 of an envelope field; `EnvelopeError` when it is not."""
+    if not isinstance(text, str):
+        raise EnvelopeError(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise EnvelopeError(f"{what} is not valid base64") from error
+
+
+def wrapped_key_of(detail: dict[str, Any]) -> WrappedKey:
+    try:
+        info = detail["envelope"]["data_key"]
+        return WrappedKey(
+            key_id=str(info["key_id"]),
+            provider=str(info["provider"]),
+            key_arn=str(info["key_arn"]),
+            algorithm=str(info["algorithm"]),
+            wrapped_key=b64(info["wrapped_key"], "envelope.data_key.wrapped_key"),
+            encryption_context=dict(info.get("encryption_context") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise EnvelopeError("envelope.data_key is incomplete") from error
+
+
+def sealed_identity(detail: dict[str, Any], aad: bytes, wrapped: WrappedKey) -> dict[str, Any]:
+    """The AAD as a dict, checked against the clear fields of `detail` and the wrapped key.
+
+    Before decryption the AAD is only a claim; GCM authenticates it afterwards. Checking it
+    first lets a record whose wrapped key was swapped fail here, without a KMS call."""
+    try:
+        sealed = json.loads(aad)
+        for name in SEALED_IDENTITY_FIELDS:
+            if sealed[name] != detail[name]:
+                raise EnvelopeError(f"detail.{name} does not match the sealed record")
+        if sealed["data_key"]["sha256"] != wrapped_key_digest(wrapped.wrapped_key):
+            raise EnvelopeError("the wrapped data key is not the one the record was sealed with")
+    except (ValueError, KeyError, TypeError) as error:
+        raise EnvelopeError("the associated data is not a sealed posd record") from error
+    if not isinstance(sealed, dict):
+        raise EnvelopeError("the associated data is not a sealed posd record")
+    return sealed
+
+
+def decrypt_event(event: dict[str, Any], unwrapper: KeyUnwrapper) -> bytes:
+    """The sensitive payload of one delivered event; `EnvelopeError` if anything is off."""
+    detail = event["detail"]
+    if detail.get("schema") != EVENT_SCHEMA:
+        raise EnvelopeError(f"unknown event schema {detail.get('schema')!r}")
+    envelope = detail.get("envelope")
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("detail.envelope is missing")
+    aad = b64(envelope.get("aad"), "envelope.aad")
+    wrapped = wrapped_key_of(detail)
+    sealed_identity(detail, aad, wrapped)
+    key = unwrapper.unwrap(wrapped)
+    nonce = b64(envelope.get("nonce"), "envelope.nonce")
+    ciphertext = b64(envelope.get("ciphertext"), "envelope.ciphertext")
+    return open_sealed(key, nonce, ciphertext, aad)
+
+
+class CachingUnwrapper:
+    """Unwraps each data key once: a data key seals many records."""
+
+    def __init__(self, inner: KeyUnwrapper) -> None:
+        self._inner = inner
+        self._keys: dict[str, bytes] = {}
+
+    def unwrap(self, wrapped: WrappedKey) -> bytes:
+        # Keyed by the wrapped bytes too: a forged event reusing a key_id with other bytes
+        # must not be handed the genuine key.
+        cache_key = f"{wrapped.key_id}:{wrapped_key_digest(wrapped.wrapped_key)}"
+        if cache_key not in self._keys:
+            self._keys[cache_key] = self._inner.unwrap(wrapped)
+        return self._keys[cache_key]

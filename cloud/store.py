@@ -1,0 +1,211 @@
+"""The consumer's DynamoDB access: batch reads and writes, conditional puts, range queries.
+
+Items are plain dicts in and out (boto3's type (de)serializer does the attribute values);
+every read the checks depend on is strongly consistent. No transactions: each effect is keyed
+by the event's identity and so idempotent, and the dedupe marker is written last (`apply`);
+that costs half the write capacity of TransactWriteItems for the same guarantee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from cloud.tables import OPEN_INDEX, TableNames
+
+CONDITION_FAILED = "ConditionalCheckFailed"
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+BATCH_WRITE_LIMIT = 25  # puts per BatchWriteItem
+OPEN_MARK = "open"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in values.items()}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+@dataclass(frozen=True)
+class Put:
+    """One put; `new_key` makes it conditional on the item not existing."""
+
+    table: str
+    values: Mapping[str, Any]
+    new_key: str | None = None
+
+    def request(self) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": self.table, "Item": to_item(self.values)}
+        if self.new_key is not None:
+            put["ConditionExpression"] = "attribute_not_exists(#k)"
+            put["ExpressionAttributeNames"] = {"#k": self.new_key}
+        return {"Put": put}
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What applying one new event writes, besides its dedupe marker."""
+
+    event_id: str
+    kind: str
+    puts: Sequence[Put]
+
+
+class Store:
+    def __init__(self, dynamodb: Any, tables: TableNames) -> None:
+        self._db = dynamodb
+        self.tables = tables
+
+    def get(self, table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        reply = self._db.get_item(TableName=table, Key=to_item(key), ConsistentRead=True)
+        item = reply.get("Item")
+        return from_item(item) if item else None
+
+    def seen(self, event_ids: Collection[str]) -> set[str]:
+        """Which of these events were received already (consistent batch reads)."""
+        found: set[str] = set()
+        wanted = sorted(event_ids)
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            keys = [to_item({"event_id": e}) for e in wanted[start : start + BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {
+                self.tables.events: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "event_id",
+                }
+            }
+            while request:
+                reply = self._db.batch_get_item(RequestItems=request)
+                for item in reply.get("Responses", {}).get(self.tables.events, []):
+                    found.add(from_item(item)["event_id"])
+                request = reply.get("UnprocessedKeys") or {}
+        return found
+
+    def count_copy(self, event_id: str) -> None:
+        """One more copy of an event already received (for the figures; never re-applied).
+
+        Conditional: counting a copy must never create the marker of an event not applied."""
+        try:
+            self._db.update_item(
+                TableName=self.tables.events,
+                Key=to_item({"event_id": event_id}),
+                UpdateExpression="ADD copies :one",
+                ConditionExpression="attribute_exists(event_id)",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != f"{CONDITION_FAILED}Exception":
+                raise
+
+    def apply(self, effects: Sequence[Effects], now: float) -> set[str]:
+        """Apply new events: their effects, then their dedupe markers; returns the event_ids
+        whose marker this call wrote (the others lost a race: another invocation applied
+        them). Raises if anything fails; the caller then applies them one by one.
+
+        Effects are keyed by the event's identity (a payment by `event_id`, a record by
+        journal and seq), so writing them twice writes the same items: a crash before the
+        marker only means the retry writes them again. The marker, a conditional put on
+        `event_id`, goes last, so it never stands for effects that were not written."""
+        plain = [put for effect in effects for put in effect.puts if put.new_key is None]
+        for start in range(0, len(plain), BATCH_WRITE_LIMIT):
+            self._batch_write(plain[start : start + BATCH_WRITE_LIMIT])
+        for effect in effects:
+            for put in effect.puts:
+                if put.new_key is not None:
+                    self.put_new(put.table, put.new_key, put.values)
+        marker = {"received_at": int(now), "copies": 1}
+        return {
+            effect.event_id
+            for effect in effects
+            if self.put_new(
+                self.tables.events,
+                "event_id",
+                {"event_id": effect.event_id, "kind": effect.kind, **marker},
+            )
+        }
+
+    def _batch_write(self, puts: Sequence[Put]) -> None:
+        request: dict[str, Any] = {}
+        for put in puts:
+            request.setdefault(put.table, []).append({"PutRequest": {"Item": to_item(put.values)}})
+        while request:
+            reply = self._db.batch_write_item(RequestItems=request)
+            request = reply.get("UnprocessedItems") or {}
+
+    def put_new(self, table: str, key_name: str, values: Mapping[str, Any]) -> bool:
+        """A conditional put; False if an item with that key exists."""
+        try:
+            self._db.put_item(**Put(table, values, new_key=key_name).request()["Put"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == f"{CONDITION_FAILED}Exception":
+                return False
+            raise
+        return True
+
+    def records_between(self, journal_id: str, first: int, last: int) -> Iterator[dict[str, Any]]:
+        """The records table's items of one journal, seq first..last, in seq order."""
+        arguments: dict[str, Any] = {
+            "TableName": self.tables.records,
+            "KeyConditionExpression": "journal_id = :j AND seq BETWEEN :a AND :b",
+            "ExpressionAttributeValues": to_item({":j": journal_id, ":a": first, ":b": last}),
+            "ConsistentRead": True,
+        }
+        while True:
+            reply = self._db.query(**arguments)
+            for item in reply.get("Items", []):
+                yield from_item(item)
+            if "LastEvaluatedKey" not in reply:
+                return
+            arguments["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def open_checkpoints(self, limit: int) -> list[dict[str, Any]]:
+        """Keys of checkpoints still open (least recently checked first), from the sparse
+        index."""
+        reply = self._db.query(
+            TableName=self.tables.checkpoints,
+            IndexName=OPEN_INDEX,
+            KeyConditionExpression="#o = :o",
+            ExpressionAttributeNames={"#o": "open"},
+            ExpressionAttributeValues=to_item({":o": OPEN_MARK}),
+            Limit=limit,
+        )
+        return [from_item(item) for item in reply.get("Items", [])]
+
+    def update_checkpoint(
+        self, journal_id: str, first_seq: int, values: Mapping[str, Any], close: bool
+    ) -> None:
+        """Set `values` on a checkpoint; `close` takes it out of the open index."""
+        names = {f"#f{i}": name for i, name in enumerate(values)}
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
+        expression = f"SET {sets}" + (" REMOVE #open" if close else "")
+        if close:
+            names["#open"] = "open"
+        self._db.update_item(
+            TableName=self.tables.checkpoints,
+            Key=to_item({"journal_id": journal_id, "first_seq": first_seq}),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(
+                {f":v{i}": value for i, value in enumerate(values.values())}
+            ),
+        )
+
+    def count(self, table: str) -> int:
+        pages = self._db.get_paginator("scan").paginate(
+            TableName=table, Select="COUNT", ConsistentRead=True
+        )
+        return sum(int(page["Count"]) for page in pages)
+
+    def scan(self, table: str) -> Iterator[dict[str, Any]]:
+        """Every item of a table (the demo's and tests' report; never on the hot path)."""
+        for page in self._db.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+            for item in page.get("Items", []):
+                yield from_item(item)

@@ -1,0 +1,81 @@
+"""`posd demo`'s backend: the cloud side's reference consumer, fed from the emulator's queue.
+
+The queue's messages go to `cloud.consumer.Consumer.handle_sqs` as Lambda's event source
+mapping would hand them over (`cloud.event_source.QueueFeeder`), with the consumer's tables in
+the emulator's DynamoDB; the figures are then read back from the tables, as a chain's own
+reports would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloud.alarms import AlarmBus, Alarms
+from cloud.consumer import Consumer
+from cloud.event_source import QueueFeeder
+from cloud.receiving import CachingUnwrapper
+from cloud.store import Store
+from cloud.tables import TableNames, create_tables
+from posd.demo.emulator import LocalAws
+from posd.keys.kms import KmsUnwrapper
+
+TABLE_PREFIX = "posd-demo"
+# The consumer's alarms go to the emulator's default bus, which always exists (the terminal's
+# bus may be EventBridge v2's, elsewhere); the demo reads them from the alarms table.
+ALARM_BUS = "default"
+RECORD_KIND = "record"
+
+# Whether a payment row (clear metadata, masked payload) is what the daemon answered.
+Matcher = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+
+
+@dataclass
+class Consumed:
+    """What the consumer's tables say after the queue was drained."""
+
+    received: int = 0  # distinct records
+    duplicates: int = 0  # copies beyond the first
+    matched: set[str] = field(default_factory=set)  # event_ids decrypted and as answered
+    by_kind: dict[str, int] = field(default_factory=dict)
+    key_sources: dict[str, int] = field(default_factory=dict)
+
+
+def consume(
+    aws: LocalAws,
+    queue_url: str,
+    offline_key_arn: str,
+    answers: Mapping[str, Mapping[str, Any]],
+    matches: Matcher,
+    timeout: float,
+) -> Consumed:
+    kms, dynamodb = aws.client("kms"), aws.client("dynamodb")
+    store = Store(dynamodb, TableNames.prefixed(TABLE_PREFIX))
+    create_tables(dynamodb, store.tables)
+    unwrapper = KmsUnwrapper(kms, {offline_key_arn: aws.rsa_private_key(offline_key_arn)})
+    consumer = Consumer(
+        store, Alarms(store, AlarmBus(aws.client("events"), ALARM_BUS)), CachingUnwrapper(unwrapper)
+    )
+
+    def all_filed() -> bool:
+        return store.count(store.tables.payments) >= len(answers)
+
+    QueueFeeder(aws.client("sqs"), queue_url, lambda event, _: consumer.handle_sqs(event)).drain(
+        timeout, until=all_filed
+    )
+    consumer.recheck_open()
+    result = Consumed()
+    for event in store.scan(store.tables.events):
+        if event["kind"] == RECORD_KIND:
+            result.received += 1
+            result.duplicates += int(event["copies"]) - 1
+    for payment in store.scan(store.tables.payments):
+        answer = answers.get(payment["event_id"])
+        if answer is None or not matches(answer, payment):
+            continue
+        result.matched.add(payment["event_id"])
+        kind, source = str(payment["kind"]), str(payment["key_provider"])
+        result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
+        result.key_sources[source] = result.key_sources.get(source, 0) + 1
+    return result

@@ -1,0 +1,226 @@
+"""Fixtures for the consumer's tests: real posd events delivered through moto's EventBridge to
+SQS, the consumer's tables in moto's DynamoDB, its queue with a DLQ, and its alarm bus routed
+to a queue the tests read. Nothing of ours is replaced; the clock is the consumer's parameter."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud.alarms import CONSUMER_ALARM_SOURCE, AlarmBus, Alarms
+from cloud.consumer import Consumer, ConsumerSettings
+from cloud.event_source import QueueFeeder
+from cloud.messages import (
+    ALARM_DETAIL_TYPE,
+    ALARM_SCHEMA,
+    CHECKPOINT_DETAIL_TYPE,
+    CHECKPOINT_SCHEMA,
+)
+from cloud.receiving import CachingUnwrapper
+from cloud.store import Store
+from cloud.tables import TableNames, create_tables
+from posd.demo.backend import QueueRoute, route_bus_to_queue
+from posd.demo.emulator import LocalAws
+from posd.envelope import GENESIS_CHAIN
+from posd.journal import Journal
+from posd.keys.kms import KmsKeySource, KmsUnwrapper
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+from sync.events import EventBuilder
+from tests.cards import TEST_PANS
+from tests.sync.conftest import receive_all
+
+STORE_ID = "store-0042"
+TERMINAL_ID = "lane-07"
+SOURCE = "posd.test"
+RECORDS = 12
+GRACE_SECONDS = 60.0
+MAX_RECEIVE_COUNT = 3
+PUT_EVENTS_LIMIT = 10
+
+
+class Clock:
+    """The consumer's notion of now, moved forward by tests (a grace period in no time)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Delivered:
+    """Real events as the rule's SQS target received them: records and checkpoints (bodies)."""
+
+    journal_id: str
+    records: list[str]  # message bodies in seq order (seq = index + 1)
+    chains: list[str]  # each record's chain (hex)
+    extra: list[str] = field(default_factory=list)
+
+    def chain_before(self, first_seq: int) -> str:
+        return self.chains[first_seq - 2] if first_seq > 1 else GENESIS_CHAIN.hex()
+
+
+def deliver(events: Any, sqs: Any, entries: list[dict[str, Any]]) -> list[str]:
+    """Put `entries` on a fresh bus routed to a fresh queue; the bodies, in entry order."""
+    route = route_bus_to_queue(events, sqs, f"posd-cloud-{uuid.uuid4().hex[:8]}", SOURCE)
+    for start in range(0, len(entries), PUT_EVENTS_LIMIT):
+        chunk = entries[start : start + PUT_EVENTS_LIMIT]
+        batch = [{**e, "EventBusName": route.bus_name} for e in chunk]
+        assert events.put_events(Entries=batch)["FailedEntryCount"] == 0
+    received = receive_all(sqs, route.queue_url, len(entries))
+    by_id = {e["detail"]["event_id"]: json.dumps(e) for e in received}
+    return [by_id[json.loads(e["Detail"])["event_id"]] for e in entries]
+
+
+def checkpoint_entry(delivered: Delivered, first: int, last: int, **changes: Any) -> dict[str, Any]:
+    detail = {
+        "schema": CHECKPOINT_SCHEMA,
+        "event_id": str(uuid.uuid4()),
+        "journal_id": delivered.journal_id,
+        "store_id": STORE_ID,
+        "terminal_id": TERMINAL_ID,
+        "first_seq": first,
+        "last_seq": last,
+        "count": last - first + 1,
+        "chain_before": delivered.chain_before(first),
+        "chain": delivered.chains[last - 1],
+        "created_at": datetime.now(UTC).isoformat(),
+        **changes,
+    }
+    return {"Source": SOURCE, "DetailType": CHECKPOINT_DETAIL_TYPE, "Detail": json.dumps(detail)}
+
+
+def alarm_entry(delivered: Delivered, seq: int) -> dict[str, Any]:
+    detail = {
+        "schema": ALARM_SCHEMA,
+        "event_id": str(uuid.uuid4()),
+        "journal_id": delivered.journal_id,
+        "store_id": STORE_ID,
+        "terminal_id": TERMINAL_ID,
+        "alarm": "tampered_record",
+        "seq": seq,
+        "detail": "tampered: chain mismatch",
+        "raised_at": datetime.now(UTC).isoformat(),
+    }
+    return {"Source": SOURCE, "DetailType": ALARM_DETAIL_TYPE, "Detail": json.dumps(detail)}
+
+
+@pytest.fixture
+def delivered(
+    tmp_path: Path, local_aws: LocalAws, kms_client: Any, events_client: Any, sqs_client: Any
+) -> Iterator[Delivered]:
+    """RECORDS card payments journaled by posd (KMS data keys), delivered through a bus."""
+    key = kms_client.create_key(Description="posd cloud test")["KeyMetadata"]["Arn"]
+    context = {"store_id": STORE_ID, "terminal_id": TERMINAL_ID}
+    with (
+        Journal.open(tmp_path / "state") as journal,
+        RotatingKeyProvider(KmsKeySource(kms_client, key, context), rotate_after_records=5) as keys,
+    ):
+        assert keys.wait_ready(10)
+        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
+        for i in range(RECORDS):
+            pan = TEST_PANS[i % len(TEST_PANS)]
+            meta = {"amount": 100 + i, "currency": "EUR", "bin": pan[:6], "last4": pan[-4:]}
+            secret = json.dumps({"pan": pan}).encode()
+            recorder.record("payment.card", meta, secret, client_ref=f"ref-{i}")
+        builder = EventBuilder(STORE_ID, TERMINAL_ID, SOURCE, "unused", journal.journal_id)
+        records = list(journal.records())
+        entries = [dict(builder.build(record).request_entry) for record in records]
+        yield Delivered(
+            journal.journal_id,
+            deliver(events_client, sqs_client, entries),
+            [record.chain for record in records],
+        )
+
+
+@dataclass
+class Rig:
+    """The consumer as deployed: its queue (with a DLQ), tables, alarm bus."""
+
+    consumer: Consumer
+    store: Store
+    clock: Clock
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+    alarms: QueueRoute
+    feeder: QueueFeeder
+    events: Any
+
+    def send(self, bodies: list[str]) -> None:
+        for body in bodies:
+            self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
+
+    def drain(self) -> None:
+        self.feeder.drain(timeout=20)
+
+    def send_entries(self, entries: list[dict[str, Any]]) -> list[str]:
+        bodies = deliver(self.events, self.sqs, entries)
+        self.send(bodies)
+        return bodies
+
+    def items(self, table: str) -> list[dict[str, Any]]:
+        return list(self.store.scan(getattr(self.store.tables, table)))
+
+    def checkpoint(self, journal_id: str, first_seq: int) -> dict[str, Any]:
+        item = self.store.get(
+            self.store.tables.checkpoints, {"journal_id": journal_id, "first_seq": first_seq}
+        )
+        assert item is not None
+        return item
+
+    def raised(self) -> list[dict[str, Any]]:
+        """Alarm events the consumer published (read off the alarm bus's queue)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            reply = self.sqs.receive_message(QueueUrl=self.alarms.queue_url, MaxNumberOfMessages=10)
+            messages = reply.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"])["detail"])
+                self.sqs.delete_message(
+                    QueueUrl=self.alarms.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+
+@pytest.fixture
+def rig(local_aws: LocalAws, kms_client: Any, events_client: Any, sqs_client: Any) -> Rig:
+    suffix = uuid.uuid4().hex[:8]
+    tables = TableNames.prefixed(f"posd-{suffix}")
+    dynamodb = local_aws.client("dynamodb")
+    create_tables(dynamodb, tables)
+    dlq_url = sqs_client.create_queue(QueueName=f"posd-dlq-{suffix}")["QueueUrl"]
+    dlq_arn = sqs_client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+    queue_url = sqs_client.create_queue(
+        QueueName=f"posd-events-{suffix}",
+        Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": "30"},
+    )["QueueUrl"]
+    alarms = route_bus_to_queue(
+        events_client, sqs_client, f"posd-alarms-{suffix}", CONSUMER_ALARM_SOURCE
+    )
+    store = Store(dynamodb, tables)
+    clock = Clock()
+    consumer = Consumer(
+        store,
+        Alarms(store, AlarmBus(events_client, alarms.bus_name)),
+        CachingUnwrapper(KmsUnwrapper(kms_client)),
+        ConsumerSettings(gap_grace_seconds=GRACE_SECONDS),
+        clock=clock,
+    )
+    feeder = QueueFeeder(sqs_client, queue_url, lambda event, _: consumer.handle_sqs(event))
+    return Rig(
+        consumer, store, clock, sqs_client, queue_url, dlq_url, alarms, feeder, events_client
+    )

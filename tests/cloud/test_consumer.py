@@ -1,0 +1,233 @@
+"""The reference consumer against moto (SQS, DynamoDB, KMS, EventBridge) with real posd events:
+duplicated, reordered, missing, tampered, poison."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from cloud.alarms import AlarmBus, Alarms
+from cloud.consumer import Consumer, ConsumerSettings, Outcome
+from cloud.messages import parse_message
+from posd.demo.emulator import LocalAws
+from posd.journal import Journal
+from posd.keys.kms import KmsRsaOfflineSource, KmsUnwrapper
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+from sync.events import EventBuilder
+from tests.cards import TEST_PANS
+from tests.cloud.conftest import (
+    GRACE_SECONDS,
+    MAX_RECEIVE_COUNT,
+    RECORDS,
+    SOURCE,
+    STORE_ID,
+    TERMINAL_ID,
+    Delivered,
+    Rig,
+    alarm_entry,
+    checkpoint_entry,
+    deliver,
+)
+
+
+def tamper(body: str, change: str) -> str:
+    """A record as an attacker on the way would alter it."""
+    event = json.loads(body)
+    detail = event["detail"]
+    if change == "ciphertext":
+        blob = bytearray(base64.b64decode(detail["envelope"]["ciphertext"]))
+        blob[0] ^= 0x01
+        detail["envelope"]["ciphertext"] = base64.b64encode(bytes(blob)).decode()
+    elif change == "amount":
+        detail["meta"]["amount"] += 1000
+    return json.dumps(event)
+
+
+def test_shuffled_duplicated_complete_range_is_counted_once_and_verifies(
+    rig: Rig, delivered: Delivered
+) -> None:
+    bodies = delivered.records + delivered.records[::3]  # a third of them twice
+    random.Random(7).shuffle(bodies)
+    rig.send(bodies)
+    rig.send_entries([checkpoint_entry(delivered, 1, RECORDS)])
+    rig.drain()
+
+    payments = rig.items("payments")
+    assert sorted(p["seq"] for p in payments) == list(range(1, RECORDS + 1))
+    assert {p["masked_pan"][-4:] for p in payments} == {pan[-4:] for pan in TEST_PANS}
+    assert all(TEST_PANS[0] not in json.dumps(p, default=str) for p in payments)
+    copies = sum(int(e["copies"]) for e in rig.items("events"))
+    assert copies == len(bodies) + 1  # every copy counted, each applied once
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "complete"
+    assert "open" not in rig.checkpoint(delivered.journal_id, 1)
+    assert rig.raised() == []
+
+
+def test_a_missing_record_raises_a_gap_alarm_after_the_grace_period_and_a_late_one_closes_it(
+    rig: Rig, delivered: Delivered
+) -> None:
+    missing = 5
+    rig.send([b for seq, b in enumerate(delivered.records, 1) if seq != missing])
+    rig.send_entries([checkpoint_entry(delivered, 1, RECORDS)])
+    rig.drain()
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "open"
+    assert rig.raised() == []  # within the grace period: a lane may just be slow
+
+    rig.clock.now += GRACE_SECONDS
+    rig.consumer.recheck_open()
+    gap = rig.checkpoint(delivered.journal_id, 1)
+    assert gap["state"] == "gap"
+    assert gap["missing"] == [missing]
+    (alarm,) = rig.raised()
+    assert (alarm["alarm"], alarm["missing"], alarm["first_seq"]) == ("gap", [missing], 1)
+    rig.consumer.recheck_open()
+    assert rig.raised() == []  # raised once
+
+    rig.send([delivered.records[missing - 1]])
+    rig.drain()
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "complete"
+
+
+def test_a_tampered_record_is_rejected_alarmed_never_a_payment(
+    rig: Rig, delivered: Delivered
+) -> None:
+    bad_ciphertext, bad_amount = 3, 8
+    bodies = list(delivered.records)
+    bodies[bad_ciphertext - 1] = tamper(bodies[bad_ciphertext - 1], "ciphertext")
+    bodies[bad_amount - 1] = tamper(bodies[bad_amount - 1], "amount")
+    rig.send(bodies)
+    rig.send_entries([checkpoint_entry(delivered, 1, RECORDS)])
+    rig.drain()
+
+    seqs = {p["seq"] for p in rig.items("payments")}
+    assert seqs == set(range(1, RECORDS + 1)) - {bad_ciphertext, bad_amount}
+    alarms = rig.raised()
+    assert sorted((a["alarm"], a["seq"]) for a in alarms) == [
+        ("record_rejected", bad_ciphertext),
+        ("record_rejected", bad_amount),
+    ]
+    assert {a["alarm"] for a in rig.items("alarms")} == {"record_rejected"}
+    # The tampered copies do not count as received: past the grace period it is a gap ...
+    rig.clock.now += GRACE_SECONDS
+    rig.consumer.recheck_open()
+    assert rig.checkpoint(delivered.journal_id, 1)["missing"] == [bad_ciphertext, bad_amount]
+    # ... until the genuine copies arrive (the terminal resends after a lost answer).
+    rig.send([delivered.records[bad_ciphertext - 1], delivered.records[bad_amount - 1]])
+    rig.drain()
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "complete"
+
+
+def test_a_record_reported_tampered_by_the_terminal_completes_its_range(
+    rig: Rig, delivered: Delivered
+) -> None:
+    reported = 6
+    rig.send([b for seq, b in enumerate(delivered.records, 1) if seq != reported])
+    rig.send_entries([alarm_entry(delivered, reported), checkpoint_entry(delivered, 1, RECORDS)])
+    rig.drain()
+    checkpoint = rig.checkpoint(delivered.journal_id, 1)
+    assert checkpoint["state"] == "complete"
+    assert checkpoint["reported_tampered"] == [reported]
+    assert checkpoint["unverified_links"] == [reported + 1]
+    (alarm,) = (a for a in rig.items("alarms") if a["origin"] == "terminal")
+    assert (alarm["alarm"], alarm["seq"]) == ("tampered_record", reported)
+
+
+def test_a_checkpoint_whose_chain_does_not_hold_is_broken_and_alarmed(
+    rig: Rig, delivered: Delivered
+) -> None:
+    rig.send(delivered.records)
+    forged = checkpoint_entry(delivered, 1, 6, chain=delivered.chains[6])  # seq 7's chain
+    rig.send_entries([forged, checkpoint_entry(delivered, 7, RECORDS)])
+    rig.drain()
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "broken"
+    assert rig.checkpoint(delivered.journal_id, 7)["state"] == "complete"
+    (alarm,) = rig.raised()
+    assert (alarm["alarm"], alarm["first_bad_seq"]) == ("chain_mismatch", 6)
+
+
+def test_a_poison_message_fails_alone_and_ends_in_the_dlq(rig: Rig, delivered: Delivered) -> None:
+    poison = ["not json", json.dumps({"detail": {"schema": "posd.event/1", "seq": "x"}})]
+    rig.send([delivered.records[0], *poison, delivered.records[1]])
+    rig.drain()
+
+    assert {p["seq"] for p in rig.items("payments")} == {1, 2}
+    assert rig.feeder.fed.failures == len(poison) * MAX_RECEIVE_COUNT
+    dead = rig.sqs.receive_message(QueueUrl=rig.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in dead) == sorted(poison)
+    left = rig.sqs.get_queue_attributes(
+        QueueUrl=rig.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_duplicate_is_recognised_before_it_is_decrypted(rig: Rig, delivered: Delivered) -> None:
+    message = parse_message(delivered.records[0])
+    assert rig.consumer.process(message) is Outcome.NEW
+    assert rig.consumer.process(message) is Outcome.DUPLICATE
+    assert len(rig.items("payments")) == 1
+
+
+def test_records_sealed_offline_under_the_rsa_key_are_unwrapped_and_filed(
+    tmp_path: Path, local_aws: LocalAws, kms_client: Any, events_client: Any, rig: Rig
+) -> None:
+    """A lane that lost KMS wraps its data keys with the cached RSA public key (posd's offline
+    provider); the consumer unwraps them with kms:Decrypt RSAES_OAEP_SHA_256 (moto cannot
+    decrypt RSA ciphertext made outside it: its own private key stands in, as in the demo)."""
+    arn = kms_client.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"][
+        "Arn"
+    ]
+    offline = KmsRsaOfflineSource(kms_client, arn, tmp_path / "offline.json")
+    offline.refresh_public_key()
+    with (
+        Journal.open(tmp_path / "state") as journal,
+        RotatingKeyProvider(offline) as keys,
+    ):
+        assert keys.wait_ready(10)
+        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
+        for pan in TEST_PANS:
+            recorder.record("payment.card", {"amount": 1}, json.dumps({"pan": pan}).encode())
+        builder = EventBuilder(STORE_ID, TERMINAL_ID, SOURCE, "unused", journal.journal_id)
+        entries = [dict(builder.build(r).request_entry) for r in journal.records()]
+    bodies = deliver(events_client, rig.sqs, entries)
+    unwrapper = KmsUnwrapper(kms_client, {arn: local_aws.rsa_private_key(arn)})
+    consumer = Consumer(rig.store, Alarms(rig.store, AlarmBus(events_client, "default")), unwrapper)
+
+    assert [consumer.process(parse_message(b)) for b in bodies] == [Outcome.NEW] * len(TEST_PANS)
+    payments = rig.items("payments")
+    assert {p["key_provider"] for p in payments} == {"kms-rsa"}
+    assert sorted(p["masked_pan"][-4:] for p in payments) == sorted(p[-4:] for p in TEST_PANS)
+
+
+def test_a_range_that_never_completes_does_not_starve_the_others_of_rechecks(
+    rig: Rig, delivered: Delivered, kms_client: Any, events_client: Any
+) -> None:
+    lost, late = 3, 9  # seq 3 never comes; seq 9 comes after its checkpoint
+    consumer = Consumer(
+        rig.store,
+        Alarms(rig.store, AlarmBus(events_client, rig.alarms.bus_name)),
+        KmsUnwrapper(kms_client),
+        ConsumerSettings(gap_grace_seconds=GRACE_SECONDS, recheck_limit=1),
+        clock=rig.clock,
+    )
+    first, second = deliver(
+        events_client,
+        rig.sqs,
+        [checkpoint_entry(delivered, 1, 6), checkpoint_entry(delivered, 7, RECORDS)],
+    )
+    for seq, body in enumerate(delivered.records, 1):
+        if seq not in (lost, late):
+            consumer.process(parse_message(body))
+    consumer.process(parse_message(first))
+    rig.clock.now += 1
+    consumer.process(parse_message(second))
+    consumer.process(parse_message(delivered.records[late - 1]))
+
+    rig.clock.now += 1
+    assert consumer.recheck_open() == 0  # the range 1..6, checked the longest ago
+    assert consumer.recheck_open() == 1  # then 7..12, complete by now
+    assert rig.checkpoint(delivered.journal_id, 7)["state"] == "complete"
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "open"

@@ -1,0 +1,74 @@
+"""The Lambda entry point as Lambda calls it: configured by its environment only (the
+template's variables, and boto3's own endpoint and credential variables, here moto's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cloud import handler
+from cloud.errors import ConsumerConfigError
+from cloud.event_source import sqs_event
+from cloud.messages import parse_message
+from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
+from tests.cloud.conftest import RECORDS, Delivered, Rig, checkpoint_entry, deliver
+
+
+@pytest.fixture
+def lambda_env(rig: Rig, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        **rig.store.tables.as_env(),
+        "ALARM_BUS_NAME": rig.alarms.bus_name,
+        "GAP_GRACE_SECONDS": "0",
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_DEFAULT_REGION": EMULATOR_REGION,
+        **{name.upper(): value for name, value in EMULATOR_CREDENTIALS.items()},
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handler, "_consumer", None)
+
+
+def messages_of(rig: Rig, bodies: list[str]) -> list[dict[str, Any]]:
+    rig.send(bodies)
+    found: list[dict[str, Any]] = []
+    while len(found) < len(bodies):
+        reply = rig.sqs.receive_message(QueueUrl=rig.queue_url, MaxNumberOfMessages=10)
+        found.extend(reply.get("Messages", []))
+    return found
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_an_sqs_batch_through_lambda_handler(rig: Rig, delivered: Delivered) -> None:
+    batch = messages_of(rig, [*delivered.records[:9], "poison"])
+    answer = handler.lambda_handler(sqs_event(batch, "arn:aws:sqs:q", EMULATOR_REGION), None)
+
+    (poison,) = (m["MessageId"] for m in batch if m["Body"] == "poison")
+    assert answer == {"batchItemFailures": [{"itemIdentifier": poison}]}
+    assert len(rig.items("payments")) == 9
+    assert RECORDS > 9
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_scheduled_invocation_closes_a_range_completed_since(
+    rig: Rig, delivered: Delivered
+) -> None:
+    late = 4
+    bodies = [b for seq, b in enumerate(delivered.records, 1) if seq != late]
+    checkpoint = deliver(rig.events, rig.sqs, [checkpoint_entry(delivered, 1, RECORDS)])
+    batch = messages_of(rig, bodies[:9]) + messages_of(rig, [*bodies[9:], *checkpoint])
+    for start in range(0, len(batch), 10):
+        event = sqs_event(batch[start : start + 10], "arn:aws:sqs:q", EMULATOR_REGION)
+        assert handler.lambda_handler(event, None) == {"batchItemFailures": []}
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "gap"  # no grace here
+
+    rig.consumer.process(parse_message(delivered.records[late - 1]))  # no re-check of its own
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    assert handler.lambda_handler(scheduled, None) == {"closed": 1}
+    assert rig.checkpoint(delivered.journal_id, 1)["state"] == "complete"
+
+
+def test_a_missing_setting_is_named() -> None:
+    with pytest.raises(ConsumerConfigError, match="ALARM_BUS_NAME"):
+        handler.consumer_from_env({})
