@@ -294,8 +294,7 @@ class AdaptiveRateLimiter:
             # Nothing accepted yet: grow back from the floor, not from zero (never).
             rate = max(rate, self._min_rate)
             new_rate = self._cubic.on_throttle(rate, now)
-            if not self._enabled:
-                self._engage(now)
+            self._engage(now)
         elif self._enabled:
             new_rate = self._cubic.on_success(now)
         else:
@@ -311,9 +310,10 @@ class AdaptiveRateLimiter:
         )
 
     def _engage(self, now: float) -> None:
-        """Start limiting. The bucket starts with a random part of one request's worth: a
-        fleet throttled at the same moment would otherwise wait out the same refill and send
-        again all at once, over and over (full jitter, as for retries)."""
+        """Start limiting, or go on after another throttle. The bucket restarts with a random
+        part of one request's worth: a fleet throttled by the same wave would otherwise wait
+        out the same refill and send again all at once, every ~10 s (bench/fleet.py showed
+        the stalls), so each throttle gets full jitter, as retries do."""
         self._enabled = True
         self._stamp = now
         self._tokens = self._uniform() * self._min_capacity

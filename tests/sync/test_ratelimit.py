@@ -290,3 +290,14 @@ def test_switched_off_there_is_no_slow_start_either() -> None:
     limiter = AdaptiveRateLimiter(T0, full_window=80, active=False)
     assert not limiter.starting
     assert limiter.grant(BATCH, T0).entries == BATCH
+
+
+def test_every_throttle_restarts_the_bucket_at_a_random_phase() -> None:
+    draws = iter([0.0, 0.9])  # first engagement, then the next throttle
+    limiter = AdaptiveRateLimiter(T0, min_capacity=BATCH, uniform=lambda: next(draws))
+    limiter.on_send(BATCH, T0)
+    limiter.on_answer(BATCH, 0, throttled=True, now=T0 + 0.1)
+    assert limiter.snapshot().tokens == 0.0
+    limiter.on_send(1, T0 + 0.2)
+    limiter.on_answer(1, 0, throttled=True, now=T0 + 0.3)
+    assert limiter.snapshot().tokens == pytest.approx(0.9 * BATCH)
