@@ -46,9 +46,10 @@ class SyncSettings:
     max_in_flight: int = 8
     throttle_decrease_factor: float = 0.5
     # Client-side rate limiter (sync/ratelimit.py, the AWS SDKs' "adaptive" mode in entries/s):
-    # dormant until the first throttled answer, then a token bucket whose fill rate is cut to
-    # `rate_decrease_factor` x the accepted rate and grows back along a CUBIC curve, level
-    # again after `rate_recovery_seconds`, never below `rate_min_per_second` (a fleet of N
+    # a slow start (one request, doubling each round trip), dormant until the first throttled
+    # answer, then a token bucket whose fill rate is cut to `rate_decrease_factor` x the
+    # accepted rate and grows back along a CUBIC curve, level again after
+    # `rate_recovery_seconds`, never below `rate_min_per_second` (a fleet of N
     # terminals offers at least N x that: keep it under the account's quota / N). It keeps a
     # reconnecting fleet near the quota instead of every terminal offering its backlog at once.
     rate_limit: bool = True
