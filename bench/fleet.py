@@ -7,21 +7,28 @@ that enforces an account-wide quota with a token bucket: entries beyond the quot
 as per-entry `ThrottlingException`, as EventBridge answers when an account's PutEvents quota
 is exceeded. The same storm runs twice, side by side in one invocation:
 
-- `posd`: the default `SyncSettings` (full-jitter backoff, AIMD concurrency);
-- `naive`: fixed concurrency (8 in flight, no decrease on throttling) and a short, flat retry
-  delay (at most 50 ms), the way a simple client retries.
+- `posd`: the default `SyncSettings` (full-jitter backoff, AIMD concurrency, and the adaptive
+  client-side rate limiter of `sync/ratelimit.py`);
+- `naive`: fixed concurrency (8 in flight, no decrease on throttling), a short, flat retry
+  delay (at most 50 ms) and no rate limiter, the way a simple client retries;
+- `posd-unlimited` (on request, `--policies`): the defaults without the rate limiter, to
+  measure what the limiter changes in the same run.
 
 Reported per policy: seconds until every terminal has drained against the ideal (total events
 / quota), the share of entries throttled, and fairness (slowest terminal's finish time over
-the median's).
+the median's); then the issue's three targets for `posd`: within 1.25x of the ideal, under 5%
+of entries throttled, and clearly better than `naive` (under half its throttled share, and a
+drain time within the target).
 
-Usage: .venv/bin/python bench/fleet.py [--terminals 1000] [--backlog 20] [--quota 2000]
+Usage: .venv/bin/python bench/fleet.py [--terminals 1000] [--backlog 20] [--quota 500]
                                         [--workers 4] [--plot bench/results/fleet.png]
+                                        [--policies posd naive posd-unlimited]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import shutil
@@ -74,8 +81,13 @@ POLICIES: dict[str, SyncSettings] = {
         max_in_flight=NAIVE_IN_FLIGHT,
         backoff_base_seconds=NAIVE_RETRY_SECONDS,
         backoff_cap_seconds=NAIVE_RETRY_SECONDS,
+        rate_limit=False,
     ),
+    "posd-unlimited": SyncSettings(source="posd.bench", rate_limit=False),
 }
+DEFAULT_POLICIES = ("posd", "naive")
+# "Clearly better" than the naive policy: under this fraction of its throttled share.
+TARGET_SHARE_OF_NAIVE_THROTTLING = 0.5
 
 
 # --- the account-wide quota: a PutEvents endpoint with a token bucket ---------------------
@@ -105,6 +117,7 @@ def _serve(port_queue: Any, quota: float) -> None:
     bucket = TokenBucket(rate=quota, capacity=quota, tokens=quota)
     counts = {"accepted": 0, "throttled": 0}
     accepted_at: dict[float, int] = {}  # wall-clock bucket -> entries accepted in it
+    throttled_at: dict[float, int] = {}  # wall-clock bucket -> entries throttled in it
     counts_lock = threading.Lock()
 
     class Handler(NoDelayQuietMixin, BaseHTTPRequestHandler):
@@ -120,7 +133,13 @@ def _serve(port_queue: Any, quota: float) -> None:
 
         def do_GET(self) -> None:
             with counts_lock:
-                self._reply({**counts, "accepted_at": sorted(accepted_at.items())})
+                self._reply(
+                    {
+                        **counts,
+                        "accepted_at": sorted(accepted_at.items()),
+                        "throttled_at": sorted(throttled_at.items()),
+                    }
+                )
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -138,6 +157,7 @@ def _serve(port_queue: Any, quota: float) -> None:
                 counts["accepted"] += len(entries) - failed
                 counts["throttled"] += failed
                 accepted_at[moment] = accepted_at.get(moment, 0) + len(entries) - failed
+                throttled_at[moment] = throttled_at.get(moment, 0) + failed
             self._reply({"FailedEntryCount": failed, "Entries": entries})
 
     class Server(ThreadingHTTPServer):
@@ -210,7 +230,12 @@ def _worker(
 
 
 def _storm(
-    policy: str, template: Path, terminals: int, quota: float, workers: int
+    policy: str,
+    settings: SyncSettings,
+    template: Path,
+    terminals: int,
+    quota: float,
+    workers: int,
 ) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     ports: Any = context.Queue()
@@ -231,7 +256,7 @@ def _storm(
                     work,
                     endpoint,
                     policy,
-                    POLICIES[policy],
+                    settings,
                     ready,
                     go,
                     results,
@@ -271,6 +296,10 @@ def _summarise(
     for moment, accepted in counts["accepted_at"]:
         remaining -= accepted
         timeline.append((round(moment - start, 3), remaining))
+    throttling = [
+        (round(moment - start, 3), throttled / SAMPLE_SECONDS)
+        for moment, throttled in counts["throttled_at"]
+    ]
     return {
         "terminals": len(finished),
         "terminals_not_drained": len(finished) - len(done),
@@ -284,6 +313,40 @@ def _summarise(
         if done
         else None,
         "backlog_over_time": timeline,
+        "throttled_per_second_over_time": throttling,
+    }
+
+
+def _override(settings: SyncSettings, assignments: list[str]) -> SyncSettings:
+    """`settings` with `KEY=VALUE` assignments applied, each value of its field's type."""
+    changes: dict[str, Any] = {}
+    for assignment in assignments:
+        key, _, text = assignment.partition("=")
+        if not hasattr(settings, key):
+            raise KeyError(key)
+        kind = type(getattr(settings, key))
+        changes[key] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
+    return dataclasses.replace(settings, **changes)
+
+
+def _verdict(results: dict[str, dict[str, Any]]) -> dict[str, bool | None]:
+    """The issue's three targets for the `posd` policy (None: not measured in this run)."""
+    posd, naive = results.get("posd"), results.get("naive")
+    if posd is None:
+        return {"ratio_to_ideal": None, "throttled_share": None, "better_than_naive": None}
+    within_ideal = (
+        posd["terminals_not_drained"] == 0 and posd["ratio_to_ideal"] <= TARGET_IDEAL_RATIO
+    )
+    better = None
+    if naive is not None:
+        fewer_throttled = (
+            posd["throttled_share"] < naive["throttled_share"] * TARGET_SHARE_OF_NAIVE_THROTTLING
+        )
+        better = within_ideal and fewer_throttled
+    return {
+        "ratio_to_ideal": within_ideal,
+        "throttled_share": posd["throttled_share"] < TARGET_THROTTLED_SHARE,
+        "better_than_naive": better,
     }
 
 
@@ -294,15 +357,20 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> str:
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure, (axes, throttled) = plt.subplots(
+        2, 1, figsize=(8, 7), sharex=True, height_ratios=(2, 1)
+    )
     for policy, result in results.items():
         points = result["backlog_over_time"]
-        axes.plot([p[0] for p in points], [p[1] for p in points], label=policy)
+        line = axes.plot([p[0] for p in points], [p[1] for p in points], label=policy)[0]
         axes.axvline(result["ideal_seconds"], linestyle=":", color="grey")
-    axes.set_xlabel("seconds since the link came back")
+        points = result["throttled_per_second_over_time"]
+        throttled.plot([p[0] for p in points], [p[1] for p in points], color=line.get_color())
     axes.set_ylabel("events not yet delivered (whole fleet)")
     axes.set_title("Fleet reconnect storm against an account-wide PutEvents quota")
     axes.legend()
+    throttled.set_xlabel("seconds since the link came back")
+    throttled.set_ylabel("entries throttled / s")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -316,15 +384,30 @@ def main() -> None:
     parser.add_argument("--quota", type=float, default=DEFAULT_QUOTA, help="entries/s")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="processes")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
-    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    parser.add_argument(
+        "--policies", nargs="+", default=list(DEFAULT_POLICIES), choices=list(POLICIES)
+    )
+    parser.add_argument(
+        "--posd-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [sync] setting of the posd policy (tuning), e.g. rate_recovery_seconds=5",
+    )
     args = parser.parse_args()
     if min(args.terminals, args.backlog, args.workers) < 1 or args.quota <= 0:
         parser.error("terminals, backlog, workers and quota must be positive")
+    try:
+        policies = {**POLICIES, "posd": _override(POLICIES["posd"], args.posd_setting)}
+    except (KeyError, ValueError) as error:
+        parser.error(f"--posd-setting: {error}")
     with tempfile.TemporaryDirectory(prefix="posd-fleet-template-") as scratch:
         template = Path(scratch) / "state"
         fill_backlog(template, args.backlog, STORE_ID, "template")
         results = {
-            policy: _storm(policy, template, args.terminals, args.quota, args.workers)
+            policy: _storm(
+                policy, policies[policy], template, args.terminals, args.quota, args.workers
+            )
             for policy in args.policies
         }
     plot = _plot(results, args.plot)
@@ -334,13 +417,16 @@ def main() -> None:
         "backlog_per_terminal": args.backlog,
         "quota_entries_per_second": args.quota,
         "worker_processes": args.workers,
+        "posd_settings_overridden": args.posd_setting,
         "targets": {
             "ratio_to_ideal_at_most": TARGET_IDEAL_RATIO,
             "throttled_share_below": TARGET_THROTTLED_SHARE,
+            "throttled_share_below_naive_times": TARGET_SHARE_OF_NAIVE_THROTTLING,
         },
+        "posd_meets": _verdict(results),
         "plot": plot,
         "results": {
-            policy: {k: v for k, v in result.items() if k != "backlog_over_time"}
+            policy: {k: v for k, v in result.items() if not k.endswith("_over_time")}
             for policy, result in results.items()
         },
     }

@@ -32,7 +32,8 @@ from sync.errors import EventBuildError
 from sync.events import Entry, EventBuilder
 from sync.link import LinkMonitor
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
-from sync.results import judge
+from sync.ratelimit import AdaptiveRateLimiter
+from sync.results import THROTTLED_ENTRY_CODE, judge
 from sync.settings import SyncSettings
 from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
@@ -53,16 +54,17 @@ from sync.v2 import API_V2, event_group_id
 from sync.window import ConcurrencyWindow
 
 STATUS_REFRESH_SECONDS = 1.0
-# `Outbox.summary` scans the whole journal (counts, pending amounts): ~20 ms of CPU at 20,000
-# records, ~100 ms at 100,000. Refreshed every second during a long drain at 100 ms RTT, it
-# was a quarter of the driver's CPU (bench/drain.py). The interval stretches so that the
-# refresh takes at most this share of the time, up to a cap. The engine keeps `pending`
+# `Outbox.summary` reads the backlog (counts, pending amounts): ~20 ms of CPU with 20,000
+# pending records, ~100 ms with 100,000. Refreshed every second during a long drain at 100 ms
+# RTT, it was a quarter of the driver's CPU (bench/drain.py). The interval stretches so that
+# the refresh takes at most this share of the time, up to a cap. The engine keeps `pending`
 # current itself for what it delivers; the refresh catches captures and other processes.
 STATUS_REFRESH_MAX_SHARE = 0.02
 STATUS_REFRESH_MAX_SECONDS = 30.0
-# Leased-but-unsent batches are dropped (they come back when their lease expires) once they
-# are this fraction of the lease old, so a request never starts on a nearly expired lease.
+# Leased-but-unsent batches are handed back to the journal once they are this fraction of the
+# lease old, so a request never starts on a nearly expired lease.
 HELD_BATCH_MAX_LEASE_FRACTION = 0.5
+HELD_TOO_LONG = "held too long before sending: lease handed back"
 OVERSIZE_REASON = "EventTooLarge: {size} bytes exceed max_request_bytes {limit}"
 
 log = structlog.get_logger("posd.sync")
@@ -124,6 +126,16 @@ class SyncEngine:
             settings.max_in_flight,
             settings.throttle_decrease_factor,
         )
+        self._limiter = AdaptiveRateLimiter(
+            clock(),
+            min_rate=settings.rate_min_per_second,
+            recovery_seconds=settings.rate_recovery_seconds,
+            decrease_factor=settings.rate_decrease_factor,
+            min_capacity=settings.max_entries_per_request,
+            active=settings.rate_limit,
+            full_window=settings.max_in_flight * settings.max_entries_per_request,
+        )
+        self._rate_delay = 0.0  # seconds until the rate limiter lets the next batch go
         self._timeouts = TimeoutAdapter(
             settings.read_timeout_seconds,
             settings.max_read_timeout_seconds,
@@ -289,6 +301,8 @@ class SyncEngine:
 
     def _wait(self) -> None:
         timeout = self._settings.idle_poll_seconds
+        if self._rate_delay > 0:
+            timeout = min(timeout, self._rate_delay)
         if self._in_flight:
             wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
         else:
@@ -311,10 +325,20 @@ class SyncEngine:
     def _fill(self, now: float) -> None:
         if not self._link.may_send(now):
             return
+        self._rate_delay = 0.0
         while len(self._in_flight) < self._allowed_in_flight():
-            batch = self._next_batch(now)
-            if batch is None:
+            held = self._next_batch(now)
+            if held is None:
                 return
+            grant = self._limiter.grant(len(held.entries), now)
+            self._rate_delay = grant.wait_seconds
+            if not grant.entries:
+                return  # no prefetch either: the held batch waits for the rate limiter
+            self._held.popleft()
+            batch = held.entries[: grant.entries]
+            if len(batch) < len(held.entries):  # slow start: the rest stays first in line
+                self._held.appendleft(_Held(held.entries[grant.entries :], held.leased_at))
+            self._limiter.on_send(len(batch), now)
             ticket = self._window.ticket()
             client = self._clients(self._timeouts.read_timeout)
             request = [entry.request_entry for entry in batch]
@@ -327,19 +351,27 @@ class SyncEngine:
         if len(self._held) < self._allowed_in_flight():
             self._lease(now)
 
-    def _next_batch(self, now: float) -> list[Entry] | None:
+    def _next_batch(self, now: float) -> _Held | None:
+        """The next held batch (left held), leasing more when none is."""
         max_age = self._settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION
         while self._held and now - self._held[0].leased_at > max_age:
-            self._held.popleft()
+            # Due again now rather than when the lease runs out (a batch leased before the
+            # rate limiter cut the rate can outwait half a lease).
+            stale = self._held.popleft()
+            self._outbox.schedule_retry([e.record.seq for e in stale.entries], now, HELD_TOO_LONG)
         if not self._held:
             self._lease(now)
-        return self._held.popleft().entries if self._held else None
+        return self._held[0] if self._held else None
 
     def _lease(self, now: float) -> None:
         settings = self._settings
         per_request = self._timeouts.entries_per_request
         # Lease a whole window's worth at once: fewer journal transactions per event.
-        limit = self._allowed_in_flight() * per_request
+        limit = self._limiter.lease_limit(
+            self._allowed_in_flight() * per_request,
+            settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION,
+            now,
+        )
         lease = self._outbox.lease(limit, now, settings.lease_seconds)
         for refused in lease.quarantined:
             self._note_outbox_quarantine(refused)
@@ -387,6 +419,7 @@ class SyncEngine:
                 back_online = self._link.record_success(now)
                 if back_online:
                     self._window.reset_to_minimum()
+                    self._limiter.restart(now)
                 timeouts_ended = self._timeouts.on_answer(now - flight.sent_at)
             if back_online:
                 log.info("sync.online", pending=self._pending)
@@ -398,8 +431,10 @@ class SyncEngine:
                 self._refused_config(refused, now, verdict.misconfigured[0][1])
             for record, reason in verdict.quarantine:
                 self._quarantine(record, reason)
+            self._limiter.on_answer(len(records), len(verdict.delivered), verdict.throttled, now)
             for error, group in _group_by_error(verdict.retry).items():
-                self._retry_later(group, now, error)
+                throttled = error.startswith(THROTTLED_ENTRY_CODE)
+                self._retry_later(group, now, error, throttled=throttled)
             with self._lock:
                 if verdict.throttled:
                     self._window.on_congestion(flight.ticket)
@@ -407,10 +442,12 @@ class SyncEngine:
                     self._window.on_success()
             return verdict.delivered
         if isinstance(result, Throttled):
+            self._limiter.on_answer(len(records), 0, True, now)
             with self._lock:
                 self._window.on_congestion(flight.ticket)
-            self._retry_later(records, now, result.error)
+            self._retry_later(records, now, result.error, throttled=True)
             return []
+        self._limiter.on_unanswered()
         if result.kind == MISCONFIGURED:
             self._refused_config(records, now, result.error)
             return []
@@ -450,9 +487,15 @@ class SyncEngine:
             log.error("sync.misconfigured", error=error)
         self._outbox.schedule_retry([r.seq for r in records], now, f"{MISCONFIGURED}: {error}")
 
-    def _retry_later(self, records: Sequence[OutboxRecord], now: float, error: str) -> None:
+    def _retry_later(
+        self, records: Sequence[OutboxRecord], now: float, error: str, *, throttled: bool = False
+    ) -> None:
+        """Due again after a full-jitter backoff; throttled records at once while the rate
+        limiter is engaged: it paces them, and a backoff on top left terminals idle below
+        their share of the quota, then sending in bursts (bench/fleet.py)."""
         attempt = max(record.attempts for record in records) + 1
-        delay = self._retry_backoff.delay(attempt)
+        paced = throttled and self._limiter.enabled
+        delay = 0.0 if paced else self._retry_backoff.delay(attempt)
         self._outbox.schedule_retry([r.seq for r in records], now + delay, error)
 
     def _quarantine(self, record: OutboxRecord, reason: str) -> None:

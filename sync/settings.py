@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sync.errors import SettingsError
+from sync.ratelimit import DEFAULT_DECREASE_FACTOR, DEFAULT_MIN_RATE, DEFAULT_RECOVERY_SECONDS
 from sync.v2 import API_V2, APIS, EVENT_BUS_ARN_EXAMPLE, V2_MAX_ENTRIES, valid_event_bus_arn
 
 # Hard limits of PutEvents (AWS docs): 10 entries per request; the request-size cap was
@@ -44,6 +45,17 @@ class SyncSettings:
     initial_in_flight: int = 4
     max_in_flight: int = 8
     throttle_decrease_factor: float = 0.5
+    # Client-side rate limiter (sync/ratelimit.py, the AWS SDKs' "adaptive" mode in entries/s):
+    # a slow start (one request, doubling each round trip), dormant until the first throttled
+    # answer, then a token bucket whose fill rate is cut to `rate_decrease_factor` x the
+    # accepted rate and grows back along a CUBIC curve, level again after
+    # `rate_recovery_seconds`, never below `rate_min_per_second` (a fleet of N
+    # terminals offers at least N x that: keep it under the account's quota / N). It keeps a
+    # reconnecting fleet near the quota instead of every terminal offering its backlog at once.
+    rate_limit: bool = True
+    rate_min_per_second: float = DEFAULT_MIN_RATE
+    rate_decrease_factor: float = DEFAULT_DECREASE_FACTOR
+    rate_recovery_seconds: float = DEFAULT_RECOVERY_SECONDS
     # A leased record is hidden from other leases this long; must outlive one request.
     lease_seconds: float = 60.0
     # Per-record retry of retryable entry errors and of throttled requests: full jitter. The
@@ -96,6 +108,7 @@ class SyncSettings:
             "initial_in_flight", self.initial_in_flight, self.min_in_flight, self.max_in_flight
         )
         _in_range("throttle_decrease_factor", self.throttle_decrease_factor, 0.05, 0.95)
+        _in_range("rate_decrease_factor", self.rate_decrease_factor, 0.05, 0.95)
         for name in (
             "backoff_base_seconds",
             "probe_min_seconds",
@@ -103,6 +116,8 @@ class SyncSettings:
             "read_timeout_seconds",
             "idle_poll_seconds",
             "purge_interval_seconds",
+            "rate_min_per_second",
+            "rate_recovery_seconds",
         ):
             _require(getattr(self, name) > 0, name, "must be > 0")
         _require(

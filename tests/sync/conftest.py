@@ -49,6 +49,9 @@ FAST = SyncSettings(
     probe_min_seconds=0.05,
     probe_max_seconds=0.3,
     idle_poll_seconds=0.02,
+    # The rate limiter's floor on the same scale: a test that throttles the first requests
+    # (nothing accepted yet, so the limiter drops to its floor) still drains in seconds.
+    rate_min_per_second=50.0,
 )
 
 
