@@ -54,7 +54,10 @@ def main() -> None:
         if finished.returncode != 0:
             results[name] = {"error": finished.stderr.strip().splitlines()[-5:]}
             continue
-        results[name] = json.loads(finished.stdout)
+        try:
+            results[name] = json.loads(finished.stdout)
+        except json.JSONDecodeError as error:
+            results[name] = {"error": f"stdout is not one JSON object: {error}"}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
