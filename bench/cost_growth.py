@@ -61,6 +61,7 @@ from bench.journal_append import percentile  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from posd.keys.local import LocalKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
+from posd.logs import configure_logging  # noqa: E402
 from posd.recorder import Recorder  # noqa: E402
 from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
@@ -88,6 +89,7 @@ TARGET_RATIO = 1.2
 def _drain_child(state_dir: str, endpoint: str, results: Any) -> None:
     """In a fresh process: open the journal, drain its backlog, report memory and time."""
     before = memory_kib_self()
+    configure_logging("error")  # stderr: the parent's stdout is the benchmark's JSON
     settings = dataclasses.replace(SyncSettings(), retention_seconds=RETENTION_SECONDS)
     session = boto3.Session(
         aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name="us-east-1"
@@ -311,6 +313,7 @@ def purge_ratios(small: dict[str, Any], big: dict[str, Any]) -> dict[str, float]
 
 
 def main() -> None:
+    configure_logging("error")  # stderr: stdout is this benchmark's JSON
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG)

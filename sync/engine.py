@@ -303,8 +303,11 @@ class SyncEngine:
         timeout = self._settings.idle_poll_seconds
         if self._rate_delay > 0:
             timeout = min(timeout, self._rate_delay)
-        if self._in_flight:
-            wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        # The side lane's request wakes the driver too: a backlog of checkpoints goes out one
+        # request per answer, not one per poll interval.
+        futures = [*self._in_flight, *self._side.in_flight()]
+        if futures:
+            wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
         else:
             until_send = self._link.next_send_at() - self._clock()
             self._stop.wait(max(0.0, min(timeout, until_send)) if until_send > 0 else timeout)

@@ -118,3 +118,23 @@ def test_checkpoints_are_delivered_with_exactly_the_documented_fields(
         assert detail["created_at"].endswith("Z")
         assert proves(detail, records)
         previous = detail["chain"]
+
+
+BACKLOG_RECORDS = EVERY * 60  # 60 checkpoints, six requests of ten: an outage, in small
+SLOW_POLL_SECONDS = 3.0
+BACKLOG_DRAIN_TIMEOUT_SECONDS = 8.0  # paced by the idle poll, the six requests needed 18 s
+
+
+def test_a_backlog_of_checkpoints_goes_out_one_request_per_answer(
+    recorder: Recorder, journal: Journal, make_engine: EngineFactory, aws_endpoint: str
+) -> None:
+    """After an outage a terminal holds one checkpoint per 100 records captured meanwhile.
+    The side lane sends them back to back, and the driver wakes on the side lane's answer,
+    not on its idle poll: paced by either, 2,000 checkpoints held a 5,000-record drain for
+    99 s in bench/cost_growth.py."""
+    fill(recorder, BACKLOG_RECORDS)
+    assert len(journal.pending_side_events(100)) == BACKLOG_RECORDS // EVERY
+    engine = make_engine(aws_endpoint, idle_poll_seconds=SLOW_POLL_SECONDS)
+    engine.drain(timeout=BACKLOG_DRAIN_TIMEOUT_SECONDS)
+    assert journal.pending_side_events(100) == []
+    assert journal.summary().pending == 0
