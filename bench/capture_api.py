@@ -39,15 +39,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backlog import KEY_FILE, fill_backlog  # noqa: E402
+from bench.backlog import fill_backlog  # noqa: E402
+from bench.daemon_config import (  # noqa: E402
+    SOCKET,
+    STATE_DIR,
+    STORE_ID,
+    TERMINAL_ID,
+    write_daemon_config,
+)
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from bench.journal_append import append_sides, summarize, timed  # noqa: E402
 from posd.demo.client import call  # noqa: E402
 from posd.demo.pipeline import start_daemon, wait_until_serving  # noqa: E402
 
-STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
-STATE_DIR = "state"
-SOCKET = "api.sock"
 DEFAULT_CAPTURES = 2_000
 DEFAULT_BACKLOG = 100_000
 DEFAULT_ROUNDS = 8
@@ -60,48 +64,10 @@ TARGET_P99_MS = 10.0
 METHODS = ("card", "palm")
 
 
-def daemon_config(work: Path, events_url: str) -> Path:
-    path = work / "posd-bench.toml"
-    path.write_text(
-        f"""
-[terminal]
-store_id = "{STORE_ID}"
-terminal_id = "{TERMINAL_ID}"
-mode = "development"
-state_dir = "{STATE_DIR}"
-
-[api]
-socket = "{SOCKET}"
-socket_group = ""
-
-[aws]
-region = "us-east-1"
-events_endpoint_url = "{events_url}"
-
-[keys]
-provider = "local"
-local_key_file = "{STATE_DIR}/{KEY_FILE}"
-
-[sync]
-event_bus_name = "default"
-
-[devices.card_reader]
-driver = "simulated"
-
-[devices.palm_scanner]
-driver = "simulated"
-identities = {{ bench = "tok-bench-0001" }}
-present = "bench"
-scan_time_s = 0.0
-"""
-    )
-    return path
-
-
 @contextmanager
 def running_daemon(work: Path, events_url: str) -> Iterator[Path]:
     """`posd run` on the config above until the block ends (SIGTERM, must exit 0)."""
-    config = daemon_config(work, events_url)
+    config = write_daemon_config(work, events_url)
     daemon = start_daemon(config, work / "daemon.log")
     try:
         wait_until_serving(work / SOCKET, daemon)

@@ -33,15 +33,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backlog import KEY_FILE, copy_journal, fill_backlog, history_journal  # noqa: E402
+from bench.backlog import copy_journal, fill_backlog, history_journal  # noqa: E402
 from bench.cli_start import start_times  # noqa: E402
+from bench.daemon_config import STATE_DIR, STORE_ID, TERMINAL_ID, write_daemon_config  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from posd.journal import JOURNAL_FILE  # noqa: E402
 
 DEFAULT_BACKLOG = 100_000
 DEFAULT_RUNS = 3
 HISTORY_PENDING = 5_000  # as bench/cost_growth.py: the same cached journals serve both
-STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 READY_TIMEOUT_SECONDS = 60.0
 IDLE_SETTLE_SECONDS = 3.0  # after READY: the first ticks, device opens and key prefetch done
 SAMPLE_EVERY_SECONDS = 0.25
@@ -59,38 +59,6 @@ BENCH_ENV = {
     "AWS_REGION": "us-east-1",
     "POSD_LOG_LEVEL": "warning",
 }
-
-
-def write_config(where: Path, endpoint: str) -> Path:
-    """A development config: local key, simulated devices, delivery to `endpoint`."""
-    config = where / "posd.toml"
-    config.write_text(
-        f"""
-[terminal]
-store_id = "{STORE_ID}"
-terminal_id = "{TERMINAL_ID}"
-mode = "development"
-state_dir = "state"
-[api]
-socket = "{where}/api.sock"
-socket_group = ""
-[aws]
-region = "us-east-1"
-events_endpoint_url = "{endpoint}"
-[keys]
-provider = "local"
-local_key_file = "state/{KEY_FILE}"
-[sync]
-event_bus_name = "bench"
-[devices.card_reader]
-driver = "simulated"
-[devices.palm_scanner]
-driver = "simulated"
-identities = {{ alice = "tok-bench-alice-0001" }}
-present = "alice"
-"""
-    )
-    return config
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -158,7 +126,7 @@ def idle(where: Path, endpoint: str, runs: int) -> dict[str, Any]:
     """Exec-to-READY (each run a fresh process; the first one creates the journal) and the
     resident memory of an idle daemon with an empty journal."""
     where.mkdir(parents=True)
-    config = write_config(where, endpoint)
+    config = write_daemon_config(where, endpoint)
     ready: list[float] = []
     memory: list[dict[str, int]] = []
     with running_daemon(config, where) as first:
@@ -192,9 +160,9 @@ def draining(where: Path, endpoint: str, backlog: int) -> dict[str, Any]:
     """Resident memory while the daemon delivers a backlog of `backlog` records."""
     where.mkdir(parents=True)
     fill_started = time.perf_counter()
-    fill_backlog(where / "state", backlog, STORE_ID, TERMINAL_ID, durable=False)
+    fill_backlog(where / STATE_DIR, backlog, STORE_ID, TERMINAL_ID, durable=False)
     fill_seconds = time.perf_counter() - fill_started
-    config = write_config(where, endpoint)
+    config = write_daemon_config(where, endpoint)
     samples: list[int] = []
     with running_daemon(config, where) as daemon:
         pid = daemon.process.pid
@@ -207,7 +175,7 @@ def draining(where: Path, endpoint: str, backlog: int) -> dict[str, Any]:
             time.sleep(SAMPLE_EVERY_SECONDS)
             samples.append(memory_kib(pid)["VmRSS"])
             if time.perf_counter() >= next_count:
-                left = _pending(where / "state")
+                left = _pending(where / STATE_DIR)
                 next_count = time.perf_counter() + 1.0
         drain_seconds = time.perf_counter() - drain_started
         end = memory_kib(pid)
@@ -230,8 +198,8 @@ def with_history(where: Path, endpoint: str, history: int, runs: int) -> dict[st
     """Exec-to-READY and resident memory of a daemon whose journal already holds `history`
     records (all delivered but the last few thousand: bench/backlog.py's cached journals)."""
     source, _ = history_journal(history, HISTORY_PENDING, STORE_ID, TERMINAL_ID)
-    copy_journal(source, where / "state")
-    config = write_config(where, endpoint)
+    copy_journal(source, where / STATE_DIR)
+    config = write_daemon_config(where, endpoint)
     ready: list[float] = []
     memory: list[dict[str, int]] = []
     for _ in range(runs):

@@ -1,0 +1,53 @@
+"""The config the benchmarks run `posd run` with: development mode, a local key, simulated
+card reader and palm scanner with no added latency, delivery to a local endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.backlog import KEY_FILE
+
+STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
+STATE_DIR = "state"  # relative to the directory the config is in (the daemon's cwd)
+SOCKET = "api.sock"
+PALM_IDENTITY, PALM_TOKEN = "bench", "tok-bench-0001"
+
+
+def write_daemon_config(where: Path, events_url: str) -> Path:
+    """`where/posd-bench.toml`; the state dir is `where/state`, the API socket
+    `where/api.sock`."""
+    path = where / "posd-bench.toml"
+    path.write_text(
+        f"""
+[terminal]
+store_id = "{STORE_ID}"
+terminal_id = "{TERMINAL_ID}"
+mode = "development"
+state_dir = "{STATE_DIR}"
+
+[api]
+socket = "{where / SOCKET}"
+socket_group = ""
+
+[aws]
+region = "us-east-1"
+events_endpoint_url = "{events_url}"
+
+[keys]
+provider = "local"
+local_key_file = "{STATE_DIR}/{KEY_FILE}"
+
+[sync]
+event_bus_name = "default"
+
+[devices.card_reader]
+driver = "simulated"
+
+[devices.palm_scanner]
+driver = "simulated"
+identities = {{ {PALM_IDENTITY} = "{PALM_TOKEN}" }}
+present = "{PALM_IDENTITY}"
+scan_time_s = 0.0
+"""
+    )
+    return path
