@@ -8,37 +8,25 @@ and the backlog in the journal when the draining daemon started.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.bench_run import run_bench
+
 CAPTURES, ROUNDS, BACKLOG = 16, 2, 200
 
 
 def test_a_small_run_captures_idle_and_while_draining(tmp_path: Path) -> None:
-    finished = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "capture_api.py"),
-            "--captures",
-            str(CAPTURES),
-            "--rounds",
-            str(ROUNDS),
-            "--backlog",
-            str(BACKLOG),
-            "--dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=REPO,
+    result = run_bench(
+        "capture_api.py",
+        "--captures",
+        CAPTURES,
+        "--rounds",
+        ROUNDS,
+        "--backlog",
+        BACKLOG,
+        "--dir",
+        tmp_path,
     )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    result = json.loads(finished.stdout)
     idle = result["idle"]
     for side in ("api", "bare_journal_append", "raw_sqlite_insert_commit"):
         assert idle[side]["p99_ms"] >= idle[side]["p50_ms"] > 0, side

@@ -8,36 +8,17 @@ entries, the endpoint's own capacity and the driver's profile.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.bench_run import run_bench
 
-REPO = Path(__file__).resolve().parent.parent
 RECORDS = 120
 RTTS_MS = (0.0, 5.0)
 PROFILE_TOP = 5
 
 
 def test_a_tiny_drain_bench_reports_every_rtt_and_the_bare_loop() -> None:
-    finished = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "drain.py"),
-            "--records",
-            str(RECORDS),
-            "--rtt-ms",
-            *(str(rtt) for rtt in RTTS_MS),
-            "--profile",
-            str(PROFILE_TOP),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    result = run_bench(
+        "drain.py", "--records", RECORDS, "--rtt-ms", *RTTS_MS, "--profile", PROFILE_TOP
     )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    result = json.loads(finished.stdout)
     runs = result["runs"]
     assert [run["injected_rtt_ms"] for run in runs] == list(RTTS_MS)
     for run in runs:

@@ -7,40 +7,29 @@ quota-enforcing endpoint, every terminal drained, a plot written.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.bench_run import run_bench
+
 TERMINALS, BACKLOG = 6, 4
 PNG_MAGIC = b"\x89PNG"
 
 
 def test_a_small_storm_drains_every_terminal_under_both_policies(tmp_path: Path) -> None:
     plot = tmp_path / "fleet.png"
-    finished = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "fleet.py"),
-            "--terminals",
-            str(TERMINALS),
-            "--backlog",
-            str(BACKLOG),
-            "--quota",
-            "100",
-            "--workers",
-            "2",
-            "--plot",
-            str(plot),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    summary = run_bench(
+        "fleet.py",
+        "--terminals",
+        TERMINALS,
+        "--backlog",
+        BACKLOG,
+        "--quota",
+        100,
+        "--workers",
+        2,
+        "--plot",
+        plot,
     )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    summary = json.loads(finished.stdout)
     assert set(summary["results"]) == {"posd", "naive"}
     for result in summary["results"].values():
         assert result["terminals"] == TERMINALS and result["terminals_not_drained"] == 0

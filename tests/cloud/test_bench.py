@@ -3,25 +3,13 @@ performance is measured in bench/, never in tests)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests.bench_run import run_bench
 
-REPO = Path(__file__).resolve().parents[2]
 RECORDS = 4
 
 
 def test_the_consumer_benchmark_files_each_record_once_and_counts_every_copy() -> None:
-    finished = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "cloud_consumer.py"), "--records", str(RECORDS)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    result = json.loads(finished.stdout)
+    result = run_bench("cloud_consumer.py", "--records", RECORDS)
     assert result["baseline"]["records"] == result["consumer"]["records"] == RECORDS
     assert result["consumer"]["copies_counted"] == RECORDS * result["copies_each"]
     assert result["consumer"]["failures"] == 0
