@@ -112,6 +112,10 @@ class Seen:
     event_ids: list[str]
     fault: str
     failed_entries: dict[str, str] = field(default_factory=dict)
+    # Seconds from the request's arrival to its answer written (None: no answer was sent).
+    # A forwarded request answered after the client's read timeout was delivered, but the
+    # client never read the answer: it resends, exactly as for a lost answer.
+    answered_after: float | None = None
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -203,10 +207,12 @@ class FaultProxy:
 
     def record(
         self, body: dict[str, Any], fault: str, failed: dict[str, str], codec: Codec = V1
-    ) -> None:
+    ) -> Seen:
         ids = [codec.event_id(e) for e in body.get("Entries", [])]
+        seen = Seen(ids, fault, failed)
         with self._lock:
-            self.seen.append(Seen(ids, fault, failed))
+            self.seen.append(seen)
+        return seen
 
     def forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -276,6 +282,7 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             else:
                 self._reply(*proxy.forward("POST", self.path, headers, raw))
                 return
+            arrived = time.monotonic()
             body = codec.loads(raw)
             fault = proxy.next_fault()
             if fault.kind in ("drop", "status"):
@@ -288,7 +295,9 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             failed, forward = proxy.split_entries(body, codec)
             ids = [codec.event_id(e) for e in body["Entries"]]
-            proxy.record(body, fault.kind, {ids[i]: code for i, code in failed.items()}, codec)
+            seen = proxy.record(
+                body, fault.kind, {ids[i]: code for i, code in failed.items()}, codec
+            )
             if fault.kind == "delay":
                 # Recorded first: a client that timed out meanwhile has already moved on, and
                 # the late request is still delivered below (like a slow real endpoint).
@@ -310,5 +319,6 @@ def _make_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             elif status == 200 and not forward:
                 reply = _splice(b"", failed, len(body["Entries"]), codec)
             self._reply(status, reply_headers, reply)
+            seen.answered_after = time.monotonic() - arrived
 
     return Handler

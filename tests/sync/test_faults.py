@@ -11,10 +11,13 @@ import pytest
 from posd.journal import Journal
 from posd.recorder import Recorder
 from tests.conftest import query_file
-from tests.sync.conftest import EngineFactory, Route, event_ids, fill, receive_all
+from tests.sync.conftest import FAST, EngineFactory, Route, event_ids, fill, receive_all
 from tests.sync.faultproxy import DROP, LOSE, FaultProxy, delay, http_error
 
 RECORDS = 30
+# The proxy times an answer from the request's arrival, the client from its sending: an
+# answer the proxy wrote this close to the read timeout may have come too late for the client.
+CLIENT_CLOCK_MARGIN_SECONDS = 0.25
 
 
 def _quarantine_reasons(journal: Journal) -> dict[str, str]:
@@ -55,9 +58,15 @@ def test_whole_request_faults_lose_nothing(
     received = event_ids(receive_all(sqs_client, route.queue_url, RECORDS))
     assert set(received) == set(ids)  # nothing lost, nothing foreign
     # Only a request delivered without its answer reaching the engine (lost, or answered
-    # after the client timed out) may duplicate, and then only the events of that request.
+    # after the client timed out: injected, or a slow upstream on a loaded machine) may
+    # duplicate, and then only the events of that request.
     duplicates = {eid for eid, n in Counter(received).items() if n > 1}
-    unanswered = [s for s in proxy.seen if s.fault in ("lose", "delay")]
+    too_late = FAST.read_timeout_seconds - CLIENT_CLOCK_MARGIN_SECONDS
+    unanswered = [
+        s
+        for s in proxy.seen
+        if s.fault in ("lose", "delay") or (s.answered_after or 0.0) >= too_late
+    ]
     assert duplicates <= {eid for s in unanswered for eid in s.event_ids}
     if any(s.fault == "lose" for s in unanswered):
         assert duplicates  # lost answers really were resent, with the same event_ids
