@@ -113,11 +113,11 @@ def stats(
         summary = summary_of(db.writer, counts)
         import sqlite_utils  # inspection only: the hot paths never load it
 
-        sdb = sqlite_utils.Database(db.writer)
-        bounds = next(sdb.query("SELECT MIN(seq) AS first, MAX(seq) AS last FROM records"))
+        queries = sqlite_utils.Database(db.writer)
+        bounds = next(queries.query("SELECT MIN(seq) AS first, MAX(seq) AS last FROM records"))
         keys = {
             row["provider"]: row["count"]
-            for row in sdb.query(
+            for row in queries.query(
                 "SELECT provider, COUNT(*) AS count FROM data_keys GROUP BY provider"
             )
         }
