@@ -40,7 +40,9 @@ def fill_backlog(
         RotatingKeyProvider(LocalKeySource(state_dir / KEY_FILE, create=True)) as keys,
     ):
         if not durable:
-            journal._conn.execute("PRAGMA synchronous=OFF")  # bench only: see the docstring
+            journal.inspection.writer.execute(
+                "PRAGMA synchronous=OFF"
+            )  # bench only: see the docstring
         keys.wait_ready(10)
         recorder = Recorder(journal, keys, store_id, terminal_id)
         for _ in range(records):
@@ -61,7 +63,7 @@ def history_journal(
     started = time.perf_counter()
     fill_backlog(where, size, store_id, terminal_id, durable=False)
     with Journal.open(where) as journal:
-        journal._conn.execute("PRAGMA synchronous=OFF")  # bench only, as fill_backlog
+        journal.inspection.writer.execute("PRAGMA synchronous=OFF")  # bench only, as fill_backlog
         now = time.time()
         for first in range(1, size - backlog + 1, MARK_CHUNK):
             last = min(first + MARK_CHUNK, size - backlog + 1)

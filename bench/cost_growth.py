@@ -231,7 +231,7 @@ class LockProbe:
         self._thread = threading.Thread(target=self._run, name="lock-probe")
 
     def _run(self) -> None:
-        lock = self._journal._lock
+        lock = self._journal.inspection.lock
         while not self._stop.is_set():
             asked = time.perf_counter()
             with lock:
@@ -270,7 +270,7 @@ def purge_cost(state_dir: Path, expired: int) -> dict[str, Any]:
     with nothing left to purge (the usual tick). Setting their delivery time back is setup."""
     with Journal.open(state_dir) as journal:
         cutoff = time.time() - RETENTION_SECONDS
-        journal._conn.execute(
+        journal.inspection.writer.execute(
             "UPDATE records SET delivered_at = ? WHERE seq <= ? AND state = 'delivered'",
             (cutoff - 1, expired),
         )

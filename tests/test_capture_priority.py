@@ -112,7 +112,7 @@ def test_a_summary_does_not_wait_for_the_writer(journal: Journal, recorder: Reco
     """Summaries read on their own connection: a long write transaction does not hold them."""
     capture(recorder, 3)
     got: list[int] = []
-    with journal._lock:  # what a lease or a settlement holds for its whole transaction
+    with journal.inspection.lock:  # what a lease or a settlement holds for its whole transaction
         reader = threading.Thread(target=lambda: got.append(journal.summary().pending))
         reader.start()
         reader.join(WAIT_S)

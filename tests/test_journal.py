@@ -113,24 +113,28 @@ def test_lease_deliver_retry_quarantine(recorder: Recorder, journal: Journal) ->
 
 
 def test_a_lease_skips_records_another_connection_leased_since(
-    recorder: Recorder, journal: Journal, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+    recorder: Recorder, journal: Journal, state_dir: Path
 ) -> None:
     """The lease's one UPDATE hides only rows still free when it runs: a row leased by another
     process between our read and our write is not handed out twice."""
     capture(recorder, 3)
     now = time.time()
     other = raw(state_dir)
-    original = journal._due
+    writer = journal.inspection.writer
+    raced: list[str] = []
 
-    def due_then_other_leases(
-        conn: sqlite3.Connection, at: float, limit: int, void_after: float
-    ) -> list[tuple[sqlite3.Row, bytes | None]]:
-        rows = original(conn, at, limit, void_after)
-        other.execute("UPDATE records SET leased_until = ? WHERE seq = 2", (now + LEASE,))
-        return rows
+    def other_leases_before_our_write(sql: str) -> None:
+        # Traced as it starts, before it takes the write lock: the lease has read its rows.
+        if sql == "BEGIN IMMEDIATE" and not raced:
+            raced.append(sql)
+            other.execute("UPDATE records SET leased_until = ? WHERE seq = 2", (now + LEASE,))
 
-    monkeypatch.setattr(journal, "_due", due_then_other_leases)
-    assert [r.seq for r in journal.lease(10, now, LEASE).records] == [1, 3]
+    writer.set_trace_callback(other_leases_before_our_write)
+    try:
+        assert [r.seq for r in journal.lease(10, now, LEASE).records] == [1, 3]
+    finally:
+        writer.set_trace_callback(None)
+    assert raced
 
 
 def test_summary_counts_pending_amounts(recorder: Recorder, journal: Journal) -> None:
@@ -174,21 +178,19 @@ def test_summary_reads_the_backlog_not_the_whole_journal(
     journal.summary()  # the one count of delivered records
     statements: list[str] = []
     # the backlog is read on the reader connection, the delivered count on the writer's
-    connections = [journal._conn, journal._reader]
+    connections = [journal.inspection.writer, journal.inspection.reader]
     for conn in connections:
-        assert conn is not None
         conn.set_trace_callback(statements.append)
     try:
         journal.summary()
     finally:
         for conn in connections:
-            assert conn is not None
             conn.set_trace_callback(None)
     plans = [
         str(row[3])
         for sql in statements
         if sql.lstrip().upper().startswith("SELECT")
-        for row in journal._conn.execute("EXPLAIN QUERY PLAN " + sql)
+        for row in journal.inspection.writer.execute("EXPLAIN QUERY PLAN " + sql)
     ]
     assert any("records_pending" in plan for plan in plans), plans
     assert not [plan for plan in plans if plan.startswith("SCAN") and "INDEX" not in plan], plans
@@ -420,11 +422,11 @@ def deliver(journal: Journal, seqs: range | list[int], at: float) -> None:
 
 def traced_purge(journal: Journal, before: float, chunk_rows: int) -> tuple[int, list[str]]:
     statements: list[str] = []
-    journal._conn.set_trace_callback(statements.append)
+    journal.inspection.writer.set_trace_callback(statements.append)
     try:
         erased = journal.purge_in_chunks(before, chunk_rows)
     finally:
-        journal._conn.set_trace_callback(None)
+        journal.inspection.writer.set_trace_callback(None)
     return erased, statements
 
 
@@ -453,7 +455,7 @@ def test_a_capture_is_taken_between_purge_chunks(recorder: Recorder, journal: Jo
     started, finished = threading.Event(), threading.Event()
 
     def purge() -> None:
-        journal._conn.set_trace_callback(
+        journal.inspection.writer.set_trace_callback(
             lambda sql: started.set() if sql.startswith(PURGE_UPDATE) else None
         )
         journal.purge_in_chunks(now - 500, 1)
@@ -465,7 +467,7 @@ def test_a_capture_is_taken_between_purge_chunks(recorder: Recorder, journal: Jo
     capture(recorder, 1)
     captured_during_purge = not finished.is_set()
     purger.join()
-    journal._conn.set_trace_callback(None)
+    journal.inspection.writer.set_trace_callback(None)
     assert captured_during_purge
     assert journal.verify().ok
 
@@ -523,13 +525,14 @@ def test_purge_does_not_scan_the_records_table(recorder: Recorder, journal: Jour
     deliver(journal, [1, 2, 3, 5, 6, 9], now - 1000)
     deliver(journal, [10], now)
     _, statements = traced_purge(journal, now - 500, chunk_rows=3)
+    writer = journal.inspection.writer
     plans: list[str] = []
     for sql in statements:
         if sql.startswith("PRAGMA foreign_keys"):  # a deleted data key is checked by a scan
-            journal._conn.execute(sql)  # so each statement is planned as it ran
+            writer.execute(sql)  # so each statement is planned as it ran
         elif sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
-            plans += [str(row[3]) for row in journal._conn.execute("EXPLAIN QUERY PLAN " + sql)]
-    assert journal._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # left on
+            plans += [str(row[3]) for row in writer.execute("EXPLAIN QUERY PLAN " + sql)]
+    assert writer.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # left on
     assert "DELETE FROM data_keys" in " ".join(statements)
     assert any("INTEGER PRIMARY KEY" in plan for plan in plans), plans
     assert not [plan for plan in plans if plan.startswith("SCAN records")], plans
@@ -541,7 +544,7 @@ from pathlib import Path
 from posd.journal import Journal
 
 journal = Journal.open(Path(sys.argv[1]))
-journal._conn.set_trace_callback(lambda sql: print(sql, flush=True))
+journal.inspection.writer.set_trace_callback(lambda sql: print(sql, flush=True))
 journal.purge_in_chunks(time.time(), 5)
 """
 

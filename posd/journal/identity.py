@@ -26,6 +26,7 @@ from posd.envelope import GENESIS_CHAIN
 from posd.errors import JournalError
 from posd.journal.files import FILE_MODE, JOURNAL_FILE, SQLITE_SIDE_FILES
 from posd.journal.rows import ANCHOR_CHAIN, ANCHOR_SEQ, read_anchor
+from posd.journal.schema import schema_version
 
 IDENTITY_FILE = "journal.identity"
 JOURNAL_ID = "journal_id"
@@ -127,6 +128,22 @@ def _set_state(conn: sqlite3.Connection, values: dict[str, bytes]) -> None:
 def stored_journal_id(conn: sqlite3.Connection) -> str | None:
     value = _state(conn, JOURNAL_ID)
     return None if value is None else value.decode("ascii", "replace")
+
+
+def readable_journal_id(path: Path) -> str | None:
+    """The journal id stored in the database at `path`, if it can be read at all."""
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if schema_version(conn) == 0:
+                return None
+            return stored_journal_id(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
 
 
 def accepted_gap(conn: sqlite3.Connection) -> tuple[int, int] | None:

@@ -66,7 +66,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         """
     )
     # No index on state here: every index costs each durable append another page write.
-    # Leasing scans forward from a remembered floor instead (Journal._pending_floor); v3 adds
+    # Leasing scans forward from a remembered floor instead (`leasing.PendingFloor`); v3 adds
     # partial indexes over the unsettled records only.
     db.execute(
         "CREATE UNIQUE INDEX records_client_ref ON records(client_ref) WHERE client_ref IS NOT NULL"
@@ -144,9 +144,14 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the database at `conn` (0: no schema at all)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
 def migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the database at `conn` to `SCHEMA_VERSION`."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = schema_version(conn)
     if version > SCHEMA_VERSION:
         raise SchemaError(
             f"{path}: journal schema version {version} is newer than this posd understands "

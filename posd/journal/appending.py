@@ -1,0 +1,349 @@
+"""Capture's side of the journal: append with the tail, the capacity check and the key switch,
+and the checkpoints an append (or the checkpoint timer) completes.
+
+Append is a hot path: plain `sqlite3` with hand-written SQL, one durable transaction per
+record, and the Python around it is a measured share of capture latency
+(bench/journal_append.py). So the tail, the open data key, each key's digest and where the last
+checkpoint ended are cached here, and the capacity is counted every `CAPACITY_CHECK_EVERY`
+appends while the journal is far from its cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from posd.envelope import (
+    GENESIS_CHAIN,
+    RecordIdentity,
+    canonical_ascii_json,
+    chain_next,
+    wrapped_key_digest,
+)
+from posd.errors import JournalError, JournalFullError, UsageError
+from posd.ids import observe, uuid7_str
+from posd.journal import checkpoints
+from posd.journal.backlog import BacklogBound
+from posd.journal.database import Database
+from posd.journal.identity import accepted_gap
+from posd.journal.rows import MAX_META_BYTES, pending_amount, read_anchor, validate_meta
+from posd.journal.settings import JournalSettings
+from sync.outbox import OutboxRecord, WrappedKey
+from sync.timestamps import rfc3339
+
+DISK_CHECK_INTERVAL_SECONDS = 1.0  # free space changes slowly; statvfs once a second is enough
+MAX_KIND_LENGTH = 64
+MAX_CLIENT_REF_LENGTH = 128
+MAX_SECRET_BYTES = 16_384
+# Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
+MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
+CAPACITY_CHECK_EVERY = 64
+_USED_BYTES = (
+    "SELECT (p.page_count - f.freelist_count) * s.page_size "
+    "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
+)
+
+log = structlog.get_logger("posd.journal")
+
+Sealer = Callable[[bytes], tuple[bytes, bytes]]
+"""Given the AAD, encrypt the record's secret payload: returns (nonce, ciphertext)."""
+
+
+class _StaleTail(Exception):
+    """The cached tail is behind the file: someone else appended."""
+
+
+class DuplicateClientRef(JournalError):
+    code = "duplicate_client_ref"
+
+
+class Appender:
+    """Appends records and cuts checkpoints for one writer connection (`Database.write`)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: JournalSettings,
+        clock: Callable[[], float],
+        backlog: BacklogBound,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+        self._backlog = backlog
+        # The data key this writer's last append used: its `data_keys.last_seq` is NULL (open)
+        # until the writer moves to another key or closes (see schema v5).
+        self._open_key: str | None = None
+        self._tail_cache: tuple[int, bytes] | None = None
+        # Where the last checkpoint ended (cached like the tail: appends compare against it).
+        self._covered_cache: checkpoints.Mark | None = None
+        self._checkpoint_timer_at: float | None = None
+        self._disk_checked_at = float("-inf")
+        self._used_bytes = 0
+        self._key_digests: dict[str, str] = {}
+        self._appends_since_size_check = CAPACITY_CHECK_EVERY
+
+    def _check_capacity(self, conn: sqlite3.Connection) -> None:
+        """Refuse to grow past the cap. Counts the database's used pages (committed state,
+        WAL included); the WAL file itself is bounded by SQLite's auto-checkpoint (~4 MiB).
+
+        The count is a query, so it is made every `CAPACITY_CHECK_EVERY` appends while the
+        journal is far from its cap, and on every append once within that many records of it.
+        """
+        self._appends_since_size_check += 1
+        max_bytes = self._settings.max_bytes
+        far = self._used_bytes + CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES < max_bytes
+        if far and self._appends_since_size_check < CAPACITY_CHECK_EVERY:
+            return
+        self._appends_since_size_check = 0
+        size = self._used_bytes = int(conn.execute(_USED_BYTES).fetchone()[0])
+        if size >= max_bytes:
+            raise JournalFullError(
+                f"journal is full ({size} of {max_bytes} bytes): new payments "
+                "are refused until delivered records are purged"
+            )
+        now = time.monotonic()
+        if now - self._disk_checked_at < DISK_CHECK_INTERVAL_SECONDS:
+            return
+        free = shutil.disk_usage(self._db.path.parent).free
+        if free >= self._settings.min_free_bytes:
+            self._disk_checked_at = now
+        else:
+            raise JournalFullError(
+                f"disk reserve reached ({free} bytes free, "
+                f"reserve {self._settings.min_free_bytes}): new payments are refused"
+            )
+
+    def _tail(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
+        """(last seq, its chain value): cached after the first append, since only the daemon
+        appends; a concurrent appender is caught by the seq primary key (see `append`)."""
+        if self._tail_cache is not None:
+            return self._tail_cache
+        row = conn.execute("SELECT seq, chain FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        anchor = read_anchor(conn)
+        seq, chain = (
+            (int(row[0]), bytes(row[1])) if row is not None else anchor or (0, GENESIS_CHAIN)
+        )
+        gap = accepted_gap(conn)
+        if gap is not None and gap[1] > seq:
+            seq = gap[1]  # seqs lost with the file are never issued again
+        return seq, chain
+
+    def append(
+        self,
+        *,
+        kind: str,
+        meta: Mapping[str, Any],
+        store_id: str,
+        terminal_id: str,
+        data_key: WrappedKey,
+        seal: Sealer,
+        client_ref: str | None = None,
+    ) -> OutboxRecord:
+        """Seal and append one record in one durable transaction; returns it as stored."""
+        if not kind or len(kind) > MAX_KIND_LENGTH:
+            raise UsageError(f"record kind must be 1-{MAX_KIND_LENGTH} characters")
+        if client_ref is not None and not 0 < len(client_ref) <= MAX_CLIENT_REF_LENGTH:
+            raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
+        clean_meta, meta_text = validate_meta(meta)
+        wall = self._clock()
+        event_id = uuid7_str(int(wall * 1000))
+        captured_at = rfc3339(wall)
+
+        covered: list[checkpoints.Mark | None] = [None]  # set by body, cached on commit
+
+        def body(conn: sqlite3.Connection) -> OutboxRecord:
+            self._check_capacity(conn)
+            last_seq, previous = self._tail(conn)
+            if data_key.key_id != self._open_key:
+                self._switch_key(conn, data_key, last_seq)
+            identity = RecordIdentity(
+                seq=last_seq + 1,
+                event_id=event_id,
+                kind=kind,
+                captured_at=captured_at,
+                client_ref=client_ref,
+                store_id=store_id,
+                terminal_id=terminal_id,
+                meta=clean_meta,
+                data_key_id=data_key.key_id,
+                wrapped_key_sha256=self._key_digest(data_key),
+            )
+            aad = identity.aad()
+            nonce, ciphertext = seal(aad)
+            chain = chain_next(previous, aad, nonce, ciphertext)
+            try:
+                conn.execute(
+                    "INSERT INTO records (seq, event_id, kind, captured_at, client_ref, store_id, "
+                    "terminal_id, meta, data_key_id, nonce, ciphertext, chain) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        identity.seq,
+                        event_id,
+                        kind,
+                        captured_at,
+                        client_ref,
+                        store_id,
+                        terminal_id,
+                        meta_text,
+                        data_key.key_id,
+                        nonce,
+                        ciphertext,
+                        chain,
+                    ),
+                )
+            except sqlite3.IntegrityError as error:
+                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+                    raise _StaleTail from error  # seq taken: another process appended
+                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
+                    conn, client_ref
+                ):
+                    raise DuplicateClientRef(
+                        f"a record with client_ref {client_ref!r} already exists"
+                    ) from error
+                raise
+            covered[0] = self._cover(conn, (identity.seq, chain), captured_at)
+            return OutboxRecord(
+                seq=identity.seq,
+                event_id=event_id,
+                kind=kind,
+                captured_at=captured_at,
+                client_ref=client_ref,
+                meta=clean_meta,
+                chain=chain.hex(),
+                nonce=nonce,
+                ciphertext=ciphertext,
+                aad=aad,
+                data_key=data_key,
+                attempts=0,
+            )
+
+        def committed(record: OutboxRecord) -> None:
+            self._backlog.appended(record.seq, *pending_amount(meta_text), captured_at)
+            self._open_key = data_key.key_id
+            self._tail_cache = (record.seq, bytes.fromhex(record.chain))
+            self._covered_cache = covered[0]
+            if self._db.identity is not None:
+                self._db.identity.advance(record.seq)
+
+        try:
+            try:
+                with self._db.priority.hold():
+                    record: OutboxRecord = self._db.write(body, committed)
+            except _StaleTail:
+                # Another process appended since our tail was cached: reload it, once.
+                self._tail_cache = self._covered_cache = None
+                record = self._db.write(body, committed)
+        except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise JournalFullError(f"journal cannot grow: {error}") from error
+            raise JournalError(f"{self._db.path}: append failed: {error}") from error
+        return record
+
+    def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
+        """Store `data_key` if purge removed it (or it is new) and open it; close the key this
+        writer used before at `last_seq`, the last record that can use it (schema v5)."""
+        conn.execute(
+            "INSERT OR IGNORE INTO data_keys (key_id, provider, key_arn, algorithm, wrapped_key, "
+            "encryption_context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                data_key.key_id,
+                data_key.provider,
+                data_key.key_arn,
+                data_key.algorithm,
+                data_key.wrapped_key,
+                canonical_ascii_json(dict(data_key.encryption_context)).decode(),
+                self._clock(),
+            ),
+        )
+        conn.execute("UPDATE data_keys SET last_seq = NULL WHERE key_id = ?", (data_key.key_id,))
+        if self._open_key is not None:
+            _close_key(conn, self._open_key, last_seq)
+
+    def close_open_key(self) -> None:
+        """At close: record the last seq of the key this writer kept open. Best effort: a key
+        left open is only kept longer, never lost. Call under `Database.lock`."""
+        if self._open_key is not None and self._tail_cache is not None:
+            with contextlib.suppress(sqlite3.DatabaseError, JournalError):
+                key, (last_seq, _) = self._open_key, self._tail_cache
+                self._db.write(lambda conn: _close_key(conn, key, last_seq))
+
+    def _cover(
+        self, conn: sqlite3.Connection, end: checkpoints.Mark, created_at: str
+    ) -> checkpoints.Mark:
+        """Inside the append of the record at `end`: cut the checkpoint it completes, if it is
+        the `checkpoint_every_records`th since the last one. Returns where coverage ends now."""
+        start = self._covered_cache or checkpoints.covered_through(conn)
+        if end[0] - start[0] < self._settings.checkpoint_every_records:
+            return start
+        try:
+            checkpoints.insert(conn, self._db.journal_id(), start, end, created_at)
+        except sqlite3.IntegrityError as error:
+            raise _StaleTail from error  # another process cut this range: reload and retry
+        return end
+
+    def cut_checkpoint(self, now: float) -> bool:
+        """The checkpoint timer (see `sync.outbox.Outbox.cut_checkpoint`): every
+        `checkpoint_every_seconds` from the first call, and again whenever the clock went back."""
+        if self._db.read_only:
+            return False
+        started = self._checkpoint_timer_at
+        if started is None:
+            self._checkpoint_timer_at = now
+            return False
+        if 0 <= now - started < self._settings.checkpoint_every_seconds:
+            return False
+        self._checkpoint_timer_at = now
+
+        def body(conn: sqlite3.Connection) -> checkpoints.Mark | None:
+            return checkpoints.cut_if_any(conn, self._db.journal_id(), rfc3339(now))
+
+        def committed(end: checkpoints.Mark | None) -> None:
+            if end is not None:
+                self._covered_cache = end
+
+        try:
+            end = self._db.write(body, committed)
+        except (sqlite3.DatabaseError, JournalError) as error:
+            # A damaged or busy journal: the next timer tick tries again; the records are
+            # covered later, never skipped (ranges start where the last one ended).
+            log.error("journal.checkpoint_failed", error=str(error))
+            return False
+        if end is not None:
+            log.info("journal.checkpoint", last_seq=end[0])
+        return end is not None
+
+    def _key_digest(self, data_key: WrappedKey) -> str:
+        digest = self._key_digests.get(data_key.key_id)
+        if digest is None:
+            digest = self._key_digests[data_key.key_id] = wrapped_key_digest(data_key.wrapped_key)
+        return digest
+
+
+def observe_last_event_id(conn: sqlite3.Connection) -> None:
+    """event_ids stay monotonic across restarts, whatever the wall clock did meanwhile."""
+    with contextlib.suppress(sqlite3.DatabaseError):
+        row = conn.execute("SELECT event_id FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None:
+            observe(str(row[0]))
+
+
+def _close_key(conn: sqlite3.Connection, key_id: str, last_seq: int) -> None:
+    conn.execute(
+        "UPDATE data_keys SET last_seq = ? WHERE key_id = ? AND last_seq IS NULL",
+        (last_seq, key_id),
+    )
+
+
+def _client_ref_taken(conn: sqlite3.Connection, client_ref: str | None) -> bool:
+    """Whether a UNIQUE failure came from `client_ref` (the only unique key a caller sets)."""
+    if client_ref is None:
+        return False
+    row = conn.execute("SELECT 1 FROM records WHERE client_ref = ?", (client_ref,)).fetchone()
+    return row is not None

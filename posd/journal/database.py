@@ -1,0 +1,185 @@
+"""The journal's database: its two connections, the lock, transactions, and its identity.
+
+Every write runs on the writer connection in one IMMEDIATE transaction under `lock` (`write`).
+Summaries scan every record: they run on their own reader connection (WAL readers never wait
+for the writer, and SQLite lets go of the GIL while it steps), so that a payment's append does
+not queue behind one under `lock`. Writers from other processes (the CLI) coordinate through
+SQLite's locks and `busy_timeout`.
+
+One `Database` is the state the journal's parts share (append, lease and settle, salvage,
+counts, retention): each is handed it explicitly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posd.errors import JournalError, SchemaError
+from posd.journal.files import prepare_private_file
+from posd.journal.identity import IdentityFile, refuse_blank, stored_journal_id
+from posd.journal.priority import CapturePriority
+from posd.journal.schema import SCHEMA_VERSION, migrate, schema_version
+
+BUSY_TIMEOUT_MS = 5_000
+DURABLE_SYNCHRONOUS = "PRAGMA synchronous=FULL"
+BOOKKEEPING_SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
+SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What tests and benchmarks reach into, on purpose (production code never does): the
+    writer connection (to trace its statements, plan them with EXPLAIN QUERY PLAN, or set up
+    a benchmark), the reader connection summaries run on, and the lock every write
+    transaction (an append, a lease, a settlement) holds."""
+
+    writer: sqlite3.Connection
+    reader: sqlite3.Connection
+    lock: threading.RLock
+
+
+class Database:
+    """The journal file at `path`, open on a writer and a reader connection.
+
+    With an `identity` (the state dir had a journal), a database without a schema is refused
+    instead of being made anew. `identity` is set later by `Journal.open` once checked."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool,
+        identity: IdentityFile | None,
+        priority: CapturePriority,
+    ) -> None:
+        self.path = path
+        self.read_only = read_only
+        self.priority = priority
+        self.lock = threading.RLock()
+        self.read_lock = threading.Lock()
+        if not read_only:
+            prepare_private_file(path)
+        try:
+            self.writer = connect(path, read_only)
+            if read_only:
+                self._check_schema_read_only()
+            else:
+                if identity is not None and schema_version(self.writer) == 0:
+                    self.writer.close()
+                    raise refuse_blank(path.parent, identity)
+                self._configure()
+                migrate(self.writer, str(path))
+            self.reader = connect(path, read_only)
+            self.reader.execute("PRAGMA query_only=ON")
+        except sqlite3.DatabaseError as error:
+            raise JournalError(f"{path}: cannot open journal: {error}") from error
+        self.identity = identity
+
+    def _check_schema_read_only(self) -> None:
+        version = schema_version(self.writer)
+        if version == 0:
+            known = IdentityFile.load(self.path.parent)
+            if known is not None:
+                raise refuse_blank(self.path.parent, known)
+            raise JournalError(f"{self.path}: not a posd journal (no schema)")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.path}: journal schema version {version}, this posd reads "
+                f"{SCHEMA_VERSION}; open it with a matching posd"
+            )
+
+    def _configure(self) -> None:
+        conn = self.writer
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
+        conn.execute(DURABLE_SYNCHRONOUS)
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def journal_id(self) -> str:
+        if self.identity is not None:
+            return self.identity.identity.journal_id
+        with self.lock:
+            return stored_journal_id(self.writer) or "unknown"
+
+    def issued_through(self) -> int | None:
+        """The highest seq this journal ever issued, as its identity file knows it."""
+        return self.identity.identity.high_water_seq if self.identity else None
+
+    def durability(self) -> dict[str, Any]:
+        with self.lock:
+            conn = self.writer
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            synchronous = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+            secure_delete = bool(conn.execute("PRAGMA secure_delete").fetchone()[0])
+        return {
+            "journal_mode": mode,
+            "synchronous": SYNCHRONOUS_NAMES.get(synchronous, str(synchronous)),
+            "secure_delete": secure_delete,
+        }
+
+    def inspection(self) -> Inspection:
+        return Inspection(self.writer, self.reader, self.lock)
+
+    def write(
+        self,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None = None,
+        *,
+        durable: bool = True,
+    ) -> Any:
+        """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
+
+        `on_commit(result)` updates in-memory caches after the commit, still under the lock,
+        so no other thread sees the file and the caches disagree. `durable=False` is for
+        delivery bookkeeping only: no fsync at commit (see `posd.journal.store`).
+        """
+        with self.lock:
+            conn = self.writer
+            if not durable:
+                conn.execute(BOOKKEEPING_SYNCHRONOUS)
+            try:
+                return self._transaction(conn, body, on_commit)
+            finally:
+                if not durable:
+                    conn.execute(DURABLE_SYNCHRONOUS)
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None,
+    ) -> Any:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise JournalError(f"{self.path}: journal is busy: {error}") from error
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if on_commit is not None:
+            on_commit(result)
+        return result
+
+
+def connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        uri=read_only,
+    )
+    conn.row_factory = sqlite3.Row
+    return conn

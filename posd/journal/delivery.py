@@ -1,0 +1,201 @@
+"""Delivery's side of the journal (`sync.outbox.Outbox`): lease, settle, retry, release, and
+the side events (alarms, checkpoints) that go out with the records.
+
+Each takes the normal path (`leasing.py`) and, where a damaged page breaks it, the one around
+the damage (`salvage.py`). They commit with `synchronous=NORMAL` where they are bookkeeping
+(see `posd.journal.store`), and wait while a payment holds capture priority (`priority.py`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from posd.journal import checkpoints
+from posd.journal.backlog import BacklogBound
+from posd.journal.counts import Counts
+from posd.journal.database import Database
+from posd.journal.leasing import (
+    QUARANTINE,
+    RELEASE_LEASES,
+    Candidate,
+    PendingFloor,
+    due,
+    settle_lease,
+)
+from posd.journal.salvage import Salvage
+from sync.outbox import Alarm, Checkpoint, Delivered, Lease, Quarantined, SideEvent
+
+log = structlog.get_logger("posd.journal")
+
+
+class Delivery:
+    def __init__(
+        self,
+        db: Database,
+        floor: PendingFloor,
+        salvage: Salvage,
+        counts: Counts,
+        backlog: BacklogBound,
+        clock: Callable[[], float],
+    ) -> None:
+        self._db = db
+        self._floor = floor
+        self._salvage = salvage
+        self._counts = counts
+        self._backlog = backlog
+        self._clock = clock
+
+    def lease(self, limit: int, now: float, lease_seconds: float) -> Lease:
+        """Due pending records in seq order, each checked against its stored chain link first.
+
+        A record whose link does not check out (its metadata, nonce, ciphertext or data key
+        changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
+        read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
+        """
+        self._db.priority.yield_to_capture()
+        with self._db.lock:
+            # Rows are read before the write transaction: a damaged page met inside one
+            # poisons it, so only rows that could be read are ever written.
+            void_after = now + lease_seconds
+            try:
+                candidates: list[Candidate] = due(
+                    self._db.writer, self._floor, now, limit, void_after, self._salvage.may_lease
+                )
+                damaged: list[Quarantined] = []
+            except sqlite3.DatabaseError:  # a damaged page: read around it
+                candidates, damaged = self._salvage.due_around_damage(now, limit, void_after)
+            try:
+                result: Lease = self._db.write(
+                    lambda conn: settle_lease(
+                        conn, candidates, now, lease_seconds, self._clock, damaged
+                    ),
+                    durable=False,
+                )
+            except sqlite3.DatabaseError:
+                result = self._salvage.settle_each(candidates, now, lease_seconds, damaged)
+        for item in damaged:
+            self._salvage.quarantine_if_writable(item)
+        return result
+
+    def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
+        self._settle_rows(
+            "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
+            "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
+            [(now, item.remote_event_id, item.seq) for item in delivered],
+            changed=self._counts.count_delivered,
+            durable=False,
+        )
+
+    def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
+        self._update_rows(
+            "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+            "leased_until = 0 WHERE seq = ? AND state = 'pending'",
+            [(next_attempt_at, error, seq) for seq in seqs],
+            durable=False,
+        )
+
+    def quarantine(self, seq: int, reason: str) -> None:
+        self._settle_rows(QUARANTINE, [(reason, seq)])
+
+    def _settle_rows(
+        self,
+        sql: str,
+        rows: Sequence[tuple[Any, ...]],
+        changed: Callable[[int | None], None] | None = None,
+        *,
+        durable: bool = True,
+    ) -> None:
+        """A final state (delivered, quarantined): one the file cannot take is kept in memory
+        so this process does not lease the record again."""
+        failed = self._update_rows(sql, rows, changed, durable=durable)
+        self._salvage.settled(failed)
+
+    def _update_rows(
+        self,
+        sql: str,
+        rows: Sequence[tuple[Any, ...]],
+        changed: Callable[[int | None], None] | None = None,
+        *,
+        durable: bool = True,
+    ) -> list[int]:
+        """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
+        page breaks that, one transaction per row (`Salvage.write_each`). Returns the seqs
+        that could not be written. `changed` is told, under the lock, how many rows changed
+        once committed (None: not known, row by row)."""
+        self._db.priority.yield_to_capture()
+        try:
+            self._db.write(
+                lambda conn: conn.executemany(sql, rows).rowcount, changed, durable=durable
+            )
+            return []
+        except sqlite3.DatabaseError:
+            pass
+        if changed is not None:
+            with self._db.lock:
+                changed(None)
+        return self._salvage.write_each(sql, rows, durable=durable)
+
+    def pending_alarms(self, limit: int) -> Sequence[Alarm]:
+        with self._db.lock:
+            rows = self._db.writer.execute(
+                "SELECT alarm_id, event_id, kind, seq, detail, raised_at FROM alarms "
+                "WHERE sent_at IS NULL ORDER BY alarm_id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [Alarm(*row) for row in rows]
+
+    def pending_side_events(self, limit: int) -> Sequence[SideEvent]:
+        alarms = self.pending_alarms(limit)
+        if len(alarms) >= limit:
+            return alarms
+        with self._db.lock:
+            try:
+                return [*alarms, *checkpoints.unsent(self._db.writer, limit - len(alarms))]
+            except sqlite3.DatabaseError as error:
+                # A damaged page under the checkpoints: the alarms still go out, and verify
+                # names the damage (like any other page of the file).
+                log.error("journal.checkpoints_unreadable", error=str(error))
+                return alarms
+
+    def mark_side_events_sent(self, events: Sequence[SideEvent], now: float) -> None:
+        """Alarms and checkpoints accepted by EventBridge; each table in one transaction."""
+        alarms = [(now, e.alarm_id) for e in events if isinstance(e, Alarm)]
+        cuts = [(now, e.checkpoint_id) for e in events if isinstance(e, Checkpoint)]
+        if alarms:
+            self._update_rows("UPDATE alarms SET sent_at = ? WHERE alarm_id = ?", alarms)
+        if cuts:
+            self._update_rows(checkpoints.MARK_SENT, cuts)
+
+    def retry_quarantined(self) -> int:
+        """Return every quarantined record to pending, due now. Returns how many."""
+
+        def body(conn: sqlite3.Connection) -> int:
+            count = conn.execute(
+                "UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = 0, "
+                "leased_until = 0 WHERE state = 'quarantined'"
+            ).rowcount
+            self._floor.seq = 0  # under the lock: no lease can move it past these meanwhile
+            return int(count)
+
+        returned: int = self._db.write(body)
+        self._backlog.forget()  # pending again: the backlog bound must start over
+        return returned
+
+    def release_leases(self) -> int:
+        """Make every leased pending record due to lease again at once; returns how many.
+
+        For a daemon that stopped its delivery: the next start need not wait out the leases.
+        """
+
+        def body(conn: sqlite3.Connection) -> int:
+            return conn.execute(RELEASE_LEASES).rowcount
+
+        try:
+            released: int = self._db.write(body)
+        except sqlite3.DatabaseError:
+            return self._salvage.release_leases_around_damage()
+        return released

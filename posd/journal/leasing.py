@@ -1,0 +1,180 @@
+"""Lease and settle, the normal path: which pending rows are due, the check each must pass
+before it is handed out, and the one transaction that quarantines the bad and hides the good.
+
+Lease is a hot path: plain `sqlite3` with hand-written SQL, one statement for the whole lease
+where it can be. What happens where a damaged page breaks these is `salvage.py`; `delivery.py`
+tries this path first and that one after.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from posd.ids import uuid7_str
+from posd.journal.identity import accepted_gap, chain_at
+from posd.journal.rows import outbox_record, select_records_with_previous
+from posd.journal.verify import check_row
+from sync.outbox import TAMPERED_PREFIX, TAMPERED_RECORD, Lease, OutboxRecord, Quarantined
+from sync.timestamps import rfc3339
+
+QUARANTINE = (
+    "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
+    "WHERE seq = ? AND state = 'pending'"
+)
+# A lease is over when it ran out, or when it ends further ahead than a lease lasts: it was
+# taken before the wall clock went back (params: now, now + lease_seconds).
+LEASE_OVER = "(r.leased_until <= ? OR r.leased_until > ?)"
+RELEASE_LEASES = "UPDATE records SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
+
+Candidate = tuple[sqlite3.Row, bytes | None]
+"""A due row and the chain value it must link to (see `lease_problem`)."""
+
+
+class PendingFloor:
+    """The lowest seq that is pending, found by scanning forward from the last one known.
+
+    There is no index on `state` (it would cost every append a page write); this floor
+    keeps leasing amortised O(1) instead. Only `retry_quarantined` makes lower records
+    pending again: ours resets the floor, another process's shows up as a change of
+    `PRAGMA data_version`, which resets it too.
+    """
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self._data_version: int | None = None
+
+    def find(self, conn: sqlite3.Connection) -> int:
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._data_version = version
+            self.seq = 0
+        try:
+            row = conn.execute(
+                "SELECT seq FROM records WHERE seq >= ? AND state = 'pending' ORDER BY seq LIMIT 1",
+                (self.seq,),
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return self.seq  # a damaged page: lease walks from the floor it knows
+        if row is not None:
+            self.seq = int(row[0])
+        return self.seq
+
+
+def due(
+    conn: sqlite3.Connection,
+    floor: PendingFloor,
+    now: float,
+    limit: int,
+    void_after: float,
+    may_lease: Callable[[int, float], bool],
+) -> list[Candidate]:
+    """Due pending rows, each with the chain value it must link to. A lease that ends after
+    `void_after` (now + lease_seconds) was taken before the wall clock went back: void.
+    `may_lease` says no for what this process knows better than a damaged file (salvage).
+    Raises `sqlite3.DatabaseError` where a damaged page breaks the query."""
+    rows = conn.execute(
+        select_records_with_previous(
+            "WHERE r.seq >= ? AND r.state = 'pending' AND r.next_attempt_at <= ? "
+            f"AND {LEASE_OVER} ORDER BY r.seq LIMIT ?"
+        ),
+        (floor.find(conn), now, now, void_after, limit),
+    ).fetchall()
+    return [(row, link_of(conn, row)) for row in rows if may_lease(int(row["seq"]), now)]
+
+
+def link_of(conn: sqlite3.Connection, row: sqlite3.Row) -> bytes:
+    previous = row["previous_chain"]
+    if previous is None:
+        previous = chain_before_first(conn, int(row["seq"]))
+    return b"" if previous is None else bytes(previous)  # b"": its predecessor is gone
+
+
+def chain_before_first(conn: sqlite3.Connection, seq: int) -> bytes | None:
+    """The chain value a record links to when the row before it is gone: the anchor,
+    genesis, or the last record before a gap a technician accepted."""
+    previous = seq - 1
+    gap = accepted_gap(conn)
+    if gap is not None and gap[1] == previous:
+        previous = gap[0]
+    return chain_at(conn, previous)
+
+
+def settle_lease(
+    conn: sqlite3.Connection,
+    candidates: Sequence[Candidate],
+    now: float,
+    lease_seconds: float,
+    clock: Callable[[], float],
+    damaged: Sequence[Quarantined] = (),
+) -> Lease:
+    """Check each candidate, quarantine the bad, hide the good for `lease_seconds`."""
+    leased: list[OutboxRecord] = []
+    refused: list[Quarantined] = []
+    for row, link in candidates:
+        # The record view is built first and its AAD reused by the link check: one
+        # metadata parse and one AAD encoding per record, not two (measured, bench/drain.py).
+        try:
+            record: OutboxRecord | Exception = outbox_record(row)
+        except (ValueError, KeyError, TypeError) as error:
+            record = error
+        aad = None if isinstance(record, Exception) else record.aad
+        reason = lease_problem(row, link, aad)
+        if reason is None:
+            if not isinstance(record, Exception):
+                leased.append(record)
+                continue
+            reason = f"corrupt record: {record}"
+        refused.append(Quarantined(int(row["seq"]), reason))
+    conn.executemany(QUARANTINE, [(item.reason, item.seq) for item in refused])
+    raised_at = rfc3339(clock())
+    conn.executemany(
+        "INSERT INTO alarms (event_id, kind, seq, detail, raised_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (uuid7_str(), TAMPERED_RECORD, item.seq, item.reason, raised_at)
+            for item in refused
+            if item.tampered
+        ],
+    )
+    # Still pending and not leased by anyone since it was read: another process's lease
+    # in between makes the update a no-op, and the record is not handed out twice.
+    # One statement for the whole lease (not one per record): RETURNING names the rows
+    # it did hide.
+    hidden_seqs = _hide(conn, [record.seq for record in leased], now, now + lease_seconds)
+    hidden = [record for record in leased if record.seq in hidden_seqs]
+    return Lease(hidden, [*refused, *damaged])
+
+
+def lease_problem(row: sqlite3.Row, link: bytes | None, aad: bytes | None = None) -> str | None:
+    """Why a pending row must not be delivered (None if it checks out). `link` is the
+    chain value it must link to: b"" if its predecessor is gone, None if unknown (the row
+    before it cannot be read: only the record's own structure is checked). `aad`: the
+    row's AAD if already computed from this very row."""
+    if link == b"":
+        return f"{TAMPERED_PREFIX} the record before it (seq {row['seq'] - 1}) is missing"
+    problems = check_row(row, link, aad)
+    if not problems:
+        return None
+    problem = problems[0]
+    if problem.kind == "chain":
+        return f"{TAMPERED_PREFIX} {problem.detail}"
+    return f"corrupt record: {problem.detail}"
+
+
+def _hide(conn: sqlite3.Connection, seqs: Sequence[int], now: float, until: float) -> set[int]:
+    """Lease the records `seqs` until `until` where they are still pending and not leased by
+    anyone since they were read (another process's lease in between makes the update skip
+    that row, so it is not handed out twice). Returns the seqs actually leased."""
+    if not seqs:
+        return set()
+    marks = ",".join("?" * len(seqs))
+    rows = conn.execute(
+        f"UPDATE records SET leased_until = ? WHERE seq IN ({marks}) "  # noqa: S608 - marks only
+        "AND state = 'pending' AND (leased_until <= ? OR leased_until > ?) RETURNING seq",
+        (until, *seqs, now, until),
+    ).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def release_one(conn: sqlite3.Connection, seq: int) -> int:
+    return int(conn.execute(RELEASE_LEASES + " AND seq = ?", (seq,)).rowcount)
