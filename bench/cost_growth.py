@@ -63,8 +63,8 @@ from posd.keys.local import LocalKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
 from posd.logs import configure_logging  # noqa: E402
 from posd.recorder import Recorder  # noqa: E402
-from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
+from sync.eventbridge.client import EventsClients  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 
 DEFAULT_SIZES = (10_000, 200_000)

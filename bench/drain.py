@@ -49,12 +49,12 @@ from bench.backlog import fill_backlog  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.logs import configure_logging  # noqa: E402
-from sync.batching import plan_batches  # noqa: E402
-from sync.client import EventsClients  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
+from sync.eventbridge.batching import plan_batches  # noqa: E402
+from sync.eventbridge.client import EventsClients  # noqa: E402
+from sync.eventbridge.transport import Answered, PutEventsClient, put_batch  # noqa: E402
 from sync.events import Entry, EventBuilder  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
-from sync.transport import Answered, PutEventsClient, put_batch  # noqa: E402
 
 DEFAULT_RECORDS = 20_000
 DEFAULT_RTTS_MS = (0.0, 10.0, 40.0, 100.0)

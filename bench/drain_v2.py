@@ -33,9 +33,9 @@ from bench.endpoint import put_events_endpoint  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.logs import configure_logging  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
+from sync.eventbridge.v2 import V2_MAX_ENTRIES, V2_MAX_REQUEST_BYTES  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 from sync.sources import client_source  # noqa: E402
-from sync.v2 import V2_MAX_ENTRIES, V2_MAX_REQUEST_BYTES  # noqa: E402
 
 DEFAULT_RECORDS = 10_000
 DEFAULT_RTTS_MS = (0.0, 40.0)

@@ -8,7 +8,7 @@ as per-entry `ThrottlingException`, as EventBridge answers when an account's Put
 is exceeded. The same storm runs twice, side by side in one invocation:
 
 - `posd`: the default `SyncSettings` (full-jitter backoff, AIMD concurrency, and the adaptive
-  client-side rate limiter of `sync/ratelimit.py`);
+  client-side rate limiter of `sync/pacing/ratelimit.py`);
 - `naive`: fixed concurrency (8 in flight, no decrease on throttling), a short, flat retry
   delay (at most 50 ms) and no rate limiter, the way a simple client retries;
 - `posd-unlimited` (on request, `--policies`): the defaults without the rate limiter, to
@@ -191,8 +191,8 @@ def _worker(
     import boto3
 
     from posd.logs import configure_logging
-    from sync.client import EventsClients
     from sync.engine import SyncEngine
+    from sync.eventbridge.client import EventsClients
 
     configure_logging("error")  # stderr: stdout is the driver's JSON; a storm logs a lot
 

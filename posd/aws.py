@@ -19,8 +19,8 @@ from botocore.exceptions import ProfileNotFound
 from posd.config import AwsSettings, Config
 from posd.errors import ConfigError
 from sync.engine import SyncEngine
+from sync.eventbridge.transport import ClientSource
 from sync.sources import client_source
-from sync.transport import ClientSource
 
 if TYPE_CHECKING:
     from posd.journal import Journal

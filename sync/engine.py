@@ -26,32 +26,29 @@ from types import TracebackType
 
 import structlog
 
-from sync.backoff import FullJitterBackoff
-from sync.batching import plan_batches
 from sync.errors import EventBuildError
+from sync.eventbridge.batching import plan_batches
+from sync.eventbridge.results import judge
+from sync.eventbridge.retry import (
+    MISCONFIGURED,
+    READ_TIMEOUT,
+    RetryPolicy,
+    Throttled,
+    unexpected_error,
+)
+from sync.eventbridge.transport import Answered, ClientSource, SendResult, put_batch
+from sync.eventbridge.v2 import API_V2, event_group_id
 from sync.events import Entry, EventBuilder
-from sync.link import LinkMonitor
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
-from sync.ratelimit import AdaptiveRateLimiter
-from sync.results import THROTTLED_ENTRY_CODE, judge
+from sync.pacing.backoff import FullJitterBackoff
+from sync.pacing.link import LinkMonitor
+from sync.pacing.ratelimit import AdaptiveRateLimiter
+from sync.pacing.timeouts import TimeoutAdapter
+from sync.pacing.window import ConcurrencyWindow
 from sync.settings import SyncSettings
 from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
-from sync.timeouts import TimeoutAdapter
 from sync.timestamps import age_seconds
-from sync.transport import (
-    MISCONFIGURED,
-    READ_TIMEOUT,
-    TRANSPORT,
-    Answered,
-    ClientSource,
-    Failed,
-    SendResult,
-    Throttled,
-    put_batch,
-)
-from sync.v2 import API_V2, event_group_id
-from sync.window import ConcurrencyWindow
 
 STATUS_REFRESH_SECONDS = 1.0
 # `Outbox.summary` reads the backlog (counts, pending amounts): ~20 ms of CPU with 20,000
@@ -112,6 +109,7 @@ class SyncEngine:
         self._retry_backoff = FullJitterBackoff(
             settings.backoff_base_seconds, settings.backoff_cap_seconds
         )
+        self._retry = RetryPolicy(self._retry_backoff)
         self._link = LinkMonitor(
             settings.offline_after_failures,
             failure_backoff=self._retry_backoff,
@@ -436,7 +434,7 @@ class SyncEngine:
                 self._quarantine(record, reason)
             self._limiter.on_answer(len(records), len(verdict.delivered), verdict.throttled, now)
             for error, group in _group_by_error(verdict.retry).items():
-                throttled = error.startswith(THROTTLED_ENTRY_CODE)
+                throttled = error in verdict.throttled_reasons
                 self._retry_later(group, now, error, throttled=throttled)
             with self._lock:
                 if verdict.throttled:
@@ -493,12 +491,11 @@ class SyncEngine:
     def _retry_later(
         self, records: Sequence[OutboxRecord], now: float, error: str, *, throttled: bool = False
     ) -> None:
-        """Due again after a full-jitter backoff; throttled records at once while the rate
-        limiter is engaged: it paces them, and a backoff on top left terminals idle below
-        their share of the quota, then sending in bursts (bench/fleet.py)."""
+        """Due again when the retry policy says (sync/eventbridge/retry.py)."""
         attempt = max(record.attempts for record in records) + 1
-        paced = throttled and self._limiter.enabled
-        delay = 0.0 if paced else self._retry_backoff.delay(attempt)
+        delay = self._retry.entry_delay(
+            attempt, throttled=throttled, rate_limited=self._limiter.enabled
+        )
         self._outbox.schedule_retry([r.seq for r in records], now + delay, error)
 
     def _quarantine(self, record: OutboxRecord, reason: str) -> None:
@@ -543,11 +540,11 @@ class SyncEngine:
 
 def _result_of(future: Future[SendResult]) -> SendResult:
     """`put_batch` never raises for network or service trouble; anything else is a bug in the
-    client stack, and it must not kill the engine: the records are simply retried."""
+    client stack, and it must not kill the engine (`unexpected_error`)."""
     try:
         return future.result()
     except Exception as error:  # noqa: BLE001 - see docstring
-        return Failed(TRANSPORT, f"{type(error).__name__}: {error}")
+        return unexpected_error(error)
 
 
 def _group_by_error(

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sync.errors import EventBuildError
+from sync.eventbridge.v2 import system_metadata_bytes
 from sync.outbox import OutboxRecord, WrappedKey
 from sync.timestamps import parse_rfc3339
-from sync.v2 import system_metadata_bytes
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef

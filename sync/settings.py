@@ -10,12 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sync.errors import SettingsError
-from sync.ratelimit import DEFAULT_DECREASE_FACTOR, DEFAULT_MIN_RATE, DEFAULT_RECOVERY_SECONDS
-from sync.v2 import API_V2, APIS, EVENT_BUS_ARN_EXAMPLE, V2_MAX_ENTRIES, valid_event_bus_arn
+from sync.eventbridge.v2 import (
+    API_V2,
+    APIS,
+    EVENT_BUS_ARN_EXAMPLE,
+    V2_MAX_ENTRIES,
+    valid_event_bus_arn,
+)
+from sync.pacing.ratelimit import (
+    DEFAULT_DECREASE_FACTOR,
+    DEFAULT_MIN_RATE,
+    DEFAULT_RECOVERY_SECONDS,
+)
 
 # Hard limits of PutEvents (AWS docs): 10 entries per request; the request-size cap was
 # 256 KiB until early 2026 and 1 MiB after. The default stays at the old, safe value.
-# With api = "v2" up to 100 entries (sync/v2.py) and the same 1 MiB.
+# With api = "v2" up to 100 entries (sync/eventbridge/v2.py) and the same 1 MiB.
 PUT_EVENTS_MAX_ENTRIES = 10
 
 PUT_EVENTS_DEFAULT_MAX_BYTES = 256 * 1024
@@ -45,11 +55,11 @@ class SyncSettings:
     initial_in_flight: int = 4
     max_in_flight: int = 8
     throttle_decrease_factor: float = 0.5
-    # Client-side rate limiter (sync/ratelimit.py, the AWS SDKs' "adaptive" mode in entries/s):
-    # a slow start (one request, doubling each round trip), dormant until the first throttled
-    # answer, then a token bucket whose fill rate is cut to `rate_decrease_factor` x the
-    # accepted rate and grows back along a CUBIC curve, level again after
-    # `rate_recovery_seconds`, never below `rate_min_per_second` (a fleet of N
+    # Client-side rate limiter (sync/pacing/ratelimit.py, the AWS SDKs' "adaptive" mode in
+    # entries/s): a slow start (one request, doubling each round trip), dormant until the
+    # first throttled answer, then a token bucket whose fill rate is cut to
+    # `rate_decrease_factor` x the accepted rate and grows back along a CUBIC curve, level
+    # again after `rate_recovery_seconds`, never below `rate_min_per_second` (a fleet of N
     # terminals offers at least N x that: keep it under the account's quota / N). It keeps a
     # reconnecting fleet near the quota instead of every terminal offering its backlog at once.
     rate_limit: bool = True

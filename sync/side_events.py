@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from sync.backoff import FullJitterBackoff
+from sync.eventbridge.transport import Answered, ClientSource, SendResult, put_batch
 from sync.events import detail_json, parse_captured_at
 from sync.outbox import Alarm, Checkpoint, Outbox, SideEvent
-from sync.transport import Answered, ClientSource, SendResult, put_batch
+from sync.pacing.backoff import FullJitterBackoff
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sync.client import EventsClients
-from sync.client_v2 import EventsV2Clients
+from sync.eventbridge.client import EventsClients
+from sync.eventbridge.client_v2 import EventsV2Clients
+from sync.eventbridge.transport import ClientSource
+from sync.eventbridge.v2 import API_V2
 from sync.settings import SyncSettings
-from sync.transport import ClientSource
-from sync.v2 import API_V2
 
 if TYPE_CHECKING:
     import boto3

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SyncStatus:
-    state: str  # "unknown", "online", "offline" or "misconfigured" (sync/link.py)
+    state: str  # "unknown", "online", "offline" or "misconfigured" (sync/pacing/link.py)
     offline_since: float | None
     last_success: float | None
     last_error: str | None
@@ -19,7 +19,7 @@ class SyncStatus:
     in_flight_limit: int
     delivered_since_start: int
     quarantined_since_start: int
-    # Adapted to a slow endpoint (see sync/timeouts.py): current values, and whether requests
+    # Adapted to a slow endpoint (see sync/pacing/timeouts.py): current values, and whether requests
     # are timing out now (read timeouts since the last answer).
     read_timeout_seconds: float
     entries_per_request: int

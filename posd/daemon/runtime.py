@@ -42,7 +42,7 @@ from posd.keys.provider import RotatingKeyProvider
 from posd.logs import configure_logging
 from posd.recorder import Recorder
 from posd.version import posd_version
-from sync.link import PROBING_STATES
+from sync.pacing.link import PROBING_STATES
 from sync.timestamps import rfc3339
 
 log = structlog.get_logger("posd.daemon")

@@ -60,8 +60,8 @@ import cbor2
 from posd.demo.backend import QueueRoute
 from posd.demo.emulator import EMULATOR_REGION, LOOPBACK, NoDelayQuietMixin
 from posd.errors import PosdError
+from sync.eventbridge.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
 from sync.events import TIME_FIELD_BYTES
-from sync.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
 
 TARGET_PREFIX = "AWSEventsV2"  # the model's targetPrefix: the URL path names it
 PUT_EVENTS_PATH = f"/service/{TARGET_PREFIX}/operation/PutEvents"

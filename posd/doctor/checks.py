@@ -18,7 +18,7 @@ from typing import Any
 
 from posd.config import Config, load_config
 from posd.errors import PosdError
-from sync.v2 import API_V2, V2_SERVICE_NAME
+from sync.eventbridge.v2 import API_V2, V2_SERVICE_NAME
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 PRIVATE_DIR_MODE = 0o700

@@ -20,7 +20,7 @@ import structlog
 from posd.errors import KeyProviderError
 from posd.keys.base import DataKey, KeySource
 from posd.keys.settings import ROTATE_AFTER_RECORDS, ROTATE_AFTER_SECONDS
-from sync.backoff import FullJitterBackoff
+from sync.pacing.backoff import FullJitterBackoff
 
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0

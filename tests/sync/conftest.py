@@ -22,8 +22,8 @@ from posd.keys.kms import KmsKeySource
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
-from sync.client import EventsClients
 from sync.engine import SyncEngine
+from sync.eventbridge.client import EventsClients
 from sync.events import EVENT_SCHEMA
 from sync.settings import SyncSettings
 from sync.sources import client_source
@@ -226,7 +226,8 @@ def record_payments(config_dir: Path, count: int, amount: int = 500) -> None:
 
 # --- EventBridge v2: the local v2 endpoint (posd/demo/eventbridge_v2.py) over HTTP --------
 
-V2_MAX_ENTRIES = 100  # what a v2 request may carry (sync/v2.py): the tests batch up to it
+# What a v2 request may carry (sync/eventbridge/v2.py): the tests batch up to it.
+V2_MAX_ENTRIES = 100
 
 
 @dataclass(frozen=True)

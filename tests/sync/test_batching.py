@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.batching import plan_batches
+from sync.eventbridge.batching import plan_batches
 
 sizes = st.lists(st.integers(min_value=1, max_value=5_000), max_size=200)
 max_entries = st.integers(min_value=1, max_value=10)

@@ -6,15 +6,16 @@ from typing import Any
 
 import pytest
 
-from sync.client import (
+from sync.eventbridge.client import (
     ALIAS_ENDPOINT_ENV,
     STANDARD_ENDPOINT_ENV,
     EventsClients,
     make_events_client,
     resolve_endpoint,
 )
+from sync.eventbridge.retry import READ_TIMEOUT, TRANSPORT, Failed, Throttled
+from sync.eventbridge.transport import Answered, put_batch
 from sync.settings import SyncSettings
-from sync.transport import READ_TIMEOUT, TRANSPORT, Answered, Failed, Throttled, put_batch
 from tests.sync.conftest import FAST, emulator_session
 from tests.sync.faultproxy import DROP, FaultProxy, delay, http_error
 

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posd.demo.emulator import NoDelayQuietMixin
-from sync.client import EventsClients
-from sync.results import judge
-from sync.transport import Answered, Failed, Throttled, put_batch
+from sync.eventbridge.client import EventsClients
+from sync.eventbridge.results import judge
+from sync.eventbridge.retry import Failed, Throttled
+from sync.eventbridge.transport import Answered, put_batch
 from tests.sync.conftest import FAST, emulator_session
 
 ENTRIES = 3

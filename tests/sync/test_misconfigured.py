@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 
 from posd.journal import Journal
-from sync.client import EventsClients
 from sync.engine import SyncEngine
+from sync.eventbridge.client import EventsClients
 from tests.conftest import query_file
 from tests.sync.conftest import (
     FAST,

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.backoff import FullJitterBackoff
-from sync.link import OFFLINE, ONLINE, UNKNOWN, LinkMonitor
+from sync.eventbridge.results import judge
 from sync.outbox import OutboxRecord, WrappedKey
-from sync.results import judge
-from sync.timeouts import RELAX_AFTER_ANSWERS, TimeoutAdapter, TimeoutSnapshot
-from sync.window import ConcurrencyWindow
+from sync.pacing.backoff import FullJitterBackoff
+from sync.pacing.link import OFFLINE, ONLINE, UNKNOWN, LinkMonitor
+from sync.pacing.timeouts import RELAX_AFTER_ANSWERS, TimeoutAdapter, TimeoutSnapshot
+from sync.pacing.window import ConcurrencyWindow
 
 
 @given(st.integers(min_value=1, max_value=200))

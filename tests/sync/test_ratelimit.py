@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.ratelimit import (
+from sync.pacing.ratelimit import (
     DEFAULT_DECREASE_FACTOR,
     MAX_RATE_ADJUST_SCALE,
     RATE_BUCKET_SECONDS,

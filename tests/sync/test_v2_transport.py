@@ -14,13 +14,14 @@ from posd.config import parse_config
 from posd.errors import ConfigError
 from posd.journal import Journal
 from posd.recorder import Recorder
-from sync.client_v2 import EventsV2Clients
 from sync.errors import SettingsError
+from sync.eventbridge.client_v2 import EventsV2Clients
+from sync.eventbridge.retry import MISCONFIGURED, TRANSPORT, Failed, Throttled
+from sync.eventbridge.transport import Answered, put_batch
+from sync.eventbridge.v2 import EVENT_BUS_ARN_PATTERN, V2_MAX_REQUEST_BYTES
 from sync.outbox import Alarm, Checkpoint
 from sync.settings import SyncSettings
 from sync.side_events import SideOrigin, side_entry
-from sync.transport import MISCONFIGURED, TRANSPORT, Answered, Failed, Throttled, put_batch
-from sync.v2 import EVENT_BUS_ARN_PATTERN, V2_MAX_REQUEST_BYTES
 from tests.sync.conftest import (
     CLI_RECORDS,
     FAST,

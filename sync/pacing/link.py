@@ -2,8 +2,9 @@
 
 The state is `unknown` until a request was answered or the link was found offline: with
 nothing to send, nothing is known. `misconfigured` means EventBridge (or the SDK) refused the
-configuration itself (credentials, a missing bus, AccessDenied): it is reported at once, not
-after `offline_after` failures, and probed like an offline link so a fix is picked up.
+configuration itself (credentials, a missing bus, no permission; which failures say so is
+decided in `sync.eventbridge.retry`): it is reported at once, not after `offline_after`
+failures, and probed like an offline link so a fix is picked up.
 
 Online, each failure pauses sending for a full-jitter backoff; after `offline_after`
 consecutive failures the link is offline and exactly one probe request may be in flight at a
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sync.backoff import FullJitterBackoff
+from sync.pacing.backoff import FullJitterBackoff
 
 UNKNOWN = "unknown"
 ONLINE = "online"

@@ -1,7 +1,8 @@
 """EventBridge v2 (`eventbridgev2`, API 2025-05-15): the facts the sync engine relies on.
 
 Pure values and functions, no boto3: the settings validate against them, the event builder
-counts sizes with them, the v2 client (`sync.client_v2`) and the local v2 endpoint use them.
+counts sizes with them, the v2 client (`sync.eventbridge.client_v2`) and the local v2 endpoint
+use them.
 The contract is botocore's model (`botocore/data/eventbridgev2/2025-05-15/service-2.json`):
 `PutEvents` takes an `EventBusArn` and 1-100 entries whose total size is at most 1 MB; each
 entry carries `SystemMetadata.DeduplicationId` (1-128 characters) and

@@ -1,13 +1,8 @@
 """Per-entry verdicts on an answered PutEvents request.
 
 Partial failure comes back inside HTTP 200: each result either has an `EventId` (accepted)
-or an `ErrorCode`. Only `InternalFailure` and `ThrottlingException` (and v2's
-`InternalException`, sync/client_v2.py) are worth retrying. Codes
-about the terminal's configuration (AccessDeniedException, NotAuthorizedForSourceException, a
-missing bus) would refuse every record alike: those records stay pending and the engine
-reports `misconfigured`. Any other code (InvalidArgument, MalformedDetail, codes AWS adds
-later...) is about the record itself: it is quarantined with the code and message for an
-operator to look at.
+or an `ErrorCode`. What each code means (retry, misconfigured or quarantine) is decided in
+`sync.eventbridge.retry`; this module reads the results and sorts the records accordingly.
 """
 
 from __future__ import annotations
@@ -16,17 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sync.eventbridge.retry import NO_EVENT_ID, EntryDecision, entry_decision, entry_throttled
 from sync.outbox import Delivered, OutboxRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsResultEntryTypeDef
-
-THROTTLED_ENTRY_CODE = "ThrottlingException"
-RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "InternalException", THROTTLED_ENTRY_CODE})
-NO_EVENT_ID = "NoEventId"
-MISCONFIGURED_ENTRY_CODES = frozenset(
-    {"AccessDeniedException", "NotAuthorizedForSourceException", "ResourceNotFoundException"}
-)
 
 
 @dataclass
@@ -36,6 +25,8 @@ class Verdict:
     quarantine: list[tuple[OutboxRecord, str]] = field(default_factory=list)
     misconfigured: list[tuple[OutboxRecord, str]] = field(default_factory=list)
     throttled: bool = False
+    # The `retry` reasons of throttled entries: retried as paced by the rate limiter.
+    throttled_reasons: set[str] = field(default_factory=set)
 
 
 def _error_text(code: str, message: str) -> str:
@@ -56,10 +47,13 @@ def judge(
             verdict.delivered.append(Delivered(record.seq, event_id))
             continue
         text = _error_text(code or NO_EVENT_ID, result.get("ErrorMessage", ""))
-        if code is None or code in RETRYABLE_ENTRY_CODES:
+        decision = entry_decision(code)
+        if decision is EntryDecision.RETRY:
             verdict.retry.append((record, text))
-            verdict.throttled = verdict.throttled or code == THROTTLED_ENTRY_CODE
-        elif code in MISCONFIGURED_ENTRY_CODES:
+            if entry_throttled(code):
+                verdict.throttled = True
+                verdict.throttled_reasons.add(text)
+        elif decision is EntryDecision.MISCONFIGURED:
             verdict.misconfigured.append((record, text))
         else:
             verdict.quarantine.append((record, text))

@@ -3,8 +3,8 @@
 botocore's client-side parameter validation is switched off too: it walked every field of
 every entry on every request, about a fifth of the client's CPU per request (bench/drain.py).
 The engine builds its entries itself, always of the same shape; anything the SDK would have
-refused, the service refuses too (HTTP 400), which `sync.transport` sorts as `misconfigured`
-exactly like the `ParamValidationError` the SDK would have raised.
+refused, the service refuses too (HTTP 400), which `sync.eventbridge.retry` sorts as
+`misconfigured` exactly like the `ParamValidationError` the SDK would have raised.
 
 botocore retries nothing here (`total_max_attempts=1`): its retries would never see per-entry
 failures, would stack under the engine's own backoff, and would hide transport failures from

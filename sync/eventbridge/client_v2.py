@@ -8,15 +8,13 @@ AIMD, misconfigured detection, read-timeout adaptation) is the same code for bot
 - request: the bus becomes `EventBusArn`; each entry keeps Source, DetailType, Detail, Time
   and Resources, drops `EventBusName` (not in the v2 model) and gains `SystemMetadata`:
   `DeduplicationId` = the `event_id` inside its Detail (records, alarms, checkpoints: every
-  posd event carries one) and `EventGroupId` = the terminal (`sync.v2.event_group_id`);
+  posd event carries one) and `EventGroupId` = the terminal (`sync.eventbridge.v2.event_group_id`);
 - answer: per-entry results map onto v1's (`EventId`, or `ErrorCode` and `ErrorMessage`).
-  `SuccessCode: DEDUPLICATED` is a success: the bus already holds the event, and the record
+  A deduplicated `SuccessCode` is a success: the bus already holds the event, and the record
   is marked delivered. If such a result carried no `EventId` (the model does not promise
   one) the adapter names the event by its deduplication id rather than retrying forever;
-- request-level errors arrive as botocore `ClientError`s with the model's codes
-  (`ThrottlingException` 429, `InternalException` 500, `AccessDeniedException` 403,
-  `ResourceNotFoundException` 404, `InvalidInputException` 400, `InvalidStateException` 409)
-  and are sorted by `sync.transport.put_batch` exactly like v1's.
+- request-level errors arrive as botocore `ClientError`s with the model's codes (listed in
+  `sync.eventbridge.retry`) and are sorted by `sync.eventbridge.retry` exactly like v1's.
 
 Endpoint: an explicit `endpoint_url`, else boto3's own resolution (which reads
 `AWS_ENDPOINT_URL_EVENTBRIDGEV2`, named after the service id "EventBridgeV2").
@@ -28,10 +26,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sync.client import client_config
 from sync.errors import EventDetailError, SettingsError
+from sync.eventbridge.client import client_config
+from sync.eventbridge.retry import V2_DEDUPLICATED_CODE
+from sync.eventbridge.v2 import V2_SERVICE_NAME, event_group_id
 from sync.settings import SyncSettings
-from sync.v2 import V2_SERVICE_NAME, event_group_id
 
 if TYPE_CHECKING:
     import boto3
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     )
 
 V1_ONLY_FIELDS = ("EventBusName", "TraceHeader")
-DEDUPLICATED = "DEDUPLICATED"
 DEDUPLICATED_EVENT_ID_PREFIX = "deduplicated:"
 
 
@@ -75,7 +73,7 @@ def v2_entry(entry: PutEventsRequestEntryTypeDef, group_id: str) -> dict[str, An
 
 
 def v1_result(result: dict[str, Any], dedup_id: str) -> PutEventsResultEntryTypeDef:
-    """A v2 result entry as v1's (what `sync.results.judge` reads)."""
+    """A v2 result entry as v1's (what `sync.eventbridge.results.judge` reads)."""
     mapped: dict[str, Any] = {}
     if result.get("ErrorCode"):
         mapped["ErrorCode"] = result["ErrorCode"]
@@ -83,13 +81,13 @@ def v1_result(result: dict[str, Any], dedup_id: str) -> PutEventsResultEntryType
             mapped["ErrorMessage"] = result["ErrorMessage"]
     elif result.get("EventId"):
         mapped["EventId"] = result["EventId"]
-    elif result.get("SuccessCode") == DEDUPLICATED:
+    elif result.get("SuccessCode") == V2_DEDUPLICATED_CODE:
         mapped["EventId"] = DEDUPLICATED_EVENT_ID_PREFIX + dedup_id
     return cast("PutEventsResultEntryTypeDef", mapped)
 
 
 class EventBridgeV2Client:
-    """A `PutEventsClient` (sync.transport) that sends through EventBridge v2."""
+    """A `PutEventsClient` (sync.eventbridge.transport) that sends through EventBridge v2."""
 
     def __init__(self, client: V2PutEvents, event_bus_arn: str, group_id: str) -> None:
         self._client = client
@@ -143,7 +141,7 @@ def make_events_v2_client(
 
 class EventsV2Clients:
     """The engine's `ClientSource` with api = "v2": one adapter per read timeout asked for,
-    all from one session (see `sync.client.EventsClients`). Used from one thread."""
+    all from one session (see `sync.eventbridge.client.EventsClients`). Used from one thread."""
 
     def __init__(
         self,
