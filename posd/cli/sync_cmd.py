@@ -196,7 +196,7 @@ def _flush_through_daemon(client: Any, timeout: float) -> dict[str, Any]:
 
 
 def _flush_here(config: Config, timeout: float) -> dict[str, Any]:
-    from posd.aws import sync_engine
+    from posd.assembly import sync_engine
     from posd.cli.progress import Progress
     from sync.status import DrainProgress
 
