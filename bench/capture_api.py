@@ -49,7 +49,7 @@ from bench.daemon_config import (  # noqa: E402
 )
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from bench.journal_append import append_sides, summarize, timed  # noqa: E402
-from posd.demo.client import call  # noqa: E402
+from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient  # noqa: E402
 from posd.demo.pipeline import start_daemon, wait_until_serving  # noqa: E402
 
 DEFAULT_CAPTURES = 2_000
@@ -84,9 +84,7 @@ def running_daemon(work: Path, events_url: str) -> Iterator[Path]:
 
 
 def pending(sock: Path) -> int:
-    status, answer = call(sock, "GET", "/v1/status")
-    assert status == 200, answer
-    return int(answer["pending"]["count"])
+    return DaemonClient(sock).status()["pending"]["count"]
 
 
 def capture(
@@ -94,6 +92,7 @@ def capture(
 ) -> list[float]:
     """`count` payments (after `warmup` more), `pace_s` apart (0: back to back); the latency
     of each, in seconds."""
+    api = DaemonClient(sock, PAYMENT_ANSWER_TIMEOUT_S)
     latencies: list[float] = []
     for index in range(warmup + count):
         body = {
@@ -103,10 +102,10 @@ def capture(
             "method": method,
         }
         started = time.perf_counter()
-        status, answer = call(sock, "POST", "/v1/payments", body)
+        reply = api.exchange("POST", "/v1/payments", body)
         elapsed = time.perf_counter() - started
-        if status != 201:
-            raise RuntimeError(f"payment {index} refused: {answer}")
+        if reply.status != 201:
+            raise RuntimeError(f"payment {index} refused: {reply.body}")
         if index >= warmup:
             latencies.append(elapsed)
         if pace_s:

@@ -30,12 +30,11 @@ import boto3  # noqa: E402
 
 from bench.backlog import fill_backlog  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
+from posd.assembly import engine_for  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.logs import configure_logging  # noqa: E402
-from sync.engine import SyncEngine  # noqa: E402
 from sync.eventbridge.v2 import V2_MAX_ENTRIES, V2_MAX_REQUEST_BYTES  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
-from sync.sources import client_source  # noqa: E402
 
 DEFAULT_RECORDS = 10_000
 DEFAULT_RTTS_MS = (0.0, 40.0)
@@ -50,20 +49,18 @@ def _drain(template: Path, endpoint: str, settings: SyncSettings) -> tuple[float
     session = boto3.Session(
         aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name="us-east-1"
     )
-    clients = client_source(
-        settings,
-        store_id=STORE_ID,
-        terminal_id=TERMINAL_ID,
-        endpoint_url=endpoint,
-        session=session,
-    )
     with tempfile.TemporaryDirectory() as work:
         state_dir = Path(work) / "state"
         shutil.copytree(template, state_dir)
         with (
             Journal.open(state_dir) as journal,
-            SyncEngine(
-                journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
+            engine_for(
+                journal,
+                settings,
+                store_id=STORE_ID,
+                terminal_id=TERMINAL_ID,
+                endpoint_url=endpoint,
+                session=session,
             ) as engine,
         ):
             cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -1,4 +1,5 @@
-"""boto3 clients built from config: region, per-service endpoint, timeouts, few SDK retries.
+"""boto3 sessions and clients built from config: region, per-service endpoint, timeouts, few
+SDK retries (which parts are built from them is `posd.assembly`'s).
 
 With no endpoint, region or profile in config boto3 resolves them itself, so
 `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KMS`, `AWS_REGION`, `AWS_PROFILE` and friends work
@@ -9,7 +10,7 @@ before any client is built (botocore would raise it from deep inside a request).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 import botocore.session
@@ -18,12 +19,6 @@ from botocore.exceptions import ProfileNotFound
 
 from posd.config import AwsSettings, Config
 from posd.errors import ConfigError
-from sync.engine import SyncEngine
-from sync.eventbridge.transport import ClientSource
-from sync.sources import client_source
-
-if TYPE_CHECKING:
-    from posd.journal import Journal
 
 KMS_SDK_MAX_ATTEMPTS = 2  # our prefetcher retries with backoff; keep the SDK's own short
 REGION_HINT = "no AWS region: set [aws] region, or AWS_REGION in the daemon's environment"
@@ -52,31 +47,6 @@ def session(settings: AwsSettings, where: str = "") -> boto3.session.Session:
 
 def config_session(config: Config) -> boto3.session.Session:
     return session(config.aws, str(config.path))
-
-
-def events_clients(config: Config) -> ClientSource:
-    """The sync engine's EventBridge clients (its own timeouts, no SDK retries), v1 or v2 as
-    `[sync] api` says; with v2, `[aws] events_endpoint_url` names the v2 endpoint."""
-    chosen = config_session(config)
-    return client_source(
-        config.sync,
-        store_id=config.store_id,
-        terminal_id=config.terminal_id,
-        region=chosen.region_name,
-        endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
-        session=chosen,
-    )
-
-
-def sync_engine(journal: Journal, config: Config) -> SyncEngine:
-    """The delivery engine for `journal` as the config describes it."""
-    return SyncEngine(
-        journal,
-        events_clients(config),
-        config.sync,
-        store_id=config.store_id,
-        terminal_id=config.terminal_id,
-    )
 
 
 def kms_client(settings: AwsSettings, where: str = "") -> Any:

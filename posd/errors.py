@@ -85,9 +85,3 @@ class Refusal(PosdError):
         self.message = message
         self.status = status
         self.fields = fields or {}
-
-    def as_dict(self) -> dict[str, object]:
-        body: dict[str, object] = {"error": self.code, "message": self.message}
-        if self.fields:
-            body["fields"] = self.fields
-        return body

@@ -75,11 +75,9 @@ def _safely(what: str, produce: Any) -> Any:
 
 
 def _status(config: Any) -> Any:
-    from posd.cli.client import connect
-    from posd.cli.status_cmd import from_journal
+    from posd.cli.status_cmd import lane_status
 
-    client = connect(config.api.socket)
-    return client.get("/v1/status") if client else from_journal(config)
+    return lane_status(config)
 
 
 def _journal_stats(config: Any) -> Any:

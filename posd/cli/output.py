@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from posd.cli.humanize import human
 from posd.redact import redact_text, redact_value
 
-Renderer = Callable[[dict[str, Any]], str]
+Result = TypeVar("Result", bound=Mapping[str, Any])
 
 
 def _default(value: object) -> object:
@@ -25,7 +25,10 @@ def _default(value: object) -> object:
 
 
 def emit(
-    result: dict[str, Any], as_json: bool, render: Renderer, out: TextIO | None = None
+    result: Result,
+    as_json: bool,
+    render: Callable[[Result], str],
+    out: TextIO | None = None,
 ) -> None:
     """Print `result` as JSON or through `render`, redacted either way."""
     stream = out or sys.stdout

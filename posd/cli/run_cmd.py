@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: the other commands do not pay for the daemon's imports.
     from posd.config import load_config
-    from posd.daemon.runtime import Daemon
+    from posd.daemon.runtime import run as run_daemon
 
     config = load_config(args.config)  # a bad config exits 2 before anything starts
-    return Daemon(config).run()
+    return run_daemon(config)

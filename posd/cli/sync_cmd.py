@@ -25,6 +25,8 @@ from posd.cli.output import emit, key_values
 from posd.paths import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:
+    from posd.api_answers import StatusAnswer
+    from posd.api_client import DaemonClient
     from posd.config import Config
     from posd.journal import Journal
 
@@ -77,7 +79,7 @@ def _open_writable(config: Config) -> Journal:
 
 
 def status(args: argparse.Namespace) -> int:
-    from posd.cli.client import connect
+    from posd.api_client import connect
     from posd.config import load_config
 
     if args.state_dir is not None:
@@ -86,14 +88,14 @@ def status(args: argparse.Namespace) -> int:
         config = load_config(args.config or DEFAULT_CONFIG_PATH)
         client = connect(config.api.socket)
         if client is not None:
-            result = _status_from_daemon(client.get("/v1/status"))
+            result = _status_from_daemon(client.status())
         else:
             result = status_from_journal(config.state_dir, config)
     emit(result, args.json, _render_status)
     return 0
 
 
-def _status_from_daemon(answer: dict[str, Any]) -> dict[str, Any]:
+def _status_from_daemon(answer: StatusAnswer) -> dict[str, Any]:
     link, pending = answer["link"], answer["pending"]
     return {
         "source": "daemon",
@@ -167,7 +169,7 @@ def _render_status(r: dict[str, Any]) -> str:
 
 
 def flush(args: argparse.Namespace) -> int:
-    from posd.cli.client import connect
+    from posd.api_client import connect
     from posd.config import load_config
 
     config = load_config(args.config)
@@ -180,11 +182,10 @@ def flush(args: argparse.Namespace) -> int:
     return 0 if result["completed"] else 1
 
 
-def _flush_through_daemon(client: Any, timeout: float) -> dict[str, Any]:
+def _flush_through_daemon(client: DaemonClient, timeout: float) -> dict[str, Any]:
     """The daemon delivers: ask it to, and wait (a second engine would only send copies)."""
-    wait = min(timeout, API_MAX_FLUSH_SECONDS)
-    answer = client.post("/v1/sync/flush", {"timeout_s": wait}, timeout=wait + 5.0)
-    link = client.get("/v1/status")["link"]
+    answer = client.flush(min(timeout, API_MAX_FLUSH_SECONDS))
+    link = client.status()["link"]
     return {
         "via": "daemon",
         "completed": answer["completed"],
@@ -196,7 +197,7 @@ def _flush_through_daemon(client: Any, timeout: float) -> dict[str, Any]:
 
 
 def _flush_here(config: Config, timeout: float) -> dict[str, Any]:
-    from posd.aws import sync_engine
+    from posd.assembly import sync_engine
     from posd.cli.progress import Progress
     from sync.status import DrainProgress
 

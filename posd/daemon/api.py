@@ -15,6 +15,7 @@ from typing import Any
 import falcon
 import structlog
 
+from posd.api_answers import DeviceAnswer, DevicesAnswer, ErrorAnswer, FlushAnswer, StatusAnswer
 from posd.daemon.metrics import CONTENT_TYPE, Metrics
 from posd.daemon.payments import PaymentService
 from posd.daemon.refusals import (
@@ -47,9 +48,16 @@ HTTP_ERROR_CODES = {
 class ApiParts:
     payments: PaymentService
     metrics: Metrics
-    status: Callable[[], dict[str, Any]]
-    devices: Callable[[], list[dict[str, Any]]]
-    flush: Callable[[float], dict[str, Any]]
+    status: Callable[[], StatusAnswer]
+    devices: Callable[[], list[DeviceAnswer]]
+    flush: Callable[[float], FlushAnswer]
+
+
+def error_answer(refusal: Refusal) -> ErrorAnswer:
+    answer: ErrorAnswer = {"error": refusal.code, "message": refusal.message}
+    if refusal.fields:
+        answer["fields"] = refusal.fields
+    return answer
 
 
 def _body(req: falcon.Request) -> Any:
@@ -98,7 +106,8 @@ class Devices:
         self._parts = parts
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"devices": self._parts.devices()}
+        answer: DevicesAnswer = {"devices": self._parts.devices()}
+        resp.media = answer
 
 
 class Flush:
@@ -140,14 +149,15 @@ def create_app(parts: ApiParts) -> falcon.App[falcon.Request, falcon.Response]:
     def on_refusal(req: falcon.Request, resp: falcon.Response, ex: Refusal, params: Any) -> None:
         parts.metrics.refused(ex.code)
         resp.status = ex.status
-        resp.media = ex.as_dict()
+        resp.media = error_answer(ex)
 
     def on_http_error(
         req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: Any
     ) -> None:
         code = HTTP_ERROR_CODES.get(HTTPStatus(ex.status_code), VALIDATION_ERROR)
         resp.status = ex.status_code
-        resp.media = {"error": code, "message": ex.title}
+        answer: ErrorAnswer = {"error": code, "message": ex.title}
+        resp.media = answer
         if ex.headers:
             resp.set_headers(ex.headers)
 
@@ -157,7 +167,11 @@ def create_app(parts: ApiParts) -> falcon.App[falcon.Request, falcon.Response]:
         log.error("api.unexpected_error", path=req.path, error=type(ex).__name__, exc_info=ex)
         parts.metrics.refused(INTERNAL_ERROR)
         resp.status = HTTPStatus.INTERNAL_SERVER_ERROR
-        resp.media = {"error": INTERNAL_ERROR, "message": "an unexpected error; see the logs"}
+        answer: ErrorAnswer = {
+            "error": INTERNAL_ERROR,
+            "message": "an unexpected error; see the logs",
+        }
+        resp.media = answer
 
     # Falcon picks the most specific handler: our refusals, HTTP errors, then anything else.
     app.add_error_handler(Exception, on_unexpected)

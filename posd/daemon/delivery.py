@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from posd.aws import sync_engine
+from posd.assembly import sync_engine
 from posd.config import Config
 from posd.journal import Journal
 from sync.settings import SyncSettings
@@ -17,7 +17,10 @@ class DeliveryThread:
         self._journal = journal
         self._config = config
         self._engine = sync_engine(journal, config)
-        self._thread = threading.Thread(target=self._engine.run, name="sync", daemon=True)
+        self._thread = self._thread_for_engine()
+
+    def _thread_for_engine(self) -> threading.Thread:
+        return threading.Thread(target=self._engine.run, name="sync", daemon=True)
 
     def start(self) -> DeliveryThread:
         self._thread.start()
@@ -43,8 +46,11 @@ class DeliveryThread:
         self._engine.close()
         return True
 
-    def retune(self, settings: SyncSettings, timeout: float) -> DeliveryThread:
-        """A new engine with `settings`, taking over from this one (which stops first)."""
+    def retune(self, settings: SyncSettings, timeout: float) -> None:
+        """Go on with a new engine with `settings`, taking over from the running one (which
+        stops first). In place, so everything holding this thread sees the new engine."""
         self.stop(timeout)
-        config = dataclasses.replace(self._config, sync=settings)
-        return DeliveryThread(self._journal, config).start()
+        self._config = dataclasses.replace(self._config, sync=settings)
+        self._engine = sync_engine(self._journal, self._config)
+        self._thread = self._thread_for_engine()
+        self._thread.start()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from posd.api_answers import PaymentAnswer
 from posd.daemon.refusals import (
     IDEMPOTENCY_MISMATCH,
     IN_PROGRESS,
@@ -23,7 +23,6 @@ from posd.daemon.refusals import (
 from posd.daemon.requests import PaymentRequest
 from posd.errors import Refusal
 
-Answer = dict[str, Any]
 # A joining retry waits for the attempt's own timeout plus this (journaling, device stop).
 JOIN_GRACE_S = 10.0
 
@@ -32,15 +31,15 @@ JOIN_GRACE_S = 10.0
 class Attempt:
     request: PaymentRequest
     done: threading.Event = field(default_factory=threading.Event)
-    answer: Answer | None = None
+    answer: PaymentAnswer | None = None
     refusal: Refusal | None = None
     cancel_requested: bool = False
 
-    def settle(self, answer: Answer | None, refusal: Refusal | None) -> None:
+    def settle(self, answer: PaymentAnswer | None, refusal: Refusal | None) -> None:
         self.answer, self.refusal = answer, refusal
         self.done.set()
 
-    def result(self, wait_s: float) -> Answer:
+    def result(self, wait_s: float) -> PaymentAnswer:
         """The attempt's answer (raising its refusal), waiting up to `wait_s` for it."""
         if not self.done.wait(wait_s):
             raise refuse(IN_PROGRESS, "the first attempt of this payment is still waiting")
@@ -52,7 +51,7 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Replay:
-    answer: Answer
+    answer: PaymentAnswer
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class Lane:
     def enter(
         self,
         request: PaymentRequest,
-        journaled: Callable[[str], tuple[Answer, tuple[object, object, object]] | None],
+        journaled: Callable[[str], tuple[PaymentAnswer, tuple[object, object, object]] | None],
     ) -> Replay | Join | Own:
         """Where `request` goes. `journaled(client_ref)` gives the first answer and its
         (amount, currency, method) when the journal holds the payment."""

@@ -7,10 +7,11 @@ no limit. A void is never refused by them (it lowers the risk).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from posd.api_answers import LimitsAnswer
 from posd.config import OfflineLimits
 from posd.daemon.refusals import (
     OFFLINE_AMOUNT_LIMIT,
@@ -19,6 +20,8 @@ from posd.daemon.refusals import (
     OFFLINE_PENDING_COUNT_LIMIT,
     refuse,
 )
+from sync.outbox import OutboxSummary
+from sync.timestamps import age_seconds
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,14 @@ class Backlog:
 
 
 NO_BACKLOG = Backlog(0, {}, None)
+
+
+def backlog_of(summary: OutboxSummary) -> Backlog:
+    return Backlog(
+        summary.pending,
+        dict(summary.pending_amount_by_currency),
+        age_seconds(summary.oldest_pending_captured_at, time.time()),
+    )
 
 
 def needs_backlog(offline: OfflineLimits) -> bool:
@@ -71,7 +82,7 @@ def check_limits(offline: OfflineLimits, backlog: Backlog, amount: int, currency
         )
 
 
-def headroom(offline: OfflineLimits, backlog: Backlog) -> dict[str, Any]:
+def headroom(offline: OfflineLimits, backlog: Backlog) -> LimitsAnswer:
     """Each limit and what is left before it refuses (None: no limit)."""
 
     def left(limit: float, used: float) -> float | None:

@@ -19,10 +19,16 @@ from typing import Any
 
 from drivers.card.reader import CardReader
 from drivers.palm.scanner import PalmScanner
+from posd.api_answers import (
+    CancelOutcome,
+    PaymentAnswer,
+    PaymentLookup,
+    VoidAnswer,
+)
 from posd.capture import CaptureParts, Payment
 from posd.config import OfflineLimits
-from posd.daemon.lane import JOIN_GRACE_S, Answer, Join, Lane, Replay
-from posd.daemon.limits import NO_BACKLOG, Backlog, check_limits, needs_backlog
+from posd.daemon.lane import JOIN_GRACE_S, Join, Lane, Replay
+from posd.daemon.limits import NO_BACKLOG, Backlog, backlog_of, check_limits, needs_backlog
 from posd.daemon.metrics import Metrics
 from posd.daemon.reading import AcceptanceRules, read_card, read_either, read_palm
 from posd.daemon.refusals import (
@@ -41,8 +47,7 @@ from posd.daemon.supervisor import DeviceSupervisor
 from posd.errors import JournalFullError, KeyProviderError, Refusal
 from posd.journal import DuplicateClientRef, Journal
 from posd.recorder import Recorder
-from sync.outbox import OutboxRecord, OutboxSummary
-from sync.timestamps import age_seconds
+from sync.outbox import OutboxRecord
 
 VOID_KIND = "payment_void"
 VOID_REF_PREFIX = "void:"  # a register's client_ref never holds ':' (see requests.py)
@@ -62,20 +67,14 @@ class RuntimeRules:
     acceptance: AcceptanceRules
 
 
-def _backlog_of(summary: OutboxSummary) -> Backlog:
-    return Backlog(
-        summary.pending,
-        dict(summary.pending_amount_by_currency),
-        age_seconds(summary.oldest_pending_captured_at, time.time()),
-    )
-
-
-def payment_answer(record: OutboxRecord) -> Answer:
-    meta = record.meta
+def payment_answer(record: OutboxRecord, client_ref: str) -> PaymentAnswer:
+    """The answer of the payment journaled under `client_ref` (its clear metadata, which
+    `posd.capture` writes, holds everything the answer says)."""
+    meta: Any = record.meta
     return {
         "event_id": record.event_id,
         "seq": record.seq,
-        "client_ref": record.client_ref,
+        "client_ref": client_ref,
         "state": "captured",
         "method": meta.get("method"),
         "amount_minor": meta.get("amount"),
@@ -89,11 +88,11 @@ def payment_answer(record: OutboxRecord) -> Answer:
     }
 
 
-def void_answer(void: OutboxRecord, original: OutboxRecord) -> Answer:
+def void_answer(void: OutboxRecord, original: OutboxRecord, client_ref: str) -> VoidAnswer:
     return {
         "event_id": void.event_id,
         "seq": void.seq,
-        "client_ref": original.client_ref,
+        "client_ref": client_ref,
         "state": "voided",
         "voids_event_id": original.event_id,
         "key_source": void.data_key.provider,
@@ -129,7 +128,7 @@ class PaymentService:
     # -- queries --------------------------------------------------------------------------
 
     def backlog(self) -> Backlog:
-        return _backlog_of(self._journal.summary())
+        return backlog_of(self._journal.summary())
 
     def _check_limits(self, limits: OfflineLimits, amount: int, currency: str) -> None:
         """Against the journal's free upper bound of the backlog first: the exact summary (a
@@ -141,23 +140,23 @@ class PaymentService:
         bound = self._journal.backlog_bound()
         if bound is not None:
             try:
-                check_limits(limits, _backlog_of(bound), amount, currency)
+                check_limits(limits, backlog_of(bound), amount, currency)
                 return
             except Refusal:
                 pass  # maybe only the bound's slack: the exact figures decide
         check_limits(limits, self.backlog(), amount, currency)
 
-    def _journaled(self, client_ref: str) -> tuple[Answer, Fingerprint] | None:
+    def _journaled(self, client_ref: str) -> tuple[PaymentAnswer, Fingerprint] | None:
         record = self._journal.find_by_client_ref(client_ref)
         if record is None:
             return None
         meta: Mapping[str, Any] = record.meta
         fingerprint = (meta.get("amount"), meta.get("currency"), meta.get("method"))
-        return payment_answer(record), fingerprint
+        return payment_answer(record, client_ref), fingerprint
 
     # -- payments -------------------------------------------------------------------------
 
-    def create(self, request: PaymentRequest) -> Answer:
+    def create(self, request: PaymentRequest) -> PaymentAnswer:
         entry = self._lane.enter(request, self._journaled)
         if isinstance(entry, Replay):
             return entry.answer
@@ -182,7 +181,7 @@ class PaymentService:
         finally:
             self._lane.leave(attempt)
 
-    def _capture(self, request: PaymentRequest, cancelled: Callable[[], bool]) -> Answer:
+    def _capture(self, request: PaymentRequest, cancelled: Callable[[], bool]) -> PaymentAnswer:
         rules = self._rules()
         self._check_limits(rules.limits, request.amount_minor, request.currency)
         payment = Payment(request.amount_minor, request.currency, self._lane_id)
@@ -190,7 +189,8 @@ class PaymentService:
             raise refuse(CANCELLED, "the payment was cancelled")
         parts = self._read(request, payment, rules.acceptance)
         meta = {**parts.meta, "method": request.method, "offline": self._link_offline()}
-        return payment_answer(self._record(parts.kind, meta, parts.secret, request.client_ref))
+        record = self._record(parts.kind, meta, parts.secret, request.client_ref)
+        return payment_answer(record, request.client_ref)
 
     def _read(
         self, request: PaymentRequest, payment: Payment, rules: AcceptanceRules
@@ -241,7 +241,7 @@ class PaymentService:
 
     # -- cancel, void, look up ------------------------------------------------------------
 
-    def cancel(self, client_ref: str) -> Answer:
+    def cancel(self, client_ref: str) -> CancelOutcome:
         attempt = self._lane.current()
         if attempt is None or attempt.request.client_ref != client_ref:
             if self._journal.find_by_client_ref(client_ref) is not None:
@@ -255,10 +255,13 @@ class PaymentService:
         try:
             return attempt.result(0)
         except Refusal as refusal:
-            state = "cancelled" if refusal.code == CANCELLED else "refused"
-            return {"client_ref": client_ref, "state": state, "error": refusal.code}
+            return {
+                "client_ref": client_ref,
+                "state": "cancelled" if refusal.code == CANCELLED else "refused",
+                "error": refusal.code,
+            }
 
-    def void(self, client_ref: str) -> tuple[Answer, bool]:
+    def void(self, client_ref: str) -> tuple[VoidAnswer, bool]:
         """The void's answer, and whether this call created it."""
         current = self._lane.current()
         if current is not None and current.request.client_ref == client_ref:
@@ -269,13 +272,13 @@ class PaymentService:
         void_ref = VOID_REF_PREFIX + client_ref
         existing = self._journal.find_by_client_ref(void_ref)
         if existing is not None:
-            return void_answer(existing, original), False
+            return void_answer(existing, original, client_ref), False
         meta = {"voids_event_id": original.event_id, "voids_seq": original.seq}
         record = self._record(VOID_KIND, {**meta, "lane": self._lane_id}, NO_SECRET, void_ref)
         self._metrics.voided()
-        return void_answer(record, original), True
+        return void_answer(record, original, client_ref), True
 
-    def get(self, client_ref: str) -> Answer:
+    def get(self, client_ref: str) -> PaymentLookup:
         current = self._lane.current()
         if current is not None and current.request.client_ref == client_ref:
             request = current.request
@@ -288,10 +291,11 @@ class PaymentService:
             }
         record = self._journal.find_by_client_ref(client_ref)
         if record is not None:
-            answer = payment_answer(record)
+            answer = payment_answer(record, client_ref)
             void = self._journal.find_by_client_ref(VOID_REF_PREFIX + client_ref)
             if void is not None:
-                answer.update(state="voided", void_event_id=void.event_id)
+                answer["state"] = "voided"
+                answer["void_event_id"] = void.event_id
             return answer
         with self._refused_lock:
             refusal = self._refused.get(client_ref)

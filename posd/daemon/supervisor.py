@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from drivers.base import Backoff, Device
 from drivers.card.reader import CardReader
 from drivers.errors import DeviceError, DriverUnavailable
 from drivers.palm.scanner import PalmScanner
+from posd.api_answers import DeviceAnswer
 from posd.config import Config
 from posd.daemon.ratelog import RepeatedErrors
 from posd.daemon.refusals import DEVICE_UNAVAILABLE, refuse
@@ -118,24 +119,27 @@ class DeviceSupervisor:
     def connected(self) -> dict[str, bool]:
         return {name: slot.state == CONNECTED for name, slot in self._slots.items()}
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[DeviceAnswer]:
         """Every configured device's state, for status pages (no card data in here)."""
-        rows = []
+        rows: list[DeviceAnswer] = []
         for name, slot in sorted(self._slots.items()):
-            row: dict[str, Any] = {"name": name, "driver": slot.driver, "state": slot.state}
             health = slot.device.health() if slot.device is not None else None
             info = health.info if health is not None else None
-            row.update(
-                connected=slot.state == CONNECTED,
-                last_error=(health.last_error if health else None) or slot.error,
-                model=info.model if info else None,
-                firmware=info.firmware if info else None,
-                serial_number=info.serial_number if info else None,
-                reconnects=health.reconnects if health else 0,
-                disconnects=health.disconnects if health else 0,
-                disconnected_since=health.disconnected_since if health else None,
+            rows.append(
+                {
+                    "name": name,
+                    "driver": slot.driver,
+                    "state": slot.state,
+                    "connected": slot.state == CONNECTED,
+                    "last_error": (health.last_error if health else None) or slot.error,
+                    "model": info.model if info else None,
+                    "firmware": info.firmware if info else None,
+                    "serial_number": info.serial_number if info else None,
+                    "reconnects": health.reconnects if health else 0,
+                    "disconnects": health.disconnects if health else 0,
+                    "disconnected_since": health.disconnected_since if health else None,
+                }
             )
-            rows.append(row)
         return rows
 
     # -- background -----------------------------------------------------------------------

@@ -32,8 +32,8 @@ from typing import Any
 
 import posd
 from drivers.palm.identity import PalmCredential
+from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
 from posd.demo.backend import route_bus_to_queue
-from posd.demo.client import call
 from posd.demo.consumer import consume
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
@@ -170,7 +170,7 @@ def wait_until_serving(sock: Path, daemon: subprocess.Popen[bytes]) -> None:
         if daemon.poll() is not None:
             raise DemoError(f"posd run exited with {daemon.returncode} before serving")
         try:
-            if call(sock, "GET", "/v1/status")[0] == 200:
+            if DaemonClient(sock).exchange("GET", "/v1/status").status == 200:
                 return
         except OSError:
             pass
@@ -207,18 +207,21 @@ class Register:
             "method": method_of(index),
             "timeout_s": READ_TIMEOUT_S,
         }
-        status, answer = call(self.sock, "POST", "/v1/payments", body)
-        if status != 201:
+        api = DaemonClient(self.sock, PAYMENT_ANSWER_TIMEOUT_S)
+        reply = api.exchange("POST", "/v1/payments", body)
+        answer = reply.body
+        if reply.status != 201:
             if answer.get("error") != "offline_amount_limit":
                 raise DemoError(f"payment {index} refused: {answer.get('error')}")
             self.refused += 1
             return
         self.answers[answer["event_id"]] = answer
-        if index % RETRY_EVERY == 0 and call(self.sock, "POST", "/v1/payments", body)[1] != answer:
+        if index % RETRY_EVERY == 0 and api.exchange("POST", "/v1/payments", body).body != answer:
             raise DemoError(f"the retry of payment {index} got another answer")
         if index % VOID_EVERY == VOID_EVERY - 1:
-            status, void = call(self.sock, "POST", f"/v1/payments/{body['client_ref']}/void")
-            if status != 201:
+            voided = api.exchange("POST", f"/v1/payments/{body['client_ref']}/void")
+            void = voided.body
+            if voided.status != 201:
                 raise DemoError(f"the void of payment {index} was refused: {void.get('error')}")
             self.answers[void["event_id"]] = void
             self.voids += 1
@@ -276,7 +279,7 @@ def run_demo(
                 register.pay(rng, index)
                 if progress:
                     progress("paying", index + 1, payments)
-            call(register.sock, "POST", "/v1/sync/flush", {"timeout_s": FLUSH_TIMEOUT_SECONDS})
+            DaemonClient(register.sock).flush(FLUSH_TIMEOUT_SECONDS)
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:

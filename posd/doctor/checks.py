@@ -314,7 +314,7 @@ AWS_CHECKS = frozenset({check_kms_reach, check_events_reach, check_clock, check_
 
 
 def run_checks(config_path: Path) -> list[Check]:
-    from posd.cli.client import connect
+    from posd.api_client import connect
 
     try:
         config = load_config(config_path)

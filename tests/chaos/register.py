@@ -10,7 +10,6 @@ answer is kept (the soak scans them for card numbers and checks idempotency on t
 from __future__ import annotations
 
 import http.client
-import json
 import random
 import threading
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posd.demo.client import UnixConnection
+from posd.api_client import DaemonClient
 
 PAYMENT_INTERVAL_S = 0.2  # the steady rate: one payment started every 0.2 s at most
 RETRY_PAUSE_S = 0.2
@@ -59,17 +58,8 @@ def exchange(
     sock: Path, method: str, path: str, body: Any, timeout: float = HTTP_TIMEOUT_S
 ) -> tuple[int, Any, str]:
     """One HTTP exchange; raises one of NO_ANSWER when no answer came back."""
-    conn = UnixConnection(sock, timeout=timeout)
-    try:
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        conn.request(method, path, body=payload, headers=headers)
-        response = conn.getresponse()
-        raw = response.read().decode(errors="replace")
-        parsed = json.loads(raw) if raw.startswith("{") else raw
-        return response.status, parsed, raw
-    finally:
-        conn.close()
+    reply = DaemonClient(sock, timeout).exchange(method, path, body)
+    return reply.status, reply.body, reply.text
 
 
 class Register(threading.Thread):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from posd.demo.client import call
+from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 20.0
@@ -97,7 +97,8 @@ scan_time_s = 0.01
 def pay(sock_path: Path, ref: str, amount: int = 1234, method: str = "card", **extra: Any):
     body = {"client_ref": ref, "amount_minor": amount, "currency": "EUR", "method": method}
     body.update(extra)
-    return call(sock_path, "POST", "/v1/payments", body)
+    reply = DaemonClient(sock_path, PAYMENT_ANSWER_TIMEOUT_S).exchange("POST", "/v1/payments", body)
+    return reply.status, reply.body
 
 
 class Daemon:
@@ -187,8 +188,14 @@ class Daemon:
             self._notify = None
         self.log.close()
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return call(self.socket, method, path, body)
+    def call(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        """One request and its answer as the register sees it: (status, JSON or text)."""
+        reply = DaemonClient(self.socket, PAYMENT_ANSWER_TIMEOUT_S).exchange(
+            method, path, body, raw=raw
+        )
+        return reply.status, reply.body
 
     def pay(self, ref: str, amount: int = 1234, method: str = "card", **extra: Any):
         return pay(self.socket, ref, amount, method, **extra)

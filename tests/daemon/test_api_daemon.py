@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 from drivers.card.simulator import CardReaderSimulator
-from posd.demo.client import call
 from tests.cards import TEST_PANS
 from tests.daemon.harness import Daemon, wait_for
 
@@ -127,7 +126,7 @@ def test_bad_requests_are_refused_with_codes_never_500(shared_daemon: Daemon) ->
     assert (status, body["error"]) == (400, "validation_error")
     assert {"client_ref", "amount_minor", "currency", "method"} <= set(body["fields"])
     for raw in (b"{", b"[]", b"\xff\xfe", b'{"client_ref": "a", "extra": 1}', b"1e999999"):
-        status, body = call(shared_daemon.socket, "POST", "/v1/payments", raw=raw)
+        status, body = shared_daemon.call("POST", "/v1/payments", raw=raw)
         assert (status, body["error"]) == (400, "validation_error"), raw
     assert shared_daemon.call("GET", "/v1/nothing-here")[1]["error"] == "not_found"
     assert shared_daemon.call("DELETE", "/v1/status")[1]["error"] == "method_not_allowed"

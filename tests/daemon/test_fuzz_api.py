@@ -1,6 +1,6 @@
 """schemathesis against docs/openapi.yaml and the daemon's own app, in-process: every answer is
 documented (status, content type, schema), no input gives a 500, and nothing already captured
-is touched. The app is the real composition (`Daemon.compose`): journal, local keys, the
+is touched. The app is the real composition (`posd.daemon.compose`): journal, local keys, the
 simulated card reader and palm scanner, delivery to moto."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
 
 from posd.config import load_config
+from posd.daemon.compose import DaemonParts, compose
 from posd.daemon.runtime import Daemon
 from posd.demo.backend import route_bus_to_queue
 from posd.demo.emulator import LocalAws
@@ -96,7 +97,7 @@ def kept_row(state_dir: Path) -> tuple[Any, ...]:
 @pytest.fixture(scope="module")
 def daemon(
     tmp_path_factory: pytest.TempPathFactory, local_aws: LocalAws
-) -> Iterator[tuple[Daemon, Any]]:
+) -> Iterator[tuple[DaemonParts, Any]]:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in EMULATOR_ENV.items():
             patch.setenv(name, value)  # delivery to moto must work: flush waits for it
@@ -105,18 +106,17 @@ def daemon(
 
 def _composed(
     tmp_path_factory: pytest.TempPathFactory, local_aws: LocalAws
-) -> Iterator[tuple[Daemon, Any]]:
+) -> Iterator[tuple[DaemonParts, Any]]:
     bus = f"fuzz-{uuid.uuid4().hex[:10]}"
     route_bus_to_queue(local_aws.client("events"), local_aws.client("sqs"), bus, "posd.fuzz")
     config = load_config(app_config(tmp_path_factory.mktemp("fuzz"), local_aws.endpoint_url, bus))
-    composed = Daemon(config)
-    app = composed.compose()
-    yield composed, app
-    composed.stop()
+    parts = compose(config)
+    yield parts, parts.app
+    Daemon(parts).stop()
 
 
 @pytest.fixture(scope="module")
-def kept(daemon: tuple[Daemon, Any]) -> Iterator[tuple[Any, ...]]:
+def kept(daemon: tuple[DaemonParts, Any]) -> Iterator[tuple[Any, ...]]:
     """A payment captured before fuzzing: after it, its record must be exactly as it was."""
     composed, app = daemon
     answer = falcon.testing.TestClient(app).simulate_post(
@@ -127,8 +127,7 @@ def kept(daemon: tuple[Daemon, Any]) -> Iterator[tuple[Any, ...]]:
     before = kept_row(composed.config.state_dir)
     yield before
     assert kept_row(composed.config.state_dir) == before
-    report = composed._journal.verify() if composed._journal else None
-    assert report is not None and report.ok
+    assert composed.journal.verify().ok
 
 
 # Schema-valid requests may still be refused for what the lane is doing (404 unknown payment,
@@ -150,13 +149,13 @@ SCHEMA = schemathesis.openapi.from_path(DOC, config=CONFIG)
 @SCHEMA.parametrize()
 @FUZZ_SETTINGS
 def test_every_operation_answers_as_documented(
-    case: Any, daemon: tuple[Daemon, Any], kept: tuple[Any, ...]
+    case: Any, daemon: tuple[DaemonParts, Any], kept: tuple[Any, ...]
 ) -> None:
     case.call_and_validate(app=daemon[1])
 
 
 def test_stateful_runs_answer_as_documented(
-    daemon: tuple[Daemon, Any], kept: tuple[Any, ...]
+    daemon: tuple[DaemonParts, Any], kept: tuple[Any, ...]
 ) -> None:
     schema = schemathesis.openapi.from_path(DOC, config=CONFIG)
     schema.app = daemon[1]
@@ -173,7 +172,7 @@ def test_stateful_runs_answer_as_documented(
 
 
 def test_an_amount_beyond_the_card_readers_digits_is_refused_not_a_500(
-    daemon: tuple[Daemon, Any],
+    daemon: tuple[DaemonParts, Any],
 ) -> None:
     """Found by schemathesis: 13 digits passed validation and broke the reader's encoder."""
     client = falcon.testing.TestClient(daemon[1])

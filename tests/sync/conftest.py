@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from posd.assembly import engine_for
 from posd.demo.backend import QueueRoute, route_bus_to_queue
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint
@@ -23,10 +24,8 @@ from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.engine import SyncEngine
-from sync.eventbridge.client import EventsClients
 from sync.events import EVENT_SCHEMA
 from sync.settings import SyncSettings
-from sync.sources import client_source
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
 from tests.sync.faultproxy import FaultProxy
 
@@ -122,8 +121,14 @@ def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
 
     def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
         chosen = replace(settings, event_bus_name=route.bus_name, **changes)
-        clients = EventsClients(chosen, endpoint_url=endpoint, session=emulator_session())
-        engine = SyncEngine(journal, clients, chosen, store_id=STORE_ID, terminal_id=TERMINAL_ID)
+        engine = engine_for(
+            journal,
+            chosen,
+            store_id=STORE_ID,
+            terminal_id=TERMINAL_ID,
+            endpoint_url=endpoint,
+            session=emulator_session(),
+        )
         engines.append(engine)
         return engine
 
@@ -260,14 +265,14 @@ def make_v2_engine(journal: Journal, v2_route: V2Route) -> Iterator[EngineFactor
 
     def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
         chosen = v2_settings(v2_route, settings, **changes)
-        clients = client_source(
+        engine = engine_for(
+            journal,
             chosen,
             store_id=STORE_ID,
             terminal_id=TERMINAL_ID,
             endpoint_url=endpoint,
             session=emulator_session(),
         )
-        engine = SyncEngine(journal, clients, chosen, store_id=STORE_ID, terminal_id=TERMINAL_ID)
         engines.append(engine)
         return engine
 

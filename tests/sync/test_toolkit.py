@@ -54,7 +54,7 @@ def test_status_without_a_daemon_reads_the_state_dir(
     code, result = _run(capsys, "status", "--config", str(config_file))
     assert code == 0
     assert result["daemon"].startswith("not running")
-    assert result["pending"] == RECORDS
+    assert result["pending"]["count"] == RECORDS
     assert main(["status", "--config", str(config_file)]) == 0
     human = capsys.readouterr().out
     assert "EUR 60.00" in human and "not running" in human
@@ -123,7 +123,7 @@ def test_diag_bundle_holds_no_card_data_keys_or_credentials(
     assert {"config.toml", "versions.json", "status.json", "doctor.json"} <= {
         Path(n).name for n in names
     }
-    assert json.loads(blobs["posd-diag/status.json"])["pending"] == RECORDS
+    assert json.loads(blobs["posd-diag/status.json"])["pending"]["count"] == RECORDS
     key_material = (config_file.parent / "kek.b64").read_bytes().strip()
     for name, data in blobs.items():
         for pan in TEST_PANS:

@@ -1,0 +1,153 @@
+"""The register API's answers as types: the JSON bodies `docs/openapi.yaml` describes.
+
+The daemon builds them, the CLI and the API client read them, mypy checks both sides, and
+one test (`tests/daemon/test_answers.py`) checks each type's keys and required keys against
+the document, so the code, the types and the document cannot drift apart. Standard library
+only: the CLI imports this to read an answer without loading the daemon. (No postponed
+annotations here: Python 3.11 sees `NotRequired` only in evaluated ones.)
+"""
+
+from typing import Literal, NotRequired, TypedDict
+
+
+class PaymentAnswer(TypedDict):
+    """A captured payment (also what a retry, a replay after a restart and `GET` answer)."""
+
+    event_id: str
+    seq: int
+    client_ref: str
+    state: Literal["captured", "voided"]
+    method: str
+    amount_minor: int
+    currency: str
+    brand: str | None
+    masked_pan: str | None
+    entry_mode: str
+    offline: bool
+    key_source: str
+    captured_at: str
+    void_event_id: NotRequired[str]
+
+
+class PaymentInProgressAnswer(TypedDict):
+    client_ref: str
+    state: Literal["in_progress"]
+    method: str
+    amount_minor: int
+    currency: str
+
+
+class PaymentRefusedAnswer(TypedDict):
+    client_ref: str
+    state: Literal["refused"]
+    error: str
+    message: str
+
+
+class CancelAnswer(TypedDict):
+    """How an attempt ended when it did not capture."""
+
+    client_ref: str
+    state: Literal["cancelled", "refused"]
+    error: str
+
+
+class VoidAnswer(TypedDict):
+    event_id: str
+    seq: int
+    client_ref: str
+    state: Literal["voided"]
+    voids_event_id: str
+    key_source: str
+    captured_at: str
+
+
+class ErrorAnswer(TypedDict):
+    """Every refusal: a stable code (`posd.daemon.refusals`) and a message for people."""
+
+    error: str
+    message: str
+    fields: NotRequired[dict[str, str]]
+
+
+class DeviceAnswer(TypedDict):
+    name: str
+    driver: str
+    state: str
+    connected: bool
+    last_error: str | None
+    model: str | None
+    firmware: str | None
+    serial_number: str | None
+    reconnects: int
+    disconnects: int
+    disconnected_since: float | None
+
+
+class DevicesAnswer(TypedDict):
+    devices: list[DeviceAnswer]
+
+
+class FlushAnswer(TypedDict):
+    completed: bool
+    pending: int
+    waited_seconds: float
+
+
+class TerminalAnswer(TypedDict):
+    store_id: str
+    terminal_id: str
+    mode: str
+
+
+class LinkAnswer(TypedDict):
+    state: str
+    since: str
+    last_delivery: str | None
+    last_error: str | None
+
+
+class PendingAnswer(TypedDict):
+    count: int
+    amount_by_currency: dict[str, int]
+    oldest_age_seconds: float | None
+
+
+class CheckpointsAnswer(TypedDict):
+    last_seq: int | None
+    pending: int
+
+
+class LimitAnswer(TypedDict):
+    """One offline limit (None: no limit) and what is left before it refuses."""
+
+    limit: float | None
+    headroom: NotRequired[float | None]
+    headroom_by_currency: NotRequired[dict[str, float | None]]
+
+
+class LimitsAnswer(TypedDict):
+    max_payment_amount: LimitAnswer
+    max_pending_amount: LimitAnswer
+    max_pending_count: LimitAnswer
+    max_pending_age_seconds: LimitAnswer
+
+
+class StatusAnswer(TypedDict):
+    terminal: TerminalAnswer
+    version: str
+    uptime_seconds: float
+    state: Literal["ready", "degraded", "shutting_down"]
+    link: LinkAnswer
+    pending: PendingAnswer
+    quarantined: int
+    tampered: int
+    unreadable: int
+    checkpoints: CheckpointsAnswer
+    devices: dict[str, str]
+    key_source: str | None
+    limits: LimitsAnswer
+
+
+PaymentLookup = PaymentAnswer | PaymentInProgressAnswer | PaymentRefusedAnswer
+CancelOutcome = PaymentAnswer | CancelAnswer

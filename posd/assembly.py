@@ -1,0 +1,85 @@
+"""The parts every entry point builds from config, built one way: the data-key provider, the
+journal's recorder, EventBridge clients and the sync engine.
+
+The daemon (`posd.daemon.compose`), the CLI (`posd sync flush` without a daemon), the demo,
+bench and the tests take their parts from here, so a change to how a part is made is one
+change. boto3 sessions and clients themselves are `posd.aws`'s: that module checks `[aws]`
+and builds SDK clients, this one decides which parts exist and how they are wired.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from posd.aws import config_session, kms_client
+from posd.config import Config
+from posd.keys.factory import build_key_provider
+from posd.keys.provider import RotatingKeyProvider
+from posd.recorder import Recorder
+from sync.engine import SyncEngine
+from sync.eventbridge.transport import ClientSource
+from sync.settings import SyncSettings
+from sync.sources import client_source
+
+if TYPE_CHECKING:
+    import boto3
+
+    from posd.journal import Journal
+
+
+def key_provider(config: Config) -> RotatingKeyProvider:
+    """The data-key provider `[keys]` describes (not started), with a KMS client if it needs
+    one."""
+    kms = kms_client(config.aws, str(config.path)) if config.keys.provider == "kms" else None
+    return build_key_provider(config, kms)
+
+
+def recorder(journal: Journal, keys: RotatingKeyProvider, config: Config) -> Recorder:
+    """Seals and journals this terminal's records."""
+    return Recorder(journal, keys, config.store_id, config.terminal_id)
+
+
+def events_clients(config: Config) -> ClientSource:
+    """The sync engine's EventBridge clients (its own timeouts, no SDK retries), v1 or v2 as
+    `[sync] api` says; with v2, `[aws] events_endpoint_url` names the v2 endpoint."""
+    chosen = config_session(config)
+    return client_source(
+        config.sync,
+        store_id=config.store_id,
+        terminal_id=config.terminal_id,
+        region=chosen.region_name,
+        endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
+        session=chosen,
+    )
+
+
+def sync_engine(journal: Journal, config: Config) -> SyncEngine:
+    """The delivery engine for `journal` as the config describes it."""
+    return SyncEngine(
+        journal,
+        events_clients(config),
+        config.sync,
+        store_id=config.store_id,
+        terminal_id=config.terminal_id,
+    )
+
+
+def engine_for(
+    journal: Journal,
+    settings: SyncSettings,
+    *,
+    store_id: str,
+    terminal_id: str,
+    endpoint_url: str,
+    session: boto3.Session,
+) -> SyncEngine:
+    """A delivery engine without a config file (bench and tests): `settings` for one terminal,
+    sending to `endpoint_url` with `session`'s credentials."""
+    clients = client_source(
+        settings,
+        store_id=store_id,
+        terminal_id=terminal_id,
+        endpoint_url=endpoint_url,
+        session=session,
+    )
+    return SyncEngine(journal, clients, settings, store_id=store_id, terminal_id=terminal_id)

@@ -1,0 +1,149 @@
+"""What the daemon says about the lane: `GET /v1/status`, `POST /v1/sync/flush`, the metrics'
+scrape-time state and systemd's one-line STATUS=, read from the running parts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from posd.api_answers import FlushAnswer, StatusAnswer
+from posd.config import Config
+from posd.daemon.delivery import DeliveryThread
+from posd.daemon.lane import Lane
+from posd.daemon.limits import backlog_of, headroom
+from posd.daemon.metrics import LaneState
+from posd.daemon.payments import RuntimeRules
+from posd.daemon.supervisor import DeviceSupervisor
+from posd.journal import Journal
+from posd.keys.provider import RotatingKeyProvider
+from posd.version import posd_version
+from sync.pacing.link import PROBING_STATES
+from sync.timestamps import rfc3339
+
+FLUSH_POLL_S = 0.1
+ONLINE = "online"
+
+
+class _LinkWatch:
+    """The link state and since when (the engine knows when it went offline, not online)."""
+
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self.since = time.time()
+
+    def update(self, state: str) -> None:
+        if state != self.state:
+            self.state, self.since = state, time.time()
+
+
+class LaneViews:
+    def __init__(
+        self,
+        config: Config,
+        journal: Journal,
+        keys: RotatingKeyProvider,
+        devices: DeviceSupervisor,
+        lane: Lane,
+        delivery: DeliveryThread,
+        rules: Callable[[], RuntimeRules],
+    ) -> None:
+        self._config = config
+        self._journal = journal
+        self._keys = keys
+        self._devices = devices
+        self._lane = lane
+        self._delivery = delivery
+        self._rules = rules
+        self._link = _LinkWatch()
+        self._started = time.monotonic()
+
+    def link_state(self) -> str:
+        state = self._delivery.status().state
+        self._link.update(state)
+        return state
+
+    def link_offline(self) -> bool:
+        """Known not to deliver (offline or misconfigured); `unknown` is not offline."""
+        return self.link_state() in PROBING_STATES
+
+    def summary_line(self) -> str:
+        """systemd's one-line STATUS=."""
+        # The engine's count (refreshed every second): a summary of our own would scan every
+        # record at each tick.
+        pending = self._delivery.status().pending
+        devices = ", ".join(
+            f"{name} {'ok' if up else 'DOWN'}" for name, up in self._devices.connected().items()
+        )
+        return f"link {self.link_state()}, {pending} pending, devices: {devices or 'none'}"
+
+    def lane_state(self) -> LaneState:
+        backlog = backlog_of(self._journal.summary())
+        sync = self._delivery.status()
+        checkpoints = self._journal.checkpoint_status()
+        return LaneState(
+            pending=backlog.count,
+            oldest_pending_age_seconds=backlog.oldest_age_seconds,
+            link_online=self.link_state() == ONLINE,
+            devices_connected=self._devices.connected(),
+            journal_bytes=self._journal.size_on_disk(),
+            delivery_results={
+                "delivered": sync.delivered_since_start,
+                "quarantined": sync.quarantined_since_start,
+                "tampered": sync.tampered_since_start,
+            },
+            checkpoint_last_seq=checkpoints.last_seq or 0,
+            checkpoints_pending=checkpoints.pending,
+        )
+
+    def status(self) -> StatusAnswer:
+        summary = self._journal.summary()
+        backlog = backlog_of(summary)
+        checkpoints = self._journal.checkpoint_status()
+        sync = self._delivery.status()
+        state = self.link_state()
+        connected = self._devices.connected()
+        return {
+            "terminal": {
+                "store_id": self._config.store_id,
+                "terminal_id": self._config.terminal_id,
+                "mode": self._config.terminal.mode,
+            },
+            "version": posd_version(),
+            "uptime_seconds": round(time.monotonic() - self._started, 3),
+            "state": "shutting_down"
+            if self._lane.closed
+            else ("ready" if all(connected.values()) else "degraded"),
+            "link": {
+                "state": state,
+                "since": rfc3339(self._link.since),
+                "last_delivery": rfc3339(sync.last_success) if sync.last_success else None,
+                "last_error": sync.last_error,
+            },
+            "pending": {
+                "count": backlog.count,
+                "amount_by_currency": dict(backlog.amount_by_currency),
+                "oldest_age_seconds": None
+                if backlog.oldest_age_seconds is None
+                else round(backlog.oldest_age_seconds, 3),
+            },
+            "quarantined": summary.quarantined,
+            "tampered": summary.tampered,
+            "unreadable": summary.unreadable,
+            "checkpoints": {"last_seq": checkpoints.last_seq, "pending": checkpoints.pending},
+            "devices": {name: ("connected" if up else "down") for name, up in connected.items()},
+            "key_source": self._keys.status()["source"],
+            "limits": headroom(self._rules().limits, backlog),
+        }
+
+    def flush(self, timeout: float) -> FlushAnswer:
+        """Wait (up to `timeout`) for the delivery thread to empty the backlog."""
+        started = time.monotonic()
+        pending = self._journal.summary().pending
+        while pending and time.monotonic() - started < timeout:
+            time.sleep(FLUSH_POLL_S)
+            pending = self._journal.summary().pending
+        return {
+            "completed": pending == 0,
+            "pending": pending,
+            "waited_seconds": round(time.monotonic() - started, 3),
+        }
