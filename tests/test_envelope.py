@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posd.envelope import (
+from wire.envelope import (
     GENESIS_CHAIN,
     KEY_BYTES,
     RecordIdentity,
@@ -17,7 +17,7 @@ from posd.envelope import (
     open_sealed,
     wrapped_key_digest,
 )
-from posd.errors import EnvelopeError
+from wire.errors import EnvelopeError
 
 meta_values = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=40)

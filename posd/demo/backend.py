@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cloud.receiving import SEALED_IDENTITY_FIELDS, CachingUnwrapper, decrypt_event
-from sync.side_events import SIDE_DETAIL_TYPES
+from wire.envelope import SEALED_IDENTITY_FIELDS
+from wire.events import SIDE_DETAIL_TYPES
+from wire.keys import CachingUnwrapper
+from wire.opening import decrypt_event
 
 __all__ = [
     "SEALED_IDENTITY_FIELDS",

@@ -33,13 +33,6 @@ from typing import Any
 
 import structlog
 
-from posd.envelope import (
-    GENESIS_CHAIN,
-    RecordIdentity,
-    canonical_ascii_json,
-    chain_next,
-    wrapped_key_digest,
-)
 from posd.errors import JournalError, JournalFullError, SchemaError, UsageError
 from posd.ids import observe, uuid7_str
 from posd.journal import checkpoints
@@ -87,7 +80,6 @@ from posd.journal.settings import JournalSettings
 from posd.journal.verify import VerifyReport, check_row, verify_journal
 from sync.outbox import (
     TAMPERED_PREFIX,
-    TAMPERED_RECORD,
     Alarm,
     Checkpoint,
     Delivered,
@@ -96,9 +88,17 @@ from sync.outbox import (
     OutboxSummary,
     Quarantined,
     SideEvent,
-    WrappedKey,
 )
 from sync.timestamps import age_seconds, rfc3339
+from wire.envelope import (
+    GENESIS_CHAIN,
+    RecordIdentity,
+    canonical_ascii_json,
+    chain_next,
+    wrapped_key_digest,
+)
+from wire.events import TAMPERED_RECORD_ALARM
+from wire.keys import WrappedKey
 
 BUSY_TIMEOUT_MS = 5_000
 DISK_CHECK_INTERVAL_SECONDS = 1.0  # free space changes slowly; statvfs once a second is enough
@@ -857,7 +857,7 @@ class Journal:
         conn.executemany(
             "INSERT INTO alarms (event_id, kind, seq, detail, raised_at) VALUES (?, ?, ?, ?, ?)",
             [
-                (uuid7_str(), TAMPERED_RECORD, item.seq, item.reason, raised_at)
+                (uuid7_str(), TAMPERED_RECORD_ALARM, item.seq, item.reason, raised_at)
                 for item in refused
                 if item.tampered
             ],

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cloud.kms import KmsUnwrapper
 from posd.demo.backend import CachingUnwrapper
-from posd.keys.kms import KmsUnwrapper
 from tests.chaos import checks
 from tests.chaos.consumer import QueueConsumer
 from tests.chaos.faults import Chaos, DaemonWouldNotStartError

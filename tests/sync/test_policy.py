@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from sync.backoff import FullJitterBackoff
 from sync.link import OFFLINE, ONLINE, UNKNOWN, LinkMonitor
-from sync.outbox import OutboxRecord, WrappedKey
+from sync.outbox import OutboxRecord
 from sync.results import judge
 from sync.timeouts import RELAX_AFTER_ANSWERS, TimeoutAdapter, TimeoutSnapshot
 from sync.window import ConcurrencyWindow
+from wire.keys import WrappedKey
 
 
 @given(st.integers(min_value=1, max_value=200))
