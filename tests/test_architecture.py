@@ -71,8 +71,12 @@ def imports(path: Path, module: str | None = None) -> list[Import]:
     return found
 
 
+def imported_modules(path: Path, module: str | None = None) -> set[str]:
+    return {name for name, _ in imports(path, module)}
+
+
 def imported_packages(path: Path, module: str | None = None) -> set[str]:
-    return {name.split(".")[0] for name, _ in imports(path, module)}
+    return {name.split(".")[0] for name in imported_modules(path, module)}
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
