@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posd.demo.backend import CachingUnwrapper, decrypt_event
 from tests.chaos.faults import FaultRecord
 from tests.chaos.register import Exchange, RegisterLog
 from tests.chaos.rig import PALM_CREDENTIAL
 from wire.envelope import GENESIS_CHAIN, chain_next
 from wire.errors import EnvelopeError, KeyUnavailable
 from wire.events import ALARM_DETAIL_TYPE, CHECKPOINT_DETAIL_TYPE, SIDE_DETAIL_TYPES
+from wire.keys import CachingUnwrapper
+from wire.opening import decrypt_event
 
 RECOVERY_BOUND_S = 90.0  # generous: a broken lane, not a slow machine
 VOID_KIND = "payment_void"
