@@ -9,7 +9,7 @@ them with it; docs/event-format.md describes the same for consumers written else
   built and read side by side;
 - `opening`: opening one delivered record (sealed identity, unwrap, decrypt);
 - `masking`: PAN Luhn check and masking, credential masking (what may ever be shown);
-- `errors`: the contract's errors, the root of every error hierarchy of the project.
+- `errors`: the contract's errors; `posd`'s and the consumer's derive from `WireError`.
 
 It imports only the standard library and `cryptography` (an architecture test holds it to
 that), so the terminal and the cloud can each ship it without the other.

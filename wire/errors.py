@@ -1,4 +1,4 @@
-"""The contract's errors, and the root of the project's one exception hierarchy.
+"""The contract's errors, and the root of posd's and the cloud consumer's errors.
 
 `posd.errors.PosdError` and `cloud.errors.ConsumerError` derive from `WireError`, so a
 `code` and an `exit_code` mean the same everywhere. The two errors that cross the wire are
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 
 class WireError(Exception):
-    """Base of every error the project raises on purpose; `code` is stable end to end."""
+    """Base of every error posd and the consumer raise on purpose; `code` is stable end to end.
+
+    (`drivers` and `sync` keep roots of their own, `DriverError` and `SyncError`: the daemon
+    maps them at its boundary.)"""
 
     exit_code = 2
     code = "wire_error"
