@@ -29,16 +29,18 @@ sys.path.insert(0, str(ROOT))
 from cloud.alarms import AlarmBus, Alarms  # noqa: E402
 from cloud.consumer import Consumer  # noqa: E402
 from cloud.event_source import QueueFeeder  # noqa: E402
-from cloud.receiving import CachingUnwrapper, decrypt_event  # noqa: E402
+from cloud.kms import KmsUnwrapper  # noqa: E402
 from cloud.store import Store  # noqa: E402
 from cloud.tables import TableNames, create_tables  # noqa: E402
 from posd.demo.backend import receive_events, route_bus_to_queue  # noqa: E402
 from posd.demo.emulator import EMULATOR_CREDENTIALS, LocalAws  # noqa: E402
 from posd.journal import Journal  # noqa: E402
-from posd.keys.kms import KmsKeySource, KmsUnwrapper  # noqa: E402
+from posd.keys.kms import KmsKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
 from posd.recorder import Recorder  # noqa: E402
 from sync.events import EventBuilder  # noqa: E402
+from wire.keys import CachingUnwrapper  # noqa: E402
+from wire.opening import decrypt_event  # noqa: E402
 
 DEFAULT_RECORDS = 300
 COPIES = 2

@@ -3,7 +3,7 @@
 A range first..last of one journal is complete when every seq in it was received as a genuine
 record or reported by the terminal as tampered (`posd.alarm` `tampered_record`). Its integrity
 holds when the journal's hash chain, recomputed from `chain_before` over the records in seq
-order (`posd.envelope.chain_next`), passes through each record's own `chain` and ends at the
+order (`wire.envelope.chain_next`), passes through each record's own `chain` and ends at the
 checkpoint's `chain`. Across a seq the terminal reported tampered the chain cannot be
 recomputed (the record never left the terminal): the link into the next record is then taken
 from that record's own `chain` and counted as unverified, and the checkpoint's `chain` still
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from posd.envelope import chain_next
+from wire.envelope import chain_next
 
 
 class RangeState(StrEnum):

@@ -21,8 +21,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cloud.alarms import RECORD_REJECTED, Alarms
 from cloud.checkpoints import RangeState
-from cloud.errors import ConsumerError, MalformedMessage
-from cloud.messages import (
+from cloud.errors import ConsumerError
+from cloud.payload import masked_payload
+from cloud.ranges import RECEIVED, REPORTED_TAMPERED, Ranges
+from cloud.store import OPEN_MARK, Effects, Put, Store
+from wire.errors import EnvelopeError, KeyUnavailable, MalformedMessage
+from wire.events import (
     TAMPERED_RECORD_ALARM,
     AlarmEvent,
     CheckpointEvent,
@@ -30,12 +34,8 @@ from cloud.messages import (
     RecordEvent,
     parse_message,
 )
-from cloud.payload import masked_payload
-from cloud.ranges import RECEIVED, REPORTED_TAMPERED, Ranges
-from cloud.receiving import b64, decrypt_event
-from cloud.store import OPEN_MARK, Effects, Put, Store
-from posd.errors import EnvelopeError, KeyProviderError
-from posd.keys.base import KeyUnwrapper
+from wire.keys import KeyUnwrapper
+from wire.opening import b64, decrypt_event
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
 DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
@@ -44,7 +44,7 @@ log = structlog.get_logger("cloud.consumer")
 
 # What makes one message fail (and return to the queue) without failing the batch: a poison
 # message, KMS or DynamoDB refusing or unreachable, an alarm the bus did not accept.
-MESSAGE_FAILURES = (ConsumerError, KeyProviderError, BotoCoreError, ClientError)
+MESSAGE_FAILURES = (ConsumerError, KeyUnavailable, BotoCoreError, ClientError)
 
 
 class Outcome(StrEnum):

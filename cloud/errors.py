@@ -1,23 +1,17 @@
-"""The consumer's errors, in posd's one hierarchy (`posd.errors.PosdError`)."""
+"""The consumer's errors, in the project's one hierarchy (rooted in `wire.errors.WireError`).
+
+A message that is not a posd event at all is the contract's `wire.errors.MalformedMessage`.
+"""
 
 from __future__ import annotations
 
-from posd.errors import PosdError
+from wire.errors import WireError
 
 
-class ConsumerError(PosdError):
+class ConsumerError(WireError):
     """Base of what the cloud consumer raises on purpose."""
 
     code = "consumer_error"
-
-
-class MalformedMessage(ConsumerError):
-    """A queue message that is not a posd event at all: it can never be processed (poison).
-
-    It is reported as a batch item failure, so SQS's redrive policy moves it to the DLQ after
-    `maxReceiveCount` receives instead of it blocking the batch or being dropped unseen."""
-
-    code = "malformed_message"
 
 
 class ConsumerConfigError(ConsumerError):

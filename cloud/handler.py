@@ -18,10 +18,10 @@ import boto3
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import DEFAULT_GAP_GRACE_SECONDS, Consumer, ConsumerSettings
 from cloud.errors import ConsumerConfigError
-from cloud.receiving import CachingUnwrapper
+from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames
-from posd.keys.kms import KmsUnwrapper
+from wire.keys import CachingUnwrapper
 
 _consumer: Consumer | None = None
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 
-from drivers.palm.identity import PalmCredential
-from drivers.pan import mask_pan
-from posd.errors import EnvelopeError
+from wire.errors import EnvelopeError
+from wire.masking import mask_credential, mask_pan
 
 
 def masked_payload(plaintext: bytes) -> dict[str, str]:
@@ -26,5 +25,5 @@ def masked_payload(plaintext: bytes) -> dict[str, str]:
     if isinstance(secret.get("pan"), str):
         summary["masked_pan"] = mask_pan(secret["pan"])
     if isinstance(secret.get("palm_credential"), str):
-        summary["masked_credential"] = PalmCredential(secret["palm_credential"]).masked()
+        summary["masked_credential"] = mask_credential(secret["palm_credential"])
     return summary

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from posd.devices import check_device
+from posd.device_options import check_device
 from posd.errors import ConfigError
 from posd.journal.settings import JournalSettings
 from posd.keys.settings import KeySettings

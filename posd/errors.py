@@ -3,12 +3,19 @@
 Every error a user can cause (bad config, bad input, a full journal) is a `PosdError` with a
 message that is safe to print: no card data, no secrets. The CLI prints `str(error)` and exits
 with `error.exit_code`; it never shows a traceback for these.
+
+The hierarchy is rooted in the contract's (`wire.errors.WireError`). A bad envelope is the
+contract's `wire.errors.EnvelopeError`, one class for the terminal and the cloud;
+`KeyProviderError` is both a `PosdError` and the contract's `KeyUnavailable`, so the daemon's
+`except KeyProviderError` and a consumer's `except KeyUnavailable` each keep catching it.
 """
 
 from __future__ import annotations
 
+from wire.errors import KeyUnavailable, WireError
 
-class PosdError(Exception):
+
+class PosdError(WireError):
     """Base of every error posd raises on purpose."""
 
     exit_code = 2
@@ -52,16 +59,10 @@ class SchemaError(JournalError):
     code = "journal_schema"
 
 
-class KeyProviderError(PosdError):
+class KeyProviderError(PosdError, KeyUnavailable):
     """No data key can be had: KMS unreachable with no offline fallback, or a bad key file."""
 
     code = "key_unavailable"
-
-
-class EnvelopeError(PosdError):
-    """A record's envelope cannot be opened: wrong key, wrong context, or tampered bytes."""
-
-    code = "envelope_invalid"
 
 
 class DeviceCommandError(PosdError):

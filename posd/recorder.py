@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from posd.envelope import Sealer
 from posd.errors import UsageError
 from posd.journal import MAX_SECRET_BYTES, Journal
 from posd.keys.base import DataKey
 from sync.outbox import OutboxRecord
+from wire.envelope import Sealer
 
 
 class DataKeyProvider(Protocol):

@@ -22,7 +22,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
-from drivers.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS, is_pan_shaped
+from drivers.pan import is_pan_shaped
+from wire.masking import PAN_MAX_DIGITS, PAN_MIN_DIGITS
 
 PAN_PLACEHOLDER = "[REDACTED-PAN]"
 TRACK_PLACEHOLDER = "[REDACTED-TRACK]"

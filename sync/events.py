@@ -1,28 +1,25 @@
 """One EventBridge PutEvents entry per journal record.
 
-The format is documented for consumers in docs/event-format.md; `EVENT_SCHEMA` changes
-whenever a field changes meaning. Card data is only inside `envelope.ciphertext`.
+The Detail is the contract's (`wire.events.record_detail`, documented for consumers in
+docs/event-format.md); this module wraps it in a PutEvents entry and counts its size.
 """
 
 from __future__ import annotations
 
-import binascii
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sync.errors import EventBuildError
 from sync.eventbridge.v2 import system_metadata_bytes
-from sync.outbox import OutboxRecord, WrappedKey
+from sync.outbox import OutboxRecord
 from sync.timestamps import parse_rfc3339
+from wire.events import data_key_detail, detail_json, record_detail
+from wire.keys import WrappedKey
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-EVENT_SCHEMA = "posd.event/1"
-ENVELOPE_ALGORITHM = "AES-256-GCM"
 # PutEvents request-size accounting (AWS docs): UTF-8 bytes of Source + DetailType + Detail
 # + each Resource, plus a fixed 14 bytes when Time is set.
 TIME_FIELD_BYTES = 14
@@ -37,70 +34,12 @@ class Entry:
     size: int
 
 
-def _b64(data: bytes) -> str:
-    # binascii directly: base64.b64encode adds a Python call and a type check per field, on
-    # four fields of every event (measured: bench/drain.py --profile).
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
-
-
-def detail_json(value: Any) -> str:
-    """Compact, key-sorted JSON text, non-ASCII kept as UTF-8: the same record always yields
-    the same Detail bytes, and sizes count as AWS counts them (UTF-8 bytes).
-
-    Not the envelope's AAD encoding (`posd.envelope.canonical_ascii_json`, ASCII escapes):
-    the AAD travels base64-encoded inside the Detail, so the two never need to agree."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def parse_captured_at(text: str) -> datetime:
     """The capture time of a record as an aware datetime (EventBridge's `Time`)."""
     try:
         return parse_rfc3339(text)
     except ValueError as error:
         raise EventBuildError(f"captured_at is not RFC 3339: {text!r}") from error
-
-
-def data_key_detail(key: WrappedKey) -> dict[str, Any]:
-    """The `envelope.data_key` object of an event."""
-    return {
-        "key_id": key.key_id,
-        "provider": key.provider,
-        "key_arn": key.key_arn,
-        "algorithm": key.algorithm,
-        "wrapped_key": _b64(key.wrapped_key),
-        "encryption_context": dict(key.encryption_context),
-    }
-
-
-def build_detail(
-    record: OutboxRecord,
-    store_id: str,
-    terminal_id: str,
-    journal_id: str,
-    key_detail: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The `Detail` object of a record's event; `key_detail`: `data_key_detail` of the
-    record's data key, if the caller has it already."""
-    return {
-        "schema": EVENT_SCHEMA,
-        "event_id": record.event_id,
-        "seq": record.seq,
-        "journal_id": journal_id,
-        "store_id": store_id,
-        "terminal_id": terminal_id,
-        "kind": record.kind,
-        "captured_at": record.captured_at,
-        "client_ref": record.client_ref,
-        "meta": dict(record.meta),
-        "chain": record.chain,
-        "envelope": {
-            "algorithm": ENVELOPE_ALGORITHM,
-            "nonce": _b64(record.nonce),
-            "ciphertext": _b64(record.ciphertext),
-            "aad": _b64(record.aad),
-            "data_key": data_key_detail(record.data_key) if key_detail is None else key_detail,
-        },
-    }
 
 
 def entry_size(source: str, detail_type: str, detail: str, has_time: bool = True) -> int:
@@ -139,7 +78,7 @@ class EventBuilder:
 
     def build(self, record: OutboxRecord) -> Entry:
         detail = detail_json(
-            build_detail(
+            record_detail(
                 record,
                 self.store_id,
                 self.terminal_id,

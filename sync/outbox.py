@@ -8,25 +8,10 @@ Card data is only inside `ciphertext`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class WrappedKey:
-    """The data key of a record, as stored: wrapped, never plaintext.
-
-    `provider` is `kms` (KMS GenerateDataKey ciphertext blob; unwrap with kms:Decrypt and the
-    encryption context), `kms-rsa` (AES key wrapped locally with the public half of a KMS RSA
-    key, RSAES_OAEP_SHA_256; unwrap with kms:Decrypt on that key) or `local` (development only).
-    """
-
-    key_id: str
-    provider: str
-    key_arn: str
-    algorithm: str
-    wrapped_key: bytes
-    encryption_context: Mapping[str, str] = field(default_factory=dict)
+from wire.keys import WrappedKey
 
 
 @dataclass(frozen=True)
@@ -83,13 +68,13 @@ class Quarantined:
 
 
 TAMPERED_PREFIX = "tampered:"
-TAMPERED_RECORD = "tampered_record"
 
 
 @dataclass(frozen=True)
 class Alarm:
     """Something the cloud must hear about that is not a record: a record that failed its
-    integrity check (`TAMPERED_RECORD`), by seq and what failed. Never any payload."""
+    integrity check (`wire.events.TAMPERED_RECORD_ALARM`), by seq and what failed. Never any
+    payload."""
 
     alarm_id: int
     event_id: str  # stable: consumers dedupe alarms like events

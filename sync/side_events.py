@@ -4,7 +4,7 @@ An alarm: a record that failed its integrity check is quarantined, never forward
 journal keeps an alarm for it (seq and what failed, no payload), sent as `DetailType`
 `posd.alarm`, schema `posd.alarm/1`. A checkpoint: the journal's statement that a seq range was
 issued and what the chain is at both its ends (`posd.journal.checkpoints`), sent as
-`posd.checkpoint`, schema `posd.checkpoint/1`.
+`posd.checkpoint`, schema `posd.checkpoint/1`. Their Details are the contract's (`wire.events`).
 
 Both are journaled, small and few, and each is sent as one EventBridge event until it is
 accepted. The lane keeps one request in flight at most, on a thread of its own, through the
@@ -27,18 +27,23 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from sync.eventbridge.transport import Answered, ClientSource, SendResult, put_batch
-from sync.events import detail_json, parse_captured_at
-from sync.outbox import Alarm, Checkpoint, Outbox, SideEvent
+from sync.events import parse_captured_at
+from sync.outbox import Alarm, Outbox, SideEvent
 from sync.pacing.backoff import FullJitterBackoff
+from wire.events import (
+    ALARM_DETAIL_TYPE,
+    CHECKPOINT_DETAIL_TYPE,
+    AlarmEvent,
+    CheckpointEvent,
+    Origin,
+    alarm_detail,
+    checkpoint_detail,
+    detail_json,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-ALARM_SCHEMA = "posd.alarm/1"
-ALARM_DETAIL_TYPE = "posd.alarm"
-CHECKPOINT_SCHEMA = "posd.checkpoint/1"
-CHECKPOINT_DETAIL_TYPE = "posd.checkpoint"
-SIDE_DETAIL_TYPES = frozenset({ALARM_DETAIL_TYPE, CHECKPOINT_DETAIL_TYPE})
 SIDE_EVENTS_PER_REQUEST = 10  # PutEvents' entry limit; side events are small
 # Checkpoints are cut by appends the lane does not hear of: it looks for new ones this often.
 RECHECK_SECONDS = 1.0
@@ -57,48 +62,41 @@ class SideOrigin:
     journal_id: str
 
 
-def alarm_detail(alarm: Alarm, origin: SideOrigin) -> dict[str, Any]:
-    return {
-        "schema": ALARM_SCHEMA,
-        "event_id": alarm.event_id,
-        "journal_id": origin.journal_id,
-        "store_id": origin.store_id,
-        "terminal_id": origin.terminal_id,
-        "alarm": alarm.kind,
-        "seq": alarm.seq,
-        "detail": alarm.detail,
-        "raised_at": alarm.raised_at,
-    }
-
-
-def checkpoint_detail(checkpoint: Checkpoint, origin: SideOrigin) -> dict[str, Any]:
-    """The `posd.checkpoint/1` detail (docs/event-format.md, "Checkpoints"). Its journal_id
-    is the one it was cut in, stored with it."""
-    return {
-        "schema": CHECKPOINT_SCHEMA,
-        "event_id": checkpoint.event_id,
-        "journal_id": checkpoint.journal_id,
-        "store_id": origin.store_id,
-        "terminal_id": origin.terminal_id,
-        "first_seq": checkpoint.first_seq,
-        "last_seq": checkpoint.last_seq,
-        "count": checkpoint.count,
-        "chain_before": checkpoint.chain_before,
-        "chain": checkpoint.chain,
-        "created_at": checkpoint.created_at,
-    }
+def side_detail(event: SideEvent, origin: SideOrigin) -> dict[str, Any]:
+    """The event's Detail (`wire.events`). A checkpoint's journal_id is the one it was cut
+    in, stored with it; an alarm's is the journal's now."""
+    if isinstance(event, Alarm):
+        return alarm_detail(
+            AlarmEvent(
+                Origin(event.event_id, origin.journal_id, origin.store_id, origin.terminal_id),
+                event.kind,
+                event.seq,
+                event.detail,
+                event.raised_at,
+            )
+        )
+    return checkpoint_detail(
+        CheckpointEvent(
+            Origin(event.event_id, event.journal_id, origin.store_id, origin.terminal_id),
+            event.first_seq,
+            event.last_seq,
+            event.count,
+            event.chain_before,
+            event.chain,
+            event.created_at,
+        )
+    )
 
 
 def side_entry(event: SideEvent, origin: SideOrigin) -> PutEventsRequestEntryTypeDef:
     if isinstance(event, Alarm):
-        detail_type, detail, at = ALARM_DETAIL_TYPE, alarm_detail(event, origin), event.raised_at
+        detail_type, at = ALARM_DETAIL_TYPE, event.raised_at
     else:
-        detail_type, detail = CHECKPOINT_DETAIL_TYPE, checkpoint_detail(event, origin)
-        at = event.created_at
+        detail_type, at = CHECKPOINT_DETAIL_TYPE, event.created_at
     return {
         "Source": origin.source,
         "DetailType": detail_type,
-        "Detail": detail_json(detail),
+        "Detail": detail_json(side_detail(event, origin)),
         "Time": parse_captured_at(at),
         "EventBusName": origin.event_bus_name,
     }

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posd.envelope import GENESIS_CHAIN, chain_next
 from posd.journal import JOURNAL_FILE, Journal, JournalSettings
 from posd.journal.schema import SCHEMA_VERSION
 from posd.keys.local import LocalKeySource, create_key_file
@@ -25,6 +24,7 @@ from posd.recorder import Recorder
 from sync.outbox import Alarm, Checkpoint, Delivered, OutboxRecord
 from tests.cards import STORE_ID, TERMINAL_ID, VISA_TEST_PAN, payment_meta, payment_secret
 from tests.test_crash import run_and_kill
+from wire.envelope import GENESIS_CHAIN, chain_next
 
 GENESIS = GENESIS_CHAIN.hex()
 EVERY = 5

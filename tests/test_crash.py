@@ -16,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from posd.envelope import open_sealed
 from posd.journal import Journal
 from posd.keys.local import LocalKeySource, create_key_file
+from wire.envelope import open_sealed
 
 ROUNDS = 12
 MIN_RUN_SECONDS = 0.3

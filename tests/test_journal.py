@@ -381,9 +381,9 @@ def test_no_card_number_in_clear_on_disk(
 def test_concurrent_capture_across_key_rotations(state_dir: Path, tmp_path: Path) -> None:
     import threading
 
-    from posd.envelope import open_sealed
     from posd.keys.local import LocalKeySource
     from posd.keys.provider import RotatingKeyProvider
+    from wire.envelope import open_sealed
 
     source = LocalKeySource(tmp_path / "kek.b64", create=True)
     threads, per_thread = 4, 40

@@ -10,16 +10,18 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
+from cloud.kms import KmsUnwrapper
 from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
-from posd.envelope import open_sealed
 from posd.errors import KeyProviderError
 from posd.journal import Journal
 from posd.keys.base import DataKey
-from posd.keys.kms import KmsKeySource, KmsRsaOfflineSource, KmsUnwrapper
+from posd.keys.kms import KmsKeySource, KmsRsaOfflineSource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
-from sync.outbox import WrappedKey
 from tests.cards import STORE_ID, TERMINAL_ID, VISA_TEST_PAN, payment_meta, payment_secret
+from wire.envelope import open_sealed
+from wire.errors import KeyUnavailable
+from wire.keys import WrappedKey
 
 CONTEXT = {"store_id": STORE_ID, "terminal_id": TERMINAL_ID}
 READY_TIMEOUT = 10.0
@@ -57,7 +59,7 @@ def test_kms_data_key_unwraps_only_with_its_context(kms_client: Any, kms_key_arn
     other = WrappedKey(
         **{**key.wrapped.__dict__, "encryption_context": {**CONTEXT, "terminal_id": "x"}}
     )
-    with pytest.raises(KeyProviderError, match="cannot unwrap"):
+    with pytest.raises(KeyUnavailable, match="cannot unwrap"):
         unwrapper.unwrap(other)
 
 

@@ -13,10 +13,10 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.pan import luhn_valid
 from posd.logs import configure_logging
 from posd.redact import PAN_PLACEHOLDER, redact_event, redact_text, redact_value
 from tests.cards import TEST_PANS, VISA_TEST_PAN
+from wire.masking import luhn_valid
 
 
 @st.composite

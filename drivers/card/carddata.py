@@ -22,7 +22,8 @@ from drivers.errors import (
     PanFormatError,
     ServiceCodeError,
 )
-from drivers.pan import (
+from drivers.sensitive import SecretBytes, SecretStr
+from wire.masking import (
     MASK_KEEP_FIRST,
     MASK_KEEP_LAST,
     PAN_MAX_DIGITS,
@@ -30,7 +31,6 @@ from drivers.pan import (
     luhn_valid,
     mask_pan,
 )
-from drivers.sensitive import SecretBytes, SecretStr
 
 CENTURY = 2000
 SERVICE_CODE_DIGITS = 3

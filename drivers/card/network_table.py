@@ -16,7 +16,7 @@ from typing import Any
 
 from drivers.card.data_files import require
 from drivers.errors import CardTableError
-from drivers.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS
+from wire.masking import PAN_MAX_DIGITS, PAN_MIN_DIGITS
 
 MAX_PREFIX_DIGITS = 8  # ISO/IEC 7812-1 (2017): eight-digit IINs
 

@@ -16,11 +16,7 @@ from typing import ClassVar
 
 from drivers.outcomes import Cancelled, Outcome, TimedOut
 from drivers.sensitive import SecretStr
-
-MASK_CHAR = "*"
-MAX_VISIBLE_CHARS = 4
-# At most this fraction of a credential is ever shown (short badge ids show one char or none).
-MAX_VISIBLE_FRACTION = 4
+from wire.masking import mask_credential
 
 
 class PalmCredential(SecretStr):
@@ -29,15 +25,8 @@ class PalmCredential(SecretStr):
     __slots__ = ()
 
     def masked(self) -> str:
-        """`****abcd`: the last few characters only, never more than a quarter of it.
-
-        Masking rather than hashing: a badge id may have little entropy, and a short unsalted
-        hash of it could be reversed by trying every id.
-        """
-        value = self.reveal()
-        visible = min(MAX_VISIBLE_CHARS, len(value) // MAX_VISIBLE_FRACTION)
-        shown = value[len(value) - visible :] if visible else ""
-        return MASK_CHAR * (len(value) - visible) + shown
+        """`****abcd`: the last few characters only (`wire.masking.mask_credential`)."""
+        return mask_credential(self.reveal())
 
 
 @dataclass(frozen=True)

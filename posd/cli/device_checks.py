@@ -24,7 +24,8 @@ from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
 from posd.currency import format_amount
-from posd.devices import DEVICE_CLASSES, build_device
+from posd.device_options import DEVICE_CLASSES
+from posd.devices import build_device
 from posd.errors import ConfigError, DeviceCommandError, UsageError
 
 DEFAULT_TEST_TIMEOUT_S = 10.0

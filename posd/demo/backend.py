@@ -2,8 +2,7 @@
 
 posd itself never decrypts (a terminal's role has no `kms:Decrypt`); this module is what
 `posd demo` and the tests use to route a bus to a queue and read it. Opening a record (unwrap,
-decrypt, check the sealed identity) lives in `cloud.receiving`, the reference consumer's, and
-is re-exported here for the tests and the chaos soak.
+decrypt, check the sealed identity) is the contract's (`wire.opening`).
 """
 
 from __future__ import annotations
@@ -14,17 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from cloud.receiving import SEALED_IDENTITY_FIELDS, CachingUnwrapper, decrypt_event
-from sync.side_events import SIDE_DETAIL_TYPES
+from wire.events import SIDE_DETAIL_TYPES
 
-__all__ = [
-    "SEALED_IDENTITY_FIELDS",
-    "CachingUnwrapper",
-    "QueueRoute",
-    "decrypt_event",
-    "receive_events",
-    "route_bus_to_queue",
-]
+__all__ = ["QueueRoute", "receive_events", "route_bus_to_queue"]
 
 SQS_MAX_MESSAGES = 10
 POLL_PAUSE_SECONDS = 0.02

@@ -15,11 +15,11 @@ from typing import Any
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import Consumer
 from cloud.event_source import QueueFeeder
-from cloud.receiving import CachingUnwrapper
+from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from posd.demo.emulator import LocalAws
-from posd.keys.kms import KmsUnwrapper
+from wire.keys import CachingUnwrapper
 
 TABLE_PREFIX = "posd-demo"
 # The consumer's alarms go to the emulator's default bus, which always exists (the terminal's

@@ -19,13 +19,6 @@ from typing import Any
 
 import structlog
 
-from posd.envelope import (
-    GENESIS_CHAIN,
-    RecordIdentity,
-    canonical_ascii_json,
-    chain_next,
-    wrapped_key_digest,
-)
 from posd.errors import JournalError, JournalFullError, UsageError
 from posd.ids import observe, uuid7_str
 from posd.journal import checkpoints
@@ -34,8 +27,16 @@ from posd.journal.database import Database
 from posd.journal.identity import accepted_gap
 from posd.journal.rows import MAX_META_BYTES, pending_amount, read_anchor, validate_meta
 from posd.journal.settings import JournalSettings
-from sync.outbox import OutboxRecord, WrappedKey
+from sync.outbox import OutboxRecord
 from sync.timestamps import rfc3339
+from wire.envelope import (
+    GENESIS_CHAIN,
+    RecordIdentity,
+    canonical_ascii_json,
+    chain_next,
+    wrapped_key_digest,
+)
+from wire.keys import WrappedKey
 
 DISK_CHECK_INTERVAL_SECONDS = 1.0  # free space changes slowly; statvfs once a second is enough
 MAX_KIND_LENGTH = 64

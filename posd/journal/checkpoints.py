@@ -27,11 +27,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from posd.envelope import GENESIS_CHAIN
 from posd.ids import uuid7_str
 from posd.journal.identity import chain_at
 from posd.journal.rows import read_anchor
 from sync.outbox import Checkpoint
+from wire.envelope import GENESIS_CHAIN
 
 Mark = tuple[int, bytes]
 """(seq, chain value after it): where a range ends or the next one starts from."""

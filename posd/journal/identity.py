@@ -22,11 +22,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from posd.envelope import GENESIS_CHAIN
 from posd.errors import JournalError
 from posd.journal.files import FILE_MODE, JOURNAL_FILE, SQLITE_SIDE_FILES
 from posd.journal.rows import ANCHOR_CHAIN, ANCHOR_SEQ, read_anchor
 from posd.journal.schema import schema_version
+from wire.envelope import GENESIS_CHAIN
 
 IDENTITY_FILE = "journal.identity"
 JOURNAL_ID = "journal_id"

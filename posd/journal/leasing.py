@@ -15,8 +15,9 @@ from posd.ids import uuid7_str
 from posd.journal.identity import accepted_gap, chain_at
 from posd.journal.rows import outbox_record, select_records_with_previous
 from posd.journal.verify import check_row
-from sync.outbox import TAMPERED_PREFIX, TAMPERED_RECORD, Lease, OutboxRecord, Quarantined
+from sync.outbox import TAMPERED_PREFIX, Lease, OutboxRecord, Quarantined
 from sync.timestamps import rfc3339
+from wire.events import TAMPERED_RECORD_ALARM
 
 QUARANTINE = (
     "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
@@ -131,7 +132,7 @@ def settle_lease(
     conn.executemany(
         "INSERT INTO alarms (event_id, kind, seq, detail, raised_at) VALUES (?, ?, ?, ?, ?)",
         [
-            (uuid7_str(), TAMPERED_RECORD, item.seq, item.reason, raised_at)
+            (uuid7_str(), TAMPERED_RECORD_ALARM, item.seq, item.reason, raised_at)
             for item in refused
             if item.tampered
         ],

@@ -14,9 +14,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from posd.envelope import MetaValue, RecordIdentity, canonical_ascii_json, wrapped_key_digest
 from posd.errors import UsageError
-from sync.outbox import OutboxRecord, WrappedKey
+from sync.outbox import OutboxRecord
+from wire.envelope import MetaValue, RecordIdentity, canonical_ascii_json, wrapped_key_digest
+from wire.keys import WrappedKey
 
 MAX_META_BYTES = 4_096
 # Largest amount a record may carry, in minor units (10^13 - 1: about 100 billion in a

@@ -58,8 +58,8 @@ from sync.outbox import (
     OutboxRecord,
     OutboxSummary,
     SideEvent,
-    WrappedKey,
 )
+from wire.keys import WrappedKey
 
 # Capture's offline limits use the last summary plus this process's appends since, while that
 # summary is at most this old (the sync engine takes one every second): see backlog.py.

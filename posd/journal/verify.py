@@ -7,7 +7,6 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from posd.envelope import GENESIS_CHAIN, chain_next
 from posd.journal.checkpoints import check_all
 from posd.journal.identity import accepted_gap
 from posd.journal.rows import (
@@ -18,6 +17,7 @@ from posd.journal.rows import (
     seq_ceiling,
     walk_rows,
 )
+from wire.envelope import GENESIS_CHAIN, chain_next
 
 PROGRESS_EVERY = 1000
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sync.outbox import WrappedKey
+from wire.keys import WrappedKey
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,3 @@ class KeySource(Protocol):
     name: str
 
     def new_data_key(self) -> DataKey: ...
-
-
-class KeyUnwrapper(Protocol):
-    """Turns a stored wrapped key back into plaintext (backend side, or tests and demo)."""
-
-    def unwrap(self, wrapped: WrappedKey) -> bytes: ...

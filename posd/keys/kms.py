@@ -1,4 +1,4 @@
-"""KMS-backed key sources and the unwrapper the backend (or the demo) uses.
+"""KMS-backed key sources: new data keys, wrapped, for the journal.
 
 - `KmsKeySource`: `GenerateDataKey` (AES_256) under a symmetric KMS key, with an encryption
   context naming the store and terminal. Only `CiphertextBlob` is stored.
@@ -6,7 +6,9 @@
   with the public half of a KMS RSA key (RSAES_OAEP_SHA_256). The public key is fetched with
   `GetPublicKey` while online and cached in the state dir, so this works after a restart too.
   Only `kms:Decrypt` on that RSA key (which the terminal does not have) recovers the data key.
-- `KmsUnwrapper`: the reverse, for holders of `kms:Decrypt`.
+
+The reverse, for holders of `kms:Decrypt`, is the cloud's (`cloud.kms.KmsUnwrapper`): a
+terminal never unwraps.
 """
 
 from __future__ import annotations
@@ -21,30 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from posd.envelope import KEY_BYTES
 from posd.errors import KeyProviderError
 from posd.keys.base import DataKey
-from sync.outbox import WrappedKey
+from wire.envelope import KEY_BYTES
+from wire.keys import (
+    KMS_ALGORITHM,
+    KMS_PROVIDER,
+    RSA_ALGORITHM,
+    RSA_PROVIDER,
+    WrappedKey,
+    rsa_oaep_sha256,
+)
 
-KMS_PROVIDER = "kms"
-KMS_ALGORITHM = "SYMMETRIC_DEFAULT"
-RSA_PROVIDER = "kms-rsa"
-RSA_ALGORITHM = "RSAES_OAEP_SHA_256"
 PUBLIC_KEY_CACHE_MODE = 0o600
-
-
-def _oaep_sha256() -> padding.OAEP:
-    return padding.OAEP(
-        mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
-    )
-
-
-def _bare_key_id(key_arn_or_id: str) -> str:
-    """`arn:aws:kms:...:key/ID` -> `ID` (KMS and emulators differ in which one they return)."""
-    return key_arn_or_id.rsplit("/", 1)[-1]
 
 
 def _describe(error: Exception) -> str:
@@ -148,49 +142,6 @@ class KmsRsaOfflineSource:
             provider=RSA_PROVIDER,
             key_arn=key_arn,
             algorithm=RSA_ALGORITHM,
-            wrapped_key=public_key.encrypt(plaintext, _oaep_sha256()),
+            wrapped_key=public_key.encrypt(plaintext, rsa_oaep_sha256()),
         )
         return DataKey(wrapped=wrapped, plaintext=plaintext, created_at=time.time())
-
-
-class KmsUnwrapper:
-    """Recover data keys with kms:Decrypt: what the backend does with an event's envelope.
-
-    `rsa_private_keys` maps RSA key ARNs to private keys for emulators whose Decrypt cannot
-    take RSA ciphertext made outside them (moto): it stands in for KMS's RSA decryption.
-    """
-
-    def __init__(
-        self,
-        kms_client: Any,
-        rsa_private_keys: Mapping[str, rsa.RSAPrivateKey] | None = None,
-    ) -> None:
-        self._kms = kms_client
-        self._rsa_private_keys = {_bare_key_id(k): v for k, v in (rsa_private_keys or {}).items()}
-
-    def unwrap(self, wrapped: WrappedKey) -> bytes:
-        try:
-            if wrapped.provider == KMS_PROVIDER:
-                reply = self._kms.decrypt(
-                    CiphertextBlob=wrapped.wrapped_key,
-                    KeyId=wrapped.key_arn,
-                    EncryptionContext=dict(wrapped.encryption_context),
-                )
-                return bytes(reply["Plaintext"])
-            if wrapped.provider == RSA_PROVIDER:
-                private = self._rsa_private_keys.get(_bare_key_id(wrapped.key_arn))
-                if private is not None:
-                    return private.decrypt(wrapped.wrapped_key, _oaep_sha256())
-                reply = self._kms.decrypt(
-                    CiphertextBlob=wrapped.wrapped_key,
-                    KeyId=wrapped.key_arn,
-                    EncryptionAlgorithm=RSA_ALGORITHM,
-                )
-                return bytes(reply["Plaintext"])
-        except (BotoCoreError, ClientError, ValueError) as error:
-            raise KeyProviderError(
-                f"cannot unwrap data key {wrapped.key_id}: {_describe(error)}"
-            ) from error
-        raise KeyProviderError(
-            f"data key {wrapped.key_id} has unknown provider {wrapped.provider!r}"
-        )

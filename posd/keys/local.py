@@ -17,10 +17,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from posd.envelope import KEY_BYTES, NONCE_BYTES
 from posd.errors import KeyProviderError
 from posd.keys.base import DataKey
-from sync.outbox import WrappedKey
+from wire.envelope import KEY_BYTES, NONCE_BYTES
+from wire.keys import WrappedKey
 
 PROVIDER = "local"
 ALGORITHM = "AES-256-GCM-KEYWRAP"

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posd.demo.backend import CachingUnwrapper, decrypt_event
-from posd.envelope import GENESIS_CHAIN, chain_next
-from posd.errors import EnvelopeError, KeyProviderError
-from sync.side_events import ALARM_DETAIL_TYPE, CHECKPOINT_DETAIL_TYPE, SIDE_DETAIL_TYPES
 from tests.chaos.faults import FaultRecord
 from tests.chaos.register import Exchange, RegisterLog
 from tests.chaos.rig import PALM_CREDENTIAL
+from wire.envelope import GENESIS_CHAIN, chain_next
+from wire.errors import EnvelopeError, KeyUnavailable
+from wire.events import ALARM_DETAIL_TYPE, CHECKPOINT_DETAIL_TYPE, SIDE_DETAIL_TYPES
+from wire.keys import CachingUnwrapper
+from wire.opening import decrypt_event
 
 RECOVERY_BOUND_S = 90.0  # generous: a broken lane, not a slow machine
 VOID_KIND = "payment_void"
@@ -83,7 +84,7 @@ def decrypt_all(events: list[dict[str, Any]], unwrapper: CachingUnwrapper) -> De
         delivery.records[detail["event_id"]] = detail
         try:
             delivery.secrets[detail["event_id"]] = json.loads(decrypt_event(event, unwrapper))
-        except (EnvelopeError, KeyProviderError, ValueError):
+        except (EnvelopeError, KeyUnavailable, ValueError):
             delivery.secrets[detail["event_id"]] = None
     return delivery
 

@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from posd.demo.backend import CachingUnwrapper
-from posd.keys.kms import KmsUnwrapper
+from cloud.kms import KmsUnwrapper
 from tests.chaos import checks
 from tests.chaos.consumer import QueueConsumer
 from tests.chaos.faults import Chaos, DaemonWouldNotStartError
@@ -34,6 +33,7 @@ from tests.chaos.register import HTTP_TIMEOUT_S, NO_ANSWER, Register, exchange
 from tests.chaos.rig import API_ENV, APIS, Rig
 from tests.chaos.scan import leaks_in, leaks_in_files
 from tests.daemon.harness import REPO
+from wire.keys import CachingUnwrapper
 
 SECONDS_ENV = "POSD_CHAOS_SECONDS"
 DEFAULT_SECONDS = 120.0

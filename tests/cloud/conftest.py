@@ -17,25 +17,21 @@ import pytest
 from cloud.alarms import CONSUMER_ALARM_SOURCE, AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings
 from cloud.event_source import QueueFeeder
-from cloud.messages import (
-    ALARM_DETAIL_TYPE,
-    ALARM_SCHEMA,
-    CHECKPOINT_DETAIL_TYPE,
-    CHECKPOINT_SCHEMA,
-)
-from cloud.receiving import CachingUnwrapper
+from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from posd.demo.backend import QueueRoute, route_bus_to_queue
 from posd.demo.emulator import LocalAws
-from posd.envelope import GENESIS_CHAIN
 from posd.journal import Journal
-from posd.keys.kms import KmsKeySource, KmsUnwrapper
+from posd.keys.kms import KmsKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.events import EventBuilder
 from tests.cards import TEST_PANS
 from tests.sync.conftest import receive_all
+from wire.envelope import GENESIS_CHAIN
+from wire.events import ALARM_DETAIL_TYPE, ALARM_SCHEMA, CHECKPOINT_DETAIL_TYPE, CHECKPOINT_SCHEMA
+from wire.keys import CachingUnwrapper
 
 STORE_ID = "store-0042"
 TERMINAL_ID = "lane-07"

@@ -11,10 +11,10 @@ from typing import Any
 
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings, Outcome
-from cloud.messages import parse_message
+from cloud.kms import KmsUnwrapper
 from posd.demo.emulator import LocalAws
 from posd.journal import Journal
-from posd.keys.kms import KmsRsaOfflineSource, KmsUnwrapper
+from posd.keys.kms import KmsRsaOfflineSource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.events import EventBuilder
@@ -32,6 +32,7 @@ from tests.cloud.conftest import (
     checkpoint_entry,
     deliver,
 )
+from wire.events import parse_message
 
 
 def tamper(body: str, change: str) -> str:

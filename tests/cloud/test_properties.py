@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 from cloud.alarms import AlarmBus, Alarms
 from cloud.checkpoints import Link, Range, assess
 from cloud.consumer import Consumer
-from cloud.messages import parse_message
-from cloud.receiving import CachingUnwrapper
+from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from posd.demo.emulator import LocalAws
-from posd.envelope import GENESIS_CHAIN
 from posd.journal import Journal
-from posd.keys.kms import KmsUnwrapper
 from posd.recorder import Recorder
 from tests.cloud.conftest import RECORDS, Delivered, checkpoint_entry, deliver
+from wire.envelope import GENESIS_CHAIN
+from wire.events import parse_message
+from wire.keys import CachingUnwrapper
 
 RANGE = 20
 SEQS = list(range(1, RANGE + 1))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from posd.demo.backend import QueueRoute
 from posd.demo.emulator import LocalAws
-from sync.side_events import CHECKPOINT_DETAIL_TYPE
 from tests.daemon.conftest import DaemonFactory
 from tests.daemon.harness import wait_for
 from tests.sync.conftest import receive_all
+from wire.events import CHECKPOINT_DETAIL_TYPE
 
 EVERY = 2
 PAYMENTS = 5  # checkpoints 1..2 and 3..4; 5 waits for the next one

@@ -15,7 +15,8 @@ from drivers.card.carddata import Pan
 from drivers.card.data_files import load_table
 from drivers.card.network_table import IinRange, build_table
 from drivers.errors import CardTableError, LuhnError
-from drivers.pan import is_pan_shaped, luhn_valid
+from drivers.pan import is_pan_shaped
+from wire.masking import luhn_valid
 
 REPO = Path(__file__).resolve().parents[2]
 RANGES = network_table().ranges

@@ -13,10 +13,10 @@ from drivers.card.brands import Brand, brand_of, length_valid_for_brand
 from drivers.card.carddata import Expiry, Pan, ServiceCode
 from drivers.card.deck import TEST_PANS
 from drivers.errors import ExpiryError, LuhnError, PanFormatError, ServiceCodeError
-from drivers.pan import MASK_CHAR, MASK_KEEP_FIRST, MASK_KEEP_LAST, luhn_valid, mask_pan
 from drivers.sensitive import SecretBytes, SecretStr
 from tests.cards import MASTERCARD_TEST_PAN
 from tests.drivers.conftest import assert_no_secret
+from wire.masking import MASK_CHAR, MASK_KEEP_FIRST, MASK_KEEP_LAST, luhn_valid, mask_pan
 
 BRAND_IDS = [f"{brand.value}-{len(pan)}" for brand, pan in TEST_PANS]
 

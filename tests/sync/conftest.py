@@ -24,10 +24,10 @@ from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.engine import SyncEngine
-from sync.events import EVENT_SCHEMA
 from sync.settings import SyncSettings
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
 from tests.sync.faultproxy import FaultProxy
+from wire.events import EVENT_SCHEMA
 
 STORE_ID = "store-0042"
 TERMINAL_ID = "lane-07"

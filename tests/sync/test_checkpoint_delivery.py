@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from posd.envelope import chain_next
 from posd.journal import Journal, JournalSettings
 from posd.recorder import Recorder
-from sync.side_events import CHECKPOINT_DETAIL_TYPE, CHECKPOINT_SCHEMA
 from tests.sync.conftest import (
     SOURCE,
     STORE_ID,
@@ -26,6 +24,8 @@ from tests.sync.conftest import (
     receive_all,
     record_events,
 )
+from wire.envelope import chain_next
+from wire.events import CHECKPOINT_DETAIL_TYPE, CHECKPOINT_SCHEMA
 
 EVERY = 5
 RECORDS = 12  # two checkpoints by count (1..5, 6..10); 11..12 wait for the timer

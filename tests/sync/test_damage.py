@@ -16,8 +16,6 @@ import pytest
 
 from posd.cli.main import main
 from posd.journal import JOURNAL_FILE, Journal, JournalSettings
-from sync.events import EVENT_SCHEMA
-from sync.side_events import ALARM_DETAIL_TYPE, ALARM_SCHEMA
 from tests.sync.conftest import (
     CLI_RECORDS,
     Route,
@@ -26,6 +24,7 @@ from tests.sync.conftest import (
     record_events,
     record_payments,
 )
+from wire.events import ALARM_DETAIL_TYPE, ALARM_SCHEMA, EVENT_SCHEMA
 
 MORE_RECORDS = 288  # with the fixture's 12: 300 records, as in the report
 DAMAGED_SEQ = 42

@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.errors import EventBuildError
-from sync.events import EVENT_SCHEMA, TIME_FIELD_BYTES, EventBuilder, entry_size
-from sync.outbox import OutboxRecord, WrappedKey
+from sync.events import TIME_FIELD_BYTES, EventBuilder, entry_size
+from sync.outbox import OutboxRecord
+from wire.events import EVENT_SCHEMA
+from wire.keys import WrappedKey
 
 BUILDER = EventBuilder("store-1", "lane-2", "posd.test", "bus-a", "journal-1")
 

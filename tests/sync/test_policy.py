@@ -8,11 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.eventbridge.results import judge
-from sync.outbox import OutboxRecord, WrappedKey
+from sync.outbox import OutboxRecord
 from sync.pacing.backoff import FullJitterBackoff
 from sync.pacing.link import OFFLINE, ONLINE, UNKNOWN, LinkMonitor
 from sync.pacing.timeouts import RELAX_AFTER_ANSWERS, TimeoutAdapter, TimeoutSnapshot
 from sync.pacing.window import ConcurrencyWindow
+from wire.keys import WrappedKey
 
 
 @given(st.integers(min_value=1, max_value=200))

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posd.envelope import (
+from wire.envelope import (
     GENESIS_CHAIN,
     KEY_BYTES,
+    SEALED_IDENTITY_FIELDS,
     RecordIdentity,
     Sealer,
     chain_next,
     open_sealed,
     wrapped_key_digest,
 )
-from posd.errors import EnvelopeError
+from wire.errors import EnvelopeError
 
 meta_values = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=40)
@@ -109,3 +111,30 @@ def test_chain_depends_on_previous_and_payload() -> None:
 def test_wrong_key_length_is_refused() -> None:
     with pytest.raises(EnvelopeError):
         Sealer(b"short")
+
+
+def test_aad_is_the_documented_canonical_json() -> None:
+    """docs/event-format.md, "The associated data": these bytes are hashed into the chain."""
+    identity = RecordIdentity(
+        seq=1,
+        event_id="e",
+        kind="card_payment",
+        captured_at="t",
+        client_ref=None,
+        store_id="s",
+        terminal_id="l",
+        meta={"amount": 1, "note": "caf\u00e9"},
+        data_key_id="k",
+        wrapped_key_sha256="d",
+    )
+    assert identity.aad() == (
+        b'{"captured_at":"t","client_ref":null,"data_key":{"id":"k","sha256":"d"},'
+        b'"event_id":"e","kind":"card_payment","meta":{"amount":1,"note":"caf\\u00e9"},'
+        b'"schema":"posd.record.v1","seq":1,"store_id":"s","terminal_id":"l"}'
+    )
+
+
+def test_the_sealed_identity_fields_are_the_records_clear_fields() -> None:
+    """One list says which clear fields a reader compares with the AAD; the record has each."""
+    names = {field.name for field in dataclasses.fields(RecordIdentity)}
+    assert set(SEALED_IDENTITY_FIELDS) == names - {"data_key_id", "wrapped_key_sha256"}

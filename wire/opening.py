@@ -1,9 +1,9 @@
 """Opening one delivered record: unwrap its data key, decrypt, check the sealed identity.
 
 This is the receiving logic every consumer needs (docs/event-format.md); the Lambda consumer,
-`posd demo` and the tests all use it. Anything wrong with a record's own bytes raises
+the demo and the tests all use it. Anything wrong with a record's own bytes raises
 `EnvelopeError` (the record is tampered); a data key that cannot be unwrapped raises
-`KeyProviderError` (KMS unreachable or refusing: worth a retry).
+`KeyUnavailable` (KMS unreachable or refusing: worth a retry).
 """
 
 from __future__ import annotations
@@ -13,22 +13,10 @@ import binascii
 import json
 from typing import Any
 
-from posd.envelope import open_sealed, wrapped_key_digest
-from posd.errors import EnvelopeError
-from posd.keys.base import KeyUnwrapper
-from sync.events import EVENT_SCHEMA
-from sync.outbox import WrappedKey
-
-SEALED_IDENTITY_FIELDS = (
-    "seq",
-    "event_id",
-    "kind",
-    "captured_at",
-    "client_ref",
-    "store_id",
-    "terminal_id",
-    "meta",
-)
+from wire.envelope import SEALED_IDENTITY_FIELDS, open_sealed, wrapped_key_digest
+from wire.errors import EnvelopeError
+from wire.events import EVENT_SCHEMA
+from wire.keys import KeyUnwrapper, WrappedKey
 
 
 def b64(text: Any, what: str) -> bytes:
@@ -42,6 +30,7 @@ def b64(text: Any, what: str) -> bytes:
 
 
 def wrapped_key_of(detail: dict[str, Any]) -> WrappedKey:
+    """The data key of a record's Detail (what `wire.events.data_key_detail` wrote)."""
     try:
         info = detail["envelope"]["data_key"]
         return WrappedKey(
@@ -90,19 +79,3 @@ def decrypt_event(event: dict[str, Any], unwrapper: KeyUnwrapper) -> bytes:
     nonce = b64(envelope.get("nonce"), "envelope.nonce")
     ciphertext = b64(envelope.get("ciphertext"), "envelope.ciphertext")
     return open_sealed(key, nonce, ciphertext, aad)
-
-
-class CachingUnwrapper:
-    """Unwraps each data key once: a data key seals many records."""
-
-    def __init__(self, inner: KeyUnwrapper) -> None:
-        self._inner = inner
-        self._keys: dict[str, bytes] = {}
-
-    def unwrap(self, wrapped: WrappedKey) -> bytes:
-        # Keyed by the wrapped bytes too: a forged event reusing a key_id with other bytes
-        # must not be handed the genuine key.
-        cache_key = f"{wrapped.key_id}:{wrapped_key_digest(wrapped.wrapped_key)}"
-        if cache_key not in self._keys:
-            self._keys[cache_key] = self._inner.unwrap(wrapped)
-        return self._keys[cache_key]

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from posd.errors import EnvelopeError
+from wire.errors import EnvelopeError
 
 ALGORITHM = "AES-256-GCM"
 AAD_SCHEMA = "posd.record.v1"
@@ -31,6 +31,18 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 CHAIN_BYTES = 32
 GENESIS_CHAIN = bytes(CHAIN_BYTES)
+# The fields of a record's identity that are both sealed in its AAD and in clear in its
+# event's Detail: a reader compares them (`wire.opening.sealed_identity`).
+SEALED_IDENTITY_FIELDS = (
+    "seq",
+    "event_id",
+    "kind",
+    "captured_at",
+    "client_ref",
+    "store_id",
+    "terminal_id",
+    "meta",
+)
 
 MetaValue = str | int | bool | None
 
@@ -41,7 +53,7 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 def canonical_ascii_json(value: Any) -> bytes:
     """The AAD's encoding: sorted keys, no whitespace, non-ASCII as \\u escapes (pure ASCII).
 
-    Differs on purpose from the event Detail's `sync.events.detail_json` (UTF-8 text): these
+    Differs on purpose from the event Detail's `wire.events.detail_json` (UTF-8 text): these
     bytes are hashed into the chain and must never change with a JSON library's defaults."""
     return _CANONICAL.encode(value).encode()
 
@@ -62,20 +74,11 @@ class RecordIdentity:
     wrapped_key_sha256: str
 
     def aad(self) -> bytes:
-        return canonical_ascii_json(
-            {
-                "schema": AAD_SCHEMA,
-                "seq": self.seq,
-                "event_id": self.event_id,
-                "kind": self.kind,
-                "captured_at": self.captured_at,
-                "client_ref": self.client_ref,
-                "store_id": self.store_id,
-                "terminal_id": self.terminal_id,
-                "meta": dict(self.meta),
-                "data_key": {"id": self.data_key_id, "sha256": self.wrapped_key_sha256},
-            }
-        )
+        sealed: dict[str, Any] = {name: getattr(self, name) for name in SEALED_IDENTITY_FIELDS}
+        sealed["meta"] = dict(self.meta)
+        sealed["schema"] = AAD_SCHEMA
+        sealed["data_key"] = {"id": self.data_key_id, "sha256": self.wrapped_key_sha256}
+        return canonical_ascii_json(sealed)
 
 
 def wrapped_key_digest(wrapped_key: bytes) -> str:
