@@ -27,8 +27,11 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The demo is not part of the posd package (it needs the cloud side and the local AWS
+# stand-ins): run it from the checkout. DEMO_ARGS="--sync-api v2 --payments 500" for more.
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(BIN)/posd demo
+	$(BIN)/python -m demo $(DEMO_ARGS)
 
 # The long chaos soak (README: Reliability). POSD_CHAOS_SECONDS=1800 make chaos for 30 minutes;
 # POSD_CHAOS_API=v2 delivers through EventBridge v2 (the queue must then hold no duplicates).

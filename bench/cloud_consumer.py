@@ -32,8 +32,8 @@ from cloud.event_source import QueueFeeder  # noqa: E402
 from cloud.receiving import CachingUnwrapper, decrypt_event  # noqa: E402
 from cloud.store import Store  # noqa: E402
 from cloud.tables import TableNames, create_tables  # noqa: E402
-from posd.demo.backend import receive_events, route_bus_to_queue  # noqa: E402
-from posd.demo.emulator import EMULATOR_CREDENTIALS, LocalAws  # noqa: E402
+from demo.backend import receive_events, route_bus_to_queue  # noqa: E402
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, LocalAws  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from posd.keys.kms import KmsKeySource, KmsUnwrapper  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider

@@ -1,4 +1,5 @@
-"""The layering: `drivers` and `sync` never import `posd`, nor each other."""
+"""The layering: `drivers` and `sync` never import `posd`, nor each other; nothing shipped
+imports the demo."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"drivers": {"posd", "sync"}, "sync": {"posd", "drivers"}}
+PRODUCT_PACKAGES = ("posd", "drivers", "sync", "cloud")  # what the wheel ships
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -40,6 +42,18 @@ def test_wings_stay_independent(package: str) -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+@pytest.mark.parametrize("package", PRODUCT_PACKAGES)
+def test_the_product_never_imports_the_demo_or_its_local_aws(package: str) -> None:
+    """The demo and the local AWS stand-ins live outside every shipped package: a terminal's
+    wheel holds none of them, so no shipped module may import them."""
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / package).rglob("*.py"))
+        if "demo" in imported_packages(path)
+    ]
+    assert offenders == []
+
+
 def test_the_check_sees_imports(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("import posd.journal\nfrom sync.outbox import Outbox\nfrom . import local\n")
@@ -52,8 +66,7 @@ def test_the_cli_and_daemon_never_load_demo_or_emulator_code() -> None:
         "import sys\n"
         "from posd.cli.main import build_parser\n"
         "build_parser()\n"
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'moto' "
-        "or m.startswith('posd.demo'))))\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('moto', 'demo'))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.envelope import open_sealed
 from posd.errors import KeyProviderError
 from posd.journal import Journal

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posd.demo.backend import CachingUnwrapper, decrypt_event
+from demo.backend import CachingUnwrapper, decrypt_event
 from posd.envelope import GENESIS_CHAIN, chain_next
 from posd.errors import EnvelopeError, KeyProviderError
 from sync.side_events import ALARM_DETAIL_TYPE, CHECKPOINT_DETAIL_TYPE, SIDE_DETAIL_TYPES

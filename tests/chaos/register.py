@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posd.demo.client import UnixConnection
+from demo.client import UnixConnection
 
 PAYMENT_INTERVAL_S = 0.2  # the steady rate: one payment started every 0.2 s at most
 RETRY_PAUSE_S = 0.2

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from posd.demo.backend import CachingUnwrapper
+from demo.backend import CachingUnwrapper
 from posd.keys.kms import KmsUnwrapper
 from tests.chaos import checks
 from tests.chaos.consumer import QueueConsumer

@@ -26,8 +26,8 @@ from cloud.messages import (
 from cloud.receiving import CachingUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
-from posd.demo.backend import QueueRoute, route_bus_to_queue
-from posd.demo.emulator import LocalAws
+from demo.backend import QueueRoute, route_bus_to_queue
+from demo.localaws.emulator import LocalAws
 from posd.envelope import GENESIS_CHAIN
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource, KmsUnwrapper

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-NEVER = ("moto", "posd.demo", "posd.daemon", "posd.journal", "serial", "usb", "falcon", "waitress")
+NEVER = ("moto", "demo", "posd.daemon", "posd.journal", "serial", "usb", "falcon", "waitress")
 
 
 def test_the_handler_imports_no_demo_daemon_or_device_code() -> None:

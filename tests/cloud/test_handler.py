@@ -11,7 +11,7 @@ from cloud import handler
 from cloud.errors import ConsumerConfigError
 from cloud.event_source import sqs_event
 from cloud.messages import parse_message
-from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from tests.cloud.conftest import RECORDS, Delivered, Rig, checkpoint_entry, deliver
 
 

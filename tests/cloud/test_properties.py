@@ -20,7 +20,7 @@ from cloud.messages import parse_message
 from cloud.receiving import CachingUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 from posd.envelope import GENESIS_CHAIN
 from posd.journal import Journal
 from posd.keys.kms import KmsUnwrapper

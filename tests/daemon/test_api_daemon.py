@@ -7,8 +7,8 @@ import stat
 import threading
 from typing import Any
 
+from demo.client import call
 from drivers.card.simulator import CardReaderSimulator
-from posd.demo.client import call
 from tests.cards import TEST_PANS
 from tests.daemon.harness import Daemon, wait_for
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posd.demo.emulator import NoDelayQuietMixin
+from demo.localaws.emulator import NoDelayQuietMixin
 from sync.client import EventsClients
 from sync.results import judge
 from sync.transport import Answered, Failed, Throttled, put_batch

@@ -57,8 +57,8 @@ from typing import Any
 
 import cbor2
 
-from posd.demo.backend import QueueRoute
-from posd.demo.emulator import EMULATOR_REGION, LOOPBACK, NoDelayQuietMixin
+from demo.backend import QueueRoute
+from demo.localaws.emulator import EMULATOR_REGION, LOOPBACK, NoDelayQuietMixin
 from posd.errors import PosdError
 from sync.events import TIME_FIELD_BYTES
 from sync.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes

@@ -18,7 +18,7 @@ from cloud.event_source import QueueFeeder
 from cloud.receiving import CachingUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 from posd.keys.kms import KmsUnwrapper
 
 TABLE_PREFIX = "posd-demo"
