@@ -1,7 +1,9 @@
-"""What `posd demo` and the tests need and the daemon never loads: the local AWS emulator
-(moto), the backend's side (a bus routed to a queue, the cloud consumer fed from it) and the
-demo pipeline itself.
+"""What the demo (`make demo`, `python -m demo`), the tests and the benchmarks need and a
+terminal never runs: the local AWS stand-ins (`demo.localaws`: moto's server, a local
+EventBridge v2 endpoint), the backend's side (a bus routed to a queue, the cloud consumer fed
+from it), the development-config builder and the demo pipeline itself.
 
-Nothing outside this package imports it at module level, so the production import graph
-stays free of moto and of demo code (tests/test_architecture.py checks it).
+It sits beside the product, not inside it: it imports both the terminal (`posd`) and the cloud
+side (`cloud`), no shipped package imports it, and the posd wheel does not hold it
+(tests/test_architecture.py checks both).
 """

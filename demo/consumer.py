@@ -1,4 +1,4 @@
-"""`posd demo`'s backend: the cloud side's reference consumer, fed from the emulator's queue.
+"""The demo's backend: the cloud side's reference consumer, fed from the emulator's queue.
 
 The queue's messages go to `cloud.consumer.Consumer.handle_sqs` as Lambda's event source
 mapping would hand them over (`cloud.event_source.QueueFeeder`), with the consumer's tables in

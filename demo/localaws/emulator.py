@@ -3,7 +3,7 @@
 Real boto3 clients talk to it over HTTP on loopback, exactly as they talk to AWS through a
 VPC endpoint. Sockets get TCP_NODELAY: with Nagle on, the delayed ACK adds ~40 ms to every
 request and anything timed against the emulator measures that trap instead of our code.
-moto is an optional dependency (`pip install posd[demo]`).
+moto is an optional dependency (the `demo` and `dev` extras: `pip install -e '.[demo]'`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class LocalAws:
         except ImportError as error:
             raise EmulatorUnavailable(
                 "the local AWS emulator needs moto: install posd with the 'demo' extra "
-                "(pip install 'posd[demo]')"
+                "(pip install -e '.[demo]' in the source checkout)"
             ) from error
 
         class NoDelayHandler(NoDelayQuietMixin, MotoRequestHandler):
