@@ -4,8 +4,11 @@ imports the demo."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,17 @@ def test_the_product_never_imports_the_demo_or_its_local_aws(package: str) -> No
         if "demo" in imported_packages(path)
     ]
     assert offenders == []
+
+
+def test_the_wheel_leaves_the_demo_and_its_dependencies_out() -> None:
+    """The package list and the runtime dependencies, as pyproject.toml gives them to the
+    build: no `demo` package, no moto and no cbor2 outside the extras."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = [name for name in ("demo", "demo.localaws") if any(fnmatch(name, p) for p in include)]
+    assert shipped == []
+    runtime = [re.split(r"[<>=\[;]", spec)[0] for spec in project["project"]["dependencies"]]
+    assert {"moto", "cbor2"} & set(runtime) == set()
 
 
 def test_the_check_sees_imports(tmp_path: Path) -> None:
