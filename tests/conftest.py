@@ -20,9 +20,10 @@ from posd.recorder import Recorder
 from tests.cards import STORE_ID, TERMINAL_ID
 
 # The system tier: whole-system tests (daemon processes, SIGKILL, network namespaces, the chaos
-# soak, benchmarks, the demo end to end). `make unit` (-m "not system") leaves them out to stay
-# a fast tier; `make test` runs them too. Named here, in one place, by module (relative to
-# tests/) or by test; a test with a daemon-process fixture is in the tier wherever it lives.
+# soak, benchmarks, the demo end to end, delivery flows through the real engine or the cloud
+# consumer against the emulator). `make unit` (-m "not system") leaves them out to stay a fast
+# tier; `make test` runs them too. Named here, in one place: by module (relative to tests/), by
+# test, or by a fixture that starts such a flow, wherever the test lives.
 SYSTEM_MODULES = frozenset(
     {
         "chaos/test_chaos.py",
@@ -45,10 +46,21 @@ SYSTEM_MODULES = frozenset(
 SYSTEM_TESTS = frozenset(
     {
         "sync/test_v2_exactly_once.py::test_sigkill_mid_drain_then_restart_exactly_once",
+        "test_checkpoints.py::test_ranges_stay_contiguous_across_sigkills",
         "test_journal_cli.py::test_demo_reads_back_every_payment",
     }
 )
-SYSTEM_FIXTURES = frozenset({"make_daemon", "shared_daemon"})
+SYSTEM_FIXTURES = frozenset(
+    {
+        "make_daemon",  # tests/daemon: `posd run` subprocesses
+        "shared_daemon",
+        "make_engine",  # tests/sync: the engine draining a journal to moto or the v2 endpoint
+        "make_v2_engine",
+        "config_file",  # tests/sync: `posd sync|journal` subprocesses against moto
+        "rig",  # tests/cloud: terminal to bus to queue to the consumer's tables
+        "delivered",
+    }
+)
 TESTS_DIR = Path(__file__).resolve().parent
 
 

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from demo.devconfig import (
@@ -98,6 +98,7 @@ def test_a_key_the_parser_refuses_fails_when_written(
     assert key in str(refused.value)
 
 
+RENDER_EXAMPLES = 50  # nested tables are costly to draw: the unit tier stays fast
 SCALARS = st.one_of(
     st.text(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -106,6 +107,7 @@ SCALARS = st.one_of(
 )
 
 
+@settings(max_examples=RENDER_EXAMPLES)
 @given(
     st.dictionaries(
         st.text(min_size=1),

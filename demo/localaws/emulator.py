@@ -19,6 +19,9 @@ LOOPBACK = "127.0.0.1"
 EMULATOR_REGION = "us-east-1"
 # moto accepts any credentials; these only keep botocore from looking for real ones.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# How soon a serving loop notices `shutdown()`: socketserver's default (0.5 s) made every
+# stop of a local stand-in cost half a second, most of a fast test.
+SERVER_POLL_SECONDS = 0.05
 
 
 class NoDelayQuietMixin:
@@ -72,7 +75,10 @@ class LocalAws:
             host, port, app, threaded=True, request_handler=NoDelayHandler
         )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="local-aws", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SERVER_POLL_SECONDS},
+            name="local-aws",
+            daemon=True,
         )
 
     @property

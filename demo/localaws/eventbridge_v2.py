@@ -58,7 +58,12 @@ from typing import Any
 import cbor2
 
 from demo.backend import QueueRoute
-from demo.localaws.emulator import EMULATOR_REGION, LOOPBACK, NoDelayQuietMixin
+from demo.localaws.emulator import (
+    EMULATOR_REGION,
+    LOOPBACK,
+    SERVER_POLL_SECONDS,
+    NoDelayQuietMixin,
+)
 from posd.errors import PosdError
 from sync.events import TIME_FIELD_BYTES
 from sync.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
@@ -322,7 +327,10 @@ class EventBridgeV2Endpoint:
         self._server = _Server((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="eventbridge-v2", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SERVER_POLL_SECONDS},
+            name="eventbridge-v2",
+            daemon=True,
         )
 
     @property

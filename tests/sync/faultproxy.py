@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import cbor2
 
-from demo.localaws.emulator import NoDelayQuietMixin
+from demo.localaws.emulator import SERVER_POLL_SECONDS, NoDelayQuietMixin
 from demo.localaws.eventbridge_v2 import PUT_EVENTS_PATH, SMITHY_PROTOCOL, error_body
 
 LOOPBACK = "127.0.0.1"
@@ -155,7 +155,11 @@ class FaultProxy:
         server.daemon_threads = True
         self._port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": SERVER_POLL_SECONDS},
+            daemon=True,
+        )
         self._thread.start()
 
     def down(self) -> None:
