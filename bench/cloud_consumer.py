@@ -3,7 +3,7 @@
 Prints one JSON object. One journal of N card payments (KMS data keys) is delivered through
 the emulator's EventBridge to two SQS queues, each record twice (an at-least-once delivery
 with every record duplicated). The baseline reads its queue, dedupes in memory and decrypts
-each record (what `posd demo` did before the consumer); the consumer gets the other queue in
+each record (what the demo did before the consumer); the consumer gets the other queue in
 SQS event batches (`cloud.event_source.QueueFeeder`, as Lambda's event source mapping) and
 dedupes, decrypts and files into DynamoDB. Both run against the same moto server in this
 process, so the ratio (consumer / baseline seconds) is what the tables cost on the emulator,
