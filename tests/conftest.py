@@ -65,6 +65,8 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 def is_system(item: pytest.Item) -> bool:
+    if not item.path.is_relative_to(TESTS_DIR):
+        return False
     module = item.path.relative_to(TESTS_DIR).as_posix()
     test = f"{module}::{item.name.split('[')[0]}"
     fixtures = set(getattr(item, "fixturenames", ()))
