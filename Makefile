@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit bench chaos clean venv
+.PHONY: test demo lint typecheck unit system bench chaos clean venv
 
 venv: $(STAMP)
 
@@ -22,13 +22,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The fast tier: every test but the system ones (daemon processes, kills, netns, chaos, bench,
+# the demo end to end; tests/conftest.py names them). `make test` runs every test.
 unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not system"
+
+system: $(STAMP)
+	$(BIN)/python -m pytest -q -m system
+
+test: lint typecheck
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck unit
-
+# The demo is not part of the posd package (it needs the cloud side and the local AWS
+# stand-ins): run it from the checkout. DEMO_ARGS="--sync-api v2 --payments 500" for more.
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(BIN)/posd demo
+	$(BIN)/python -m demo $(DEMO_ARGS)
 
 # The long chaos soak (README: Reliability). POSD_CHAOS_SECONDS=1800 make chaos for 30 minutes;
 # POSD_CHAOS_API=v2 delivers through EventBridge v2 (the queue must then hold no duplicates).

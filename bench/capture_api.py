@@ -49,8 +49,8 @@ from bench.daemon_config import (  # noqa: E402
 )
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from bench.journal_append import append_sides, summarize, timed  # noqa: E402
+from demo.pipeline import start_daemon, wait_until_serving  # noqa: E402
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient  # noqa: E402
-from posd.demo.pipeline import start_daemon, wait_until_serving  # noqa: E402
 
 DEFAULT_CAPTURES = 2_000
 DEFAULT_BACKLOG = 100_000

@@ -3,7 +3,7 @@
 Prints one JSON object. One journal of N card payments (KMS data keys) is delivered through
 the emulator's EventBridge to two SQS queues, each record twice (an at-least-once delivery
 with every record duplicated). The baseline reads its queue, dedupes in memory and decrypts
-each record (what `posd demo` did before the consumer); the consumer gets the other queue in
+each record (what the demo did before the consumer); the consumer gets the other queue in
 SQS event batches (`cloud.event_source.QueueFeeder`, as Lambda's event source mapping) and
 dedupes, decrypts and files into DynamoDB. Both run against the same moto server in this
 process, so the ratio (consumer / baseline seconds) is what the tables cost on the emulator,
@@ -32,8 +32,8 @@ from cloud.event_source import QueueFeeder  # noqa: E402
 from cloud.kms import KmsUnwrapper  # noqa: E402
 from cloud.store import Store  # noqa: E402
 from cloud.tables import TableNames, create_tables  # noqa: E402
-from posd.demo.backend import receive_events, route_bus_to_queue  # noqa: E402
-from posd.demo.emulator import EMULATOR_CREDENTIALS, LocalAws  # noqa: E402
+from demo.backend import receive_events, route_bus_to_queue  # noqa: E402
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, LocalAws  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from posd.keys.kms import KmsKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402

@@ -65,7 +65,7 @@ class EventBuilder:
     event_bus_name: str
     journal_id: str
     # With api = "v2": the terminal's EventGroupId, whose bytes (and the deduplication id's)
-    # count toward the request-size cap too (sync/client_v2.py adds them to each entry).
+    # count toward the request-size cap too (sync/eventbridge/client_v2.py adds them to each entry).
     event_group_id: str | None = None
     _last_key: tuple[WrappedKey, dict[str, Any]] | None = field(
         default=None, init=False, repr=False, compare=False

@@ -1,5 +1,5 @@
 """Shared fixtures: a real moto server over HTTP on loopback, boto3 clients for it, and a
-journal with keys in a temporary state dir."""
+journal with keys in a temporary state dir. And the test tiers: which tests are `system`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,71 @@ from typing import Any
 import pytest
 import structlog
 
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from tests.cards import STORE_ID, TERMINAL_ID
+
+# The system tier: whole-system tests (daemon processes, SIGKILL, network namespaces, the chaos
+# soak, benchmarks, the demo end to end, delivery flows through the real engine or the cloud
+# consumer against the emulator). `make unit` (-m "not system") leaves them out to stay a fast
+# tier; `make test` runs them too. Named here, in one place: by module (relative to tests/), by
+# test, or by a fixture that starts such a flow, wherever the test lives.
+SYSTEM_MODULES = frozenset(
+    {
+        "chaos/test_chaos.py",
+        "cloud/test_bench.py",
+        "daemon/test_api_daemon.py",
+        "daemon/test_checkpoints_daemon.py",
+        "daemon/test_damaged_journal.py",
+        "daemon/test_fuzz_api.py",
+        "daemon/test_host_security.py",
+        "daemon/test_lifecycle.py",
+        "daemon/test_vpn_outage.py",
+        "sync/test_crash.py",
+        "sync/test_v2_demo.py",
+        "test_bench_capture.py",
+        "test_bench_drain.py",
+        "test_bench_fleet.py",
+        "test_crash.py",
+    }
+)
+SYSTEM_TESTS = frozenset(
+    {
+        "sync/test_v2_exactly_once.py::test_sigkill_mid_drain_then_restart_exactly_once",
+        "test_checkpoints.py::test_ranges_stay_contiguous_across_sigkills",
+        "test_journal_cli.py::test_demo_reads_back_every_payment",
+    }
+)
+SYSTEM_FIXTURES = frozenset(
+    {
+        "make_daemon",  # tests/daemon: `posd run` subprocesses
+        "shared_daemon",
+        "make_engine",  # tests/sync: the engine draining a journal to moto or the v2 endpoint
+        "make_v2_engine",
+        "config_file",  # tests/sync: `posd sync|journal` subprocesses against moto
+        "rig",  # tests/cloud: terminal to bus to queue to the consumer's tables
+        "delivered",
+    }
+)
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def is_system(item: pytest.Item) -> bool:
+    if not item.path.is_relative_to(TESTS_DIR):
+        return False
+    module = item.path.relative_to(TESTS_DIR).as_posix()
+    test = f"{module}::{item.name.split('[')[0]}"
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return module in SYSTEM_MODULES or test in SYSTEM_TESTS or bool(fixtures & SYSTEM_FIXTURES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_system(item):
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture(scope="session")

@@ -6,43 +6,43 @@
 - `cloud` imports only `wire` of the project (and boto3, botocore, structlog): the Lambda
   never ships the terminal's packages. `posd` never imports `cloud`: `kms:Decrypt` and the
   consumer stay off the terminal.
-- No import circle between modules of posd, drivers, sync, cloud and wire.
+- No shipped package imports `demo` (the demo and the local AWS stand-ins), and the wheel
+  leaves it and its dependencies (moto, cbor2) out.
+- No import circle between modules of posd, drivers, sync, cloud, wire and demo.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT = ("posd", "drivers", "sync", "cloud", "wire")
+SHIPPED = ("posd", "drivers", "sync", "cloud", "wire")  # what the wheel holds
+PROJECT = (*SHIPPED, "demo")
 FORBIDDEN = {
-    "drivers": {"posd", "sync", "cloud"},
-    "sync": {"posd", "drivers", "cloud"},
-    "wire": {"posd", "drivers", "sync", "cloud"},
-    "cloud": {"posd", "drivers", "sync"},
-    "posd": {"cloud"},
+    "drivers": {"posd", "sync", "cloud", "demo"},
+    "sync": {"posd", "drivers", "cloud", "demo"},
+    "wire": {"posd", "drivers", "sync", "cloud", "demo"},
+    "cloud": {"posd", "drivers", "sync", "demo"},
+    "posd": {"cloud", "demo"},
 }
 # What the contract and the cloud may import from outside the project.
 ALLOWED_THIRD_PARTY = {
     "wire": {"cryptography"},
     "cloud": {"boto3", "botocore", "structlog", "cryptography"},
 }
-# moves to demo/ (issue 19)
-EXEMPT = (Path("posd/demo"),)
 
 
 def project_files(package: str) -> list[Path]:
-    return sorted(
-        path
-        for path in (REPO / package).rglob("*.py")
-        if not any(path.relative_to(REPO).is_relative_to(exempt) for exempt in EXEMPT)
-    )
+    return sorted((REPO / package).rglob("*.py"))
 
 
 def module_name(path: Path) -> str:
@@ -98,6 +98,18 @@ def test_the_contract_and_the_cloud_need_no_other_library(package: str) -> None:
         for path in project_files(package)
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_wheel_leaves_the_demo_and_its_dependencies_out() -> None:
+    """The package list and the runtime dependencies, as pyproject.toml gives them to the
+    build: every shipped package and no `demo`, no moto and no cbor2 outside the extras."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    packed = {name for name in PROJECT if any(fnmatch(name, p) for p in include)}
+    assert packed == set(SHIPPED)
+    assert not any(fnmatch("demo.localaws", p) for p in include)
+    runtime = [re.split(r"[<>=\[;]", spec)[0] for spec in project["project"]["dependencies"]]
+    assert {"moto", "cbor2"} & set(runtime) == set()
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -171,8 +183,7 @@ def test_the_cli_and_daemon_never_load_demo_or_emulator_code() -> None:
         "import sys\n"
         "from posd.cli.main import build_parser\n"
         "build_parser()\n"
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'moto' "
-        "or m.startswith('posd.demo'))))\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('moto', 'demo'))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO

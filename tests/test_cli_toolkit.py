@@ -18,6 +18,7 @@ from posd.cli.humanize import amounts, human, size
 from posd.cli.main import main
 from posd.cli.progress import Progress
 from posd.logs import configure_logging
+from tests.test_journal_cli import demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def _posd(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_demo_keep_state_on_a_file_is_one_line(tmp_path: Path) -> None:
     a_file = tmp_path / "passwd"
     a_file.write_text("root:x:0:0\n")
-    done = _posd("demo", "--keep-state", str(a_file))
+    done = demo("--keep-state", str(a_file))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "not a directory" in done.stderr
@@ -55,7 +56,7 @@ def test_help_and_the_parser_load_neither_boto3_nor_the_demo() -> None:
         "import sys\n"
         "from posd.cli.main import build_parser\n"
         "build_parser()\n"
-        "heavy = [m for m in ('boto3', 'botocore', 'moto', 'posd.demo', 'posd.journal.store',"
+        "heavy = [m for m in ('boto3', 'botocore', 'moto', 'demo', 'posd.journal.store',"
         " 'drivers.card.simulator', 'serial', 'usb') if m in sys.modules]\n"
         "print(heavy)\n"
     )

@@ -1,4 +1,4 @@
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 
 
 def test_kms_round_trip_over_http(local_aws: LocalAws) -> None:

@@ -1,4 +1,4 @@
-"""`posd journal stats|verify` and `posd demo` as real processes."""
+"""`posd journal stats|verify` and the demo (`python -m demo`) as real processes."""
 
 from __future__ import annotations
 
@@ -13,10 +13,23 @@ from posd.journal import JOURNAL_FILE
 from posd.recorder import Recorder
 from tests.cards import TEST_PANS, payment_meta, payment_secret
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def posd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "posd", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m demo` from the source checkout (the demo is not part of the posd wheel)."""
+    return subprocess.run(
+        [sys.executable, "-m", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
 
 
@@ -67,7 +80,7 @@ def test_missing_journal_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_demo_reads_back_every_payment(tmp_path: Path) -> None:
     keep = tmp_path / "kept"
-    result = posd("demo", "--payments", "120", "--json", "--keep-state", str(keep))
+    result = demo("--payments", "120", "--json", "--keep-state", str(keep))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     # Through `posd run`: one in nine is over the offline limit per payment (13 of 120), and
@@ -89,10 +102,10 @@ def test_demo_reads_back_every_payment(tmp_path: Path) -> None:
 
 
 def test_demo_rejects_bad_arguments(tmp_path: Path) -> None:
-    assert posd("demo", "--payments", "0").returncode == 2
+    assert demo("--payments", "0").returncode == 2
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    result = posd("demo", "--keep-state", str(tmp_path / "full"))
+    result = demo("--keep-state", str(tmp_path / "full"))
     assert result.returncode == 2 and "not empty" in result.stderr
 
 

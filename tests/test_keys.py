@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from cloud.kms import KmsUnwrapper
-from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from posd.errors import KeyProviderError
 from posd.journal import Journal
 from posd.keys.base import DataKey

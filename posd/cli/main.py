@@ -13,7 +13,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import NoReturn
 
@@ -32,7 +32,6 @@ COMMAND_MODULES = (
     "posd.cli.diag_cmd",
     "posd.cli.config_cmd",
     "posd.cli.journal_cmd",
-    "posd.cli.demo_cmd",
     "posd.cli.sync_cmd",
     "posd.cli.decode_cmd",
     "posd.cli.sim_cmd",
@@ -90,10 +89,15 @@ def _help_as_json(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    parser_factory: Callable[[], argparse.ArgumentParser] = build_parser,
+) -> int:
+    """Run one command; `parser_factory` lets a tool outside the product (`python -m demo`)
+    share the same error handling, logging set-up and `--json` contract."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
+        parser = parser_factory()
         if args_list[:1] == [VERSION_FLAG] and _wants_json(args_list):
             print(json.dumps({"version": posd_version()}))
             return 0

@@ -1,7 +1,7 @@
 """Development-only key source: data keys wrapped by a key-encryption key in a local file.
 
 The file holds 32 random bytes (base64), mode 0600. The daemon refuses this provider in
-production mode; it exists so `posd demo` and development can run without KMS.
+production mode; it exists so the demo and development can run without KMS.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ restart puts it on the offline path; KMS and EventBridge are each reached throug
 `FaultProxy`, so either can be broken without touching the other.
 
 With `api="v2"` (`POSD_CHAOS_API=v2`) the daemon delivers through EventBridge v2: the events
-proxy stands in front of the local v2 endpoint (posd/demo/eventbridge_v2.py), which forwards
+proxy stands in front of the local v2 endpoint (demo/localaws/eventbridge_v2.py), which forwards
 to the same queue; the bus then deduplicates the engine's resends.
 """
 
@@ -17,10 +17,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from demo.backend import QueueRoute, route_bus_to_queue
+from demo.devconfig import DevConfig, serial_card_reader, simulated_palm
+from demo.localaws.emulator import LocalAws
+from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from drivers.card.simulator import CardReaderSimulator
-from posd.demo.backend import QueueRoute, route_bus_to_queue
-from posd.demo.emulator import LocalAws
-from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from tests.daemon.harness import FAST_SYNC, Daemon
 from tests.sync.faultproxy import FaultProxy
 
@@ -49,57 +50,40 @@ def chaos_config(
     palm_flag: Path,
     v2_bus_arn: str | None = None,
 ) -> Path:
-    path = directory / "posd.toml"
-    v2 = f'api = "v2"\nevent_bus_arn = "{v2_bus_arn}"\n' if v2_bus_arn else ""
-    path.write_text(
-        f"""
-[terminal]
-store_id = "{STORE_ID}"
-terminal_id = "{TERMINAL_ID}"
-mode = "production"
-state_dir = "state"
-
-[api]
-socket = "run/api.sock"
-socket_group = ""
-
-[aws]
-region = "us-east-1"
-kms_endpoint_url = "{kms_url}"
-events_endpoint_url = "{events_url}"
-connect_timeout_seconds = 0.5
-read_timeout_seconds = 1.0
-
-[keys]
-provider = "kms"
-kms_key_id = "{kms_key}"
-offline_key_id = "{offline_key}"
-rotate_after_records = {ROTATE_AFTER_RECORDS}
-
-[journal]
-min_free_bytes = {min_free_bytes}
-checkpoint_every_records = {CHECKPOINT_EVERY_RECORDS}
-
-[sync]
-event_bus_name = "{bus_name}"
-source = "{SOURCE}"
-{v2}{FAST_SYNC}
-
-[devices.card_reader]
-driver = "serial"
-port = "{card_port}"
-backoff_initial_s = 0.05
-backoff_max_s = 0.2
-
-[devices.palm_scanner]
-driver = "simulated"
-identities = {{ shopper = "{PALM_CREDENTIAL}" }}
-present = "shopper"
-scan_time_s = 0.01
-unplugged_while = "{palm_flag}"
-"""
-    )
-    return path
+    v2 = {"api": "v2", "event_bus_arn": v2_bus_arn} if v2_bus_arn else {}
+    return DevConfig(
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        mode="production",
+        api={"socket": "run/api.sock", "socket_group": ""},
+        aws={
+            "region": "us-east-1",
+            "kms_endpoint_url": kms_url,
+            "events_endpoint_url": events_url,
+            "connect_timeout_seconds": 0.5,
+            "read_timeout_seconds": 1.0,
+        },
+        keys={
+            "provider": "kms",
+            "kms_key_id": kms_key,
+            "offline_key_id": offline_key,
+            "rotate_after_records": ROTATE_AFTER_RECORDS,
+        },
+        journal={
+            "min_free_bytes": min_free_bytes,
+            "checkpoint_every_records": CHECKPOINT_EVERY_RECORDS,
+        },
+        sync={"event_bus_name": bus_name, "source": SOURCE, **v2, **FAST_SYNC},
+        devices={
+            "card_reader": serial_card_reader(card_port),
+            "palm_scanner": simulated_palm(
+                {"shopper": PALM_CREDENTIAL},
+                present="shopper",
+                scan_time_s=0.01,
+                unplugged_while=palm_flag,
+            ),
+        },
+    ).write(directory / "posd.toml")
 
 
 class Rig:

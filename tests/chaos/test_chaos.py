@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tests.chaos.soak import SECONDS_ENV
 from tests.daemon.harness import REPO
 
@@ -17,7 +15,6 @@ CI_SECONDS = 100.0
 RUN_TIMEOUT_S = 900.0  # the soak bounds itself; this only stops a hung run
 
 
-@pytest.mark.slow
 def test_chaos_soak_keeps_the_promise() -> None:
     seconds = float(os.environ.get(SECONDS_ENV, CI_SECONDS))
     done = subprocess.run(

@@ -20,8 +20,8 @@ from cloud.event_source import QueueFeeder
 from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
-from posd.demo.backend import QueueRoute, route_bus_to_queue
-from posd.demo.emulator import LocalAws
+from demo.backend import QueueRoute, route_bus_to_queue
+from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource
 from posd.keys.provider import RotatingKeyProvider

@@ -12,7 +12,7 @@ from typing import Any
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings, Outcome
 from cloud.kms import KmsUnwrapper
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
 from posd.keys.kms import KmsRsaOfflineSource
 from posd.keys.provider import RotatingKeyProvider

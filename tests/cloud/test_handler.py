@@ -10,7 +10,7 @@ import pytest
 from cloud import handler
 from cloud.errors import ConsumerConfigError
 from cloud.event_source import sqs_event
-from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from tests.cloud.conftest import RECORDS, Delivered, Rig, checkpoint_entry, deliver
 from wire.events import parse_message
 

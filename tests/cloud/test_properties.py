@@ -19,7 +19,7 @@ from cloud.consumer import Consumer
 from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
 from posd.recorder import Recorder
 from tests.cloud.conftest import RECORDS, Delivered, checkpoint_entry, deliver

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from demo.backend import QueueRoute, route_bus_to_queue
+from demo.localaws.emulator import LocalAws
 from drivers.card.simulator import CardReaderSimulator
-from posd.demo.backend import QueueRoute, route_bus_to_queue
-from posd.demo.emulator import LocalAws
 from tests.daemon.harness import Daemon, write_config
 from tests.sync.faultproxy import FaultProxy
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from demo.devconfig import DevConfig, Table, serial_card_reader, simulated_palm
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,18 +24,18 @@ READY_TIMEOUT_S = 20.0
 EXIT_TIMEOUT_S = 25.0
 WATCHDOG_USEC = 400_000  # the daemon pings every 0.2 s: quick to see in a test
 
-FAST_SYNC = """
-connect_timeout_seconds = 0.5
-read_timeout_seconds = 1.0
-max_read_timeout_seconds = 1.0
-lease_seconds = 3.0
-backoff_base_seconds = 0.02
-backoff_cap_seconds = 0.2
-offline_after_failures = 2
-probe_min_seconds = 0.05
-probe_max_seconds = 0.3
-idle_poll_seconds = 0.02
-"""
+FAST_SYNC = {
+    "connect_timeout_seconds": 0.5,
+    "read_timeout_seconds": 1.0,
+    "max_read_timeout_seconds": 1.0,
+    "lease_seconds": 3.0,
+    "backoff_base_seconds": 0.02,
+    "backoff_cap_seconds": 0.2,
+    "offline_after_failures": 2,
+    "probe_min_seconds": 0.05,
+    "probe_max_seconds": 0.3,
+    "idle_poll_seconds": 0.02,
+}
 
 
 def write_config(
@@ -44,54 +45,25 @@ def write_config(
     events_url: str,
     bus_name: str,
     source: str,
-    offline: str = "",
+    offline: Table | None = None,
+    journal: Table | None = None,
     socket_group: str = "",
-    extra: str = "",
 ) -> Path:
-    path = directory / "posd.toml"
-    path.write_text(
-        f"""
-[terminal]
-store_id = "store-daemon"
-terminal_id = "lane-09"
-mode = "development"
-state_dir = "state"
-
-[api]
-socket = "run/api.sock"
-socket_group = "{socket_group}"
-
-[aws]
-region = "us-east-1"
-events_endpoint_url = "{events_url}"
-
-[keys]
-provider = "local"
-local_key_file = "kek.b64"
-
-[sync]
-event_bus_name = "{bus_name}"
-source = "{source}"
-{FAST_SYNC}
-
-[offline]
-{offline}
-
-[devices.card_reader]
-driver = "serial"
-port = "{card_port}"
-backoff_initial_s = 0.05
-backoff_max_s = 0.2
-
-[devices.palm_scanner]
-driver = "simulated"
-identities = {{ alice = "tok-test-alice-0001" }}
-present = "alice"
-scan_time_s = 0.01
-{extra}
-"""
-    )
-    return path
+    return DevConfig(
+        store_id="store-daemon",
+        terminal_id="lane-09",
+        api={"socket": "run/api.sock", "socket_group": socket_group},
+        aws={"region": "us-east-1", "events_endpoint_url": events_url},
+        journal=journal or {},
+        sync={"event_bus_name": bus_name, "source": source, **FAST_SYNC},
+        offline=offline or {},
+        devices={
+            "card_reader": serial_card_reader(card_port),
+            "palm_scanner": simulated_palm(
+                {"alice": "tok-test-alice-0001"}, present="alice", scan_time_s=0.01
+            ),
+        },
+    ).write(directory / "posd.toml")
 
 
 def pay(sock_path: Path, ref: str, amount: int = 1234, method: str = "card", **extra: Any):

@@ -3,8 +3,8 @@ metrics, and its side lane delivers them to the bus."""
 
 from __future__ import annotations
 
-from posd.demo.backend import QueueRoute
-from posd.demo.emulator import LocalAws
+from demo.backend import QueueRoute
+from demo.localaws.emulator import LocalAws
 from tests.daemon.conftest import DaemonFactory
 from tests.daemon.harness import wait_for
 from tests.sync.conftest import receive_all
@@ -18,7 +18,7 @@ SEND_TIMEOUT_SECONDS = 20.0
 def test_checkpoints_are_cut_shown_and_delivered(
     make_daemon: DaemonFactory, local_aws: LocalAws, module_route: QueueRoute
 ) -> None:
-    daemon = make_daemon(extra=f"[journal]\ncheckpoint_every_records = {EVERY}\n")
+    daemon = make_daemon(journal={"checkpoint_every_records": EVERY})
     for index in range(PAYMENTS):
         assert daemon.pay(f"cp-{index}")[0] == 201
 

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from demo.backend import QueueRoute
+from demo.localaws.emulator import LocalAws
 from drivers.card.simulator import CardReaderSimulator
 from posd.daemon.exits import NEEDS_TECHNICIAN, RESTART
-from posd.demo.backend import QueueRoute
-from posd.demo.emulator import LocalAws
 from posd.journal import JOURNAL_FILE
 from tests.daemon.conftest import DaemonFactory
 from tests.daemon.harness import REPO, Daemon

@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
 
+from demo.backend import route_bus_to_queue
+from demo.devconfig import DevConfig, simulated_card_reader, simulated_palm
+from demo.localaws.emulator import LocalAws
 from posd.config import load_config
 from posd.daemon.compose import DaemonParts, compose
 from posd.daemon.runtime import Daemon
-from posd.demo.backend import route_bus_to_queue
-from posd.demo.emulator import LocalAws
 from posd.journal import JOURNAL_FILE
 from tests.daemon.harness import REPO
 
@@ -45,44 +46,24 @@ FUZZ_SETTINGS = settings(
 
 
 def app_config(directory: Path, events_url: str, bus: str) -> Path:
-    path = directory / "posd.toml"
-    path.write_text(
-        f"""
-[terminal]
-store_id = "store-fuzz"
-terminal_id = "lane-fuzz"
-mode = "development"
-state_dir = "state"
-
-[api]
-socket = "api.sock"
-socket_group = ""
-
-[aws]
-region = "us-east-1"
-events_endpoint_url = "{events_url}"
-
-[keys]
-provider = "local"
-local_key_file = "kek.b64"
-
-[sync]
-event_bus_name = "{bus}"
-source = "posd.fuzz"
-idle_poll_seconds = 0.02
-backoff_base_seconds = 0.02
-
-[devices.card_reader]
-driver = "simulated"
-
-[devices.palm_scanner]
-driver = "simulated"
-identities = {{ shopper = "tok-fuzz-0001" }}
-present = "shopper"
-scan_time_s = 0.0
-"""
-    )
-    return path
+    return DevConfig(
+        store_id="store-fuzz",
+        terminal_id="lane-fuzz",
+        api={"socket": "api.sock", "socket_group": ""},
+        aws={"region": "us-east-1", "events_endpoint_url": events_url},
+        sync={
+            "event_bus_name": bus,
+            "source": "posd.fuzz",
+            "idle_poll_seconds": 0.02,
+            "backoff_base_seconds": 0.02,
+        },
+        devices={
+            "card_reader": simulated_card_reader(),
+            "palm_scanner": simulated_palm(
+                {"shopper": "tok-fuzz-0001"}, present="shopper", scan_time_s=0.0
+            ),
+        },
+    ).write(directory / "posd.toml")
 
 
 def kept_row(state_dir: Path) -> tuple[Any, ...]:

@@ -87,10 +87,12 @@ def test_offline_limits_refuse_while_the_endpoint_is_down_and_lift_when_it_retur
     make_daemon: DaemonFactory, own_proxy: FaultProxy
 ) -> None:
     own_proxy.down()
-    limits = (
-        "max_payment_amount = 3000\nmax_pending_amount = 5000\n"
-        "max_pending_count = 2\nmax_pending_age_seconds = 0\n"
-    )
+    limits = {
+        "max_payment_amount": 3000,
+        "max_pending_amount": 5000,
+        "max_pending_count": 2,
+        "max_pending_age_seconds": 0,
+    }
     daemon = make_daemon(offline=limits)
 
     def refusal(ref: str, amount: int) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 import boto3
 import pytest
 
+from demo.backend import QueueRoute, route_bus_to_queue
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from drivers.card.simulator import CardReaderSimulator
-from posd.demo.backend import QueueRoute, route_bus_to_queue
-from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from tests.daemon.harness import REPO, Daemon, wait_for, write_config
 from tests.sync.conftest import receive_all
 
@@ -46,7 +46,7 @@ DRAIN_TIMEOUT_S = 90.0
 SOURCE = "posd.vpn-test"
 EMULATOR = """
 import sys, time
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 with LocalAws(host="0.0.0.0", port=int(sys.argv[1])):
     print("ready", flush=True)
     sys.stdin.read()

@@ -7,52 +7,32 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from demo.devconfig import DevConfig, simulated_card_reader, simulated_palm
 from tests.palm.conftest import ALICE_TOKEN
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_ERROR_EXIT = 3
 USAGE_EXIT = 2
 
-BASE_CONFIG = """
-[terminal]
-store_id = "store-test"
-terminal_id = "lane-01"
-mode = "development"
-state_dir = "state"
-
-[keys]
-provider = "local"
-local_key_file = "kek.b64"
-
-[devices.card_reader]
-driver = "simulated"
-"""
-
-SIMULATED_PALM = """
-[devices.palm_scanner]
-driver = "simulated"
-identities = {{ alice = "{token}", bob = "badge-000417" }}
-response_timeout_s = 0.5
-"""
-
-ABSENT_REAL_PALM = """
-[devices.palm_scanner]
-driver = "amazon-one"
-vendor_id = 0xfffe
-product_id = 0x0001
-"""
+ABSENT_REAL_PALM = {"driver": "amazon-one", "vendor_id": 0xFFFE, "product_id": 0x0001}
 
 
-def write_config(tmp_path: Path, present: str | None = "alice", palm: str = SIMULATED_PALM) -> Path:
-    text = BASE_CONFIG + palm.format(token=ALICE_TOKEN)
-    if present is not None:
-        text += f'present = "{present}"\n'
-    path = tmp_path / "posd.toml"
-    path.write_text(text)
-    return path
+def write_config(
+    tmp_path: Path, present: str | None = "alice", palm: dict[str, Any] | None = None
+) -> Path:
+    """The simulated palm scanner knows alice and bob (`palm` replaces it)."""
+    if palm is None:
+        identities = {"alice": ALICE_TOKEN, "bob": "badge-000417"}
+        palm = simulated_palm(identities, present=present, response_timeout_s=0.5)
+    return DevConfig(
+        store_id="store-test",
+        terminal_id="lane-01",
+        devices={"card_reader": simulated_card_reader(), "palm_scanner": palm},
+    ).write(tmp_path / "posd.toml")
 
 
 def posd(*args: str) -> subprocess.CompletedProcess[str]:
@@ -143,7 +123,7 @@ def test_card_reader_round_trip_is_a_read(tmp_path: Path) -> None:
 
 
 def test_absent_real_scanner_is_a_clear_device_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path, present=None, palm=ABSENT_REAL_PALM)
+    config = write_config(tmp_path, palm=ABSENT_REAL_PALM)
     done = posd("devices", "test", "palm_scanner", "--json", "--config", str(config))
     assert done.returncode == DEVICE_ERROR_EXIT
     error = json.loads(done.stdout)

@@ -14,10 +14,11 @@ from typing import Any
 import boto3
 import pytest
 
+from demo.backend import QueueRoute, route_bus_to_queue
+from demo.devconfig import DevConfig
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint
 from posd.assembly import engine_for
-from posd.demo.backend import QueueRoute, route_bus_to_queue
-from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
-from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource
 from posd.keys.local import LocalKeySource
@@ -186,32 +187,18 @@ def config_file(
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    path = tmp_path / "posd.toml"
-    path.write_text(
-        f"""
-[terminal]
-store_id = "{STORE_ID}"
-terminal_id = "{TERMINAL_ID}"
-mode = "development"
-state_dir = "state"
-
-[api]
-socket = "api.sock"
-
-[aws]
-region = "us-east-1"
-endpoint_url = "{aws_endpoint}"
-
-[keys]
-provider = "local"
-local_key_file = "kek.b64"
-
-[sync]
-event_bus_name = "{route.bus_name}"
-source = "posd.test"
-backoff_base_seconds = 0.02
-"""
-    )
+    path = DevConfig(
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        api={"socket": "api.sock"},
+        aws={"region": "us-east-1", "endpoint_url": aws_endpoint},
+        sync={
+            "event_bus_name": route.bus_name,
+            "source": "posd.test",
+            "backoff_base_seconds": 0.02,
+        },
+        devices={},
+    ).write(tmp_path / "posd.toml")
     record_payments(tmp_path, CLI_RECORDS)
     return path
 
@@ -229,7 +216,7 @@ def record_payments(config_dir: Path, count: int, amount: int = 500) -> None:
             recorder.record("payment.card", meta, VISA_TEST_PAN.encode())
 
 
-# --- EventBridge v2: the local v2 endpoint (posd/demo/eventbridge_v2.py) over HTTP --------
+# --- EventBridge v2: the local v2 endpoint (demo/localaws/eventbridge_v2.py) over HTTP --------
 
 # What a v2 request may carry (sync/eventbridge/v2.py): the tests batch up to it.
 V2_MAX_ENTRIES = 100

@@ -10,7 +10,7 @@ for one) are forwarded as they are, so a second proxy can stand between boto3 an
 taken down. Sockets get TCP_NODELAY so that Nagle + delayed ACK do not add 40 ms a request.
 
 EventBridge v2's PutEvents (smithy RPC v2 CBOR, `/service/AWSEventsV2/operation/PutEvents`,
-in front of posd/demo/eventbridge_v2.py) takes the same faults: the proxy reads and writes
+in front of demo/localaws/eventbridge_v2.py) takes the same faults: the proxy reads and writes
 CBOR for it (`V2`) instead of JSON (`V1`); the event_id is the entry's DeduplicationId.
 """
 
@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 import cbor2
 
-from posd.demo.emulator import NoDelayQuietMixin
-from posd.demo.eventbridge_v2 import PUT_EVENTS_PATH, SMITHY_PROTOCOL, error_body
+from demo.localaws.emulator import SERVER_POLL_SECONDS, NoDelayQuietMixin
+from demo.localaws.eventbridge_v2 import PUT_EVENTS_PATH, SMITHY_PROTOCOL, error_body
 
 LOOPBACK = "127.0.0.1"
 PUT_EVENTS_TARGET = "AWSEvents.PutEvents"
@@ -159,7 +159,11 @@ class FaultProxy:
         server.daemon_threads = True
         self._port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": SERVER_POLL_SECONDS},
+            daemon=True,
+        )
         self._thread.start()
 
     def down(self) -> None:

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from posd.journal import Journal
 from posd.recorder import Recorder
 from tests.sync.conftest import Route, event_ids, fill, receive_all, record_events
@@ -37,7 +35,6 @@ def _spawn(state_dir: Path, endpoint: str, bus: str) -> subprocess.Popen[bytes]:
     )
 
 
-@pytest.mark.slow
 def test_sigkill_mid_drain_then_restart(
     recorder: Recorder,
     journal: Journal,

@@ -1,17 +1,17 @@
-"""`posd demo --sync-api v2`: the daemon delivers through EventBridge v2 (the local v2
+"""`python -m demo --sync-api v2`: the daemon delivers through EventBridge v2 (the local v2
 endpoint) and the queue holds every record exactly once, before the backend's dedupe."""
 
 from __future__ import annotations
 
 import json
 
-from tests.test_journal_cli import posd
+from tests.test_journal_cli import demo
 
 PAYMENTS = 60
 
 
 def test_demo_over_v2_has_no_duplicates_in_the_queue() -> None:
-    result = posd("demo", "--sync-api", "v2", "--payments", str(PAYMENTS), "--json")
+    result = demo("--sync-api", "v2", "--payments", str(PAYMENTS), "--json")
 
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -22,5 +22,5 @@ def test_demo_over_v2_has_no_duplicates_in_the_queue() -> None:
 
 
 def test_demo_refuses_an_unknown_api() -> None:
-    result = posd("demo", "--sync-api", "v3")
+    result = demo("--sync-api", "v3")
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -74,7 +74,6 @@ def test_order_within_the_terminal_group(
     assert event_ids(events) == ids
 
 
-@pytest.mark.slow
 def test_sigkill_mid_drain_then_restart_exactly_once(
     recorder: Recorder, journal: Journal, v2_route: V2Route, sqs_client: Any
 ) -> None:

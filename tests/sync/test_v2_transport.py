@@ -245,7 +245,7 @@ def test_the_event_group_is_the_terminal(v2_route: V2Route) -> None:
 
 
 def test_model_pattern_is_the_one_we_check() -> None:
-    from posd.demo.eventbridge_v2 import service_model
+    from demo.localaws.eventbridge_v2 import service_model
 
     shape = service_model().operation_model("PutEvents").input_shape.members["EventBusArn"]
     assert shape.metadata["pattern"] == EVENT_BUS_ARN_PATTERN

@@ -12,7 +12,7 @@ from botocore.serialize import create_serializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posd.demo.eventbridge_v2 import PUT_EVENTS_PATH, service_model, validate
+from demo.localaws.eventbridge_v2 import PUT_EVENTS_PATH, service_model, validate
 
 MODEL = service_model()
 OPERATION = MODEL.operation_model("PutEvents")

@@ -1,4 +1,4 @@
-"""`posd demo`'s backend: the cloud side's reference consumer, fed from the emulator's queue.
+"""The demo's backend: the cloud side's reference consumer, fed from the emulator's queue.
 
 The queue's messages go to `cloud.consumer.Consumer.handle_sqs` as Lambda's event source
 mapping would hand them over (`cloud.event_source.QueueFeeder`), with the consumer's tables in
@@ -18,7 +18,7 @@ from cloud.event_source import QueueFeeder
 from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
-from posd.demo.emulator import LocalAws
+from demo.localaws.emulator import LocalAws
 from wire.keys import CachingUnwrapper
 
 TABLE_PREFIX = "posd-demo"

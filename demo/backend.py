@@ -1,7 +1,7 @@
 """The receiving side, as the backend runs it: route the bus to a queue, read, decrypt.
 
 posd itself never decrypts (a terminal's role has no `kms:Decrypt`); this module is what
-`posd demo` and the tests use to route a bus to a queue and read it. Opening a record (unwrap,
+the demo and the tests use to route a bus to a queue and read it. Opening a record (unwrap,
 decrypt, check the sealed identity) is the contract's (`wire.opening`).
 """
 

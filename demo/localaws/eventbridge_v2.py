@@ -26,8 +26,8 @@ Behaviours that are ASSUMPTIONS about the real service (the model does not pin t
   Different groups proceed in parallel.
 - Size: the 1 MB request cap counts, per entry, the UTF-8 bytes of Source, DetailType,
   Detail and each Resource, 14 bytes for Time (as v1 does), plus DeduplicationId and
-  EventGroupId (sync/v2.py counts the same). Over the cap: `InvalidInputException`, nothing
-  published (as the model documents).
+  EventGroupId (sync/eventbridge/v2.py counts the same). Over the cap:
+  `InvalidInputException`, nothing published (as the model documents).
 - Per-entry errors: a Detail that is not a JSON object is refused per entry with
   `InvalidInputException`; a failure to forward to SQS is `InternalException` for the
   entries concerned (retryable; not remembered for deduplication).
@@ -57,8 +57,13 @@ from typing import Any
 
 import cbor2
 
-from posd.demo.backend import QueueRoute
-from posd.demo.emulator import EMULATOR_REGION, LOOPBACK, NoDelayQuietMixin
+from demo.backend import QueueRoute
+from demo.localaws.emulator import (
+    EMULATOR_REGION,
+    LOOPBACK,
+    SERVER_POLL_SECONDS,
+    NoDelayQuietMixin,
+)
 from posd.errors import PosdError
 from sync.eventbridge.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
 from sync.events import TIME_FIELD_BYTES
@@ -322,7 +327,10 @@ class EventBridgeV2Endpoint:
         self._server = _Server((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="eventbridge-v2", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SERVER_POLL_SECONDS},
+            name="eventbridge-v2",
+            daemon=True,
         )
 
     @property

@@ -1,18 +1,19 @@
-"""`posd demo`: the main job end to end, through the daemon, on embedded defaults.
+"""The demo (`python -m demo`): the main job end to end, through the daemon, on embedded
+defaults.
 
 Starts a local AWS emulator (moto over HTTP), creates the terminal's KMS keys and an event
 bus routed to an SQS queue, runs `posd run` as a child process with the simulated card reader
 and palm scanner, and plays the register: N payments over the daemon's Unix socket (card, palm
 and card+palm; some retried with the same `client_ref`, a few voided, some refused by the
 offline limit per payment). It asks the daemon to flush, stops it with SIGTERM, then plays the
-backend with the cloud side's reference consumer (`posd.demo.consumer`): the queue's messages
+backend with the cloud side's reference consumer (`demo.consumer`): the queue's messages
 go to its handler, which dedupes by `event_id` in DynamoDB, unwraps each data key with
 kms:Decrypt, decrypts and files each payment; the figures come from its tables, each payment
 checked against what the daemon answered. Nothing is mocked; the cards are the brands' public
 test cards of the simulator's deck.
 
 With `sync_api="v2"` the daemon delivers through EventBridge v2 to the local v2 endpoint
-(posd/demo/eventbridge_v2.py), which forwards to the same queue in the same envelope; the
+(demo/localaws/eventbridge_v2.py), which forwards to the same queue in the same envelope; the
 queue must then hold no duplicates at all (`duplicates: 0`), before the consumer's dedupe.
 """
 
@@ -31,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import posd
+from demo.backend import route_bus_to_queue
+from demo.consumer import consume
+from demo.devconfig import DevConfig, Table, simulated_card_reader, simulated_palm
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from drivers.palm.identity import PalmCredential
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
-from posd.demo.backend import route_bus_to_queue
-from posd.demo.consumer import consume
-from posd.demo.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
-from posd.demo.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from posd.errors import PosdError
 from posd.journal import Journal
 
@@ -87,13 +89,17 @@ class DemoResult:
         return dict(self.__dict__)
 
 
-def v2_sync_keys(event_bus_arn: str, endpoint_url: str) -> tuple[str, str]:
-    """The `[aws]` and `[sync]` lines that switch the demo's daemon to EventBridge v2, with
+def v2_sync_keys(event_bus_arn: str, endpoint_url: str) -> tuple[Table, Table]:
+    """The `[aws]` and `[sync]` keys that switch the demo's daemon to EventBridge v2, with
     requests up to the v2 limits (100 entries, 1 MiB)."""
     return (
-        f'events_endpoint_url = "{endpoint_url}"\n',
-        f'api = "v2"\nevent_bus_arn = "{event_bus_arn}"\n'
-        "max_entries_per_request = 100\nmax_request_bytes = 1048576\n",
+        {"events_endpoint_url": endpoint_url},
+        {
+            "api": "v2",
+            "event_bus_arn": event_bus_arn,
+            "max_entries_per_request": 100,
+            "max_request_bytes": 1048576,
+        },
     )
 
 
@@ -103,51 +109,32 @@ def demo_config(
     endpoint_url: str,
     kms_key_id: str,
     offline_key_id: str,
-    extra: tuple[str, str] = ("", ""),
+    extra: tuple[Table, Table] = ({}, {}),
 ) -> Path:
-    """The daemon's config; `extra` adds lines to `[aws]` and `[sync]` (`v2_sync_keys`)."""
+    """The daemon's config; `extra` adds keys to `[aws]` and `[sync]` (`v2_sync_keys`)."""
     aws_extra, sync_extra = extra
-    path = directory / "posd-demo.toml"
-    path.write_text(
-        f"""
-[terminal]
-store_id = "store-demo"
-terminal_id = "{DEMO_TERMINAL_ID}"
-mode = "production"
-state_dir = "{state_dir}"
-
-[api]
-socket = "{directory / "api.sock"}"
-socket_group = ""
-
-[aws]
-region = "{EMULATOR_REGION}"
-endpoint_url = "{endpoint_url}"
-{aws_extra}
-[keys]
-provider = "kms"
-kms_key_id = "{kms_key_id}"
-offline_key_id = "{offline_key_id}"
-rotate_after_records = 250
-
-[sync]
-event_bus_name = "{DEMO_BUS}"
-source = "{DEMO_SOURCE}"
-{sync_extra}
-[offline]
-max_payment_amount = {MAX_PAYMENT_AMOUNT}
-
-[devices.card_reader]
-driver = "simulated"
-
-[devices.palm_scanner]
-driver = "simulated"
-identities = {{ demo-shopper = "{PALM_CREDENTIAL}" }}
-present = "demo-shopper"
-scan_time_s = 0.0
-"""
-    )
-    return path
+    return DevConfig(
+        store_id="store-demo",
+        terminal_id=DEMO_TERMINAL_ID,
+        mode="production",
+        state_dir=state_dir,
+        api={"socket": directory / "api.sock", "socket_group": ""},
+        aws={"region": EMULATOR_REGION, "endpoint_url": endpoint_url, **aws_extra},
+        keys={
+            "provider": "kms",
+            "kms_key_id": kms_key_id,
+            "offline_key_id": offline_key_id,
+            "rotate_after_records": 250,
+        },
+        sync={"event_bus_name": DEMO_BUS, "source": DEMO_SOURCE, **sync_extra},
+        offline={"max_payment_amount": MAX_PAYMENT_AMOUNT},
+        devices={
+            "card_reader": simulated_card_reader(),
+            "palm_scanner": simulated_palm(
+                {"demo-shopper": PALM_CREDENTIAL}, present="demo-shopper", scan_time_s=0.0
+            ),
+        },
+    ).write(directory / "posd-demo.toml")
 
 
 def start_daemon(config: Path, log_file: Path) -> subprocess.Popen[bytes]:
@@ -268,7 +255,7 @@ def run_demo(
             extra = v2_sync_keys(bus_arn, v2.endpoint_url)
         else:
             route = route_bus_to_queue(aws.client("events"), sqs, DEMO_BUS, DEMO_SOURCE)
-            extra = ("", "")
+            extra = ({}, {})
         config = demo_config(work, state_dir, aws.endpoint_url, kms_key, offline_key, extra)
         daemon = start_daemon(config, work / "daemon.log")
         register = Register(work / "api.sock", {})

@@ -1,25 +1,32 @@
-"""`posd demo`: run the whole pipeline on embedded defaults and print a summary."""
+"""`python -m demo` (`make demo`): run the whole pipeline on embedded defaults and print a
+summary.
+
+The demo lives outside the product: the `posd` command never loads it (nor moto behind it).
+It shares the CLI's error handling, `--json` contract and progress bars through
+`posd.cli.main.main`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from posd.cli.args import add_json_argument
+from posd.cli.main import PosdArgumentParser, main
 from posd.cli.output import emit, key_values
+from posd.cli.progress import Progress
 from posd.errors import UsageError
 
-if TYPE_CHECKING:
-    from posd.cli.progress import Progress
-
+PROG = "python -m demo"
 DEFAULT_PAYMENTS = 200
 MAX_PAYMENTS = 1_000_000
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="run the pipeline end to end against a local AWS emulator"
+def build_parser() -> argparse.ArgumentParser:
+    parser = PosdArgumentParser(
+        prog=PROG, description="Run the pipeline end to end against a local AWS emulator."
     )
     parser.add_argument(
         "--payments",
@@ -39,6 +46,7 @@ def register(subparsers: Any) -> None:
     )
     add_json_argument(parser)
     parser.set_defaults(handler=demo)
+    return parser
 
 
 def _check_keep_state(path: Path | None) -> None:
@@ -59,9 +67,8 @@ def demo(args: argparse.Namespace) -> int:
     if not 1 <= args.payments <= MAX_PAYMENTS:
         raise UsageError(f"--payments must be between 1 and {MAX_PAYMENTS}")
     _check_keep_state(args.keep_state)
-    # Imported here: the demo (and moto behind it) never enters the daemon's import graph.
-    from posd.cli.progress import Progress
-    from posd.demo.pipeline import run_demo
+    # Imported here: a usage error is reported before moto and boto3 load.
+    from demo.pipeline import run_demo
 
     bars: dict[str, Progress] = {}
 
@@ -83,10 +90,14 @@ def demo(args: argparse.Namespace) -> int:
         verdict += f"; posd run exited {r['daemon_exit_code']} on SIGTERM"
         if r["sync_api"] == "v2":
             verdict += f"; {r['duplicates']} duplicates in the queue (EventBridge v2)"
-        return "posd demo: " + verdict + "\n" + key_values(r)
+        return "demo: " + verdict + "\n" + key_values(r)
 
     emit(result.as_dict(), args.json, render)
     clean = result.lost == 0 and result.verify_ok and result.daemon_exit_code == 0
     # v2 deduplicates at the bus: a duplicate in the queue is a failure of the guarantee
     clean = clean and (result.sync_api != "v2" or result.duplicates == 0)
     return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(parser_factory=build_parser))
