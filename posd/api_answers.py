@@ -1,7 +1,7 @@
 """The register API's answers as types: the JSON bodies `docs/openapi.yaml` describes.
 
 The daemon builds them, the CLI and the API client read them, mypy checks both sides, and
-one test (`tests/daemon/test_answers.py`) checks each type's keys and required keys against
+one test (`tests/posd/daemon/test_answers.py`) checks each type's keys and required keys against
 the document, so the code, the types and the document cannot drift apart. Standard library
 only: the CLI imports this to read an answer without loading the daemon. (No postponed
 annotations here: Python 3.11 sees `NotRequired` only in evaluated ones.)

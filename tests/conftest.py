@@ -27,32 +27,32 @@ from tests.cards import STORE_ID, TERMINAL_ID
 SYSTEM_MODULES = frozenset(
     {
         "chaos/test_chaos.py",
-        "cloud/test_bench.py",
-        "daemon/test_api_daemon.py",
-        "daemon/test_checkpoints_daemon.py",
-        "daemon/test_damaged_journal.py",
-        "daemon/test_fuzz_api.py",
-        "daemon/test_host_security.py",
-        "daemon/test_lifecycle.py",
-        "daemon/test_vpn_outage.py",
+        "bench/test_cloud_consumer.py",
+        "posd/daemon/test_api_daemon.py",
+        "posd/daemon/test_checkpoints_daemon.py",
+        "posd/daemon/test_damaged_journal.py",
+        "posd/daemon/test_fuzz_api.py",
+        "posd/daemon/test_host_security.py",
+        "posd/daemon/test_lifecycle.py",
+        "posd/daemon/test_vpn_outage.py",
         "sync/test_crash.py",
         "sync/test_v2_demo.py",
-        "test_bench_capture.py",
-        "test_bench_drain.py",
-        "test_bench_fleet.py",
-        "test_crash.py",
+        "bench/test_capture_api.py",
+        "bench/test_drain.py",
+        "bench/test_fleet.py",
+        "posd/journal/test_crash.py",
     }
 )
 SYSTEM_TESTS = frozenset(
     {
         "sync/test_v2_exactly_once.py::test_sigkill_mid_drain_then_restart_exactly_once",
-        "test_checkpoints.py::test_ranges_stay_contiguous_across_sigkills",
-        "test_journal_cli.py::test_demo_reads_back_every_payment",
+        "posd/journal/test_checkpoints.py::test_ranges_stay_contiguous_across_sigkills",
+        "posd/cli/test_journal_cmd.py::test_demo_reads_back_every_payment",
     }
 )
 SYSTEM_FIXTURES = frozenset(
     {
-        "make_daemon",  # tests/daemon: `posd run` subprocesses
+        "make_daemon",  # tests/posd/daemon: `posd run` subprocesses
         "shared_daemon",
         "make_engine",  # tests/sync: the engine draining a journal to moto or the v2 endpoint
         "make_v2_engine",

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.repo import REPO_ROOT
+
+REPO = REPO_ROOT
 SHIPPED = ("posd", "drivers", "sync", "cloud", "wire")  # what the wheel holds
 PROJECT = (*SHIPPED, "demo")
 FORBIDDEN = {

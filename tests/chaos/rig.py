@@ -22,7 +22,7 @@ from demo.devconfig import DevConfig, serial_card_reader, simulated_palm
 from demo.localaws.emulator import LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from drivers.card.simulator import CardReaderSimulator
-from tests.daemon.harness import FAST_SYNC, Daemon
+from tests.posd.daemon.harness import FAST_SYNC, Daemon
 from tests.sync.faultproxy import FaultProxy
 
 STORE_ID = "store-chaos"

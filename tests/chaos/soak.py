@@ -32,7 +32,7 @@ from tests.chaos.faults import Chaos, DaemonWouldNotStartError
 from tests.chaos.register import HTTP_TIMEOUT_S, NO_ANSWER, Register, exchange
 from tests.chaos.rig import API_ENV, APIS, Rig
 from tests.chaos.scan import leaks_in, leaks_in_files
-from tests.daemon.harness import REPO
+from tests.posd.daemon.harness import REPO
 from wire.keys import CachingUnwrapper
 
 SECONDS_ENV = "POSD_CHAOS_SECONDS"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from tests.chaos.soak import SECONDS_ENV
-from tests.daemon.harness import REPO
+from tests.posd.daemon.harness import REPO
 
 CI_SECONDS = 100.0
 RUN_TIMEOUT_S = 900.0  # the soak bounds itself; this only stops a hung run

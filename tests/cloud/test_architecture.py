@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.repo import REPO_ROOT
+
+REPO = REPO_ROOT
 NEVER = {"moto", "demo", "posd", "sync", "drivers", "serial", "usb", "falcon", "waitress"}
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import importlib
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cloud.tables import TABLE_ENV, TABLE_SCHEMAS
+from tests.repo import REPO_ROOT
 from wire.keys import RSA_ALGORITHM
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "cloud" / "template.yaml"
+TEMPLATE = REPO_ROOT / "cloud" / "template.yaml"
 
 
 class CfnLoader(yaml.SafeLoader):

@@ -29,7 +29,7 @@ from drivers.palm.protocol import ChecksumError
 from drivers.palm.scanner import PalmScanner
 from drivers.palm.simulated import SimulatedPalmScanner
 from drivers.registry import driver_class
-from tests.drivers.conftest import FAST_TIMING, READER_OPTIONS
+from tests.drivers.card.conftest import FAST_TIMING, READER_OPTIONS
 
 
 def test_table_lists_the_drivers_of_each_device_class() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from posd.cli.main import main
 from posd.journal import Journal
+from tests.repo import REPO_ROOT
 from tests.sync.conftest import CLI_RECORDS as RECORDS
 from tests.sync.conftest import Route, event_ids, receive_all
 
@@ -71,7 +72,7 @@ def _posd(config_dir: Path, *argv: str, env: dict[str, str] | None = None) -> An
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     base = {**(env if env is not None else os.environ), "PYTHONPATH": str(root)}
     return subprocess.run(
         [sys.executable, "-m", "posd", *argv],

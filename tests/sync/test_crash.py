@@ -14,6 +14,7 @@ from typing import Any
 
 from posd.journal import Journal
 from posd.recorder import Recorder
+from tests.repo import REPO_ROOT
 from tests.sync.conftest import Route, event_ids, fill, receive_all, record_events
 from tests.sync.faultproxy import FaultProxy, delay
 
@@ -22,7 +23,7 @@ KILLS = 3
 REQUEST_DELAY_SECONDS = 0.1  # slows the drain (~1 s) so kills land mid-way
 POLL_SECONDS = 0.005
 CHILD_TIMEOUT_SECONDS = 60.0
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 def _spawn(state_dir: Path, endpoint: str, bus: str) -> subprocess.Popen[bytes]:

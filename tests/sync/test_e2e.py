@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from posd.journal import Journal
 from posd.recorder import Recorder
+from tests.repo import REPO_ROOT
 from tests.sync.conftest import (
     TEST_PANS,
     EngineFactory,
@@ -21,7 +21,7 @@ from tests.sync.conftest import (
     secret_of,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "event-format.md"
+DOC = REPO_ROOT / "docs" / "event-format.md"
 RECORDS = 37  # not a multiple of 10: the last request is a partial one
 
 

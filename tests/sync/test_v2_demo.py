@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_journal_cli import demo
+from tests.posd.cli.test_journal_cmd import demo
 
 PAYMENTS = 60
 

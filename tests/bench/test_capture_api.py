@@ -1,0 +1,38 @@
+"""The capture benchmark stays runnable: a tiny run of both scenarios through `posd run`.
+
+Figures are not asserted here (performance is measured in bench/, never in tests); what is
+asserted is that the benchmark measures what it says: every payment answered as captured by
+the daemon (the script fails otherwise), the three sides of the idle scenario sampled alike,
+and the backlog in the journal when the draining daemon started.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.bench.run import run_bench
+
+CAPTURES, ROUNDS, BACKLOG = 16, 2, 200
+
+
+def test_a_small_run_captures_idle_and_while_draining(tmp_path: Path) -> None:
+    result = run_bench(
+        "capture_api.py",
+        "--captures",
+        CAPTURES,
+        "--rounds",
+        ROUNDS,
+        "--backlog",
+        BACKLOG,
+        "--dir",
+        tmp_path,
+    )
+    idle = result["idle"]
+    for side in ("api", "bare_journal_append", "raw_sqlite_insert_commit"):
+        assert idle[side]["p99_ms"] >= idle[side]["p50_ms"] > 0, side
+    assert idle["rounds"] == ROUNDS
+    draining = result["draining"]
+    assert draining["backlog"] == BACKLOG
+    assert 0 <= draining["pending_at_start"] <= BACKLOG
+    assert draining["p99_ms"] >= draining["p50_ms"] > 0
+    assert not list(tmp_path.iterdir())  # the scratch directory is gone

@@ -1,0 +1,184 @@
+"""`posd run` as a real subprocess for tests: its config, its notify socket, its API client.
+
+The card reader is the simulator, run in the test process on a pty (so tests can hold cards,
+unplug and replug it); the daemon opens it through the real `serial` driver. The palm scanner
+is the `simulated` driver inside the daemon. Delivery goes through the fault proxy to moto.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from demo.devconfig import DevConfig, Table, serial_card_reader, simulated_palm
+from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
+from tests.repo import REPO_ROOT
+
+REPO = REPO_ROOT
+READY_TIMEOUT_S = 20.0
+EXIT_TIMEOUT_S = 25.0
+WATCHDOG_USEC = 400_000  # the daemon pings every 0.2 s: quick to see in a test
+
+FAST_SYNC = {
+    "connect_timeout_seconds": 0.5,
+    "read_timeout_seconds": 1.0,
+    "max_read_timeout_seconds": 1.0,
+    "lease_seconds": 3.0,
+    "backoff_base_seconds": 0.02,
+    "backoff_cap_seconds": 0.2,
+    "offline_after_failures": 2,
+    "probe_min_seconds": 0.05,
+    "probe_max_seconds": 0.3,
+    "idle_poll_seconds": 0.02,
+}
+
+
+def write_config(
+    directory: Path,
+    *,
+    card_port: str,
+    events_url: str,
+    bus_name: str,
+    source: str,
+    offline: Table | None = None,
+    journal: Table | None = None,
+    socket_group: str = "",
+) -> Path:
+    return DevConfig(
+        store_id="store-daemon",
+        terminal_id="lane-09",
+        api={"socket": "run/api.sock", "socket_group": socket_group},
+        aws={"region": "us-east-1", "events_endpoint_url": events_url},
+        journal=journal or {},
+        sync={"event_bus_name": bus_name, "source": source, **FAST_SYNC},
+        offline=offline or {},
+        devices={
+            "card_reader": serial_card_reader(card_port),
+            "palm_scanner": simulated_palm(
+                {"alice": "tok-test-alice-0001"}, present="alice", scan_time_s=0.01
+            ),
+        },
+    ).write(directory / "posd.toml")
+
+
+def pay(sock_path: Path, ref: str, amount: int = 1234, method: str = "card", **extra: Any):
+    body = {"client_ref": ref, "amount_minor": amount, "currency": "EUR", "method": method}
+    body.update(extra)
+    reply = DaemonClient(sock_path, PAYMENT_ANSWER_TIMEOUT_S).exchange("POST", "/v1/payments", body)
+    return reply.status, reply.body
+
+
+class Daemon:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.dir = config.parent
+        self.socket = self.dir / "run" / "api.sock"
+        self.notify_path = self.dir / "notify.sock"
+        self.notes: list[str] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._notify: socket.socket | None = None
+
+    def start(self, wait_ready: bool = True) -> Daemon:
+        self.notify_path.unlink(missing_ok=True)
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(self.notify_path))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "NOTIFY_SOCKET": str(self.notify_path),
+            "WATCHDOG_USEC": str(WATCHDOG_USEC),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        env.pop("WATCHDOG_PID", None)
+        self.log = (self.dir / "daemon.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "posd", "run", "--config", str(self.config)],
+            env=env,
+            stdout=self.log,
+            stderr=self.log,
+            cwd=self.dir,
+        )
+        if wait_ready:
+            self.wait_note("READY=1", READY_TIMEOUT_S)
+        return self
+
+    def read_notes(self, wait: float = 0.0) -> list[str]:
+        """Collect notify datagrams (waiting up to `wait` for the first)."""
+        assert self._notify is not None
+        self._notify.settimeout(wait if wait > 0 else 0.001)
+        try:
+            while True:
+                self.notes.append(self._notify.recv(4096).decode())
+                self._notify.settimeout(0.001)
+        except (TimeoutError, BlockingIOError):
+            pass
+        return self.notes
+
+    def wait_note(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for note in self.read_notes(0.1):
+                if text in note.splitlines():
+                    return note
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.output()}")
+        raise AssertionError(f"no {text} from the daemon in {timeout} s: {self.output()}")
+
+    def output(self) -> str:
+        return (self.dir / "daemon.log").read_text(errors="replace")[-3000:]
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def stop(self) -> int:
+        """SIGTERM and the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(EXIT_TIMEOUT_S)
+        self.close()
+        return code
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(EXIT_TIMEOUT_S)
+        self.close()
+
+    def close(self) -> None:
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
+        self.log.close()
+
+    def call(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        """One request and its answer as the register sees it: (status, JSON or text)."""
+        reply = DaemonClient(self.socket, PAYMENT_ANSWER_TIMEOUT_S).exchange(
+            method, path, body, raw=raw
+        )
+        return reply.status, reply.body
+
+    def pay(self, ref: str, amount: int = 1234, method: str = "card", **extra: Any):
+        return pay(self.socket, ref, amount, method, **extra)
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout} s")

@@ -1,0 +1,63 @@
+"""The shipped unit file verifies and stays hardened; the IAM policy never grants Decrypt."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.repo import REPO_ROOT
+
+REPO = REPO_ROOT
+UNIT = REPO / "systemd" / "posd.service"
+MAX_EXPOSURE = 2.5
+analyze = shutil.which("systemd-analyze") or "systemd-analyze"
+needs_analyze = pytest.mark.skipif(
+    shutil.which(analyze) is None, reason="systemd-analyze not installed"
+)
+
+
+@needs_analyze
+def test_unit_verifies(tmp_path: Path) -> None:
+    # The unit names the installed path; point it at this checkout's interpreter to verify it.
+    unit = tmp_path / "posd.service"
+    installed = "/opt/posd/bin/posd run"
+    unit.write_text(UNIT.read_text().replace(installed, f"{sys.executable} -m posd run"))
+    result = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    problems = [line for line in result.stderr.splitlines() if "posd.service" in line]
+    assert result.returncode == 0 and not problems, result.stderr
+
+
+@needs_analyze
+def test_unit_exposure_is_low() -> None:
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    match = re.search(r"Overall exposure level for posd.service: ([0-9.]+)", result.stdout)
+    assert match, result.stdout[-500:]
+    assert float(match.group(1)) <= MAX_EXPOSURE
+
+
+def test_unit_keeps_state_private() -> None:
+    text = UNIT.read_text()
+    for line in ("StateDirectoryMode=0700", "UMask=0077", "NoNewPrivileges=yes", "Type=notify"):
+        assert line in text
+
+
+def test_terminal_policy_is_least_privilege() -> None:
+    policy = json.loads((REPO / "systemd" / "iam-terminal-policy.json").read_text())
+    actions = {s["Action"] for s in policy["Statement"]}
+    assert actions == {"kms:GenerateDataKey", "kms:GetPublicKey", "events:PutEvents"}
+    assert all(s["Effect"] == "Allow" and s["Resource"] != "*" for s in policy["Statement"])
+    generate = next(s for s in policy["Statement"] if s["Action"] == "kms:GenerateDataKey")
+    assert "kms:EncryptionContext:terminal_id" in json.dumps(generate["Condition"])
