@@ -1,8 +1,9 @@
 """Entry point of the `posd` command.
 
 Each command group lives in its own module exposing `register(subparsers)`; a handler returns
-the process exit code. `PosdError`s become a one-line message on stderr and their exit code,
-never a traceback.
+the process exit code. Errors of the one hierarchy (`wire.errors.WireError`: every `PosdError`
+and the contract's own) become a one-line message on stderr and their exit code, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import NoReturn
 from posd.errors import PosdError
 from posd.redact import redact_text
 from posd.version import posd_version
+from wire.errors import WireError
 
 HELP_FLAGS = ("-h", "--help")
 VERSION_FLAG = "--version"
@@ -108,7 +110,7 @@ def main(
 
         configure_logging(os.environ.get(LOG_LEVEL_ENV, DEFAULT_CLI_LOG_LEVEL))
         code: int = args.handler(args)
-    except PosdError as error:
+    except WireError as error:  # PosdError and the contract's own (EnvelopeError...)
         message = redact_text(str(error))
         if _wants_json(args_list):
             print(json.dumps({"error": error.code, "message": message}))
