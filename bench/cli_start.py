@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from demo.devconfig import DevConfig  # noqa: E402
+
 COMMANDS = (
     ("--help",),
     ("--version",),
@@ -42,12 +46,13 @@ def start_times(
     """Median start-up seconds of each command, and of `status` on a lane with no daemon."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as scratch:
-        config = Path(scratch) / "posd.toml"
-        config.write_text(
-            '[terminal]\nstore_id = "s"\nterminal_id = "t"\nmode = "development"\n'
-            f'state_dir = "state"\n[api]\nsocket = "{scratch}/api.sock"\n'
-            '[keys]\nprovider = "local"\nlocal_key_file = "k"\n'
-        )
+        config = DevConfig(
+            "s",
+            "t",
+            api={"socket": Path(scratch) / "api.sock"},
+            keys={"provider": "local", "local_key_file": "k"},
+            devices={},
+        ).write(Path(scratch) / "posd.toml")
         argvs = [*commands, ("status", "--config", str(config))]
         return {" ".join(a[:2]): timed(a, runs, env) for a in argvs}
 

@@ -58,13 +58,12 @@ from bench.backlog import (  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
 from bench.footprint import KIB, memory_kib  # noqa: E402
 from bench.journal_append import percentile  # noqa: E402
+from posd.assembly import engine_for  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from posd.keys.local import LocalKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
 from posd.logs import configure_logging  # noqa: E402
 from posd.recorder import Recorder  # noqa: E402
-from sync.engine import SyncEngine  # noqa: E402
-from sync.eventbridge.client import EventsClients  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 
 DEFAULT_SIZES = (10_000, 200_000)
@@ -94,12 +93,16 @@ def _drain_child(state_dir: str, endpoint: str, results: Any) -> None:
     session = boto3.Session(
         aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name="us-east-1"
     )
-    clients = EventsClients(settings, endpoint_url=endpoint, session=session)
     started = time.perf_counter()
     with (
         Journal.open(Path(state_dir)) as journal,
-        SyncEngine(
-            journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
+        engine_for(
+            journal,
+            settings,
+            store_id=STORE_ID,
+            terminal_id=TERMINAL_ID,
+            endpoint_url=endpoint,
+            session=session,
         ) as engine,
     ):
         report = engine.drain(timeout=DRAIN_TIMEOUT_SECONDS)

@@ -47,12 +47,11 @@ import boto3  # noqa: E402
 
 from bench.backlog import fill_backlog  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
+from posd.assembly import clients_for, engine_over  # noqa: E402
 from posd.journal import JOURNAL_FILE, Journal  # noqa: E402
 from posd.logs import configure_logging  # noqa: E402
-from sync.engine import SyncEngine  # noqa: E402
 from sync.eventbridge.batching import plan_batches  # noqa: E402
-from sync.eventbridge.client import EventsClients  # noqa: E402
-from sync.eventbridge.transport import Answered, PutEventsClient, put_batch  # noqa: E402
+from sync.eventbridge.transport import Answered, ClientSource, PutEventsClient, put_batch  # noqa: E402
 from sync.events import Entry, EventBuilder  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 
@@ -98,6 +97,17 @@ def _per_1000_ms(cpu_seconds: float, events: int) -> float:
 def _session() -> boto3.Session:
     return boto3.Session(
         aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name=REGION
+    )
+
+
+def _clients(endpoint: str, settings: SyncSettings) -> ClientSource:
+    """The engine's clients, as the engine would build them, for the bench's endpoint."""
+    return clients_for(
+        settings,
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        endpoint_url=endpoint,
+        session=_session(),
     )
 
 
@@ -151,9 +161,7 @@ def _bare_loop(
     endpoint: str, batches: Sequence[Sequence[Any]], settings: SyncSettings
 ) -> dict[str, Any]:
     """The baseline: the same request bodies sent by a thread pool, nothing else."""
-    client = EventsClients(settings, endpoint_url=endpoint, session=_session())(
-        settings.read_timeout_seconds
-    )
+    client = _clients(endpoint, settings)(settings.read_timeout_seconds)
     events = sum(len(batch) for batch in batches)
     with ThreadPoolExecutor(settings.max_in_flight) as pool:
         clock = _CpuClock()
@@ -189,7 +197,7 @@ def _run(
     profile_timer: str,
 ) -> dict[str, Any]:
     with put_events_endpoint(rtt_ms / 1000.0) as endpoint, tempfile.TemporaryDirectory() as work:
-        clients = EventsClients(settings, endpoint_url=endpoint, session=_session())
+        clients = _clients(endpoint, settings)
         state_dir = Path(work) / "state"
         shutil.copytree(template, state_dir)
         with Journal.open(state_dir) as journal:
@@ -216,7 +224,7 @@ def _run(
                     endpoint, body, settings.max_in_flight
                 )
                 result["bare_boto3_loop"] = _bare_loop(endpoint, batches, settings)
-            with SyncEngine(
+            with engine_over(
                 journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
             ) as engine:
                 profile = cProfile.Profile(PROFILE_TIMERS[profile_timer]) if profile_top else None

@@ -190,9 +190,9 @@ def _worker(
     and the worker's backlog over time."""
     import boto3
 
+    from posd.assembly import engine_for
     from posd.logs import configure_logging
     from sync.engine import SyncEngine
-    from sync.eventbridge.client import EventsClients
 
     configure_logging("error")  # stderr: stdout is the driver's JSON; a storm logs a lot
 
@@ -206,9 +206,15 @@ def _worker(
         shutil.copytree(template, state_dir)
         journal = Journal.open(state_dir)
         journals.append(journal)
-        clients = EventsClients(settings, endpoint_url=endpoint, session=session)
         engines.append(
-            SyncEngine(journal, clients, settings, store_id=STORE_ID, terminal_id=f"lane-{index}")
+            engine_for(
+                journal,
+                settings,
+                store_id=STORE_ID,
+                terminal_id=f"lane-{index}",
+                endpoint_url=endpoint,
+                session=session,
+            )
         )
     ready.put(count)
     start = go.get()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,14 @@ class DevConfig:
             "devices": self.devices,
         }
         return {name: plain(body) for name, body in sections.items() if body}
+
+    def amended(self, **sections: Table) -> DevConfig:
+        """This config with keys added to or changed in the named sections, the sections'
+        other keys kept: `amended(sync={"api": "v2"})`."""
+        changes: dict[str, Any] = {
+            name: {**getattr(self, name), **keys} for name, keys in sections.items()
+        }
+        return replace(self, **changes)
 
     def render(self) -> str:
         return render_toml(self.document())

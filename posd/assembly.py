@@ -55,12 +55,31 @@ def events_clients(config: Config) -> ClientSource:
 
 def sync_engine(journal: Journal, config: Config) -> SyncEngine:
     """The delivery engine for `journal` as the config describes it."""
-    return SyncEngine(
+    return engine_over(
         journal,
         events_clients(config),
         config.sync,
         store_id=config.store_id,
         terminal_id=config.terminal_id,
+    )
+
+
+def clients_for(
+    settings: SyncSettings,
+    *,
+    store_id: str,
+    terminal_id: str,
+    endpoint_url: str,
+    session: boto3.Session,
+) -> ClientSource:
+    """EventBridge clients without a config file (bench and tests), v1 or v2 as
+    `settings.api` says: sending to `endpoint_url` with `session`'s credentials."""
+    return client_source(
+        settings,
+        store_id=store_id,
+        terminal_id=terminal_id,
+        endpoint_url=endpoint_url,
+        session=session,
     )
 
 
@@ -75,11 +94,25 @@ def engine_for(
 ) -> SyncEngine:
     """A delivery engine without a config file (bench and tests): `settings` for one terminal,
     sending to `endpoint_url` with `session`'s credentials."""
-    clients = client_source(
+    clients = clients_for(
         settings,
         store_id=store_id,
         terminal_id=terminal_id,
         endpoint_url=endpoint_url,
         session=session,
     )
+    return engine_over(journal, clients, settings, store_id=store_id, terminal_id=terminal_id)
+
+
+def engine_over(
+    journal: Journal,
+    clients: ClientSource,
+    settings: SyncSettings,
+    *,
+    store_id: str,
+    terminal_id: str,
+) -> SyncEngine:
+    """A delivery engine over clients built already: those of the config (`sync_engine`),
+    of `clients_for`, or clients a benchmark used first (bench/drain measures the round trip
+    with them, so the engine starts on the same warm connections)."""
     return SyncEngine(journal, clients, settings, store_id=store_id, terminal_id=terminal_id)

@@ -51,11 +51,12 @@ from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timestamps import age_seconds
 
 STATUS_REFRESH_SECONDS = 1.0
-# `Outbox.summary` reads the backlog (counts, pending amounts): ~20 ms of CPU with 20,000
-# pending records, ~100 ms with 100,000. Refreshed every second during a long drain at 100 ms
-# RTT, it was a quarter of the driver's CPU (bench/drain.py). The interval stretches so that
-# the refresh takes at most this share of the time, up to a cap. The engine keeps `pending`
-# current itself for what it delivers; the refresh catches captures and other processes.
+# `Outbox.summary` reads the backlog (counts, pending amounts), at a CPU cost that grows with
+# the pending records: refreshed every second during a long drain, it took a large share of
+# the driver's CPU (bench/drain.py; the figures are in README.md's Performance section).
+# The interval stretches so that the refresh takes at most this share of the time, up to a
+# cap. The engine keeps `pending` current itself for what it delivers; the refresh catches
+# captures and other processes.
 STATUS_REFRESH_MAX_SHARE = 0.02
 STATUS_REFRESH_MAX_SECONDS = 30.0
 # Leased-but-unsent batches are handed back to the journal once they are this fraction of the
@@ -347,8 +348,8 @@ class SyncEngine:
             with self._lock:
                 self._in_flight[future] = _Flight(batch, ticket, self._timeouts.generation, now)
         # Prefetch while the requests are out, so that a freed slot is refilled at once
-        # instead of waiting for a lease and event building (measured: ~20% of throughput
-        # at 40 ms RTT).
+        # instead of waiting for a lease and event building (bench/drain.py; the gain is in
+        # README.md's Performance section).
         if len(self._held) < self._allowed_in_flight():
             self._lease(now)
 

@@ -71,7 +71,7 @@ class SyncSettings:
     # Per-record retry of retryable entry errors and of throttled requests: full jitter. The
     # cap is short: an outage is the link monitor's business (offline probing), and a long
     # per-record cap left a reconnecting fleet a tail of records waiting out old backoffs
-    # (bench/fleet.py, 1,000 terminals: 60 s cap 1.61x the ideal drain time, 8 s cap 1.14x).
+    # (bench/fleet.py; the figures are in README.md's Performance section).
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 10.0
     # Offline detection: this many consecutive whole-request failures flip to offline, then

@@ -9,12 +9,11 @@ issued and what the chain is at both its ends (`posd.journal.checkpoints`), sent
 Both are journaled, small and few, and each is sent as one EventBridge event until it is
 accepted. The lane keeps one request in flight at most, on a thread of its own, through the
 same client source as the records, with its own backoff. It never waits behind a backlog of
-records and never stalls the engine's driver for a round trip (bench/drain.py on a loaded
-machine: sent synchronously, checkpoints every 100 records cost about a tenth of the drain
-rate at 40 ms RTT). A backlog of side events (after an outage: one checkpoint per 100 records
-captured meanwhile) goes out back to back, one request at a time: paced at one request every
-0.2 s, 2,000 checkpoints held a 5,000-record drain for 99 s (bench/cost_growth.py at 200k
-records), while records drained at 4,000/s. Alarms go first.
+records and never stalls the engine's driver for a round trip (sent synchronously,
+checkpoints cost a share of the drain rate: bench/drain.py). A backlog of side events (after
+an outage: one checkpoint per 100 records captured meanwhile) goes out back to back, one
+request at a time: paced, such a backlog held a drain long after its records had gone
+(bench/cost_growth.py). The figures are in README.md's Performance section. Alarms go first.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from posd.cli.args import (
     add_config_argument,
@@ -25,7 +25,7 @@ from posd.cli.output import emit, key_values
 from posd.paths import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:
-    from posd.api_answers import StatusAnswer
+    from posd.api_answers import CheckpointsAnswer, StatusAnswer
     from posd.api_client import DaemonClient
     from posd.config import Config
     from posd.journal import Journal
@@ -36,6 +36,44 @@ API_MAX_FLUSH_SECONDS = 120.0  # the API's own bound on timeout_s (docs/openapi.
 # fractional digits can be one: print durations with a few decimals only.
 SECONDS_DECIMALS = 3
 NOT_RUNNING = "unknown (daemon not running)"
+
+
+class DaemonSyncStatus(TypedDict):
+    """`posd sync status` from a running daemon's status answer."""
+
+    source: Literal["daemon"]
+    link: str
+    link_since: str | None
+    last_delivery: str | None
+    last_error: str | None
+    pending: int
+    leased: None  # the daemon's answer does not say
+    quarantined: int
+    oldest_pending_age_seconds: float | None
+    pending_amount_by_currency: dict[str, int]
+
+
+class JournalSyncStatus(TypedDict):
+    """`posd sync status` read from the journal: the same keys (no link, no daemon), and the
+    counts only the journal holds."""
+
+    source: Literal["journal"]
+    link: str
+    link_since: None
+    last_delivery: str | None
+    last_error: str | None
+    pending: int
+    leased: int | None  # None: the journal could not be read that far
+    quarantined: int
+    tampered: int
+    unreadable: int
+    delivered: int
+    checkpoints: CheckpointsAnswer
+    oldest_pending_age_seconds: float | None
+    pending_amount_by_currency: dict[str, int]
+
+
+SyncStatus = DaemonSyncStatus | JournalSyncStatus
 
 
 def _rounded(value: float | None) -> float | None:
@@ -82,6 +120,7 @@ def status(args: argparse.Namespace) -> int:
     from posd.api_client import connect
     from posd.config import load_config
 
+    result: SyncStatus
     if args.state_dir is not None:
         result = status_from_journal(Path(args.state_dir), None)
     else:
@@ -95,7 +134,7 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_from_daemon(answer: StatusAnswer) -> dict[str, Any]:
+def _status_from_daemon(answer: StatusAnswer) -> DaemonSyncStatus:
     link, pending = answer["link"], answer["pending"]
     return {
         "source": "daemon",
@@ -111,7 +150,7 @@ def _status_from_daemon(answer: StatusAnswer) -> dict[str, Any]:
     }
 
 
-def status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any]:
+def status_from_journal(state_dir: Path, config: Config | None) -> JournalSyncStatus:
     from posd.errors import JournalError
     from posd.journal import Journal
     from posd.journal.listing import DeliveryFacts, delivery_facts
@@ -145,7 +184,7 @@ def status_from_journal(state_dir: Path, config: Config | None) -> dict[str, Any
     }
 
 
-def _render_status(r: dict[str, Any]) -> str:
+def _render_status(r: SyncStatus) -> str:
     shown: dict[str, Any] = {
         "read from": r["source"],
         "link": r["link"] + (f" since {r['link_since']}" if r["link_since"] else ""),
@@ -157,9 +196,8 @@ def _render_status(r: dict[str, Any]) -> str:
         "pending amounts": amounts(r["pending_amount_by_currency"]),
         "quarantined": r["quarantined"],
     }
-    for key in ("tampered", "unreadable", "delivered"):
-        if key in r:
-            shown[key] = r[key]
+    if r["source"] == "journal":
+        shown.update(tampered=r["tampered"], unreadable=r["unreadable"], delivered=r["delivered"])
     if r["quarantined"]:
         shown["quarantined"] = f"{r['quarantined']} (see: posd journal list --state quarantined)"
     return key_values({k: human(v) for k, v in shown.items() if v is not None or k != "leased now"})

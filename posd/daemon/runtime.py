@@ -36,9 +36,9 @@ DELIVERY_STOP_S = 4.0
 RESTART_SECTIONS = ("terminal", "api", "aws", "keys", "journal", "devices")
 # The interpreter's GIL switch interval in `posd run` (Python's default: 5 ms). A payment's
 # thread hands off to the card reader's and back several times, and with delivery's threads
-# busy each hand-off may wait a whole interval: at 1 ms, capture while a 100,000-record backlog
-# drained had a lower p99 in each of three alternating pairs (75/104, 42/54, 44/48 ms on a
-# loaded 2-core machine) and delivery went no slower (bench/capture_api.py).
+# busy each hand-off may wait a whole interval: at 1 ms, capture's p99 while a backlog drained
+# was lower and delivery went no slower (bench/capture_api.py; the figures are in README.md's
+# Performance section).
 SWITCH_INTERVAL_S = 0.001
 
 

@@ -81,6 +81,19 @@ def test_development_defaults_load(tmp_path: Path) -> None:
     assert config.devices["card_reader"].driver == simulated_card_reader()["driver"]
 
 
+def test_amended_changes_only_the_named_keys(tmp_path: Path) -> None:
+    built = full_config(tmp_path)
+    amended = built.amended(sync={"api": "v2", "source": "posd.other"}, aws={"profile": "p"})
+    assert amended.sync == {**built.sync, "api": "v2", "source": "posd.other"}
+    assert amended.aws == {**built.aws, "profile": "p"}
+    assert (amended.keys, amended.devices, amended.offline) == (
+        built.keys,
+        built.devices,
+        built.offline,
+    )
+    assert built.sync["source"] == "posd.dev"  # the original is left as it was
+
+
 @pytest.mark.parametrize(
     ("built", "key"),
     [

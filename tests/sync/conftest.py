@@ -178,16 +178,10 @@ CLI_RECORDS = 12
 
 
 @pytest.fixture
-def config_file(
-    tmp_path: Path, route: Route, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    path = DevConfig(
+def cli_config(route: Route, aws_endpoint: str) -> DevConfig:
+    """The CLI tests' terminal config (written as `config_file`): a test that needs it changed
+    writes `cli_config.amended(...)` over it."""
+    return DevConfig(
         store_id=STORE_ID,
         terminal_id=TERMINAL_ID,
         api={"socket": "api.sock"},
@@ -198,7 +192,18 @@ def config_file(
             "backoff_base_seconds": 0.02,
         },
         devices={},
-    ).write(tmp_path / "posd.toml")
+    )
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, cli_config: DevConfig, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    path = cli_config.write(tmp_path / "posd.toml")
     record_payments(tmp_path, CLI_RECORDS)
     return path
 

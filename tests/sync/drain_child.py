@@ -11,9 +11,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from posd.assembly import engine_for
 from posd.journal import Journal
-from sync.engine import SyncEngine
-from sync.sources import client_source
 from tests.sync.conftest import FAST, STORE_ID, TERMINAL_ID, emulator_session
 
 DRAIN_TIMEOUT_SECONDS = 60.0
@@ -25,17 +24,15 @@ def main(state_dir: str, endpoint: str, bus: str) -> int:
         settings = replace(settings, api="v2", event_bus_arn=bus)
     else:
         settings = replace(settings, event_bus_name=bus)
-    clients = client_source(
-        settings,
-        store_id=STORE_ID,
-        terminal_id=TERMINAL_ID,
-        endpoint_url=endpoint,
-        session=emulator_session(),
-    )
     with (
         Journal.open(Path(state_dir)) as journal,
-        SyncEngine(
-            journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
+        engine_for(
+            journal,
+            settings,
+            store_id=STORE_ID,
+            terminal_id=TERMINAL_ID,
+            endpoint_url=endpoint,
+            session=emulator_session(),
         ) as engine,
     ):
         report = engine.drain(timeout=DRAIN_TIMEOUT_SECONDS)

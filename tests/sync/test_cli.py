@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from demo.devconfig import DevConfig
 from posd.cli.main import main
 from posd.journal import Journal
 from tests.repo import REPO_ROOT
@@ -52,16 +54,13 @@ def test_retry_quarantined(config_file: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_human_output_and_bad_input(
-    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    config_file: Path, cli_config: DevConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["sync", "status", "--config", str(config_file)]) == 0
     assert "pending" in capsys.readouterr().out
     assert main(["sync", "flush", "--timeout", "0", "--config", str(config_file)]) == 2
     assert "--timeout" in capsys.readouterr().err
-    empty = tmp_path / "other.toml"
-    empty.write_text(
-        config_file.read_text().replace('state_dir = "state"', 'state_dir = "nowhere"')
-    )
+    empty = replace(cli_config, state_dir="nowhere").write(tmp_path / "other.toml")
     assert main(["sync", "status", "--config", str(empty)]) == 2
     assert "no journal" in capsys.readouterr().err
 
@@ -118,15 +117,13 @@ def test_flush_without_credentials_is_misconfigured_at_once(
 
 @pytest.mark.parametrize("how", ["env", "config"])
 def test_an_unknown_profile_is_one_line_and_exit_2(
-    config_file: Path, tmp_path: Path, how: str
+    config_file: Path, cli_config: DevConfig, tmp_path: Path, how: str
 ) -> None:
     env = _no_credentials_env(tmp_path)
     if how == "env":
         env["AWS_PROFILE"] = "nope"
     else:
-        config_file.write_text(
-            config_file.read_text().replace("[aws]\n", '[aws]\nprofile = "nope"\n')
-        )
+        cli_config.amended(aws={"profile": "nope"}).write(config_file)
     for command in (("sync", "flush"), ("config", "check")):
         done = _posd(tmp_path, *command, "--config", str(config_file), env=env)
         assert done.returncode == 2, (command, done.stderr)
@@ -135,9 +132,12 @@ def test_an_unknown_profile_is_one_line_and_exit_2(
         assert len(lines) == 1 and "nope" in lines[0] and "aws.profile" in lines[0]
 
 
-def test_no_region_anywhere_is_a_config_error(config_file: Path, tmp_path: Path) -> None:
+def test_no_region_anywhere_is_a_config_error(
+    config_file: Path, cli_config: DevConfig, tmp_path: Path
+) -> None:
     env = _no_credentials_env(tmp_path)
-    config_file.write_text(config_file.read_text().replace('region = "us-east-1"\n', ""))
+    without_region = {key: value for key, value in cli_config.aws.items() if key != "region"}
+    replace(cli_config, aws=without_region).write(config_file)
     done = _posd(tmp_path, "config", "check", "--config", str(config_file), env=env)
     assert done.returncode == 2
     assert "aws.region" in done.stderr and "Traceback" not in done.stderr

@@ -10,9 +10,9 @@ from typing import Any
 
 import boto3
 
+from posd.assembly import engine_for
 from posd.journal import Journal
 from sync.engine import SyncEngine
-from sync.eventbridge.client import EventsClients
 from tests.conftest import query_file
 from tests.sync.conftest import (
     FAST,
@@ -63,16 +63,17 @@ def test_a_bus_that_does_not_exist_is_misconfigured(
     recorder: Any, journal: Journal, aws_endpoint: str
 ) -> None:
     fill(recorder, RECORDS)
-    clients = EventsClients(
-        FAST,
-        endpoint_url=aws_endpoint,
-        session=boto3.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        ),
+    session = boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )
     settings = replace(FAST, event_bus_name="no-such-bus")
-    with SyncEngine(
-        journal, clients, settings, store_id=STORE_ID, terminal_id=TERMINAL_ID
+    with engine_for(
+        journal,
+        settings,
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        endpoint_url=aws_endpoint,
+        session=session,
     ) as missing:
         _assert_misconfigured_at_once(missing, journal, "ResourceNotFoundException")
 

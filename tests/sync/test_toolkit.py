@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from demo.devconfig import DevConfig
 from posd.cli.main import main
 from posd.journal import Journal
 from tests.cards import TEST_PANS
@@ -80,17 +81,14 @@ def test_doctor_checks_each_thing_with_timings_and_fixes(
 
 
 def test_doctor_fails_on_an_unreachable_endpoint(
-    config_file: Path, capsys: pytest.CaptureFixture[str]
+    config_file: Path, cli_config: DevConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import socket
 
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    text = config_file.read_text()
-    start = text.index("endpoint_url")
-    end = text.index("\n", start)
-    config_file.write_text(text[:start] + f'endpoint_url = "http://127.0.0.1:{port}"' + text[end:])
+    cli_config.amended(aws={"endpoint_url": f"http://127.0.0.1:{port}"}).write(config_file)
     code, result = _run(capsys, "doctor", "--config", str(config_file))
     checks = {c["name"]: c for c in result["checks"]}
     assert code == 1 and not result["ok"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from demo.devconfig import DevConfig
 from posd.cli.main import main
 from posd.config import parse_config
 from posd.errors import ConfigError
@@ -292,21 +293,19 @@ def test_an_entry_without_event_id_is_refused_before_sending(v2_route: V2Route) 
 # --- through the CLI: a terminal config with api = "v2" ----------------------------------
 
 
-def v2_config(config_file: Path, route: V2Route) -> Path:
-    """The CLI tests' terminal config switched to EventBridge v2 on `route`'s bus."""
-    text = config_file.read_text()
-    text = text.replace("[sync]\n", f'[sync]\napi = "v2"\nevent_bus_arn = "{route.bus_arn}"\n')
-    text = text.replace(
-        "[aws]\n", f'[aws]\nevents_endpoint_url = "{route.endpoint.endpoint_url}"\n'
-    )
-    config_file.write_text(text)
-    return config_file
+@pytest.fixture
+def v2_config(config_file: Path, cli_config: DevConfig, v2_route: V2Route) -> Path:
+    """The CLI tests' terminal config switched to EventBridge v2 on `v2_route`'s bus."""
+    return cli_config.amended(
+        sync={"api": "v2", "event_bus_arn": v2_route.bus_arn},
+        aws={"events_endpoint_url": v2_route.endpoint.endpoint_url},
+    ).write(config_file)
 
 
 def test_sync_flush_delivers_through_v2(
-    config_file: Path, v2_route: V2Route, sqs_client: Any, capsys: pytest.CaptureFixture[str]
+    v2_config: Path, v2_route: V2Route, sqs_client: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["sync", "flush", "--config", str(v2_config(config_file, v2_route)), "--json"])
+    code = main(["sync", "flush", "--config", str(v2_config), "--json"])
 
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
@@ -315,9 +314,9 @@ def test_sync_flush_delivers_through_v2(
 
 
 def test_doctor_reaches_the_v2_endpoint(
-    config_file: Path, v2_route: V2Route, capsys: pytest.CaptureFixture[str]
+    v2_config: Path, v2_route: V2Route, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main(["doctor", "--config", str(v2_config(config_file, v2_route)), "--json"])
+    main(["doctor", "--config", str(v2_config), "--json"])
 
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["events reach"]["status"] == "ok"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from demo.devconfig import DevConfig
 from posd.cli.humanize import amounts, human, size
 from posd.cli.main import main
 from posd.cli.progress import Progress
@@ -130,13 +131,13 @@ def test_human_values() -> None:
 
 
 def test_a_failed_open_keeps_its_cause(tmp_path: Path) -> None:
-    config = tmp_path / "posd.toml"
     missing = tmp_path / "ttyUSB9"
-    config.write_text(
-        '[terminal]\nstore_id = "s"\nterminal_id = "t"\nmode = "development"\n'
-        '[keys]\nprovider = "local"\nlocal_key_file = "k"\n'
-        f'[devices.card_reader]\ndriver = "serial"\nport = "{missing}"\n'
-    )
+    config = DevConfig(
+        "s",
+        "t",
+        keys={"provider": "local", "local_key_file": "k"},
+        devices={"card_reader": {"driver": "serial", "port": missing}},
+    ).write(tmp_path / "posd.toml")
     done = _posd("devices", "--config", str(config), "--json")
     assert done.returncode == 0, done.stderr
     row = json.loads(done.stdout)["devices"][0]

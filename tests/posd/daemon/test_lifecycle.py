@@ -109,11 +109,10 @@ def test_offline_limits_refuse_while_the_endpoint_is_down_and_lift_when_it_retur
     assert headroom["max_pending_count"] == {"limit": 2, "headroom": 0}
     assert headroom["max_pending_amount"]["headroom_by_currency"] == {"EUR": 1000}
 
-    # SIGHUP: room for more records, but no record may wait longer than a moment.
-    daemon.config.write_text(
-        daemon.config.read_text()
-        .replace("max_pending_count = 2", "max_pending_count = 10")
-        .replace("max_pending_age_seconds = 0", "max_pending_age_seconds = 0.2")
+    # SIGHUP: room for more records, but no record may wait longer than a moment. The factory
+    # writes the changed config over the running daemon's (same directory), not started.
+    make_daemon(
+        start=False, offline={**limits, "max_pending_count": 10, "max_pending_age_seconds": 0.2}
     )
     daemon.signal(signal.SIGHUP)
     wait_for(
