@@ -19,8 +19,8 @@ from typing import Any
 
 import cbor2
 
-from demo.localaws.emulator import NoDelayQuietMixin
 from demo.localaws.eventbridge_v2 import PUT_EVENTS_PATH, SMITHY_PROTOCOL
+from demo.localaws.serving import NoDelayQuietMixin
 
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 5

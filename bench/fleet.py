@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.backlog import fill_backlog  # noqa: E402
-from demo.localaws.emulator import NoDelayQuietMixin  # noqa: E402
+from demo.localaws.serving import NoDelayQuietMixin  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
 

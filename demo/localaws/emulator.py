@@ -1,53 +1,27 @@
 """An embedded local AWS emulator (moto in server mode) for the demo and the tests.
 
 Real boto3 clients talk to it over HTTP on loopback, exactly as they talk to AWS through a
-VPC endpoint. Sockets get TCP_NODELAY: with Nagle on, the delayed ACK adds ~40 ms to every
-request and anything timed against the emulator measures that trap instead of our code.
+VPC endpoint (with TCP_NODELAY: see `serving.py`).
 moto is an optional dependency (the `demo` and `dev` extras: `pip install -e '.[demo]'`).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-from types import TracebackType
 from typing import Any, cast
 
+from demo.localaws.serving import LOOPBACK, BackgroundServer, NoDelayQuietMixin
 from posd.errors import PosdError
 
-LOOPBACK = "127.0.0.1"
 EMULATOR_REGION = "us-east-1"
 # moto accepts any credentials; these only keep botocore from looking for real ones.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-# How soon a serving loop notices `shutdown()`: socketserver's default (0.5 s) made every
-# stop of a local stand-in cost half a second, most of a fast test.
-SERVER_POLL_SECONDS = 0.05
-
-
-class NoDelayQuietMixin:
-    """For loopback HTTP request handlers: TCP_NODELAY on the socket, no per-request logging.
-
-    Mix in before the handler class (`class H(NoDelayQuietMixin, BaseHTTPRequestHandler)`).
-    """
-
-    connection: socket.socket
-
-    def setup(self) -> None:
-        super().setup()  # type: ignore[misc]
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: one line per request would drown the output of whoever runs the server."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        """Quiet, as above (werkzeug's handler logs here)."""
 
 
 class EmulatorUnavailable(PosdError):
     code = "emulator_unavailable"
 
 
-class LocalAws:
+class LocalAws(BackgroundServer):
     """moto's server on a free loopback port, in a daemon thread.
 
     Use as a context manager; `endpoint_url` is the URL to give boto3.
@@ -71,29 +45,8 @@ class LocalAws:
             pass
 
         app = DomainDispatcherApplication(create_backend_app)
-        self._server: Any = make_server(
-            host, port, app, threaded=True, request_handler=NoDelayHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SERVER_POLL_SECONDS},
-            name="local-aws",
-            daemon=True,
-        )
-
-    @property
-    def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> LocalAws:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        server = make_server(host, port, app, threaded=True, request_handler=NoDelayHandler)
+        self._serve_in_thread(server, "local-aws")
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` pointed at this emulator."""
@@ -119,14 +72,3 @@ class LocalAws:
         key_id = key_arn.rsplit("/", 1)[-1]
         key = kms_backends[DEFAULT_ACCOUNT_ID][EMULATOR_REGION].keys[key_id]
         return cast(Any, key.private_key).private_key
-
-    def __enter__(self) -> LocalAws:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

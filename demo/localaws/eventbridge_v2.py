@@ -52,18 +52,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 import cbor2
 
 from demo.backend import QueueRoute
-from demo.localaws.emulator import (
-    EMULATOR_REGION,
-    LOOPBACK,
-    SERVER_POLL_SECONDS,
-    NoDelayQuietMixin,
-)
+from demo.localaws.emulator import EMULATOR_REGION
+from demo.localaws.serving import LOOPBACK, BackgroundServer, NoDelayQuietMixin
 from posd.errors import PosdError
 from sync.eventbridge.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
 from sync.events import TIME_FIELD_BYTES
@@ -300,7 +295,7 @@ def request_entry_bytes(entry: dict[str, Any]) -> int:
 # --- the endpoint ------------------------------------------------------------------------
 
 
-class EventBridgeV2Endpoint:
+class EventBridgeV2Endpoint(BackgroundServer):
     """The server on a free loopback port, in a daemon thread; a context manager.
 
     `create_bus(name, sqs, queue_url)` makes a bus whose accepted events go to that queue and
@@ -324,19 +319,9 @@ class EventBridgeV2Endpoint:
         self._throttle = 0
         self._entry_faults: dict[str, list[Any]] = {}  # dedup id -> [code, times left]
         self.stats = EndpointStats()
-        self._server = _Server((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SERVER_POLL_SECONDS},
-            name="eventbridge-v2",
-            daemon=True,
-        )
-
-    @property
-    def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        server = _Server((host, port), _make_handler(self))
+        server.daemon_threads = True
+        self._serve_in_thread(server, "eventbridge-v2")
 
     def create_bus(self, name: str, sqs: Any, queue_url: str) -> str:
         bus = V2Bus(name, sqs, queue_url, self._dedup_window, self._clock)
@@ -351,26 +336,6 @@ class EventBridgeV2Endpoint:
     def fail_entry(self, dedup_id: str, code: str, times: int = 1) -> None:
         with self._lock:
             self._entry_faults[dedup_id] = [code, times]
-
-    def start(self) -> EventBridgeV2Endpoint:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> EventBridgeV2Endpoint:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- PutEvents --------------------------------------------------------------------
 

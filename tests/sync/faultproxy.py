@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 import cbor2
 
-from demo.localaws.emulator import SERVER_POLL_SECONDS, NoDelayQuietMixin
 from demo.localaws.eventbridge_v2 import PUT_EVENTS_PATH, SMITHY_PROTOCOL, error_body
+from demo.localaws.serving import SERVER_POLL_SECONDS, NoDelayQuietMixin
 
 LOOPBACK = "127.0.0.1"
 PUT_EVENTS_TARGET = "AWSEvents.PutEvents"

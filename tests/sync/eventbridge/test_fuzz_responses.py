@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from demo.localaws.emulator import NoDelayQuietMixin
+from demo.localaws.serving import NoDelayQuietMixin
 from sync.eventbridge.client import EventsClients
 from sync.eventbridge.results import judge
 from sync.eventbridge.retry import Failed, Throttled
