@@ -33,6 +33,7 @@ from tests.cards import (
 from tests.conftest import query_file
 
 LEASE = 30.0
+KEY_WAIT_S = 10.0  # for the background prefetch of the next data key
 
 
 def capture(recorder: Recorder, count: int, pan: str = VISA_TEST_PAN, **meta: object) -> list[int]:
@@ -509,13 +510,25 @@ def test_purge_drops_a_data_key_once_its_last_record_is_gone(
     assert journal.verify().ok
 
 
-def test_purge_keeps_a_key_its_remaining_records_use(recorder: Recorder, journal: Journal) -> None:
-    capture(recorder, 12)
+def test_purge_keeps_a_key_its_remaining_records_use(
+    recorder: Recorder, journal: Journal, local_key_provider: RotatingKeyProvider
+) -> None:
+    for _ in range(12):
+        # A key is rotated after 5 records once the background prefetch has the next one:
+        # waiting for it keeps a loaded machine from sealing more records with one key.
+        assert local_key_provider.wait_ready(KEY_WAIT_S)
+        capture(recorder, 1)
     key_of = dict(query_file(journal, "SELECT seq, data_key_id FROM records"))
-    deliver(journal, range(1, 8), time.time() - 1000)
+    first_key, second_key = list(dict.fromkeys(key_of[seq] for seq in sorted(key_of)))[:2]
+    second_key_seqs = [seq for seq in sorted(key_of) if key_of[seq] == second_key]
+    purged = [seq for seq in sorted(key_of) if key_of[seq] == first_key] + second_key_seqs[:1]
+    assert len(second_key_seqs) >= 2  # so the second key is used on both sides of the purge
+    deliver(journal, purged, time.time() - 1000)
     journal.purge_in_chunks(time.time(), 3)
     keys = {row[0] for row in query_file(journal, "SELECT key_id FROM data_keys")}
-    assert keys == {key_of[8], key_of[11]}  # 1-5's key went; 8-10 still need theirs
+    # The first key went with its records; the second is kept for its remaining records.
+    assert keys == {key_of[seq] for seq in key_of if seq not in purged}
+    assert first_key not in keys and second_key in keys
     assert journal.verify().ok
 
 
