@@ -1,9 +1,9 @@
 """`posd diag bundle -o FILE`: a tar.gz a technician can send to support.
 
 It holds the config (parsed, as JSON) with anything secret-looking removed, versions, status,
-doctor, journal stats and the last log lines (`journalctl -u posd` when there is one). Every member is
-written through the same redaction as all output, so no card number, key or credential can
-travel in it.
+doctor, journal stats and the last log lines (`journalctl -u posd` when there is one). Every
+member is written through the same redaction as all output, so no card number, key or
+credential can travel in it.
 """
 
 from __future__ import annotations
