@@ -70,6 +70,7 @@ class DevConfig:
     journal: Table = field(default_factory=dict)
     sync: Table = field(default_factory=dict)
     offline: Table = field(default_factory=dict)
+    payments: Table = field(default_factory=dict)
     devices: Mapping[str, Table] = field(
         default_factory=lambda: {"card_reader": simulated_card_reader()}
     )
@@ -90,6 +91,7 @@ class DevConfig:
             "journal": self.journal,
             "sync": self.sync,
             "offline": self.offline,
+            "payments": self.payments,
             "devices": self.devices,
         }
         return {name: plain(body) for name, body in sections.items() if body}

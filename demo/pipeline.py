@@ -128,6 +128,7 @@ def demo_config(
         },
         sync={"event_bus_name": DEMO_BUS, "source": DEMO_SOURCE, **sync_extra},
         offline={"max_payment_amount": MAX_PAYMENT_AMOUNT},
+        payments={"currencies": list(CURRENCIES)},
         devices={
             "card_reader": simulated_card_reader(),
             "palm_scanner": simulated_palm(

@@ -133,11 +133,28 @@ class LimitsAnswer(TypedDict):
     max_pending_age_seconds: LimitAnswer
 
 
+LaneStateName = Literal["ready", "degraded", "not_ready", "shutting_down"]
+
+
+class InFlightAnswer(TypedDict):
+    """The payment the lane is taking now (a register that lost its client_ref cancels it)."""
+
+    client_ref: str
+    method: str
+    amount_minor: int
+    currency: str
+
+
 class StatusAnswer(TypedDict):
+    """`state`: `not_ready` while payments are refused for the journal's space
+    (`not_ready_reason` says why), `degraded` while a device is down."""
+
     terminal: TerminalAnswer
     version: str
     uptime_seconds: float
-    state: Literal["ready", "degraded", "shutting_down"]
+    state: LaneStateName
+    not_ready_reason: str | None
+    in_flight: InFlightAnswer | None
     link: LinkAnswer
     pending: PendingAnswer
     quarantined: int

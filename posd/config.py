@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from posd.currency import is_active
 from posd.device_options import check_device
 from posd.errors import ConfigError
 from posd.journal.settings import JournalSettings
@@ -81,11 +82,30 @@ class OfflineLimits:
                 raise ValueError(f"{item.name}: must be >= 0 (0 = no limit)")
 
 
+DEFAULT_CURRENCIES = ("EUR",)
+
+
 @dataclass(frozen=True)
 class PaymentSettings:
-    """The terminal's acceptance rules beyond what the card itself must pass."""
+    """The terminal's acceptance rules beyond what the card itself must pass.
+
+    `currencies`: the ISO 4217 codes this lane takes. The offline pending-amount limit is kept
+    per currency (amounts in two currencies do not add up), so every accepted currency is one
+    more limit's worth at risk: a store lists its own currency, not every code a register
+    could send.
+    """
 
     refuse_unknown_brand: bool = False
+    currencies: tuple[str, ...] = DEFAULT_CURRENCIES
+
+    def __post_init__(self) -> None:
+        if not self.currencies:
+            raise ValueError("currencies: list at least one ISO 4217 code")
+        unknown = [code for code in self.currencies if not is_active(code)]
+        if unknown:
+            raise ValueError(
+                f"currencies: not active ISO 4217 codes: {', '.join(unknown)} (use capitals)"
+            )
 
 
 @dataclass(frozen=True)

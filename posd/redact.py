@@ -1,10 +1,15 @@
-"""Last line of defence: strip card numbers and track data from any text or log event.
+"""Last line of defence: strip card numbers, track data and credentials from any text or log
+event.
 
-Two things are redacted wherever they appear, whatever key or nesting they hide in:
+Three things are redacted wherever they appear, whatever key or nesting they hide in:
 - any run of 12-19 digits that passes Luhn, the digit groups joined by any run of separators
   (space, `.`, `_`, `-`, any whitespace), in any Unicode decimal digits;
 - anything shaped like magstripe track 1 (`%B<digits>^...`) or track 2 (`;<digits>=...`)
-  data, with or without sentinels, whether or not the number passes Luhn.
+  data, with or without sentinels, whether or not the number passes Luhn;
+- the value after a credential's name (`Authorization`, `X-Amz-Security-Token`, a secret
+  key, a signature, any `...token` or `...secret`, a password) written `name: value`,
+  `name=value` or `'name': 'value'`, and the value of an event key so named: botocore's
+  debug dump of a signed request holds all of them.
 
 Matching runs on the NFKC form of the text (so full-width digits U+FF10..U+FF19, mathematical
 or superscript digits and full-width separators count as what they look like), but the
@@ -27,6 +32,7 @@ from wire.masking import PAN_MAX_DIGITS, PAN_MIN_DIGITS
 
 PAN_PLACEHOLDER = "[REDACTED-PAN]"
 TRACK_PLACEHOLDER = "[REDACTED-TRACK]"
+CREDENTIAL_PLACEHOLDER = "[REDACTED-CREDENTIAL]"
 NORMAL_FORM: Final[Literal["NFKC"]] = "NFKC"
 
 # Track 1: optional %, format code B, PAN, ^, name, ^, rest up to ? or end of the token.
@@ -36,6 +42,19 @@ _TRACK2 = re.compile(r";?\d{8,19}[=Dd]\d{4}[^?\s\"'<>]*\??")
 # Digit runs, the digits grouped by any runs of separators. `\d` and `\s` are Unicode-aware.
 _DIGIT_RUN = re.compile(r"\d(?:[\s._-]*\d){11,}")
 _NOT_DIGIT = re.compile(r"\D+")
+# Names whose value is a credential, in any case ('-', '_' or nothing between the words).
+_CREDENTIAL_NAME = (
+    r"(?:authorization|x-amz-security-token|x-amz-signature|x-amz-credential|credentials?"
+    r"|(?:aws[_-]?)?secret[_-]?access[_-]?key|signature|passw(?:or)?d|api[_-]?key"
+    r"|private[_-]?key|[a-z_-]*token|[a-z_-]*secret)"
+)
+# `'name': 'value'`, `"name": b"value"`, `name="value"`: the whole quoted value.
+_QUOTED_CREDENTIAL = re.compile(rf"(?i)({_CREDENTIAL_NAME}['\"]?\s*[:=]\s*b?)(['\"])(.*?)(?<!\\)\2")
+# `name: value`, `name=value` (a header line, a query string, `Signature:` and a new line).
+_BARE_CREDENTIAL = re.compile(
+    rf"(?i)({_CREDENTIAL_NAME}\s*[:=]\s*)(?!['\"\s]|b['\"]|\[REDACTED)([^\s'\",;&}}\]]+)"
+)
+_CREDENTIAL_KEY = re.compile(rf"(?i){_CREDENTIAL_NAME}")
 
 _Replace = Callable[[re.Match[str]], str]
 
@@ -102,8 +121,19 @@ def _sub(pattern: re.Pattern[str], replace: _Replace, text: str) -> str:
     return "".join(pieces) + text[done:]
 
 
+def _redact_credentials(text: str) -> str:
+    text = _QUOTED_CREDENTIAL.sub(rf"\1\2{CREDENTIAL_PLACEHOLDER}\2", text)
+    return _BARE_CREDENTIAL.sub(rf"\1{CREDENTIAL_PLACEHOLDER}", text)
+
+
+def is_credential_name(name: object) -> bool:
+    """Whether a key so named holds a credential (`palm_token`, `secret_access_key`...)."""
+    return isinstance(name, str) and _CREDENTIAL_KEY.fullmatch(name) is not None
+
+
 def redact_text(text: str) -> str:
-    """`text` with every track-like string and Luhn-valid card number replaced."""
+    """`text` with every track-like string, Luhn-valid card number and credential replaced."""
+    text = _redact_credentials(text)
     text = _sub(_TRACK1, _track_placeholder, text)
     text = _sub(_TRACK2, _track_placeholder, text)
     return _sub(_DIGIT_RUN, _redact_digit_run, text)
@@ -124,12 +154,18 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return redact_text(bytes(value).decode("latin-1"))
     if isinstance(value, Mapping):
-        return {redact_value(k): redact_value(v) for k, v in value.items()}
+        return {redact_value(k): _redact_item(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(v) for v in value]
     return redact_text(str(value))
 
 
+def _redact_item(key: object, value: Any) -> Any:
+    if value is not None and is_credential_name(key):
+        return CREDENTIAL_PLACEHOLDER
+    return redact_value(value)
+
+
 def redact_event(_logger: object, _method: str, event_dict: Any) -> Any:
     """structlog processor: redact every key and value of the event."""
-    return {redact_value(k): redact_value(v) for k, v in event_dict.items()}
+    return {redact_value(k): _redact_item(k, v) for k, v in event_dict.items()}

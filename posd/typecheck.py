@@ -31,6 +31,8 @@ def type_name(annotation: Any) -> str:
     if typing.get_origin(annotation) in _MAPPINGS:
         _key, value = typing.get_args(annotation) or (str, Any)
         return f"a table whose values are {type_name(value)}"
+    if typing.get_origin(annotation) is tuple:
+        return f"a list of {type_name(typing.get_args(annotation)[0])}"
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if args:
         return " or ".join(type_name(a) for a in args)
@@ -57,6 +59,11 @@ def coerce(annotation: Any, value: Any) -> Any:
             except TypeError:
                 settable = True
         raise TypeError if settable else NotSettable
+    if origin is tuple:
+        item_type, _more = typing.get_args(annotation)  # tuple[X, ...]: a TOML list of X
+        if not isinstance(value, list):
+            raise TypeError
+        return tuple(coerce(item_type, item) for item in value)
     if origin in _MAPPINGS:
         key_type, value_type = typing.get_args(annotation) or (str, Any)
         if not isinstance(value, dict):

@@ -1,9 +1,9 @@
 """`posd diag bundle -o FILE`: a tar.gz a technician can send to support.
 
-It holds the config with anything secret-looking removed, versions, status, doctor, journal
-stats and the last log lines (`journalctl -u posd` when there is one). Every member is
-written through the same redaction as all output, so no card number, key or credential can
-travel in it.
+It holds the config (parsed, as JSON) with anything secret-looking removed, versions, status,
+doctor, journal stats and the last log lines (`journalctl -u posd` when there is one). Every
+member is written through the same redaction as all output, so no card number, key or
+credential can travel in it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from posd.cli.output import emit, key_values
 
 LOG_LINES = 500
 JOURNALCTL_TIMEOUT_S = 10.0
-SECRET_KEY_WORDS = ("secret", "password", "token", "key_file", "credential")
+# `identities`: the palm scanner's enrolled labels and their credential tokens.
+SECRET_KEY_WORDS = ("secret", "password", "token", "key_file", "credential", "identities")
 REDACTED = "<redacted>"
 
 
@@ -38,15 +39,31 @@ def register(subparsers: Any) -> None:
     bundle.set_defaults(handler=make_bundle)
 
 
+def _secret_name(key: str) -> bool:
+    from posd.redact import is_credential_name
+
+    lowered = key.lower()
+    return any(word in lowered for word in SECRET_KEY_WORDS) or is_credential_name(key)
+
+
+def _without_secrets(table: dict[str, Any]) -> dict[str, Any]:
+    """The table with the value of every secret-looking key replaced, whole (a table of palm
+    identities included: its keys are labels, its values credentials)."""
+    return {
+        key: REDACTED
+        if _secret_name(key)
+        else (_without_secrets(value) if isinstance(value, dict) else value)
+        for key, value in table.items()
+    }
+
+
 def _redacted_config(path: Path) -> str:
-    """The config file's text with the value of every secret-looking key removed."""
-    lines = []
-    for line in path.read_text(errors="replace").splitlines():
-        key = line.split("=", 1)[0].strip().lower()
-        if "=" in line and any(word in key for word in SECRET_KEY_WORDS):
-            line = f"{line.split('=', 1)[0]}= {REDACTED!r}"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+    """The config as parsed (so no quoting or escaping hides a value from the check), with
+    the value of every secret-looking key removed, as JSON."""
+    import tomllib
+
+    document = tomllib.loads(path.read_text(errors="replace"))
+    return json.dumps(_without_secrets(document), indent=2, default=str)
 
 
 def _versions() -> dict[str, str]:
@@ -115,7 +132,7 @@ def make_bundle(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     members = {
-        "config.toml": _redacted_config(config.path),
+        "config.json": _redacted_config(config.path),
         "versions.json": json.dumps(_versions(), indent=2),
         "status.json": json.dumps(_safely("status", lambda: _status(config)), indent=2),
         "doctor.json": json.dumps(doctor_result(config.path), indent=2),

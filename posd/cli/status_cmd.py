@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from posd.api_answers import (
     CheckpointsAnswer,
+    InFlightAnswer,
     LimitsAnswer,
     LinkAnswer,
     PendingAnswer,
@@ -54,6 +55,8 @@ class LaneStatus(TypedDict):
     version: NotRequired[str]
     uptime_seconds: NotRequired[float]
     state: NotRequired[str]
+    not_ready_reason: NotRequired[str | None]
+    in_flight: NotRequired[InFlightAnswer | None]
     devices: NotRequired[dict[str, str]]
     key_source: NotRequired[str | None]
 
@@ -152,6 +155,7 @@ def _render(r: LaneStatus) -> str:
         "terminal": f"{terminal['terminal_id']} in store {terminal['store_id']} "
         f"({terminal['mode']})",
         "posd": f"{r.get('version')}, up {duration(r.get('uptime_seconds'))}, {r.get('state')}"
+        + (f" ({r['not_ready_reason']})" if r.get("not_ready_reason") else "")
         if running
         else r["daemon"],
         "link": link["state"] + (f" since {since}" if since else ""),

@@ -37,7 +37,11 @@ log = structlog.get_logger("posd.daemon")
 
 
 def runtime_rules(config: Config) -> RuntimeRules:
-    return RuntimeRules(config.offline, AcceptanceRules(config.payments.refuse_unknown_brand))
+    return RuntimeRules(
+        config.offline,
+        AcceptanceRules(config.payments.refuse_unknown_brand),
+        config.payments.currencies,
+    )
 
 
 class LiveRules:

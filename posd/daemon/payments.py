@@ -33,6 +33,7 @@ from posd.daemon.metrics import Metrics
 from posd.daemon.reading import AcceptanceRules, read_card, read_either, read_palm
 from posd.daemon.refusals import (
     CANCELLED,
+    CURRENCY_NOT_ACCEPTED,
     DEVICE_UNAVAILABLE,
     IN_PROGRESS,
     INTERNAL_ERROR,
@@ -65,6 +66,7 @@ class RuntimeRules:
 
     limits: OfflineLimits
     acceptance: AcceptanceRules
+    currencies: tuple[str, ...]
 
 
 def payment_answer(record: OutboxRecord, client_ref: str) -> PaymentAnswer:
@@ -152,7 +154,17 @@ class PaymentService:
             return None
         meta: Mapping[str, Any] = record.meta
         fingerprint = (meta.get("amount"), meta.get("currency"), meta.get("method"))
-        return payment_answer(record, client_ref), fingerprint
+        return self._answer_now(record, client_ref), fingerprint
+
+    def _answer_now(self, record: OutboxRecord, client_ref: str) -> PaymentAnswer:
+        """The journaled payment as it stands now: `voided` once a void was journaled (a
+        retry of the POST after a void must not say `captured`)."""
+        answer = payment_answer(record, client_ref)
+        void = self._journal.find_by_client_ref(VOID_REF_PREFIX + client_ref)
+        if void is not None:
+            answer["state"] = "voided"
+            answer["void_event_id"] = void.event_id
+        return answer
 
     # -- payments -------------------------------------------------------------------------
 
@@ -183,6 +195,11 @@ class PaymentService:
 
     def _capture(self, request: PaymentRequest, cancelled: Callable[[], bool]) -> PaymentAnswer:
         rules = self._rules()
+        if request.currency not in rules.currencies:
+            raise refuse(
+                CURRENCY_NOT_ACCEPTED,
+                f"this lane takes {', '.join(rules.currencies)} (see [payments] currencies)",
+            )
         self._check_limits(rules.limits, request.amount_minor, request.currency)
         payment = Payment(request.amount_minor, request.currency, self._lane_id)
         if cancelled():
@@ -291,12 +308,7 @@ class PaymentService:
             }
         record = self._journal.find_by_client_ref(client_ref)
         if record is not None:
-            answer = payment_answer(record, client_ref)
-            void = self._journal.find_by_client_ref(VOID_REF_PREFIX + client_ref)
-            if void is not None:
-                answer["state"] = "voided"
-                answer["void_event_id"] = void.event_id
-            return answer
+            return self._answer_now(record, client_ref)
         with self._refused_lock:
             refusal = self._refused.get(client_ref)
         if refusal is not None:

@@ -11,6 +11,9 @@ from http import HTTPStatus
 from posd.errors import Refusal
 
 VALIDATION_ERROR = "validation_error"
+UNKNOWN_CURRENCY = "unknown_currency"
+CURRENCY_NOT_ACCEPTED = "currency_not_accepted"
+CARD_NUMBER_IN_CLIENT_REF = "card_number_in_client_ref"
 IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
 LANE_BUSY = "lane_busy"
 IN_PROGRESS = "in_progress"
@@ -37,6 +40,9 @@ UNPROCESSABLE = HTTPStatus.UNPROCESSABLE_ENTITY
 
 STATUS: dict[str, HTTPStatus] = {
     VALIDATION_ERROR: HTTPStatus.BAD_REQUEST,
+    UNKNOWN_CURRENCY: HTTPStatus.BAD_REQUEST,
+    CURRENCY_NOT_ACCEPTED: UNPROCESSABLE,
+    CARD_NUMBER_IN_CLIENT_REF: HTTPStatus.BAD_REQUEST,
     IDEMPOTENCY_MISMATCH: HTTPStatus.CONFLICT,
     LANE_BUSY: HTTPStatus.CONFLICT,
     IN_PROGRESS: HTTPStatus.CONFLICT,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from posd.api_answers import FlushAnswer, StatusAnswer
+from posd.api_answers import FlushAnswer, InFlightAnswer, LaneStateName, StatusAnswer
 from posd.config import Config
 from posd.daemon.delivery import DeliveryThread
 from posd.daemon.lane import Lane
@@ -34,6 +34,16 @@ class _LinkWatch:
     def update(self, state: str) -> None:
         if state != self.state:
             self.state, self.since = state, time.time()
+
+
+def lane_state(closed: bool, space_problem: str | None, devices_up: bool) -> LaneStateName:
+    """What `GET /v1/status` calls the lane: `not_ready` while payments are refused for space
+    (they would all answer `journal_full`), `degraded` while a device is down."""
+    if closed:
+        return "shutting_down"
+    if space_problem is not None:
+        return "not_ready"
+    return "ready" if devices_up else "degraded"
 
 
 class LaneViews:
@@ -102,6 +112,7 @@ class LaneViews:
         sync = self._delivery.status()
         state = self.link_state()
         connected = self._devices.connected()
+        space = self._journal.space_problem()
         return {
             "terminal": {
                 "store_id": self._config.store_id,
@@ -110,9 +121,9 @@ class LaneViews:
             },
             "version": posd_version(),
             "uptime_seconds": round(time.monotonic() - self._started, 3),
-            "state": "shutting_down"
-            if self._lane.closed
-            else ("ready" if all(connected.values()) else "degraded"),
+            "state": lane_state(self._lane.closed, space, all(connected.values())),
+            "not_ready_reason": space,
+            "in_flight": self._in_flight(),
             "link": {
                 "state": state,
                 "since": rfc3339(self._link.since),
@@ -133,6 +144,19 @@ class LaneViews:
             "devices": {name: ("connected" if up else "down") for name, up in connected.items()},
             "key_source": self._keys.status()["source"],
             "limits": headroom(self._rules().limits, backlog),
+        }
+
+    def _in_flight(self) -> InFlightAnswer | None:
+        """The attempt the lane holds now, so a register that lost its client_ref can cancel."""
+        current = self._lane.current()
+        if current is None:
+            return None
+        request = current.request
+        return {
+            "client_ref": request.client_ref,
+            "method": request.method,
+            "amount_minor": request.amount_minor,
+            "currency": request.currency,
         }
 
     def flush(self, timeout: float) -> FlushAnswer:

@@ -5,7 +5,8 @@ Append is a hot path: plain `sqlite3` with hand-written SQL, one durable transac
 record, and the Python around it is a measured share of capture latency
 (bench/journal_append.py). So the tail, the open data key, each key's digest and where the last
 checkpoint ended are cached here, and the capacity is counted every `CAPACITY_CHECK_EVERY`
-appends while the journal is far from its cap.
+appends while the journal is far from its cap. The disk's free space is checked on every
+append (one `statvfs`): a reserve checked now and then lets payments in below it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,7 +38,6 @@ from wire.envelope import (
 )
 from wire.keys import WrappedKey
 
-DISK_CHECK_INTERVAL_SECONDS = 1.0  # free space changes slowly; statvfs once a second is enough
 MAX_KIND_LENGTH = 64
 MAX_CLIENT_REF_LENGTH = 128
 MAX_SECRET_BYTES = 16_384
@@ -85,14 +84,20 @@ class Appender:
         # Where the last checkpoint ended (cached like the tail: appends compare against it).
         self._covered_cache: checkpoints.Mark | None = None
         self._checkpoint_timer_at: float | None = None
-        self._disk_checked_at = float("-inf")
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
 
     def _check_capacity(self, conn: sqlite3.Connection) -> None:
-        """Refuse to grow past the cap. Counts the database's used pages (committed state,
-        WAL included); the WAL file itself is bounded by SQLite's auto-checkpoint (~4 MiB).
+        """Refuse to grow past the cap or into the disk's reserve."""
+        self._check_size(conn)
+        problem = self._disk_problem()  # every append: one statvfs, a few microseconds
+        if problem is not None:
+            raise JournalFullError(problem)
+
+    def _check_size(self, conn: sqlite3.Connection) -> None:
+        """Counts the database's used pages (committed state, WAL included); the WAL file
+        itself is bounded by SQLite's auto-checkpoint (~4 MiB).
 
         The count is a query, so it is made every `CAPACITY_CHECK_EVERY` appends while the
         journal is far from its cap, and on every append once within that many records of it.
@@ -105,21 +110,32 @@ class Appender:
         self._appends_since_size_check = 0
         size = self._used_bytes = int(conn.execute(_USED_BYTES).fetchone()[0])
         if size >= max_bytes:
-            raise JournalFullError(
-                f"journal is full ({size} of {max_bytes} bytes): new payments "
-                "are refused until delivered records are purged"
-            )
-        now = time.monotonic()
-        if now - self._disk_checked_at < DISK_CHECK_INTERVAL_SECONDS:
-            return
+            raise JournalFullError(self._full_message(size))
+
+    def _full_message(self, size: int) -> str:
+        return (
+            f"journal is full ({size} of {self._settings.max_bytes} bytes): new payments "
+            "are refused until delivered records are purged"
+        )
+
+    def _disk_problem(self) -> str | None:
         free = shutil.disk_usage(self._db.path.parent).free
         if free >= self._settings.min_free_bytes:
-            self._disk_checked_at = now
-        else:
-            raise JournalFullError(
-                f"disk reserve reached ({free} bytes free, "
-                f"reserve {self._settings.min_free_bytes}): new payments are refused"
-            )
+            return None
+        return (
+            f"disk reserve reached ({free} bytes free, "
+            f"reserve {self._settings.min_free_bytes}): new payments are refused"
+        )
+
+    def space_problem(self) -> str | None:
+        """Why the next append would be refused for space, or None. The size is counted
+        again only when the last count reached the cap (a purge may have made room)."""
+        problem = self._disk_problem()
+        if problem is not None or self._used_bytes < self._settings.max_bytes:
+            return problem
+        with self._db.lock:
+            size = self._used_bytes = int(self._db.writer.execute(_USED_BYTES).fetchone()[0])
+        return self._full_message(size) if size >= self._settings.max_bytes else None
 
     def _tail(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
         """(last seq, its chain value): cached after the first append, since only the daemon

@@ -220,6 +220,10 @@ class Journal:
             client_ref=client_ref,
         )
 
+    def space_problem(self) -> str | None:
+        """Why an append would now be refused for space (cap or disk reserve), or None."""
+        return self._appender.space_problem()
+
     def cut_checkpoint(self, now: float) -> bool:
         """The checkpoint timer (see `sync.outbox.Outbox.cut_checkpoint`)."""
         return self._appender.cut_checkpoint(now)

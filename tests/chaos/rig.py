@@ -22,6 +22,7 @@ from demo.devconfig import DevConfig, serial_card_reader, simulated_palm
 from demo.localaws.emulator import LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from drivers.card.simulator import CardReaderSimulator
+from tests.chaos.register import CURRENCIES
 from tests.posd.daemon.harness import FAST_SYNC, Daemon
 from tests.sync.faultproxy import FaultProxy
 
@@ -74,6 +75,7 @@ def chaos_config(
             "checkpoint_every_records": CHECKPOINT_EVERY_RECORDS,
         },
         sync={"event_bus_name": bus_name, "source": SOURCE, **v2, **FAST_SYNC},
+        payments={"currencies": list(CURRENCIES)},
         devices={
             "card_reader": serial_card_reader(card_port),
             "palm_scanner": simulated_palm(

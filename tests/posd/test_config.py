@@ -34,6 +34,7 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
     assert config.terminal.mode == "production"
     assert config.sync.max_entries_per_request == 10
     assert config.keys.provider == "kms"
+    assert config.payments.currencies == ("EUR",)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,9 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
         ('[terminal]\nstore_id = "s"\n', "terminal.terminal_id", "required key is missing"),
         (MINIMAL.replace('"t1"', "7"), "terminal.terminal_id", "expected a string"),
         (MINIMAL + "[offline]\nmax_pending_count = -1\n", "offline.max_pending_count", ">= 0"),
+        (MINIMAL + "[payments]\ncurrencies = ['EUX']\n", "payments.currencies", "EUX"),
+        (MINIMAL + "[payments]\ncurrencies = []\n", "payments.currencies", "at least one"),
+        (MINIMAL + "[payments]\ncurrencies = 'EUR'\n", "payments.currencies", "a list of"),
         (
             MINIMAL.replace('kms_key_id = "alias/k"', 'provider = "local"\nlocal_key_file = "k"'),
             "keys.provider",

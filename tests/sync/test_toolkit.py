@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from demo.devconfig import DevConfig
+from demo.devconfig import DevConfig, simulated_palm
 from posd.cli.main import main
 from posd.journal import Journal
 from tests.cards import TEST_PANS
@@ -118,7 +118,7 @@ def test_diag_bundle_holds_no_card_data_keys_or_credentials(
             member = tar.extractfile(name)
             if member is not None:
                 blobs[name] = member.read()
-    assert {"config.toml", "versions.json", "status.json", "doctor.json"} <= {
+    assert {"config.json", "versions.json", "status.json", "doctor.json"} <= {
         Path(n).name for n in names
     }
     assert json.loads(blobs["posd-diag/status.json"])["pending"]["count"] == RECORDS
@@ -129,3 +129,23 @@ def test_diag_bundle_holds_no_card_data_keys_or_credentials(
             assert _bcd(pan) not in data, name
         assert key_material not in data, name
         assert DISTINCT_SECRET.encode() not in data, name
+
+
+PALM_TOKENS = ("tok-diag-alice-7f3a9c", "tok-diag-bob-51e2d0")
+
+
+def test_diag_bundle_leaves_palm_identities_out_of_the_config(
+    config_file: Path, cli_config: DevConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Palm credential tokens are config values under innocent keys (the enrolled labels)."""
+    palm = simulated_palm({"alice": PALM_TOKENS[0], "bob": PALM_TOKENS[1]}, present="alice")
+    cli_config.amended(devices={"palm_scanner": palm}).write(config_file)
+    bundle = tmp_path / "diag.tar.gz"
+    code, _ = _run(capsys, "diag", "bundle", "-o", str(bundle), "--config", str(config_file))
+    assert code == 0
+    with tarfile.open(bundle) as tar:
+        config_text = tar.extractfile("posd-diag/config.json").read().decode()  # type: ignore[union-attr]
+        blobs = [tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()]  # type: ignore[union-attr]
+    assert "palm_scanner" in config_text and "identities" in config_text  # the shape stays
+    for token in PALM_TOKENS:
+        assert not any(token.encode() in blob for blob in blobs), token

@@ -8,9 +8,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drivers.card.emv import (
+    TAG_PAN,
+    TAG_TRACK2_EQUIVALENT,
+    build_pan_bcd,
+    card_from_tlv,
+    parse_track2_equivalent,
+)
 from drivers.card.protocol import decode_command, decode_response
 from drivers.card.tracks import parse_swipe, parse_track1, parse_track2, parse_track3
-from drivers.errors import CardDataError, ProtocolError
+from drivers.errors import CardDataError, ProtocolError, ServiceCodeError
 from tests.cards import AMEX_TEST_PAN, VISA_TEST_PAN
 
 TRACK1 = f"%B{VISA_TEST_PAN}^TEST/CARD^2912101000000000?"
@@ -75,3 +82,37 @@ def test_the_protocol_decoders_answer_or_raise_protocol_errors(payload: bytes) -
         except ProtocolError as error:
             code = error.code
         assert code == "device_protocol"
+
+
+TRACK2_EQ_NIBBLES = "0123456789DF"  # digits, the field separator and the padding
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(TRACK2_EQ_NIBBLES, max_size=20) | st.text("0123456789ABCDEF", max_size=12),
+    st.booleans(),
+)
+def test_track2_equivalent_answers_or_refuses_with_card_data_errors(
+    fields: str, with_pan_tag: bool
+) -> None:
+    """Tag 57 whose fields after the PAN are any nibbles (a service code of `F` padding...)."""
+    text = f"{VISA_TEST_PAN}D{fields}"
+    value = bytes.fromhex(text + "F" * (len(text) % 2))
+    data = bytes([TAG_TRACK2_EQUIVALENT, len(value)]) + value
+    if with_pan_tag:
+        pan = build_pan_bcd(VISA_TEST_PAN)
+        data = bytes([TAG_PAN, len(pan)]) + pan + data
+    for parse in (lambda: parse_track2_equivalent(value), lambda: card_from_tlv(data)):
+        refusal = ""
+        try:
+            parse()
+        except CardDataError as error:
+            refusal = f"{error.code}: {error}"
+        assert VISA_TEST_PAN not in refusal
+
+
+def test_a_padding_service_code_is_a_service_code_problem() -> None:
+    value = bytes.fromhex(f"{VISA_TEST_PAN}D2912FFF10")  # the service code is padding nibbles
+    parsed = parse_track2_equivalent(value)
+    assert parsed.service_code is None
+    assert [type(p) for p in parsed.problems] == [ServiceCodeError]

@@ -14,7 +14,9 @@ from typing import Any
 import falcon.testing
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
 
@@ -25,6 +27,7 @@ from posd.config import load_config
 from posd.daemon.compose import DaemonParts, compose
 from posd.daemon.runtime import Daemon
 from posd.journal import JOURNAL_FILE
+from tests.cards import DISCOVER_TEST_PAN, VISA_TEST_PAN
 from tests.posd.daemon.harness import REPO
 
 DOC = REPO / "docs" / "openapi.yaml"
@@ -162,3 +165,49 @@ def test_an_amount_beyond_the_card_readers_digits_is_refused_not_a_500(
         answer = client.simulate_post("/v1/payments", json=body)
         assert answer.status_code == 400, answer.text
         assert answer.json["fields"].keys() == {"amount_minor"}
+
+
+ERROR_CODES = set(yaml.safe_load(DOC.read_text())["components"]["schemas"]["ErrorCode"]["enum"])
+number_literals = (
+    st.text("0123456789", min_size=1, max_size=6_000)
+    | st.builds(lambda whole, exp: f"{whole}e{exp}", st.integers(), st.integers())
+    | st.sampled_from(["NaN", "Infinity", "-Infinity", "1" * 4_301, "0." + "0" * 5_000 + "1"])
+)
+payment_fields = st.fixed_dictionaries(
+    {
+        "client_ref": st.sampled_from(['"fz-1"', f'"{VISA_TEST_PAN}"', f'"fz-{DISCOVER_TEST_PAN}"'])
+        | st.from_regex(r'"[0-9]{12,19}"', fullmatch=True),
+        "amount_minor": number_literals,
+        "currency": st.from_regex(r'"[A-Z]{3}"', fullmatch=True) | st.just('"EUR"'),
+        "method": st.just('"card"'),
+    }
+)
+
+
+@st.composite
+def strict_bodies(draw: st.DrawFn) -> bytes:
+    """Payment bodies as raw JSON text: huge or odd number literals, card-number-shaped
+    client_refs, any three capitals as currency, and keys given twice."""
+    fields = draw(payment_fields)
+    pairs = [f'"{name}": {value}' for name, value in fields.items()]
+    if draw(st.booleans()):
+        pairs.append(draw(st.sampled_from(pairs)))  # a key given twice
+    return ("{" + ", ".join(pairs) + "}").encode()
+
+
+@FUZZ_SETTINGS
+@given(strict_bodies(), number_literals)
+def test_strict_input_is_refused_with_documented_codes_never_a_500(
+    daemon: tuple[DaemonParts, Any], body: bytes, literal: str
+) -> None:
+    client = falcon.testing.TestClient(daemon[1])
+    headers = {"Content-Type": "application/json"}
+    for path, raw in (
+        ("/v1/payments", body),
+        ("/v1/sync/flush", b'{"timeout_s": ' + literal.encode() + b"}"),
+    ):
+        answer = client.simulate_post(path, body=raw, headers=headers)
+        assert answer.status_code < 500 or answer.status_code in (503, 507), answer.text[:200]
+        if answer.status_code >= 400:
+            assert answer.json["error"] in ERROR_CODES
+        assert VISA_TEST_PAN not in answer.text and DISCOVER_TEST_PAN not in answer.text

@@ -11,6 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from drivers.card.simulator import CardReaderSimulator
+from posd.currency import EXPONENTS
 from posd.daemon.api import ApiParts, create_app
 from posd.daemon.metrics import Metrics
 from posd.daemon.refusals import STATUS
@@ -75,11 +76,13 @@ def test_answers_validate_against_the_document(
         status, answer = shared_daemon.call(method, path, body)
         check(method, path, status, answer)
 
-    payment = {"client_ref": "oa-1", "amount_minor": 250, "currency": "USD", "method": "card"}
+    payment = {"client_ref": "oa-1", "amount_minor": 250, "currency": "EUR", "method": "card"}
     exchange("POST", "/v1/payments", payment)
     exchange("POST", "/v1/payments", payment)
     exchange("POST", "/v1/payments", {**payment, "amount_minor": 251})  # 409
     exchange("POST", "/v1/payments", {"client_ref": "?"})  # 400 with fields
+    exchange("POST", "/v1/payments", {**payment, "currency": "EUX"})  # 400 unknown_currency
+    exchange("POST", "/v1/payments", {**payment, "currency": "USD"})  # 422 not accepted
     exchange("POST", "/v1/payments", {**payment, "client_ref": "oa-2", "method": "palm"})
     exchange("GET", "/v1/payments/oa-1")
     exchange("GET", "/v1/payments/oa-none")  # 404
@@ -94,3 +97,7 @@ def test_answers_validate_against_the_document(
     exchange("GET", "/v1/devices")
     exchange("POST", "/v1/sync/flush", {"timeout_s": 5})
     exchange("POST", "/v1/sync/flush", {"timeout_s": "soon"})  # 400
+
+
+def test_the_documented_currencies_are_the_table() -> None:
+    assert set(DOC["components"]["schemas"]["Currency"]["enum"]) == set(EXPONENTS)

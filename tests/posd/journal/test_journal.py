@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -594,3 +596,31 @@ def test_a_purge_killed_midway_leaves_a_consistent_journal(
         assert query_file(journal, "SELECT COUNT(*) FROM records") == [(0,)]
         assert capture(Recorder(journal, local_key_provider, STORE_ID, TERMINAL_ID), 1) == [301]
         assert journal.verify().ok
+
+
+DISK_MARGIN = 256 * MIB  # room left below the reserve when the test starts
+FILLER = 4 * DISK_MARGIN  # what the test then takes of the disk
+
+
+def test_the_disk_reserve_is_checked_on_every_append(
+    state_dir: Path, local_key_provider: RotatingKeyProvider
+) -> None:
+    """Free space that falls below the reserve between two appends refuses the second, and
+    `space_problem` (what `GET /v1/status` reports) says so, until the space is back."""
+    reserve = shutil.disk_usage(state_dir.parent).free - DISK_MARGIN
+    with Journal.open(state_dir, JournalSettings(min_free_bytes=reserve)) as journal:
+        recorder = Recorder(journal, local_key_provider, "s", "t")
+        recorder.record("card_payment", payment_meta(VISA_TEST_PAN), b"x")
+        assert journal.space_problem() is None
+        filler = state_dir.parent / "filler"
+        with filler.open("wb") as file:
+            os.posix_fallocate(file.fileno(), 0, FILLER)
+        try:
+            with pytest.raises(JournalFullError, match="disk reserve"):
+                recorder.record("card_payment", payment_meta(VISA_TEST_PAN), b"x")
+            assert "disk reserve" in (journal.space_problem() or "")
+        finally:
+            filler.unlink()
+        assert journal.space_problem() is None
+        recorder.record("card_payment", payment_meta(VISA_TEST_PAN), b"x")
+        assert journal.summary().pending == 2
