@@ -21,8 +21,12 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from posd.daemon.lock import StateDirLock
 from posd.errors import PosdError
+
+log = structlog.get_logger("posd.daemon")
 
 SOCKET_MODE = 0o660
 SOCKET_DIR_MODE = 0o750
@@ -75,7 +79,11 @@ def open_listener(
 ) -> Listener:
     """systemd's socket if it passed one, else `path` bound here (under `lock`)."""
     passed = from_systemd(os.environ if environ is None else environ)
-    return passed if passed is not None else bind_here(path, gid, lock)
+    if passed is None:
+        return bind_here(path, gid, lock)
+    if passed.socket.getsockname() != str(path):  # the CLI and the register look at `path`
+        log.warning("api.socket_elsewhere", passed=passed.socket.getsockname(), config=str(path))
+    return passed
 
 
 def from_systemd(environ: MutableMapping[str, str]) -> Listener | None:
