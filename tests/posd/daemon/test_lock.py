@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from demo.devconfig import DevConfig
+from posd.cli.main import main
 from posd.daemon.listener import (
     ActivationError,
     SocketPathError,
@@ -17,6 +19,7 @@ from posd.daemon.listener import (
     open_listener,
 )
 from posd.daemon.lock import LOCK_FILE, StateDirLock, StateDirLocked
+from posd.journal import Journal
 
 
 def test_the_lock_is_exclusive_names_its_holder_and_is_private(tmp_path: Path) -> None:
@@ -81,3 +84,21 @@ def test_systemd_sockets_are_taken_only_when_meant_for_this_process(tmp_path: Pa
         assert not listener.activated
         listener.close()
         assert not (tmp_path / "api.sock").exists()
+
+
+def test_the_cli_commands_that_deliver_or_reset_refuse_a_locked_state_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    Journal.open(state).close()
+    config = DevConfig(
+        store_id="s", terminal_id="t", state_dir=state, api={"socket": str(tmp_path / "no.sock")}
+    ).write(tmp_path / "posd.toml")
+    with StateDirLock.acquire(state):  # as a running daemon holds it
+        capsys.readouterr()
+        for command in (
+            ["sync", "flush", "--config", str(config)],
+            ["journal", "reset", "--accept-loss", "--state-dir", str(state)],
+        ):
+            assert main(command) == StateDirLocked.exit_code
+            assert f"pid {os.getpid()}" in capsys.readouterr().err
