@@ -237,25 +237,25 @@ class Chaos:
                 )
             elif seconds > SECOND_DAEMON_BOUND_S:
                 self.log.lane_taken.append(f"second_daemon: refused only after {seconds:.1f} s")
-        if not self._api_answers():
-            self.log.lane_taken.append("second_daemon: the lane's API stopped answering")
+        self._check_api_while("second_daemon (after it exited)")
         record.lifted = time.monotonic()
 
     def _idle_burst(self) -> None:
-        """Hold many idle connections on the API; repaired by closing them, after checking that
-        the API still answered while they were held."""
+        """Hold many idle connections on the API: it must answer at once and still when they
+        are closed (the repair). A restart meanwhile (another fault) drops them early."""
         held = [c for c in (self._idle_connection() for _ in range(IDLE_CONNECTIONS)) if c]
+        self._check_api_while(f"idle_burst ({len(held)} idle connections held)")
 
         def repair() -> None:
-            if not self._api_answers():
-                self.log.lane_taken.append(
-                    f"idle_burst: no answer within {API_PROBE_TIMEOUT_S} s "
-                    f"while {len(held)} idle connections were held"
-                )
+            self._check_api_while(f"idle_burst ({len(held)} idle connections, at the end)")
             for connection in held:
                 connection.close()
 
         self._hold("api", "idle_burst", repair)
+
+    def _check_api_while(self, what: str) -> None:
+        if not self._api_answers():
+            self.log.lane_taken.append(f"{what}: no answer within {API_PROBE_TIMEOUT_S} s")
 
     def _idle_connection(self) -> socket.socket | None:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
