@@ -73,6 +73,7 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def reset(args: argparse.Namespace) -> int:
+    from posd.daemon.lock import StateDirLock
     from posd.journal import Journal
 
     if not args.accept_loss:
@@ -80,7 +81,9 @@ def reset(args: argparse.Namespace) -> int:
             "journal reset gives up records a damaged journal no longer holds: "
             "add --accept-loss to confirm"
         )
-    accepted = Journal.accept_loss(_state_dir(args))
+    state_dir = _state_dir(args)
+    with StateDirLock.acquire(state_dir):  # never under a running daemon
+        accepted = Journal.accept_loss(state_dir)
     result = {
         "action": accepted.action,
         "journal_id": accepted.journal_id,

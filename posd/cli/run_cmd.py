@@ -19,7 +19,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: the other commands do not pay for the daemon's imports.
     from posd.config import load_config
-    from posd.daemon.runtime import run as run_daemon
+    from posd.daemon.lock import StateDirLock
 
     config = load_config(args.config)  # a bad config exits 2 before anything starts
-    return run_daemon(config)
+    # The state dir's lock first, before the daemon's (slow) imports: a second `posd run` on
+    # this state dir is refused at once, naming the PID that holds it.
+    with StateDirLock.acquire(config.state_dir) as lock:
+        from posd.daemon.runtime import run as run_daemon
+
+        return run_daemon(config, lock)

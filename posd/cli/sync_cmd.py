@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -111,6 +113,16 @@ def _open_writable(config: Config) -> Journal:
     if not (config.state_dir / JOURNAL_FILE).is_file():
         raise UsageError(f"no journal in {config.state_dir} (expected {JOURNAL_FILE})")
     return Journal.open(config.state_dir, config.journal)
+
+
+@contextmanager
+def _as_the_only_engine(config: Config) -> Iterator[Journal]:
+    """The journal for a delivery engine here, holding the state dir's lock: never beside a
+    daemon (one whose socket did not answer still delivers; two engines send copies)."""
+    from posd.daemon.lock import StateDirLock
+
+    with StateDirLock.acquire(config.state_dir), _open_writable(config) as journal:
+        yield journal
 
 
 # -- status -------------------------------------------------------------------------------
@@ -239,7 +251,7 @@ def _flush_here(config: Config, timeout: float) -> dict[str, Any]:
     from posd.cli.progress import Progress
     from sync.status import DrainProgress
 
-    with _open_writable(config) as journal:
+    with _as_the_only_engine(config) as journal:
         total = journal.summary().pending
         engine = sync_engine(journal, config)
         with engine, Progress("delivering") as bar:

@@ -1,10 +1,11 @@
 """The daemon's composition root: every part of `posd run`, built and started from config.
 
-Everything that can refuse the config does so first, before anything starts (an unknown
-socket group or AWS profile, no region: exit 2). Then one `Journal` shared by capture and
-delivery, the key provider (KMS with prefetch, offline RSA fallback), the configured devices
-(watched by `DeviceSupervisor`), the sync engine in its own thread, and the API app over
-them. `runtime.Daemon` runs the result; tests drive `parts.app` in-process.
+`posd run` has taken the state dir's lock and the API's socket before this (an unknown socket
+group was refused there). Everything else that can refuse the config does so first, before
+anything starts (an unknown AWS profile, no region: exit 2). Then one `Journal` shared by
+capture and delivery, the key provider (KMS with prefetch, offline RSA fallback), the
+configured devices (watched by `DeviceSupervisor`), the sync engine in its own thread, and
+the API app over them. `runtime.Daemon` runs the result; tests drive `parts.app` in-process.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from posd.daemon.notify import Notifier
 from posd.daemon.payments import PaymentService, RuntimeRules
 from posd.daemon.ratelog import RepeatedErrors
 from posd.daemon.reading import AcceptanceRules
-from posd.daemon.server import ApiServer, socket_gid
+from posd.daemon.server import ApiServer
 from posd.daemon.supervisor import DeviceSupervisor
 from posd.daemon.views import LaneViews
 from posd.errors import PosdError
@@ -56,7 +57,8 @@ class LiveRules:
 
 @dataclass(frozen=True)
 class DaemonParts:
-    """The running parts of one daemon, all started except the API server."""
+    """The running parts of one daemon, all started except the API server (which `run`
+    starts on the listener it was given)."""
 
     config: Config
     notifier: Notifier
@@ -86,7 +88,6 @@ def _open_journal(config: Config, notifier: Notifier) -> Journal:
 def compose(config: Config, notifier: Notifier | None = None) -> DaemonParts:
     """Check the config, then open the journal and start keys, delivery and devices; the API
     app over them (its server built, not started)."""
-    gid = socket_gid(config.api.socket_group, str(config.path))
     config_session(config)  # an unknown profile, no region: exit 2 now
     notifier = notifier or Notifier()
     errors = RepeatedErrors()
@@ -123,5 +124,5 @@ def compose(config: Config, notifier: Notifier | None = None) -> DaemonParts:
         rules=rules,
         views=views,
         app=app,
-        server=ApiServer(app, config.api.socket, gid),
+        server=ApiServer(app),
     )

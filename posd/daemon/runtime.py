@@ -1,8 +1,11 @@
 """`posd run`: tell systemd, serve, reload on SIGHUP, and stop cleanly.
 
-The parts come composed and started (`compose.py`); this module is their life cycle only. The
-main thread waits for signals and ticks: systemd's watchdog is fed from here, and only while
-the API, device and delivery threads are all alive.
+The state dir's lock comes held (`lock.py`, taken by the CLI before anything else: one
+daemon per state dir, a second one exits at once naming the holder); then the API's socket
+(`listener.py`: systemd's, or bound here under the lock), then the parts, composed and
+started (`compose.py`); this module is their life cycle. The main thread waits for signals
+and ticks: systemd's watchdog is fed from here, and only while the API, device and delivery
+threads are all alive.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import structlog
 
 from posd.config import Config, load_config
 from posd.daemon.compose import DaemonParts, compose, runtime_rules
-from posd.errors import ConfigError
+from posd.daemon.listener import Listener, open_listener
+from posd.daemon.lock import StateDirLock
+from posd.daemon.notify import Notifier
+from posd.daemon.server import socket_gid
+from posd.errors import ConfigError, PosdError
 from posd.logs import configure_logging
 from posd.version import posd_version
 
@@ -46,11 +53,22 @@ def log_level(config: Config) -> str:
     return os.environ.get(LOG_LEVEL_ENV) or config.log.level
 
 
-def run(config: Config) -> int:
-    """`posd run` with `config`: compose, serve until SIGTERM, stop; the exit status."""
+def run(config: Config, lock: StateDirLock) -> int:
+    """`posd run` with `config`, holding the state dir's `lock`: take the socket, compose,
+    serve until SIGTERM, stop; the exit status."""
     configure_logging(log_level(config))
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    return Daemon(compose(config)).run()
+    gid = socket_gid(config.api.socket_group, str(config.path))  # a config check: exit 2
+    notifier = Notifier()
+    try:
+        listener = open_listener(config.api.socket, gid, lock)
+    except PosdError as error:
+        notifier.status(f"refused to start: {error.code}: {error}")
+        raise
+    try:
+        return Daemon(compose(config, notifier)).run(listener)
+    finally:
+        listener.close()  # before the lock goes: its file is unlinked only while we own it
 
 
 class Daemon:
@@ -61,12 +79,13 @@ class Daemon:
         self._stop_requested = False
         self._reload_requested = False
 
-    def run(self) -> int:
+    def run(self, listener: Listener) -> int:
         parts = self.parts
-        parts.server.start()
+        parts.server.start(listener)
         self._install_signal_handlers()
         parts.notifier.ready(parts.views.summary_line())
-        log.info("daemon.ready", socket=str(self.config.api.socket), version=posd_version())
+        socket = "systemd (socket activation)" if listener.activated else str(listener.path)
+        log.info("daemon.ready", socket=socket, version=posd_version())
         self._main_loop()
         self.stop()
         return 0

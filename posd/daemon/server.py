@@ -1,26 +1,24 @@
 """The API on its Unix socket: waitress (a well-kept pure-Python WSGI server) in a thread.
 
-The socket is created 0660 and handed to `[api] socket_group`, so the register and the
-technicians in that group may connect and nobody else. In-flight requests are counted so a
+It serves a socket already bound and listening (`listener.py`: systemd's, or bound here
+under the state dir's lock, 0660 and group `[api] socket_group`); the listener, not the
+server, decides whether its file may be unlinked. In-flight requests are counted so a
 shutdown can let the payment in hand be answered before the server closes.
 """
 
 from __future__ import annotations
 
 import grp
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from waitress.server import create_server
 
+from posd.daemon.listener import Listener
 from posd.errors import ConfigError
 
-SOCKET_MODE = 0o660
-SOCKET_DIR_MODE = 0o750
 API_THREADS = 8  # a waiting payment, its joining retry, a cancel, status polls, metrics
 RESPONSE_FLUSH_S = 0.2  # after the last app call returned, for waitress to write it out
 
@@ -61,25 +59,15 @@ class _Counting:
 
 
 class ApiServer:
-    def __init__(self, app: WsgiApp, path: Path, gid: int | None) -> None:
+    def __init__(self, app: WsgiApp) -> None:
         self._app = _Counting(app)
-        self.path = path
-        self._gid = gid
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> ApiServer:
-        self.path.parent.mkdir(mode=SOCKET_DIR_MODE, parents=True, exist_ok=True)
+    def start(self, listener: Listener) -> ApiServer:
         self._server = create_server(
-            self._app,
-            unix_socket=str(self.path),
-            unix_socket_perms=f"{SOCKET_MODE:o}",
-            threads=API_THREADS,
-            ident="posd",
+            self._app, sockets=[listener.socket], threads=API_THREADS, ident="posd"
         )
-        if self._gid is not None:
-            os.chown(self.path, -1, self._gid)
-        os.chmod(self.path, SOCKET_MODE)
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
         self._thread.start()
         return self
@@ -100,4 +88,3 @@ class ApiServer:
             channel.close()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        self.path.unlink(missing_ok=True)

@@ -1,21 +1,30 @@
 """Faults at random while the register pays: the catalogue and the scheduler that fires them.
 
-Process faults (SIGKILL, SIGTERM, the journal at its size cap) run inline and end with the
-daemon started again. The others hold for a few seconds in a slot of their own (delivery, KMS,
-card reader, palm scanner) and are repaired when their time is up; faults of different slots
-overlap. Every fault is recorded with when it started and when it was lifted: the lane must
-serve payments again after each, and the soak reports how long that took.
+Process faults (SIGKILL, SIGTERM, the journal at its size cap, a second `posd run` on the
+lane's state dir) run inline and end with the daemon serving. The others hold for a few
+seconds in a slot of their own (delivery, KMS, card reader, palm scanner, the API: a burst of
+idle connections held against it) and are repaired when their time is up; faults of
+different slots overlap. Every fault is recorded with when it started and when it was lifted:
+the lane must serve payments again after each, and the soak reports how long that took. A
+second daemon and the idle burst must not take the lane's API away even while they last
+(`ChaosLog.lane_taken`).
 """
 
 from __future__ import annotations
 
+import os
 import random
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tests.chaos.register import NO_ANSWER, exchange
 from tests.chaos.rig import FULL_MIN_FREE_BYTES, NORMAL_MIN_FREE_BYTES, Rig
+from tests.posd.daemon.harness import REPO
 from tests.sync.faultproxy import LOSE, PASS, Fault, delay, http_error
 
 TICK_S = 0.1
@@ -24,6 +33,13 @@ HOLD_S = (1.0, 6.0)  # how long a held fault lasts
 LATE_ANSWER_S = 2.0  # delay fault: beyond the daemon's 1 s read timeout
 ENTRY_FAULT_FRACTION = 0.5
 START_ATTEMPTS = 2
+SECOND_DAEMON_TIMEOUT_S = 30.0  # a hung second daemon is killed here (the check reports it)
+SECOND_DAEMON_BOUND_S = 5.0  # it must be refused at once (2 s on an idle machine)
+IDLE_CONNECTIONS = 200  # more than waitress's default connection limit (100)
+CONNECT_TIMEOUT_S = 0.5
+API_PROBE_TIMEOUT_S = 2.0  # status while the idle connections are held
+# Fired once early in every run, whatever the seed (a short run must see them too).
+EVERY_RUN = ("second_daemon", "idle_burst")
 
 # kind -> relative weight. Kills dominate: the long run must reach 100 of them.
 WEIGHTS: dict[str, float] = {
@@ -40,6 +56,8 @@ WEIGHTS: dict[str, float] = {
     "reader_unplug": 0.08,
     "reader_noise": 0.08,
     "palm_unplug": 0.08,
+    "second_daemon": 0.03,
+    "idle_burst": 0.04,
 }
 
 
@@ -63,6 +81,8 @@ class ChaosLog:
     kills: int = 0
     sigterm_exit_codes: list[int] = field(default_factory=list)
     start_failures: list[str] = field(default_factory=list)
+    lane_taken: list[str] = field(default_factory=list)  # the API lost to a second daemon, a burst
+    second_daemon_seconds: list[float] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, int]:
         return dict(sorted(Counter(f.kind for f in self.faults).items()))
@@ -78,6 +98,7 @@ class Chaos:
         self.log = ChaosLog()
         self._rng = random.Random(seed)
         self._held: dict[str, _Held] = {}
+        self._every_run = list(EVERY_RUN)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -97,6 +118,8 @@ class Chaos:
             self._repair(slot)
 
     def _pick(self) -> str:
+        if self._every_run:
+            return self._every_run.pop(0)
         return self._rng.choices(list(WEIGHTS), list(WEIGHTS.values()))[0]
 
     def _repair_due(self) -> None:
@@ -192,6 +215,67 @@ class Chaos:
         self.rig.palm_unplug()
         self._hold("palm", "palm_unplug", self.rig.palm_replug)
 
+    def _second_daemon(self) -> None:
+        """A technician's `posd run` on the lane's state dir: refused at once, lane untouched."""
+        record = self._begin("second_daemon")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("NOTIFY_SOCKET", None)
+        command = [sys.executable, "-m", "posd", "run", "--config", str(self.rig.config)]
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=SECOND_DAEMON_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            self.log.lane_taken.append("second_daemon: a second posd run kept running")
+        else:
+            seconds = time.monotonic() - started
+            self.log.second_daemon_seconds.append(seconds)
+            if done.returncode == 0 or "pid" not in done.stderr:
+                self.log.lane_taken.append(
+                    f"second_daemon: exit {done.returncode}: {done.stderr[-300:]!r}"
+                )
+            elif seconds > SECOND_DAEMON_BOUND_S:
+                self.log.lane_taken.append(f"second_daemon: refused only after {seconds:.1f} s")
+        self._check_api_while("second_daemon (after it exited)")
+        record.lifted = time.monotonic()
+
+    def _idle_burst(self) -> None:
+        """Hold many idle connections on the API: it must answer at once and still when they
+        are closed (the repair). A restart meanwhile (another fault) drops them early."""
+        held = [c for c in (self._idle_connection() for _ in range(IDLE_CONNECTIONS)) if c]
+        self._check_api_while(f"idle_burst ({len(held)} idle connections held)")
+
+        def repair() -> None:
+            self._check_api_while(f"idle_burst ({len(held)} idle connections, at the end)")
+            for connection in held:
+                connection.close()
+
+        self._hold("api", "idle_burst", repair)
+
+    def _check_api_while(self, what: str) -> None:
+        if not self._api_answers():
+            self.log.lane_taken.append(f"{what}: no answer within {API_PROBE_TIMEOUT_S} s")
+
+    def _idle_connection(self) -> socket.socket | None:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            connection.connect(str(self.rig.socket))
+        except OSError:
+            connection.close()
+            return None
+        return connection
+
+    def _api_answers(self) -> bool:
+        try:
+            status, _, _ = exchange(
+                self.rig.socket, "GET", "/v1/status", None, timeout=API_PROBE_TIMEOUT_S
+            )
+        except NO_ANSWER:
+            return False
+        return status == 200
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _set_default(self, fault: Fault, kind: str) -> None:
@@ -238,4 +322,5 @@ SLOTS = {
     "entry_internal_failure": "delivery",
     "reader_unplug": "reader",
     "palm_unplug": "palm",
+    "idle_burst": "api",
 }

@@ -197,6 +197,7 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
         violations += leaks_in("api answers and cli output", "\n".join(texts).encode())
         violations += leaks_in_files([rig.log_file, *rig.state_dir.iterdir()])
 
+        violations += chaos.log.lane_taken
         times = checks.recoveries(chaos.log.faults, register.log.exchanges)
         violations += checks.check_recovery(chaos.log.faults, times)
         measured = [t for t in times if t is not None]
@@ -219,6 +220,10 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
             "faults_by_kind": chaos.log.by_kind(),
             "kills": chaos.log.kills,
             "start_failures": len(chaos.log.start_failures),
+            "second_daemon_exit_max_seconds": _rounded(
+                max(chaos.log.second_daemon_seconds, default=None)
+            ),
+            "lane_taken": chaos.log.lane_taken,
             "delivered_copies": delivery.copies,
             "resends_before_dedupe": resends,
             "v2_deduplicated": v2_stats.deduplicated if v2_stats else None,

@@ -1,4 +1,5 @@
-"""The shipped unit file verifies and stays hardened; the IAM policy never grants Decrypt."""
+"""The shipped units verify and stay hardened (the API socket comes from `posd.socket`); the
+IAM policy never grants Decrypt."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from posd.config import load_config
 from tests.repo import REPO_ROOT
 
 REPO = REPO_ROOT
 UNIT = REPO / "systemd" / "posd.service"
+SOCKET_UNIT = REPO / "systemd" / "posd.socket"
 MAX_EXPOSURE = 2.5
 analyze = shutil.which("systemd-analyze") or "systemd-analyze"
 needs_analyze = pytest.mark.skipif(
@@ -28,10 +31,12 @@ def test_unit_verifies(tmp_path: Path) -> None:
     unit = tmp_path / "posd.service"
     installed = "/opt/posd/bin/posd run"
     unit.write_text(UNIT.read_text().replace(installed, f"{sys.executable} -m posd run"))
+    socket_unit = tmp_path / "posd.socket"
+    socket_unit.write_text(SOCKET_UNIT.read_text())
     result = subprocess.run(
-        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
+        [analyze, "verify", str(socket_unit), str(unit)], capture_output=True, text=True, timeout=60
     )
-    problems = [line for line in result.stderr.splitlines() if "posd.service" in line]
+    problems = [line for line in result.stderr.splitlines() if "posd." in line]
     assert result.returncode == 0 and not problems, result.stderr
 
 
@@ -52,6 +57,26 @@ def test_unit_keeps_state_private() -> None:
     text = UNIT.read_text()
     for line in ("StateDirectoryMode=0700", "UMask=0077", "NoNewPrivileges=yes", "Type=notify"):
         assert line in text
+
+
+def unit_settings(path: Path) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_the_api_socket_comes_from_the_socket_unit_and_outlives_restarts() -> None:
+    socket_unit, service = unit_settings(SOCKET_UNIT), unit_settings(UNIT)
+    production = load_config(REPO / "config" / "posd.toml")
+    assert socket_unit["ListenStream"] == [str(production.api.socket)]  # where the CLI connects
+    assert socket_unit["SocketMode"] == ["0660"]
+    assert socket_unit["SocketGroup"] == [production.api.socket_group]
+    assert socket_unit["Accept"] == ["no"]
+    assert "posd.socket" in service["Requires"][0] and "posd.socket" in service["After"][0]
+    assert service["RuntimeDirectoryPreserve"] == ["yes"]  # a stop must not remove the socket
 
 
 def test_terminal_policy_is_least_privilege() -> None:

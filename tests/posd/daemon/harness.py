@@ -24,6 +24,15 @@ REPO = REPO_ROOT
 READY_TIMEOUT_S = 20.0
 EXIT_TIMEOUT_S = 25.0
 WATCHDOG_USEC = 400_000  # the daemon pings every 0.2 s: quick to see in a test
+# systemd's side of socket activation: the socket moved to fd 3, LISTEN_PID the daemon's own
+# PID (the same process after exec), LISTEN_FDS=1.
+ACTIVATE = [
+    sys.executable,
+    "-c",
+    "import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); os.close(fd);"
+    " os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1');"
+    " os.execv(sys.argv[2], sys.argv[2:])",
+]
 
 FAST_SYNC = {
     "connect_timeout_seconds": 0.5,
@@ -84,7 +93,8 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self._notify: socket.socket | None = None
 
-    def start(self, wait_ready: bool = True) -> Daemon:
+    def start(self, wait_ready: bool = True, activated: socket.socket | None = None) -> Daemon:
+        """Start `posd run`; `activated`: a listening socket passed as systemd would (fd 3)."""
         self.notify_path.unlink(missing_ok=True)
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(str(self.notify_path))
@@ -99,8 +109,12 @@ class Daemon:
         }
         env.pop("WATCHDOG_PID", None)
         self.log = (self.dir / "daemon.log").open("ab")
+        command = [sys.executable, "-m", "posd", "run", "--config", str(self.config)]
+        if activated is not None:
+            command = [*ACTIVATE, str(activated.fileno()), *command]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "posd", "run", "--config", str(self.config)],
+            command,
+            pass_fds=() if activated is None else (activated.fileno(),),
             env=env,
             stdout=self.log,
             stderr=self.log,

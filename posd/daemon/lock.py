@@ -1,0 +1,110 @@
+"""One process per state dir: an exclusive `flock` on `STATE_DIR/posd.lock`, held for life.
+
+Two daemons on one state dir would both deliver from one journal, and the second would take
+the first's socket. `posd run` takes this lock before anything else (before the journal
+opens, before the socket is touched) and holds it until it exits; the kernel drops it when
+the process dies, so a SIGKILL leaves no stale lock. `flock` cannot say who holds a lock, so
+the holder writes its PID into the file once locked, for the refusal to name it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from posd.errors import PosdError
+from posd.journal.files import prepare_private_dir
+
+LOCK_FILE = "posd.lock"
+LOCK_MODE = 0o600
+PID_READ_BYTES = 32
+UNIT_NAME = "posd"
+
+
+class StateDirLocked(PosdError):
+    """Another process holds the state dir. Exit 1: under systemd a restart succeeds once the
+    other one has stopped (the unit's `Restart=on-failure`)."""
+
+    exit_code = 1
+    code = "state_dir_locked"
+
+    def __init__(self, state_dir: Path, holder: int | None) -> None:
+        self.holder = holder
+        who = f"posd (pid {holder})" if holder else "another posd (pid not written yet)"
+        super().__init__(
+            f"{state_dir} is in use by {who}: one daemon per state dir. "
+            f"If it is the service, `systemctl status {UNIT_NAME}`; "
+            f"else stop that process first (kill {holder or 'PID'})"
+        )
+
+
+class LockUnavailable(PosdError):
+    """The lock file cannot be opened (another user's file, a symlink, a read-only disk)."""
+
+    exit_code = 1
+    code = "state_dir_lock_error"
+
+
+class StateDirLock:
+    """The lock of one state dir, held while this object is open. A context manager."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, state_dir: Path) -> StateDirLock:
+        """Lock `state_dir` (created 0700 if missing) or raise `StateDirLocked` at once."""
+        prepare_private_dir(state_dir)
+        path = state_dir / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOCK_MODE)
+        except OSError as error:
+            raise LockUnavailable(f"cannot open lock file {path}: {error.strerror}") from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = _read_pid(fd)
+            os.close(fd)
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise StateDirLocked(state_dir, holder) from None
+            raise LockUnavailable(f"cannot lock {path}: {error.strerror}") from error
+        os.fchmod(fd, LOCK_MODE)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(path, fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Drop the lock (closing the file drops it). The file stays: unlinking it would let
+        a third process lock a new file while a second still waits on the old one."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, PID_READ_BYTES, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
