@@ -22,6 +22,7 @@ Table = Mapping[str, Any]
 DEVELOPMENT = "development"
 DEFAULT_STATE_DIR = "state"  # relative to the config file's directory
 LOCAL_KEY_FILE = "kek.b64"
+DEV_CURRENCIES = ("EUR",)  # production requires [payments] currencies: development names one
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # What a TOML basic string may not hold as is: the quote, the backslash, control characters.
 MUST_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]')
@@ -70,7 +71,7 @@ class DevConfig:
     journal: Table = field(default_factory=dict)
     sync: Table = field(default_factory=dict)
     offline: Table = field(default_factory=dict)
-    payments: Table = field(default_factory=dict)
+    payments: Table = field(default_factory=lambda: {"currencies": list(DEV_CURRENCIES)})
     devices: Mapping[str, Table] = field(
         default_factory=lambda: {"card_reader": simulated_card_reader()}
     )

@@ -89,10 +89,10 @@ DEFAULT_CURRENCIES = ("EUR",)
 class PaymentSettings:
     """The terminal's acceptance rules beyond what the card itself must pass.
 
-    `currencies`: the ISO 4217 codes this lane takes. The offline pending-amount limit is kept
-    per currency (amounts in two currencies do not add up), so every accepted currency is one
-    more limit's worth at risk: a store lists its own currency, not every code a register
-    could send.
+    `currencies`: the ISO 4217 codes this lane takes (required in production; development
+    defaults to EUR). The offline pending-amount limit is kept per currency (amounts in two
+    currencies do not add up), so every accepted currency is one more limit's worth at risk: a
+    store lists its own currency, not every code a register could send.
     """
 
     refuse_unknown_brand: bool = False
@@ -247,6 +247,15 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
             "the 'local' key provider is for development only; "
             "use 'kms' in production (or set terminal.mode = 'development')",
         )
+    payments = _build(PaymentSettings, document.get("payments", {}), path, "payments")
+    if terminal.mode == "production" and "currencies" not in document.get("payments", {}):
+        # No default is right for every store: a lane that guessed would refuse a whole
+        # country's payments, or take codes its offline limits were not sized for.
+        raise ConfigError(
+            str(path),
+            "payments.currencies",
+            'required in production: the ISO 4217 codes this lane takes, e.g. currencies = ["USD"]',
+        )
     return Config(
         path=path,
         terminal=terminal,
@@ -257,7 +266,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         sync=_build(SyncSettings, document.get("sync", {}), path, "sync"),
         offline=_build(OfflineLimits, document.get("offline", {}), path, "offline"),
         devices=_devices(document.get("devices", {}), path),
-        payments=_build(PaymentSettings, document.get("payments", {}), path, "payments"),
+        payments=payments,
         log=_build(LogSettings, document.get("log", {}), path, "log"),
     )
 

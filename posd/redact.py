@@ -48,13 +48,19 @@ _CREDENTIAL_NAME = (
     r"|(?:aws[_-]?)?secret[_-]?access[_-]?key|signature|passw(?:or)?d|api[_-]?key"
     r"|private[_-]?key|[a-z_-]*token|[a-z_-]*secret)"
 )
+# A value already masked by its owner (`****************4b8a`, as a palm credential is shown):
+# its last four are what the technician needs to tell one from another, nothing to redact.
+_MASKED = r"\*{4,}[^\s'\"*]{0,4}(?![^\s'\",;&}\]])"
 # `'name': 'value'`, `"name": b"value"`, `name="value"`: the whole quoted value.
-_QUOTED_CREDENTIAL = re.compile(rf"(?i)({_CREDENTIAL_NAME}['\"]?\s*[:=]\s*b?)(['\"])(.*?)(?<!\\)\2")
+_QUOTED_CREDENTIAL = re.compile(
+    rf"(?i)({_CREDENTIAL_NAME}['\"]?\s*[:=]\s*b?)(['\"])(?!{_MASKED}['\"])(.*?)(?<!\\)\2"
+)
 # `name: value`, `name=value` (a header line, a query string, `Signature:` and a new line).
 _BARE_CREDENTIAL = re.compile(
-    rf"(?i)({_CREDENTIAL_NAME}\s*[:=]\s*)(?!['\"\s]|b['\"]|\[REDACTED)([^\s'\",;&}}\]]+)"
+    rf"(?i)({_CREDENTIAL_NAME}\s*[:=]\s*)(?!['\"\s]|b['\"]|\[REDACTED|{_MASKED})([^\s'\",;&}}\]]+)"
 )
 _CREDENTIAL_KEY = re.compile(rf"(?i){_CREDENTIAL_NAME}")
+_MASKED_VALUE = re.compile(_MASKED)
 
 _Replace = Callable[[re.Match[str]], str]
 
@@ -161,7 +167,8 @@ def redact_value(value: Any) -> Any:
 
 
 def _redact_item(key: object, value: Any) -> Any:
-    if value is not None and is_credential_name(key):
+    masked = isinstance(value, str) and _MASKED_VALUE.fullmatch(value) is not None
+    if value is not None and is_credential_name(key) and not masked:
         return CREDENTIAL_PLACEHOLDER
     return redact_value(value)
 

@@ -13,7 +13,9 @@ from posd.errors import ConfigError
 from tests.repo import REPO_ROOT
 
 REPO = REPO_ROOT
-MINIMAL = '[terminal]\nstore_id = "s1"\nterminal_id = "t1"\n[keys]\nkms_key_id = "alias/k"\n'
+# A production config's required keys; NO_PAYMENTS for the cases that write [payments] whole.
+NO_PAYMENTS = '[terminal]\nstore_id = "s1"\nterminal_id = "t1"\n[keys]\nkms_key_id = "alias/k"\n'
+MINIMAL = NO_PAYMENTS + '[payments]\ncurrencies = ["EUR"]\n'
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -48,9 +50,10 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
         ('[terminal]\nstore_id = "s"\n', "terminal.terminal_id", "required key is missing"),
         (MINIMAL.replace('"t1"', "7"), "terminal.terminal_id", "expected a string"),
         (MINIMAL + "[offline]\nmax_pending_count = -1\n", "offline.max_pending_count", ">= 0"),
-        (MINIMAL + "[payments]\ncurrencies = ['EUX']\n", "payments.currencies", "EUX"),
-        (MINIMAL + "[payments]\ncurrencies = []\n", "payments.currencies", "at least one"),
-        (MINIMAL + "[payments]\ncurrencies = 'EUR'\n", "payments.currencies", "a list of"),
+        (NO_PAYMENTS + "[payments]\ncurrencies = ['EUX']\n", "payments.currencies", "EUX"),
+        (NO_PAYMENTS + "[payments]\ncurrencies = []\n", "payments.currencies", "at least one"),
+        (NO_PAYMENTS + "[payments]\ncurrencies = 'EUR'\n", "payments.currencies", "a list of"),
+        (NO_PAYMENTS, "payments.currencies", "required in production"),
         (
             MINIMAL.replace('kms_key_id = "alias/k"', 'provider = "local"\nlocal_key_file = "k"'),
             "keys.provider",

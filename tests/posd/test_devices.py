@@ -36,6 +36,7 @@ def config_with(devices: dict[str, Any]) -> Any:
     document = {
         "terminal": {"store_id": "s1", "terminal_id": "t1"},
         "keys": {"kms_key_id": "alias/k"},
+        "payments": {"currencies": ["EUR"]},
         "devices": devices,
     }
     return parse_config(document, CONFIG_PATH)
@@ -136,6 +137,7 @@ NO_PYUSB = textwrap.dedent(
         {
             "terminal": {"store_id": "s1", "terminal_id": "t1"},
             "keys": {"kms_key_id": "alias/k"},
+            "payments": {"currencies": ["EUR"]},
             "devices": {
                 "card_reader": {"driver": "simulated"},
                 "palm_scanner": {"driver": "amazon-one", "vendor_id": 1, "product_id": 2},

@@ -81,3 +81,24 @@ def test_credential_named_event_keys_are_redacted() -> None:
         "api_key": CREDENTIAL_PLACEHOLDER,
     }
     structlog.reset_defaults()
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['"credential": "****************4b8a"', "credential=****4b8a", "palm_token: ****"],
+)
+def test_a_value_its_owner_already_masked_is_shown_as_masked(line: str) -> None:
+    """`posd devices test palm_scanner` shows the credential's last four on purpose."""
+    assert redact_text(line) == line
+
+
+def test_a_value_that_only_starts_masked_is_still_redacted() -> None:
+    assert CREDENTIAL_PLACEHOLDER in redact_text('"credential": "****4b8a-tok-7f3a9c2e51d04b8a"')
+
+
+def test_a_masked_value_under_a_credential_key_is_kept_and_a_clear_one_is_not() -> None:
+    event = {"credential": "****************4b8a", "palm_token": "tok-7f3a9c2e51d04b8a"}
+    assert redact_event(None, "info", event) == {
+        "credential": "****************4b8a",
+        "palm_token": CREDENTIAL_PLACEHOLDER,
+    }
