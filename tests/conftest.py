@@ -32,6 +32,7 @@ SYSTEM_MODULES = frozenset(
         "posd/daemon/test_checkpoints_daemon.py",
         "posd/daemon/test_damaged_journal.py",
         "posd/daemon/test_fuzz_api.py",
+        "posd/daemon/test_front_daemon.py",
         "posd/daemon/test_host_security.py",
         "posd/daemon/test_lifecycle.py",
         "posd/daemon/test_vpn_outage.py",

@@ -1,0 +1,104 @@
+"""Slow and idle clients on the API's Unix socket, held while the register is timed.
+
+What a careless register or a local attacker can do without any privilege beyond the socket:
+connections that never send a byte, connections that send a request head one byte every few
+seconds (slowloris), and `POST /v1/sync/flush` requests with a long wait while nothing can be
+delivered. Used by `bench/api_front.py` and the daemon's front tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONNECT_TIMEOUT_S = 5.0
+SLOWLORIS_HEAD = b"POST /v1/payments HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+DEFAULT_DRIP_S = 2.0
+
+
+@dataclass
+class Held:
+    """What was opened, and how much of it the daemon has closed by now."""
+
+    idle: list[socket.socket] = field(default_factory=list)
+    slowloris: list[socket.socket] = field(default_factory=list)
+    flushes: list[socket.socket] = field(default_factory=list)
+    refused: int = 0  # connections the daemon would not take at all
+
+    def all(self) -> list[socket.socket]:
+        return [*self.idle, *self.slowloris, *self.flushes]
+
+
+def _connect(path: Path) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT_S)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def flush_request(timeout_s: float) -> bytes:
+    body = json.dumps({"timeout_s": timeout_s}).encode()
+    head = (
+        "POST /v1/sync/flush HTTP/1.1\r\nHost: localhost\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        sock.sendall(data)
+
+
+@contextlib.contextmanager
+def hostile_clients(
+    path: Path,
+    idle: int,
+    slowloris: int,
+    flushes: int,
+    flush_timeout_s: float = 120.0,
+    drip_s: float = DEFAULT_DRIP_S,
+) -> Iterator[Held]:
+    """Open them all, drip the slowloris bytes in a thread while the block runs, close all."""
+    held = Held()
+    for count, bucket in ((idle, held.idle), (slowloris, held.slowloris)):
+        for _ in range(count):
+            sock = _connect(path)
+            if sock is None:
+                held.refused += 1
+            else:
+                bucket.append(sock)
+    for sock in held.slowloris:
+        _send_quietly(sock, SLOWLORIS_HEAD)
+    for _ in range(flushes):
+        sock = _connect(path)
+        if sock is None:
+            held.refused += 1
+            continue
+        _send_quietly(sock, flush_request(flush_timeout_s))
+        held.flushes.append(sock)
+    stop = threading.Event()
+
+    def drip() -> None:
+        while not stop.wait(drip_s):
+            for sock in held.slowloris:
+                _send_quietly(sock, b"x")
+
+    dripper = threading.Thread(target=drip, name="slowloris", daemon=True)
+    dripper.start()
+    try:
+        yield held
+    finally:
+        stop.set()
+        dripper.join(drip_s + 1)
+        for sock in held.all():
+            sock.close()
