@@ -13,6 +13,7 @@ from typing import Any, TypeGuard
 
 from drivers.card.protocol import MAX_AMOUNT_DIGITS
 from posd.daemon.refusals import VALIDATION_ERROR, refuse
+from posd.errors import Refusal
 from posd.journal.rows import MAX_AMOUNT_MINOR
 
 CARD = "card"
@@ -45,10 +46,14 @@ class PaymentRequest:
         return (amount_minor, currency, method) == (self.amount_minor, self.currency, self.method)
 
 
+def body_too_large() -> Refusal:
+    return refuse(VALIDATION_ERROR, f"the body is larger than {MAX_BODY_BYTES} bytes")
+
+
 def parse_json_body(raw: bytes) -> Any:
     """The JSON document of a request body; `validation_error` if it is not one."""
     if len(raw) > MAX_BODY_BYTES:
-        raise refuse(VALIDATION_ERROR, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        raise body_too_large()
     try:
         return json.loads(raw.decode("utf-8")) if raw.strip() else {}
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
