@@ -9,6 +9,7 @@ connections sending a request head one byte every `--drip-s` seconds, and `--flu
 `POST /v1/sync/flush` with `timeout_s` 120, then times `--payments` card payments and
 `--cancels` cancels of a palm payment that waits for a palm nobody presents. A request
 that got no answer within `--answer-timeout-s` counts at that figure, and as timed out.
+The same payments with nothing held first give each front's own baseline.
 
     .venv/bin/python bench/api_front.py [--idle 100] [--slowloris 100] [--flushes 20]
         [--payments 30] [--cancels 5] [--answer-timeout-s 5]
@@ -109,6 +110,19 @@ def payment(ref: str, method: str, **extra: Any) -> dict[str, Any]:
     return {**body, **extra}
 
 
+def pay_all(sock: Path, prefix: str, count: int, limit_s: float) -> tuple[list[float], int]:
+    """`count` card payments one after another: their latencies and how many were captured."""
+    latencies: list[float] = []
+    paid = 0
+    for index in range(count):
+        took, reply = timed(
+            sock, "POST", "/v1/payments", payment(f"{prefix}{index}", "card"), limit_s
+        )
+        latencies.append(took)
+        paid += reply is not None and reply.status == 201
+    return latencies, paid
+
+
 def cancel_once(sock: Path, ref: str, limit_s: float) -> tuple[float, Any]:
     """Start a palm payment nobody completes, then time its cancel."""
     waiting = threading.Thread(
@@ -150,18 +164,12 @@ def measure(front: list[str], work: Path, args: argparse.Namespace) -> dict[str,
         _, reply = timed(sock, "POST", "/v1/payments", payment("pending", "card"), limit)
         if reply is None or reply.status != 201:
             raise RuntimeError(f"the first payment was not captured: {reply}")
+        unloaded, unloaded_paid = pay_all(sock, "u", args.payments, limit)
         with hostile_clients(
             sock, args.idle, args.slowloris, args.flushes, FLUSH_TIMEOUT_S, args.drip_s
         ) as held:
             time.sleep(SETTLE_S)
-            pay: list[float] = []
-            paid = 0
-            for index in range(args.payments):
-                took, reply = timed(
-                    sock, "POST", "/v1/payments", payment(f"p{index}", "card"), limit
-                )
-                pay.append(took)
-                paid += reply is not None and reply.status == 201
+            pay, paid = pay_all(sock, "p", args.payments, limit)
             cancel: list[float] = []
             cancelled = 0
             for index in range(args.cancels):
@@ -171,6 +179,7 @@ def measure(front: list[str], work: Path, args: argparse.Namespace) -> dict[str,
             took, reply = timed(sock, "GET", "/v1/status", None, limit)
             refused = held.refused
     return {
+        "payments_nothing_held": figures(unloaded, unloaded_paid),
         "payments": figures(pay, paid),
         "cancels": figures(cancel, cancelled),
         "status_ms": round(took * 1000, 1),

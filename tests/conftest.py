@@ -39,6 +39,7 @@ SYSTEM_MODULES = frozenset(
         "sync/test_crash.py",
         "sync/test_v2_demo.py",
         "bench/test_capture_api.py",
+        "bench/test_api_front.py",
         "bench/test_drain.py",
         "bench/test_fleet.py",
         "posd/journal/test_crash.py",

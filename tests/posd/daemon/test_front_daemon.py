@@ -111,3 +111,35 @@ def test_an_oversized_body_is_refused_before_any_spooling(
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
     assert b'"validation_error"' in answer
     assert daemon.stop() == 0
+
+
+RETRIES = 6
+
+
+def test_joining_retries_do_not_take_the_register_workers(
+    make_daemon: DaemonFactory, own_reader: CardReaderSimulator
+) -> None:
+    """A register retrying the payment in hand again and again: a few retries wait for its
+    answer, the others are told `in_progress` at once, and the lane still answers others."""
+    daemon = make_daemon()
+    own_reader.hold_cards()
+    first, first_result = in_thread(daemon.pay, "front-join-1", timeout_s=30)
+    wait_for(lambda: in_progress(daemon, "front-join-1"), ANSWER_BOUND_S)
+    retries = [in_thread(daemon.pay, "front-join-1", timeout_s=30) for _ in range(RETRIES)]
+    time.sleep(SPOOL_SETTLE_S)
+    body = {"client_ref": "front-join-other", "amount_minor": 5, "currency": "EUR"}
+    status, busy, took = timed_call(daemon, "POST", "/v1/payments", {**body, "method": "card"})
+    assert (status, busy["error"]) == (409, "lane_busy")
+    assert took < ANSWER_BOUND_S, f"lane_busy took {took:.1f} s"
+    status, cancelled, took = timed_call(daemon, "POST", "/v1/payments/front-join-1/cancel")
+    assert (status, cancelled["state"]) == (200, "cancelled")
+    for thread, _ in [(first, first_result), *retries]:
+        thread.join(ANSWER_BOUND_S)
+    answers = [result[0] for _, result in retries]
+    assert first_result[0][0] == 422
+    assert all(
+        answer == first_result[0] or answer[1]["error"] == "in_progress" for answer in answers
+    )
+    assert any(answer[1]["error"] == "in_progress" for answer in answers)
+    own_reader.hold_cards(False)
+    assert daemon.stop() == 0
