@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import structlog
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -48,20 +48,27 @@ def peer_pid(transport: asyncio.BaseTransport) -> Peer:
     return int(pid)
 
 
+class Connection(Protocol):
+    @property
+    def request_in_hand(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class ConnectionBook:
     """The open connections in the order they came (event-loop thread only)."""
 
     def __init__(self, total: int = MAX_CONNECTIONS, per_peer: int = MAX_CONNECTIONS_PER_PEER):
         self._total = total
         self._per_peer = per_peer
-        self._open: dict[GuardedProtocol, Peer] = {}
+        self._open: dict[Connection, Peer] = {}
         self.evicted = 0
         self.refused = 0
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def admit(self, connection: GuardedProtocol, peer: Peer) -> bool:
+    def admit(self, connection: Connection, peer: Peer) -> bool:
         """Make room for `connection` (evicting as above); False if there is none."""
         same_peer = sum(1 for other in self._open.values() if other == peer)
         if peer is not None and same_peer >= self._per_peer and not self._evict(peer):
@@ -82,7 +89,7 @@ class ConnectionBook:
                 return True
         return False
 
-    def leave(self, connection: GuardedProtocol) -> None:
+    def leave(self, connection: Connection) -> None:
         self._open.pop(connection, None)
 
 
