@@ -28,10 +28,28 @@ class Held:
     idle: list[socket.socket] = field(default_factory=list)
     slowloris: list[socket.socket] = field(default_factory=list)
     flushes: list[socket.socket] = field(default_factory=list)
-    refused: int = 0  # connections the daemon would not take at all
+    refused: int = 0  # connects that failed (a full listen backlog answers EAGAIN at once)
 
     def all(self) -> list[socket.socket]:
         return [*self.idle, *self.slowloris, *self.flushes]
+
+    def still_open(self) -> int:
+        """How many the daemon has not closed (nor answered) by now."""
+        return sum(1 for sock in self.all() if _open_and_silent(sock))
+
+
+def _open_and_silent(sock: socket.socket) -> bool:
+    timeout = sock.gettimeout()
+    sock.settimeout(0)  # a peek that never waits
+    try:
+        sock.recv(1, socket.MSG_PEEK)  # an answer, or b"": closed
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(timeout)
+    return False
 
 
 def _connect(path: Path) -> socket.socket | None:

@@ -32,7 +32,7 @@ from posd.errors import ConfigError, PosdError
 
 SOCKET_MODE = 0o660
 SOCKET_DIR_MODE = 0o750
-LISTEN_BACKLOG = 128
+LISTEN_BACKLOG = 1024  # a full backlog answers a Unix-socket connect EAGAIN at once
 MAX_HEAD_BYTES = 16_384  # a request line and headers; h11 answers 400 beyond
 RESPONSE_FLUSH_S = 0.2  # after the last app call returned, for the loop to write it out
 STARTED_TIMEOUT_S = 10.0
