@@ -3,22 +3,27 @@
 What a careless register or a local attacker can do without any privilege beyond the socket:
 connections that never send a byte, connections that send a request head one byte every few
 seconds (slowloris), and `POST /v1/sync/flush` requests with a long wait while nothing can be
-delivered. Used by `bench/api_front.py` and the daemon's front tests.
+delivered; from this process (`hostile_clients`) or spread over several (`hostile_peers`:
+each its own peer to the daemon's per-process cap). Used by `bench/api_front.py` and the
+daemon's front tests.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CONNECT_TIMEOUT_S = 5.0
 SLOWLORIS_HEAD = b"POST /v1/payments HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
 DEFAULT_DRIP_S = 2.0
+PEER_READY_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -120,3 +125,66 @@ def hostile_clients(
         dripper.join(drip_s + 1)
         for sock in held.all():
             sock.close()
+
+
+@dataclass
+class PeersTally:
+    """Filled in when `hostile_peers` ends."""
+
+    failed_connects: int = 0
+    open_at_end: int = 0
+
+
+def _share(total: int, peers: int, index: int) -> int:
+    whole, rest = divmod(total, peers)
+    return whole + (index < rest)
+
+
+def _peer(path: Path, counts: tuple[int, int, int], timing: tuple[float, float], pipe: Any) -> None:
+    """One hostile process: hold its share until told to stop, then say what is left."""
+    flush_timeout_s, drip_s = timing
+    with hostile_clients(path, *counts, flush_timeout_s, drip_s) as held:
+        pipe.send("ready")
+        pipe.recv()
+        pipe.send((held.refused, held.still_open()))
+
+
+@contextlib.contextmanager
+def hostile_peers(
+    path: Path,
+    peers: int,
+    idle: int,
+    slowloris: int,
+    flushes: int,
+    flush_timeout_s: float = 120.0,
+    drip_s: float = DEFAULT_DRIP_S,
+) -> Iterator[PeersTally]:
+    """The same clients spread over `peers` processes (each its own pid to `SO_PEERCRED`)."""
+    context = multiprocessing.get_context("fork")
+    tally = PeersTally()
+    children = []
+    for index in range(peers):
+        counts = tuple(_share(total, peers, index) for total in (idle, slowloris, flushes))
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_peer, args=(path, counts, (flush_timeout_s, drip_s), theirs), daemon=True
+        )
+        process.start()
+        children.append((process, ours))
+    try:
+        for _, pipe in children:
+            if not pipe.poll(PEER_READY_TIMEOUT_S):
+                raise RuntimeError("a hostile peer did not open its connections in time")
+            pipe.recv()
+        yield tally
+    finally:
+        for process, pipe in children:
+            with contextlib.suppress(OSError, EOFError):
+                pipe.send("stop")
+                if pipe.poll(PEER_READY_TIMEOUT_S):
+                    failed, still_open = pipe.recv()
+                    tally.failed_connects += failed
+                    tally.open_at_end += still_open
+            process.join(PEER_READY_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
