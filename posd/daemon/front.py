@@ -21,12 +21,13 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from posd.daemon.api import error_answer
+from posd.daemon.refusals import SHUTTING_DOWN, refuse
 from posd.daemon.requests import MAX_BODY_BYTES, body_too_large
 from posd.daemon.workers import WorkerPool
+from posd.errors import Refusal
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Scope = dict[str, Any]
@@ -154,11 +155,11 @@ async def send_answer(send: Send, answer: WsgiAnswer) -> None:
     await send({"type": "http.response.body", "body": answer.body, "more_body": False})
 
 
-def too_large_answer() -> WsgiAnswer:
-    """The same refusal the app gives an oversized body, and the connection closed: the rest
-    of that body is never read."""
-    body = json.dumps(error_answer(body_too_large())).encode()
-    return WsgiAnswer(int(HTTPStatus.BAD_REQUEST), JSON_HEADERS, body)
+def refusal_answer(refusal: Refusal) -> WsgiAnswer:
+    """A refusal as the app gives it, and the connection closed (for an oversized body: the
+    rest of it is never read)."""
+    body = json.dumps(error_answer(refusal)).encode()
+    return WsgiAnswer(refusal.status, JSON_HEADERS, body)
 
 
 class WsgiFront:
@@ -173,16 +174,21 @@ class WsgiFront:
             return  # no lifespan, no websockets: the server is configured without them
         declared = declared_length(scope)
         if declared is not None and declared > MAX_BODY_BYTES:
-            await send_answer(send, too_large_answer())
+            await send_answer(send, refusal_answer(body_too_large()))
             return
         try:
             body = await read_body(receive)
         except BodyTooLarge:
-            await send_answer(send, too_large_answer())
+            await send_answer(send, refusal_answer(body_too_large()))
             return
         if body is None:
             return
         environ = wsgi_environ(scope, body)
         pool = self._pools.for_route(scope["method"], scope["path"])
-        answer = await asyncio.wrap_future(pool.submit(lambda: call_wsgi(self._app, environ)))
+        try:
+            answer = await asyncio.wrap_future(pool.submit(lambda: call_wsgi(self._app, environ)))
+        except asyncio.CancelledError:
+            # The server is stopping and does not wait for this request (a long flush): the
+            # client is told so rather than cut off, and the task ends without a traceback.
+            answer = refusal_answer(refuse(SHUTTING_DOWN, "the terminal is shutting down"))
         await send_answer(send, answer)

@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.hostile_clients import hostile_clients
 from drivers.card.simulator import CardReaderSimulator
 from posd.api_client import DaemonClient
+from posd.daemon.guard import REQUEST_DEADLINE_S
 from posd.daemon.requests import MAX_BODY_BYTES
 from tests.posd.daemon.conftest import DaemonFactory
 from tests.posd.daemon.harness import Daemon, wait_for
@@ -62,7 +63,9 @@ def test_register_answers_while_slow_clients_and_flushes_are_held(
         assert result[0][0] == 422
         own_reader.hold_cards(False)
         assert len(held.all()) > 0
-    assert daemon.stop() == 0
+        assert daemon.stop() == 0  # with the flushes still in the daemon's hands
+    log = (daemon.dir / "daemon.log").read_text()
+    assert "Traceback" not in log and '"level": "error"' not in log
 
 
 def _spooled_files(pid: int, tmpdir: Path) -> list[str]:
@@ -143,3 +146,24 @@ def test_joining_retries_do_not_take_the_register_workers(
     assert any(answer[1]["error"] == "in_progress" for answer in answers)
     own_reader.hold_cards(False)
     assert daemon.stop() == 0
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    sock.settimeout(0)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_idle_and_slowloris_connections_are_closed_within_the_request_deadline(
+    shared_daemon: Daemon,
+) -> None:
+    """Not only an idle timeout that any byte resets: a whole request within the deadline."""
+    with hostile_clients(shared_daemon.socket, 1, 1, 0, drip_s=0.5) as held:
+        wait_for(
+            lambda: all(_closed_by_peer(sock) for sock in held.all()),
+            REQUEST_DEADLINE_S + ANSWER_BOUND_S,
+        )
