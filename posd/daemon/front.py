@@ -147,6 +147,8 @@ def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> WsgiAnswer:
             close()
     status, headers = started[0]
     encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    if not any(name == b"content-length" for name, _ in encoded):
+        encoded.append((b"content-length", str(len(body)).encode()))  # not chunked: all in hand
     return WsgiAnswer(int(status.split(" ", 1)[0]), encoded, body)
 
 
@@ -159,7 +161,8 @@ def refusal_answer(refusal: Refusal) -> WsgiAnswer:
     """A refusal as the app gives it, and the connection closed (for an oversized body: the
     rest of it is never read)."""
     body = json.dumps(error_answer(refusal)).encode()
-    return WsgiAnswer(refusal.status, JSON_HEADERS, body)
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    return WsgiAnswer(refusal.status, headers, body)
 
 
 class WsgiFront:
