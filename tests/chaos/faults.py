@@ -2,7 +2,8 @@
 
 Process faults (SIGKILL, SIGTERM, the journal at its size cap) run inline and end with the
 daemon started again. The others hold for a few seconds in a slot of their own (delivery, KMS,
-card reader, palm scanner) and are repaired when their time is up; faults of different slots
+card reader, palm scanner, the API's socket: idle, slowloris and flush clients held on it)
+and are repaired when their time is up; faults of different slots
 overlap. Every fault is recorded with when it started and when it was lifted: the lane must
 serve payments again after each, and the soak reports how long that took.
 """
@@ -13,8 +14,10 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from bench.hostile_clients import hostile_clients
 from tests.chaos.rig import FULL_MIN_FREE_BYTES, NORMAL_MIN_FREE_BYTES, Rig
 from tests.sync.faultproxy import LOSE, PASS, Fault, delay, http_error
 
@@ -24,6 +27,8 @@ HOLD_S = (1.0, 6.0)  # how long a held fault lasts
 LATE_ANSWER_S = 2.0  # delay fault: beyond the daemon's 1 s read timeout
 ENTRY_FAULT_FRACTION = 0.5
 START_ATTEMPTS = 2
+# slow_clients: what a careless register or a local attacker holds on the API's socket.
+SLOW_IDLE, SLOW_LORIS, SLOW_FLUSHES = 100, 100, 10
 
 # kind -> relative weight. Kills dominate: the long run must reach 100 of them.
 WEIGHTS: dict[str, float] = {
@@ -40,6 +45,7 @@ WEIGHTS: dict[str, float] = {
     "reader_unplug": 0.08,
     "reader_noise": 0.08,
     "palm_unplug": 0.08,
+    "slow_clients": 0.05,
 }
 
 
@@ -192,6 +198,11 @@ class Chaos:
         self.rig.palm_unplug()
         self._hold("palm", "palm_unplug", self.rig.palm_replug)
 
+    def _slow_clients(self) -> None:
+        held = ExitStack()
+        held.enter_context(hostile_clients(self.rig.socket, SLOW_IDLE, SLOW_LORIS, SLOW_FLUSHES))
+        self._hold("api", "slow_clients", held.close)
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _set_default(self, fault: Fault, kind: str) -> None:
@@ -238,4 +249,5 @@ SLOTS = {
     "entry_internal_failure": "delivery",
     "reader_unplug": "reader",
     "palm_unplug": "palm",
+    "slow_clients": "api",
 }
