@@ -20,6 +20,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 BENCHMARKS = (
     ("journal_append", ["bench/journal_append.py"]),
     ("capture_api", ["bench/capture_api.py"]),
+    ("api_front", ["bench/api_front.py"]),
     ("drain", ["bench/drain.py"]),
     ("drain_v2", ["bench/drain_v2.py"]),
     ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),

@@ -14,9 +14,12 @@ SOCKET = "api.sock"
 PALM_IDENTITY, PALM_TOKEN = "bench", "tok-bench-0001"
 
 
-def write_daemon_config(where: Path, events_url: str) -> Path:
+def write_daemon_config(
+    where: Path, events_url: str, palm_present: str | None = PALM_IDENTITY
+) -> Path:
     """`where/posd-bench.toml`; the state dir is `where/state`, the API socket
-    `where/api.sock`."""
+    `where/api.sock`. `palm_present=None`: nobody at the palm scanner, so a palm payment waits
+    out its timeout (something to cancel)."""
     return DevConfig(
         store_id=STORE_ID,
         terminal_id=TERMINAL_ID,
@@ -28,7 +31,7 @@ def write_daemon_config(where: Path, events_url: str) -> Path:
         devices={
             "card_reader": simulated_card_reader(),
             "palm_scanner": simulated_palm(
-                {PALM_IDENTITY: PALM_TOKEN}, present=PALM_IDENTITY, scan_time_s=0.0
+                {PALM_IDENTITY: PALM_TOKEN}, present=palm_present, scan_time_s=0.0
             ),
         },
     ).write(where / "posd-bench.toml")

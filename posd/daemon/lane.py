@@ -25,6 +25,10 @@ from posd.errors import Refusal
 
 # A joining retry waits for the attempt's own timeout plus this (journaling, device stop).
 JOIN_GRACE_S = 10.0
+# Retries waiting on one attempt at once; more are told `in_progress` at once. Each waiting
+# retry holds one of the API's payment threads (posd/daemon/front.py), which the lane's
+# other requests need too.
+MAX_JOINERS = 2
 
 
 @dataclass
@@ -34,6 +38,7 @@ class Attempt:
     answer: PaymentAnswer | None = None
     refusal: Refusal | None = None
     cancel_requested: bool = False
+    joiners: int = 0
 
     def settle(self, answer: PaymentAnswer | None, refusal: Refusal | None) -> None:
         self.answer, self.refusal = answer, refusal
@@ -42,7 +47,7 @@ class Attempt:
     def result(self, wait_s: float) -> PaymentAnswer:
         """The attempt's answer (raising its refusal), waiting up to `wait_s` for it."""
         if not self.done.wait(wait_s):
-            raise refuse(IN_PROGRESS, "the first attempt of this payment is still waiting")
+            raise still_waiting()
         if self.refusal is not None:
             raise self.refusal
         assert self.answer is not None
@@ -62,6 +67,10 @@ class Join:
 @dataclass(frozen=True)
 class Own:
     attempt: Attempt
+
+
+def still_waiting() -> Refusal:
+    return refuse(IN_PROGRESS, "the first attempt of this payment is still waiting")
 
 
 def mismatch() -> Refusal:
@@ -90,6 +99,9 @@ class Lane:
                     current.request.amount_minor, current.request.currency, current.request.method
                 ):
                     raise mismatch()
+                if current.joiners >= MAX_JOINERS:
+                    raise still_waiting()
+                current.joiners += 1
                 return Join(current)
             found = journaled(request.client_ref)
             if found is not None:
@@ -103,6 +115,11 @@ class Lane:
                 raise refuse(LANE_BUSY, "another payment is in progress on this lane")
             self._current = Attempt(request)
             return Own(self._current)
+
+    def unjoin(self, attempt: Attempt) -> None:
+        """A retry that joined `attempt` has its answer."""
+        with self._cond:
+            attempt.joiners -= 1
 
     def leave(self, attempt: Attempt) -> None:
         with self._cond:

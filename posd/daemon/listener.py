@@ -30,7 +30,7 @@ log = structlog.get_logger("posd.daemon")
 
 SOCKET_MODE = 0o660
 SOCKET_DIR_MODE = 0o750
-LISTEN_BACKLOG = 128
+LISTEN_BACKLOG = 1024  # a full backlog answers a Unix-socket connect EAGAIN at once
 SD_LISTEN_FDS_START = 3
 LISTEN_ENV = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 PROBE_TIMEOUT_S = 1.0

@@ -173,7 +173,10 @@ class PaymentService:
         if isinstance(entry, Replay):
             return entry.answer
         if isinstance(entry, Join):
-            return entry.attempt.result(entry.attempt.request.timeout_s + JOIN_GRACE_S)
+            try:
+                return entry.attempt.result(entry.attempt.request.timeout_s + JOIN_GRACE_S)
+            finally:
+                self._lane.unjoin(entry.attempt)
         attempt = entry.attempt
         started = time.monotonic()
         try:

@@ -23,6 +23,7 @@ from posd.daemon.refusals import (
     VALIDATION_ERROR,
     refuse,
 )
+from posd.errors import Refusal
 from posd.journal.rows import MAX_AMOUNT_MINOR
 from posd.redact import redact_text
 
@@ -86,10 +87,14 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def body_too_large() -> Refusal:
+    return refuse(VALIDATION_ERROR, f"the body is larger than {MAX_BODY_BYTES} bytes")
+
+
 def parse_json_body(raw: bytes) -> Any:
     """The JSON document of a request body; `validation_error` if it is not one."""
     if len(raw) > MAX_BODY_BYTES:
-        raise refuse(VALIDATION_ERROR, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        raise body_too_large()
     if not raw.strip():
         return {}
     try:

@@ -2,26 +2,27 @@
 
 Process faults (SIGKILL, SIGTERM, the journal at its size cap, a second `posd run` on the
 lane's state dir) run inline and end with the daemon serving. The others hold for a few
-seconds in a slot of their own (delivery, KMS, card reader, palm scanner, the API: a burst of
-idle connections held against it) and are repaired when their time is up; faults of
-different slots overlap. Every fault is recorded with when it started and when it was lifted:
-the lane must serve payments again after each, and the soak reports how long that took. A
-second daemon and the idle burst must not take the lane's API away even while they last
-(`ChaosLog.lane_taken`).
+seconds in a slot of their own (delivery, KMS, card reader, palm scanner, the API's socket:
+idle, slowloris and flush clients held on it) and are repaired when their time is up; faults
+of different slots overlap. Every fault is recorded with when it started and when it was
+lifted: the lane must serve payments again after each, and the soak reports how long that
+took. A second daemon and the slow clients must not take the lane's API away even while they
+last (`ChaosLog.lane_taken`).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from bench.hostile_clients import hostile_clients
 from tests.chaos.register import NO_ANSWER, exchange
 from tests.chaos.rig import FULL_MIN_FREE_BYTES, NORMAL_MIN_FREE_BYTES, Rig
 from tests.posd.daemon.harness import REPO
@@ -35,11 +36,11 @@ ENTRY_FAULT_FRACTION = 0.5
 START_ATTEMPTS = 2
 SECOND_DAEMON_TIMEOUT_S = 30.0  # a hung second daemon is killed here (the check reports it)
 SECOND_DAEMON_BOUND_S = 5.0  # it must be refused at once (2 s on an idle machine)
-IDLE_CONNECTIONS = 200  # more than waitress's default connection limit (100)
-CONNECT_TIMEOUT_S = 0.5
-API_PROBE_TIMEOUT_S = 2.0  # status while the idle connections are held
+# slow_clients: what a careless register or a local attacker holds on the API's socket.
+SLOW_IDLE, SLOW_LORIS, SLOW_FLUSHES = 100, 100, 10
+API_PROBE_TIMEOUT_S = 2.0  # status while the slow clients are held
 # Fired once early in every run, whatever the seed (a short run must see them too).
-EVERY_RUN = ("second_daemon", "idle_burst")
+EVERY_RUN = ("second_daemon", "slow_clients")
 
 # kind -> relative weight. Kills dominate: the long run must reach 100 of them.
 WEIGHTS: dict[str, float] = {
@@ -57,7 +58,7 @@ WEIGHTS: dict[str, float] = {
     "reader_noise": 0.08,
     "palm_unplug": 0.08,
     "second_daemon": 0.03,
-    "idle_burst": 0.04,
+    "slow_clients": 0.04,
 }
 
 
@@ -240,32 +241,22 @@ class Chaos:
         self._check_api_while("second_daemon (after it exited)")
         record.lifted = time.monotonic()
 
-    def _idle_burst(self) -> None:
-        """Hold many idle connections on the API: it must answer at once and still when they
-        are closed (the repair). A restart meanwhile (another fault) drops them early."""
-        held = [c for c in (self._idle_connection() for _ in range(IDLE_CONNECTIONS)) if c]
-        self._check_api_while(f"idle_burst ({len(held)} idle connections held)")
+    def _slow_clients(self) -> None:
+        """Idle, slowloris and flush clients held on the API: it must answer meanwhile and
+        still when they are let go (the repair). A restart meanwhile drops them early."""
+        held = ExitStack()
+        held.enter_context(hostile_clients(self.rig.socket, SLOW_IDLE, SLOW_LORIS, SLOW_FLUSHES))
+        self._check_api_while("slow_clients (held)")
 
         def repair() -> None:
-            self._check_api_while(f"idle_burst ({len(held)} idle connections, at the end)")
-            for connection in held:
-                connection.close()
+            self._check_api_while("slow_clients (at the end)")
+            held.close()
 
-        self._hold("api", "idle_burst", repair)
+        self._hold("api", "slow_clients", repair)
 
     def _check_api_while(self, what: str) -> None:
         if not self._api_answers():
             self.log.lane_taken.append(f"{what}: no answer within {API_PROBE_TIMEOUT_S} s")
-
-    def _idle_connection(self) -> socket.socket | None:
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.settimeout(CONNECT_TIMEOUT_S)
-        try:
-            connection.connect(str(self.rig.socket))
-        except OSError:
-            connection.close()
-            return None
-        return connection
 
     def _api_answers(self) -> bool:
         try:
@@ -322,5 +313,5 @@ SLOTS = {
     "entry_internal_failure": "delivery",
     "reader_unplug": "reader",
     "palm_unplug": "palm",
-    "idle_burst": "api",
+    "slow_clients": "api",
 }

@@ -91,6 +91,7 @@ class Daemon:
         self.notify_path = self.dir / "notify.sock"
         self.notes: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}
         self._notify: socket.socket | None = None
 
     def start(self, wait_ready: bool = True, activated: socket.socket | None = None) -> Daemon:
@@ -106,6 +107,7 @@ class Daemon:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
+            **self.extra_env,
         }
         env.pop("WATCHDOG_PID", None)
         self.log = (self.dir / "daemon.log").open("ab")
