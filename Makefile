@@ -23,9 +23,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The fast tier: every test but the system ones (daemon processes, kills, netns, chaos, bench,
-# the demo end to end; tests/conftest.py names them). `make test` runs every test.
+# the demo end to end; tests/conftest.py names them), spread over the cores (pytest-xdist).
+# `make test` runs every test, serially: the system tests time real processes.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not system"
+	$(BIN)/python -m pytest -q -m "not system" -n auto
 
 system: $(STAMP)
 	$(BIN)/python -m pytest -q -m system
