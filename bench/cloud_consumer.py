@@ -34,6 +34,7 @@ from cloud.store import Store  # noqa: E402
 from cloud.tables import TableNames, create_tables  # noqa: E402
 from demo.backend import receive_events, route_bus_to_queue  # noqa: E402
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, LocalAws  # noqa: E402
+from demo.pki import LocalCa  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from posd.keys.kms import KmsKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
@@ -95,7 +96,9 @@ def consumer(aws: LocalAws, queue_url: str, expected: int) -> dict[str, Any]:
     store = Store(dynamodb, TableNames.prefixed("posd-bench"))
     create_tables(dynamodb, store.tables)
     alarms = Alarms(store, AlarmBus(aws.client("events"), "default"))
-    handler = Consumer(store, alarms, CachingUnwrapper(KmsUnwrapper(aws.client("kms"))))
+    handler = Consumer(
+        store, alarms, CachingUnwrapper(KmsUnwrapper(aws.client("kms"))), LocalCa().trust_anchor()
+    )
     feeder = QueueFeeder(aws.client("sqs"), queue_url, lambda event, _: handler.handle_sqs(event))
     started = time.perf_counter()
     fed = feeder.drain(

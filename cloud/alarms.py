@@ -21,14 +21,38 @@ from typing import Any
 import structlog
 
 from cloud.errors import ConsumerError
+from cloud.metrics import ALARMS_RAISED, CountingMetrics, MetricSink
 from cloud.store import Store
 
 CONSUMER_ALARM_SOURCE = "posd.consumer"
 CONSUMER_ALARM_DETAIL_TYPE = "posd.consumer.alarm"
 CONSUMER_ALARM_SCHEMA = "posd.consumer.alarm/1"
-RECORD_REJECTED = "record_rejected"
-GAP = "gap"
-CHAIN_MISMATCH = "chain_mismatch"
+# What the consumer alarms on (the `alarm` field, and the `Alarm` dimension of the
+# `AlarmsRaised` metric: cloud/metrics.py). README "What holds" says what each one means.
+RECORD_REJECTED = "record_rejected"  # a record's AEAD or AAD check failed: tampered
+FORGED_RECORD = "forged_record"  # a record whose data key does not bind the identity it claims
+FORGED_SIGNATURE = "forged_signature"  # a checkpoint or alarm whose signature proves nothing
+CONFLICTING_RECORD = "conflicting_record"  # two different records for one event_id or seq
+GAP = "gap"  # seqs of a checkpoint's range still missing after the grace period
+CHAIN_MISMATCH = "chain_mismatch"  # a range's records do not chain to its checkpoint
+EQUIVOCATION = "equivocation"  # a second, different checkpoint for the same start
+CHAIN_DISCONTINUITY = "chain_discontinuity"  # a range's chain_before is not the last chain
+UNCOVERED_SEQS = "uncovered_seqs"  # seqs no checkpoint covers, after the grace period
+CHECKPOINTS_STOPPED = "checkpoints_stopped"  # a lane sends records but no checkpoints
+JOURNAL_REPLACED = "journal_replaced"  # a lane started a new journal: the old one's tail
+CONSUMER_ALARMS = (
+    RECORD_REJECTED,
+    FORGED_RECORD,
+    FORGED_SIGNATURE,
+    CONFLICTING_RECORD,
+    GAP,
+    CHAIN_MISMATCH,
+    EQUIVOCATION,
+    CHAIN_DISCONTINUITY,
+    UNCOVERED_SEQS,
+    CHECKPOINTS_STOPPED,
+    JOURNAL_REPLACED,
+)
 
 log = structlog.get_logger("cloud.alarms")
 
@@ -45,9 +69,10 @@ class AlarmBus:
 
 
 class Alarms:
-    def __init__(self, store: Store, bus: AlarmBus) -> None:
+    def __init__(self, store: Store, bus: AlarmBus, metrics: MetricSink | None = None) -> None:
         self._store = store
         self._bus = bus
+        self.metrics = metrics if metrics is not None else CountingMetrics()
 
     def raise_once(self, alarm_id: str, alarm: str, fields: Mapping[str, Any]) -> bool:
         """Publish and record an alarm unless the table has it; True if raised now.
@@ -87,5 +112,6 @@ class Alarms:
                 **fields,
             },
         )
+        self.metrics.count(ALARMS_RAISED, alarm)
         log.warning("cloud.alarm", alarm=alarm, alarm_id=alarm_id)
         return True

@@ -36,6 +36,7 @@ from wire.events import (
 )
 from wire.keys import KeyUnwrapper
 from wire.opening import b64, decrypt_event
+from wire.signing import Verifier
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
 DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
@@ -73,12 +74,14 @@ class Consumer:
         store: Store,
         alarms: Alarms,
         unwrapper: KeyUnwrapper,
+        trust: Verifier,
         settings: ConsumerSettings = ConsumerSettings(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._alarms = alarms
         self._unwrapper = unwrapper
+        self._trust = trust
         self._clock = clock
         self._ranges = Ranges(
             store, alarms, settings.gap_grace_seconds, settings.recheck_limit, clock

@@ -3,7 +3,8 @@
 Fed by the SQS queue the bus rule targets (an event source mapping with
 `FunctionResponseTypes: [ReportBatchItemFailures]`), and by a schedule that re-checks open
 checkpoints when no message comes. Configuration is the environment the template sets:
-the five table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS`.
+the table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS`, and the
+trust anchor (`cloud.trust`: `TRUST_ANCHOR_CA_PEM`, `CRL_PARAMETER`).
 The clients and the data-key cache live across warm invocations.
 """
 
@@ -21,6 +22,7 @@ from cloud.errors import ConsumerConfigError
 from cloud.kms import KmsUnwrapper
 from cloud.store import Store
 from cloud.tables import TableNames
+from cloud.trust import CRL_ENV, trust_from_env
 from wire.keys import CachingUnwrapper
 
 _consumer: Consumer | None = None
@@ -37,6 +39,7 @@ def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
         store,
         Alarms(store, AlarmBus(client("events"), bus_name)),
         CachingUnwrapper(KmsUnwrapper(client("kms"))),
+        trust_from_env(env, client("ssm") if env.get(CRL_ENV) else None),
         ConsumerSettings(gap_grace_seconds=grace),
     )
 

@@ -12,6 +12,11 @@ the same (a test compares them), and the demo and tests create the tables from i
               `open` (a sparse index, `open-by-check`, lists what is left to re-check,
               least recently checked first).
 - alarms      `alarm_id`: each alarm raised (by the terminal or by this consumer), once.
+- watermarks  `lane_id` (`<store_id>/<terminal_id>`) + `journal_id`: each journal's proven
+              watermark (`proven_seq`, `proven_chain`): every seq up to it is covered by
+              signed, contiguous, complete checkpoints. The terminal reads its own items
+              (IAM `dynamodb:LeadingKeys` pinned to its certificate's OU and CN) and purges
+              only what the cloud has proven.
 """
 
 from __future__ import annotations
@@ -70,6 +75,16 @@ TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
         "KeySchema": [{"AttributeName": "alarm_id", "KeyType": "HASH"}],
         "AttributeDefinitions": [{"AttributeName": "alarm_id", "AttributeType": "S"}],
     },
+    "watermarks": {
+        "KeySchema": [
+            {"AttributeName": "lane_id", "KeyType": "HASH"},
+            {"AttributeName": "journal_id", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "lane_id", "AttributeType": "S"},
+            {"AttributeName": "journal_id", "AttributeType": "S"},
+        ],
+    },
 }
 
 # The function's environment variable naming each table (the template sets them).
@@ -83,6 +98,7 @@ class TableNames:
     records: str
     checkpoints: str
     alarms: str
+    watermarks: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> TableNames:
@@ -101,7 +117,7 @@ class TableNames:
 
 
 def create_tables(dynamodb: Any, names: TableNames) -> None:
-    """Create the five tables (on-demand billing) and wait until they exist."""
+    """Create the tables (on-demand billing) and wait until they exist."""
     for name, schema in TABLE_SCHEMAS.items():
         dynamodb.create_table(
             TableName=getattr(names, name), BillingMode="PAY_PER_REQUEST", **schema

@@ -20,6 +20,7 @@ from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from demo.localaws.emulator import LocalAws
 from wire.keys import CachingUnwrapper
+from wire.signing import Verifier
 
 TABLE_PREFIX = "posd-demo"
 # The consumer's alarms go to the emulator's default bus, which always exists (the terminal's
@@ -49,13 +50,17 @@ def consume(
     answers: Mapping[str, Mapping[str, Any]],
     matches: Matcher,
     timeout: float,
+    trust: Verifier,
 ) -> Consumed:
     kms, dynamodb = aws.client("kms"), aws.client("dynamodb")
     store = Store(dynamodb, TableNames.prefixed(TABLE_PREFIX))
     create_tables(dynamodb, store.tables)
     unwrapper = KmsUnwrapper(kms, {offline_key_arn: aws.rsa_private_key(offline_key_arn)})
     consumer = Consumer(
-        store, Alarms(store, AlarmBus(aws.client("events"), ALARM_BUS)), CachingUnwrapper(unwrapper)
+        store,
+        Alarms(store, AlarmBus(aws.client("events"), ALARM_BUS)),
+        CachingUnwrapper(unwrapper),
+        trust,
     )
 
     def all_filed() -> bool:

@@ -37,6 +37,7 @@ from demo.consumer import consume
 from demo.devconfig import DevConfig, Table, simulated_card_reader, simulated_palm
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
+from demo.pki import LocalCa
 from drivers.palm.identity import PalmCredential
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
 from posd.errors import PosdError
@@ -245,6 +246,8 @@ def run_demo(
         EventBridgeV2Endpoint() as v2,
     ):
         work = Path(scratch)
+        # the chain's CA (Roles Anywhere's trust anchor): it issues the lane's certificate
+        chain_ca = LocalCa()
         state_dir = keep_state if keep_state is not None else work / "state"
         kms, sqs = aws.client("kms"), aws.client("sqs")
         kms_key = kms.create_key(Description="posd demo journal key")["KeyMetadata"]["Arn"]
@@ -287,6 +290,7 @@ def run_demo(
             register.answers,
             matches,
             RECEIVE_TIMEOUT_SECONDS,
+            chain_ca.trust_anchor(),
         )
         if progress:
             progress("receiving", consumed.received, expected)

@@ -22,6 +22,7 @@ from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from demo.backend import QueueRoute, route_bus_to_queue
 from demo.localaws.emulator import LocalAws
+from demo.pki import LocalCa, TerminalCredentials
 from posd.journal import Journal
 from posd.keys.kms import KmsKeySource
 from posd.keys.provider import RotatingKeyProvider
@@ -77,7 +78,24 @@ def deliver(events: Any, sqs: Any, entries: list[dict[str, Any]]) -> list[str]:
     return [by_id[json.loads(e["Detail"])["event_id"]] for e in entries]
 
 
-def checkpoint_entry(delivered: Delivered, first: int, last: int, **changes: Any) -> dict[str, Any]:
+# One CA and one terminal certificate for the whole run (EC key generation is cheap, but the
+# tests compare against the same trust anchor the rig's consumer holds).
+CA = LocalCa()
+TERMINAL = CA.issue(STORE_ID, TERMINAL_ID)
+
+
+def signed(detail: dict[str, Any], credentials: TerminalCredentials | None = TERMINAL) -> str:
+    """The Detail as the terminal sends it: signed with its certificate's key (None: unsigned)."""
+    return json.dumps(detail if credentials is None else credentials.signer().sign(detail))
+
+
+def checkpoint_entry(
+    delivered: Delivered,
+    first: int,
+    last: int,
+    credentials: TerminalCredentials | None = TERMINAL,
+    **changes: Any,
+) -> dict[str, Any]:
     detail = {
         "schema": CHECKPOINT_SCHEMA,
         "event_id": str(uuid.uuid4()),
@@ -92,10 +110,16 @@ def checkpoint_entry(delivered: Delivered, first: int, last: int, **changes: Any
         "created_at": datetime.now(UTC).isoformat(),
         **changes,
     }
-    return {"Source": SOURCE, "DetailType": CHECKPOINT_DETAIL_TYPE, "Detail": json.dumps(detail)}
+    return {
+        "Source": SOURCE,
+        "DetailType": CHECKPOINT_DETAIL_TYPE,
+        "Detail": signed(detail, credentials),
+    }
 
 
-def alarm_entry(delivered: Delivered, seq: int) -> dict[str, Any]:
+def alarm_entry(
+    delivered: Delivered, seq: int, credentials: TerminalCredentials | None = TERMINAL
+) -> dict[str, Any]:
     detail = {
         "schema": ALARM_SCHEMA,
         "event_id": str(uuid.uuid4()),
@@ -107,7 +131,11 @@ def alarm_entry(delivered: Delivered, seq: int) -> dict[str, Any]:
         "detail": "tampered: chain mismatch",
         "raised_at": datetime.now(UTC).isoformat(),
     }
-    return {"Source": SOURCE, "DetailType": ALARM_DETAIL_TYPE, "Detail": json.dumps(detail)}
+    return {
+        "Source": SOURCE,
+        "DetailType": ALARM_DETAIL_TYPE,
+        "Detail": signed(detail, credentials),
+    }
 
 
 @pytest.fixture
@@ -213,6 +241,7 @@ def rig(local_aws: LocalAws, kms_client: Any, events_client: Any, sqs_client: An
         store,
         Alarms(store, AlarmBus(events_client, alarms.bus_name)),
         CachingUnwrapper(KmsUnwrapper(kms_client)),
+        CA.trust_anchor(),
         ConsumerSettings(gap_grace_seconds=GRACE_SECONDS),
         clock=clock,
     )

@@ -20,6 +20,7 @@ from posd.recorder import Recorder
 from sync.events import EventBuilder
 from tests.cards import TEST_PANS
 from tests.cloud.conftest import (
+    CA,
     GRACE_SECONDS,
     MAX_RECEIVE_COUNT,
     RECORDS,
@@ -195,7 +196,12 @@ def test_records_sealed_offline_under_the_rsa_key_are_unwrapped_and_filed(
         entries = [dict(builder.build(r).request_entry) for r in journal.records()]
     bodies = deliver(events_client, rig.sqs, entries)
     unwrapper = KmsUnwrapper(kms_client, {arn: local_aws.rsa_private_key(arn)})
-    consumer = Consumer(rig.store, Alarms(rig.store, AlarmBus(events_client, "default")), unwrapper)
+    consumer = Consumer(
+        rig.store,
+        Alarms(rig.store, AlarmBus(events_client, "default")),
+        unwrapper,
+        CA.trust_anchor(),
+    )
 
     assert [consumer.process(parse_message(b)) for b in bodies] == [Outcome.NEW] * len(TEST_PANS)
     payments = rig.items("payments")
@@ -211,6 +217,7 @@ def test_a_range_that_never_completes_does_not_starve_the_others_of_rechecks(
         rig.store,
         Alarms(rig.store, AlarmBus(events_client, rig.alarms.bus_name)),
         KmsUnwrapper(kms_client),
+        CA.trust_anchor(),
         ConsumerSettings(gap_grace_seconds=GRACE_SECONDS, recheck_limit=1),
         clock=rig.clock,
     )

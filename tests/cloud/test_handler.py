@@ -11,7 +11,7 @@ from cloud import handler
 from cloud.errors import ConsumerConfigError
 from cloud.event_source import sqs_event
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
-from tests.cloud.conftest import RECORDS, Delivered, Rig, checkpoint_entry, deliver
+from tests.cloud.conftest import CA, RECORDS, Delivered, Rig, checkpoint_entry, deliver
 from wire.events import parse_message
 
 
@@ -21,6 +21,7 @@ def lambda_env(rig: Rig, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> 
         **rig.store.tables.as_env(),
         "ALARM_BUS_NAME": rig.alarms.bus_name,
         "GAP_GRACE_SECONDS": "0",
+        "TRUST_ANCHOR_CA_PEM": CA.ca_pem().decode(),
         "AWS_ENDPOINT_URL": aws_endpoint,
         "AWS_DEFAULT_REGION": EMULATOR_REGION,
         **{name.upper(): value for name, value in EMULATOR_CREDENTIALS.items()},

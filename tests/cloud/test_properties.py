@@ -22,7 +22,7 @@ from cloud.tables import TableNames, create_tables
 from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
 from posd.recorder import Recorder
-from tests.cloud.conftest import RECORDS, Delivered, checkpoint_entry, deliver
+from tests.cloud.conftest import CA, RECORDS, Delivered, checkpoint_entry, deliver
 from wire.envelope import GENESIS_CHAIN
 from wire.events import parse_message
 from wire.keys import CachingUnwrapper
@@ -103,6 +103,7 @@ def test_any_order_and_duplication_of_a_complete_range_verifies_each_record_once
         store,
         Alarms(store, AlarmBus(events_client, "default")),
         CachingUnwrapper(KmsUnwrapper(kms_client)),
+        CA.trust_anchor(),
     )
     if not delivered.extra:
         delivered.extra = deliver(
