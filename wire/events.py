@@ -16,7 +16,7 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wire.envelope import ALGORITHM
@@ -152,6 +152,8 @@ class AlarmEvent:
     seq: int | None
     detail: str
     raised_at: str
+    # the Detail as received (with its `signature`), for the reader to verify; empty when built
+    signed: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ class CheckpointEvent:
     chain_before: str
     chain: str
     created_at: str
+    # the Detail as received (with its `signature`), for the reader to verify; empty when built
+    signed: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 def alarm_detail(alarm: AlarmEvent) -> dict[str, Any]:
@@ -252,6 +256,7 @@ def parse_message(body: str) -> Message:
             _chain(detail, "chain_before"),
             _chain(detail, "chain"),
             _field(detail, "created_at", str),
+            detail,
         )
     if schema == ALARM_SCHEMA:
         seq = detail.get("seq")
@@ -261,5 +266,6 @@ def parse_message(body: str) -> Message:
             seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
             str(detail.get("detail", "")),
             str(detail.get("raised_at", "")),
+            detail,
         )
     raise MalformedMessage(f"unknown detail schema {schema!r}")
