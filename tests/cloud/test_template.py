@@ -3,8 +3,10 @@ the promises the issue makes about the roles (cfn-lint checks the rest in `make 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+import re
 from typing import Any
 
 import yaml
@@ -33,8 +35,14 @@ def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, 
 CfnLoader.add_multi_constructor("!", _tagged)
 
 
+@functools.cache
+def loaded() -> dict[str, Any]:
+    """The template, parsed once (tests only read it)."""
+    return dict(yaml.load(TEMPLATE.read_text(), Loader=CfnLoader))
+
+
 def resources() -> dict[str, Any]:
-    return dict(yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)["Resources"])
+    return dict(loaded()["Resources"])
 
 
 def of_type(kind: str) -> dict[str, dict[str, Any]]:
@@ -57,8 +65,10 @@ def test_the_handler_exists_and_reports_partial_batch_failures() -> None:
     function = of_type("AWS::Lambda::Function")["ConsumerFunction"]["Properties"]
     module, name = function["Handler"].rsplit(".", 1)
     assert callable(getattr(importlib.import_module(module), name))
-    (mapping,) = of_type("AWS::Lambda::EventSourceMapping").values()
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    mappings = of_type("AWS::Lambda::EventSourceMapping").values()
+    assert mappings
+    for mapping in mappings:
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     queue = resources()["EventsQueue"]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"GetAtt": "EventsDeadLetterQueue.Arn"}
 
@@ -111,3 +121,369 @@ def test_the_key_policy_refuses_another_store_or_another_terminal_each_on_its_ow
         ["kms:EncryptionContext:store_id"],
         ["kms:EncryptionContext:terminal_id"],
     ]
+
+
+# -- step 9: the stack a chain deploys (docs/cloud-stack.md) ------------------------------------
+
+POLICY_FILE = REPO_ROOT / "systemd" / "iam-terminal-policy.json"
+STACK_DOC = REPO_ROOT / "docs" / "cloud-stack.md"
+APP_TAG = {"Key": "app", "Value": "posd"}
+DLQ_RETENTION_SECONDS = 1_209_600  # 14 days: SQS's maximum, and what terminals wait for
+POISON_RECEIVES = 3
+
+
+def template() -> dict[str, Any]:
+    return loaded()
+
+
+def parameter_default(value: Any) -> Any:
+    """A property's value, or the default of the parameter it refers to."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return template()["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+def terminal_detail_types() -> set[str]:
+    """Every DetailType a terminal sends: its record kinds (`sync.events`: DetailType is the
+    record's kind) and its side events (`wire.events`)."""
+    from posd.capture import CARD_PAYMENT, PALM_PAYMENT
+    from posd.daemon.payments import VOID_KIND
+    from wire.events import SIDE_DETAIL_TYPES
+
+    return {CARD_PAYMENT, PALM_PAYMENT, VOID_KIND, *SIDE_DETAIL_TYPES}
+
+
+def statements(resource: str, policy: str = "PolicyDocument") -> list[dict[str, Any]]:
+    return list(resources()[resource]["Properties"][policy]["Statement"])
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_template_lints_clean_informational_checks_included() -> None:
+    """`make lint` runs cfn-lint without the I-level rules; this runs them too."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(TEMPLATE, config=ManualArgs(include_checks=["I"]))
+    assert [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches] == []
+
+
+def test_the_v2_bus_delivers_in_terminal_order_to_a_fifo_queue_the_consumer_reads() -> None:
+    (bus,) = of_type("AWS::EventsV2::EventBus").values()
+    retention = bus["Properties"]["StorageConfiguration"]["RetentionPeriodInDays"]
+    # replayable as long as a dead-letter queue keeps what failed
+    assert parameter_default(retention) * 86_400 >= DLQ_RETENTION_SECONDS
+    subscribers = of_type("AWS::EventsV2::Subscriber")
+    fifo = [s["Properties"] for s in subscribers.values() if s["Properties"].get("Type") == "FIFO"]
+    (subscriber,) = fifo
+    invoke = subscriber["InvokeConfiguration"]
+    queue_name = invoke["TargetArn"]["GetAtt"].split(".")[0]
+    queue = resources()[queue_name]["Properties"]
+    assert queue["FifoQueue"] is True
+    # the consumer dedupes on event_id; SQS must not drop a second, different body
+    assert queue["ContentBasedDeduplication"] is False
+    # one FIFO group per terminal: the EventGroupId the terminal sets (store_id/terminal_id)
+    assert "$events.SystemMetadata.EventGroupId" in invoke["SqsParameters"]["MessageGroupId"]
+    assert invoke["SqsParameters"]["MessageDeduplicationId"]
+    role = resources()[invoke["RoleArn"]["GetAtt"].split(".")[0]]
+    assert role["Type"] == "AWS::IAM::Role"
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert {"Service": "events.amazonaws.com"} in [s["Principal"] for s in trust]
+    failures = subscriber["OnFailureConfiguration"]["Arn"]["GetAtt"].split(".")[0]
+    assert resources()[failures]["Type"] == "AWS::SQS::Queue"
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"GetAtt": f"{failures}.Arn"}
+    mappings = [m["Properties"] for m in of_type("AWS::Lambda::EventSourceMapping").values()]
+    sources = {m["EventSourceArn"]["GetAtt"]: m["FunctionName"] for m in mappings}
+    assert sources[f"{queue_name}.Arn"] == {"Ref": "ConsumerFunction"}
+    assert sources["EventsQueue.Arn"] == {"Ref": "ConsumerFunction"}
+
+
+def test_terminals_send_only_their_source_and_detail_types_to_either_bus() -> None:
+    (put,) = (s for s in statements("TerminalPolicy") if s["Action"] == "events:PutEvents")
+    assert sorted(map(json.dumps, as_list(put["Resource"]))) == sorted(
+        map(json.dumps, [{"GetAtt": "EventBus.Arn"}, {"GetAtt": "EventBusV2.EventBusArn"}])
+    )
+    assert put["Effect"] == "Allow"
+    pinned = put["Condition"]["StringEquals"]
+    assert as_list(pinned["events:source"]) == [{"Ref": "TerminalSource"}]
+    assert set(as_list(pinned["events:detail-type"])) == terminal_detail_types()
+    # the consumer's own alarms can never come from a terminal
+    from cloud.alarms import CONSUMER_ALARM_DETAIL_TYPE, CONSUMER_ALARM_SOURCE
+
+    assert CONSUMER_ALARM_DETAIL_TYPE not in terminal_detail_types()
+    source = template()["Parameters"]["TerminalSource"]
+    assert re.fullmatch(source["AllowedPattern"], source["Default"])
+    assert not re.fullmatch(source["AllowedPattern"], CONSUMER_ALARM_SOURCE)
+
+
+PLACEHOLDERS = {
+    "JournalKey.Arn": "arn:aws:kms:REGION:ACCOUNT:key/JOURNAL_KEY_ID",
+    "OfflineKey.Arn": "arn:aws:kms:REGION:ACCOUNT:key/OFFLINE_RSA_KEY_ID",
+    "EventBus.Arn": "arn:aws:events:REGION:ACCOUNT:event-bus/BUS_NAME",
+    # a v2 bus's ARN ends in an id the service picks: the file names any id of that name
+    "EventBusV2.EventBusArn": "arn:aws:events:REGION:ACCOUNT:event-busv2/BUS_NAME/*",
+    "WatermarksTable.Arn": "arn:aws:dynamodb:REGION:ACCOUNT:table/WATERMARKS_TABLE",
+}
+
+
+def normalised(value: Any, defaults: dict[str, Any]) -> Any:
+    """The template's policy with its intrinsic functions as the JSON file's placeholders."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("GetAtt", "Ref"):
+        ((tag, target),) = value.items()
+        return PLACEHOLDERS[target] if tag == "GetAtt" else defaults[target]
+    if isinstance(value, dict):
+        return {key: normalised(item, defaults) for key, item in value.items()}
+    if isinstance(value, list):
+        return [normalised(item, defaults) for item in value]
+    return value
+
+
+def canonical(value: Any) -> Any:
+    """Order-free: IAM reads a list of actions, resources or values as a set."""
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return sorted((canonical(item) for item in value), key=json.dumps)
+    return value
+
+
+def test_the_policy_file_is_the_templates_terminal_policy() -> None:
+    """systemd/iam-terminal-policy.json is for chains that do not deploy the template."""
+    parameters = template()["Parameters"]
+    defaults = {name: p.get("Default") for name, p in parameters.items()}
+    from_template = normalised(
+        resources()["TerminalPolicy"]["Properties"]["PolicyDocument"], defaults
+    )
+    in_file = json.loads(POLICY_FILE.read_text().replace(defaults["BusName"], "BUS_NAME"))
+    assert canonical(in_file) == canonical(from_template)
+
+
+def test_terminals_read_only_their_own_proven_watermarks() -> None:
+    (read,) = (
+        s for s in statements("TerminalPolicy") if "dynamodb:GetItem" in as_list(s["Action"])
+    )
+    assert as_list(read["Action"]) == ["dynamodb:GetItem"]
+    assert read["Resource"] == {"GetAtt": "WatermarksTable.Arn"}
+    leading = read["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert as_list(leading) == [
+        "${aws:PrincipalTag/x509Subject/OU}/${aws:PrincipalTag/x509Subject/CN}"
+    ]
+    from wire.watermark import LANE_SEPARATOR
+
+    assert LANE_SEPARATOR == "/"
+
+
+def test_terminals_reach_dynamodb_and_the_v2_bus_over_the_vpn() -> None:
+    endpoints = {
+        json.dumps(e["Properties"]["ServiceName"]): e["Properties"]
+        for e in of_type("AWS::EC2::VPCEndpoint").values()
+    }
+    for service in ("dynamodb", "eventsv2", "events", "kms", "rolesanywhere"):
+        name = json.dumps({"Sub": f"com.amazonaws.${{AWS::Region}}.{service}"})
+        # a gateway endpoint is only a route table entry: nothing a VPN can reach
+        assert endpoints[name]["VpcEndpointType"] == "Interface", service
+
+
+def test_operators_receive_alarms_through_a_topic_eventbridge_can_encrypt_for() -> None:
+    topic = resources()["AlarmTopic"]["Properties"]
+    key_name = topic["KmsMasterKeyId"]["Ref"]  # a customer managed key, not alias/aws/sns
+    key = resources()[key_name]
+    assert key["Type"] == "AWS::KMS::Key"
+    allowed = {
+        service
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Effect"] == "Allow"
+        and {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(as_list(s["Action"]))
+        for service in as_list(s["Principal"].get("Service", []))
+    }
+    assert {"events.amazonaws.com", "cloudwatch.amazonaws.com"} <= allowed
+    publishers = {
+        service
+        for s in statements("AlarmTopicPolicy")
+        for service in as_list(s["Principal"].get("Service", []))
+    }
+    assert {"events.amazonaws.com", "cloudwatch.amazonaws.com"} <= publishers
+
+
+def alarms() -> list[dict[str, Any]]:
+    return [a["Properties"] for a in of_type("AWS::CloudWatch::Alarm").values()]
+
+
+def dimensions(alarm: dict[str, Any]) -> dict[str, Any]:
+    return {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+
+
+def test_every_alarm_reaches_the_topic() -> None:
+    assert alarms()
+    for alarm in alarms():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm["AlarmDescription"]
+
+
+def test_every_consumer_alarm_name_has_a_cloudwatch_alarm() -> None:
+    from cloud.alarms import CONSUMER_ALARMS
+    from cloud.metrics import ALARM_DIMENSION, ALARMS_RAISED, METRICS_NAMESPACE, METRICS_SERVICE
+
+    watched = {
+        dimensions(a)[ALARM_DIMENSION]
+        for a in alarms()
+        if a.get("MetricName") == ALARMS_RAISED
+        and a["Namespace"] == METRICS_NAMESPACE
+        and dimensions(a).get("service") == METRICS_SERVICE
+    }
+    assert watched == set(CONSUMER_ALARMS)
+
+
+def test_queues_the_function_and_the_rules_are_watched() -> None:
+    def watched(namespace: str, metric: str) -> list[dict[str, Any]]:
+        return [
+            dimensions(a)
+            for a in alarms()
+            if a.get("Namespace") == namespace and a.get("MetricName") == metric
+        ]
+
+    queues = of_type("AWS::SQS::Queue")
+    dead = {n for n, q in queues.items() if "DeadLetter" in n}
+    live = set(queues) - dead
+    depth = watched("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert {d["QueueName"]["GetAtt"] for d in depth} >= {f"{n}.QueueName" for n in dead}
+    age = watched("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    assert {d["QueueName"]["GetAtt"] for d in age} >= {f"{n}.QueueName" for n in live}
+    for metric in ("Errors", "Throttles"):
+        assert {"FunctionName": {"Ref": "ConsumerFunction"}} in watched("AWS/Lambda", metric)
+    rules = {json.dumps(d.get("RuleName")) for d in watched("AWS/Events", "FailedInvocations")}
+    for rule in ("TerminalEventsRule", "AlarmRule"):
+        name = resources()[rule]["Properties"]["Name"]
+        assert json.dumps(name) in rules, rule
+
+
+def test_the_function_has_its_trust_anchor_metrics_and_watermarks() -> None:
+    from cloud.metrics import METRICS_NAMESPACE, METRICS_SERVICE
+    from cloud.trust import CA_ENV, CRL_ENV
+
+    function = resources()["ConsumerFunction"]["Properties"]
+    env = function["Environment"]["Variables"]
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+    assert env["POWERTOOLS_SERVICE_NAME"] == METRICS_SERVICE
+    assert env[CA_ENV] == {"Ref": "StoreCaCertificatePem"}
+    assert env[CRL_ENV] == {"Ref": "CrlParameter"}
+    assert env["WATERMARKS_TABLE"] == {"Ref": "WatermarksTable"}
+    crl = resources()["CrlParameter"]
+    assert crl["Type"] == "AWS::SSM::Parameter"
+    assert crl["Properties"]["Value"] == {"Ref": "StoreCrlPem"}
+    policy = statements("ConsumerPolicy")
+    (read_crl,) = (s for s in policy if "ssm:GetParameter" in as_list(s["Action"]))
+    assert "CrlParameter" in json.dumps(read_crl["Resource"])
+    (watermarks,) = (s for s in policy if s["Resource"] == {"GetAtt": "WatermarksTable.Arn"})
+    assert set(as_list(watermarks["Action"])) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
+    (layer,) = function["Layers"]
+    assert "AWSLambdaPowertoolsPythonV3" in json.dumps(layer)
+    assert "python3.12" in function["Runtime"] or "python3.11" in function["Runtime"]
+
+
+def test_the_dashboard_shows_only_metrics_that_exist() -> None:
+    from cloud.metrics import ALARMS_RAISED, METRICS_NAMESPACE, RECORDS_FILED, RECORDS_HELD
+
+    (dashboard,) = of_type("AWS::CloudWatch::Dashboard").values()
+    body_sub = dashboard["Properties"]["DashboardBody"]["Sub"]
+    text = body_sub if isinstance(body_sub, str) else body_sub[0]
+    body = json.loads(text)
+    metrics = [
+        line
+        for widget in body["widgets"]
+        if widget["type"] == "metric"
+        for line in widget["properties"].get("metrics", [])
+    ]
+    consumer = {m[1] for m in metrics if m[0] == METRICS_NAMESPACE}
+    assert consumer == {RECORDS_FILED, RECORDS_HELD, ALARMS_RAISED}
+    searched = [w for w in body["widgets"] if ALARMS_RAISED in json.dumps(w)]
+    assert any("Alarm" in json.dumps(w) for w in searched)  # by `Alarm` dimension
+    namespaces = {m[0] for m in metrics if isinstance(m[0], str) and not m[0].startswith(".")}
+    assert {"AWS/SQS", METRICS_NAMESPACE} <= namespaces
+
+
+def test_dead_letter_queues_keep_messages_as_long_as_terminals_keep_records() -> None:
+    queues = of_type("AWS::SQS::Queue")
+    for name, queue in queues.items():
+        retention = queue["Properties"]["MessageRetentionPeriod"]
+        assert retention == DLQ_RETENTION_SECONDS, name
+    document = STACK_DOC.read_text()
+    assert f"{DLQ_RETENTION_SECONDS:,}" in document
+
+
+def test_poison_messages_reach_a_dead_letter_queue_after_a_few_receives() -> None:
+    redriven = [
+        q["Properties"]["RedrivePolicy"]
+        for q in of_type("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in q["Properties"]
+    ]
+    assert len(redriven) == 2  # the v1 queue and the v2 FIFO queue
+    for policy in redriven:
+        assert policy["maxReceiveCount"] == POISON_RECEIVES
+
+
+def test_every_event_source_mapping_caps_concurrency() -> None:
+    for name, mapping in of_type("AWS::Lambda::EventSourceMapping").items():
+        cap = mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+        assert 2 <= cap <= 10, name  # Lambda's minimum is 2; see docs/cloud-stack.md
+
+
+def test_the_roles_anywhere_crl_is_enabled_on_the_trust_anchor() -> None:
+    (crl,) = of_type("AWS::RolesAnywhere::CRL").values()
+    assert crl["Properties"]["Enabled"] is True
+    assert crl["Properties"]["TrustAnchorArn"] == {"GetAtt": "TrustAnchor.TrustAnchorArn"}
+    assert crl["Properties"]["CrlData"] == {"Ref": "StoreCrlPem"}
+
+
+def test_what_holds_data_outlives_the_stack() -> None:
+    for kind in ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::Logs::LogGroup"):
+        for name, resource in of_type(kind).items():
+            assert resource.get("DeletionPolicy") == "Retain", name
+            assert resource.get("UpdateReplacePolicy") == "Retain", name
+    for name, table in of_type("AWS::DynamoDB::Table").items():
+        assert table["Properties"]["DeletionProtectionEnabled"] is True, name
+
+
+def cfn_schema(kind: str) -> dict[str, Any]:
+    """The resource type's schema as the installed cfn-lint knows it."""
+    from importlib.resources import files
+
+    schemas = files("cfnlint.data.schemas")
+    digest = json.loads((schemas / "providers" / "us-east-1.json").read_text())[kind]
+    return dict(json.loads((schemas / "resources" / f"{digest}.json").read_text()))
+
+
+def test_everything_taggable_is_tagged() -> None:
+    for name, resource in resources().items():
+        if "Tags" not in cfn_schema(resource["Type"])["properties"]:
+            continue
+        tags = resource["Properties"].get("Tags")
+        if isinstance(tags, dict):  # AWS::SSM::Parameter: a map
+            tags = [{"Key": k, "Value": v} for k, v in tags.items()]
+        assert tags and APP_TAG in tags, name
+
+
+def test_the_log_group_exists_before_the_function_runs() -> None:
+    """The function logs to the group the stack made (a Ref: CloudFormation creates the group
+    first), so its first invocation cannot create an unmanaged one with no retention."""
+    function = resources()["ConsumerFunction"]
+    logging = function["Properties"]["LoggingConfig"]
+    assert logging["LogGroup"] == {"Ref": "ConsumerLogGroup"}
+    name = resources()["ConsumerLogGroup"]["Properties"]["LogGroupName"]
+    assert "ConsumerFunction" not in json.dumps(name)  # no cycle: it is named first
+
+
+def test_the_stack_document_has_the_stolen_terminal_runbook() -> None:
+    document = STACK_DOC.read_text()
+    for needle in (
+        "A stolen terminal",
+        "aws rolesanywhere",
+        "aws ssm put-parameter",
+        "forged_signature",
+        "5 minutes",
+    ):
+        assert needle in document, needle
