@@ -163,7 +163,7 @@ def as_list(value: Any) -> list[Any]:
 
 def test_the_template_lints_clean_informational_checks_included() -> None:
     """`make lint` runs cfn-lint without the I-level rules; this runs them too."""
-    from cfnlint.api import ManualArgs, lint_file
+    from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
 
     matches = lint_file(TEMPLATE, config=ManualArgs(include_checks=["I"]))
     assert [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches] == []
