@@ -82,7 +82,16 @@ def test_the_api_socket_comes_from_the_socket_unit_and_outlives_restarts() -> No
 def test_terminal_policy_is_least_privilege() -> None:
     policy = json.loads((REPO / "systemd" / "iam-terminal-policy.json").read_text())
     actions = {s["Action"] for s in policy["Statement"]}
-    assert actions == {"kms:GenerateDataKey", "kms:GetPublicKey", "events:PutEvents"}
+    assert actions == {
+        "kms:GenerateDataKey",
+        "kms:GetPublicKey",
+        "events:PutEvents",
+        "dynamodb:GetItem",  # its own proven watermark: the partition its certificate names
+    }
     assert all(s["Effect"] == "Allow" and s["Resource"] != "*" for s in policy["Statement"])
     generate = next(s for s in policy["Statement"] if s["Action"] == "kms:GenerateDataKey")
     assert "kms:EncryptionContext:terminal_id" in json.dumps(generate["Condition"])
+    watermark = next(s for s in policy["Statement"] if s["Action"] == "dynamodb:GetItem")
+    assert "dynamodb:LeadingKeys" in json.dumps(watermark["Condition"])
+    put = next(s for s in policy["Statement"] if s["Action"] == "events:PutEvents")
+    assert {"events:source", "events:detail-type"} <= set(json.dumps(put["Condition"]).split('"'))
