@@ -133,11 +133,11 @@ class Continuity:
                 "first_seq": int(item["first_seq"]),
                 "last_seq": int(item["last_seq"]),
                 "chain_before": item["chain_before"],
-                "event_id": item.get("event_id"),
+                "event_id": str(item.get("event_id", "")),
                 "previous_last_seq": previous_seq,
                 "previous_chain": previous_chain,
                 "previous_first_seq": None if previous is None else int(previous["first_seq"]),
-                "previous_event_id": None if previous is None else previous.get("event_id"),
+                "previous_event_id": None if previous is None else str(previous["event_id"]),
             },
         )
 
@@ -272,7 +272,8 @@ class Continuity:
         arrived = self._received_at(first) if first is not None else now
         if now - arrived >= self._settings.gap_grace_seconds:
             self._uncovered(mark, covered + 1, int(highest["seq"]), f"{covered + 1}+")
-        since = max(arrived, float(mark.get(LAST_CHECKPOINT_AT, 0)))
+        last_checkpoint_at = int(mark.get(LAST_CHECKPOINT_AT, 0))
+        since = max(arrived, float(last_checkpoint_at))
         if now - since >= self._settings.checkpoint_silence_seconds:
             self._alarms.raise_once(
                 f"{CHECKPOINTS_STOPPED}:{journal_id}:{covered}",
@@ -280,7 +281,7 @@ class Continuity:
                 {
                     **_fields(mark),
                     "last_checkpointed_seq": covered,
-                    "last_checkpoint_at": mark.get(LAST_CHECKPOINT_AT),
+                    "last_checkpoint_at": last_checkpoint_at or None,
                     "first_seq": covered + 1,
                     "highest_seq": int(highest["seq"]),
                     "silent_seconds": int(now - since),
@@ -313,9 +314,9 @@ class Continuity:
             JOURNAL_REPLACED,
             {
                 **_fields(mark),
-                "replaced_by": mark[REPLACED_BY],
+                "replaced_by": str(mark[REPLACED_BY]),
                 "proven_seq": proven,
-                "proven_chain": mark[PROVEN_CHAIN],
+                "proven_chain": str(mark[PROVEN_CHAIN]),
                 "highest_seq": highest,
                 "first_seq": proven + 1,
                 "last_seq": highest,
@@ -335,7 +336,7 @@ def _where(item: Mapping[str, Any]) -> tuple[str, str, str]:
 
 def _fields(mark: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "journal_id": mark[JOURNAL_ID],
-        "store_id": mark["store_id"],
-        "terminal_id": mark["terminal_id"],
+        "journal_id": str(mark[JOURNAL_ID]),
+        "store_id": str(mark["store_id"]),
+        "terminal_id": str(mark["terminal_id"]),
     }

@@ -148,7 +148,7 @@ class CheckpointFiling:
                 "terminal_id": other["terminal_id"],
                 "first_seq": first,
                 "checkpoints": [_statement(filed), _statement(other)],
-                "event_ids": [filed.get("event_id"), other["event_id"]],
+                "event_ids": [str(filed["event_id"]), str(other["event_id"])],
             },
         )
         if EQUIVOCATED not in filed:
@@ -157,7 +157,12 @@ class CheckpointFiling:
 
 
 def _statement(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's statement as JSON can carry it (DynamoDB numbers are Decimals)."""
     return {
-        "event_id": item.get("event_id"),
-        **{name: item.get(name) for name in STATEMENT},
+        "event_id": str(item["event_id"]),
+        "first_seq": int(item["first_seq"]),
+        "last_seq": int(item["last_seq"]),
+        "count": int(item["count"]),
+        "chain_before": str(item["chain_before"]),
+        "chain": str(item["chain"]),
     }
