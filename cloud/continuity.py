@@ -100,6 +100,15 @@ class Continuity:
         self._neighbours(item)
         self.advance(journal_id, store_id, terminal_id)
 
+    def watch_journal(self, journal_id: str, store_id: str, terminal_id: str, seq: int) -> None:
+        """A record of a journal (seq `seq`) was received: watch the journal from now on, so a
+        lane that sends records and never a checkpoint is alarmed too. Idempotent; one write
+        per call, so callers call it once per journal and process (a set of those seen)."""
+        lane = lane_id(store_id, terminal_id)
+        now = self._clock()
+        if self._marks.create(lane, journal_id, store_id, terminal_id, now):
+            self._replacements(lane, journal_id, seq, now)
+
     def _neighbours(self, item: Mapping[str, Any]) -> None:
         """A discontinuity with the range just before or just after, whatever the watermark."""
         journal_id, first, last = item["journal_id"], int(item["first_seq"]), int(item["last_seq"])

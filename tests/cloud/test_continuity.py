@@ -20,7 +20,7 @@ from cloud.consumer import (
 from cloud.continuity import Continuity, ContinuitySettings
 from cloud.kms import KmsUnwrapper
 from cloud.ranges import Ranges
-from cloud.store import to_item
+from cloud.store import Effects, Put, WriteConflict, to_item
 from demo.localaws.emulator import LocalAws
 from demo.pki import LocalCa, TerminalCredentials
 from tests.cloud.conftest import (
@@ -204,6 +204,49 @@ def test_a_lane_that_keeps_sending_records_but_no_checkpoints_is_alarmed(
     assert (stopped["last_checkpointed_seq"], stopped["highest_seq"]) == (4, RECORDS)
     assert later(rig, SILENCE) == []
     assert proven(rig, journal) == (4, delivered.chains[3])
+
+
+def test_a_journal_watched_from_its_records_that_never_sends_a_checkpoint_is_alarmed(
+    rig: Rig, delivered: Delivered, events_client: Any
+) -> None:
+    """`watch_journal` is the hook the record path calls: without it a journal is watched from
+    its first checkpoint on."""
+    journal = delivered.journal_id
+    rig.send(delivered.records)
+    rig.drain()
+    alarms = Alarms(rig.store, AlarmBus(events_client, rig.alarms.bus_name))
+    continuity = Continuity(
+        rig.store, alarms, ContinuitySettings(GRACE_SECONDS, SILENCE, 0), rig.clock
+    )
+    continuity.watch_journal(journal, STORE_ID, TERMINAL_ID, 1)
+    assert proven(rig, journal) == (0, GENESIS)
+
+    rig.clock.now += SILENCE
+    assert continuity.check(25) == 1
+    raised = {a["alarm"]: a for a in rig.raised()}
+    assert set(raised) == {"uncovered_seqs", "checkpoints_stopped"}
+    assert (raised["uncovered_seqs"]["first_seq"], raised["uncovered_seqs"]["last_seq"]) == (
+        1,
+        RECORDS,
+    )
+    stopped = raised["checkpoints_stopped"]
+    assert (stopped["journal_id"], stopped["last_checkpointed_seq"]) == (journal, 0)
+    assert stopped["last_checkpoint_at"] is None
+
+
+def test_a_conditional_put_that_finds_another_events_item_is_a_conflict(rig: Rig) -> None:
+    """`Store.apply` never takes a conditional put that lost to another event for written."""
+    item = {"journal_id": "j", "first_seq": 1, "event_id": "first"}
+    table = rig.store.tables.checkpoints
+    assert rig.store.apply([Effects("first", "checkpoint", [Put(table, item, "first_seq")])], 0)
+    again = Effects("first", "checkpoint", [Put(table, item, "first_seq")])
+    assert rig.store.apply([again], 0) == set()  # a retry of the same event: its marker is there
+    other = Effects(
+        "second", "checkpoint", [Put(table, {**item, "event_id": "second"}, "first_seq")]
+    )
+    with pytest.raises(WriteConflict, match="from event first, not from second"):
+        rig.store.apply([other], 0)
+    assert rig.store.get(rig.store.tables.events, {"event_id": "second"}) is None
 
 
 def test_a_closed_store_with_everything_checkpointed_stays_quiet(
