@@ -169,7 +169,13 @@ class Watermarks:
         except ClientError as error:
             if not condition_failed(error):
                 raise
+        else:
+            return
+        try:  # already at or before it: only remember where it stops
             self.update(lane, journal_id, {EQUIVOCATION_SEQ: equivocation_seq})
+        except ClientError as error:
+            if not condition_failed(error):  # no item yet: nothing proven to hold back
+                raise
 
     def update(
         self, lane: str, journal_id: str, values: Mapping[str, Any], unwatch: bool = False
