@@ -20,11 +20,12 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cloud.alarms import RECORD_REJECTED, Alarms
-from cloud.checkpoints import RangeState
+from cloud.continuity import Continuity, ContinuitySettings
 from cloud.errors import ConsumerError
+from cloud.filing import CheckpointFiling, Verdict
 from cloud.payload import masked_payload
 from cloud.ranges import RECEIVED, REPORTED_TAMPERED, Ranges
-from cloud.store import OPEN_MARK, Effects, Put, Store
+from cloud.store import Effects, Put, Store
 from wire.errors import EnvelopeError, KeyUnavailable, MalformedMessage
 from wire.events import (
     TAMPERED_RECORD_ALARM,
@@ -39,7 +40,11 @@ from wire.opening import b64, decrypt_event
 from wire.signing import Verifier
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
-DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
+DEFAULT_RECHECK_LIMIT = 25  # open checkpoints (and watched journals) re-checked per invocation
+# A terminal sends a checkpoint every `journal.checkpoint_every_seconds` (default 300) of
+# records: three of those without one, while records come, is `checkpoints_stopped`.
+DEFAULT_CHECKPOINT_SILENCE_SECONDS = 3 * 300.0
+DEFAULT_CONTINUITY_CHECK_SECONDS = 60.0  # watched journals checked at most this often
 
 log = structlog.get_logger("cloud.consumer")
 
@@ -66,6 +71,8 @@ class Plan:
 class ConsumerSettings:
     gap_grace_seconds: float = DEFAULT_GAP_GRACE_SECONDS
     recheck_limit: int = DEFAULT_RECHECK_LIMIT
+    checkpoint_silence_seconds: float = DEFAULT_CHECKPOINT_SILENCE_SECONDS
+    continuity_check_seconds: float = DEFAULT_CONTINUITY_CHECK_SECONDS
 
 
 class Consumer:
@@ -83,8 +90,25 @@ class Consumer:
         self._unwrapper = unwrapper
         self._trust = trust
         self._clock = clock
+        self._recheck_limit = settings.recheck_limit
+        self._continuity = Continuity(
+            store,
+            alarms,
+            ContinuitySettings(
+                settings.gap_grace_seconds,
+                settings.checkpoint_silence_seconds,
+                settings.continuity_check_seconds,
+            ),
+            clock,
+        )
+        self._filing = CheckpointFiling(store, alarms, trust, self._continuity, clock)
         self._ranges = Ranges(
-            store, alarms, settings.gap_grace_seconds, settings.recheck_limit, clock
+            store,
+            alarms,
+            settings.gap_grace_seconds,
+            settings.recheck_limit,
+            clock,
+            self._continuity,
         )
 
     # -- the Lambda's two entry points ------------------------------------------------------
@@ -113,9 +137,12 @@ class Consumer:
         return {"batchItemFailures": failures}
 
     def recheck_open(self) -> int:
-        """Re-assess open checkpoints (least recently checked first); returns how many were
-        closed."""
-        return self._ranges.recheck_open()
+        """Re-assess open checkpoints (least recently checked first), then the watched
+        journals' continuity (`cloud.continuity`: uncovered seqs, silent checkpoints, a
+        replaced journal's tail); returns how many checkpoints were closed."""
+        closed = self._ranges.recheck_open()
+        self._continuity.check(self._recheck_limit)
+        return closed
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -254,28 +281,17 @@ class Consumer:
             },
         )
 
-    def _checkpoint(self, message: CheckpointEvent) -> Plan:
-        origin = message.origin
-        item = {
-            "journal_id": origin.journal_id,
-            "first_seq": message.first_seq,
-            "last_seq": message.last_seq,
-            "count": message.count,
-            "chain_before": message.chain_before,
-            "chain": message.chain,
-            "store_id": origin.store_id,
-            "terminal_id": origin.terminal_id,
-            "event_id": origin.event_id,
-            "created_at": message.created_at,
-            "received_at": int(self._clock()),
-            "checked_at": int(self._clock()),
-            "state": RangeState.OPEN.value,
-            "open": OPEN_MARK,
-        }
-        put = Put(self._store.tables.checkpoints, item, new_key="first_seq")
-        return Plan(
-            Effects(origin.event_id, "checkpoint", [put]), lambda: self._ranges.settle(item)
-        )
+    def _checkpoint(self, message: CheckpointEvent) -> Plan | None:
+        """Verify and file a checkpoint (`cloud.filing`) before its marker; None (rejected,
+        not retried) if its signature proves nothing. A filed one is assessed at once."""
+        filing = self._filing.file(message)
+        if filing.verdict is Verdict.FORGED:
+            return None
+        effects = Effects(message.origin.event_id, "checkpoint", [])
+        item = filing.item
+        if item is None:  # the same statement again, or an equivocation (alarmed)
+            return Plan(effects)
+        return Plan(effects, lambda: self._ranges.settle(item))
 
     def _terminal_alarm(self, message: AlarmEvent) -> Plan:
         origin, tables = message.origin, self._store.tables

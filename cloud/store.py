@@ -8,6 +8,7 @@ that costs half the write capacity of TransactWriteItems for the same guarantee.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,41 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from cloud.tables import OPEN_INDEX, TableNames
+from cloud.errors import ConsumerError
+from cloud.tables import OPEN_INDEX, TABLE_SCHEMAS, TableNames
 
 CONDITION_FAILED = "ConditionalCheckFailed"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 BATCH_WRITE_LIMIT = 25  # puts per BatchWriteItem
+# The open index's partition key: `open#<shard>`, the shard a hash of the journal, so that the
+# open checkpoints of many lanes never share one hot partition. `open` alone is the value
+# before sharding: still queried, so checkpoints filed then are still re-checked.
 OPEN_MARK = "open"
+OPEN_SHARDS = 4
+
+
+def shard_of(journal_id: str, shards: int) -> int:
+    """A stable shard number for a journal (not Python's salted `hash`)."""
+    return int.from_bytes(hashlib.sha256(journal_id.encode()).digest()[:4], "big") % shards
+
+
+def open_mark(journal_id: str) -> str:
+    return f"{OPEN_MARK}#{shard_of(journal_id, OPEN_SHARDS)}"
+
+
+OPEN_MARKS = (OPEN_MARK, *(f"{OPEN_MARK}#{n}" for n in range(OPEN_SHARDS)))
+
+
+class WriteConflict(ConsumerError):
+    """A conditional put found another event's item under the same key: never overwritten,
+    never taken for written."""
+
+    code = "write_conflict"
+
+
+def condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == f"{CONDITION_FAILED}Exception"
+
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -63,6 +93,11 @@ class Store:
     def __init__(self, dynamodb: Any, tables: TableNames) -> None:
         self._db = dynamodb
         self.tables = tables
+
+    @property
+    def dynamodb(self) -> Any:
+        """The boto3 client (for the modules with their own queries: `cloud.watermarks`)."""
+        return self._db
 
     def get(self, table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
         reply = self._db.get_item(TableName=table, Key=to_item(key), ConsistentRead=True)
@@ -113,14 +148,18 @@ class Store:
         Effects are keyed by the event's identity (a payment by `event_id`, a record by
         journal and seq), so writing them twice writes the same items: a crash before the
         marker only means the retry writes them again. The marker, a conditional put on
-        `event_id`, goes last, so it never stands for effects that were not written."""
+        `event_id`, goes last, so it never stands for effects that were not written.
+
+        A conditional put (`new_key`) that finds an item is checked: the same event's item
+        (a retry after a crash) counts as written; another event's raises `WriteConflict`,
+        and that effect's marker is not written."""
         plain = [put for effect in effects for put in effect.puts if put.new_key is None]
         for start in range(0, len(plain), BATCH_WRITE_LIMIT):
             self._batch_write(plain[start : start + BATCH_WRITE_LIMIT])
         for effect in effects:
             for put in effect.puts:
-                if put.new_key is not None:
-                    self.put_new(put.table, put.new_key, put.values)
+                if put.new_key is not None and not self.put_new(put.table, put.new_key, put.values):
+                    self._same_event(put, effect.event_id)
         marker = {"received_at": int(now), "copies": 1}
         return {
             effect.event_id
@@ -131,6 +170,24 @@ class Store:
                 {"event_id": effect.event_id, "kind": effect.kind, **marker},
             )
         }
+
+    def _same_event(self, put: Put, event_id: str) -> None:
+        """Raise unless the item a conditional put found is this event's own."""
+        key = {name: put.values[name] for name in self._key_names(put)}
+        found = self.get(put.table, key)
+        if found is None or found.get("event_id") != event_id:
+            raise WriteConflict(
+                f"{put.table} already holds {key} from event {(found or {}).get('event_id')}, "
+                f"not from {event_id}"
+            )
+
+    def _key_names(self, put: Put) -> list[str]:
+        schema = next(
+            schema
+            for name, schema in TABLE_SCHEMAS.items()
+            if getattr(self.tables, name) == put.table
+        )
+        return [key["AttributeName"] for key in schema["KeySchema"]]
 
     def _batch_write(self, puts: Sequence[Put]) -> None:
         request: dict[str, Any] = {}
@@ -145,7 +202,7 @@ class Store:
         try:
             self._db.put_item(**Put(table, values, new_key=key_name).request()["Put"])
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == f"{CONDITION_FAILED}Exception":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -167,36 +224,96 @@ class Store:
             arguments["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def open_checkpoints(self, limit: int) -> list[dict[str, Any]]:
-        """Keys of checkpoints still open (least recently checked first), from the sparse
-        index."""
-        reply = self._db.query(
-            TableName=self.tables.checkpoints,
-            IndexName=OPEN_INDEX,
-            KeyConditionExpression="#o = :o",
-            ExpressionAttributeNames={"#o": "open"},
-            ExpressionAttributeValues=to_item({":o": OPEN_MARK}),
-            Limit=limit,
-        )
-        return [from_item(item) for item in reply.get("Items", [])]
+        """Keys (and `checked_at`) of checkpoints still open, least recently checked first,
+        from the sparse index: each shard's oldest `limit`, merged."""
+        found: list[dict[str, Any]] = []
+        for mark in OPEN_MARKS:
+            reply = self._db.query(
+                TableName=self.tables.checkpoints,
+                IndexName=OPEN_INDEX,
+                KeyConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "open"},
+                ExpressionAttributeValues=to_item({":o": mark}),
+                Limit=limit,
+            )
+            found.extend(from_item(item) for item in reply.get("Items", []))
+        found.sort(key=lambda item: item.get("checked_at", 0))
+        return found[:limit]
 
     def update_checkpoint(
-        self, journal_id: str, first_seq: int, values: Mapping[str, Any], close: bool
-    ) -> None:
-        """Set `values` on a checkpoint; `close` takes it out of the open index."""
+        self,
+        journal_id: str,
+        first_seq: int,
+        values: Mapping[str, Any],
+        close: bool,
+        checked_at: int,
+    ) -> bool:
+        """Set `values` on a checkpoint that is still open and was last checked at
+        `checked_at` (what the caller read); `close` takes it out of the open index. False if
+        another invocation got there first: its verdict stands, this (stale) one is dropped."""
         names = {f"#f{i}": name for i, name in enumerate(values)}
+        names.update({"#open": "open", "#checked": "checked_at"})
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
         expression = f"SET {sets}" + (" REMOVE #open" if close else "")
-        if close:
-            names["#open"] = "open"
+        bound = {f":v{i}": value for i, value in enumerate(values.values())}
+        try:
+            self._db.update_item(
+                TableName=self.tables.checkpoints,
+                Key=to_item({"journal_id": journal_id, "first_seq": first_seq}),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#open) AND #checked = :read",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item({**bound, ":read": checked_at}),
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    def mark_checkpoint(self, journal_id: str, first_seq: int, values: Mapping[str, Any]) -> None:
+        """Set `values` on a filed checkpoint whatever its state (an equivocation's marks)."""
+        names = {f"#f{i}": name for i, name in enumerate(values)}
         self._db.update_item(
             TableName=self.tables.checkpoints,
             Key=to_item({"journal_id": journal_id, "first_seq": first_seq}),
-            UpdateExpression=expression,
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(values))),
+            ConditionExpression="attribute_exists(first_seq)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_item(
                 {f":v{i}": value for i, value in enumerate(values.values())}
             ),
         )
+
+    def checkpoints_from(
+        self, journal_id: str, first_seq: int, limit: int, forward: bool = True
+    ) -> list[dict[str, Any]]:
+        """A journal's checkpoints from `first_seq` on (`forward`) or up to it, in that order."""
+        condition = "first_seq >= :s" if forward else "first_seq <= :s"
+        reply = self._db.query(
+            TableName=self.tables.checkpoints,
+            KeyConditionExpression=f"journal_id = :j AND {condition}",
+            ExpressionAttributeValues=to_item({":j": journal_id, ":s": first_seq}),
+            ScanIndexForward=forward,
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        return [from_item(item) for item in reply.get("Items", [])]
+
+    def record_from(self, journal_id: str, seq: int, forward: bool) -> dict[str, Any] | None:
+        """A journal's first record at or after `seq` (`forward`), or last at or before it."""
+        condition = "seq >= :s" if forward else "seq <= :s"
+        reply = self._db.query(
+            TableName=self.tables.records,
+            KeyConditionExpression=f"journal_id = :j AND {condition}",
+            ExpressionAttributeValues=to_item({":j": journal_id, ":s": seq}),
+            ProjectionExpression="seq, event_id",
+            ScanIndexForward=forward,
+            ConsistentRead=True,
+            Limit=1,
+        )
+        items = reply.get("Items", [])
+        return from_item(items[0]) if items else None
 
     def count(self, table: str) -> int:
         pages = self._db.get_paginator("scan").paginate(

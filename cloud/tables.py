@@ -9,14 +9,17 @@ the same (a test compares them), and the demo and tests create the tables from i
 - records     `journal_id` + `seq`: what the chain check needs per record (AAD, nonce,
               ciphertext, the record's chain), or a seq the terminal reported tampered.
 - checkpoints `journal_id` + `first_seq`: each checkpoint and its state; open ones carry
-              `open` (a sparse index, `open-by-check`, lists what is left to re-check,
-              least recently checked first).
+              `open` = `open#<shard>` (a sparse index, `open-by-check`, lists what is left
+              to re-check, least recently checked first; the shard, a hash of the journal,
+              spreads it over a few partitions).
 - alarms      `alarm_id`: each alarm raised (by the terminal or by this consumer), once.
 - watermarks  `lane_id` (`<store_id>/<terminal_id>`) + `journal_id`: each journal's proven
               watermark (`proven_seq`, `proven_chain`): every seq up to it is covered by
               signed, contiguous, complete checkpoints. The terminal reads its own items
               (IAM `dynamodb:LeadingKeys` pinned to its certificate's OU and CN) and purges
-              only what the cloud has proven.
+              only what the cloud has proven. Journals still watched (for uncovered seqs,
+              silent checkpoints, a replaced journal's tail) carry `watch` = `watch#<shard>`
+              (a sparse index, `watch-by-check`, least recently checked first).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from cloud.errors import ConsumerConfigError
 
 OPEN_INDEX = "open-by-check"
+WATCH_INDEX = "watch-by-check"
 
 TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
     "events": {
@@ -83,6 +87,18 @@ TABLE_SCHEMAS: dict[str, dict[str, Any]] = {
         "AttributeDefinitions": [
             {"AttributeName": "lane_id", "AttributeType": "S"},
             {"AttributeName": "journal_id", "AttributeType": "S"},
+            {"AttributeName": "watch", "AttributeType": "S"},
+            {"AttributeName": "checked_at", "AttributeType": "N"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": WATCH_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "watch", "KeyType": "HASH"},
+                    {"AttributeName": "checked_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
         ],
     },
 }

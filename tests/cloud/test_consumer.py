@@ -147,8 +147,11 @@ def test_a_checkpoint_whose_chain_does_not_hold_is_broken_and_alarmed(
     rig.drain()
     assert rig.checkpoint(delivered.journal_id, 1)["state"] == "broken"
     assert rig.checkpoint(delivered.journal_id, 7)["state"] == "complete"
-    (alarm,) = rig.raised()
-    assert (alarm["alarm"], alarm["first_bad_seq"]) == ("chain_mismatch", 6)
+    alarms = {a["alarm"]: a for a in rig.raised()}
+    assert set(alarms) == {"chain_mismatch", "chain_discontinuity"}
+    assert alarms["chain_mismatch"]["first_bad_seq"] == 6
+    # 7..12 chains from seq 6, not from the forged range's end (seq 7's chain)
+    assert alarms["chain_discontinuity"]["first_seq"] == 7
 
 
 def test_a_poison_message_fails_alone_and_ends_in_the_dlq(rig: Rig, delivered: Delivered) -> None:
