@@ -1,31 +1,49 @@
 """The reference consumer: one SQS batch of posd events in, DynamoDB and alarms out.
 
 Per message: parse it (poison: a batch item failure, so the redrive policy takes it to the
-DLQ), dedupe on `event_id` (a consistent batch read first; a conditional put of the event's
-marker once its effects are written), open and check a record (a tampered one is recorded
-and alarmed, never written as a payment), file a checkpoint or a terminal's alarm. After the
-batch, open checkpoints are re-checked (`cloud.ranges`).
+DLQ), dedupe on `event_id` and the digest of its content (a consistent batch read first; a
+conditional put of the event's marker once its effects are written), open and check a record,
+file a checkpoint or a terminal's alarm. After the batch, open checkpoints are re-checked
+(`cloud.ranges`).
+
+The consumer files only what it can attribute. A record is filed as a payment when its data
+key binds the identity it claims (a KMS data key, unwrapped under the encryption context built
+from that claim: `wire.opening.bound_to_claim`); an offline-wrapped one is held until a signed
+checkpoint covers it (`cloud.records`). A record that fails its AEAD check is
+`record_rejected`, one whose key binds another identity `forged_record`, a second record for
+one seq `conflicting_record`; a checkpoint or alarm whose signature does not prove its lane is
+`forged_signature`. None of them is filed, and none is retried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloud.alarms import RECORD_REJECTED, Alarms
+from cloud.alarms import (
+    CONFLICTING_RECORD,
+    FORGED_RECORD,
+    FORGED_SIGNATURE,
+    RECORD_REJECTED,
+    Alarms,
+)
 from cloud.checkpoints import RangeState
 from cloud.errors import ConsumerError
+from cloud.metrics import RECORDS_FILED, RECORDS_HELD
 from cloud.payload import masked_payload
-from cloud.ranges import RECEIVED, REPORTED_TAMPERED, Ranges
+from cloud.ranges import Ranges
+from cloud.records import HELD, RECEIVED, REPORTED_TAMPERED, Claim, RecordRows
 from cloud.store import OPEN_MARK, Effects, Put, Store
-from wire.errors import EnvelopeError, KeyUnavailable, MalformedMessage
+from wire.errors import EnvelopeError, IdentityNotBound, KeyUnavailable, MalformedMessage
 from wire.events import (
     TAMPERED_RECORD_ALARM,
     AlarmEvent,
@@ -34,9 +52,9 @@ from wire.events import (
     RecordEvent,
     parse_message,
 )
-from wire.keys import KeyUnwrapper
-from wire.opening import b64, decrypt_event
-from wire.signing import Verifier
+from wire.keys import IDENTITY_BINDING_PROVIDERS, KeyUnwrapper
+from wire.opening import b64, decrypt_event, wrapped_key_of
+from wire.signing import SignatureError, Verifier, signed_bytes
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
 DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
@@ -51,7 +69,21 @@ MESSAGE_FAILURES = (ConsumerError, KeyUnavailable, BotoCoreError, ClientError)
 class Outcome(StrEnum):
     NEW = "new"
     DUPLICATE = "duplicate"
-    REJECTED = "rejected"  # a tampered record: recorded and alarmed, not retried
+    REJECTED = "rejected"  # tampered, forged or conflicting: alarmed, not filed, not retried
+
+
+class SameIdInBatch(ConsumerError):
+    """Two messages of one batch carry the same event_id with different content: the second
+    goes back to the queue and is judged after the first is applied."""
+
+    code = "same_event_id_in_batch"
+
+
+def content_digest(message: Message) -> str:
+    """What a copy of an event must match to be a duplicate: the SHA-256 of its Detail without
+    `signature` (a side event is signed again at each send, with a new ECDSA nonce)."""
+    detail = message.event["detail"] if isinstance(message, RecordEvent) else message.signed
+    return hashlib.sha256(signed_bytes(detail)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,7 @@ class Consumer:
         self._alarms = alarms
         self._unwrapper = unwrapper
         self._trust = trust
+        self._rows = RecordRows(store)
         self._clock = clock
         self._ranges = Ranges(
             store, alarms, settings.gap_grace_seconds, settings.recheck_limit, clock
@@ -137,13 +170,16 @@ class Consumer:
             seen = self._store.seen({m.origin.event_id for m in messages})
         except MESSAGE_FAILURES as error:
             return [error] * len(messages)
-        firsts: dict[str, int] = {}
+        firsts: dict[str, str] = {}  # event_id -> digest, of this batch's first copies
         planned: list[tuple[int, Plan]] = []
         for index, message in enumerate(messages):
-            event_id = message.origin.event_id
-            if event_id in seen or event_id in firsts:
+            event_id, digest = message.origin.event_id, content_digest(message)
+            if seen.get(event_id) in (digest, "") or firsts.get(event_id) == digest:
+                continue  # a copy of what was applied ("": a marker from before digests)
+            if event_id in firsts:
+                outcomes[index] = SameIdInBatch(f"event {event_id} twice with other content")
                 continue
-            firsts[event_id] = index
+            firsts[event_id] = digest
             try:
                 plan = self._plan(message)
             except MESSAGE_FAILURES as error:
@@ -152,7 +188,8 @@ class Consumer:
             if plan is None:
                 outcomes[index] = Outcome.REJECTED
             else:
-                planned.append((index, plan))
+                effects = dataclasses.replace(plan.effects, digest=digest)
+                planned.append((index, dataclasses.replace(plan, effects=effects)))
         self._commit(planned, outcomes)
         for index, message in enumerate(messages):
             # seen before, a second copy in this batch, or lost a race with another invocation
@@ -210,8 +247,11 @@ class Consumer:
                 "ciphertext": b64(envelope["ciphertext"], "ciphertext"),
                 "chain": str(detail.get("chain", "")),
             }
+        except IdentityNotBound as error:
+            self._refuse(message, FORGED_RECORD, str(error), sealed_by=self._sealer_of(detail))
+            return None
         except EnvelopeError as error:
-            self._rejected(message, error)
+            self._refuse(message, RECORD_REJECTED, str(error))
             return None
         where = {
             "journal_id": origin.journal_id,
@@ -219,6 +259,7 @@ class Consumer:
             "store_id": origin.store_id,
             "terminal_id": origin.terminal_id,
         }
+        provider = envelope["data_key"]["provider"]
         payment = {
             "event_id": origin.event_id,
             **where,
@@ -226,33 +267,71 @@ class Consumer:
             "captured_at": detail["captured_at"],
             "client_ref": detail["client_ref"],
             "meta": detail["meta"],
-            "key_provider": envelope["data_key"]["provider"],
+            "key_provider": provider,
             **payload,
         }
-        record = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
-        tables = self._store.tables
-        puts = [Put(tables.payments, payment), Put(tables.records, record)]
-        return Plan(Effects(origin.event_id, "record", puts))
+        proven = provider in IDENTITY_BINDING_PROVIDERS
+        row: dict[str, Any] = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
+        if not proven:
+            row[HELD] = payment  # filed once a signed checkpoint covers it
+        claim, other = self._rows.claim(row, proven)
+        if claim is not Claim.TAKEN:
+            self._refuse(
+                message,
+                CONFLICTING_RECORD,
+                f"seq {message.seq} is held by another record",
+                other_event_id=str((other or {}).get("event_id", "")),
+                kept="this record" if claim is Claim.REPLACED else "the other record",
+            )
+            if claim is Claim.CONFLICT:
+                return None
+        metrics, figure = self._alarms.metrics, RECORDS_FILED if proven else RECORDS_HELD
+        puts = [Put(self._store.tables.payments, payment)] if proven else []
+        return Plan(Effects(origin.event_id, "record", puts), lambda: metrics.count(figure))
 
-    def _rejected(self, message: RecordEvent, error: EnvelopeError) -> None:
-        """A record that fails its AEAD or AAD check: tampered on the way, or forged.
+    def _refuse(self, message: Message, alarm: str, reason: str, **fields: Any) -> None:
+        """Alarm about a message that is not filed (tampered, forged, conflicting).
 
-        It is not marked received: the genuine copy, if it arrives, is still accepted, and
-        until then the seq counts as missing for its checkpoint."""
+        A refused record is not marked received: the genuine copy, if it arrives, is still
+        accepted, and until then its seq counts as missing for its checkpoint."""
         origin = message.origin
-        fingerprint = hashlib.sha256(repr(sorted(message.event["detail"].items())).encode())
+        seq = message.seq if isinstance(message, RecordEvent | AlarmEvent) else None
         self._alarms.raise_once(
-            f"{RECORD_REJECTED}:{origin.event_id}:{fingerprint.hexdigest()[:16]}",
-            RECORD_REJECTED,
+            f"{alarm}:{origin.event_id}:{content_digest(message)[:16]}",
+            alarm,
             {
                 "event_id": origin.event_id,
                 "journal_id": origin.journal_id,
                 "store_id": origin.store_id,
                 "terminal_id": origin.terminal_id,
-                "seq": message.seq,
-                "reason": str(error),
+                "seq": seq,
+                "reason": reason,
+                **fields,
             },
         )
+
+    def _sealer_of(self, detail: dict[str, Any]) -> dict[str, str] | None:
+        """Which lane really sealed a record filed under another's identity: its data key's
+        own encryption context, if KMS unwraps the key under it (then it is proven: only
+        that lane could get such a key), else None."""
+        try:
+            wrapped = wrapped_key_of(detail)
+            if wrapped.provider not in IDENTITY_BINDING_PROVIDERS:
+                return None
+            self._unwrapper.unwrap(wrapped)
+        except (EnvelopeError, KeyUnavailable):
+            return None
+        return dict(wrapped.encryption_context)
+
+    def _verified(self, message: CheckpointEvent | AlarmEvent) -> bool:
+        """Whether a side event is signed by the lane it claims; alarms `forged_signature`
+        when it is not."""
+        try:
+            self._trust.verify(message.signed, datetime.fromtimestamp(self._clock(), UTC))
+        except SignatureError as error:
+            self._refuse(message, FORGED_SIGNATURE, str(error), signature_error=error.code)
+            return False
+        return True
 
     def _checkpoint(self, message: CheckpointEvent) -> Plan:
         origin = message.origin
@@ -277,7 +356,9 @@ class Consumer:
             Effects(origin.event_id, "checkpoint", [put]), lambda: self._ranges.settle(item)
         )
 
-    def _terminal_alarm(self, message: AlarmEvent) -> Plan:
+    def _terminal_alarm(self, message: AlarmEvent) -> Plan | None:
+        if not self._verified(message):
+            return None
         origin, tables = message.origin, self._store.tables
         where = {
             "journal_id": origin.journal_id,
@@ -293,13 +374,11 @@ class Consumer:
             "seq": message.seq,
             **where,
         }
-        puts = [Put(tables.alarms, alarm)]
+        puts = [Put(tables.alarms, alarm, new_key="alarm_id")]
         if message.alarm == TAMPERED_RECORD_ALARM and message.seq is not None:
-            key = {"journal_id": origin.journal_id, "seq": message.seq}
-            # A terminal never forwards a record it reports: if one is here, keep it.
-            if self._store.get(tables.records, key) is None:
-                marker = {**where, "seq": message.seq, "state": REPORTED_TAMPERED}
-                puts.append(Put(tables.records, {**marker, "event_id": origin.event_id}))
+            # A terminal never forwards a record it reports: if one is here, it stays.
+            marker = {**where, "seq": message.seq, "state": REPORTED_TAMPERED}
+            self._rows.report_tampered({**marker, "event_id": origin.event_id})
         log.warning("cloud.terminal_alarm", alarm=message.alarm, seq=message.seq, **where)
         return Plan(Effects(origin.event_id, "alarm", puts))
 

@@ -18,6 +18,7 @@ import boto3
 
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import DEFAULT_GAP_GRACE_SECONDS, Consumer, ConsumerSettings
+from cloud.emf import PowertoolsMetrics
 from cloud.errors import ConsumerConfigError
 from cloud.kms import KmsUnwrapper
 from cloud.store import Store
@@ -26,6 +27,7 @@ from cloud.trust import CRL_ENV, trust_from_env
 from wire.keys import CachingUnwrapper
 
 _consumer: Consumer | None = None
+_metrics: PowertoolsMetrics | None = None
 
 
 def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
@@ -35,9 +37,11 @@ def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
     grace = float(env.get("GAP_GRACE_SECONDS", DEFAULT_GAP_GRACE_SECONDS))
     client: Any = boto3.client
     store = Store(client("dynamodb"), TableNames.from_env(env))
+    global _metrics
+    _metrics = PowertoolsMetrics()
     return Consumer(
         store,
-        Alarms(store, AlarmBus(client("events"), bus_name)),
+        Alarms(store, AlarmBus(client("events"), bus_name), _metrics),
         CachingUnwrapper(KmsUnwrapper(client("kms"))),
         trust_from_env(env, client("ssm") if env.get(CRL_ENV) else None),
         ConsumerSettings(gap_grace_seconds=grace),
@@ -48,6 +52,10 @@ def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     global _consumer
     if _consumer is None:
         _consumer = consumer_from_env()
-    if "Records" in event:
-        return _consumer.handle_sqs(event)
-    return {"closed": _consumer.recheck_open()}
+    try:
+        if "Records" in event:
+            return _consumer.handle_sqs(event)
+        return {"closed": _consumer.recheck_open()}
+    finally:
+        if _metrics is not None:
+            _metrics.flush()

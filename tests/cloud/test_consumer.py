@@ -6,27 +6,17 @@ from __future__ import annotations
 import base64
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings, Outcome
 from cloud.kms import KmsUnwrapper
-from demo.localaws.emulator import LocalAws
-from posd.journal import Journal
-from posd.keys.kms import KmsRsaOfflineSource
-from posd.keys.provider import RotatingKeyProvider
-from posd.recorder import Recorder
-from sync.events import EventBuilder
 from tests.cards import TEST_PANS
 from tests.cloud.conftest import (
     CA,
     GRACE_SECONDS,
     MAX_RECEIVE_COUNT,
     RECORDS,
-    SOURCE,
-    STORE_ID,
-    TERMINAL_ID,
     Delivered,
     Rig,
     alarm_entry,
@@ -171,42 +161,6 @@ def test_a_duplicate_is_recognised_before_it_is_decrypted(rig: Rig, delivered: D
     assert rig.consumer.process(message) is Outcome.NEW
     assert rig.consumer.process(message) is Outcome.DUPLICATE
     assert len(rig.items("payments")) == 1
-
-
-def test_records_sealed_offline_under_the_rsa_key_are_unwrapped_and_filed(
-    tmp_path: Path, local_aws: LocalAws, kms_client: Any, events_client: Any, rig: Rig
-) -> None:
-    """A lane that lost KMS wraps its data keys with the cached RSA public key (posd's offline
-    provider); the consumer unwraps them with kms:Decrypt RSAES_OAEP_SHA_256 (moto cannot
-    decrypt RSA ciphertext made outside it: its own private key stands in, as in the demo)."""
-    arn = kms_client.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"][
-        "Arn"
-    ]
-    offline = KmsRsaOfflineSource(kms_client, arn, tmp_path / "offline.json")
-    offline.refresh_public_key()
-    with (
-        Journal.open(tmp_path / "state") as journal,
-        RotatingKeyProvider(offline) as keys,
-    ):
-        assert keys.wait_ready(10)
-        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
-        for pan in TEST_PANS:
-            recorder.record("payment.card", {"amount": 1}, json.dumps({"pan": pan}).encode())
-        builder = EventBuilder(STORE_ID, TERMINAL_ID, SOURCE, "unused", journal.journal_id)
-        entries = [dict(builder.build(r).request_entry) for r in journal.records()]
-    bodies = deliver(events_client, rig.sqs, entries)
-    unwrapper = KmsUnwrapper(kms_client, {arn: local_aws.rsa_private_key(arn)})
-    consumer = Consumer(
-        rig.store,
-        Alarms(rig.store, AlarmBus(events_client, "default")),
-        unwrapper,
-        CA.trust_anchor(),
-    )
-
-    assert [consumer.process(parse_message(b)) for b in bodies] == [Outcome.NEW] * len(TEST_PANS)
-    payments = rig.items("payments")
-    assert {p["key_provider"] for p in payments} == {"kms-rsa"}
-    assert sorted(p["masked_pan"][-4:] for p in payments) == sorted(p[-4:] for p in TEST_PANS)
 
 
 def test_a_range_that_never_completes_does_not_starve_the_others_of_rechecks(
