@@ -58,6 +58,7 @@ from wire.signing import SignatureError, Verifier, signed_bytes
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
 DEFAULT_RECHECK_LIMIT = 25  # open checkpoints re-checked per invocation
+FIFO_SUFFIX = ".fifo"
 
 log = structlog.get_logger("cloud.consumer")
 
@@ -138,6 +139,7 @@ class Consumer:
             if isinstance(outcome, Exception):
                 _log_failure(message_id, outcome)
                 failures.append({"itemIdentifier": message_id})
+        failures = _with_fifo_successors(event.get("Records", []), failures)
         try:
             self.recheck_open()
         except (BotoCoreError, ClientError, ConsumerError) as error:
@@ -381,6 +383,28 @@ class Consumer:
             self._rows.report_tampered({**marker, "event_id": origin.event_id})
         log.warning("cloud.terminal_alarm", alarm=message.alarm, seq=message.seq, **where)
         return Plan(Effects(origin.event_id, "alarm", puts))
+
+
+def _with_fifo_successors(
+    records: Sequence[Mapping[str, Any]], failures: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """From a FIFO queue (the v2 bus's subscriber), every message after a failed one in its
+    message group fails too, as Lambda requires: the queue hands a group's messages over in
+    order only while none of them is left behind. (They were applied already, if they could
+    be: their redelivery is a duplicate, counted and not applied again.)"""
+    failed = {failure["itemIdentifier"] for failure in failures}
+    stopped: set[str] = set()
+    for record in records:
+        if not str(record.get("eventSourceARN", "")).endswith(FIFO_SUFFIX):
+            continue
+        group = str(record.get("attributes", {}).get("MessageGroupId", ""))
+        message_id = str(record["messageId"])
+        if group in stopped and message_id not in failed:
+            failed.add(message_id)
+            failures.append({"itemIdentifier": message_id})
+        elif message_id in failed:
+            stopped.add(group)
+    return failures
 
 
 def _log_failure(message_id: str, error: Exception) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings, Outcome
+from cloud.event_source import sqs_event
 from cloud.kms import KmsUnwrapper
 from tests.cards import TEST_PANS
 from tests.cloud.conftest import (
@@ -193,3 +194,36 @@ def test_a_range_that_never_completes_does_not_starve_the_others_of_rechecks(
     assert consumer.recheck_open() == 1  # then 7..12, complete by now
     assert rig.checkpoint(delivered.journal_id, 7)["state"] == "complete"
     assert rig.checkpoint(delivered.journal_id, 1)["state"] == "open"
+
+
+def test_from_a_fifo_queue_a_group_stops_at_its_first_failure(
+    rig: Rig, delivered: Delivered
+) -> None:
+    """The v2 path's queue is FIFO, one group per terminal: after a failed message, the rest of
+    its group is reported failed too (Lambda's rule for FIFO sources), other groups go on."""
+    url = rig.sqs.create_queue(
+        QueueName=f"posd-fifo-{delivered.journal_id[:8]}.fifo", Attributes={"FifoQueue": "true"}
+    )["QueueUrl"]
+    arn = rig.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sent = [
+        ("lane-a", delivered.records[0]),
+        ("lane-a", "poison"),
+        ("lane-a", delivered.records[1]),
+    ]
+    sent.append(("lane-b", delivered.records[2]))
+    for index, (group, body) in enumerate(sent):
+        rig.sqs.send_message(
+            QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=str(index)
+        )
+    messages = rig.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+    )["Messages"]
+    by_body = {m["Body"]: m["MessageId"] for m in messages}
+
+    answer = rig.consumer.handle_sqs(sqs_event(messages, arn, "eu-west-1"))
+
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    assert failed == {by_body["poison"], by_body[second]}
+    assert by_body[other] not in failed
