@@ -207,12 +207,8 @@ def test_from_a_fifo_queue_a_group_stops_at_its_first_failure(
     arn = rig.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    sent = [
-        ("lane-a", delivered.records[0]),
-        ("lane-a", "poison"),
-        ("lane-a", delivered.records[1]),
-    ]
-    sent.append(("lane-b", delivered.records[2]))
+    first, second, other = delivered.records[:3]
+    sent = [("lane-a", first), ("lane-a", "poison"), ("lane-a", second), ("lane-b", other)]
     for index, (group, body) in enumerate(sent):
         rig.sqs.send_message(
             QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=str(index)
