@@ -1,13 +1,19 @@
-"""Benchmark: the cloud consumer against the plain backend loop, on the same events.
+"""Benchmark: the cloud consumer against the plain backend loop, on the same events, with
+and without checking the terminal's signatures.
 
-Prints one JSON object. One journal of N card payments (KMS data keys) is delivered through
-the emulator's EventBridge to two SQS queues, each record twice (an at-least-once delivery
-with every record duplicated). The baseline reads its queue, dedupes in memory and decrypts
-each record (what the demo did before the consumer); the consumer gets the other queue in
-SQS event batches (`cloud.event_source.QueueFeeder`, as Lambda's event source mapping) and
-dedupes, decrypts and files into DynamoDB. Both run against the same moto server in this
-process, so the ratio (consumer / baseline seconds) is what the tables cost on the emulator,
-not a figure for AWS.
+Prints one JSON object. One journal of N card payments (KMS data keys) and its checkpoints
+(one per `CHECKPOINT_EVERY` records, as posd cuts them by default, each signed with the lane's
+certificate from a local CA) is delivered through the emulator's EventBridge to three SQS
+queues, each event twice (an at-least-once delivery with every event duplicated). The
+baseline reads its queue, dedupes in memory and decrypts each record (what the demo did before
+the consumer); the consumer gets each of the other queues in SQS event batches
+(`cloud.event_source.QueueFeeder`, as Lambda's event source mapping), dedupes, decrypts, files
+into DynamoDB and proves every range: once with the chain's CA as its trust anchor
+(`consumer`), once with a verifier that believes every signature unchecked (`unchecked`: the
+consumer as it would be without signature checks). All run against the same moto server in
+this process, so the ratios are what the tables cost on the emulator, not a figure for AWS;
+`verify_us_per_checkpoint` times the signature check alone (no emulator in it), and
+`signature_us_per_record` spreads it over the records a checkpoint covers.
 
 Usage: .venv/bin/python bench/cloud_consumer.py [--records N]
 """
@@ -20,8 +26,13 @@ import os
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,18 +51,66 @@ from posd.keys.kms import KmsKeySource  # noqa: E402
 from posd.keys.provider import RotatingKeyProvider  # noqa: E402
 from posd.recorder import Recorder  # noqa: E402
 from sync.events import EventBuilder  # noqa: E402
+from wire.envelope import GENESIS_CHAIN  # noqa: E402
+from wire.events import (  # noqa: E402
+    CHECKPOINT_DETAIL_TYPE,
+    EVENT_SCHEMA,
+    CheckpointEvent,
+    Origin,
+    checkpoint_detail,
+    detail_json,
+)
 from wire.keys import CachingUnwrapper  # noqa: E402
 from wire.opening import decrypt_event  # noqa: E402
+from wire.signing import Signer, SignerIdentity, Verifier  # noqa: E402
 
 DEFAULT_RECORDS = 300
 COPIES = 2
+CHECKPOINT_EVERY = 100  # records per checkpoint: posd's default `checkpoint_every_records`
+VERIFY_ROUNDS = 200
 STORE_ID, TERMINAL_ID, SOURCE = "store-bench", "lane-01", "posd.bench"
 TEST_PAN = "4111111111111111"  # the brands' public Visa test number
 PUT_EVENTS_LIMIT = 10
 TIMEOUT_SECONDS = 600.0
 
 
-def journal_entries(aws: LocalAws, state_dir: Path, records: int) -> list[dict[str, Any]]:
+class UncheckedTrust:
+    """Believes every signature without checking it: stands in for the consumer before
+    signature checks (never anywhere but this benchmark)."""
+
+    def verify(self, detail: Mapping[str, Any], now: datetime | None = None) -> SignerIdentity:
+        return SignerIdentity(str(detail["store_id"]), str(detail["terminal_id"]), 0)
+
+
+def checkpoint_entries(journal_id: str, chains: list[str], signer: Signer) -> list[dict[str, Any]]:
+    """Signed checkpoints over seqs 1..len(chains), CHECKPOINT_EVERY records each."""
+    entries = []
+    for first in range(1, len(chains) + 1, CHECKPOINT_EVERY):
+        last = min(first + CHECKPOINT_EVERY - 1, len(chains))
+        detail = checkpoint_detail(
+            CheckpointEvent(
+                Origin(str(uuid.uuid4()), journal_id, STORE_ID, TERMINAL_ID),
+                first,
+                last,
+                last - first + 1,
+                chains[first - 2] if first > 1 else GENESIS_CHAIN.hex(),
+                chains[last - 1],
+                datetime.now(UTC).isoformat(),
+            )
+        )
+        entries.append(
+            {
+                "Source": SOURCE,
+                "DetailType": CHECKPOINT_DETAIL_TYPE,
+                "Detail": detail_json(signer.sign(detail)),
+            }
+        )
+    return entries
+
+
+def journal_entries(
+    aws: LocalAws, state_dir: Path, records: int, signer: Signer
+) -> list[dict[str, Any]]:
     kms = aws.client("kms")
     key = kms.create_key(Description="posd bench")["KeyMetadata"]["Arn"]
     context = {"store_id": STORE_ID, "terminal_id": TERMINAL_ID}
@@ -65,7 +124,10 @@ def journal_entries(aws: LocalAws, state_dir: Path, records: int) -> list[dict[s
             meta = {"amount": 100 + i, "currency": "EUR"}
             recorder.record("payment.card", meta, json.dumps({"pan": TEST_PAN}).encode())
         builder = EventBuilder(STORE_ID, TERMINAL_ID, SOURCE, "unused", journal.journal_id)
-        return [dict(builder.build(record).request_entry) for record in journal.records()]
+        sealed = list(journal.records())
+        entries = [dict(builder.build(record).request_entry) for record in sealed]
+        chains = [record.chain for record in sealed]
+        return entries + checkpoint_entries(journal.journal_id, chains, signer)
 
 
 def deliver(aws: LocalAws, bus: str, entries: list[dict[str, Any]]) -> str:
@@ -85,54 +147,94 @@ def baseline(aws: LocalAws, queue_url: str, expected: int) -> dict[str, Any]:
     seen: set[str] = set()
     for event in receive_events(aws.client("sqs"), queue_url, expected, TIMEOUT_SECONDS):
         event_id = event["detail"]["event_id"]
-        if event_id not in seen:
+        if event["detail"]["schema"] == EVENT_SCHEMA and event_id not in seen:
             seen.add(event_id)
             decrypt_event(event, unwrapper)
     return {"seconds": round(time.perf_counter() - started, 3), "records": len(seen)}
 
 
-def consumer(aws: LocalAws, queue_url: str, expected: int) -> dict[str, Any]:
+def consumer(
+    aws: LocalAws, queue_url: str, expected: int, trust: Verifier, prefix: str
+) -> dict[str, Any]:
     dynamodb = aws.client("dynamodb")
-    store = Store(dynamodb, TableNames.prefixed("posd-bench"))
+    store = Store(dynamodb, TableNames.prefixed(prefix))
     create_tables(dynamodb, store.tables)
     alarms = Alarms(store, AlarmBus(aws.client("events"), "default"))
-    handler = Consumer(
-        store, alarms, CachingUnwrapper(KmsUnwrapper(aws.client("kms"))), LocalCa().trust_anchor()
-    )
+    handler = Consumer(store, alarms, CachingUnwrapper(KmsUnwrapper(aws.client("kms"))), trust)
     feeder = QueueFeeder(aws.client("sqs"), queue_url, lambda event, _: handler.handle_sqs(event))
+    checkpoints = -(-expected // CHECKPOINT_EVERY)
+
+    def done() -> bool:
+        settled = [c for c in store.scan(store.tables.checkpoints) if "open" not in c]
+        return store.count(store.tables.payments) >= expected and len(settled) >= checkpoints
+
     started = time.perf_counter()
-    fed = feeder.drain(
-        TIMEOUT_SECONDS, until=lambda: store.count(store.tables.payments) >= expected
-    )
+    fed = feeder.drain(TIMEOUT_SECONDS, until=done)
     seconds = time.perf_counter() - started
     copies = sum(int(item["copies"]) for item in store.scan(store.tables.events))
+    states = [str(c["state"]) for c in store.scan(store.tables.checkpoints)]
     return {
         "seconds": round(seconds, 3),
         "records": store.count(store.tables.payments),
+        "ms_per_record": round(seconds * 1000 / expected, 3),
         "copies_counted": copies,
+        "checkpoints_complete": states.count("complete"),
+        "alarms": store.count(store.tables.alarms),
         "batches": fed.batches,
         "failures": fed.failures,
     }
+
+
+def verify_cost(trust: Verifier, signer: Signer) -> float:
+    """Microseconds per signature check of one checkpoint Detail (a warm anchor)."""
+    detail = signer.sign(
+        {"schema": "posd.checkpoint/1", "store_id": STORE_ID, "terminal_id": TERMINAL_ID}
+    )
+    trust.verify(detail)
+    started = time.perf_counter()
+    for _ in range(VERIFY_ROUNDS):
+        trust.verify(detail)
+    return (time.perf_counter() - started) * 1e6 / VERIFY_ROUNDS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     records = parser.parse_args().records
+    # stdout is the result's: the consumer's log lines go to stderr
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     for name, value in EMULATOR_CREDENTIALS.items():
         os.environ.setdefault(name.upper(), value)
+    ca = LocalCa()
+    signer = ca.issue(STORE_ID, TERMINAL_ID).signer()
     with tempfile.TemporaryDirectory(prefix="posd-bench-") as scratch, LocalAws() as aws:
-        entries = journal_entries(aws, Path(scratch) / "state", records)
+        entries = journal_entries(aws, Path(scratch) / "state", records, signer)
         plain = baseline(aws, deliver(aws, "posd-bench-plain", entries), records)
-        filed = consumer(aws, deliver(aws, "posd-bench-consumer", entries), records)
+        unchecked = consumer(
+            aws, deliver(aws, "posd-bench-unchecked", entries), records, UncheckedTrust(), "u"
+        )
+        checked = consumer(
+            aws, deliver(aws, "posd-bench-checked", entries), records, ca.trust_anchor(), "c"
+        )
+    verify_us = verify_cost(ca.trust_anchor(), signer)
     print(
         json.dumps(
             {
                 "records": records,
                 "copies_each": COPIES,
+                "checkpoint_every": CHECKPOINT_EVERY,
                 "baseline": {**plain, "records_per_s": round(records / plain["seconds"], 1)},
-                "consumer": {**filed, "records_per_s": round(records / filed["seconds"], 1)},
-                "consumer_over_baseline_seconds": round(filed["seconds"] / plain["seconds"], 2),
+                "unchecked": {
+                    **unchecked,
+                    "records_per_s": round(records / unchecked["seconds"], 1),
+                },
+                "consumer": {**checked, "records_per_s": round(records / checked["seconds"], 1)},
+                "consumer_over_baseline_seconds": round(checked["seconds"] / plain["seconds"], 2),
+                "consumer_over_unchecked_seconds": round(
+                    checked["seconds"] / unchecked["seconds"], 2
+                ),
+                "verify_us_per_checkpoint": round(verify_us, 1),
+                "signature_us_per_record": round(verify_us / CHECKPOINT_EVERY, 2),
             },
             indent=2,
         )

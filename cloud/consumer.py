@@ -1,32 +1,50 @@
 """The reference consumer: one SQS batch of posd events in, DynamoDB and alarms out.
 
 Per message: parse it (poison: a batch item failure, so the redrive policy takes it to the
-DLQ), dedupe on `event_id` (a consistent batch read first; a conditional put of the event's
-marker once its effects are written), open and check a record (a tampered one is recorded
-and alarmed, never written as a payment), file a checkpoint or a terminal's alarm. After the
-batch, open checkpoints are re-checked (`cloud.ranges`).
+DLQ), dedupe on `event_id` and the digest of its content (a consistent batch read first; a
+conditional put of the event's marker once its effects are written), open and check a record,
+file a checkpoint or a terminal's alarm. After the batch, open checkpoints are re-checked
+(`cloud.ranges`).
+
+The consumer files only what it can attribute. A record is filed as a payment when its data
+key binds the identity it claims (a KMS data key, unwrapped under the encryption context built
+from that claim: `wire.opening.bound_to_claim`); an offline-wrapped one is held until a signed
+checkpoint covers it (`cloud.records`). A record that fails its AEAD check is
+`record_rejected`, one whose key binds another identity `forged_record`, a second record for
+one seq `conflicting_record`; a checkpoint or alarm whose signature does not prove its lane is
+`forged_signature`. None of them is filed, and none is retried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloud.alarms import RECORD_REJECTED, Alarms
+from cloud.alarms import (
+    CONFLICTING_RECORD,
+    FORGED_RECORD,
+    FORGED_SIGNATURE,
+    RECORD_REJECTED,
+    Alarms,
+)
 from cloud.continuity import Continuity, ContinuitySettings
 from cloud.errors import ConsumerError
-from cloud.filing import CheckpointFiling, Verdict
+from cloud.filing import CheckpointFiling
+from cloud.metrics import RECORDS_FILED, RECORDS_HELD
 from cloud.payload import masked_payload
-from cloud.ranges import RECEIVED, REPORTED_TAMPERED, Ranges
+from cloud.ranges import Ranges
+from cloud.records import HELD, RECEIVED, REPORTED_TAMPERED, Claim, RecordRows
 from cloud.store import Effects, Put, Store
-from wire.errors import EnvelopeError, KeyUnavailable, MalformedMessage
+from wire.errors import EnvelopeError, IdentityNotBound, KeyUnavailable, MalformedMessage
 from wire.events import (
     TAMPERED_RECORD_ALARM,
     AlarmEvent,
@@ -35,9 +53,9 @@ from wire.events import (
     RecordEvent,
     parse_message,
 )
-from wire.keys import KeyUnwrapper
-from wire.opening import b64, decrypt_event
-from wire.signing import Verifier
+from wire.keys import IDENTITY_BINDING_PROVIDERS, KeyUnwrapper
+from wire.opening import b64, decrypt_event, wrapped_key_of
+from wire.signing import SignatureError, SignerIdentity, Verifier, signed_bytes
 
 DEFAULT_GAP_GRACE_SECONDS = 900.0
 DEFAULT_RECHECK_LIMIT = 25  # open checkpoints (and watched journals) re-checked per invocation
@@ -45,6 +63,7 @@ DEFAULT_RECHECK_LIMIT = 25  # open checkpoints (and watched journals) re-checked
 # records: three of those without one, while records come, is `checkpoints_stopped`.
 DEFAULT_CHECKPOINT_SILENCE_SECONDS = 3 * 300.0
 DEFAULT_CONTINUITY_CHECK_SECONDS = 60.0  # watched journals checked at most this often
+FIFO_SUFFIX = ".fifo"
 
 log = structlog.get_logger("cloud.consumer")
 
@@ -56,7 +75,21 @@ MESSAGE_FAILURES = (ConsumerError, KeyUnavailable, BotoCoreError, ClientError)
 class Outcome(StrEnum):
     NEW = "new"
     DUPLICATE = "duplicate"
-    REJECTED = "rejected"  # a tampered record: recorded and alarmed, not retried
+    REJECTED = "rejected"  # tampered, forged or conflicting: alarmed, not filed, not retried
+
+
+class SameIdInBatch(ConsumerError):
+    """Two messages of one batch carry the same event_id with different content: the second
+    goes back to the queue and is judged after the first is applied."""
+
+    code = "same_event_id_in_batch"
+
+
+def content_digest(message: Message) -> str:
+    """What a copy of an event must match to be a duplicate: the SHA-256 of its Detail without
+    `signature` (a side event is signed again at each send, with a new ECDSA nonce)."""
+    detail = message.event["detail"] if isinstance(message, RecordEvent) else message.signed
+    return hashlib.sha256(signed_bytes(detail)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,7 @@ class Consumer:
         self._alarms = alarms
         self._unwrapper = unwrapper
         self._trust = trust
+        self._rows = RecordRows(store)
         self._clock = clock
         self._recheck_limit = settings.recheck_limit
         self._continuity = Continuity(
@@ -101,7 +135,7 @@ class Consumer:
             ),
             clock,
         )
-        self._filing = CheckpointFiling(store, alarms, trust, self._continuity, clock)
+        self._filing = CheckpointFiling(store, alarms, self._continuity, clock)
         self._ranges = Ranges(
             store,
             alarms,
@@ -109,7 +143,9 @@ class Consumer:
             settings.recheck_limit,
             clock,
             self._continuity,
+            on_range_proven=self._release,
         )
+        self._watched: set[str] = set()  # journals this process told continuity about
 
     # -- the Lambda's two entry points ------------------------------------------------------
 
@@ -129,6 +165,7 @@ class Consumer:
             if isinstance(outcome, Exception):
                 _log_failure(message_id, outcome)
                 failures.append({"itemIdentifier": message_id})
+        failures = _with_fifo_successors(event.get("Records", []), failures)
         try:
             self.recheck_open()
         except (BotoCoreError, ClientError, ConsumerError) as error:
@@ -164,13 +201,16 @@ class Consumer:
             seen = self._store.seen({m.origin.event_id for m in messages})
         except MESSAGE_FAILURES as error:
             return [error] * len(messages)
-        firsts: dict[str, int] = {}
+        firsts: dict[str, str] = {}  # event_id -> digest, of this batch's first copies
         planned: list[tuple[int, Plan]] = []
         for index, message in enumerate(messages):
-            event_id = message.origin.event_id
-            if event_id in seen or event_id in firsts:
+            event_id, digest = message.origin.event_id, content_digest(message)
+            if seen.get(event_id) in (digest, "") or firsts.get(event_id) == digest:
+                continue  # a copy of what was applied ("": a marker from before digests)
+            if event_id in firsts:
+                outcomes[index] = SameIdInBatch(f"event {event_id} twice with other content")
                 continue
-            firsts[event_id] = index
+            firsts[event_id] = digest
             try:
                 plan = self._plan(message)
             except MESSAGE_FAILURES as error:
@@ -179,7 +219,8 @@ class Consumer:
             if plan is None:
                 outcomes[index] = Outcome.REJECTED
             else:
-                planned.append((index, plan))
+                effects = dataclasses.replace(plan.effects, digest=digest)
+                planned.append((index, dataclasses.replace(plan, effects=effects)))
         self._commit(planned, outcomes)
         for index, message in enumerate(messages):
             # seen before, a second copy in this batch, or lost a race with another invocation
@@ -237,8 +278,11 @@ class Consumer:
                 "ciphertext": b64(envelope["ciphertext"], "ciphertext"),
                 "chain": str(detail.get("chain", "")),
             }
+        except IdentityNotBound as error:
+            self._refuse(message, FORGED_RECORD, str(error), sealed_by=self._sealer_of(detail))
+            return None
         except EnvelopeError as error:
-            self._rejected(message, error)
+            self._refuse(message, RECORD_REJECTED, str(error))
             return None
         where = {
             "journal_id": origin.journal_id,
@@ -246,6 +290,7 @@ class Consumer:
             "store_id": origin.store_id,
             "terminal_id": origin.terminal_id,
         }
+        provider = envelope["data_key"]["provider"]
         payment = {
             "event_id": origin.event_id,
             **where,
@@ -253,47 +298,107 @@ class Consumer:
             "captured_at": detail["captured_at"],
             "client_ref": detail["client_ref"],
             "meta": detail["meta"],
-            "key_provider": envelope["data_key"]["provider"],
+            "key_provider": provider,
             **payload,
         }
-        record = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
-        tables = self._store.tables
-        puts = [Put(tables.payments, payment), Put(tables.records, record)]
-        return Plan(Effects(origin.event_id, "record", puts))
+        proven = provider in IDENTITY_BINDING_PROVIDERS
+        row: dict[str, Any] = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
+        if not proven:
+            row[HELD] = payment  # filed once a signed checkpoint covers it
+        claim, other = self._rows.claim(row, proven)
+        if claim is not Claim.TAKEN:
+            self._refuse(
+                message,
+                CONFLICTING_RECORD,
+                f"seq {message.seq} is held by another record",
+                other_event_id=str((other or {}).get("event_id", "")),
+                kept="this record" if claim is Claim.REPLACED else "the other record",
+            )
+            if claim is Claim.CONFLICT:
+                return None
+        if proven and origin.journal_id not in self._watched:
+            # only a record that proves its lane may start watching a journal of that lane
+            self._continuity.watch_journal(
+                origin.journal_id, origin.store_id, origin.terminal_id, message.seq
+            )
+            self._watched.add(origin.journal_id)
+        metrics, figure = self._alarms.metrics, RECORDS_FILED if proven else RECORDS_HELD
+        puts = [Put(self._store.tables.payments, payment)] if proven else []
+        return Plan(Effects(origin.event_id, "record", puts), lambda: metrics.count(figure))
 
-    def _rejected(self, message: RecordEvent, error: EnvelopeError) -> None:
-        """A record that fails its AEAD or AAD check: tampered on the way, or forged.
+    def _release(self, journal_id: str, first_seq: int, last_seq: int) -> None:
+        """A signed checkpoint's range is complete and its chain holds: the records held in it
+        (offline-wrapped) are proven now, and filed."""
+        for _ in self._rows.release(journal_id, first_seq, last_seq):
+            self._alarms.metrics.count(RECORDS_FILED)
 
-        It is not marked received: the genuine copy, if it arrives, is still accepted, and
-        until then the seq counts as missing for its checkpoint."""
+    def _refuse(self, message: Message, alarm: str, reason: str, **fields: Any) -> None:
+        """Alarm about a message that is not filed (tampered, forged, conflicting).
+
+        A refused record is not marked received: the genuine copy, if it arrives, is still
+        accepted, and until then its seq counts as missing for its checkpoint."""
         origin = message.origin
-        fingerprint = hashlib.sha256(repr(sorted(message.event["detail"].items())).encode())
+        seq = message.seq if isinstance(message, RecordEvent | AlarmEvent) else None
         self._alarms.raise_once(
-            f"{RECORD_REJECTED}:{origin.event_id}:{fingerprint.hexdigest()[:16]}",
-            RECORD_REJECTED,
+            f"{alarm}:{origin.event_id}:{content_digest(message)[:16]}",
+            alarm,
             {
                 "event_id": origin.event_id,
                 "journal_id": origin.journal_id,
                 "store_id": origin.store_id,
                 "terminal_id": origin.terminal_id,
-                "seq": message.seq,
-                "reason": str(error),
+                "seq": seq,
+                "reason": reason,
+                **fields,
             },
         )
 
-    def _checkpoint(self, message: CheckpointEvent) -> Plan | None:
-        """Verify and file a checkpoint (`cloud.filing`) before its marker; None (rejected,
-        not retried) if its signature proves nothing. A filed one is assessed at once."""
-        filing = self._filing.file(message)
-        if filing.verdict is Verdict.FORGED:
+    def _sealer_of(self, detail: dict[str, Any]) -> dict[str, str] | None:
+        """Which lane really sealed a record filed under another's identity: its data key's
+        own encryption context, if KMS unwraps the key under it (then it is proven: only
+        that lane could get such a key), else None."""
+        try:
+            wrapped = wrapped_key_of(detail)
+            if wrapped.provider not in IDENTITY_BINDING_PROVIDERS:
+                return None
+            self._unwrapper.unwrap(wrapped)
+        except (EnvelopeError, KeyUnavailable):
             return None
+        return dict(wrapped.encryption_context)
+
+    def _signer(self, message: CheckpointEvent | AlarmEvent) -> SignerIdentity | None:
+        """Who signed a side event, if the signature proves the lane it claims; else None,
+        and `forged_signature` is alarmed (`wire.signing`: issued by the trust anchor, valid
+        at the consumer's time, not revoked, OU/CN the Detail's store and terminal)."""
+        try:
+            return self._trust.verify(message.signed, datetime.fromtimestamp(self._clock(), UTC))
+        except SignatureError as error:
+            self._refuse(message, FORGED_SIGNATURE, str(error), signature_error=error.code)
+            log.warning(
+                "cloud.signature_refused",
+                event_id=message.origin.event_id,
+                journal_id=message.origin.journal_id,
+                reason=error.code,
+            )
+            return None
+
+    def _checkpoint(self, message: CheckpointEvent) -> Plan | None:
+        """File a checkpoint whose signature holds (`cloud.filing`) before its marker; None
+        (rejected, not retried) if its signature proves nothing. A filed one is assessed at
+        once."""
+        signer = self._signer(message)
+        if signer is None:
+            return None
+        filing = self._filing.file(message, signer)
         effects = Effects(message.origin.event_id, "checkpoint", [])
         item = filing.item
         if item is None:  # the same statement again, or an equivocation (alarmed)
             return Plan(effects)
         return Plan(effects, lambda: self._ranges.settle(item))
 
-    def _terminal_alarm(self, message: AlarmEvent) -> Plan:
+    def _terminal_alarm(self, message: AlarmEvent) -> Plan | None:
+        if self._signer(message) is None:
+            return None
         origin, tables = message.origin, self._store.tables
         where = {
             "journal_id": origin.journal_id,
@@ -309,15 +414,35 @@ class Consumer:
             "seq": message.seq,
             **where,
         }
-        puts = [Put(tables.alarms, alarm)]
+        puts = [Put(tables.alarms, alarm, new_key="alarm_id")]
         if message.alarm == TAMPERED_RECORD_ALARM and message.seq is not None:
-            key = {"journal_id": origin.journal_id, "seq": message.seq}
-            # A terminal never forwards a record it reports: if one is here, keep it.
-            if self._store.get(tables.records, key) is None:
-                marker = {**where, "seq": message.seq, "state": REPORTED_TAMPERED}
-                puts.append(Put(tables.records, {**marker, "event_id": origin.event_id}))
+            # A terminal never forwards a record it reports: if one is here, it stays.
+            marker = {**where, "seq": message.seq, "state": REPORTED_TAMPERED}
+            self._rows.report_tampered({**marker, "event_id": origin.event_id})
         log.warning("cloud.terminal_alarm", alarm=message.alarm, seq=message.seq, **where)
         return Plan(Effects(origin.event_id, "alarm", puts))
+
+
+def _with_fifo_successors(
+    records: Sequence[Mapping[str, Any]], failures: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """From a FIFO queue (the v2 bus's subscriber), every message after a failed one in its
+    message group fails too, as Lambda requires: the queue hands a group's messages over in
+    order only while none of them is left behind. (They were applied already, if they could
+    be: their redelivery is a duplicate, counted and not applied again.)"""
+    failed = {failure["itemIdentifier"] for failure in failures}
+    stopped: set[str] = set()
+    for record in records:
+        if not str(record.get("eventSourceARN", "")).endswith(FIFO_SUFFIX):
+            continue
+        group = str(record.get("attributes", {}).get("MessageGroupId", ""))
+        message_id = str(record["messageId"])
+        if group in stopped and message_id not in failed:
+            failed.add(message_id)
+            failures.append({"itemIdentifier": message_id})
+        elif message_id in failed:
+            stopped.add(group)
+    return failures
 
 
 def _log_failure(message_id: str, error: Exception) -> None:

@@ -1,9 +1,9 @@
-"""Filing a checkpoint: its signature first, then one statement per start, or an alarm.
+"""Filing a checkpoint: one statement per start, or an alarm.
 
-A checkpoint is filed only if it is signed by the certificate of the terminal it names
-(`wire.signing`: issued by the trust anchor, valid, not revoked, `OU`/`CN` the Detail's
-`store_id`/`terminal_id`). Anything else is `forged_signature`: alarmed, not filed, not
-retried, and it touches no range and no watermark.
+A checkpoint comes here only once its signature is verified (`cloud.consumer`: signed by the
+certificate of the terminal it names, issued by the trust anchor, valid, not revoked; anything
+else is `forged_signature`, alarmed, not filed, not retried, and it touches no range and no
+watermark).
 
 The checkpoints table holds one checkpoint per journal and `first_seq`, written with a
 conditional put whose outcome is always checked:
@@ -19,22 +19,20 @@ conditional put whose outcome is always checked:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
 
-from cloud.alarms import EQUIVOCATION, FORGED_SIGNATURE, Alarms
+from cloud.alarms import EQUIVOCATION, Alarms
 from cloud.checkpoints import RangeState
 from cloud.continuity import EQUIVOCATED, Continuity
 from cloud.errors import ConsumerError
 from cloud.store import Store, open_mark
 from wire.events import CheckpointEvent
-from wire.signing import SignatureError, Verifier
+from wire.signing import SignerIdentity
 
 # What two checkpoints for one start must agree on to be the same statement.
 STATEMENT = ("first_seq", "last_seq", "count", "chain_before", "chain")
@@ -46,7 +44,6 @@ class Verdict(StrEnum):
     FILED = "filed"  # filed now, or by an earlier try of this same event
     KNOWN = "known"  # the same statement filed under another event_id: nothing new
     EQUIVOCATION = "equivocation"  # another statement for the same start: alarmed
-    FORGED = "forged"  # the signature proves nothing: alarmed, rejected
 
 
 @dataclass(frozen=True)
@@ -60,22 +57,16 @@ class CheckpointFiling:
         self,
         store: Store,
         alarms: Alarms,
-        trust: Verifier,
         continuity: Continuity,
         clock: Callable[[], float],
     ) -> None:
         self._store = store
         self._alarms = alarms
-        self._trust = trust
         self._continuity = continuity
         self._clock = clock
 
-    def file(self, message: CheckpointEvent) -> Filing:
-        try:
-            signer = self._trust.verify(message.signed, datetime.fromtimestamp(self._clock(), UTC))
-        except SignatureError as error:
-            self._forged(message, error)
-            return Filing(Verdict.FORGED)
+    def file(self, message: CheckpointEvent, signer: SignerIdentity) -> Filing:
+        """File a checkpoint whose signature `signer` was verified."""
         item = self._item(message, signer.serial)
         tables = self._store.tables
         if not self._store.put_new(tables.checkpoints, "first_seq", item):
@@ -111,31 +102,6 @@ class CheckpointFiling:
             "state": RangeState.OPEN.value,
             "open": open_mark(origin.journal_id),
         }
-
-    def _forged(self, message: CheckpointEvent, error: SignatureError) -> None:
-        origin = message.origin
-        fingerprint = hashlib.sha256(repr(sorted(message.signed.items())).encode())
-        self._alarms.raise_once(
-            f"{FORGED_SIGNATURE}:{origin.event_id}:{fingerprint.hexdigest()[:16]}",
-            FORGED_SIGNATURE,
-            {
-                "event_id": origin.event_id,
-                "journal_id": origin.journal_id,
-                "store_id": origin.store_id,
-                "terminal_id": origin.terminal_id,
-                "kind": "checkpoint",
-                "first_seq": message.first_seq,
-                "last_seq": message.last_seq,
-                "reason": error.code,
-                "detail": str(error),
-            },
-        )
-        log.warning(
-            "cloud.checkpoint_forged",
-            event_id=origin.event_id,
-            journal_id=origin.journal_id,
-            reason=error.code,
-        )
 
     def _equivocation(self, filed: Mapping[str, Any], other: Mapping[str, Any]) -> None:
         journal_id, first = str(filed["journal_id"]), int(filed["first_seq"])

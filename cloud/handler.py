@@ -3,7 +3,8 @@
 Fed by the SQS queue the bus rule targets (an event source mapping with
 `FunctionResponseTypes: [ReportBatchItemFailures]`), and by a schedule that re-checks open
 checkpoints when no message comes. Configuration is the environment the template sets:
-the table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS`, and the
+the table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS`,
+`CHECKPOINT_SILENCE_SECONDS`, and the
 trust anchor (`cloud.trust`: `TRUST_ANCHOR_CA_PEM`, `CRL_PARAMETER`).
 The clients and the data-key cache live across warm invocations.
 """
@@ -17,7 +18,13 @@ from typing import Any
 import boto3
 
 from cloud.alarms import AlarmBus, Alarms
-from cloud.consumer import DEFAULT_GAP_GRACE_SECONDS, Consumer, ConsumerSettings
+from cloud.consumer import (
+    DEFAULT_CHECKPOINT_SILENCE_SECONDS,
+    DEFAULT_GAP_GRACE_SECONDS,
+    Consumer,
+    ConsumerSettings,
+)
+from cloud.emf import PowertoolsMetrics
 from cloud.errors import ConsumerConfigError
 from cloud.kms import KmsUnwrapper
 from cloud.store import Store
@@ -26,28 +33,53 @@ from cloud.trust import CRL_ENV, trust_from_env
 from wire.keys import CachingUnwrapper
 
 _consumer: Consumer | None = None
+_metrics: PowertoolsMetrics | None = None
 
 
 def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
     bus_name = env.get("ALARM_BUS_NAME")
     if not bus_name:
         raise ConsumerConfigError("the environment lacks ALARM_BUS_NAME")
-    grace = float(env.get("GAP_GRACE_SECONDS", DEFAULT_GAP_GRACE_SECONDS))
+    settings = ConsumerSettings(
+        gap_grace_seconds=_seconds(env, "GAP_GRACE_SECONDS", DEFAULT_GAP_GRACE_SECONDS),
+        checkpoint_silence_seconds=_seconds(
+            env, "CHECKPOINT_SILENCE_SECONDS", DEFAULT_CHECKPOINT_SILENCE_SECONDS
+        ),
+    )
     client: Any = boto3.client
     store = Store(client("dynamodb"), TableNames.from_env(env))
+    global _metrics
+    _metrics = PowertoolsMetrics()
     return Consumer(
         store,
-        Alarms(store, AlarmBus(client("events"), bus_name)),
+        Alarms(store, AlarmBus(client("events"), bus_name), _metrics),
         CachingUnwrapper(KmsUnwrapper(client("kms"))),
         trust_from_env(env, client("ssm") if env.get(CRL_ENV) else None),
-        ConsumerSettings(gap_grace_seconds=grace),
+        settings,
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise ConsumerConfigError(f"{name} must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     global _consumer
     if _consumer is None:
         _consumer = consumer_from_env()
-    if "Records" in event:
-        return _consumer.handle_sqs(event)
-    return {"closed": _consumer.recheck_open()}
+    try:
+        if "Records" in event:
+            return _consumer.handle_sqs(event)
+        return {"closed": _consumer.recheck_open()}
+    finally:
+        if _metrics is not None:
+            _metrics.flush()

@@ -12,8 +12,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from wire.errors import KeyUnavailable
+from wire.errors import IdentityNotBound, KeyUnavailable
 from wire.keys import KMS_PROVIDER, RSA_ALGORITHM, RSA_PROVIDER, WrappedKey, rsa_oaep_sha256
+
+# KMS's answers when a wrapped key does not open under the context (or key) given: the record
+# is not what it claims, and asking again will not change that.
+REFUSED_CIPHERTEXT = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
 
 
 def _bare_key_id(key_arn_or_id: str) -> str:
@@ -62,7 +66,16 @@ class KmsUnwrapper:
                     EncryptionAlgorithm=RSA_ALGORITHM,
                 )
                 return bytes(reply["Plaintext"])
-        except (BotoCoreError, ClientError, ValueError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in REFUSED_CIPHERTEXT:
+                raise IdentityNotBound(
+                    f"KMS refuses data key {wrapped.key_id} under the identity the record "
+                    f"claims: {_describe(error)}"
+                ) from error
+            raise KeyUnavailable(
+                f"cannot unwrap data key {wrapped.key_id}: {_describe(error)}"
+            ) from error
+        except (BotoCoreError, ValueError) as error:
             raise KeyUnavailable(
                 f"cannot unwrap data key {wrapped.key_id}: {_describe(error)}"
             ) from error

@@ -3,8 +3,8 @@
 Every alarm the consumer raises is counted as `AlarmsRaised` with the dimension `Alarm` (its
 name: `forged_record`, `gap`, `equivocation`, ...), in the namespace `posd/Consumer` with the
 service dimension `posd-consumer`: `cloud/template.yaml`'s CloudWatch alarms watch exactly
-these. Powertools writes them as EMF lines to the function's log when the handler returns;
-outside Lambda (demo, tests) a `CountingMetrics` keeps them in memory instead.
+these. In the function, `cloud.emf.PowertoolsMetrics` writes them as EMF lines to its log; outside
+Lambda (demo, tests) a `CountingMetrics` keeps them in memory instead.
 """
 
 from __future__ import annotations

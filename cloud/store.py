@@ -9,7 +9,7 @@ that costs half the write capacity of TransactWriteItems for the same guarantee.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ class Effects:
     event_id: str
     kind: str
     puts: Sequence[Put]
+    digest: str = ""  # of the event's content (`cloud.consumer.content_digest`)
 
 
 class Store:
@@ -104,9 +105,11 @@ class Store:
         item = reply.get("Item")
         return from_item(item) if item else None
 
-    def seen(self, event_ids: Collection[str]) -> set[str]:
-        """Which of these events were received already (consistent batch reads)."""
-        found: set[str] = set()
+    def seen(self, event_ids: Collection[str]) -> dict[str, str]:
+        """Which of these events were received already, each with the digest of the content
+        applied for it (`Effects.digest`; "" for markers written before digests were kept):
+        consistent batch reads."""
+        found: dict[str, str] = {}
         wanted = sorted(event_ids)
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
             keys = [to_item({"event_id": e}) for e in wanted[start : start + BATCH_GET_LIMIT]]
@@ -114,13 +117,14 @@ class Store:
                 self.tables.events: {
                     "Keys": keys,
                     "ConsistentRead": True,
-                    "ProjectionExpression": "event_id",
+                    "ProjectionExpression": "event_id, digest",
                 }
             }
             while request:
                 reply = self._db.batch_get_item(RequestItems=request)
                 for item in reply.get("Responses", {}).get(self.tables.events, []):
-                    found.add(from_item(item)["event_id"])
+                    marker = from_item(item)
+                    found[marker["event_id"]] = str(marker.get("digest", ""))
                 request = reply.get("UnprocessedKeys") or {}
         return found
 
@@ -128,17 +132,15 @@ class Store:
         """One more copy of an event already received (for the figures; never re-applied).
 
         Conditional: counting a copy must never create the marker of an event not applied."""
-        try:
-            self._db.update_item(
+        unless_condition_failed(
+            lambda: self._db.update_item(
                 TableName=self.tables.events,
                 Key=to_item({"event_id": event_id}),
                 UpdateExpression="ADD copies :one",
                 ConditionExpression="attribute_exists(event_id)",
                 ExpressionAttributeValues={":one": {"N": "1"}},
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != f"{CONDITION_FAILED}Exception":
-                raise
+        )
 
     def apply(self, effects: Sequence[Effects], now: float) -> set[str]:
         """Apply new events: their effects, then their dedupe markers; returns the event_ids
@@ -155,7 +157,7 @@ class Store:
         and that effect's marker is not written."""
         plain = [put for effect in effects for put in effect.puts if put.new_key is None]
         for start in range(0, len(plain), BATCH_WRITE_LIMIT):
-            self._batch_write(plain[start : start + BATCH_WRITE_LIMIT])
+            self.write_batch(plain[start : start + BATCH_WRITE_LIMIT])
         for effect in effects:
             for put in effect.puts:
                 if put.new_key is not None and not self.put_new(put.table, put.new_key, put.values):
@@ -164,10 +166,19 @@ class Store:
         return {
             effect.event_id
             for effect in effects
-            if self.put_new(
+            if self.put_if(
                 self.tables.events,
-                "event_id",
-                {"event_id": effect.event_id, "kind": effect.kind, **marker},
+                {
+                    "event_id": effect.event_id,
+                    "kind": effect.kind,
+                    "digest": effect.digest,
+                    **marker,
+                },
+                # a marker stands for the content applied: other content under the same id
+                # (a forgery that came first) does not make the genuine event a duplicate
+                "attribute_not_exists(#k) OR #d <> :d",
+                {"#k": "event_id", "#d": "digest"},
+                {":d": effect.digest},
             )
         }
 
@@ -189,7 +200,7 @@ class Store:
         )
         return [key["AttributeName"] for key in schema["KeySchema"]]
 
-    def _batch_write(self, puts: Sequence[Put]) -> None:
+    def write_batch(self, puts: Sequence[Put]) -> None:
         request: dict[str, Any] = {}
         for put in puts:
             request.setdefault(put.table, []).append({"PutRequest": {"Item": to_item(put.values)}})
@@ -199,13 +210,8 @@ class Store:
 
     def put_new(self, table: str, key_name: str, values: Mapping[str, Any]) -> bool:
         """A conditional put; False if an item with that key exists."""
-        try:
-            self._db.put_item(**Put(table, values, new_key=key_name).request()["Put"])
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        put = Put(table, values, new_key=key_name).request()["Put"]
+        return unless_condition_failed(lambda: self._db.put_item(**put))
 
     def records_between(self, journal_id: str, first: int, last: int) -> Iterator[dict[str, Any]]:
         """The records table's items of one journal, seq first..last, in seq order."""
@@ -256,8 +262,8 @@ class Store:
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
         expression = f"SET {sets}" + (" REMOVE #open" if close else "")
         bound = {f":v{i}": value for i, value in enumerate(values.values())}
-        try:
-            self._db.update_item(
+        return unless_condition_failed(
+            lambda: self._db.update_item(
                 TableName=self.tables.checkpoints,
                 Key=to_item({"journal_id": journal_id, "first_seq": first_seq}),
                 UpdateExpression=expression,
@@ -265,11 +271,7 @@ class Store:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item({**bound, ":read": checked_at}),
             )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        )
 
     def mark_checkpoint(self, journal_id: str, first_seq: int, values: Mapping[str, Any]) -> None:
         """Set `values` on a filed checkpoint whatever its state (an equivocation's marks)."""
@@ -326,3 +328,54 @@ class Store:
         for page in self._db.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
             for item in page.get("Items", []):
                 yield from_item(item)
+
+    def put_if(
+        self,
+        table: str,
+        values: Mapping[str, Any],
+        condition: str,
+        names: Mapping[str, str],
+        operands: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """A put under `condition`; False if the condition did not hold."""
+        arguments: dict[str, Any] = {
+            "TableName": table,
+            "Item": to_item(values),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": dict(names),
+        }
+        if operands:
+            arguments["ExpressionAttributeValues"] = to_item(operands)
+        return unless_condition_failed(lambda: self._db.put_item(**arguments))
+
+    def remove_if(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        attribute: str,
+        condition: str,
+        operands: Mapping[str, Any],
+        names: Mapping[str, str],
+    ) -> bool:
+        """Remove one attribute of an item under `condition`; False if it did not hold."""
+        return unless_condition_failed(
+            lambda: self._db.update_item(
+                TableName=table,
+                Key=to_item(key),
+                UpdateExpression="REMOVE #a",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#a": attribute, **names},
+                ExpressionAttributeValues=to_item(operands),
+            )
+        )
+
+
+def unless_condition_failed(write: Callable[[], object]) -> bool:
+    """Run a conditional write: False if its condition did not hold (anything else raises)."""
+    try:
+        write()
+    except ClientError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True

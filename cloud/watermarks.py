@@ -18,9 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from cloud.store import Store, condition_failed, from_item, shard_of, to_item
+from cloud.store import Store, from_item, shard_of, to_item, unless_condition_failed
 from cloud.tables import WATCH_INDEX
 from wire.envelope import GENESIS_CHAIN
 from wire.watermark import JOURNAL_ID, LANE_ID, PROVEN_CHAIN, PROVEN_SEQ, UPDATED_AT
@@ -66,18 +64,14 @@ class Watermarks:
             WATCH: f"{WATCH}#{shard_of(journal_id, WATCH_SHARDS)}",
             CHECKED_AT: int(now),
         }
-        try:
-            self._db.put_item(
+        return unless_condition_failed(
+            lambda: self._db.put_item(
                 TableName=self._table,
                 Item=to_item(item),
                 ConditionExpression="attribute_not_exists(#j)",
                 ExpressionAttributeNames={"#j": JOURNAL_ID},
             )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        )
 
     def lane(self, lane: str) -> list[dict[str, Any]]:
         """Every journal's item of one lane (a lane has a handful: one per reset)."""
@@ -122,8 +116,8 @@ class Watermarks:
     ) -> bool:
         """Move the watermark from `read` (seq, chain) to `proven`; False if the item no
         longer holds `read` (another invocation moved it, or an equivocation held it back)."""
-        try:
-            self._db.update_item(
+        return unless_condition_failed(
+            lambda: self._db.update_item(
                 TableName=self._table,
                 Key=self._key(lane, journal_id),
                 UpdateExpression="SET #s = :s, #c = :c, #u = :u",
@@ -139,19 +133,15 @@ class Watermarks:
                     }
                 ),
             )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        )
 
     def hold_back(
         self, lane: str, journal_id: str, seq: int, chain: str, equivocation_seq: int, now: float
     ) -> None:
         """An equivocation at `equivocation_seq`: the watermark goes back to (or stays at) the
         range before it, `seq` with `chain`, and never passes it again."""
-        try:
-            self._db.update_item(
+        held = unless_condition_failed(
+            lambda: self._db.update_item(
                 TableName=self._table,
                 Key=self._key(lane, journal_id),
                 UpdateExpression="SET #s = :s, #c = :c, #u = :u, #e = :e",
@@ -166,16 +156,12 @@ class Watermarks:
                     {":s": seq, ":c": chain, ":u": int(now), ":e": equivocation_seq}
                 ),
             )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
-        else:
-            return
-        try:  # already at or before it: only remember where it stops
-            self.update(lane, journal_id, {EQUIVOCATION_SEQ: equivocation_seq})
-        except ClientError as error:
-            if not condition_failed(error):  # no item yet: nothing proven to hold back
-                raise
+        )
+        if not held:  # already at or before it: only remember where it stops (no item yet:
+            # nothing proven to hold back)
+            unless_condition_failed(
+                lambda: self.update(lane, journal_id, {EQUIVOCATION_SEQ: equivocation_seq})
+            )
 
     def update(
         self, lane: str, journal_id: str, values: Mapping[str, Any], unwatch: bool = False
@@ -203,8 +189,8 @@ class Watermarks:
 
     def note_checkpoint(self, lane: str, journal_id: str, received_at: float) -> None:
         """The journal's latest checkpoint was received at `received_at` (kept the latest)."""
-        try:
-            self._db.update_item(
+        unless_condition_failed(
+            lambda: self._db.update_item(
                 TableName=self._table,
                 Key=self._key(lane, journal_id),
                 UpdateExpression="SET #t = :t",
@@ -213,6 +199,4 @@ class Watermarks:
                 ExpressionAttributeNames={"#t": LAST_CHECKPOINT_AT, "#j": JOURNAL_ID},
                 ExpressionAttributeValues=to_item({":t": int(received_at)}),
             )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
+        )

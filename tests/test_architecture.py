@@ -3,9 +3,9 @@
 - `drivers` and `sync` never import `posd`, nor each other.
 - `wire`, the terminal <-> cloud contract, imports only the standard library and
   `cryptography`: the terminal and the cloud can each ship it without the other.
-- `cloud` imports only `wire` of the project (and boto3, botocore, structlog): the Lambda
-  never ships the terminal's packages. `posd` never imports `cloud`: `kms:Decrypt` and the
-  consumer stay off the terminal.
+- `cloud` imports only `wire` of the project (and boto3, botocore, structlog, Powertools
+  for its metrics): the Lambda never ships the terminal's packages. `posd` never imports
+  `cloud`: `kms:Decrypt` and the consumer stay off the terminal.
 - No shipped package imports `demo` (the demo and the local AWS stand-ins), and the wheel
   leaves it and its dependencies (moto, cbor2) out.
 - No import circle between modules of posd, drivers, sync, cloud, wire and demo.
@@ -39,7 +39,7 @@ FORBIDDEN = {
 # What the contract and the cloud may import from outside the project.
 ALLOWED_THIRD_PARTY = {
     "wire": {"cryptography"},
-    "cloud": {"boto3", "botocore", "structlog", "cryptography"},
+    "cloud": {"boto3", "botocore", "structlog", "cryptography", "aws_lambda_powertools"},
 }
 
 

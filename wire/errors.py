@@ -26,6 +26,14 @@ class EnvelopeError(WireError):
     code = "envelope_invalid"
 
 
+class IdentityNotBound(EnvelopeError):
+    """A record whose data key does not bind the identity it claims: its KMS encryption
+    context names another store or terminal, or KMS refuses to unwrap it under the claimed
+    one. A terminal filing as another terminal, or a forgery: never worth a retry."""
+
+    code = "identity_not_bound"
+
+
 class KeyUnavailable(WireError):
     """No data key can be had or unwrapped: KMS unreachable or refusing, a bad key file.
 

@@ -17,9 +17,21 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from wire.envelope import wrapped_key_digest
 
 KMS_PROVIDER = "kms"
+# The providers whose wrapped key proves who sealed the record: a KMS data key is bound to its
+# encryption context (the terminal's IAM policy pins it to the lane's certificate). Anyone
+# with the RSA public key can wrap a `kms-rsa` key: such records are proven only by a signed
+# checkpoint covering them (`wire.signing`).
+IDENTITY_BINDING_PROVIDERS = frozenset({KMS_PROVIDER})
 KMS_ALGORITHM = "SYMMETRIC_DEFAULT"
 RSA_PROVIDER = "kms-rsa"
 RSA_ALGORITHM = "RSAES_OAEP_SHA_256"
+
+
+def identity_context(store_id: str, terminal_id: str) -> dict[str, str]:
+    """The KMS encryption context of a lane's data keys: the terminal asks KMS for data keys
+    under it (IAM pins it to the lane's certificate), and a reader unwraps under the identity
+    a record claims, never under the context the event carries."""
+    return {"store_id": store_id, "terminal_id": terminal_id}
 
 
 def rsa_oaep_sha256() -> padding.OAEP:

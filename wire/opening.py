@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from typing import Any
 
 from wire.envelope import SEALED_IDENTITY_FIELDS, open_sealed, wrapped_key_digest
-from wire.errors import EnvelopeError
+from wire.errors import EnvelopeError, IdentityNotBound
 from wire.events import EVENT_SCHEMA
-from wire.keys import KeyUnwrapper, WrappedKey
+from wire.keys import KMS_PROVIDER, KeyUnwrapper, WrappedKey, identity_context
 
 
 def b64(text: Any, what: str) -> bytes:
@@ -64,8 +65,29 @@ def sealed_identity(detail: dict[str, Any], aad: bytes, wrapped: WrappedKey) -> 
     return sealed
 
 
+def bound_to_claim(detail: dict[str, Any], wrapped: WrappedKey) -> WrappedKey:
+    """The wrapped key to unwrap: for a KMS data key, under the encryption context of the
+    identity the record claims (`store_id`, `terminal_id`), never the one the event carries.
+
+    An event whose own context differs is refused here (`IdentityNotBound`), without a KMS
+    call: a terminal may get data keys only under its own context, so a record claiming
+    another lane with its own key is that terminal filing as another one. One that edits the
+    context to match its claim reaches KMS, which refuses it (`cloud.kms` maps that refusal
+    to `IdentityNotBound` too)."""
+    if wrapped.provider != KMS_PROVIDER:
+        return wrapped
+    claimed = identity_context(str(detail.get("store_id")), str(detail.get("terminal_id")))
+    if dict(wrapped.encryption_context) != claimed:
+        raise IdentityNotBound(
+            "the data key's encryption context does not name the store and terminal the "
+            "record claims"
+        )
+    return dataclasses.replace(wrapped, encryption_context=claimed)
+
+
 def decrypt_event(event: dict[str, Any], unwrapper: KeyUnwrapper) -> bytes:
-    """The sensitive payload of one delivered event; `EnvelopeError` if anything is off."""
+    """The sensitive payload of one delivered event; `EnvelopeError` if anything is off
+    (`IdentityNotBound` if its data key does not bind the identity it claims)."""
     detail = event["detail"]
     if detail.get("schema") != EVENT_SCHEMA:
         raise EnvelopeError(f"unknown event schema {detail.get('schema')!r}")
@@ -73,7 +95,7 @@ def decrypt_event(event: dict[str, Any], unwrapper: KeyUnwrapper) -> bytes:
     if not isinstance(envelope, dict):
         raise EnvelopeError("detail.envelope is missing")
     aad = b64(envelope.get("aad"), "envelope.aad")
-    wrapped = wrapped_key_of(detail)
+    wrapped = bound_to_claim(detail, wrapped_key_of(detail))
     sealed_identity(detail, aad, wrapped)
     key = unwrapper.unwrap(wrapped)
     nonce = b64(envelope.get("nonce"), "envelope.nonce")

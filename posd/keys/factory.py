@@ -11,13 +11,14 @@ from posd.keys.base import KeySource
 from posd.keys.kms import KmsKeySource, KmsRsaOfflineSource
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
+from wire.keys import identity_context
 
 OFFLINE_PUBLIC_KEY_CACHE = "kms-offline-public-key.json"
 
 
 def encryption_context(config: Config) -> dict[str, str]:
     """The KMS encryption context of this terminal's data keys (IAM policies pin it)."""
-    return {"store_id": config.store_id, "terminal_id": config.terminal_id}
+    return identity_context(config.store_id, config.terminal_id)
 
 
 def offline_cache_file(state_dir: Path) -> Path:

@@ -8,8 +8,13 @@ from tests.bench.run import run_bench
 RECORDS = 4
 
 
-def test_the_consumer_benchmark_files_each_record_once_and_counts_every_copy() -> None:
+def test_the_consumer_benchmark_files_each_record_once_and_proves_its_range_both_ways() -> None:
     result = run_bench("cloud_consumer.py", "--records", RECORDS)
-    assert result["baseline"]["records"] == result["consumer"]["records"] == RECORDS
-    assert result["consumer"]["copies_counted"] == RECORDS * result["copies_each"]
-    assert result["consumer"]["failures"] == 0
+    assert result["baseline"]["records"] == RECORDS
+    for variant in ("unchecked", "consumer"):
+        run = result[variant]
+        assert run["records"] == RECORDS
+        # every record and the checkpoint, each delivered copies_each times
+        assert run["copies_counted"] == (RECORDS + 1) * result["copies_each"]
+        assert (run["checkpoints_complete"], run["alarms"], run["failures"]) == (1, 0, 0)
+    assert result["verify_us_per_checkpoint"] > 0

@@ -5,8 +5,8 @@ to a queue the tests read. Nothing of ours is replaced; the clock is the consume
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +18,14 @@ from cloud.alarms import CONSUMER_ALARM_SOURCE, AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings
 from cloud.event_source import QueueFeeder
 from cloud.kms import KmsUnwrapper
+from cloud.metrics import CountingMetrics
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from demo.backend import QueueRoute, route_bus_to_queue
 from demo.localaws.emulator import LocalAws
 from demo.pki import LocalCa, TerminalCredentials
 from posd.journal import Journal
+from posd.keys.base import KeySource
 from posd.keys.kms import KmsKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
@@ -32,7 +34,8 @@ from tests.cards import TEST_PANS
 from tests.sync.conftest import receive_all
 from wire.envelope import GENESIS_CHAIN
 from wire.events import ALARM_DETAIL_TYPE, ALARM_SCHEMA, CHECKPOINT_DETAIL_TYPE, CHECKPOINT_SCHEMA
-from wire.keys import CachingUnwrapper
+from wire.keys import CachingUnwrapper, identity_context
+from wire.signing import Verifier
 
 STORE_ID = "store-0042"
 TERMINAL_ID = "lane-07"
@@ -47,7 +50,7 @@ class Clock:
     """The consumer's notion of now, moved forward by tests (a grace period in no time)."""
 
     def __init__(self) -> None:
-        self.now = 1_800_000_000.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
@@ -138,32 +141,63 @@ def alarm_entry(
     }
 
 
-@pytest.fixture
-def delivered(
-    tmp_path: Path, local_aws: LocalAws, kms_client: Any, events_client: Any, sqs_client: Any
-) -> Iterator[Delivered]:
-    """RECORDS card payments journaled by posd (KMS data keys), delivered through a bus."""
-    key = kms_client.create_key(Description="posd cloud test")["KeyMetadata"]["Arn"]
-    context = {"store_id": STORE_ID, "terminal_id": TERMINAL_ID}
+@dataclass
+class Journaled:
+    """A posd journal's records as the terminal's sync engine would send them."""
+
+    journal_id: str
+    entries: list[dict[str, Any]]  # PutEvents entries, in seq order
+    chains: list[str]
+
+
+def journal_payments(
+    state_dir: Path,
+    source: KeySource,
+    store_id: str = STORE_ID,
+    terminal_id: str = TERMINAL_ID,
+    count: int = RECORDS,
+) -> Journaled:
+    """`count` card payments journaled by posd under `source`'s data keys, claiming the lane
+    `store_id`/`terminal_id` (a terminal filing as another one claims someone else's)."""
     with (
-        Journal.open(tmp_path / "state") as journal,
-        RotatingKeyProvider(KmsKeySource(kms_client, key, context), rotate_after_records=5) as keys,
+        Journal.open(state_dir) as journal,
+        RotatingKeyProvider(source, rotate_after_records=5) as keys,
     ):
         assert keys.wait_ready(10)
-        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
-        for i in range(RECORDS):
+        recorder = Recorder(journal, keys, store_id, terminal_id)
+        for i in range(count):
             pan = TEST_PANS[i % len(TEST_PANS)]
             meta = {"amount": 100 + i, "currency": "EUR", "bin": pan[:6], "last4": pan[-4:]}
             secret = json.dumps({"pan": pan}).encode()
             recorder.record("payment.card", meta, secret, client_ref=f"ref-{i}")
-        builder = EventBuilder(STORE_ID, TERMINAL_ID, SOURCE, "unused", journal.journal_id)
+        builder = EventBuilder(store_id, terminal_id, SOURCE, "unused", journal.journal_id)
         records = list(journal.records())
-        entries = [dict(builder.build(record).request_entry) for record in records]
-        yield Delivered(
+        return Journaled(
             journal.journal_id,
-            deliver(events_client, sqs_client, entries),
+            [dict(builder.build(record).request_entry) for record in records],
             [record.chain for record in records],
         )
+
+
+def lane_key(
+    kms_client: Any, store_id: str = STORE_ID, terminal_id: str = TERMINAL_ID
+) -> KmsKeySource:
+    """KMS data keys under a lane's own encryption context (what its IAM policy allows)."""
+    key = kms_client.create_key(Description="posd cloud test")["KeyMetadata"]["Arn"]
+    return KmsKeySource(kms_client, key, identity_context(store_id, terminal_id))
+
+
+@pytest.fixture
+def delivered(
+    tmp_path: Path, local_aws: LocalAws, kms_client: Any, events_client: Any, sqs_client: Any
+) -> Delivered:
+    """RECORDS card payments journaled by posd (KMS data keys), delivered through a bus."""
+    journaled = journal_payments(tmp_path / "state", lane_key(kms_client))
+    return Delivered(
+        journaled.journal_id,
+        deliver(events_client, sqs_client, journaled.entries),
+        journaled.chains,
+    )
 
 
 @dataclass
@@ -179,6 +213,30 @@ class Rig:
     alarms: QueueRoute
     feeder: QueueFeeder
     events: Any
+    kms: Any
+    metrics: CountingMetrics
+
+    def consumer_with(
+        self,
+        rsa_private_keys: dict[str, Any] | None = None,
+        trust: Verifier | None = None,
+        settings: ConsumerSettings | None = None,
+    ) -> Consumer:
+        """Another consumer on the rig's tables, bus and clock (what a test varies)."""
+        return Consumer(
+            self.store,
+            Alarms(self.store, AlarmBus(self.events, self.alarms.bus_name), self.metrics),
+            CachingUnwrapper(KmsUnwrapper(self.kms, rsa_private_keys)),
+            trust if trust is not None else CA.trust_anchor(),
+            settings if settings is not None else ConsumerSettings(gap_grace_seconds=GRACE_SECONDS),
+            clock=self.clock,
+        )
+
+    def with_unwrapper(self, rsa_private_keys: dict[str, Any]) -> Consumer:
+        return self.consumer_with(rsa_private_keys=rsa_private_keys)
+
+    def with_trust(self, trust: Verifier) -> Consumer:
+        return self.consumer_with(trust=trust)
 
     def send(self, bodies: list[str]) -> None:
         for body in bodies:
@@ -236,16 +294,19 @@ def rig(local_aws: LocalAws, kms_client: Any, events_client: Any, sqs_client: An
         events_client, sqs_client, f"posd-alarms-{suffix}", CONSUMER_ALARM_SOURCE
     )
     store = Store(dynamodb, tables)
-    clock = Clock()
-    consumer = Consumer(
+    rig = Rig(
+        None,  # type: ignore[arg-type]  # set below: it is built from the rig's own parts
         store,
-        Alarms(store, AlarmBus(events_client, alarms.bus_name)),
-        CachingUnwrapper(KmsUnwrapper(kms_client)),
-        CA.trust_anchor(),
-        ConsumerSettings(gap_grace_seconds=GRACE_SECONDS),
-        clock=clock,
+        Clock(),
+        sqs_client,
+        queue_url,
+        dlq_url,
+        alarms,
+        None,  # type: ignore[arg-type]
+        events_client,
+        kms_client,
+        CountingMetrics(),
     )
-    feeder = QueueFeeder(sqs_client, queue_url, lambda event, _: consumer.handle_sqs(event))
-    return Rig(
-        consumer, store, clock, sqs_client, queue_url, dlq_url, alarms, feeder, events_client
-    )
+    rig.consumer = rig.consumer_with()
+    rig.feeder = QueueFeeder(sqs_client, queue_url, lambda event, _: rig.consumer.handle_sqs(event))
+    return rig

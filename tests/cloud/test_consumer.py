@@ -6,27 +6,18 @@ from __future__ import annotations
 import base64
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings, Outcome
+from cloud.event_source import sqs_event
 from cloud.kms import KmsUnwrapper
-from demo.localaws.emulator import LocalAws
-from posd.journal import Journal
-from posd.keys.kms import KmsRsaOfflineSource
-from posd.keys.provider import RotatingKeyProvider
-from posd.recorder import Recorder
-from sync.events import EventBuilder
 from tests.cards import TEST_PANS
 from tests.cloud.conftest import (
     CA,
     GRACE_SECONDS,
     MAX_RECEIVE_COUNT,
     RECORDS,
-    SOURCE,
-    STORE_ID,
-    TERMINAL_ID,
     Delivered,
     Rig,
     alarm_entry,
@@ -176,42 +167,6 @@ def test_a_duplicate_is_recognised_before_it_is_decrypted(rig: Rig, delivered: D
     assert len(rig.items("payments")) == 1
 
 
-def test_records_sealed_offline_under_the_rsa_key_are_unwrapped_and_filed(
-    tmp_path: Path, local_aws: LocalAws, kms_client: Any, events_client: Any, rig: Rig
-) -> None:
-    """A lane that lost KMS wraps its data keys with the cached RSA public key (posd's offline
-    provider); the consumer unwraps them with kms:Decrypt RSAES_OAEP_SHA_256 (moto cannot
-    decrypt RSA ciphertext made outside it: its own private key stands in, as in the demo)."""
-    arn = kms_client.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"][
-        "Arn"
-    ]
-    offline = KmsRsaOfflineSource(kms_client, arn, tmp_path / "offline.json")
-    offline.refresh_public_key()
-    with (
-        Journal.open(tmp_path / "state") as journal,
-        RotatingKeyProvider(offline) as keys,
-    ):
-        assert keys.wait_ready(10)
-        recorder = Recorder(journal, keys, STORE_ID, TERMINAL_ID)
-        for pan in TEST_PANS:
-            recorder.record("payment.card", {"amount": 1}, json.dumps({"pan": pan}).encode())
-        builder = EventBuilder(STORE_ID, TERMINAL_ID, SOURCE, "unused", journal.journal_id)
-        entries = [dict(builder.build(r).request_entry) for r in journal.records()]
-    bodies = deliver(events_client, rig.sqs, entries)
-    unwrapper = KmsUnwrapper(kms_client, {arn: local_aws.rsa_private_key(arn)})
-    consumer = Consumer(
-        rig.store,
-        Alarms(rig.store, AlarmBus(events_client, "default")),
-        unwrapper,
-        CA.trust_anchor(),
-    )
-
-    assert [consumer.process(parse_message(b)) for b in bodies] == [Outcome.NEW] * len(TEST_PANS)
-    payments = rig.items("payments")
-    assert {p["key_provider"] for p in payments} == {"kms-rsa"}
-    assert sorted(p["masked_pan"][-4:] for p in payments) == sorted(p[-4:] for p in TEST_PANS)
-
-
 def test_a_range_that_never_completes_does_not_starve_the_others_of_rechecks(
     rig: Rig, delivered: Delivered, kms_client: Any, events_client: Any
 ) -> None:
@@ -242,3 +197,32 @@ def test_a_range_that_never_completes_does_not_starve_the_others_of_rechecks(
     assert consumer.recheck_open() == 1  # then 7..12, complete by now
     assert rig.checkpoint(delivered.journal_id, 7)["state"] == "complete"
     assert rig.checkpoint(delivered.journal_id, 1)["state"] == "open"
+
+
+def test_from_a_fifo_queue_a_group_stops_at_its_first_failure(
+    rig: Rig, delivered: Delivered
+) -> None:
+    """The v2 path's queue is FIFO, one group per terminal: after a failed message, the rest of
+    its group is reported failed too (Lambda's rule for FIFO sources), other groups go on."""
+    url = rig.sqs.create_queue(
+        QueueName=f"posd-fifo-{delivered.journal_id[:8]}.fifo", Attributes={"FifoQueue": "true"}
+    )["QueueUrl"]
+    arn = rig.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    first, second, other = delivered.records[:3]
+    sent = [("lane-a", first), ("lane-a", "poison"), ("lane-a", second), ("lane-b", other)]
+    for index, (group, body) in enumerate(sent):
+        rig.sqs.send_message(
+            QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=str(index)
+        )
+    messages = rig.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+    )["Messages"]
+    by_body = {m["Body"]: m["MessageId"] for m in messages}
+
+    answer = rig.consumer.handle_sqs(sqs_event(messages, arn, "eu-west-1"))
+
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    assert failed == {by_body["poison"], by_body[second]}
+    assert by_body[other] not in failed

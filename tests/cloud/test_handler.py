@@ -3,6 +3,7 @@ template's variables, and boto3's own endpoint and credential variables, here mo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,13 @@ import pytest
 from cloud import handler
 from cloud.errors import ConsumerConfigError
 from cloud.event_source import sqs_event
+from cloud.metrics import (
+    ALARM_DIMENSION,
+    ALARMS_RAISED,
+    METRICS_NAMESPACE,
+    METRICS_SERVICE,
+    RECORDS_FILED,
+)
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
 from tests.cloud.conftest import CA, RECORDS, Delivered, Rig, checkpoint_entry, deliver
 from wire.events import parse_message
@@ -73,3 +81,29 @@ def test_a_scheduled_invocation_closes_a_range_completed_since(
 def test_a_missing_setting_is_named() -> None:
     with pytest.raises(ConsumerConfigError, match="ALARM_BUS_NAME"):
         handler.consumer_from_env({})
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_the_function_writes_its_alarm_counts_as_embedded_metrics(
+    rig: Rig, delivered: Delivered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the template's CloudWatch alarms watch: `AlarmsRaised` by `Alarm`, in EMF."""
+    event = json.loads(delivered.records[0])
+    event["detail"]["meta"]["amount"] += 1000  # tampered on the way
+    batch = messages_of(rig, [json.dumps(event), delivered.records[1]])
+    handler.lambda_handler(sqs_event(batch, "arn:aws:sqs:q", EMULATOR_REGION), None)
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    alarms = [m for m in lines if m.get(ALARM_DIMENSION) == "record_rejected"]
+    assert [(m[ALARMS_RAISED], m["service"]) for m in alarms] == [([1.0], METRICS_SERVICE)]
+    (directive,) = alarms[0]["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == METRICS_NAMESPACE
+    assert [ALARM_DIMENSION, "service"] in [sorted(d) for d in directive["Dimensions"]]
+    (filed,) = [m for m in lines if RECORDS_FILED in m]
+    assert filed[RECORDS_FILED] == [1.0]
+
+
+@pytest.mark.parametrize("name", ["GAP_GRACE_SECONDS", "CHECKPOINT_SILENCE_SECONDS"])
+def test_a_setting_that_is_not_seconds_is_named(name: str) -> None:
+    with pytest.raises(ConsumerConfigError, match=f"{name} must be a number of seconds"):
+        handler.consumer_from_env({"ALARM_BUS_NAME": "bus", name: "soon"})

@@ -374,11 +374,14 @@ def test_the_function_has_its_trust_anchor_metrics_and_watermarks() -> None:
     policy = statements("ConsumerPolicy")
     (read_crl,) = (s for s in policy if "ssm:GetParameter" in as_list(s["Action"]))
     assert "CrlParameter" in json.dumps(read_crl["Resource"])
-    (watermarks,) = (s for s in policy if s["Resource"] == {"GetAtt": "WatermarksTable.Arn"})
+    (watermarks,) = (s for s in policy if s["Sid"] == "PublishProvenWatermarks")
+    assert {"GetAtt": "WatermarksTable.Arn"} in as_list(watermarks["Resource"])
+    assert "/index/watch-by-check" in json.dumps(watermarks["Resource"])  # the watched journals
     assert set(as_list(watermarks["Action"])) == {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:Query",
     }
     (layer,) = function["Layers"]
     assert "AWSLambdaPowertoolsPythonV3" in json.dumps(layer)

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from sync.events import EventBuilder
 from sync.outbox import Alarm, Checkpoint, OutboxRecord
 from sync.side_events import SideOrigin, side_entry
 from wire.envelope import GENESIS_CHAIN, KEY_BYTES, RecordIdentity, Sealer, wrapped_key_digest
+from wire.errors import IdentityNotBound
 from wire.events import (
     AlarmEvent,
     CheckpointEvent,
@@ -28,7 +30,7 @@ from wire.events import (
     checkpoint_detail,
     parse_message,
 )
-from wire.keys import WrappedKey
+from wire.keys import WrappedKey, identity_context
 from wire.opening import decrypt_event, wrapped_key_of
 
 SOURCE, BUS = "posd.test", "bus-a"
@@ -63,7 +65,7 @@ def delivered(detail_type: str, detail: str) -> str:
     kind=st.sampled_from(["payment.card", "payment.palm", "void"]),
     client_ref=st.one_of(st.none(), ids),
     meta=st.dictionaries(st.text(min_size=1, max_size=12), meta_values, max_size=6),
-    context=st.dictionaries(ids, ids, max_size=3),
+    context=st.one_of(st.none(), st.dictionaries(ids, ids, max_size=3)),
     secret=st.binary(max_size=512),
 )
 def test_a_record_reads_back_as_it_was_built(
@@ -72,9 +74,13 @@ def test_a_record_reads_back_as_it_was_built(
     kind: str,
     client_ref: str | None,
     meta: dict[str, Any],
-    context: dict[str, str],
+    context: dict[str, str] | None,
     secret: bytes,
 ) -> None:
+    """None: the data key's context is the lane's own (what KMS binds); any other context
+    names someone else, and the reader refuses the record before unwrapping its key."""
+    claimed = identity_context(origin.store_id, origin.terminal_id)
+    context = claimed if context is None else context
     plaintext = os.urandom(KEY_BYTES)
     arn = "arn:aws:kms:eu-west-1:1:key/k"
     key = WrappedKey("key-1", "kms", arn, "SYMMETRIC_DEFAULT", os.urandom(40), context)
@@ -119,7 +125,11 @@ def test_a_record_reads_back_as_it_was_built(
     assert wrapped_key_of(detail) == key
     ring = KeyRing()
     ring.keys[key.key_id] = plaintext
-    assert decrypt_event(message.event, ring) == secret
+    if context == claimed:
+        assert decrypt_event(message.event, ring) == secret
+    else:
+        with pytest.raises(IdentityNotBound):
+            decrypt_event(message.event, ring)
 
 
 alarms = st.builds(
