@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sync.acknowledgement import Acknowledgement
+
 
 @dataclass(frozen=True)
 class SyncStatus:
@@ -25,6 +27,8 @@ class SyncStatus:
     entries_per_request: int
     slow_endpoint: bool
     tampered_since_start: int = 0  # records that failed their integrity check: an alarm
+    # The cloud's proven watermark of this journal (sync/acknowledgement.py).
+    acknowledged: Acknowledgement = Acknowledgement()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
