@@ -128,9 +128,7 @@ class Acknowledgements:
             proven = known
             if outcome.seq is not None and (known is None or outcome.seq > known):
                 proven = outcome.seq
-            self._state = Acknowledgement(
-                outcome.journal_id, proven, self._clock(), outcome.error
-            )
+            self._state = Acknowledgement(outcome.journal_id, proven, self._clock(), outcome.error)
             changed = outcome.kind != self._failure
             self._failure = outcome.kind
         if outcome.seq is not None and known is not None and outcome.seq < known:
