@@ -30,8 +30,8 @@ class EventDetailError(EventBuildError, ValueError):
 
 class WatermarkReadError(SyncError):
     """The proven watermark could not be read (unreachable, refused, malformed); `kind`
-    names the failure (an AWS error code, a botocore error class, or `malformed`) so that a
-    change of failure is told apart from the same one again."""
+    names the failure (an AWS error code, `unreachable`, another botocore error class, or
+    `malformed`) so that a change of failure is told apart from the same one again."""
 
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from sync.errors import WatermarkReadError
 from sync.settings import SyncSettings
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 NO_SDK_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
 MALFORMED = "malformed"
+UNREACHABLE = "unreachable"
 
 
 def watermark_client_config(settings: SyncSettings) -> Config:
@@ -87,8 +89,11 @@ class WatermarkTable:
             code = str(details.get("Code") or "ClientError")
             raise WatermarkReadError(code, f"{code}: {details.get('Message', error)}") from None
         except BotoCoreError as error:
-            kind = type(error).__name__
-            raise WatermarkReadError(kind, f"{kind}: {error}") from None
+            # Refused, reset, timed out: one state (the endpoint is out of reach), however
+            # the connection failed this time.
+            unreachable = isinstance(error, (BotoConnectionError, HTTPClientError))
+            kind = UNREACHABLE if unreachable else type(error).__name__
+            raise WatermarkReadError(kind, f"{type(error).__name__}: {error}") from None
         item = answer.get("Item")
         if item is None:
             return None
