@@ -87,7 +87,7 @@ class WatermarkTable:
         except ClientError as error:
             details = error.response.get("Error", {})
             code = str(details.get("Code") or "ClientError")
-            raise WatermarkReadError(code, f"{code}: {details.get('Message', error)}") from None
+            raise WatermarkReadError(code, f"{code}: {details.get('Message') or error}") from None
         except BotoCoreError as error:
             # Refused, reset, timed out: one state (the endpoint is out of reach), however
             # the connection failed this time.

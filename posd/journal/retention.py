@@ -4,7 +4,8 @@ data keys no remaining record can use.
 Payloads are erased at once (`secure_delete` overwrites them); the rows themselves go only
 from the front of the journal, leaving the chain value of the last one removed as the anchor
 that verification starts from. A purged row behind a pending or quarantined one stays as a
-payload-less link until the front catches up.
+payload-less link until the front catches up. The sync engine bounds a purge by seq too: with
+acknowledged retention it erases nothing above what the cloud has proven (sync/acknowledgement.py).
 """
 
 from __future__ import annotations
