@@ -118,6 +118,16 @@ class CheckpointsAnswer(TypedDict):
     pending: int
 
 
+class AcknowledgedAnswer(TypedDict):
+    """The cloud's proven watermark of this journal as last read (all None before the first
+    read; `error` None when the last read succeeded)."""
+
+    journal_id: str | None
+    proven_seq: int | None
+    checked_at: str | None
+    error: str | None
+
+
 class LimitAnswer(TypedDict):
     """One offline limit (None: no limit) and what is left before it refuses."""
 
@@ -161,6 +171,7 @@ class StatusAnswer(TypedDict):
     tampered: int
     unreadable: int
     checkpoints: CheckpointsAnswer
+    acknowledged: AcknowledgedAnswer
     devices: dict[str, str]
     key_source: str | None
     limits: LimitsAnswer

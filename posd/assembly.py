@@ -1,5 +1,5 @@
 """The parts every entry point builds from config, built one way: the data-key provider, the
-journal's recorder, EventBridge clients and the sync engine.
+journal's recorder, EventBridge clients, the proven-watermark reader and the sync engine.
 
 The daemon (`posd.daemon.compose`), the CLI (`posd sync flush` without a daemon), the demo,
 bench and the tests take their parts from here, so a change to how a part is made is one
@@ -20,6 +20,8 @@ from sync.engine import SyncEngine
 from sync.eventbridge.transport import ClientSource
 from sync.settings import SyncSettings
 from sync.sources import client_source
+from sync.watermarks import WatermarkTable, make_watermark_client
+from wire.watermark import lane_id
 
 if TYPE_CHECKING:
     import boto3
@@ -53,6 +55,23 @@ def events_clients(config: Config) -> ClientSource:
     )
 
 
+def watermark_table(config: Config) -> WatermarkTable | None:
+    """Where the engine reads this lane's proven watermarks (`[sync] watermark_table`, through
+    `[aws] dynamodb_endpoint_url`); None with `acknowledged_retention = false`."""
+    if not config.sync.acknowledged_retention:
+        return None
+    chosen = config_session(config)
+    client = make_watermark_client(
+        config.sync,
+        region=chosen.region_name,
+        endpoint_url=config.aws.dynamodb_endpoint_url or config.aws.endpoint_url,
+        session=chosen,
+    )
+    return WatermarkTable(
+        client, config.sync.watermark_table, lane_id(config.store_id, config.terminal_id)
+    )
+
+
 def sync_engine(journal: Journal, config: Config) -> SyncEngine:
     """The delivery engine for `journal` as the config describes it."""
     return engine_over(
@@ -61,6 +80,7 @@ def sync_engine(journal: Journal, config: Config) -> SyncEngine:
         config.sync,
         store_id=config.store_id,
         terminal_id=config.terminal_id,
+        watermarks=watermark_table(config),
     )
 
 
@@ -91,9 +111,11 @@ def engine_for(
     terminal_id: str,
     endpoint_url: str,
     session: boto3.Session,
+    watermarks: WatermarkTable | None = None,
 ) -> SyncEngine:
     """A delivery engine without a config file (bench and tests): `settings` for one terminal,
-    sending to `endpoint_url` with `session`'s credentials."""
+    sending to `endpoint_url` with `session`'s credentials, reading proven watermarks from
+    `watermarks` (None: nothing is proven)."""
     clients = clients_for(
         settings,
         store_id=store_id,
@@ -101,7 +123,14 @@ def engine_for(
         endpoint_url=endpoint_url,
         session=session,
     )
-    return engine_over(journal, clients, settings, store_id=store_id, terminal_id=terminal_id)
+    return engine_over(
+        journal,
+        clients,
+        settings,
+        store_id=store_id,
+        terminal_id=terminal_id,
+        watermarks=watermarks,
+    )
 
 
 def engine_over(
@@ -111,8 +140,16 @@ def engine_over(
     *,
     store_id: str,
     terminal_id: str,
+    watermarks: WatermarkTable | None = None,
 ) -> SyncEngine:
     """A delivery engine over clients built already: those of the config (`sync_engine`),
     of `clients_for`, or clients a benchmark used first (bench/drain measures the round trip
     with them, so the engine starts on the same warm connections)."""
-    return SyncEngine(journal, clients, settings, store_id=store_id, terminal_id=terminal_id)
+    return SyncEngine(
+        journal,
+        clients,
+        settings,
+        store_id=store_id,
+        terminal_id=terminal_id,
+        watermarks=watermarks,
+    )

@@ -2,9 +2,10 @@
 SDK retries (which parts are built from them is `posd.assembly`'s).
 
 With no endpoint, region or profile in config boto3 resolves them itself, so
-`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KMS`, `AWS_REGION`, `AWS_PROFILE` and friends work
-unchanged. A profile that does not exist or no region at all is a `ConfigError` here, once,
-before any client is built (botocore would raise it from deep inside a request).
+`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`,
+`AWS_PROFILE` and friends work unchanged. A profile that does not exist or no region at all
+is a `ConfigError` here, once, before any client is built (botocore would raise it from deep
+inside a request).
 """
 
 from __future__ import annotations

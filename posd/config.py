@@ -57,11 +57,14 @@ class AwsSettings:
     # AWS tool does; a region in the file would silently win over the environment.
     region: str | None = None
     # Optional endpoint overrides (VPC interface endpoints). Unset: boto3's own resolution,
-    # which honours AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_EVENTBRIDGE
-    # (botocore derives the name from the service id; sync also accepts ..._EVENTS).
+    # which honours AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_EVENTBRIDGE and
+    # AWS_ENDPOINT_URL_DYNAMODB (botocore derives the name from the service id; sync also
+    # accepts ..._EVENTS). DynamoDB: where the cloud's proven watermarks are read
+    # ([sync] acknowledged_retention).
     endpoint_url: str | None = None
     kms_endpoint_url: str | None = None
     events_endpoint_url: str | None = None
+    dynamodb_endpoint_url: str | None = None
     profile: str | None = None
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0

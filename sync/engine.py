@@ -12,6 +12,11 @@ expires) and it is sent again with the same `event_id`, which consumers dedupe o
 answered after the read timeout were probably applied: a `TimeoutAdapter` then lengthens the
 read timeout and shrinks the requests (and the window shrinks), so that a slow endpoint costs
 a few copies instead of an endless stream of them.
+
+Retention: a delivered record is erased after `retention_seconds`, and with
+`acknowledged_retention` only once the cloud has proven it (its seq at or below the journal's
+proven watermark, sync/acknowledgement.py), or once it was delivered
+`max_unacknowledged_seconds` ago, proven or not (the cloud's dead-letter queue has let it go).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from types import TracebackType
 
 import structlog
 
+from sync.acknowledgement import Acknowledgements
 from sync.errors import EventBuildError
 from sync.eventbridge.batching import plan_batches
 from sync.eventbridge.results import judge
@@ -49,6 +55,7 @@ from sync.settings import SyncSettings
 from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timestamps import age_seconds
+from sync.watermarks import WatermarkTable
 
 STATUS_REFRESH_SECONDS = 1.0
 # `Outbox.summary` reads the backlog (counts, pending amounts), at a CPU cost that grows with
@@ -94,8 +101,13 @@ class SyncEngine:
         store_id: str,
         terminal_id: str,
         clock: Callable[[], float] = time.time,
+        watermarks: WatermarkTable | None = None,
     ) -> None:
+        """`watermarks`: where the cloud publishes this lane's proven watermarks; without it
+        (and with `acknowledged_retention`) nothing is proven, and delivered records go only
+        after `max_unacknowledged_seconds`."""
         self._outbox = outbox
+        self._journal_id = outbox.journal_id
         self._clients = clients
         self._settings = settings
         self._clock = clock
@@ -148,6 +160,11 @@ class SyncEngine:
             ),
             settings.read_timeout_seconds,
             self._retry_backoff,
+        )
+        self._acks = Acknowledgements(
+            watermarks if settings.acknowledged_retention else None,
+            settings.watermark_poll_seconds,
+            clock,
         )
         self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="sync-put")
         self._in_flight: dict[Future[SendResult], _Flight] = {}
@@ -240,13 +257,32 @@ class SyncEngine:
                 read_timeout_seconds=timeouts.read_timeout_seconds,
                 entries_per_request=timeouts.entries_per_request,
                 slow_endpoint=timeouts.timeouts_in_streak > 0,
+                acknowledged=self._acks.snapshot(),
             )
 
     def purge(self) -> int:
-        """Purge records delivered longer than the retention window ago, now."""
+        """Purge records delivered longer than the retention window ago, now: with
+        `acknowledged_retention` those the cloud has proven, and those delivered longer than
+        `max_unacknowledged_seconds` ago (with a warning). Returns how many were erased."""
         now = self._clock()
-        self._next_purge_at = now + self._settings.purge_interval_seconds
-        return self._outbox.purge_delivered(now - self._settings.retention_seconds)
+        settings = self._settings
+        self._next_purge_at = now + settings.purge_interval_seconds
+        retained_from = now - settings.retention_seconds
+        if not settings.acknowledged_retention:
+            return self._outbox.purge_delivered(retained_from)
+        proven = self._acks.proven_seq(self._journal_id)
+        erased = 0 if proven is None else self._outbox.purge_delivered(retained_from, proven)
+        # Whatever this pass erases the first could not: all of it above the watermark.
+        unproven = self._outbox.purge_delivered(now - settings.max_unacknowledged_seconds)
+        if unproven:
+            log.warning(
+                "sync.purged_unacknowledged",
+                journal_id=self._journal_id,
+                records=unproven,
+                proven_seq=proven,
+                max_unacknowledged_seconds=settings.max_unacknowledged_seconds,
+            )
+        return erased + unproven
 
     def close(self) -> None:
         """Stop, finish the requests in flight, and release every lease: records leased but
@@ -290,6 +326,8 @@ class SyncEngine:
             self._fill(now)
         finally:
             self._record_delivered(delivered, now)
+        if self._settings.acknowledged_retention:
+            self._acks.poll(self._journal_id, now)
         if now >= self._next_purge_at:
             self.purge()
         if now >= self._next_status_at:

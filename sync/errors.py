@@ -26,3 +26,13 @@ class EventBuildError(SyncError):
 class EventDetailError(EventBuildError, ValueError):
     """An entry's Detail has no `event_id` for EventBridge v2 to deduplicate on: a bug in the
     code that built it (every posd event carries one), found before anything is sent."""
+
+
+class WatermarkReadError(SyncError):
+    """The proven watermark could not be read (unreachable, refused, malformed); `kind`
+    names the failure (an AWS error code, `unreachable`, another botocore error class, or
+    `malformed`) so that a change of failure is told apart from the same one again."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)

@@ -161,8 +161,9 @@ class Outbox(Protocol):
         Cheap when it is not due: the engine calls it every round."""
         ...
 
-    def purge_delivered(self, delivered_before: float) -> int:
-        """Delete records delivered before `delivered_before`; return how many went."""
+    def purge_delivered(self, delivered_before: float, through_seq: int | None = None) -> int:
+        """Delete records delivered before `delivered_before` (and, with `through_seq`, at or
+        below that seq); return how many went."""
         ...
 
     def release_leases(self) -> int:

@@ -35,6 +35,15 @@ PUT_EVENTS_HARD_MAX_BYTES = 1024 * 1024
 # timeout it keeps the worst request within half the default lease.
 DEFAULT_MAX_READ_TIMEOUT_SECONDS = 25.0
 
+# A delivered record the cloud has not proven is kept as long as the cloud's dead-letter queue
+# keeps messages (14 days): a record stuck there unnoticed still has its copy on the terminal.
+DEFAULT_MAX_UNACKNOWLEDGED_SECONDS = 14 * 86400.0
+# The consumer's watermarks table (cloud/tables.py; the demo's is `posd-watermarks` too).
+DEFAULT_WATERMARK_TABLE = "posd-watermarks"
+# DynamoDB table names: 3 to 255 of letters, digits, '_', '-' and '.'.
+TABLE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+TABLE_NAME_MIN, TABLE_NAME_MAX = 3, 255
+
 
 @dataclass(frozen=True)
 class SyncSettings:
@@ -84,9 +93,17 @@ class SyncSettings:
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0
     max_read_timeout_seconds: float = DEFAULT_MAX_READ_TIMEOUT_SECONDS
-    # Delivered records (and their ciphertext) are purged after this long.
+    # Delivered records (and their ciphertext) are purged after this long...
     retention_seconds: float = 86400.0
     purge_interval_seconds: float = 300.0
+    # ...and, with `acknowledged_retention`, only once the cloud has proven them: their seq is
+    # at or below the journal's proven watermark (read from DynamoDB `watermark_table` at most
+    # every `watermark_poll_seconds`, sync/acknowledgement.py). A record delivered
+    # `max_unacknowledged_seconds` ago is purged proven or not, with a warning.
+    acknowledged_retention: bool = True
+    max_unacknowledged_seconds: float = DEFAULT_MAX_UNACKNOWLEDGED_SECONDS
+    watermark_table: str = DEFAULT_WATERMARK_TABLE
+    watermark_poll_seconds: float = 300.0
     # How often an idle engine looks for new records.
     idle_poll_seconds: float = 0.25
 
@@ -128,6 +145,7 @@ class SyncSettings:
             "purge_interval_seconds",
             "rate_min_per_second",
             "rate_recovery_seconds",
+            "watermark_poll_seconds",
         ):
             _require(getattr(self, name) > 0, name, "must be > 0")
         _require(
@@ -147,6 +165,19 @@ class SyncSettings:
         )
         _in_range("offline_after_failures", self.offline_after_failures, 1, 1000)
         _require(self.retention_seconds >= 0, "retention_seconds", "must be >= 0")
+        _require(
+            self.max_unacknowledged_seconds >= self.retention_seconds,
+            "max_unacknowledged_seconds",
+            f"must be >= retention_seconds ({self.retention_seconds:g}), "
+            f"got {self.max_unacknowledged_seconds:g}",
+        )
+        _require(
+            TABLE_NAME_MIN <= len(self.watermark_table) <= TABLE_NAME_MAX
+            and set(self.watermark_table) <= TABLE_NAME_CHARS,
+            "watermark_table",
+            f"must be a DynamoDB table name ({TABLE_NAME_MIN} to {TABLE_NAME_MAX} letters, "
+            f"digits, '_', '-' or '.'), got {self.watermark_table!r}",
+        )
         # A lease shorter than one request could expire mid-flight and let the record be sent
         # twice; twice the worst request time (with the read timeout at its longest) leaves
         # room for the response to be processed.

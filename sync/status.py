@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from sync.acknowledgement import Acknowledgement
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class SyncStatus:
     entries_per_request: int
     slow_endpoint: bool
     tampered_since_start: int = 0  # records that failed their integrity check: an alarm
+    # The cloud's proven watermark of this journal (sync/acknowledgement.py).
+    acknowledged: Acknowledgement = field(default_factory=Acknowledgement)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from posd.api_answers import (
+    AcknowledgedAnswer,
     CheckpointsAnswer,
     InFlightAnswer,
     LimitsAnswer,
@@ -57,6 +58,7 @@ class LaneStatus(TypedDict):
     state: NotRequired[str]
     not_ready_reason: NotRequired[str | None]
     in_flight: NotRequired[InFlightAnswer | None]
+    acknowledged: NotRequired[AcknowledgedAnswer]
     devices: NotRequired[dict[str, str]]
     key_source: NotRequired[str | None]
 
@@ -147,6 +149,18 @@ def _checkpoints(checkpoints: CheckpointsAnswer) -> str:
     return f"{covered}, {checkpoints['pending']} to send"
 
 
+def _acknowledged(acknowledged: AcknowledgedAnswer) -> str:
+    """The cloud's proven watermark: what the lane may erase once delivered."""
+    if acknowledged["checked_at"] is None:
+        return "not read yet"
+    seq = acknowledged["proven_seq"]
+    proven = "nothing proven yet" if seq is None else f"proven through seq {seq}"
+    text = f"{proven}, checked {acknowledged['checked_at']}"
+    if acknowledged["error"]:
+        text += f" (last read failed: {acknowledged['error']})"
+    return text
+
+
 def _render(r: LaneStatus) -> str:
     link, pending, terminal = r["link"], r["pending"], r["terminal"]
     running = r["daemon"] == RUNNING
@@ -166,6 +180,8 @@ def _render(r: LaneStatus) -> str:
         "quarantined": r["quarantined"],
         "checkpoints": _checkpoints(r["checkpoints"]),
     }
+    if "acknowledged" in r:
+        shown["acknowledged"] = _acknowledged(r["acknowledged"])
     if running:
         shown["key source"] = human(r.get("key_source"))
         devices = r.get("devices", {})

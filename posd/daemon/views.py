@@ -6,7 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from posd.api_answers import FlushAnswer, InFlightAnswer, LaneStateName, StatusAnswer
+from posd.api_answers import (
+    AcknowledgedAnswer,
+    FlushAnswer,
+    InFlightAnswer,
+    LaneStateName,
+    StatusAnswer,
+)
 from posd.config import Config
 from posd.daemon.delivery import DeliveryThread
 from posd.daemon.lane import Lane
@@ -17,6 +23,7 @@ from posd.daemon.supervisor import DeviceSupervisor
 from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
 from posd.version import posd_version
+from sync.acknowledgement import Acknowledgement
 from sync.pacing.link import PROBING_STATES
 from sync.timestamps import rfc3339
 
@@ -34,6 +41,17 @@ class _LinkWatch:
     def update(self, state: str) -> None:
         if state != self.state:
             self.state, self.since = state, time.time()
+
+
+def acknowledged_answer(acknowledged: Acknowledgement) -> AcknowledgedAnswer:
+    """The proven watermark as status shows it (times in RFC 3339)."""
+    checked_at = acknowledged.checked_at
+    return {
+        "journal_id": acknowledged.journal_id,
+        "proven_seq": acknowledged.proven_seq,
+        "checked_at": None if checked_at is None else rfc3339(checked_at),
+        "error": acknowledged.error,
+    }
 
 
 def lane_state(closed: bool, space_problem: str | None, devices_up: bool) -> LaneStateName:
@@ -141,6 +159,7 @@ class LaneViews:
             "tampered": summary.tampered,
             "unreadable": summary.unreadable,
             "checkpoints": {"last_seq": checkpoints.last_seq, "pending": checkpoints.pending},
+            "acknowledged": acknowledged_answer(sync.acknowledged),
             "devices": {name: ("connected" if up else "down") for name, up in connected.items()},
             "key_source": self._keys.status()["source"],
             "limits": headroom(self._rules().limits, backlog),

@@ -4,7 +4,8 @@ data keys no remaining record can use.
 Payloads are erased at once (`secure_delete` overwrites them); the rows themselves go only
 from the front of the journal, leaving the chain value of the last one removed as the anchor
 that verification starts from. A purged row behind a pending or quarantined one stays as a
-payload-less link until the front catches up.
+payload-less link until the front catches up. The sync engine bounds a purge by seq too: with
+acknowledged retention it erases nothing above what the cloud has proven (sync/acknowledgement.py).
 """
 
 from __future__ import annotations
@@ -36,15 +37,23 @@ class _PurgeStep:
     done: bool
 
 
-def purge_in_chunks(db: Database, counts: Counts, delivered_before: float, chunk_rows: int) -> int:
-    """Erase delivered records older than `delivered_before`. Returns how many were erased.
+def purge_in_chunks(
+    db: Database,
+    counts: Counts,
+    delivered_before: float,
+    chunk_rows: int,
+    through_seq: int | None = None,
+) -> int:
+    """Erase delivered records older than `delivered_before` (and, with `through_seq`, at or
+    below that seq: what the cloud has proven). Returns how many were erased.
 
     The work is done in chunks of `chunk_rows` seqs, each its own short transaction,
     with the lock released between them so that captures interleave: the lock is never held
     for long, whatever the journal holds. The walk goes forward from the front and stops at
     the first record delivered within retention, so it costs what it purges (plus the
     backlog it steps over), not the journal. A record delivered late therefore holds the
-    ones after it until it too is old enough: purge may come later, never earlier.
+    ones after it until it too is old enough: purge may come later, never earlier. The walk
+    ends at `through_seq` too: the records after it are not looked at.
     """
 
     def purged(step: _PurgeStep) -> None:
@@ -57,7 +66,11 @@ def purge_in_chunks(db: Database, counts: Counts, delivered_before: float, chunk
             db.priority.yield_to_capture()
             step: _PurgeStep = db.write(
                 functools.partial(
-                    _purge_chunk, after=after, before=delivered_before, rows=chunk_rows
+                    _purge_chunk,
+                    after=after,
+                    before=delivered_before,
+                    rows=chunk_rows,
+                    bound=_NO_SEQ if through_seq is None else through_seq,
                 ),
                 purged,
             )
@@ -107,12 +120,16 @@ def _front(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]) + 1
 
 
-def _purge_chunk(conn: sqlite3.Connection, *, after: int, before: float, rows: int) -> _PurgeStep:
+def _purge_chunk(
+    conn: sqlite3.Connection, *, after: int, before: float, rows: int, bound: int
+) -> _PurgeStep:
     """One bounded step of `purge_in_chunks`: erase the payloads of the seqs after `after`
     delivered before `before` (at most `rows` seqs, up to the first record delivered within
-    retention), then move the front past the purged rows it leads with. Seq ranges walk the
-    primary key: no statement here scans the table."""
-    through = after + rows
+    retention and no further than `bound`), then move the front past the purged rows it
+    leads with. Seq ranges walk the primary key: no statement here scans the table."""
+    through = min(after + rows, bound)
+    if through <= after:  # the walk is past the bound already: nothing to look at
+        return _PurgeStep(0, after, True)
     young = conn.execute(
         "SELECT MIN(seq) FROM records WHERE seq > ? AND seq <= ? "
         "AND state = 'delivered' AND delivered_at >= ?",
@@ -128,7 +145,8 @@ def _purge_chunk(conn: sqlite3.Connection, *, after: int, before: float, rows: i
     ).rowcount
     _advance_front(conn, rows)
     tail = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
-    return _PurgeStep(int(erased), through, young is not None or through >= int(tail))
+    done = young is not None or through >= min(int(tail), bound)
+    return _PurgeStep(int(erased), through, done)
 
 
 def _advance_front(conn: sqlite3.Connection, rows: int) -> None:

@@ -274,15 +274,21 @@ class Journal:
 
     # -- retention -----------------------------------------------------------------------------
 
-    def purge_delivered(self, delivered_before: float) -> int:
-        """Erase delivered records older than `delivered_before`, `PURGE_CHUNK_ROWS` seqs a
-        transaction (`purge_in_chunks`). Returns how many were erased."""
-        return self.purge_in_chunks(delivered_before, retention.PURGE_CHUNK_ROWS)
+    def purge_delivered(self, delivered_before: float, through_seq: int | None = None) -> int:
+        """Erase delivered records older than `delivered_before` (and at or below
+        `through_seq`, when given), `PURGE_CHUNK_ROWS` seqs a transaction (`purge_in_chunks`).
+        Returns how many were erased."""
+        return self.purge_in_chunks(delivered_before, retention.PURGE_CHUNK_ROWS, through_seq)
 
-    def purge_in_chunks(self, delivered_before: float, chunk_rows: int) -> int:
-        """Erase delivered records older than `delivered_before`, `chunk_rows` seqs a short
-        transaction (see `retention.purge_in_chunks`). Returns how many were erased."""
-        return retention.purge_in_chunks(self._db, self._counts, delivered_before, chunk_rows)
+    def purge_in_chunks(
+        self, delivered_before: float, chunk_rows: int, through_seq: int | None = None
+    ) -> int:
+        """Erase delivered records older than `delivered_before` (and at or below
+        `through_seq`, when given), `chunk_rows` seqs a short transaction (see
+        `retention.purge_in_chunks`). Returns how many were erased."""
+        return retention.purge_in_chunks(
+            self._db, self._counts, delivered_before, chunk_rows, through_seq
+        )
 
     # -- inspection ----------------------------------------------------------------------------
 

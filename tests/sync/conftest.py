@@ -26,6 +26,7 @@ from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.engine import SyncEngine
 from sync.settings import SyncSettings
+from sync.watermarks import WatermarkTable
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
 from tests.sync.faultproxy import FaultProxy
 from wire.events import EVENT_SCHEMA
@@ -120,7 +121,12 @@ EngineFactory = Callable[..., SyncEngine]
 def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
     engines: list[SyncEngine] = []
 
-    def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
+    def factory(
+        endpoint: str,
+        settings: SyncSettings = FAST,
+        watermarks: WatermarkTable | None = None,
+        **changes: Any,
+    ) -> SyncEngine:
         chosen = replace(settings, event_bus_name=route.bus_name, **changes)
         engine = engine_for(
             journal,
@@ -129,6 +135,7 @@ def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
             terminal_id=TERMINAL_ID,
             endpoint_url=endpoint,
             session=emulator_session(),
+            watermarks=watermarks,
         )
         engines.append(engine)
         return engine

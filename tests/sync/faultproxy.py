@@ -119,7 +119,24 @@ class Seen:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client that hung up (a killed daemon, a timed-out request) is no news: no traceback."""
+    """A client that hung up (a killed daemon, a timed-out request) is no news: no traceback.
+    Keeps its open connections, for `FaultProxy.cut`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        with self.connections_lock:
+            self.connections.add(connection)
+        return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -140,7 +157,7 @@ class FaultProxy:
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _QuietServer | None = None
         self._thread: threading.Thread | None = None
         self.up()
 
@@ -168,10 +185,24 @@ class FaultProxy:
 
     def down(self) -> None:
         """Stop listening: new connections are refused."""
+        self._stop(cut=False)
+
+    def cut(self) -> None:
+        """Stop listening and reset the connections open through the proxy too (a link that
+        drops): a client's kept-alive connection fails as well as a new one."""
+        self._stop(cut=True)
+
+    def _stop(self, *, cut: bool) -> None:
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
             server.server_close()
+            if cut:
+                with server.connections_lock:
+                    open_now = list(server.connections)
+                for connection in open_now:
+                    with contextlib.suppress(OSError):
+                        connection.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
 

@@ -97,7 +97,8 @@ def test_retention_purges_delivered_records(
     recorder: Recorder, journal: Journal, make_engine: EngineFactory, aws_endpoint: str
 ) -> None:
     fill(recorder, 5)
-    engine = make_engine(aws_endpoint, retention_seconds=0.0)
+    # Retention alone, as before acknowledged retention (test_acknowledged_retention.py).
+    engine = make_engine(aws_endpoint, retention_seconds=0.0, acknowledged_retention=False)
     assert engine.drain(timeout=30).delivered == 5
     assert engine.purge() == 5
     assert journal.summary().delivered == 0

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from pathlib import Path
 
 import pytest
 
+from posd.config import load_config
+from posd.errors import ConfigError
 from sync.errors import SettingsError
 from sync.settings import SyncSettings
 
 PLAIN_TYPES = {str, int, float, bool, str | None}
+MINIMAL_CONFIG = """
+[terminal]
+store_id = "s1"
+terminal_id = "t1"
+mode = "development"
+
+[keys]
+provider = "local"
+local_key_file = "kek.b64"
+"""
 
 
 def test_defaults_are_valid_and_fields_plain() -> None:
@@ -41,6 +54,10 @@ def test_defaults_are_valid_and_fields_plain() -> None:
         ("lease_seconds", 5.0),
         ("max_read_timeout_seconds", 5.0),
         ("retention_seconds", -1.0),
+        ("max_unacknowledged_seconds", 3600.0),  # under the default retention (a day)
+        ("watermark_poll_seconds", 0.0),
+        ("watermark_table", ""),
+        ("watermark_table", "posd watermarks"),
         ("source", "aws.events"),
         ("event_bus_name", ""),
     ],
@@ -59,3 +76,34 @@ def test_the_lease_outlives_the_longest_read_timeout() -> None:
     assert caught.value.field == "lease_seconds"
     assert "max read timeout" in str(caught.value)
     assert SyncSettings(max_read_timeout_seconds=40.0, lease_seconds=86.0).lease_seconds == 86.0
+
+
+def test_acknowledged_retention_defaults_keep_records_as_long_as_the_dlq() -> None:
+    settings = SyncSettings()
+    assert settings.acknowledged_retention is True
+    assert settings.max_unacknowledged_seconds == 14 * 86400
+    assert settings.watermark_table == "posd-watermarks"
+    assert settings.watermark_poll_seconds == 300
+    # With no retention a record may go unproven at once: a choice, not a typo.
+    assert SyncSettings(retention_seconds=0, max_unacknowledged_seconds=0).retention_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "expected"),
+    [
+        ("watermark_table = 'a'", "sync.watermark_table", "DynamoDB table name"),
+        ("watermark_poll_seconds = -5", "sync.watermark_poll_seconds", "must be > 0"),
+        ("max_unacknowledged_seconds = 60", "sync.max_unacknowledged_seconds", "retention"),
+        ("acknowledged_retention = 'yes'", "sync.acknowledged_retention", "expected"),
+    ],
+)
+def test_the_config_file_names_the_bad_key(
+    tmp_path: Path, line: str, key: str, expected: str
+) -> None:
+    path = tmp_path / "posd.toml"
+    path.write_text(f"{MINIMAL_CONFIG}[sync]\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {key}:"), message
+    assert expected in message

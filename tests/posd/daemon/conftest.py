@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cloud.tables import TableNames, create_tables
 from demo.backend import QueueRoute, route_bus_to_queue
 from demo.localaws.emulator import LocalAws
 from drivers.card.simulator import CardReaderSimulator
@@ -44,8 +45,21 @@ def module_reader() -> Iterator[CardReaderSimulator]:
 DaemonFactory = Callable[..., Daemon]
 
 
+@pytest.fixture(scope="module")
+def module_tables(local_aws: LocalAws) -> TableNames:
+    """The cloud consumer's tables (its own definition), for the proven watermark the
+    daemons read."""
+    names = TableNames.prefixed(f"d-{uuid.uuid4().hex[:8]}")
+    create_tables(local_aws.client("dynamodb"), names)
+    return names
+
+
 def daemon_factory(
-    directory: Path, reader: CardReaderSimulator, proxy: FaultProxy, route: QueueRoute
+    directory: Path,
+    reader: CardReaderSimulator,
+    proxy: FaultProxy,
+    route: QueueRoute,
+    watermark_table: str | None = None,
 ) -> tuple[DaemonFactory, list[Daemon]]:
     started: list[Daemon] = []
 
@@ -56,6 +70,7 @@ def daemon_factory(
             events_url=proxy.url,
             bus_name=route.bus_name,
             source=SOURCE,
+            watermark_table=watermark_table,
             **options,
         )
         daemon = Daemon(config)
@@ -71,10 +86,15 @@ def shared_daemon(
     module_reader: CardReaderSimulator,
     module_proxy: FaultProxy,
     module_route: QueueRoute,
+    module_tables: TableNames,
 ) -> Iterator[Daemon]:
     """One daemon for the tests that only need a running lane (they clean up after themselves)."""
     make, started = daemon_factory(
-        tmp_path_factory.mktemp("shared"), module_reader, module_proxy, module_route
+        tmp_path_factory.mktemp("shared"),
+        module_reader,
+        module_proxy,
+        module_route,
+        module_tables.watermarks,
     )
     daemon = make(socket_group=grp.getgrgid(os.getgid()).gr_name)
     yield daemon

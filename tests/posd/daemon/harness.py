@@ -45,6 +45,7 @@ FAST_SYNC = {
     "probe_min_seconds": 0.05,
     "probe_max_seconds": 0.3,
     "idle_poll_seconds": 0.02,
+    "watermark_poll_seconds": 0.2,
 }
 
 
@@ -58,14 +59,23 @@ def write_config(
     offline: Table | None = None,
     journal: Table | None = None,
     socket_group: str = "",
+    watermark_table: str | None = None,
 ) -> Path:
+    """The proven watermark is read from DynamoDB at `events_url` too (one endpoint, as
+    through the store's VPN), from `watermark_table` (else the default name: absent there, so
+    nothing is proven and the read's error shows in status)."""
+    watermarks = {} if watermark_table is None else {"watermark_table": watermark_table}
     return DevConfig(
         store_id="store-daemon",
         terminal_id="lane-09",
         api={"socket": "run/api.sock", "socket_group": socket_group},
-        aws={"region": "us-east-1", "events_endpoint_url": events_url},
+        aws={
+            "region": "us-east-1",
+            "events_endpoint_url": events_url,
+            "dynamodb_endpoint_url": events_url,
+        },
         journal=journal or {},
-        sync={"event_bus_name": bus_name, "source": source, **FAST_SYNC},
+        sync={"event_bus_name": bus_name, "source": source, **FAST_SYNC, **watermarks},
         offline=offline or {},
         devices={
             "card_reader": serial_card_reader(card_port),

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 import threading
+import time
 from typing import Any
 
+import pytest
+
+from cloud.tables import TableNames
+from demo.localaws.emulator import LocalAws
 from drivers.card.simulator import CardReaderSimulator
+from posd.cli.main import main
 from tests.cards import TEST_PANS
 from tests.posd.daemon.harness import Daemon, wait_for
+from wire.watermark import JOURNAL_ID, LANE_ID, PROVEN_CHAIN, PROVEN_SEQ, UPDATED_AT, lane_id
 
 
 def in_thread(function: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, list[Any]]:
@@ -167,6 +176,46 @@ def test_status_devices_and_metrics(shared_daemon: Daemon) -> None:
     assert no_card_data(text)
     status, flushed = shared_daemon.call("POST", "/v1/sync/flush", {"timeout_s": 10})
     assert status == 200 and flushed["completed"] and flushed["pending"] == 0
+
+
+def test_status_shows_the_proven_watermark(
+    shared_daemon: Daemon,
+    module_tables: TableNames,
+    local_aws: LocalAws,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`acknowledged` in `GET /v1/status` (over the socket) and in `posd status`: the read's
+    error until the cloud publishes a watermark for this journal, then the watermark."""
+
+    def acknowledged() -> dict[str, Any]:
+        status, body = shared_daemon.call("GET", "/v1/status")
+        assert status == 200
+        return dict(body["acknowledged"])
+
+    unproven = wait_for(lambda: (a := acknowledged())["checked_at"] and a, 10)
+    assert unproven["proven_seq"] is None
+    assert "no proven watermark yet" in unproven["error"]
+    journal_id = unproven["journal_id"]
+    assert journal_id
+    local_aws.client("dynamodb").put_item(
+        TableName=module_tables.watermarks,
+        Item={
+            LANE_ID: {"S": lane_id("store-daemon", "lane-09")},
+            JOURNAL_ID: {"S": journal_id},
+            PROVEN_SEQ: {"N": "1"},
+            PROVEN_CHAIN: {"S": "00" * 32},
+            UPDATED_AT: {"N": str(int(time.time()))},
+        },
+    )
+    proven = wait_for(lambda: (a := acknowledged())["proven_seq"] == 1 and a, 10)
+    assert proven["journal_id"] == journal_id and proven["error"] is None
+
+    assert main(["status", "--config", str(shared_daemon.config), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["acknowledged"]
+    assert (shown["journal_id"], shown["proven_seq"], shown["error"]) == (journal_id, 1, None)
+    assert main(["status", "--config", str(shared_daemon.config)]) == 0
+    human = capsys.readouterr().out
+    assert re.search(r"acknowledged:\s+proven through seq 1, checked 20", human), human
 
 
 def test_an_unplugged_reader_degrades_the_lane_until_it_is_back(

@@ -423,11 +423,13 @@ def deliver(journal: Journal, seqs: range | list[int], at: float) -> None:
     journal.mark_delivered([Delivered(s, f"eb-{s}") for s in seqs], at)
 
 
-def traced_purge(journal: Journal, before: float, chunk_rows: int) -> tuple[int, list[str]]:
+def traced_purge(
+    journal: Journal, before: float, chunk_rows: int, through_seq: int | None = None
+) -> tuple[int, list[str]]:
     statements: list[str] = []
     journal.inspection.writer.set_trace_callback(statements.append)
     try:
-        erased = journal.purge_in_chunks(before, chunk_rows)
+        erased = journal.purge_in_chunks(before, chunk_rows, through_seq)
     finally:
         journal.inspection.writer.set_trace_callback(None)
     return erased, statements
@@ -495,6 +497,27 @@ def test_purge_never_takes_undelivered_or_young_records(
     ]
     assert journal.purge_in_chunks(now + 1, 2) == 2
     assert journal.summary().pending == 5 and journal.summary().quarantined == 1
+    assert journal.verify().ok
+
+
+def test_purge_through_a_seq_erases_nothing_above_it(recorder: Recorder, journal: Journal) -> None:
+    """The bound the cloud's proven watermark sets (sync/acknowledgement.py): old delivered
+    records above it stay, in chunks as without a bound, and go once the bound moves past."""
+    capture(recorder, 12)
+    now = time.time()
+    deliver(journal, range(1, 11), now - 1000)
+    erased, statements = traced_purge(journal, now - 500, chunk_rows=3, through_seq=7)
+    assert erased == 7
+    assert len([sql for sql in statements if sql.startswith(PURGE_UPDATE)]) == 3  # 1-3, 4-6, 7
+    remaining = "SELECT seq, state FROM records ORDER BY seq"
+    assert query_file(journal, remaining) == [
+        *[(s, "delivered") for s in (8, 9, 10)],  # old enough, but not proven
+        (11, "pending"),
+        (12, "pending"),
+    ]
+    assert journal.purge_in_chunks(now - 500, 3, through_seq=5) == 0  # behind the front
+    assert journal.purge_delivered(now - 500, through_seq=9) == 2
+    assert journal.summary().delivered == 1
     assert journal.verify().ok
 
 
