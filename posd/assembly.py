@@ -1,6 +1,9 @@
 """The parts every entry point builds from config, built one way: the data-key provider, the
 journal's recorder, EventBridge clients and the sync engine.
 
+The sync engine signs checkpoints and alarms with the lane's `[identity]` certificate
+(`posd.identity`), read from its files each time an engine is built.
+
 The daemon (`posd.daemon.compose`), the CLI (`posd sync flush` without a daemon), the demo,
 bench and the tests take their parts from here, so a change to how a part is made is one
 change. boto3 sessions and clients themselves are `posd.aws`'s: that module checks `[aws]`
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from posd.aws import config_session, kms_client
 from posd.config import Config
+from posd.identity import signer_for
 from posd.keys.factory import build_key_provider
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
@@ -20,6 +24,7 @@ from sync.engine import SyncEngine
 from sync.eventbridge.transport import ClientSource
 from sync.settings import SyncSettings
 from sync.sources import client_source
+from wire.signing import Signer
 
 if TYPE_CHECKING:
     import boto3
@@ -54,13 +59,15 @@ def events_clients(config: Config) -> ClientSource:
 
 
 def sync_engine(journal: Journal, config: Config) -> SyncEngine:
-    """The delivery engine for `journal` as the config describes it."""
+    """The delivery engine for `journal` as the config describes it, signing side events
+    with `[identity]` (unsigned without it: development only)."""
     return engine_over(
         journal,
         events_clients(config),
         config.sync,
         store_id=config.store_id,
         terminal_id=config.terminal_id,
+        signer=signer_for(config),
     )
 
 
@@ -91,9 +98,10 @@ def engine_for(
     terminal_id: str,
     endpoint_url: str,
     session: boto3.Session,
+    signer: Signer | None = None,
 ) -> SyncEngine:
     """A delivery engine without a config file (bench and tests): `settings` for one terminal,
-    sending to `endpoint_url` with `session`'s credentials."""
+    sending to `endpoint_url` with `session`'s credentials, signing side events with `signer`."""
     clients = clients_for(
         settings,
         store_id=store_id,
@@ -101,7 +109,9 @@ def engine_for(
         endpoint_url=endpoint_url,
         session=session,
     )
-    return engine_over(journal, clients, settings, store_id=store_id, terminal_id=terminal_id)
+    return engine_over(
+        journal, clients, settings, store_id=store_id, terminal_id=terminal_id, signer=signer
+    )
 
 
 def engine_over(
@@ -111,8 +121,11 @@ def engine_over(
     *,
     store_id: str,
     terminal_id: str,
+    signer: Signer | None = None,
 ) -> SyncEngine:
     """A delivery engine over clients built already: those of the config (`sync_engine`),
     of `clients_for`, or clients a benchmark used first (bench/drain measures the round trip
     with them, so the engine starts on the same warm connections)."""
-    return SyncEngine(journal, clients, settings, store_id=store_id, terminal_id=terminal_id)
+    return SyncEngine(
+        journal, clients, settings, store_id=store_id, terminal_id=terminal_id, signer=signer
+    )

@@ -49,6 +49,7 @@ from sync.settings import SyncSettings
 from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timestamps import age_seconds
+from wire.signing import Signer
 
 STATUS_REFRESH_SECONDS = 1.0
 # `Outbox.summary` reads the backlog (counts, pending amounts), at a CPU cost that grows with
@@ -94,6 +95,7 @@ class SyncEngine:
         store_id: str,
         terminal_id: str,
         clock: Callable[[], float] = time.time,
+        signer: Signer | None = None,
     ) -> None:
         self._outbox = outbox
         self._clients = clients
@@ -144,7 +146,12 @@ class SyncEngine:
             outbox,
             clients,
             SideOrigin(
-                settings.source, settings.event_bus_name, store_id, terminal_id, outbox.journal_id
+                settings.source,
+                settings.event_bus_name,
+                store_id,
+                terminal_id,
+                outbox.journal_id,
+                signer,
             ),
             settings.read_timeout_seconds,
             self._retry_backoff,

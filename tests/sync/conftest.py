@@ -29,6 +29,7 @@ from sync.settings import SyncSettings
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
 from tests.sync.faultproxy import FaultProxy
 from wire.events import EVENT_SCHEMA
+from wire.signing import Signer
 
 STORE_ID = "store-0042"
 TERMINAL_ID = "lane-07"
@@ -120,7 +121,12 @@ EngineFactory = Callable[..., SyncEngine]
 def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
     engines: list[SyncEngine] = []
 
-    def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
+    def factory(
+        endpoint: str,
+        settings: SyncSettings = FAST,
+        signer: Signer | None = None,
+        **changes: Any,
+    ) -> SyncEngine:
         chosen = replace(settings, event_bus_name=route.bus_name, **changes)
         engine = engine_for(
             journal,
@@ -129,6 +135,7 @@ def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
             terminal_id=TERMINAL_ID,
             endpoint_url=endpoint,
             session=emulator_session(),
+            signer=signer,
         )
         engines.append(engine)
         return engine
@@ -255,7 +262,12 @@ def make_v2_engine(journal: Journal, v2_route: V2Route) -> Iterator[EngineFactor
     """Engines with api = "v2" sending to `endpoint` (the v2 endpoint, or a proxy to it)."""
     engines: list[SyncEngine] = []
 
-    def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
+    def factory(
+        endpoint: str,
+        settings: SyncSettings = FAST,
+        signer: Signer | None = None,
+        **changes: Any,
+    ) -> SyncEngine:
         chosen = v2_settings(v2_route, settings, **changes)
         engine = engine_for(
             journal,
@@ -264,6 +276,7 @@ def make_v2_engine(journal: Journal, v2_route: V2Route) -> Iterator[EngineFactor
             terminal_id=TERMINAL_ID,
             endpoint_url=endpoint,
             session=emulator_session(),
+            signer=signer,
         )
         engines.append(engine)
         return engine
