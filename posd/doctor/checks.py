@@ -180,7 +180,7 @@ def check_identity(ctx: Context) -> Check:
     from datetime import UTC, datetime
 
     from posd.errors import ConfigError
-    from posd.identity import RENEW_WARN_DAYS, days_left, signer_for
+    from posd.identity import RENEW_WARN_DAYS, days_left, load_signer
 
     config = ctx.config
     identity = config.identity
@@ -193,13 +193,12 @@ def check_identity(ctx: Context) -> Check:
             "set [identity] certificate_file and private_key_file to this lane's Roles Anywhere "
             "certificate and key",
         )
-    try:
-        signer = signer_for(config)
+    try:  # the config load checked them; this reads the certificate's dates
+        signer = load_signer(identity, config.path, config.store_id, config.terminal_id)
     except ConfigError as error:
         return Check(
             "identity", FAIL, str(error), "install this lane's certificate and key; fix [identity]"
         )
-    assert signer is not None
     certificate = signer.certificate
     now = datetime.now(UTC)
     left = days_left(certificate, now)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from structlog.testing import capture_logs
 
 from demo.pki import LocalCa
 from posd.config import load_config
@@ -165,3 +166,14 @@ def test_an_expired_certificate_still_loads(tmp_path: Path) -> None:
         valid_for=dt.timedelta(days=365),
     )
     assert load_config(with_identity(tmp_path)).identity.configured
+
+
+def test_a_certificate_about_to_expire_is_logged_when_the_engine_takes_it(
+    tmp_path: Path,
+) -> None:
+    lane_credentials(tmp_path, STORE_ID, TERMINAL_ID, valid_for=dt.timedelta(days=3))
+    config = load_config(with_identity(tmp_path))
+    with capture_logs() as logs:
+        assert signer_for(config) is not None
+    [entry] = [e for e in logs if e["event"] == "identity.certificate_expiring"]
+    assert entry["log_level"] == "warning" and entry["days_left"] == 2
