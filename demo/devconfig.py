@@ -33,6 +33,11 @@ def local_keys(key_file: str | Path = LOCAL_KEY_FILE) -> dict[str, Any]:
     return {"provider": "local", "local_key_file": key_file}
 
 
+def identity_files(certificate_file: str | Path, private_key_file: str | Path) -> dict[str, Any]:
+    """`[identity]`: the lane's certificate and key (`demo.pki.TerminalCredentials.write`)."""
+    return {"certificate_file": certificate_file, "private_key_file": private_key_file}
+
+
 def simulated_card_reader() -> dict[str, Any]:
     return {"driver": "simulated"}
 
@@ -72,6 +77,8 @@ class DevConfig:
     sync: Table = field(default_factory=dict)
     offline: Table = field(default_factory=dict)
     payments: Table = field(default_factory=lambda: {"currencies": list(DEV_CURRENCIES)})
+    # certificate_file and private_key_file (`identity_files`): required in production
+    identity: Table = field(default_factory=dict)
     devices: Mapping[str, Table] = field(
         default_factory=lambda: {"card_reader": simulated_card_reader()}
     )
@@ -93,6 +100,7 @@ class DevConfig:
             "sync": self.sync,
             "offline": self.offline,
             "payments": self.payments,
+            "identity": self.identity,
             "devices": self.devices,
         }
         return {name: plain(body) for name, body in sections.items() if body}

@@ -34,10 +34,16 @@ from typing import Any
 import posd
 from demo.backend import route_bus_to_queue
 from demo.consumer import consume
-from demo.devconfig import DevConfig, Table, simulated_card_reader, simulated_palm
+from demo.devconfig import (
+    DevConfig,
+    Table,
+    identity_files,
+    simulated_card_reader,
+    simulated_palm,
+)
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
-from demo.pki import LocalCa
+from demo.pki import LocalCa, TerminalCredentials
 from drivers.palm.identity import PalmCredential
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
 from posd.errors import PosdError
@@ -48,6 +54,7 @@ FLUSH_TIMEOUT_SECONDS = 120.0
 RECEIVE_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 25.0
 CURRENCIES = ("EUR", "USD", "GBP")
+DEMO_STORE_ID = "store-demo"
 DEMO_TERMINAL_ID = "lane-01"
 PALM_EVERY = 5  # one payment in five by palm
 EITHER_EVERY = 7  # one in seven offers card or palm (the first presented wins)
@@ -110,12 +117,16 @@ def demo_config(
     endpoint_url: str,
     kms_key_id: str,
     offline_key_id: str,
+    credentials: TerminalCredentials,
     extra: tuple[Table, Table] = ({}, {}),
 ) -> Path:
-    """The daemon's config; `extra` adds keys to `[aws]` and `[sync]` (`v2_sync_keys`)."""
+    """The daemon's config, signing with `credentials` (written: `[identity]`); `extra` adds
+    keys to `[aws]` and `[sync]` (`v2_sync_keys`)."""
     aws_extra, sync_extra = extra
+    assert credentials.certificate_file is not None
+    assert credentials.private_key_file is not None
     return DevConfig(
-        store_id="store-demo",
+        store_id=DEMO_STORE_ID,
         terminal_id=DEMO_TERMINAL_ID,
         mode="production",
         state_dir=state_dir,
@@ -130,6 +141,7 @@ def demo_config(
         sync={"event_bus_name": DEMO_BUS, "source": DEMO_SOURCE, **sync_extra},
         offline={"max_payment_amount": MAX_PAYMENT_AMOUNT},
         payments={"currencies": list(CURRENCIES)},
+        identity=identity_files(credentials.certificate_file, credentials.private_key_file),
         devices={
             "card_reader": simulated_card_reader(),
             "palm_scanner": simulated_palm(
@@ -260,7 +272,10 @@ def run_demo(
         else:
             route = route_bus_to_queue(aws.client("events"), sqs, DEMO_BUS, DEMO_SOURCE)
             extra = ({}, {})
-        config = demo_config(work, state_dir, aws.endpoint_url, kms_key, offline_key, extra)
+        credentials = chain_ca.issue(DEMO_STORE_ID, DEMO_TERMINAL_ID).write(work / "pki")
+        config = demo_config(
+            work, state_dir, aws.endpoint_url, kms_key, offline_key, credentials, extra
+        )
         daemon = start_daemon(config, work / "daemon.log")
         register = Register(work / "api.sock", {})
         try:

@@ -1,6 +1,9 @@
 """The parts every entry point builds from config, built one way: the data-key provider, the
 journal's recorder, EventBridge clients, the proven-watermark reader and the sync engine.
 
+The sync engine signs checkpoints and alarms with the lane's `[identity]` certificate
+(`posd.identity`), read from its files each time an engine is built.
+
 The daemon (`posd.daemon.compose`), the CLI (`posd sync flush` without a daemon), the demo,
 bench and the tests take their parts from here, so a change to how a part is made is one
 change. boto3 sessions and clients themselves are `posd.aws`'s: that module checks `[aws]`
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from posd.aws import config_session, kms_client
 from posd.config import Config
+from posd.identity import signer_for
 from posd.keys.factory import build_key_provider
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
@@ -21,6 +25,7 @@ from sync.eventbridge.transport import ClientSource
 from sync.settings import SyncSettings
 from sync.sources import client_source
 from sync.watermarks import WatermarkTable, make_watermark_client
+from wire.signing import Signer
 from wire.watermark import lane_id
 
 if TYPE_CHECKING:
@@ -73,7 +78,8 @@ def watermark_table(config: Config) -> WatermarkTable | None:
 
 
 def sync_engine(journal: Journal, config: Config) -> SyncEngine:
-    """The delivery engine for `journal` as the config describes it."""
+    """The delivery engine for `journal` as the config describes it, signing side events
+    with `[identity]` (unsigned without it: development only)."""
     return engine_over(
         journal,
         events_clients(config),
@@ -81,6 +87,7 @@ def sync_engine(journal: Journal, config: Config) -> SyncEngine:
         store_id=config.store_id,
         terminal_id=config.terminal_id,
         watermarks=watermark_table(config),
+        signer=signer_for(config),
     )
 
 
@@ -112,10 +119,11 @@ def engine_for(
     endpoint_url: str,
     session: boto3.Session,
     watermarks: WatermarkTable | None = None,
+    signer: Signer | None = None,
 ) -> SyncEngine:
     """A delivery engine without a config file (bench and tests): `settings` for one terminal,
     sending to `endpoint_url` with `session`'s credentials, reading proven watermarks from
-    `watermarks` (None: nothing is proven)."""
+    `watermarks` (None: nothing is proven), signing side events with `signer`."""
     clients = clients_for(
         settings,
         store_id=store_id,
@@ -130,6 +138,7 @@ def engine_for(
         store_id=store_id,
         terminal_id=terminal_id,
         watermarks=watermarks,
+        signer=signer,
     )
 
 
@@ -141,6 +150,7 @@ def engine_over(
     store_id: str,
     terminal_id: str,
     watermarks: WatermarkTable | None = None,
+    signer: Signer | None = None,
 ) -> SyncEngine:
     """A delivery engine over clients built already: those of the config (`sync_engine`),
     of `clients_for`, or clients a benchmark used first (bench/drain measures the round trip
@@ -152,4 +162,5 @@ def engine_over(
         store_id=store_id,
         terminal_id=terminal_id,
         watermarks=watermarks,
+        signer=signer,
     )

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from posd.currency import is_active
 from posd.device_options import check_device
 from posd.errors import ConfigError
+from posd.identity import IdentitySettings, check_identity
 from posd.journal.settings import JournalSettings
 from posd.keys.settings import KeySettings
 from posd.logs import LEVELS as LOG_LEVELS
@@ -142,6 +143,7 @@ class Config:
     devices: Mapping[str, DeviceSettings]
     payments: PaymentSettings = PaymentSettings()
     log: LogSettings = LogSettings()
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def state_dir(self) -> Path:
@@ -220,6 +222,7 @@ SECTIONS = (
     "offline",
     "payments",
     "log",
+    "identity",
     "devices",
 )
 
@@ -271,7 +274,36 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         devices=_devices(document.get("devices", {}), path),
         payments=payments,
         log=_build(LogSettings, document.get("log", {}), path, "log"),
+        identity=_identity(document.get("identity", {}), path, terminal, resolve),
     )
+
+
+def _identity(
+    table: Any,
+    path: Path,
+    terminal: TerminalSettings,
+    resolve: Callable[[Path | None], Path | None],
+) -> IdentitySettings:
+    """`[identity]`, its files read and checked against the lane (last: the files are the
+    slowest check, and a typo elsewhere is named first)."""
+    identity = _build(IdentitySettings, table, path, "identity")
+    identity = dataclasses.replace(
+        identity,
+        certificate_file=resolve(identity.certificate_file),
+        private_key_file=resolve(identity.private_key_file),
+    )
+    if terminal.mode == "production" and not identity.configured:
+        # Unsigned, the lane's checkpoints and alarms prove nothing to the cloud.
+        raise ConfigError(
+            str(path),
+            "identity.certificate_file",
+            "required in production: this lane's IAM Roles Anywhere certificate and key "
+            "(the PEM files the signing helper reads), which sign its checkpoints and alarms: "
+            '[identity] certificate_file = "/etc/posd/terminal.pem", '
+            'private_key_file = "/etc/posd/terminal.key"',
+        )
+    check_identity(identity, path, terminal.store_id, terminal.terminal_id)
+    return identity
 
 
 def load_config(path: Path) -> Config:

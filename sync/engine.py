@@ -56,6 +56,7 @@ from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
 from sync.timestamps import age_seconds
 from sync.watermarks import WatermarkTable
+from wire.signing import Signer
 
 STATUS_REFRESH_SECONDS = 1.0
 # `Outbox.summary` reads the backlog (counts, pending amounts), at a CPU cost that grows with
@@ -102,6 +103,7 @@ class SyncEngine:
         terminal_id: str,
         clock: Callable[[], float] = time.time,
         watermarks: WatermarkTable | None = None,
+        signer: Signer | None = None,
     ) -> None:
         """`watermarks`: where the cloud publishes this lane's proven watermarks; without it
         (and with `acknowledged_retention`) nothing is proven, and delivered records go only
@@ -156,7 +158,12 @@ class SyncEngine:
             outbox,
             clients,
             SideOrigin(
-                settings.source, settings.event_bus_name, store_id, terminal_id, outbox.journal_id
+                settings.source,
+                settings.event_bus_name,
+                store_id,
+                terminal_id,
+                outbox.journal_id,
+                signer,
             ),
             settings.read_timeout_seconds,
             self._retry_backoff,

@@ -5,6 +5,9 @@ journal keeps an alarm for it (seq and what failed, no payload), sent as `Detail
 `posd.alarm`, schema `posd.alarm/1`. A checkpoint: the journal's statement that a seq range was
 issued and what the chain is at both its ends (`posd.journal.checkpoints`), sent as
 `posd.checkpoint`, schema `posd.checkpoint/1`. Their Details are the contract's (`wire.events`).
+With a signer (the terminal's Roles Anywhere certificate and key, `[identity]`) each Detail
+carries a `signature` (`wire.signing`): the cloud believes a checkpoint or an alarm only from
+the lane its certificate names. Without one (development) they go unsigned.
 
 Both are journaled, small and few, and each is sent as one EventBridge event until it is
 accepted. The lane keeps one request in flight at most, on a thread of its own, through the
@@ -39,6 +42,7 @@ from wire.events import (
     checkpoint_detail,
     detail_json,
 )
+from wire.signing import Signer
 
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
@@ -59,11 +63,18 @@ class SideOrigin:
     store_id: str
     terminal_id: str
     journal_id: str
+    signer: Signer | None = None  # signs each Detail; None: unsigned (development only)
 
 
 def side_detail(event: SideEvent, origin: SideOrigin) -> dict[str, Any]:
-    """The event's Detail (`wire.events`). A checkpoint's journal_id is the one it was cut
-    in, stored with it; an alarm's is the journal's now."""
+    """The event's Detail (`wire.events`), signed when the origin has a signer. A
+    checkpoint's journal_id is the one it was cut in, stored with it; an alarm's is the
+    journal's now."""
+    detail = _unsigned_detail(event, origin)
+    return detail if origin.signer is None else origin.signer.sign(detail)
+
+
+def _unsigned_detail(event: SideEvent, origin: SideOrigin) -> dict[str, Any]:
     if isinstance(event, Alarm):
         return alarm_detail(
             AlarmEvent(
@@ -125,12 +136,16 @@ class SideEventSender:
         self._next_at = 0.0  # at start: side events left by an earlier run go out first
         self._failures = 0
         self._idle = False
+        # Raised since the pending side events were last read: the request in flight does not
+        # hold it, so its answer must not leave the lane idle.
+        self._raised = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sync-side")
         self._flight: tuple[Sequence[SideEvent], Future[SendResult]] | None = None
 
     def raised(self) -> None:
         """A new side event was journaled: send it at the next round."""
         self._idle = False
+        self._raised = True
         self._next_at = 0.0
 
     @property
@@ -147,6 +162,7 @@ class SideEventSender:
 
     def send(self, now: float) -> int:
         """Start one request with up to ten pending side events; returns how many."""
+        self._raised = False
         events = self._outbox.pending_side_events(SIDE_EVENTS_PER_REQUEST)
         if not events:
             self._idle = True
@@ -185,11 +201,11 @@ class SideEventSender:
         (log.info if alarms else log.debug)(
             "sync.side_events_sent", alarms=alarms, checkpoints=len(accepted) - alarms
         )
-        if len(events) < SIDE_EVENTS_PER_REQUEST:  # that was all of them
+        if len(events) < SIDE_EVENTS_PER_REQUEST and not self._raised:  # that was all
             self._idle = True
             self._next_at = now + RECHECK_SECONDS
         else:
-            self._next_at = now  # more are waiting: the next request at the next round
+            self._next_at = now  # more are (or may be) waiting: the next request next round
         return len(accepted)
 
     def close(self, now: float) -> None:

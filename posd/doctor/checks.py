@@ -173,6 +173,67 @@ def check_devices(ctx: Context) -> Check:
     )
 
 
+def check_identity(ctx: Context) -> Check:
+    """The certificate and key that sign checkpoints and alarms (and get Roles Anywhere
+    credentials): they load, belong together, name this lane, and are not (about to be)
+    expired."""
+    from datetime import UTC, datetime
+
+    from posd.errors import ConfigError
+    from posd.identity import RENEW_WARN_DAYS, days_left, load_signer
+
+    config = ctx.config
+    identity = config.identity
+    if not identity.configured:
+        return Check(
+            "identity",
+            WARN,
+            "no [identity]: checkpoints and alarms go unsigned, the cloud proves none of this "
+            "lane's ranges (development only)",
+            "set [identity] certificate_file and private_key_file to this lane's Roles Anywhere "
+            "certificate and key",
+        )
+    try:  # the config load checked them; this reads the certificate's dates
+        signer = load_signer(identity, config.path, config.store_id, config.terminal_id)
+    except ConfigError as error:
+        return Check(
+            "identity", FAIL, str(error), "install this lane's certificate and key; fix [identity]"
+        )
+    certificate = signer.certificate
+    now = datetime.now(UTC)
+    left = days_left(certificate, now)
+    expires = certificate.not_valid_after_utc
+    detail = (
+        f"{identity.certificate_file}: CN={config.terminal_id}, OU={config.store_id}, "
+        f"serial {certificate.serial_number:x}, expires {expires:%Y-%m-%d %H:%M} UTC"
+    )
+    renew = (
+        f"have the chain's CA issue a new certificate for CN={config.terminal_id}, "
+        f"OU={config.store_id}; install it as {identity.certificate_file} and its key as "
+        f"{identity.private_key_file} (mode 0600, owned by the daemon's user); "
+        "then systemctl restart posd"
+    )
+    if now < certificate.not_valid_before_utc:
+        return Check(
+            "identity",
+            FAIL,
+            f"{detail}: not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+            "check time sync (chronyc tracking / timedatectl), then the certificate's dates",
+        )
+    if left <= 0:
+        return Check(
+            "identity",
+            FAIL,
+            f"{detail}: expired; the cloud refuses this lane's "
+            "checkpoints and alarms, and Roles Anywhere its credentials",
+            renew,
+        )
+    detail = f"{detail} ({int(left)} days left)"
+    if left < RENEW_WARN_DAYS:
+        return Check("identity", WARN, detail, renew)
+    return Check("identity", OK, detail)
+
+
 def check_credentials(ctx: Context) -> Check:
     from posd.aws import config_session
 
@@ -303,6 +364,7 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
     check_disk,
     check_journal,
     check_devices,
+    check_identity,
     check_credentials,
     check_kms_reach,
     check_events_reach,

@@ -25,6 +25,7 @@ from drivers.card.simulator import CardReaderSimulator
 from tests.chaos.register import CURRENCIES
 from tests.posd.daemon.harness import FAST_SYNC, Daemon
 from tests.sync.faultproxy import FaultProxy
+from tests.terminal_identity import lane_identity
 
 STORE_ID = "store-chaos"
 TERMINAL_ID = "lane-chaos"
@@ -76,6 +77,7 @@ def chaos_config(
         },
         sync={"event_bus_name": bus_name, "source": SOURCE, **v2, **FAST_SYNC},
         payments={"currencies": list(CURRENCIES)},
+        identity=lane_identity(directory / "pki", STORE_ID, TERMINAL_ID),
         devices={
             "card_reader": serial_card_reader(card_port),
             "palm_scanner": simulated_palm(

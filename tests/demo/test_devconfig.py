@@ -20,6 +20,7 @@ from demo.devconfig import (
 )
 from posd.config import load_config
 from posd.errors import ConfigError
+from tests.terminal_identity import lane_identity
 
 
 def full_config(tmp_path: Path) -> DevConfig:
@@ -31,6 +32,7 @@ def full_config(tmp_path: Path) -> DevConfig:
         api={"socket": "run/api.sock", "socket_group": ""},
         aws={"region": "eu-west-1", "events_endpoint_url": "http://127.0.0.1:4566"},
         keys={"provider": "kms", "kms_key_id": "alias/lane", "rotate_after_records": 25},
+        identity=lane_identity(tmp_path / "pki", "store-dev", "lane-03"),
         journal={"checkpoint_every_records": 10, "min_free_bytes": 2**40},
         sync={"event_bus_name": "bus-1", "source": "posd.dev", "backoff_base_seconds": 0.02},
         offline={"max_payment_amount": 3000, "max_pending_age_seconds": 0},
@@ -70,6 +72,7 @@ def test_the_rendered_config_loads_and_its_values_round_trip(tmp_path: Path) -> 
     assert palm.driver == "simulated"
     assert palm.options["identities"] == {"alice": "tok-alice", 'bob "b"': "badge-1"}
     assert palm.options["present"] == "alice"
+    assert config.identity.certificate_file == tmp_path / "pki" / "terminal.pem"
 
 
 def test_development_defaults_load(tmp_path: Path) -> None:
@@ -100,6 +103,10 @@ def test_amended_changes_only_the_named_keys(tmp_path: Path) -> None:
         (DevConfig("s", "t", sync={"event_bus": "typo"}), "sync.event_bus"),
         (DevConfig("s", "t", offline={"max_payment_amount": -1}), "offline.max_payment_amount"),
         (DevConfig("s", "t", mode="production"), "keys.provider"),
+        (
+            DevConfig("s", "t", mode="production", keys={"kms_key_id": "alias/k"}),
+            "identity.certificate_file",
+        ),
         (DevConfig("s", "t", devices={"card_reader": {"driver": "nope"}}), "devices.card_reader"),
     ],
 )

@@ -11,22 +11,30 @@ import pytest
 from posd.config import load_config
 from posd.errors import ConfigError
 from tests.repo import REPO_ROOT
+from tests.terminal_identity import lane_credentials, shipped_example
 
 REPO = REPO_ROOT
-# A production config's required keys; NO_PAYMENTS for the cases that write [payments] whole.
-NO_PAYMENTS = '[terminal]\nstore_id = "s1"\nterminal_id = "t1"\n[keys]\nkms_key_id = "alias/k"\n'
+# A production config's required keys (`write` puts the lane's certificate and key beside
+# it); NO_PAYMENTS for the cases that write [payments] whole.
+NO_PAYMENTS = (
+    '[terminal]\nstore_id = "s1"\nterminal_id = "t1"\n[keys]\nkms_key_id = "alias/k"\n'
+    '[identity]\ncertificate_file = "terminal.pem"\nprivate_key_file = "terminal.key"\n'
+)
 MINIMAL = NO_PAYMENTS + '[payments]\ncurrencies = ["EUR"]\n'
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    """`text` as tmp_path/posd.toml, with a certificate and key for store s1, lane t1."""
+    if not (tmp_path / "terminal.pem").exists():
+        lane_credentials(tmp_path, "s1", "t1")
     path = tmp_path / "posd.toml"
     path.write_text(text)
     return path
 
 
 @pytest.mark.parametrize("name", ["posd.toml", "dev.toml"])
-def test_shipped_examples_load(name: str) -> None:
-    config = load_config(REPO / "config" / name)
+def test_shipped_examples_load(tmp_path: Path, name: str) -> None:
+    config = load_config(shipped_example(tmp_path, name))
     assert config.store_id and config.terminal_id
     assert "card_reader" in config.devices
 

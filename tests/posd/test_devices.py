@@ -34,7 +34,8 @@ TOKEN = "tok-7f3a9c2e51d04b8a"
 
 def config_with(devices: dict[str, Any]) -> Any:
     document = {
-        "terminal": {"store_id": "s1", "terminal_id": "t1"},
+        # development: these tests are about devices, not the production [identity]
+        "terminal": {"store_id": "s1", "terminal_id": "t1", "mode": "development"},
         "keys": {"kms_key_id": "alias/k"},
         "payments": {"currencies": ["EUR"]},
         "devices": devices,
@@ -135,7 +136,7 @@ NO_PYUSB = textwrap.dedent(
 
     config = parse_config(
         {
-            "terminal": {"store_id": "s1", "terminal_id": "t1"},
+            "terminal": {"store_id": "s1", "terminal_id": "t1", "mode": "development"},
             "keys": {"kms_key_id": "alias/k"},
             "payments": {"currencies": ["EUR"]},
             "devices": {

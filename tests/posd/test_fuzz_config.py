@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posd.config import Config, load_config, parse_config
 from posd.errors import ConfigError
 from tests.repo import REPO_ROOT
+from tests.terminal_identity import shipped_example
 
 REPO = REPO_ROOT
 EXAMPLES = {
@@ -71,11 +74,21 @@ def mutated_documents(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
+@pytest.fixture(scope="module")
+def example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the mutated examples are parsed: posd.toml's [identity] files are there."""
+    directory = tmp_path_factory.mktemp("examples")
+    shipped_example(directory, "posd.toml")
+    return directory
+
+
 @settings(max_examples=300, deadline=None)
 @given(document=mutated_documents())
-def test_a_mutated_config_is_accepted_or_refused_by_key(document: dict[str, Any]) -> None:
+def test_a_mutated_config_is_accepted_or_refused_by_key(
+    example_dir: Path, document: dict[str, Any]
+) -> None:
     try:
-        loaded: Config | str = parse_config(document, REPO / "config" / "fuzzed.toml")
+        loaded: Config | str = parse_config(document, example_dir / "fuzzed.toml")
     except ConfigError as error:
         loaded = str(error)
     assert loaded  # a Config, or a message naming the key

@@ -30,6 +30,7 @@ from sync.watermarks import WatermarkTable
 from tests.cards import AMEX_TEST_PAN, MASTERCARD_TEST_PAN, VISA_TEST_PAN
 from tests.sync.faultproxy import FaultProxy
 from wire.events import EVENT_SCHEMA
+from wire.signing import Signer
 
 STORE_ID = "store-0042"
 TERMINAL_ID = "lane-07"
@@ -125,6 +126,7 @@ def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
         endpoint: str,
         settings: SyncSettings = FAST,
         watermarks: WatermarkTable | None = None,
+        signer: Signer | None = None,
         **changes: Any,
     ) -> SyncEngine:
         chosen = replace(settings, event_bus_name=route.bus_name, **changes)
@@ -136,6 +138,7 @@ def make_engine(journal: Journal, route: Route) -> Iterator[EngineFactory]:
             endpoint_url=endpoint,
             session=emulator_session(),
             watermarks=watermarks,
+            signer=signer,
         )
         engines.append(engine)
         return engine
@@ -262,7 +265,12 @@ def make_v2_engine(journal: Journal, v2_route: V2Route) -> Iterator[EngineFactor
     """Engines with api = "v2" sending to `endpoint` (the v2 endpoint, or a proxy to it)."""
     engines: list[SyncEngine] = []
 
-    def factory(endpoint: str, settings: SyncSettings = FAST, **changes: Any) -> SyncEngine:
+    def factory(
+        endpoint: str,
+        settings: SyncSettings = FAST,
+        signer: Signer | None = None,
+        **changes: Any,
+    ) -> SyncEngine:
         chosen = v2_settings(v2_route, settings, **changes)
         engine = engine_for(
             journal,
@@ -271,6 +279,7 @@ def make_v2_engine(journal: Journal, v2_route: V2Route) -> Iterator[EngineFactor
             terminal_id=TERMINAL_ID,
             endpoint_url=endpoint,
             session=emulator_session(),
+            signer=signer,
         )
         engines.append(engine)
         return engine

@@ -7,22 +7,29 @@ import base64
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from posd.assembly import clients_for
 from posd.journal import Journal, JournalSettings
 from posd.recorder import Recorder
+from sync.pacing.backoff import FullJitterBackoff
+from sync.side_events import SideEventSender, SideOrigin
 from tests.sync.conftest import (
+    FAST,
     SOURCE,
     STORE_ID,
     TERMINAL_ID,
     EngineFactory,
     Route,
+    emulator_session,
     fill,
     receive_all,
     record_events,
+    secret_of,
 )
 from wire.envelope import chain_next
 from wire.events import CHECKPOINT_DETAIL_TYPE, CHECKPOINT_SCHEMA
@@ -138,3 +145,35 @@ def test_a_backlog_of_checkpoints_goes_out_one_request_per_answer(
     engine.drain(timeout=BACKLOG_DRAIN_TIMEOUT_SECONDS)
     assert journal.pending_side_events(100) == []
     assert journal.summary().pending == 0
+
+
+def test_a_side_event_cut_while_a_request_is_in_flight_is_not_left_behind(
+    recorder: Recorder, journal: Journal, aws_endpoint: str, route: Route
+) -> None:
+    """An alarm or checkpoint raised while the side lane's request is out must keep the lane
+    busy when that request is answered: a drain that found it idle then returned with the
+    alarm still in the journal (seen as `posd sync flush` leaving a tampered record's alarm
+    unsent)."""
+    fill(recorder, EVERY)  # checkpoint 1..5
+    clients = clients_for(
+        replace(FAST, event_bus_name=route.bus_name),
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        endpoint_url=aws_endpoint,
+        session=emulator_session(),
+    )
+    origin = SideOrigin(SOURCE, route.bus_name, STORE_ID, TERMINAL_ID, journal.journal_id)
+    sender = SideEventSender(journal, clients, origin, 5.0, FullJitterBackoff(0.02, 0.2))
+    try:
+        assert sender.send(0.0) == 1
+        for index in range(EVERY):  # checkpoint 6..10, cut while 1..5 is in flight
+            meta = {"amount": 100, "currency": "EUR"}
+            recorder.record("payment.card", meta, secret_of(index), client_ref=f"more-{index}")
+        sender.raised()
+        assert sender.collect(0.0, wait=True) == 1
+        assert not sender.idle and sender.due(0.0)
+        assert sender.send(0.0) == 1
+        assert sender.collect(0.0, wait=True) == 1
+        assert journal.pending_side_events(10) == []
+    finally:
+        sender.close(0.0)

@@ -14,6 +14,7 @@ import pytest
 
 from posd.config import load_config
 from tests.repo import REPO_ROOT
+from tests.terminal_identity import shipped_example
 
 REPO = REPO_ROOT
 UNIT = REPO / "systemd" / "posd.service"
@@ -68,9 +69,9 @@ def unit_settings(path: Path) -> dict[str, list[str]]:
     return settings
 
 
-def test_the_api_socket_comes_from_the_socket_unit_and_outlives_restarts() -> None:
+def test_the_api_socket_comes_from_the_socket_unit_and_outlives_restarts(tmp_path: Path) -> None:
     socket_unit, service = unit_settings(SOCKET_UNIT), unit_settings(UNIT)
-    production = load_config(REPO / "config" / "posd.toml")
+    production = load_config(shipped_example(tmp_path, "posd.toml"))  # with its [identity] files
     assert socket_unit["ListenStream"] == [str(production.api.socket)]  # where the CLI connects
     assert socket_unit["SocketMode"] == ["0660"]
     assert socket_unit["SocketGroup"] == [production.api.socket_group]
