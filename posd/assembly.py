@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from posd.aws import config_session, kms_client
 from posd.config import Config
-from posd.identity import signer_for
+from posd.identity import lane_signer
 from posd.keys.factory import build_key_provider
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
@@ -58,6 +58,11 @@ def events_clients(config: Config) -> ClientSource:
         endpoint_url=config.aws.events_endpoint_url or config.aws.endpoint_url,
         session=chosen,
     )
+
+
+def signer_for(config: Config) -> Signer | None:
+    """The lane's signer (`None` without `[identity]`, development only)."""
+    return lane_signer(config.identity, config.path, config.store_id, config.terminal_id)
 
 
 def watermark_table(config: Config) -> WatermarkTable | None:

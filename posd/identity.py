@@ -18,7 +18,6 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 from cryptography import x509
@@ -27,9 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from posd.errors import ConfigError
 from wire.signing import Signer, SigningKeyError
-
-if TYPE_CHECKING:
-    from posd.config import Config
 
 SECTION = "identity"
 CERTIFICATE_KEY = "identity.certificate_file"
@@ -169,12 +165,13 @@ def check_identity(
         load_signer(settings, config_path, store_id, terminal_id)
 
 
-def signer_for(config: Config) -> Signer | None:
+def lane_signer(
+    identity: IdentitySettings, config_path: Path, store_id: str, terminal_id: str
+) -> Signer | None:
     """The lane's signer (`None` without `[identity]`, development only)."""
-    identity = config.identity
     if not identity.configured:
         return None
-    signer = load_signer(identity, config.path, config.store_id, config.terminal_id)
+    signer = load_signer(identity, config_path, store_id, terminal_id)
     left = days_left(signer.certificate)
     if left < RENEW_WARN_DAYS:  # signed anyway: the cloud judges validity when it checks
         log.warning(

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from structlog.testing import capture_logs
 
 from demo.pki import LocalCa
+from posd.assembly import signer_for
 from posd.config import load_config
 from posd.errors import ConfigError
-from posd.identity import signer_for
 from tests.terminal_identity import lane_credentials
 
 STORE_ID = "store-0042"
