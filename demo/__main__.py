@@ -87,6 +87,11 @@ def demo(args: argparse.Namespace) -> int:
             if r["lost"] == 0
             else f"{r['lost']} LOST"
         )
+        verdict += (
+            f"; every range proven through seq {r['proven_through']}"
+            if r["proven_through"] == r["last_seq"] and not r["alarms"]
+            else f"; proven only through seq {r['proven_through']} of {r['last_seq']}"
+        )
         verdict += f"; posd run exited {r['daemon_exit_code']} on SIGTERM"
         if r["sync_api"] == "v2":
             verdict += f"; {r['duplicates']} duplicates in the queue (EventBridge v2)"
@@ -94,6 +99,7 @@ def demo(args: argparse.Namespace) -> int:
 
     emit(result.as_dict(), args.json, render)
     clean = result.lost == 0 and result.verify_ok and result.daemon_exit_code == 0
+    clean = clean and result.all_proven
     # v2 deduplicates at the bus: a duplicate in the queue is a failure of the guarantee
     clean = clean and (result.sync_api != "v2" or result.duplicates == 0)
     return 0 if clean else 1

@@ -3,7 +3,8 @@
 The queue's messages go to `cloud.consumer.Consumer.handle_sqs` as Lambda's event source
 mapping would hand them over (`cloud.event_source.QueueFeeder`), with the consumer's tables in
 the emulator's DynamoDB; the figures are then read back from the tables, as a chain's own
-reports would be.
+reports would be: payments, each checkpoint's verdict, the journal's proven watermark (every
+range signed by the lane's certificate, complete, chained and contiguous), alarms.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cloud.tables import TableNames, create_tables
 from demo.localaws.emulator import LocalAws
 from wire.keys import CachingUnwrapper
 from wire.signing import Verifier
+from wire.watermark import PROVEN_SEQ
 
 TABLE_PREFIX = "posd-demo"
 # The consumer's alarms go to the emulator's default bus, which always exists (the terminal's
@@ -41,6 +43,9 @@ class Consumed:
     matched: set[str] = field(default_factory=set)  # event_ids decrypted and as answered
     by_kind: dict[str, int] = field(default_factory=dict)
     key_sources: dict[str, int] = field(default_factory=dict)
+    ranges: dict[str, int] = field(default_factory=dict)  # checkpoints by state
+    proven_seq: int = 0  # the journal's proven watermark, as the consumer published it
+    alarms: dict[str, int] = field(default_factory=dict)  # by name: any is a failure here
 
 
 def consume(
@@ -75,6 +80,15 @@ def consume(
         if event["kind"] == RECORD_KIND:
             result.received += 1
             result.duplicates += int(event["copies"]) - 1
+    for checkpoint in store.scan(store.tables.checkpoints):
+        state = str(checkpoint["state"])
+        result.ranges[state] = result.ranges.get(state, 0) + 1
+    for alarm in store.scan(store.tables.alarms):
+        name = str(alarm["alarm"])
+        result.alarms[name] = result.alarms.get(name, 0) + 1
+    result.proven_seq = max(
+        (int(item[PROVEN_SEQ]) for item in store.scan(store.tables.watermarks)), default=0
+    )
     for payment in store.scan(store.tables.payments):
         answer = answers.get(payment["event_id"])
         if answer is None or not matches(answer, payment):

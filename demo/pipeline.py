@@ -90,8 +90,18 @@ class DemoResult:
     daemon_exit_code: int | None
     seconds: float
     key_sources: dict[str, int]
+    ranges: dict[str, int]  # the lane's checkpoints, by the consumer's verdict
+    proven_through: int  # the proven watermark: every seq up to it proven by signed ranges
+    last_seq: int  # the journal's last seq
+    alarms: dict[str, int]  # raised by the consumer or the terminal, by name
     state_dir: str | None
     sync_api: str
+
+    @property
+    def all_proven(self) -> bool:
+        """Every range complete and the watermark at the journal's last seq, no alarm."""
+        complete = set(self.ranges) <= {"complete"}
+        return complete and self.proven_through == self.last_seq and not self.alarms
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -296,6 +306,7 @@ def run_demo(
         with Journal.open(state_dir) as journal:
             delivered = journal.summary().delivered
             report = journal.verify()
+            last_seq = max((record.seq for record in journal.records()), default=0)
 
         expected = len(register.answers)
         consumed = consume(
@@ -325,6 +336,10 @@ def run_demo(
         daemon_exit_code=exit_code,
         seconds=round(time.perf_counter() - started, 3),
         key_sources=consumed.key_sources,
+        ranges=consumed.ranges,
+        proven_through=consumed.proven_seq,
+        last_seq=last_seq,
+        alarms=consumed.alarms,
         state_dir=str(keep_state) if keep_state is not None else None,
         sync_api=sync_api,
     )

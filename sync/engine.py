@@ -178,6 +178,7 @@ class SyncEngine:
         self._held: deque[_Held] = deque()
         self._lease_was_empty = False
         self._stop = threading.Event()
+        self._checkpoint_wanted = threading.Event()  # checkpoint_now(): cut one next round
         self._lock = threading.Lock()
         self._delivered = 0
         self._quarantined = 0
@@ -202,19 +203,31 @@ class SyncEngine:
         """Ask `run`/`drain` to return (thread-safe); requests in flight are finished."""
         self._stop.set()
 
+    def checkpoint_now(self) -> None:
+        """Cut a checkpoint over everything appended so far at the next round, whatever the
+        timer says (thread-safe): a flush asks for it, so that once delivered the cloud can
+        prove the whole journal, not only what the last timed or counted checkpoint covered."""
+        self._checkpoint_wanted.set()
+
     def drain(
         self,
         timeout: float | None = None,
         progress: Callable[[DrainProgress], None] | None = None,
+        checkpoint: bool = False,
     ) -> DrainReport:
         """Deliver until nothing is pending (quarantined records aside), `timeout` or `stop()`,
         or until the configuration is refused (`misconfigured`: no retry would help).
 
         Records waiting out a backoff are waited for; an offline link is probed meanwhile.
+        With `checkpoint`, a checkpoint over everything appended so far is cut first
+        (`checkpoint_now`) and delivered with them (a technician's flush: the cloud can then
+        prove the whole journal).
         """
         start = time.monotonic()
         delivered0, quarantined0 = self._delivered, self._quarantined
         self._stop.clear()
+        if checkpoint:
+            self.checkpoint_now()
         self._refresh_status(self._clock())
         completed = False
         while not self._stop.is_set():
@@ -323,7 +336,9 @@ class SyncEngine:
     def _round(self, now: float) -> None:
         delivered = self._collect([f for f in self._in_flight if f.done()], now)
         try:
-            if self._outbox.cut_checkpoint(now):
+            wanted = self._checkpoint_wanted.is_set()
+            self._checkpoint_wanted.clear()
+            if self._outbox.cut_checkpoint(now, force=wanted):
                 self._side.raised()
             self._side.collect(now)
             if self._side.due(now) and not self._link.probing and self._link.may_send(now):

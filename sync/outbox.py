@@ -155,10 +155,10 @@ class Outbox(Protocol):
         """EventBridge accepted these side events."""
         ...
 
-    def cut_checkpoint(self, now: float) -> bool:
+    def cut_checkpoint(self, now: float, force: bool = False) -> bool:
         """Journal a checkpoint over the records appended since the last one if the
-        checkpoint timer ran out and there are any (never an empty one); True if one was cut.
-        Cheap when it is not due: the engine calls it every round."""
+        checkpoint timer ran out (or `force`) and there are any (never an empty one); True if
+        one was cut. Cheap when it is not due: the engine calls it every round."""
         ...
 
     def purge_delivered(self, delivered_before: float, through_seq: int | None = None) -> int:

@@ -260,7 +260,9 @@ def _flush_here(config: Config, timeout: float) -> dict[str, Any]:
                 done = progress.delivered + progress.quarantined
                 bar(min(done, total), max(total, done))
 
-            report = engine.drain(timeout=timeout, progress=show if total else None)
+            report = engine.drain(
+                timeout=timeout, progress=show if total else None, checkpoint=True
+            )
             last_error = engine.status().last_error
     return {
         "via": "engine",

@@ -33,6 +33,10 @@ class DeliveryThread:
     def status(self) -> SyncStatus:
         return self._engine.status()
 
+    def checkpoint_now(self) -> None:
+        """Cover everything appended so far with a checkpoint at the engine's next round."""
+        self._engine.checkpoint_now()
+
     def stop(self, timeout: float) -> bool:
         """Stop leasing and let the requests in flight finish (up to `timeout`).
 

@@ -179,14 +179,26 @@ class LaneViews:
         }
 
     def flush(self, timeout: float) -> FlushAnswer:
-        """Wait (up to `timeout`) for the delivery thread to empty the backlog."""
+        """Wait (up to `timeout`) for the delivery thread to empty the backlog, with a
+        checkpoint over all of it: once flushed, the cloud can prove every record so far."""
         started = time.monotonic()
-        pending = self._journal.summary().pending
-        while pending and time.monotonic() - started < timeout:
-            time.sleep(FLUSH_POLL_S)
+        self._delivery.checkpoint_now()
+
+        def backlog() -> tuple[int, bool]:
+            """Records pending, and whether a sent checkpoint covers them all (the engine
+            cuts it at its next round: it may not be journaled yet when the records are)."""
             pending = self._journal.summary().pending
+            if pending:
+                return pending, False
+            checkpoints = self._journal.checkpoint_status()
+            return 0, checkpoints.pending == 0 and checkpoints.uncovered == 0
+
+        pending, covered = backlog()
+        while not (pending == 0 and covered) and time.monotonic() - started < timeout:
+            time.sleep(FLUSH_POLL_S)
+            pending, covered = backlog()
         return {
-            "completed": pending == 0,
+            "completed": pending == 0 and covered,
             "pending": pending,
             "waited_seconds": round(time.monotonic() - started, 3),
         }

@@ -305,16 +305,18 @@ class Appender:
             raise _StaleTail from error  # another process cut this range: reload and retry
         return end
 
-    def cut_checkpoint(self, now: float) -> bool:
+    def cut_checkpoint(self, now: float, force: bool = False) -> bool:
         """The checkpoint timer (see `sync.outbox.Outbox.cut_checkpoint`): every
-        `checkpoint_every_seconds` from the first call, and again whenever the clock went back."""
+        `checkpoint_every_seconds` from the first call, and again whenever the clock went back;
+        at once with `force` (a drain: everything appended so far gets covered)."""
         if self._db.read_only:
             return False
         started = self._checkpoint_timer_at
-        if started is None:
+        if started is None and not force:
             self._checkpoint_timer_at = now
             return False
-        if 0 <= now - started < self._settings.checkpoint_every_seconds:
+        due = started is None or not 0 <= now - started < self._settings.checkpoint_every_seconds
+        if not (force or due):
             return False
         self._checkpoint_timer_at = now
 

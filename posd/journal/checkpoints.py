@@ -47,6 +47,7 @@ class CheckpointStatus:
 
     last_seq: int | None
     pending: int
+    uncovered: int = 0  # records appended after the last checkpoint (none covers them yet)
 
 
 def covered_through(conn: sqlite3.Connection) -> Mark:
@@ -134,7 +135,9 @@ def forget_sent(conn: sqlite3.Connection) -> int:
 def status(conn: sqlite3.Connection) -> CheckpointStatus:
     last = conn.execute("SELECT MAX(last_seq) FROM checkpoints").fetchone()[0]
     pending = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE sent_at IS NULL").fetchone()[0]
-    return CheckpointStatus(None if last is None else int(last), int(pending))
+    newest = conn.execute("SELECT MAX(seq) FROM records").fetchone()[0]
+    uncovered = max(int(newest or 0) - covered_through(conn)[0], 0)
+    return CheckpointStatus(None if last is None else int(last), int(pending), uncovered)
 
 
 @dataclass(frozen=True)

@@ -224,9 +224,9 @@ class Journal:
         """Why an append would now be refused for space (cap or disk reserve), or None."""
         return self._appender.space_problem()
 
-    def cut_checkpoint(self, now: float) -> bool:
+    def cut_checkpoint(self, now: float, force: bool = False) -> bool:
         """The checkpoint timer (see `sync.outbox.Outbox.cut_checkpoint`)."""
-        return self._appender.cut_checkpoint(now)
+        return self._appender.cut_checkpoint(now, force)
 
     def find_by_client_ref(self, client_ref: str) -> OutboxRecord | None:
         return reading.find_by_client_ref(self._db, client_ref)

@@ -14,7 +14,8 @@ from posd.cli.main import main
 from posd.journal import Journal
 from tests.repo import REPO_ROOT
 from tests.sync.conftest import CLI_RECORDS as RECORDS
-from tests.sync.conftest import Route, event_ids, receive_all
+from tests.sync.conftest import Route, event_ids, receive_all, record_events
+from wire.events import CHECKPOINT_DETAIL_TYPE
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
@@ -39,7 +40,11 @@ def test_status_flush_status(
 
     code, after = _run(capsys, "sync", "status", "--config", str(config_file))
     assert (after["pending"], after["delivered"]) == (0, RECORDS)
-    assert len(set(event_ids(receive_all(sqs_client, route.queue_url, RECORDS)))) == RECORDS
+    # the records, and the checkpoint the flush cut over all of them
+    events = receive_all(sqs_client, route.queue_url, RECORDS + 1)
+    assert len(set(event_ids(record_events(events)))) == RECORDS
+    (checkpoint,) = (e["detail"] for e in events if e["detail-type"] == CHECKPOINT_DETAIL_TYPE)
+    assert (checkpoint["first_seq"], checkpoint["last_seq"]) == (1, RECORDS)
 
 
 def test_retry_quarantined(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

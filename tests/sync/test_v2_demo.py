@@ -19,6 +19,7 @@ def test_demo_over_v2_has_no_duplicates_in_the_queue() -> None:
     assert summary["lost"] == 0 and summary["verify_ok"] is True
     assert summary["delivered"] == summary["received"] == summary["decrypted"] > 0
     assert summary["duplicates"] == 0
+    assert summary["proven_through"] == summary["last_seq"] and summary["alarms"] == {}
 
 
 def test_demo_refuses_an_unknown_api() -> None:

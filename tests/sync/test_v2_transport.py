@@ -309,8 +309,10 @@ def test_sync_flush_delivers_through_v2(
 
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
-    assert v2_route.endpoint.stats.published == CLI_RECORDS
-    assert len(receive_all(sqs_client, v2_route.queue_url, CLI_RECORDS)) == CLI_RECORDS
+    # the records and the checkpoint over all of them the flush cut
+    assert v2_route.endpoint.stats.published == CLI_RECORDS + 1
+    events = receive_all(sqs_client, v2_route.queue_url, CLI_RECORDS + 1)
+    assert len(record_events(events)) == CLI_RECORDS
 
 
 def test_doctor_reaches_the_v2_endpoint(

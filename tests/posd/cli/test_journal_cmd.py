@@ -94,6 +94,9 @@ def test_demo_reads_back_every_payment(tmp_path: Path) -> None:
     assert kinds["palm_payment"] >= 21  # every fifth is palm only; card+palm may go either way
     assert summary["lost"] == 0 and summary["verify_ok"] is True
     assert summary["daemon_exit_code"] == 0
+    # every range signed by the lane's certificate, complete, chained; the flush cut the last
+    assert summary["ranges"] == {"complete": 2} and summary["alarms"] == {}
+    assert summary["proven_through"] == summary["last_seq"] == 111
     assert (keep / JOURNAL_FILE).exists()
     data = b"".join(p.read_bytes() for p in keep.iterdir() if p.name.startswith(JOURNAL_FILE))
     for _, pan in DECK_PANS:  # the simulated reader presents these
