@@ -40,7 +40,7 @@ CANCEL_GRACE_S = 2.0
 API_STOP_S = 2.0
 DELIVERY_STOP_S = 4.0
 # Sections whose change needs a restart; the others are reloaded by SIGHUP.
-RESTART_SECTIONS = ("terminal", "api", "aws", "keys", "journal", "devices")
+RESTART_SECTIONS = ("terminal", "api", "aws", "keys", "journal", "devices", "identity")
 # The interpreter's GIL switch interval in `posd run` (Python's default: 5 ms). A payment's
 # thread hands off to the card reader's and back several times, and with delivery's threads
 # busy each hand-off may wait a whole interval: at 1 ms, capture's p99 while a backlog drained
