@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wire.envelope import ALGORITHM
-from wire.errors import MalformedMessage
+from wire.errors import MalformedMessage, WireError
 from wire.keys import WrappedKey
 
 EVENT_SCHEMA = "posd.event/1"
@@ -42,6 +42,16 @@ def detail_json(value: Any) -> str:
     Not the envelope's AAD encoding (`wire.envelope.canonical_ascii_json`, ASCII escapes):
     the AAD travels base64-encoded inside the Detail, so the two never need to agree."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def b64decode_strict(text: Any, what: str, error: type[WireError]) -> bytes:
+    """Strict base64 of a field a peer sent; `error` (naming `what`) when it is not."""
+    if not isinstance(text, str):
+        raise error(f"{what} is not a base64 string")
+    try:
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as cause:
+        raise error(f"{what} is not valid base64") from cause
 
 
 def b64encode(data: bytes) -> str:

@@ -8,26 +8,19 @@ the demo and the tests all use it. Anything wrong with a record's own bytes rais
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import json
 from typing import Any
 
 from wire.envelope import SEALED_IDENTITY_FIELDS, open_sealed, wrapped_key_digest
 from wire.errors import EnvelopeError, IdentityNotBound
-from wire.events import EVENT_SCHEMA
+from wire.events import EVENT_SCHEMA, b64decode_strict
 from wire.keys import KMS_PROVIDER, KeyUnwrapper, WrappedKey, identity_context
 
 
 def b64(text: Any, what: str) -> bytes:
     """Strict base64 of an envelope field; `EnvelopeError` when it is not."""
-    if not isinstance(text, str):
-        raise EnvelopeError(f"{what} is not a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise EnvelopeError(f"{what} is not valid base64") from error
+    return b64decode_strict(text, what, EnvelopeError)
 
 
 def wrapped_key_of(detail: dict[str, Any]) -> WrappedKey:

@@ -22,7 +22,6 @@ claims.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from cryptography.x509.oid import NameOID
 
 from wire.envelope import canonical_ascii_json
 from wire.errors import WireError
+from wire.events import b64decode_strict
 
 SIGNATURE_FIELD = "signature"
 ECDSA_SHA256 = "ecdsa-sha256"
@@ -97,12 +97,7 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: Any, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise SignatureError(f"signature.{what} is not a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise SignatureError(f"signature.{what} is not valid base64") from error
+    return b64decode_strict(text, f"signature.{what}", SignatureError)
 
 
 class Signer:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cloud import handler
 from cloud.alarms import CONSUMER_ALARM_SOURCE, AlarmBus, Alarms
 from cloud.consumer import Consumer, ConsumerSettings
 from cloud.event_source import QueueFeeder
@@ -22,7 +23,7 @@ from cloud.metrics import CountingMetrics
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from demo.backend import QueueRoute, route_bus_to_queue
-from demo.localaws.emulator import LocalAws
+from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from demo.pki import LocalCa, TerminalCredentials
 from posd.journal import Journal
 from posd.keys.base import KeySource
@@ -310,3 +311,21 @@ def rig(local_aws: LocalAws, kms_client: Any, events_client: Any, sqs_client: An
     rig.consumer = rig.consumer_with()
     rig.feeder = QueueFeeder(sqs_client, queue_url, lambda event, _: rig.consumer.handle_sqs(event))
     return rig
+
+
+@pytest.fixture
+def lambda_env(rig: Rig, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function's environment as the template sets it, on the rig's tables, alarm bus and
+    trust anchor (moto's endpoint and keys; no grace period), and no function warm yet."""
+    env = {
+        **rig.store.tables.as_env(),
+        "ALARM_BUS_NAME": rig.alarms.bus_name,
+        "GAP_GRACE_SECONDS": "0",
+        "TRUST_ANCHOR_CA_PEM": CA.ca_pem().decode(),
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_DEFAULT_REGION": EMULATOR_REGION,
+        **{name.upper(): value for name, value in EMULATOR_CREDENTIALS.items()},
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handler, "_consumer", None)

@@ -18,25 +18,9 @@ from cloud.metrics import (
     METRICS_SERVICE,
     RECORDS_FILED,
 )
-from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION
-from tests.cloud.conftest import CA, RECORDS, Delivered, Rig, checkpoint_entry, deliver
+from demo.localaws.emulator import EMULATOR_REGION
+from tests.cloud.conftest import RECORDS, Delivered, Rig, checkpoint_entry, deliver
 from wire.events import parse_message
-
-
-@pytest.fixture
-def lambda_env(rig: Rig, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {
-        **rig.store.tables.as_env(),
-        "ALARM_BUS_NAME": rig.alarms.bus_name,
-        "GAP_GRACE_SECONDS": "0",
-        "TRUST_ANCHOR_CA_PEM": CA.ca_pem().decode(),
-        "AWS_ENDPOINT_URL": aws_endpoint,
-        "AWS_DEFAULT_REGION": EMULATOR_REGION,
-        **{name.upper(): value for name, value in EMULATOR_CREDENTIALS.items()},
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "_consumer", None)
 
 
 def messages_of(rig: Rig, bodies: list[str]) -> list[dict[str, Any]]:

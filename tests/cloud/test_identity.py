@@ -20,7 +20,7 @@ from cloud.consumer import Outcome
 from cloud.event_source import sqs_event
 from cloud.metrics import RECORDS_FILED, RECORDS_HELD, CountingMetrics
 from cloud.records import HELD, REPORTED_TAMPERED
-from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from demo.localaws.emulator import EMULATOR_REGION, LocalAws
 from demo.pki import LocalCa
 from posd.keys.kms import KmsRsaOfflineSource
 from sync.events import EventBuilder
@@ -88,22 +88,6 @@ def test_a_forged_record_whose_context_was_edited_to_match_its_claim_is_refused_
     (alarm,) = rig.raised()
     assert alarm["alarm"] == FORGED_RECORD
     assert alarm["sealed_by"] is None  # the edited context proves nothing about its sealer
-
-
-@pytest.fixture
-def lambda_env(rig: Rig, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The function's environment, as the template sets it (moto's endpoint and keys)."""
-    env = {
-        **rig.store.tables.as_env(),
-        "ALARM_BUS_NAME": rig.alarms.bus_name,
-        "TRUST_ANCHOR_CA_PEM": CA.ca_pem().decode(),
-        "AWS_ENDPOINT_URL": aws_endpoint,
-        "AWS_DEFAULT_REGION": EMULATOR_REGION,
-        **{name.upper(): value for name, value in EMULATOR_CREDENTIALS.items()},
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "_consumer", None)
 
 
 @pytest.mark.usefixtures("lambda_env")
