@@ -104,8 +104,8 @@ def test_a_forged_record_through_the_real_handler_is_never_filed(
     assert answer == {"batchItemFailures": []}  # refused for good, never retried
     payments = rig.items("payments")
     assert {(p["store_id"], p["seq"]) for p in payments} == {(STORE_ID, s) for s in (1, 2, 3)}
-    forged = [a for a in rig.raised() if a["alarm"] == FORGED_RECORD]
-    assert [(a["store_id"], a["terminal_id"]) for a in forged] == [(VICTIM_STORE, VICTIM_LANE)] * 2
+    alarmed = [a for a in rig.raised() if a["alarm"] == FORGED_RECORD]
+    assert [(a["store_id"], a["terminal_id"]) for a in alarmed] == [(VICTIM_STORE, VICTIM_LANE)] * 2
 
 
 def offline_entries(tmp_path: Path, local_aws: LocalAws, kms_client: Any) -> tuple[str, Any]:
