@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck unit system bench chaos clean venv
+.PHONY: test demo dev docs lint typecheck unit system bench chaos clean venv
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "installing into $(VENV) (about 2 minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -40,7 +41,18 @@ DEMO_ARGS ?=
 demo: $(STAMP)
 	$(BIN)/python -m demo $(DEMO_ARGS)
 
-# The long chaos soak (README: Reliability). POSD_CHAOS_SECONDS=1800 make chaos for 30 minutes;
+# The local AWS stand-ins for a daemon on config/dev.toml (moto on its [aws] endpoint_url, the
+# bus routed to a queue, the watermark table): prints what to export and the command to run,
+# then serves until Ctrl-C. DEV_CONFIG=path for another development config.
+DEV_CONFIG ?= config/dev.toml
+dev: $(STAMP)
+	$(BIN)/python -m demo.dev --config $(DEV_CONFIG)
+
+# docs/configuration.md, generated from the config dataclasses (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python -m posd.config_reference
+
+# The long chaos soak (docs/reliability.md). POSD_CHAOS_SECONDS=1800 make chaos for 30 minutes;
 # POSD_CHAOS_API=v2 delivers through EventBridge v2 (the queue must then hold no duplicates).
 POSD_CHAOS_SECONDS ?= 1800
 POSD_CHAOS_API ?= v1
