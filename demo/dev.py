@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -46,6 +47,18 @@ def _endpoint(config_path: Path) -> tuple[str, int, str]:
     return parts.hostname, parts.port, url
 
 
+def _check_free(host: str, port: int, url: str) -> None:
+    """A port in use is one line naming it (werkzeug would print a paragraph and exit 1)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PosdError(
+                f"cannot serve the stand-ins on {url} ({error.strerror}): is another "
+                "emulator or `make dev` already running there?"
+            ) from None
+
+
 def environment(endpoint_url: str) -> dict[str, str]:
     """What the daemon's shell needs: dummy credentials moto accepts, the region, the endpoint."""
     return {
@@ -59,13 +72,8 @@ def environment(endpoint_url: str) -> dict[str, str]:
 def serve(config_path: Path, stop: threading.Event) -> None:
     config = load_config(config_path)
     host, port, url = _endpoint(config_path)
-    try:
-        aws = LocalAws(host, port)
-    except OSError as error:
-        raise PosdError(
-            f"cannot serve the stand-ins on {url} ({error.strerror}): is another "
-            "emulator or `make dev` already running there?"
-        ) from None
+    _check_free(host, port, url)
+    aws = LocalAws(host, port)
     with aws:
         route = route_bus_to_queue(
             aws.client("events"), aws.client("sqs"), config.sync.event_bus_name, config.sync.source
@@ -76,7 +84,7 @@ def serve(config_path: Path, stop: threading.Event) -> None:
         kms.create_alias(AliasName=KMS_ALIAS, TargetKeyId=key_id)
         print(f"# local AWS stand-ins (moto) on {url}")
         print(f"# event bus {route.bus_name!r} -> SQS queue {route.queue_url}")
-        print(f"# KMS key {KMS_ALIAS} (for [keys] provider = \"kms\", kms_key_id = \"{KMS_ALIAS}\")")
+        print(f'# KMS key {KMS_ALIAS} (for [keys] provider = "kms", kms_key_id = "{KMS_ALIAS}")')
         print("# in another shell:")
         for name, value in environment(url).items():
             print(f"export {name}={shlex.quote(value)}")

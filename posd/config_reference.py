@@ -23,7 +23,7 @@ from drivers.registry import available_drivers, driver_class
 from posd.config import SECTIONS, Config
 from posd.device_options import DEVICE_CLASSES, driver_options
 from posd.errors import PosdError
-from posd.typecheck import type_name
+from posd.typecheck import NotSettable, coerce, type_name
 
 REFERENCE_PATH = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 # Config fields that are not sections of the file.
@@ -63,7 +63,7 @@ SECTION_NOTES: Mapping[str, str] = {
         "does not read. The timeouts here are the KMS client's; the EventBridge client takes "
         "its timeouts from `[sync]`."
     ),
-    "keys": "Data keys. The `local` provider is refused unless `terminal.mode = \"development\"`.",
+    "keys": 'Data keys. The `local` provider is refused unless `terminal.mode = "development"`.',
     "journal": (
         "Either size limit reached refuses new records (`journal_full`); captured records are "
         "never dropped to make room."
@@ -111,7 +111,7 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
         "kms_endpoint_url": "KMS only; unset: `endpoint_url`, then `AWS_ENDPOINT_URL_KMS`",
         "events_endpoint_url": (
             "EventBridge only; unset: `endpoint_url`, then `AWS_ENDPOINT_URL_EVENTBRIDGE` "
-            "(with `[sync] api = \"v2\"`: `AWS_ENDPOINT_URL_EVENTBRIDGEV2`)"
+            '(with `[sync] api = "v2"`: `AWS_ENDPOINT_URL_EVENTBRIDGEV2`)'
         ),
         "dynamodb_endpoint_url": (
             "where `[sync]` reads the lane's proven watermark: the DynamoDB interface "
@@ -235,6 +235,7 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "confidence": "simulated: the match confidence reported (0..1)",
     "scan_time_s": "simulated: time from palm to result",
     "firmware": "simulated: the firmware version reported",
+    "kernel_driver_active": "simulated: start with a kernel driver bound (the driver detaches it)",
     "unplugged_while": "simulated: the device is unplugged while a file exists at this path "
     "(for tests)",
 }
@@ -322,6 +323,24 @@ def _driver_defaults(cls: type[Any]) -> dict[str, Any]:
     return defaults
 
 
+# One value of each kind a TOML file can hold: an option none of them fits is not a config key.
+_PROBES: tuple[Any, ...] = ("text", 1, 1.5, True, [], {})
+
+
+def _settable(annotation: Any) -> bool:
+    """Whether a config file can set an option of this type (a constructor may also take
+    objects only code can build: the simulated reader's card deck)."""
+    for probe in _PROBES:
+        try:
+            coerce(annotation, probe)
+        except NotSettable:
+            continue
+        except TypeError:
+            return True
+        return True
+    return False
+
+
 def _devices() -> Iterator[str]:
     yield "## `[devices.NAME]`"
     yield ""
@@ -332,19 +351,18 @@ def _devices() -> Iterator[str]:
             cls = driver_class(kind, driver)
             options = driver_options(cls)
             defaults = _driver_defaults(cls)
-            seen |= set(options.accepted)
-            yield f"### `[devices.{device}]` driver = `\"{driver}\"`"
+            settable = {k for k, hint in options.accepted.items() if _settable(hint)}
+            seen |= settable
+            yield f'### `[devices.{device}]` driver = `"{driver}"`'
             yield ""
             table = []
-            for key in sorted(options.accepted, key=lambda k: (k not in options.required, k)):
+            for key in sorted(settable, key=lambda k: (k not in options.required, k)):
                 if key not in DEVICE_OPTIONS:
                     continue  # reported below, with every other undescribed option
                 default = (
                     "*required*" if key in options.required else _format_default(defaults.get(key))
                 )
-                table.append(
-                    (key, type_name(options.accepted[key]), default, DEVICE_OPTIONS[key])
-                )
+                table.append((key, type_name(options.accepted[key]), default, DEVICE_OPTIONS[key]))
             yield from _rows(table)
             yield ""
     _check_described("[devices.*]", seen, set(DEVICE_OPTIONS))

@@ -1,5 +1,5 @@
 """The card network table: every range's bounds and a number inside, load-time validation,
-Luhn policy per brand, co-badges, packaging and the README's list of networks."""
+Luhn policy per brand, co-badges, packaging and the docs' list of networks."""
 
 from __future__ import annotations
 
@@ -168,7 +168,8 @@ def test_data_files_are_package_data() -> None:
     assert {"networks.toml", "emv_tags.toml"} <= shipped
 
 
-def test_readme_lists_every_network() -> None:
-    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+def test_docs_list_every_network() -> None:
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    readme = " ".join(" ".join(p.read_text(encoding="utf-8") for p in docs).split())
     missing = [n.name for n in network_table().networks.values() if n.name not in readme]
     assert missing == []
