@@ -1,1 +1,1 @@
-"""Benchmarks: each script prints one JSON object (see README, Benchmarks)."""
+"""Benchmarks: each script prints one JSON object (see docs/performance.md)."""

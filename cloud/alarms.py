@@ -28,7 +28,8 @@ CONSUMER_ALARM_SOURCE = "posd.consumer"
 CONSUMER_ALARM_DETAIL_TYPE = "posd.consumer.alarm"
 CONSUMER_ALARM_SCHEMA = "posd.consumer.alarm/1"
 # What the consumer alarms on (the `alarm` field, and the `Alarm` dimension of the
-# `AlarmsRaised` metric: cloud/metrics.py). README "What holds" says what each one means.
+# `AlarmsRaised` metric: cloud/metrics.py). docs/architecture.md "What holds" says what
+# each one means.
 RECORD_REJECTED = "record_rejected"  # a record's AEAD or AAD check failed: tampered
 FORGED_RECORD = "forged_record"  # a record whose data key does not bind the identity it claims
 FORGED_SIGNATURE = "forged_signature"  # a checkpoint or alarm whose signature proves nothing

@@ -61,7 +61,7 @@ from wire.signing import Signer
 STATUS_REFRESH_SECONDS = 1.0
 # `Outbox.summary` reads the backlog (counts, pending amounts), at a CPU cost that grows with
 # the pending records: refreshed every second during a long drain, it took a large share of
-# the driver's CPU (bench/drain.py; the figures are in README.md's Performance section).
+# the driver's CPU (bench/drain.py; the figures are in docs/performance.md).
 # The interval stretches so that the refresh takes at most this share of the time, up to a
 # cap. The engine keeps `pending` current itself for what it delivers; the refresh catches
 # captures and other processes.
@@ -409,7 +409,7 @@ class SyncEngine:
                 self._in_flight[future] = _Flight(batch, ticket, self._timeouts.generation, now)
         # Prefetch while the requests are out, so that a freed slot is refilled at once
         # instead of waiting for a lease and event building (bench/drain.py; the gain is in
-        # README.md's Performance section).
+        # docs/performance.md).
         if len(self._held) < self._allowed_in_flight():
             self._lease(now)
 

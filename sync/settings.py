@@ -80,7 +80,7 @@ class SyncSettings:
     # Per-record retry of retryable entry errors and of throttled requests: full jitter. The
     # cap is short: an outage is the link monitor's business (offline probing), and a long
     # per-record cap left a reconnecting fleet a tail of records waiting out old backoffs
-    # (bench/fleet.py; the figures are in README.md's Performance section).
+    # (bench/fleet.py; the figures are in docs/performance.md).
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 10.0
     # Offline detection: this many consecutive whole-request failures flip to offline, then

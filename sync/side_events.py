@@ -16,7 +16,7 @@ records and never stalls the engine's driver for a round trip (sent synchronousl
 checkpoints cost a share of the drain rate: bench/drain.py). A backlog of side events (after
 an outage: one checkpoint per 100 records captured meanwhile) goes out back to back, one
 request at a time: paced, such a backlog held a drain long after its records had gone
-(bench/cost_growth.py). The figures are in README.md's Performance section. Alarms go first.
+(bench/cost_growth.py). The figures are in docs/performance.md. Alarms go first.
 """
 
 from __future__ import annotations

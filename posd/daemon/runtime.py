@@ -44,8 +44,8 @@ RESTART_SECTIONS = ("terminal", "api", "aws", "keys", "journal", "devices", "ide
 # The interpreter's GIL switch interval in `posd run` (Python's default: 5 ms). A payment's
 # thread hands off to the card reader's and back several times, and with delivery's threads
 # busy each hand-off may wait a whole interval: at 1 ms, capture's p99 while a backlog drained
-# was lower and delivery went no slower (bench/capture_api.py; the figures are in README.md's
-# Performance section).
+# was lower and delivery went no slower (bench/capture_api.py; the figures are in
+# docs/performance.md).
 SWITCH_INTERVAL_S = 0.001
 
 

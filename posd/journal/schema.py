@@ -94,7 +94,7 @@ def _v2(db: sqlite_utils.Database) -> None:
 def _v3(db: sqlite_utils.Database) -> None:
     """Partial indexes over the records not yet settled: every payment checks the offline
     limits against the backlog (`Journal.summary`), and without them each check scanned the
-    whole journal (bench/cost_growth.py; the figure is in README.md's Performance section).
+    whole journal (bench/cost_growth.py; the figure is in docs/performance.md).
 
     The price: an append also writes the `records_pending` leaf page (one more page in the
     same WAL commit, same fsync), and a delivery removes the entry. Delivered rows, the bulk
@@ -134,8 +134,8 @@ def _v5(db: sqlite_utils.Database) -> None:
 
     Purge removes a key once the journal's front is past its `last_seq`, without asking the
     records table which keys it still references: that question had no index and scanned the
-    whole journal under the write lock (bench/cost_growth.py; the figure is in README.md's
-    Performance section).
+    whole journal under the write lock (bench/cost_growth.py; the figure is in
+    docs/performance.md).
     Keys already stored are closed at the current last seq: no record above it exists yet."""
     db.execute("ALTER TABLE data_keys ADD COLUMN last_seq INTEGER")
     db.execute("UPDATE data_keys SET last_seq = (SELECT COALESCE(MAX(seq), 0) FROM records)")

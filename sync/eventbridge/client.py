@@ -2,7 +2,7 @@
 
 botocore's client-side parameter validation is switched off too: it walked every field of
 every entry on every request, a large share of the client's CPU (bench/drain.py; the figure
-is in README.md's Performance section).
+is in docs/performance.md).
 The engine builds its entries itself, always of the same shape; anything the SDK would have
 refused, the service refuses too (HTTP 400), which `sync.eventbridge.retry` sorts as
 `misconfigured` exactly like the `ParamValidationError` the SDK would have raised.
