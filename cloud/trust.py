@@ -6,8 +6,7 @@ one the Roles Anywhere trust anchor holds (the template takes it as a parameter 
 both). `CRL_PARAMETER` names an SSM parameter holding the current CRL (PEM), the same CRL the
 Roles Anywhere `CRL` resource holds; it is read again at most every `CRL_REFRESH_SECONDS`, so
 revoking a stolen terminal's certificate (docs/architecture.md: "A stolen terminal") reaches
-warm functions
-within minutes. Without `CRL_PARAMETER` nothing is revoked.
+warm functions within minutes. Without `CRL_PARAMETER` nothing is revoked.
 """
 
 from __future__ import annotations
