@@ -24,6 +24,7 @@ from pathlib import Path
 
 from posd.errors import JournalError
 from posd.journal.files import FILE_MODE, JOURNAL_FILE, SQLITE_SIDE_FILES
+from posd.journal.permissions import check_access
 from posd.journal.rows import ANCHOR_CHAIN, ANCHOR_SEQ, read_anchor
 from posd.journal.schema import schema_version
 from wire.envelope import GENESIS_CHAIN
@@ -68,6 +69,9 @@ class IdentityFile:
             identity = Identity(str(document["journal_id"]), int(document["high_water_seq"]))
         except FileNotFoundError:
             return None
+        except PermissionError:
+            check_access(state_dir)  # names the file, its owner and the chown that fixes it
+            raise
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise JournalIdentityError(
                 f"{path} is unreadable ({type(error).__name__}); the journal's identity cannot "

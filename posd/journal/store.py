@@ -47,6 +47,7 @@ from posd.journal.identity import (
     start_new_journal,
 )
 from posd.journal.leasing import PendingFloor
+from posd.journal.permissions import check_access
 from posd.journal.priority import CapturePriority
 from posd.journal.salvage import Salvage
 from posd.journal.settings import JournalSettings
@@ -111,6 +112,7 @@ class Journal:
         (emptied, replaced, or missing committed records): see `posd.journal.identity`.
         """
         prepare_private_dir(state_dir)
+        check_access(state_dir)  # a file owned by another user is fixed by chown, not reset
         known = IdentityFile.load(state_dir)
         journal = cls(
             state_dir / JOURNAL_FILE, settings or JournalSettings(), clock=clock, identity=known
@@ -130,6 +132,7 @@ class Journal:
         damage, giving up what is gone and never reusing a seq. What is left is kept: a
         replaced file is set aside (renamed, not deleted), a shortened one keeps its records."""
         prepare_private_dir(state_dir)
+        check_access(state_dir)  # never give records up for what a chown fixes
         known = IdentityFile.load(state_dir)
         if known is None:
             raise UsageError(f"{state_dir} has no journal identity to reconcile (nothing to reset)")
