@@ -178,10 +178,10 @@ def list_records(args: argparse.Namespace) -> int:
                 rec["seq"],
                 rec["kind"],
                 rec["captured_at"],
-                rec["state"],
-                rec["attempts"],
-                rec["last_error"],
-                _meta_text(rec["meta"]),
+                f"{rec['state']} (damaged)" if rec["damaged"] else rec["state"],
+                "-" if rec["attempts"] is None else rec["attempts"],
+                rec["last_error"] or "-",
+                f"damaged: {rec['damaged']}" if rec["damaged"] else _meta_text(rec["meta"]),
             )
             for rec in r["records"]
         ]

@@ -72,14 +72,15 @@ def inaccessible(state_dir: Path) -> list[Inaccessible]:
 
 
 def service_owner(state_dir: Path) -> tuple[str, str]:
-    """(user, group) the state dir's files belong to: this process's, or, run as root (a
-    technician with sudo), the state dir's owner (systemd's `StateDirectory=` made it)."""
+    """(user, group) the state dir's files should belong to: the state dir's own owner
+    (systemd's `StateDirectory=` made it the service's), unless that is root and this
+    process is not (the dir itself was made by hand with sudo): then this process's."""
     uid, gid = os.geteuid(), os.getegid()
-    if uid == ROOT_UID:
-        try:
-            info = state_dir.stat()
-        except OSError:
-            return "posd", "posd"
+    try:
+        info = state_dir.stat()
+    except OSError:
+        return _user(uid), _group(gid)
+    if info.st_uid != ROOT_UID or uid == ROOT_UID:
         uid, gid = info.st_uid, info.st_gid
     return _user(uid), _group(gid)
 

@@ -32,7 +32,7 @@ from posd.journal import checkpoints, counts, reading, retention
 from posd.journal.appending import Appender, Sealer, observe_last_event_id
 from posd.journal.backlog import BacklogBound
 from posd.journal.database import Database, Inspection
-from posd.journal.delivery import Delivery
+from posd.journal.delivery import Delivery, RetryReport
 from posd.journal.files import JOURNAL_FILE, prepare_private_dir, size_on_disk
 from posd.journal.identity import (
     AcceptedLoss,
@@ -253,6 +253,13 @@ class Journal:
         self._delivery.quarantine(seq, reason)
 
     def retry_quarantined(self) -> int:
+        """Return every quarantined record that would now pass a lease's checks to pending
+        (see `retry_quarantined_report`); returns how many."""
+        return self._delivery.retry_quarantined().returned
+
+    def retry_quarantined_report(self) -> RetryReport:
+        """`retry_quarantined`, with the records it refused and why (damaged, tampered or
+        unreadable ones would only be quarantined again)."""
         return self._delivery.retry_quarantined()
 
     def release_leases(self) -> int:
