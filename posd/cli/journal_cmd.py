@@ -90,6 +90,8 @@ def reset(args: argparse.Namespace) -> int:
         "lost_after": accepted.lost_after,
         "lost_through": accepted.lost_through,
         "set_aside": accepted.set_aside,
+        "unreadable": accepted.unreadable,
+        "quarantined": accepted.quarantined,
     }
     emit(
         result, args.json, lambda r: key_values({k: "-" if v is None else v for k, v in r.items()})

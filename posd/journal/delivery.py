@@ -194,7 +194,7 @@ class Delivery:
         lease makes; the others (damaged, tampered, unreadable) stay quarantined and are
         refused with the reason they would be quarantined again."""
         with self._db.lock:
-            retry, refused = self._retriable()
+            retry, refused = self.retriable_quarantined()
         returned = len(retry)
         if retry:
 
@@ -216,7 +216,12 @@ class Delivery:
             self._backlog.forget()  # pending again: the backlog bound must start over
         return RetryReport(returned, tuple(sorted(refused, key=lambda item: item.seq)))
 
-    def _retriable(self) -> tuple[list[int], list[Quarantined]]:
+    def retriable_quarantined_locked(self) -> tuple[list[int], list[Quarantined]]:
+        """`retriable_quarantined` under `Database.lock`."""
+        with self._db.lock:
+            return self.retriable_quarantined()
+
+    def retriable_quarantined(self) -> tuple[list[int], list[Quarantined]]:
         """The quarantined seqs that would pass a lease's checks, and the rest with why not.
         Reads only; call under `Database.lock`."""
         conn = self._db.writer

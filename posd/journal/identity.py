@@ -223,11 +223,13 @@ def refuse_blank(state_dir: Path, sidecar: IdentityFile) -> JournalIdentityError
 class AcceptedLoss:
     """What `accept_loss` did: the journal id now, and the seq range given up, if any."""
 
-    action: str  # "none", "new_journal", "gap_accepted"
+    action: str  # "none", "new_journal", "gap_accepted", "damaged_set_aside"
     journal_id: str
     lost_after: int | None
     lost_through: int | None
     set_aside: str | None
+    unreadable: int | None = None  # a damaged file set aside: rows it could not read
+    quarantined: int | None = None  # and quarantined records given up with it (kept there)
 
 
 def set_aside(state_dir: Path) -> Path:

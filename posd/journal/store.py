@@ -31,6 +31,7 @@ from posd.errors import JournalError, UsageError
 from posd.journal import checkpoints, counts, reading, retention
 from posd.journal.appending import Appender, Sealer, observe_last_event_id
 from posd.journal.backlog import BacklogBound
+from posd.journal.damage import DamagedPage, assess
 from posd.journal.database import Database, Inspection
 from posd.journal.delivery import Delivery, RetryReport
 from posd.journal.files import JOURNAL_FILE, prepare_private_dir, size_on_disk
@@ -137,12 +138,20 @@ class Journal:
         if known is None:
             raise UsageError(f"{state_dir} has no journal identity to reconcile (nothing to reset)")
         issued = known.identity.high_water_seq
+        path = state_dir / JOURNAL_FILE
         try:
             with cls.open(state_dir) as journal:
-                return AcceptedLoss("none", journal.journal_id, None, None, None)
+                found = journal._damaged_page()
+                if found is None:
+                    return AcceptedLoss("none", journal.journal_id, None, None, None)
+                issued = max(issued, journal._db.issued_through() or 0)
         except JournalIdentityError:
-            pass
-        path = state_dir / JOURNAL_FILE
+            found = None
+        if found is not None:
+            refusal = found.still_deliverable(path)
+            if refusal is not None:
+                raise refusal
+            return cls._set_damaged_file_aside(state_dir, found, issued)
         kept_id = readable_journal_id(path)
         if kept_id == known.identity.journal_id:
             with cls(path, JournalSettings()) as journal, journal._db.lock:
@@ -154,6 +163,34 @@ class Journal:
             journal_id = start_new_journal(journal._db.writer, issued)
         IdentityFile.create(state_dir, Identity(journal_id, issued))
         return AcceptedLoss("new_journal", journal_id, None, None, str(aside) if aside else None)
+
+    def _damaged_page(self) -> DamagedPage | None:
+        """The damage `reset` acts on: a page SQLite cannot read (None for a sound file)."""
+        retriable, _ = self._delivery.retriable_quarantined_locked()
+        summary = self.summary()
+        with self._db.lock:
+            return assess(self._db.writer, summary, len(retriable))
+
+    @classmethod
+    def _set_damaged_file_aside(
+        cls, state_dir: Path, found: DamagedPage, issued: int
+    ) -> AcceptedLoss:
+        """A damaged file whose every readable record was delivered: kept aside (renamed),
+        and a new journal starts after the last seq ever issued."""
+        aside = set_aside(state_dir)
+        path = state_dir / JOURNAL_FILE
+        with cls(path, JournalSettings()) as journal, journal._db.lock:
+            journal_id = start_new_journal(journal._db.writer, issued)
+        IdentityFile.create(state_dir, Identity(journal_id, issued))
+        return AcceptedLoss(
+            "damaged_set_aside",
+            journal_id,
+            None,
+            None,
+            str(aside),
+            unreadable=found.unreadable,
+            quarantined=found.quarantined,
+        )
 
     @property
     def journal_id(self) -> str:

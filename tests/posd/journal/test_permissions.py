@@ -17,9 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from demo.devconfig import DevConfig
+from posd.daemon.exits import NEEDS_TECHNICIAN
 from posd.journal import Journal
 from posd.journal.identity import IDENTITY_FILE
 from posd.keys.provider import RotatingKeyProvider
+from tests.cards import STORE_ID, TERMINAL_ID
 from tests.posd.journal.test_identity import capture
 
 PR_CAPBSET_DROP = 24
@@ -102,3 +105,24 @@ def test_another_users_lock_file_leads_to_chown(state_dir: Path) -> None:
     assert "chown" in reset.stderr and "Traceback" not in reset.stderr
     follow(reset.stderr)
     assert posd("journal", "reset", "--accept-loss", "--state-dir", str(state_dir)).returncode == 0
+
+
+def test_posd_run_refuses_with_the_chown_and_exits_2(
+    state_dir: Path, tmp_path: Path, local_key_provider: RotatingKeyProvider
+) -> None:
+    """The daemon's own refusal (systemd shows it; exit 2: no restart loop) gives the same
+    advice, never `reset --accept-loss`."""
+    with Journal.open(state_dir) as journal:
+        capture(journal, local_key_provider, 1)
+    (state_dir / IDENTITY_FILE).chmod(0)
+    config = DevConfig(
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        api={"socket": "api.sock", "socket_group": ""},
+        aws={"region": "us-east-1"},
+        devices={},
+    )
+    run = posd("run", "--config", str(config.write(tmp_path / "posd.toml")))
+    assert run.returncode == NEEDS_TECHNICIAN, run.stderr
+    assert str(state_dir / IDENTITY_FILE) in run.stderr and "chown" in run.stderr, run.stderr
+    assert "accept-loss" not in run.stderr
