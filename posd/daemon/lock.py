@@ -17,10 +17,10 @@ from types import TracebackType
 from typing import Self
 
 from posd.errors import PosdError
+from posd.journal.files import LOCK_FILE as LOCK_FILE  # re-exported (defined in files.py)
 from posd.journal.files import prepare_private_dir
 from posd.journal.permissions import inaccessible, permission_error
 
-LOCK_FILE = "posd.lock"
 LOCK_MODE = 0o600
 PID_READ_BYTES = 32
 UNIT_NAME = "posd"

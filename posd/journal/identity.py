@@ -24,12 +24,12 @@ from pathlib import Path
 
 from posd.errors import JournalError
 from posd.journal.files import FILE_MODE, JOURNAL_FILE, SQLITE_SIDE_FILES
+from posd.journal.files import IDENTITY_FILE as IDENTITY_FILE  # re-exported (defined in files.py)
 from posd.journal.permissions import check_access
 from posd.journal.rows import ANCHOR_CHAIN, ANCHOR_SEQ, read_anchor
 from posd.journal.schema import schema_version
 from wire.envelope import GENESIS_CHAIN
 
-IDENTITY_FILE = "journal.identity"
 JOURNAL_ID = "journal_id"
 LOSS_AFTER = "accepted_loss_after"
 LOSS_THROUGH = "accepted_loss_through"

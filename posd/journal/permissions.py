@@ -17,8 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posd.errors import JournalError
+from posd.journal.files import IDENTITY_FILE, JOURNAL_FILE, LOCK_FILE, SQLITE_SIDE_FILES
 
 ROOT_UID = 0
+OWN_FILES = (
+    JOURNAL_FILE,
+    *(f"{JOURNAL_FILE}{suffix}" for suffix in SQLITE_SIDE_FILES),
+    IDENTITY_FILE,
+    LOCK_FILE,
+)
 
 
 class JournalPermissionError(JournalError):
@@ -52,15 +59,11 @@ def _group(gid: int) -> str:
 
 
 def inaccessible(state_dir: Path) -> list[Inaccessible]:
-    """The state dir itself and each file in it that this process cannot read and write."""
+    """The state dir itself and each of posd's own files in it (the journal's, its identity,
+    the lock) that this process cannot read and write. Other files (a key the operator made
+    read-only on purpose) are not posd's to judge here."""
     found: list[Inaccessible] = []
-    try:
-        entries = [state_dir, *sorted(state_dir.iterdir())]
-    except FileNotFoundError:
-        return []
-    except PermissionError:
-        entries = [state_dir]
-    for path in entries:
+    for path in (state_dir, *(state_dir / name for name in OWN_FILES)):
         try:
             info = path.lstat()
         except OSError:

@@ -126,3 +126,14 @@ def test_posd_run_refuses_with_the_chown_and_exits_2(
     assert run.returncode == NEEDS_TECHNICIAN, run.stderr
     assert str(state_dir / IDENTITY_FILE) in run.stderr and "chown" in run.stderr, run.stderr
     assert "accept-loss" not in run.stderr
+
+
+def test_a_read_only_file_that_is_not_posds_is_left_alone(state_dir: Path) -> None:
+    """Only posd's own files are judged: a key an operator made read-only on purpose is not
+    a reason to refuse."""
+    Journal.open(state_dir).close()
+    key = state_dir / "terminal.key"
+    key.write_text("not a real key\n")
+    key.chmod(0o400)
+    opened = as_service(sys.executable, "-c", OPEN_AND_APPEND_NOTHING, str(state_dir))
+    assert opened.returncode == 0, opened.stderr
