@@ -90,6 +90,8 @@ def reset(args: argparse.Namespace) -> int:
         "lost_after": accepted.lost_after,
         "lost_through": accepted.lost_through,
         "set_aside": accepted.set_aside,
+        "unreadable": accepted.unreadable,
+        "quarantined": accepted.quarantined,
     }
     emit(
         result, args.json, lambda r: key_values({k: "-" if v is None else v for k, v in r.items()})
@@ -178,10 +180,10 @@ def list_records(args: argparse.Namespace) -> int:
                 rec["seq"],
                 rec["kind"],
                 rec["captured_at"],
-                rec["state"],
-                rec["attempts"],
-                rec["last_error"],
-                _meta_text(rec["meta"]),
+                f"{rec['state']} (damaged)" if rec["damaged"] else rec["state"],
+                "-" if rec["attempts"] is None else rec["attempts"],
+                rec["last_error"] or "-",
+                f"damaged: {rec['damaged']}" if rec["damaged"] else _meta_text(rec["meta"]),
             )
             for rec in r["records"]
         ]

@@ -286,6 +286,21 @@ def retry(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     with _open_writable(config) as journal:
-        count = journal.retry_quarantined()
-    emit({"returned_to_pending": count}, args.json, key_values)
+        report = journal.retry_quarantined_report()
+    result = {
+        "returned_to_pending": report.returned,
+        "refused": [{"seq": item.seq, "reason": item.reason} for item in report.refused],
+    }
+    emit(result, args.json, _render_retry)
     return 0
+
+
+def _render_retry(r: dict[str, Any]) -> str:
+    lines = [f"returned to pending: {r['returned_to_pending']}"]
+    if r["refused"]:
+        lines.append(
+            f"kept in quarantine: {len(r['refused'])} (they would be quarantined again; "
+            "posd journal verify says more, and they cannot be delivered as they are):"
+        )
+        lines.extend(f"  seq {item['seq']}: {item['reason']}" for item in r["refused"])
+    return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 `systemd/posd.service` has `Restart=on-failure` and `RestartPreventExitStatus=2`. Exit 2 is
 kept for refusals no restart can cure: a bad config, a journal refused for its identity
-(emptied, replaced, its tail lost: `posd journal reset --accept-loss` is a human decision) or
-written by a newer posd. Restarting those would only loop. Any other failure to start (the
+(emptied, replaced, its tail lost: `posd journal reset --accept-loss` is a human decision),
+state files this user may not use (another user's: a chown, then a start) or written by a
+newer posd. Restarting those would only loop. Any other failure to start (the
 journal cannot be opened right now, the disk is not there yet) exits 1 and is restarted.
 """
 
@@ -11,10 +12,16 @@ from __future__ import annotations
 
 from posd.errors import ConfigError, PosdError, SchemaError
 from posd.journal.identity import JournalIdentityError
+from posd.journal.permissions import JournalPermissionError
 
 NEEDS_TECHNICIAN = 2
 RESTART = 1
-TECHNICIAN_ERRORS: tuple[type[PosdError], ...] = (ConfigError, JournalIdentityError, SchemaError)
+TECHNICIAN_ERRORS: tuple[type[PosdError], ...] = (
+    ConfigError,
+    JournalIdentityError,
+    JournalPermissionError,
+    SchemaError,
+)
 
 
 class StartupFailed(PosdError):

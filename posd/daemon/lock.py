@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import Self
 
 from posd.errors import PosdError
+from posd.journal.files import LOCK_FILE as LOCK_FILE  # re-exported (defined in files.py)
 from posd.journal.files import prepare_private_dir
+from posd.journal.permissions import inaccessible, permission_error
 
-LOCK_FILE = "posd.lock"
 LOCK_MODE = 0o600
 PID_READ_BYTES = 32
 UNIT_NAME = "posd"
@@ -63,6 +64,9 @@ class StateDirLock:
         path = state_dir / LOCK_FILE
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOCK_MODE)
+        except PermissionError:
+            # Another user's file (`sudo posd run` once by hand): a chown fixes it.
+            raise permission_error(state_dir, inaccessible(state_dir)) from None
         except OSError as error:
             raise LockUnavailable(f"cannot open lock file {path}: {error.strerror}") from error
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from posd.config import Config, load_config
 from posd.errors import PosdError
+from posd.journal.damage import DAMAGED_PAGE_ADVICE
 from sync.eventbridge.v2 import API_V2, V2_SERVICE_NAME
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -127,7 +128,7 @@ def check_journal(ctx: Context) -> Check:
             "journal",
             FAIL,
             f"quick_check: {result}",
-            "posd journal verify; then posd journal reset --accept-loss if it cannot be read",
+            DAMAGED_PAGE_ADVICE,  # what reset does on a damaged page: posd/journal/damage.py
         )
     with Journal.open_read_only(ctx.config.state_dir, ctx.config.journal) as journal:
         summary = journal.summary()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -25,11 +26,29 @@ from posd.journal.leasing import (
     PendingFloor,
     due,
     settle_lease,
+    would_quarantine,
 )
+from posd.journal.rows import Unreadable, select_records_with_previous, seq_ceiling, walk_rows
 from posd.journal.salvage import Salvage
 from sync.outbox import Alarm, Checkpoint, Delivered, Lease, Quarantined, SideEvent
 
 log = structlog.get_logger("posd.journal")
+
+RETRY_ONE = (
+    "UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = 0, leased_until = 0 "
+    "WHERE seq = ? AND state = 'quarantined'"
+)
+QUARANTINED_ONLY = "AND r.state = 'quarantined'"
+NOT_WRITTEN = "its row cannot be written (a damaged page)"
+
+
+@dataclass(frozen=True)
+class RetryReport:
+    """What `retry_quarantined` did: how many went back to pending, and those it refused
+    (each with the reason a lease would quarantine it again)."""
+
+    returned: int
+    refused: tuple[Quarantined, ...]
 
 
 class Delivery:
@@ -170,20 +189,56 @@ class Delivery:
         if cuts:
             self._update_rows(checkpoints.MARK_SENT, cuts)
 
-    def retry_quarantined(self) -> int:
-        """Return every quarantined record to pending, due now. Returns how many."""
+    def retry_quarantined(self) -> RetryReport:
+        """Return to pending, due now, every quarantined record that would pass the checks a
+        lease makes; the others (damaged, tampered, unreadable) stay quarantined and are
+        refused with the reason they would be quarantined again."""
+        with self._db.lock:
+            retry, refused = self.retriable_quarantined()
+        returned = len(retry)
+        if retry:
 
-        def body(conn: sqlite3.Connection) -> int:
-            count = conn.execute(
-                "UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = 0, "
-                "leased_until = 0 WHERE state = 'quarantined'"
-            ).rowcount
-            self._floor.seq = 0  # under the lock: no lease can move it past these meanwhile
-            return int(count)
+            def body(conn: sqlite3.Connection) -> int:
+                count = conn.executemany(RETRY_ONE, [(seq,) for seq in retry]).rowcount
+                self._floor.seq = 0  # under the lock: no lease can move it past these
+                return int(count)
 
-        returned: int = self._db.write(body)
-        self._backlog.forget()  # pending again: the backlog bound must start over
-        return returned
+            try:
+                returned = self._db.write(body)
+            except sqlite3.DatabaseError:
+                failed = self._salvage.write_each(
+                    RETRY_ONE, [(seq,) for seq in retry], durable=True
+                )
+                with self._db.lock:
+                    self._floor.seq = 0
+                returned = len(retry) - len(failed)
+                refused.extend(Quarantined(seq, NOT_WRITTEN) for seq in failed)
+            self._backlog.forget()  # pending again: the backlog bound must start over
+        return RetryReport(returned, tuple(sorted(refused, key=lambda item: item.seq)))
+
+    def retriable_quarantined_locked(self) -> tuple[list[int], list[Quarantined]]:
+        """`retriable_quarantined` under `Database.lock`."""
+        with self._db.lock:
+            return self.retriable_quarantined()
+
+    def retriable_quarantined(self) -> tuple[list[int], list[Quarantined]]:
+        """The quarantined seqs that would pass a lease's checks, and the rest with why not.
+        Reads only; call under `Database.lock`."""
+        conn = self._db.writer
+        ceiling = seq_ceiling(conn, self._db.issued_through())
+        retry: list[int] = []
+        refused: list[Quarantined] = []
+        walk = walk_rows(conn, 0, ceiling, QUARANTINED_ONLY, select_records_with_previous)
+        for row in walk:
+            if isinstance(row, Unreadable):
+                refused.append(Quarantined(row.seq, f"corrupt record: cannot be read: {row.error}"))
+                continue
+            reason = would_quarantine(conn, row)
+            if reason is None:
+                retry.append(int(row["seq"]))
+            else:
+                refused.append(Quarantined(int(row["seq"]), reason))
+        return retry, refused
 
     def release_leases(self) -> int:
         """Make every leased pending record due to lease again at once; returns how many.

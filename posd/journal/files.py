@@ -9,6 +9,8 @@ from pathlib import Path
 from posd.errors import JournalError
 
 JOURNAL_FILE = "journal.db"
+IDENTITY_FILE = "journal.identity"  # see posd.journal.identity
+LOCK_FILE = "posd.lock"  # see posd.daemon.lock
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm")

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from posd.errors import JournalError
 from posd.journal.files import FILE_MODE, JOURNAL_FILE, SQLITE_SIDE_FILES
+from posd.journal.files import IDENTITY_FILE as IDENTITY_FILE  # re-exported (defined in files.py)
+from posd.journal.permissions import check_access
 from posd.journal.rows import ANCHOR_CHAIN, ANCHOR_SEQ, read_anchor
 from posd.journal.schema import schema_version
 from wire.envelope import GENESIS_CHAIN
 
-IDENTITY_FILE = "journal.identity"
 JOURNAL_ID = "journal_id"
 LOSS_AFTER = "accepted_loss_after"
 LOSS_THROUGH = "accepted_loss_through"
@@ -68,6 +69,9 @@ class IdentityFile:
             identity = Identity(str(document["journal_id"]), int(document["high_water_seq"]))
         except FileNotFoundError:
             return None
+        except PermissionError:
+            check_access(state_dir)  # names the file, its owner and the chown that fixes it
+            raise
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise JournalIdentityError(
                 f"{path} is unreadable ({type(error).__name__}); the journal's identity cannot "
@@ -219,11 +223,13 @@ def refuse_blank(state_dir: Path, sidecar: IdentityFile) -> JournalIdentityError
 class AcceptedLoss:
     """What `accept_loss` did: the journal id now, and the seq range given up, if any."""
 
-    action: str  # "none", "new_journal", "gap_accepted"
+    action: str  # "none", "new_journal", "gap_accepted", "damaged_set_aside"
     journal_id: str
     lost_after: int | None
     lost_through: int | None
     set_aside: str | None
+    unreadable: int | None = None  # a damaged file set aside: rows it could not read
+    quarantined: int | None = None  # and quarantined records given up with it (kept there)
 
 
 def set_aside(state_dir: Path) -> Path:

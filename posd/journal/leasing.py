@@ -162,6 +162,16 @@ def lease_problem(row: sqlite3.Row, link: bytes | None, aad: bytes | None = None
     return f"corrupt record: {problem.detail}"
 
 
+def would_quarantine(conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
+    """Why a lease would quarantine `row` (a `select_records_with_previous` row), or None:
+    the checks `settle_lease` makes, for a record about to be retried."""
+    try:
+        record = outbox_record(row)
+    except (ValueError, KeyError, TypeError) as error:
+        return f"corrupt record: {error}"
+    return lease_problem(row, link_of(conn, row), record.aad)
+
+
 def _hide(conn: sqlite3.Connection, seqs: Sequence[int], now: float, until: float) -> set[int]:
     """Lease the records `seqs` until `until` where they are still pending and not leased by
     anyone since they were read (another process's lease in between makes the update skip

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 from posd.errors import JournalError
 from posd.journal.files import JOURNAL_FILE
+from posd.journal.rows import seq_ceiling
 
 STATES = ("pending", "quarantined", "delivered")
 # What is stuck is read oldest first; the rest newest first.
@@ -43,28 +44,103 @@ def _open(state_dir: Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-def _meta(text: str | None) -> Any:
+def _text(value: Any, column: str, damage: list[str]) -> Any:
+    """A text column read as bytes (the connection's `text_factory`), decoded; a value that
+    is not UTF-8 is noted in `damage` and shown with replacement characters."""
+    if not isinstance(value, bytes):
+        return value
     try:
-        return json.loads(text) if text else {}
+        return value.decode()
+    except UnicodeDecodeError:
+        damage.append(f"{column} is not valid UTF-8")
+        return value.decode(errors="replace")
+
+
+def _meta(value: Any, damage: list[str]) -> dict[str, Any]:
+    """The clear metadata as a JSON object; anything else is noted in `damage` (and `{}`)."""
+    if value is None:
+        return {}
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            damage.append("metadata is not valid UTF-8")
+            return {}
+    try:
+        meta = json.loads(value)
     except ValueError:
-        return {"unreadable": True}
+        damage.append("metadata is not valid JSON")
+        return {}
+    if not isinstance(meta, dict):
+        damage.append("metadata is not a JSON object")
+        return {}
+    return meta
+
+
+def listed_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as listed: text decoded, metadata parsed, and `damaged` saying what is wrong
+    with it (None for a sound row): a damaged row is shown as such, never a crash."""
+    damage: list[str] = []
+    shown = {name: _text(value, name, damage) for name, value in row.items() if name != "meta"}
+    shown["meta"] = _meta(row.get("meta"), damage)
+    shown["damaged"] = "; ".join(damage) or None
+    return shown
+
+
+def unreadable_row(seq: int, error: str) -> dict[str, Any]:
+    """A row on a damaged page: only its seq is known."""
+    listed: dict[str, Any] = dict.fromkeys(LISTED_COLUMNS.split(", "))
+    listed.update(seq=seq, state="unreadable", meta={}, damaged=f"row cannot be read: {error}")
+    return listed
 
 
 def list_records(state_dir: Path, state: str | None, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` records, of `state` if given (pending/quarantined oldest first)."""
+    """Up to `limit` records, of `state` if given (pending/quarantined oldest first). Damaged
+    rows are listed with `damaged` set; on a damaged page, rows are read one by one and those
+    that cannot be read are listed as `unreadable` (unless another state was asked for)."""
     db = _open(state_dir)
+    db.conn.text_factory = bytes  # undecodable text is shown as damaged, not a failed query
+    where, params = ("WHERE state = ?", [state]) if state else ("", [])
+    order = "ASC" if state in OLDEST_FIRST_STATES else "DESC"
     try:
-        where, params = ("WHERE state = ?", [state]) if state else ("", [])
-        order = "ASC" if state in OLDEST_FIRST_STATES else "DESC"
-        rows = db.query(
-            f"SELECT {LISTED_COLUMNS} FROM records {where} ORDER BY seq {order} LIMIT ?",  # noqa: S608 - fixed fragments
-            [*params, limit],
-        )
-        return [{**row, "meta": _meta(row["meta"])} for row in rows]
-    except sqlite3.DatabaseError as error:
-        raise JournalError(f"{state_dir / JOURNAL_FILE}: cannot list: {error}") from None
+        try:
+            rows = db.query(
+                f"SELECT {LISTED_COLUMNS} FROM records {where} ORDER BY seq {order} LIMIT ?",  # noqa: S608 - fixed fragments
+                [*params, limit],
+            )
+            return [listed_row(row) for row in rows]
+        except sqlite3.DatabaseError:
+            return _around_damage(db.conn, state, limit, descending=order == "DESC")
     finally:
         db.close()
+
+
+def _around_damage(
+    conn: sqlite3.Connection, state: str | None, limit: int, *, descending: bool
+) -> list[dict[str, Any]]:
+    """`list_records` row by row, where a damaged page broke the one query."""
+    ceiling = seq_ceiling(conn)
+    seqs = range(ceiling, 0, -1) if descending else range(1, ceiling + 1)
+    listed: list[dict[str, Any]] = []
+    for seq in seqs:
+        if len(listed) >= limit:
+            break
+        try:
+            cursor = conn.execute(
+                f"SELECT {LISTED_COLUMNS} FROM records WHERE seq = ?",  # noqa: S608 - constant
+                (seq,),
+            )
+            names = [column[0] for column in cursor.description]
+            found = cursor.fetchone()
+        except sqlite3.DatabaseError as error:
+            if state in (None, "quarantined"):
+                listed.append(unreadable_row(seq, str(error)))
+            continue
+        if found is not None:
+            row = listed_row(dict(zip(names, found, strict=True)))
+            if state is None or row["state"] == state:
+                listed.append(row)
+    return listed
 
 
 def delivery_facts(state_dir: Path, now: float) -> DeliveryFacts:

@@ -31,8 +31,9 @@ from posd.errors import JournalError, UsageError
 from posd.journal import checkpoints, counts, reading, retention
 from posd.journal.appending import Appender, Sealer, observe_last_event_id
 from posd.journal.backlog import BacklogBound
+from posd.journal.damage import DamagedPage, assess
 from posd.journal.database import Database, Inspection
-from posd.journal.delivery import Delivery
+from posd.journal.delivery import Delivery, RetryReport
 from posd.journal.files import JOURNAL_FILE, prepare_private_dir, size_on_disk
 from posd.journal.identity import (
     AcceptedLoss,
@@ -47,6 +48,7 @@ from posd.journal.identity import (
     start_new_journal,
 )
 from posd.journal.leasing import PendingFloor
+from posd.journal.permissions import check_access
 from posd.journal.priority import CapturePriority
 from posd.journal.salvage import Salvage
 from posd.journal.settings import JournalSettings
@@ -111,6 +113,7 @@ class Journal:
         (emptied, replaced, or missing committed records): see `posd.journal.identity`.
         """
         prepare_private_dir(state_dir)
+        check_access(state_dir)  # a file owned by another user is fixed by chown, not reset
         known = IdentityFile.load(state_dir)
         journal = cls(
             state_dir / JOURNAL_FILE, settings or JournalSettings(), clock=clock, identity=known
@@ -130,16 +133,25 @@ class Journal:
         damage, giving up what is gone and never reusing a seq. What is left is kept: a
         replaced file is set aside (renamed, not deleted), a shortened one keeps its records."""
         prepare_private_dir(state_dir)
+        check_access(state_dir)  # never give records up for what a chown fixes
         known = IdentityFile.load(state_dir)
         if known is None:
             raise UsageError(f"{state_dir} has no journal identity to reconcile (nothing to reset)")
         issued = known.identity.high_water_seq
+        path = state_dir / JOURNAL_FILE
         try:
             with cls.open(state_dir) as journal:
-                return AcceptedLoss("none", journal.journal_id, None, None, None)
+                found = journal._damaged_page()
+                if found is None:
+                    return AcceptedLoss("none", journal.journal_id, None, None, None)
+                issued = max(issued, journal._db.issued_through() or 0)
         except JournalIdentityError:
-            pass
-        path = state_dir / JOURNAL_FILE
+            found = None
+        if found is not None:
+            refusal = found.still_deliverable(path)
+            if refusal is not None:
+                raise refusal
+            return cls._set_damaged_file_aside(state_dir, found, issued)
         kept_id = readable_journal_id(path)
         if kept_id == known.identity.journal_id:
             with cls(path, JournalSettings()) as journal, journal._db.lock:
@@ -151,6 +163,34 @@ class Journal:
             journal_id = start_new_journal(journal._db.writer, issued)
         IdentityFile.create(state_dir, Identity(journal_id, issued))
         return AcceptedLoss("new_journal", journal_id, None, None, str(aside) if aside else None)
+
+    def _damaged_page(self) -> DamagedPage | None:
+        """The damage `reset` acts on: a page SQLite cannot read (None for a sound file)."""
+        retriable, _ = self._delivery.retriable_quarantined_locked()
+        summary = self.summary()
+        with self._db.lock:
+            return assess(self._db.writer, summary, len(retriable))
+
+    @classmethod
+    def _set_damaged_file_aside(
+        cls, state_dir: Path, found: DamagedPage, issued: int
+    ) -> AcceptedLoss:
+        """A damaged file whose every readable record was delivered: kept aside (renamed),
+        and a new journal starts after the last seq ever issued."""
+        aside = set_aside(state_dir)
+        path = state_dir / JOURNAL_FILE
+        with cls(path, JournalSettings()) as journal, journal._db.lock:
+            journal_id = start_new_journal(journal._db.writer, issued)
+        IdentityFile.create(state_dir, Identity(journal_id, issued))
+        return AcceptedLoss(
+            "damaged_set_aside",
+            journal_id,
+            None,
+            None,
+            str(aside),
+            unreadable=found.unreadable,
+            quarantined=found.quarantined,
+        )
 
     @property
     def journal_id(self) -> str:
@@ -250,6 +290,13 @@ class Journal:
         self._delivery.quarantine(seq, reason)
 
     def retry_quarantined(self) -> int:
+        """Return every quarantined record that would now pass a lease's checks to pending
+        (see `retry_quarantined_report`); returns how many."""
+        return self._delivery.retry_quarantined().returned
+
+    def retry_quarantined_report(self) -> RetryReport:
+        """`retry_quarantined`, with the records it refused and why (damaged, tampered or
+        unreadable ones would only be quarantined again)."""
         return self._delivery.retry_quarantined()
 
     def release_leases(self) -> int:

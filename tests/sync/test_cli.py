@@ -53,7 +53,7 @@ def test_retry_quarantined(config_file: Path, capsys: pytest.CaptureFixture[str]
         journal.quarantine(5, "AccessDeniedException: test")
     code, result = _run(capsys, "sync", "retry-quarantined", "--config", str(config_file))
     assert code == 0
-    assert result == {"returned_to_pending": 2}
+    assert result == {"returned_to_pending": 2, "refused": []}
     code, status = _run(capsys, "sync", "status", "--config", str(config_file))
     assert (status["pending"], status["quarantined"]) == (RECORDS, 0)
 

@@ -41,8 +41,10 @@ def test_journal_list_by_state_never_shows_secrets(
     code, result = _run(capsys, "journal", "list", "--limit", "3", "--config", str(config_file))
     assert [r["seq"] for r in result["records"]] == [RECORDS, RECORDS - 1, RECORDS - 2]
     assert set(result["records"][0]) == {
-        "seq", "kind", "captured_at", "state", "attempts", "last_error", "delivered_at", "meta"
+        "seq", "kind", "captured_at", "state", "attempts", "last_error", "delivered_at", "meta",
+        "damaged",
     }  # fmt: skip
+    assert result["records"][0]["damaged"] is None
     assert main(["journal", "list", "--state-dir", str(state)]) == 0
     human = capsys.readouterr().out
     assert "EUR 5.00" in human and "SEQ" in human
