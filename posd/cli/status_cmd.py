@@ -33,6 +33,7 @@ from posd.cli.status_verdict import (
     EXIT_HELP,
     JOURNALCTL,
     NOT_ANSWERING,
+    NOT_ASKED,
     NOT_RUNNING,
     Verdict,
     needs_a_person,
@@ -159,11 +160,18 @@ def lock_holder(state_dir: Path) -> int | None:
 
 
 def _not_running(
-    state_dir: Path, where: str, answering: bool, attention: list[str]
+    state_dir: Path, where: str | None, answering: bool, attention: list[str]
 ) -> tuple[Verdict, str, int | None]:
-    """The verdict, the daemon line and the lock holder's pid when no answer came."""
+    """The verdict, the daemon line and the lock holder's pid when no answer came (`where`:
+    the socket, None when only the state dir is known)."""
     pid = lock_holder(state_dir)
     held = f"posd (pid {pid})" if pid else "posd"
+    if where is None:  # --state-dir: no socket known
+        if pid is not None:
+            daemon = f"{held} runs on {state_dir}: ask it with --config FILE (not --state-dir)"
+            return Verdict(NOT_ASKED, f"RUNNING, NOT ASKED: {daemon}", attention), daemon, pid
+        daemon = f"not running (no posd holds {state_dir}); to see why: {JOURNALCTL}"
+        return Verdict(NOT_RUNNING, f"NOT RUNNING: {daemon}", attention), daemon, pid
     if not answering:
         daemon = f"{held} did not answer on {where} in 2 s: figures below are from the state dir"
         return Verdict(NOT_ANSWERING, f"CANNOT SELL: {daemon}", attention), daemon, pid
@@ -176,7 +184,7 @@ def _not_running(
 
 def from_state_dir(state_dir: Path) -> LaneStatus:
     """`--state-dir`: the journal alone (no config: no socket to ask, no terminal, no limits)."""
-    return _from_journal(state_dir, None, f"the socket of {state_dir} (give --config)", True)
+    return _from_journal(state_dir, None, None, True)
 
 
 def from_journal(config: Config, answering: bool = True) -> LaneStatus:
@@ -184,7 +192,7 @@ def from_journal(config: Config, answering: bool = True) -> LaneStatus:
 
 
 def _from_journal(
-    state_dir: Path, config: Config | None, where: str, answering: bool
+    state_dir: Path, config: Config | None, where: str | None, answering: bool
 ) -> LaneStatus:
     from posd.cli.sync_cmd import status_from_journal
     from posd.daemon.limits import Backlog, headroom
@@ -215,7 +223,7 @@ def _from_journal(
             "mode": config.terminal.mode,
         },
         "link": {
-            "state": sync["link"],
+            "state": sync["link"] if answering else "unknown (daemon not answering)",
             "last_delivery": sync["last_delivery"],
             "last_error": sync["last_error"],
         },
@@ -305,11 +313,10 @@ def _render(r: LaneStatus) -> str:
         shown["terminal"] = (
             f"{terminal['terminal_id']} in store {terminal['store_id']} ({terminal['mode']})"
         )
-    shown["posd"] = (
-        f"{r.get('version')}, up {duration(r.get('uptime_seconds'))}, {r.get('state')}"
-        if running
-        else r["daemon"]
-    )
+    if running:  # else the first line says it
+        shown["posd"] = (
+            f"{r.get('version')}, up {duration(r.get('uptime_seconds'))}, {r.get('state')}"
+        )
     shown["last delivery"] = _last_delivery(r, running)
     if not running:
         shown["delivered"] = r.get("delivered", 0)

@@ -18,12 +18,16 @@ EXIT_NOT_RUNNING: Final = 3
 """No daemon answers (as `systemctl status` for an inactive unit)."""
 EXIT_CANNOT_SELL: Final = 4
 """A daemon runs but every payment is refused (or it does not answer at all)."""
+EXIT_NOT_ASKED: Final = 5
+"""`--state-dir` found a daemon running on that state dir but cannot ask it (no config, so
+no socket): give `--config` for whether it sells."""
 
 READY = "ready"
 DEGRADED = "degraded"
 CANNOT_SELL = "cannot_sell"
 NOT_RUNNING = "not_running"
 NOT_ANSWERING = "not_answering"
+NOT_ASKED = "running_not_asked"
 
 EXIT_CODES: Final = {
     READY: EXIT_READY,
@@ -31,6 +35,7 @@ EXIT_CODES: Final = {
     NOT_RUNNING: EXIT_NOT_RUNNING,
     CANNOT_SELL: EXIT_CANNOT_SELL,
     NOT_ANSWERING: EXIT_CANNOT_SELL,
+    NOT_ASKED: EXIT_NOT_ASKED,
 }
 NOT_DELIVERING = ("offline", "misconfigured")
 JOURNALCTL = "journalctl -u posd -n 50"
@@ -40,7 +45,8 @@ EXIT_HELP = (
     f"{EXIT_DEGRADED} selling but degraded (a device down, the link offline or misconfigured, "
     f"rows that need a person); 2 bad input or config; {EXIT_NOT_RUNNING} the daemon is not "
     f"running; {EXIT_CANNOT_SELL} cannot sell (every payment is refused, or the daemon does "
-    "not answer)"
+    f"not answer); {EXIT_NOT_ASKED} --state-dir found a running daemon it cannot ask "
+    "(give --config)"
 )
 
 
