@@ -170,16 +170,17 @@ def _not_running(
         if pid is not None:
             daemon = f"{held} runs on {state_dir}: ask it with --config FILE (not --state-dir)"
             return Verdict(NOT_ASKED, f"RUNNING, NOT ASKED: {daemon}", attention), daemon, pid
-        daemon = f"not running (no posd holds {state_dir}); to see why: {JOURNALCTL}"
-        return Verdict(NOT_RUNNING, f"NOT RUNNING: {daemon}", attention), daemon, pid
+        why = f"no posd holds {state_dir}; to see why: {JOURNALCTL}"
+        verdict = Verdict(NOT_RUNNING, f"NOT RUNNING: {why}", attention)
+        return verdict, f"not running ({why})", pid
     if not answering:
         daemon = f"{held} did not answer on {where} in 2 s: figures below are from the state dir"
         return Verdict(NOT_ANSWERING, f"CANNOT SELL: {daemon}", attention), daemon, pid
     if pid is not None:
         daemon = f"{held} holds {state_dir} but nothing answers on {where}"
         return Verdict(NOT_ANSWERING, f"CANNOT SELL: {daemon}", attention), daemon, pid
-    daemon = f"not running (nothing answers on {where}); to see why: {JOURNALCTL}"
-    return Verdict(NOT_RUNNING, f"NOT RUNNING: {daemon}", attention), daemon, pid
+    why = f"nothing answers on {where}; to see why: {JOURNALCTL}"
+    return Verdict(NOT_RUNNING, f"NOT RUNNING: {why}", attention), f"not running ({why})", pid
 
 
 def from_state_dir(state_dir: Path) -> LaneStatus:
