@@ -119,7 +119,10 @@ class LaneViews:
         devices = ", ".join(
             f"{name} {'ok' if up else 'DOWN'}" for name, up in self._devices.connected().items()
         )
-        return f"link {self.link_state()}, {pending} pending, devices: {devices or 'none'}"
+        line = f"link {self.link_state()}, {pending} pending, devices: {devices or 'none'}"
+        refusal = refusing(self._journal, self._keys)
+        # `systemctl status` shows this line: a lane that cannot sell must say so there too.
+        return line if refusal is None else f"{line}; REFUSING PAYMENTS: {refusal['error']}"
 
     def lane_state(self) -> LaneState:
         backlog = backlog_of(self._journal.summary())

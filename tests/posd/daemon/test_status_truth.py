@@ -86,6 +86,8 @@ def test_disk_below_reserve_is_its_own_refusal_and_status_cannot_sell(
     assert "under the reserve" in answer["refusing"]["message"]
     code, line = first_line(daemon)
     assert "CANNOT SELL" in line and "disk_below_reserve" in line
+    notes = daemon.read_notes(0.5)
+    assert any("REFUSING PAYMENTS: disk_below_reserve" in note for note in notes), notes
 
 
 def test_a_missing_kms_key_is_no_data_key_with_the_kms_error(
