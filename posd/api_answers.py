@@ -155,15 +155,24 @@ class InFlightAnswer(TypedDict):
     currency: str
 
 
+class RefusalAnswer(TypedDict):
+    """The refusal every payment gets now: its code and its cause."""
+
+    error: str
+    message: str
+
+
 class StatusAnswer(TypedDict):
-    """`state`: `not_ready` while payments are refused for the journal's space
-    (`not_ready_reason` says why), `degraded` while a device is down."""
+    """`state`: `not_ready` while every payment is refused (`refusing` names the code they
+    all get and its cause, `not_ready_reason` the cause alone), `degraded` while a device is
+    down. `key_error`: the key service's last error (None once it answers again)."""
 
     terminal: TerminalAnswer
     version: str
     uptime_seconds: float
     state: LaneStateName
     not_ready_reason: str | None
+    refusing: RefusalAnswer | None
     in_flight: InFlightAnswer | None
     link: LinkAnswer
     pending: PendingAnswer
@@ -174,6 +183,7 @@ class StatusAnswer(TypedDict):
     acknowledged: AcknowledgedAnswer
     devices: dict[str, str]
     key_source: str | None
+    key_error: str | None
     limits: LimitsAnswer
 
 

@@ -23,12 +23,19 @@ CONNECT_TIMEOUT_S = 2.0
 # A flush through the API waits up to its own timeout_s; the socket waits a little longer.
 ANSWER_SLACK_S = 5.0
 DEFAULT_ANSWER_TIMEOUT_S = 10.0
+# `posd status` must answer even when the daemon does not (a stopped or hung process): it
+# waits this long, then reads the state dir.
+STATUS_ANSWER_TIMEOUT_S = 2.0
 # A payment waits up to 120 s for the customer (the API's bound on timeout_s), then journals.
 PAYMENT_ANSWER_TIMEOUT_S = 150.0
 HTTP_OK_MAX = 299
 JSON_TYPE = "application/json"
 STATUS_ROUTE = "/v1/status"
 FLUSH_ROUTE = "/v1/sync/flush"
+
+
+class NoAnswer(UsageError):
+    """The daemon's socket took the connection but no answer came (a hung or stopped daemon)."""
 
 
 class DaemonError(PosdError):
@@ -104,7 +111,7 @@ class DaemonClient:
         try:
             reply = self.exchange(method, route, body, timeout=timeout)
         except (OSError, http.client.HTTPException) as error:
-            raise UsageError(f"the daemon at {self.path} did not answer: {error}") from None
+            raise NoAnswer(f"the daemon at {self.path} did not answer: {error}") from None
         if not reply.text:
             return {}
         if not isinstance(reply.body, dict):
@@ -120,8 +127,9 @@ class DaemonClient:
     def post(self, route: str, body: Any, timeout: float | None = None) -> Any:
         return self.call("POST", route, body, timeout)
 
-    def status(self) -> StatusAnswer:
-        answer: StatusAnswer = self.get(STATUS_ROUTE)
+    def status(self, timeout: float | None = None) -> StatusAnswer:
+        """`GET /v1/status`; `NoAnswer` when none comes within `timeout` (else the client's)."""
+        answer: StatusAnswer = self.call("GET", STATUS_ROUTE, timeout=timeout)
         return answer
 
     def flush(self, timeout_s: float) -> FlushAnswer:

@@ -137,8 +137,13 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
         "rotate_after_seconds": "a new data key after this long",
     },
     "journal": {
-        "max_bytes": "the journal's size cap (at least 1 MiB)",
-        "min_free_bytes": "free disk space to leave; below it new records are refused",
+        "max_bytes": (
+            "the journal's size cap (at least 1 MiB); once reached, payments get `journal_full`"
+        ),
+        "min_free_bytes": (
+            "free disk space to leave; below it payments get `disk_below_reserve` (the journal "
+            "itself is not full)"
+        ),
         "checkpoint_every_records": (
             "a checkpoint (a signed seq range the cloud proves) every this many records "
             "(1 to 1,000,000)"

@@ -53,6 +53,13 @@ class JournalFullError(JournalError):
     code = "journal_full"
 
 
+class DiskBelowReserveError(JournalFullError):
+    """The disk's free space fell under `[journal] min_free_bytes`: the journal may be small,
+    the disk is what is full (another fix than purging delivered records)."""
+
+    code = "disk_below_reserve"
+
+
 class SchemaError(JournalError):
     """The journal file has a schema this version does not understand."""
 

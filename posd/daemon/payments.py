@@ -35,6 +35,7 @@ from posd.daemon.refusals import (
     CANCELLED,
     CURRENCY_NOT_ACCEPTED,
     DEVICE_UNAVAILABLE,
+    DISK_BELOW_RESERVE,
     IN_PROGRESS,
     INTERNAL_ERROR,
     JOURNAL_FULL,
@@ -45,7 +46,7 @@ from posd.daemon.refusals import (
 )
 from posd.daemon.requests import CARD, PALM, PaymentRequest
 from posd.daemon.supervisor import DeviceSupervisor
-from posd.errors import JournalFullError, KeyProviderError, Refusal
+from posd.errors import DiskBelowReserveError, JournalFullError, KeyProviderError, Refusal
 from posd.journal import DuplicateClientRef, Journal
 from posd.recorder import Recorder
 from sync.outbox import OutboxRecord
@@ -247,10 +248,12 @@ class PaymentService:
             if existing is None:
                 raise
             return existing
-        except JournalFullError:
-            raise refuse(JOURNAL_FULL, "the journal is full: no new records") from None
-        except KeyProviderError:
-            raise refuse(NO_DATA_KEY, "no data key is available to seal the record") from None
+        except DiskBelowReserveError as error:
+            raise refuse(DISK_BELOW_RESERVE, str(error)) from None
+        except JournalFullError as error:
+            raise refuse(JOURNAL_FULL, str(error)) from None
+        except KeyProviderError as error:
+            raise refuse(NO_DATA_KEY, str(error)) from None
 
     def _remember_refusal(self, client_ref: str, refusal: Refusal) -> None:
         with self._refused_lock:

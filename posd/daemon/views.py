@@ -11,6 +11,7 @@ from posd.api_answers import (
     FlushAnswer,
     InFlightAnswer,
     LaneStateName,
+    RefusalAnswer,
     StatusAnswer,
 )
 from posd.config import Config
@@ -19,7 +20,9 @@ from posd.daemon.lane import Lane
 from posd.daemon.limits import backlog_of, headroom
 from posd.daemon.metrics import LaneState
 from posd.daemon.payments import RuntimeRules
+from posd.daemon.refusals import DISK_BELOW_RESERVE, JOURNAL_FULL, NO_DATA_KEY
 from posd.daemon.supervisor import DeviceSupervisor
+from posd.errors import DiskBelowReserveError
 from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
 from posd.version import posd_version
@@ -54,14 +57,28 @@ def acknowledged_answer(acknowledged: Acknowledgement) -> AcknowledgedAnswer:
     }
 
 
-def lane_state(closed: bool, space_problem: str | None, devices_up: bool) -> LaneStateName:
-    """What `GET /v1/status` calls the lane: `not_ready` while payments are refused for space
-    (they would all answer `journal_full`), `degraded` while a device is down."""
+def lane_state(closed: bool, refusal: RefusalAnswer | None, devices_up: bool) -> LaneStateName:
+    """What `GET /v1/status` calls the lane: `not_ready` while every payment is refused
+    (`refusal` names the code they all get and why), `degraded` while a device is down."""
     if closed:
         return "shutting_down"
-    if space_problem is not None:
+    if refusal is not None:
         return "not_ready"
     return "ready" if devices_up else "degraded"
+
+
+def refusing(journal: Journal, keys: RotatingKeyProvider) -> RefusalAnswer | None:
+    """The refusal every payment gets now and its cause, or None: the same errors the capture
+    path turns into refusals (`posd.daemon.payments`), asked without taking a payment."""
+    space = journal.space_refusal()
+    if isinstance(space, DiskBelowReserveError):
+        return {"error": DISK_BELOW_RESERVE, "message": str(space)}
+    if space is not None:
+        return {"error": JOURNAL_FULL, "message": str(space)}
+    no_key = keys.unavailable()
+    if no_key is not None:
+        return {"error": NO_DATA_KEY, "message": str(no_key)}
+    return None
 
 
 class LaneViews:
@@ -102,7 +119,10 @@ class LaneViews:
         devices = ", ".join(
             f"{name} {'ok' if up else 'DOWN'}" for name, up in self._devices.connected().items()
         )
-        return f"link {self.link_state()}, {pending} pending, devices: {devices or 'none'}"
+        line = f"link {self.link_state()}, {pending} pending, devices: {devices or 'none'}"
+        refusal = refusing(self._journal, self._keys)
+        # `systemctl status` shows this line: a lane that cannot sell must say so there too.
+        return line if refusal is None else f"{line}; REFUSING PAYMENTS: {refusal['error']}"
 
     def lane_state(self) -> LaneState:
         backlog = backlog_of(self._journal.summary())
@@ -130,7 +150,8 @@ class LaneViews:
         sync = self._delivery.status()
         state = self.link_state()
         connected = self._devices.connected()
-        space = self._journal.space_problem()
+        refusal = None if self._lane.closed else refusing(self._journal, self._keys)
+        keys = self._keys.status()
         return {
             "terminal": {
                 "store_id": self._config.store_id,
@@ -139,8 +160,9 @@ class LaneViews:
             },
             "version": posd_version(),
             "uptime_seconds": round(time.monotonic() - self._started, 3),
-            "state": lane_state(self._lane.closed, space, all(connected.values())),
-            "not_ready_reason": space,
+            "state": lane_state(self._lane.closed, refusal, all(connected.values())),
+            "not_ready_reason": None if refusal is None else refusal["message"],
+            "refusing": refusal,
             "in_flight": self._in_flight(),
             "link": {
                 "state": state,
@@ -161,7 +183,8 @@ class LaneViews:
             "checkpoints": {"last_seq": checkpoints.last_seq, "pending": checkpoints.pending},
             "acknowledged": acknowledged_answer(sync.acknowledged),
             "devices": {name: ("connected" if up else "down") for name, up in connected.items()},
-            "key_source": self._keys.status()["source"],
+            "key_source": keys["source"],
+            "key_error": keys["last_error"] if keys["primary_failures"] else None,
             "limits": headroom(self._rules().limits, backlog),
         }
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from posd.errors import JournalError, JournalFullError, UsageError
+from posd.errors import DiskBelowReserveError, JournalError, JournalFullError, UsageError
 from posd.ids import observe, uuid7_str
 from posd.journal import checkpoints
 from posd.journal.backlog import BacklogBound
@@ -93,7 +93,7 @@ class Appender:
         self._check_size(conn)
         problem = self._disk_problem()  # every append: one statvfs, a few microseconds
         if problem is not None:
-            raise JournalFullError(problem)
+            raise DiskBelowReserveError(problem)
 
     def _check_size(self, conn: sqlite3.Connection) -> None:
         """Counts the database's used pages (committed state, WAL included); the WAL file
@@ -123,19 +123,30 @@ class Appender:
         if free >= self._settings.min_free_bytes:
             return None
         return (
-            f"disk reserve reached ({free} bytes free, "
-            f"reserve {self._settings.min_free_bytes}): new payments are refused"
+            f"disk reserve not met: {free} bytes free on the journal's disk, under the "
+            f"reserve of {self._settings.min_free_bytes} bytes ([journal] min_free_bytes); the "
+            "journal itself is not full: new payments are refused until space is freed there"
         )
 
     def space_problem(self) -> str | None:
-        """Why the next append would be refused for space, or None. The size is counted
-        again only when the last count reached the cap (a purge may have made room)."""
+        """Why the next append would be refused for space, or None."""
+        refusal = self.space_refusal()
+        return None if refusal is None else str(refusal)
+
+    def space_refusal(self) -> JournalFullError | None:
+        """The error the next append would raise for space, or None (its `code` tells the
+        disk's reserve from the journal's own cap). The size is counted again only when the
+        last count reached the cap (a purge may have made room)."""
         problem = self._disk_problem()
-        if problem is not None or self._used_bytes < self._settings.max_bytes:
-            return problem
+        if problem is not None:
+            return DiskBelowReserveError(problem)
+        if self._used_bytes < self._settings.max_bytes:
+            return None
         with self._db.lock:
             size = self._used_bytes = int(self._db.writer.execute(_USED_BYTES).fetchone()[0])
-        return self._full_message(size) if size >= self._settings.max_bytes else None
+        return (
+            JournalFullError(self._full_message(size)) if size >= self._settings.max_bytes else None
+        )
 
     def _tail(self, conn: sqlite3.Connection) -> tuple[int, bytes]:
         """(last seq, its chain value): cached after the first append, since only the daemon

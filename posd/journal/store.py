@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from posd.errors import JournalError, UsageError
+from posd.errors import JournalError, JournalFullError, UsageError
 from posd.journal import checkpoints, counts, reading, retention
 from posd.journal.appending import Appender, Sealer, observe_last_event_id
 from posd.journal.backlog import BacklogBound
@@ -263,6 +263,10 @@ class Journal:
     def space_problem(self) -> str | None:
         """Why an append would now be refused for space (cap or disk reserve), or None."""
         return self._appender.space_problem()
+
+    def space_refusal(self) -> JournalFullError | None:
+        """The error an append would now raise for space (its `code` says which), or None."""
+        return self._appender.space_refusal()
 
     def cut_checkpoint(self, now: float, force: bool = False) -> bool:
         """The checkpoint timer (see `sync.outbox.Outbox.cut_checkpoint`)."""

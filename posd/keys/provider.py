@@ -131,10 +131,7 @@ class RotatingKeyProvider:
             chosen = _InUse(self._fallback.new_data_key(), self._fallback.name, self._clock())
             log.warning("data_key_fallback", source=self._fallback.name, reason=self._last_error)
         else:
-            raise KeyProviderError(
-                "no data key available: the key service is unreachable and no offline key "
-                f"is configured ({self._last_error or 'still starting'})"
-            )
+            raise self._no_key_error()
         self._current = chosen
         return chosen
 
@@ -195,6 +192,20 @@ class RotatingKeyProvider:
                 log.warning("data_key_hook_failed", error=str(error))
                 ok = False
         return ok
+
+    def unavailable(self) -> KeyProviderError | None:
+        """The error `key_for_record` would raise now (no key in use, none prefetched, no
+        fallback: every payment is refused), or None."""
+        with self._cond:
+            if self._current is not None or self._next is not None or self._fallback is not None:
+                return None
+            return self._no_key_error()
+
+    def _no_key_error(self) -> KeyProviderError:
+        return KeyProviderError(
+            "no data key available: the key service is unreachable and no offline key "
+            f"is configured ({self._last_error or 'still starting'})"
+        )
 
     def status(self) -> dict[str, Any]:
         with self._cond:

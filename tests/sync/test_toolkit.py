@@ -13,6 +13,7 @@ import pytest
 
 from demo.devconfig import DevConfig, simulated_palm
 from posd.cli.main import main
+from posd.cli.status_verdict import EXIT_NOT_RUNNING
 from posd.journal import Journal
 from tests.cards import TEST_PANS
 from tests.sync.conftest import CLI_RECORDS as RECORDS
@@ -55,10 +56,10 @@ def test_status_without_a_daemon_reads_the_state_dir(
     config_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, result = _run(capsys, "status", "--config", str(config_file))
-    assert code == 0
+    assert code == EXIT_NOT_RUNNING
     assert result["daemon"].startswith("not running")
     assert result["pending"]["count"] == RECORDS
-    assert main(["status", "--config", str(config_file)]) == 0
+    assert main(["status", "--config", str(config_file)]) == EXIT_NOT_RUNNING
     human = capsys.readouterr().out
     assert "EUR 60.00" in human and "not running" in human
 

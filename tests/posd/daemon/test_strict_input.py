@@ -108,6 +108,7 @@ def test_status_is_not_ready_while_payments_are_refused_for_space(
 ) -> None:
     daemon = make_daemon(journal={"min_free_bytes": 2**62})
     status, body = daemon.pay("strict-space-1")
-    assert (status, body["error"]) == (507, "journal_full")
+    assert (status, body["error"]) == (507, "disk_below_reserve")
     status = daemon.call("GET", "/v1/status")[1]
     assert status["state"] == "not_ready" and "disk reserve" in status["not_ready_reason"]
+    assert status["refusing"]["error"] == "disk_below_reserve"
