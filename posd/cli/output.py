@@ -20,7 +20,7 @@ Result = TypeVar("Result", bound=Mapping[str, Any])
 
 TABLE_WIDTH = 80  # a technician's terminal, a ticket, an e-mail: wider cells wrap
 COLUMN_GAP = "  "
-MIN_COLUMN_WIDTH = 6
+WRAP_FLOOR = 20  # a column narrowed to wrap keeps at least this width
 
 
 def _default(value: object) -> object:
@@ -50,44 +50,49 @@ def table(
     headers: Sequence[str] | None = None,
     width: int = TABLE_WIDTH,
 ) -> str:
-    """A plain aligned text table, at most `width` columns wide where it can be: the widest
-    columns are narrowed and their cells wrapped onto more lines. Cells go through `human`
-    (yes/no, `-` for nothing...) and are redacted before wrapping, which could otherwise cut a
-    card number in two where the redaction would no longer see it."""
+    """A plain aligned text table, at most `width` columns wide.
+
+    Too wide, the rightmost columns (free text: errors, metadata, fixes) are narrowed first,
+    down to `WRAP_FLOOR`, and their cells wrapped onto more lines. When even that does not
+    fit, each row is shown as a block of `HEADER: value` lines instead. Cells go through
+    `human` (yes/no, `-` for nothing...) and are redacted before wrapping, which could
+    otherwise cut a card number in two where the redaction would no longer see it.
+    """
     cells = [[redact_text(human(c)) for c in row] for row in rows]
-    if headers:
-        cells.insert(0, list(headers))
-    if not cells:
+    if not cells and not headers:
         return ""
-    columns = max(len(row) for row in cells)
+    columns = max([len(headers or ())] + [len(row) for row in cells])
+    every = ([list(headers)] if headers else []) + cells
     natural = [
-        max((len(row[i]) for row in cells if i < len(row)), default=0) for i in range(columns)
+        max((len(row[i]) for row in every if i < len(row)), default=0) for i in range(columns)
     ]
-    widths = _fitted(natural, width - len(COLUMN_GAP) * (columns - 1))
-    lines = [line for row in cells for line in _row_lines(row, widths)]
+    room = width - len(COLUMN_GAP) * (columns - 1)
+    widths = _narrowed(natural, room)
+    if sum(widths) > room and headers and columns > 2:
+        return _blocks(cells, headers, width)
+    lines = [line for row in every for line in _row_lines(row, widths)]
     if headers:
-        header_lines = len(_row_lines(cells[0], widths))
+        header_lines = len(_row_lines(every[0], widths))
         lines.insert(header_lines, COLUMN_GAP.join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _fitted(natural: list[int], room: int) -> list[int]:
-    """Column widths within `room`: a column narrower than its fair share keeps its width,
-    the others share what is left equally (never below `MIN_COLUMN_WIDTH`)."""
+def _narrowed(natural: list[int], room: int) -> list[int]:
+    """Column widths within `room` where they can be: the rightmost column first, down to
+    `WRAP_FLOOR`, then the one before it... (short columns, names and states, stay whole)."""
     widths = list(natural)
-    wide = [i for i, w in enumerate(natural) if w > 0]
-    while wide:
-        share = room // len(wide)
-        narrow = [i for i in wide if natural[i] <= share]
-        if not narrow:
-            extra = room - share * len(wide)
-            for rank, i in enumerate(wide):
-                widths[i] = max(MIN_COLUMN_WIDTH, share + (1 if rank < extra else 0))
+    for i in reversed(range(len(widths))):
+        excess = sum(widths) - room
+        if excess <= 0:
             break
-        for i in narrow:
-            room -= natural[i]
-            wide.remove(i)
+        widths[i] = max(min(widths[i], WRAP_FLOOR), widths[i] - excess)
     return widths
+
+
+def _blocks(cells: list[list[str]], headers: Sequence[str], width: int) -> str:
+    """Each row as `HEADER: value` lines, rows apart by a blank line."""
+    labels = [f"{h}:" for h in headers]
+    return "\n\n".join(table(list(zip(labels, row, strict=False)), None, width) for row in cells)
 
 
 def _row_lines(row: Sequence[str], widths: Sequence[int]) -> list[str]:

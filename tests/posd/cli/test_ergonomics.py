@@ -105,16 +105,25 @@ def _widest(text: str) -> int:
 
 
 def test_the_table_renderer_wraps_to_80_columns_and_never_cuts_a_card_number() -> None:
+    checks = [("FAIL", "config", LONG_ERROR, "z" * 120), ("OK", "state dir", "-", "")]
+    text = table(checks, ("", "CHECK", "SEEN", "FIX"))
+    assert _widest(text) <= TABLE_WIDTH
+    assert text.splitlines()[0].split() == ["CHECK", "SEEN", "FIX"]
+    assert text.splitlines()[1].startswith("----")
+    assert "".join(text.split()).count("z") == 120  # wrapped, not cut
+    assert any(line.startswith("OK    state dir") for line in text.splitlines())
+
     rows = [
-        (1, "payment.card", "2026-12-07T05:40:49.123456Z", "pending", 0, LONG_ERROR, "z" * 120),
+        (1, "payment.card", "2026-12-07T05:40:49.123456Z", "pending", 0, LONG_ERROR, "-"),
         (2, "payment.card", "2026-12-07T05:40:50Z", "quarantined", 3, None, f"pan {TEST_PANS[0]}"),
     ]
     text = table(rows, ("SEQ", "KIND", "CAPTURED", "STATE", "ATTEMPTS", "LAST ERROR", "META"))
-    assert _widest(text) <= TABLE_WIDTH
-    assert "SEQ" in text.splitlines()[0] and text.splitlines()[1].startswith("---")
-    squeezed = "".join(text.split())
-    assert squeezed.count("z") == 120  # wrapped, not cut
-    assert TEST_PANS[0] not in squeezed  # redacted before it was wrapped
+    assert _widest(text) <= TABLE_WIDTH  # too many columns: one block of lines per row
+    first, second = text.split("\n\n")
+    assert first.splitlines()[0].split() == ["SEQ:", "1"]
+    assert "STATE:" in second and "quarantined" in second
+    assert TEST_PANS[0] not in "".join(text.split())  # redacted before it was wrapped
+
     flat = key_values({"offline headroom": "pending amount EUR 1,000.00 left; " * 6})
     assert _widest(flat) <= TABLE_WIDTH and "offline headroom:" in flat
     assert table([("a", "b")]) == "a  b"  # narrow tables stay as they are
