@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ from posd.cli.args import add_json_argument
 from posd.cli.main import PosdArgumentParser, main
 from posd.cli.output import emit, key_values
 from posd.cli.progress import Progress
+from posd.currency import format_amount
 from posd.errors import UsageError
 
 PROG = "python -m demo"
 DEFAULT_PAYMENTS = 200
 MAX_PAYMENTS = 1_000_000
+SUMMARY_WIDTH = 80
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +66,51 @@ def _check_keep_state(path: Path | None) -> None:
         raise UsageError(f"--keep-state {path} is not empty; give a new directory")
 
 
+def render_summary(r: dict[str, Any]) -> str:
+    """The verdict, the figures, and what a newcomer would otherwise read as failures."""
+    verdict = (
+        "every captured payment was read back and decrypted"
+        if r["lost"] == 0
+        else f"{r['lost']} LOST"
+    )
+    verdict += (
+        f"; every range proven through seq {r['proven_through']}"
+        if r["proven_through"] == r["last_seq"] and not r["alarms"]
+        else f"; proven only through seq {r['proven_through']} of {r['last_seq']}"
+    )
+    verdict += f"; posd run exited {r['daemon_exit_code']} on SIGTERM"
+    if r["sync_api"] == "v2":
+        verdict += f"; {r['duplicates']} duplicates in the queue (EventBridge v2)"
+    head = textwrap.fill("demo: " + verdict, SUMMARY_WIDTH, subsequent_indent="  ")
+    return "\n".join(filter(None, [head, key_values(r), explanation(r)]))
+
+
+def explanation(r: dict[str, Any]) -> str:
+    """Why `refused` is not zero and `delivered` is more than `captured`: both on purpose."""
+    from demo.pipeline import MAX_PAYMENT_AMOUNT, OVER_LIMIT_EVERY  # loaded by the run already
+
+    limit = format_amount(MAX_PAYMENT_AMOUNT, "EUR").removeprefix("EUR ")
+    notes = []
+    if r["refused"]:
+        notes.append(
+            f"refused {r['refused']}: on purpose. One payment in {OVER_LIMIT_EVERY} asks for more "
+            f"than the offline limit per payment ({limit} in each currency) and the daemon "
+            "refuses it (offline_amount_limit), as a lane would."
+        )
+    if r["delivered"] > r["captured"]:
+        notes.append(
+            f"delivered {r['delivered']} > captured {r['captured']}: each void ({r['voids']} "
+            "here) is a record of its own, delivered like a payment."
+        )
+    if not notes:
+        return ""
+    wrapped = [
+        textwrap.fill(note, SUMMARY_WIDTH, initial_indent="  ", subsequent_indent="    ")
+        for note in notes
+    ]
+    return "\n".join(["how to read it:", *wrapped])
+
+
 def demo(args: argparse.Namespace) -> int:
     if not 1 <= args.payments <= MAX_PAYMENTS:
         raise UsageError(f"--payments must be between 1 and {MAX_PAYMENTS}")
@@ -75,29 +123,19 @@ def demo(args: argparse.Namespace) -> int:
     def progress(stage: str, done: int, total: int) -> None:
         bars.setdefault(stage, Progress(stage))(done, total)
 
+    def phase(line: str) -> None:
+        # stderr: with --json, stdout stays the one result object
+        print(f"demo: {line}", file=sys.stderr, flush=True)
+
     try:
-        result = run_demo(args.payments, args.keep_state, progress=progress, sync_api=args.sync_api)
+        result = run_demo(
+            args.payments, args.keep_state, progress=progress, sync_api=args.sync_api, phase=phase
+        )
     finally:
         for bar in bars.values():
             bar.close()
 
-    def render(r: dict[str, Any]) -> str:
-        verdict = (
-            "every captured payment was read back and decrypted"
-            if r["lost"] == 0
-            else f"{r['lost']} LOST"
-        )
-        verdict += (
-            f"; every range proven through seq {r['proven_through']}"
-            if r["proven_through"] == r["last_seq"] and not r["alarms"]
-            else f"; proven only through seq {r['proven_through']} of {r['last_seq']}"
-        )
-        verdict += f"; posd run exited {r['daemon_exit_code']} on SIGTERM"
-        if r["sync_api"] == "v2":
-            verdict += f"; {r['duplicates']} duplicates in the queue (EventBridge v2)"
-        return "demo: " + verdict + "\n" + key_values(r)
-
-    emit(result.as_dict(), args.json, render)
+    emit(result.as_dict(), args.json, render_summary)
     clean = result.lost == 0 and result.verify_ok and result.daemon_exit_code == 0
     clean = clean and result.all_proven
     # v2 deduplicates at the bus: a duplicate in the queue is a failure of the guarantee

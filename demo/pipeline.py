@@ -66,6 +66,13 @@ MIN_AMOUNT = 100
 PALM_CREDENTIAL = "tok-demo-shopper-0001"
 READ_TIMEOUT_S = 10
 SYNC_APIS = ("v1", "v2")
+# One line as each phase begins (`run_demo(phase=...)`): the demo takes seconds to minutes.
+PHASE_EMULATOR = "starting the local AWS emulator (KMS, EventBridge, SQS, DynamoDB)"
+PHASE_DAEMON = "starting the daemon (posd run), simulated card reader and palm scanner"
+PHASE_PAYING = "paying {payments} payments through the daemon's API, as a register would"
+PHASE_FLUSHING = "flushing: the daemon delivers the journal, then stops on SIGTERM"
+PHASE_CONSUMING = "consuming: the cloud's consumer decrypts each payment, checks its answer"
+PHASE_VERIFYING = "verifying the journal: structure, hash chain and ciphertexts"
 DEMO_BUS = "posd-demo"
 DEMO_SOURCE = "posd.demo"
 
@@ -254,14 +261,17 @@ def run_demo(
     keep_state: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     sync_api: str = "v1",
+    phase: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run `payments` through the daemon, deliver them (EventBridge `sync_api` v1 or v2),
-    receive and decrypt them."""
+    receive and decrypt them; `phase` hears one line as each phase begins."""
     if sync_api not in SYNC_APIS:
         raise DemoError(f"sync_api must be one of {', '.join(SYNC_APIS)}, got {sync_api!r}")
+    announce = phase or (lambda line: None)
     started = time.perf_counter()
     for name, value in EMULATOR_CREDENTIALS.items():
         os.environ.setdefault(name.upper(), value)
+    announce(PHASE_EMULATOR)
     with (
         tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch,
         LocalAws() as aws,
@@ -286,15 +296,18 @@ def run_demo(
         config = demo_config(
             work, state_dir, aws.endpoint_url, kms_key, offline_key, credentials, extra
         )
+        announce(PHASE_DAEMON)
         daemon = start_daemon(config, work / "daemon.log")
         register = Register(work / "api.sock", {})
         try:
             wait_until_serving(register.sock, daemon)
+            announce(PHASE_PAYING.format(payments=payments))
             rng = random.Random()
             for index in range(payments):
                 register.pay(rng, index)
                 if progress:
                     progress("paying", index + 1, payments)
+            announce(PHASE_FLUSHING)
             DaemonClient(register.sock).flush(FLUSH_TIMEOUT_SECONDS)
         finally:
             daemon.send_signal(signal.SIGTERM)
@@ -303,12 +316,8 @@ def run_demo(
             except subprocess.TimeoutExpired:
                 daemon.kill()
                 exit_code = None
-        with Journal.open(state_dir) as journal:
-            delivered = journal.summary().delivered
-            report = journal.verify()
-            last_seq = max((record.seq for record in journal.records()), default=0)
-
         expected = len(register.answers)
+        announce(PHASE_CONSUMING)
         consumed = consume(
             aws,
             route.queue_url,
@@ -320,6 +329,11 @@ def run_demo(
         )
         if progress:
             progress("receiving", consumed.received, expected)
+        announce(PHASE_VERIFYING)
+        with Journal.open(state_dir) as journal:
+            delivered = journal.summary().delivered
+            report = journal.verify()
+            last_seq = max((record.seq for record in journal.records()), default=0)
     captured = expected - register.voids
     return DemoResult(
         payments=payments,

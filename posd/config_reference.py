@@ -223,7 +223,7 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
 }
 
 DEVICE_OPTIONS: Mapping[str, str] = {
-    "port": "any pyserial URL: a device path, `socket://`, `loop://`",
+    "port": "required, not empty: any pyserial URL: a device path, `socket://`, `loop://`",
     "baudrate": "the serial line's speed",
     "response_timeout_s": "how long the device may take to answer a command",
     "ack_timeout_s": "how long the reader may take to acknowledge a frame",

@@ -114,6 +114,9 @@ def check_device(name: str, driver: str, options: Mapping[str, Any], path: str) 
             raise ConfigError(
                 path, f"{where}.{key}", f"expected {type_name(annotation)}, got {value!r}"
             ) from None
+        if key in signature.required and isinstance(value, str) and not value.strip():
+            # `port = ""` is a string, but no device: say so here, not when the daemon opens it
+            raise ConfigError(path, f"{where}.{key}", f"required by driver {driver!r}: empty")
     missing = sorted(signature.required - set(options))
     if missing:
         raise ConfigError(path, f"{where}.{missing[0]}", f"required by driver {driver!r}")

@@ -42,9 +42,6 @@ def check_config(args: argparse.Namespace) -> int:
     emit(
         result,
         args.json,
-        lambda r: (
-            f"{r['path']}: ok\n"
-            + key_values({k: v for k, v in r.items() if k not in ("ok", "path")})
-        ),
+        lambda r: "config ok\n" + key_values({k: v for k, v in r.items() if k != "ok"}),
     )
     return 0

@@ -18,12 +18,17 @@ from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import NoReturn
 
+from posd.cli import help_text
 from posd.errors import PosdError
 from posd.redact import redact_text
 from posd.version import posd_version
 from wire.errors import WireError
 
 HELP_FLAGS = ("-h", "--help")
+JSON_FLAG = "--json"
+# Where `--json` given before the command (`posd --json status`) lands: a name of its own, as
+# a subcommand's own `--json` default (False) would overwrite it.
+JSON_EARLY_DEST = "json_before_command"
 VERSION_FLAG = "--version"
 LOG_LEVEL_ENV = "POSD_LOG_LEVEL"
 DEFAULT_CLI_LOG_LEVEL = "warning"  # the CLI's output is its result; logs only for trouble
@@ -67,11 +72,42 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         import_module(name).register(subparsers)
+    accept_json_before_commands(parser)
+    help_text.apply(parser)
     return parser
 
 
+def accept_json_before_commands(parser: argparse.ArgumentParser) -> None:
+    """`--json` on `posd` and on every command group, so it may come before the subcommand
+    as well as after it (`posd --json journal list` = `posd journal --json list` =
+    `posd journal list --json`)."""
+    groups = [parser] + [
+        sub for _, sub, _ in help_text.walk(parser) if help_text.subparsers_of(sub)
+    ]
+    for group in groups:
+        if not any(JSON_FLAG in action.option_strings for action in group._actions):
+            group.add_argument(
+                JSON_FLAG,
+                dest=JSON_EARLY_DEST,
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="print one JSON object (also accepted after the subcommand)",
+            )
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse, with a `--json` given before the subcommand applied to the command."""
+    args = parser.parse_args(argv)
+    if getattr(args, JSON_EARLY_DEST, False):
+        if not hasattr(args, "json"):
+            command = getattr(args, "command", None) or "this command"
+            raise ArgumentError(f"{command} prints no result: it takes no --json")
+        args.json = True
+    return args
+
+
 def _wants_json(argv: Sequence[str]) -> bool:
-    return "--json" in argv
+    return JSON_FLAG in argv
 
 
 def _wants_help(argv: Sequence[str]) -> bool:
@@ -105,7 +141,7 @@ def main(
             return 0
         if _wants_json(args_list) and _wants_help(args_list):
             return _help_as_json(parser, args_list)
-        args = parser.parse_args(args_list)
+        args = parse_arguments(parser, args_list)
         from posd.logs import configure_logging
 
         configure_logging(os.environ.get(LOG_LEVEL_ENV, DEFAULT_CLI_LOG_LEVEL))

@@ -105,10 +105,10 @@ def test_devices_lists_both_classes_with_state_and_info(tmp_path: Path) -> None:
 def test_devices_table_lists_each_device(tmp_path: Path) -> None:
     done = posd("devices", "--config", str(write_config(tmp_path)))
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0].split()[:4] == ["NAME", "CLASS", "DRIVER", "STATE"]
-    palm = next(line for line in lines if line.startswith("palm_scanner"))
-    assert palm.split()[1:4] == ["palm-scanner", "simulated", "connected"]
+    # eight columns do not fit 80: one block of `HEADER: value` lines per device
+    blocks = [block.split() for block in done.stdout.split("\n\n")]
+    palm = next(block for block in blocks if block[:2] == ["NAME:", "palm_scanner"])
+    assert palm[2:8] == ["CLASS:", "palm-scanner", "DRIVER:", "simulated", "STATE:", "connected"]
 
 
 def test_card_reader_round_trip_is_a_read(tmp_path: Path) -> None:
