@@ -93,8 +93,9 @@ def check_delivery(ctx: Context) -> Check:
             "delivery",
             FAIL,
             f"{detail}: {link['last_error']}",
-            "fix what the error names (the terminal policy's events:PutEvents on this bus: "
-            f"{POLICY_FILE}; {_bus(ctx)[1]}), then systemctl restart posd",
+            "fix what the error names (the terminal role's events:PutEvents on this bus: "
+            f"{POLICY_FILE}; {_bus(ctx)[1]} in {ctx.config.path}); posd reads its config "
+            "only at start, so after an edit run `systemctl restart posd`",
         )
     if link["last_error"]:
         detail += f", last error {link['last_error']}"
