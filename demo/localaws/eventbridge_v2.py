@@ -1,4 +1,5 @@
-"""A local EventBridge v2 endpoint (`eventbridgev2` PutEvents) for the demo, tests and benchmarks.
+"""A local EventBridge v2 endpoint (`eventbridgev2` PutEvents, and the DescribeEventBus
+`posd doctor` reads) for the demo, tests and benchmarks.
 
 moto does not emulate EventBridge v2, so this small threaded HTTP server does, speaking the
 real wire protocol to the real `boto3.client("eventbridgev2", endpoint_url=...)`: smithy
