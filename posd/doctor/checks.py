@@ -89,15 +89,22 @@ def check_devices(ctx: Context) -> Check:
     else:
         from posd.cli.device_checks import probe
 
-        states = {name: probe(ctx.config, name)["state"] for name in sorted(ctx.config.devices)}
+        probed = [probe(ctx.config, name) for name in sorted(ctx.config.devices)]
+        states = {
+            row["name"]: row["state"] + (f" ({row['error']})" if row["error"] else "")
+            for row in probed
+        }
     detail = ", ".join(f"{name} {state}" for name, state in states.items())
     if all(state == "connected" for state in states.values()):
         return Check("devices", OK, detail)
+    down = " / ".join(f"[devices.{name}]" for name, s in states.items() if s != "connected")
     return Check(
         "devices",
         FAIL,
         detail,
-        "posd devices (the error says missing or permission); check the cable and [devices]",
+        "no such device: check the cable and the port in "
+        f"{down} of {ctx.config.path}; permission denied: add the daemon's user to the "
+        "device's group (`ls -l` on the port names it); then posd devices",
     )
 
 

@@ -3,9 +3,9 @@
 run doctor again and see that check OK.
 
 Not here: `disk` (freeing a real file system's space: `test_seen` judges the numbers),
-`identity` (tests/posd/test_doctor_identity.py follows its renewal), `clock` and the reach
-of a real VPN, `devices` (hardware), `offline key` (its fix is a daemon start with KMS),
-`journal` damage (the journal tools' own tests) and `delivery` (a running daemon's link).
+`identity` (tests/posd/test_doctor_identity.py follows its renewal), `clock` (a host's time
+sync), `offline key` (its fix is a daemon start with KMS), `journal` damage (the journal
+tools' own tests) and `delivery` (a running daemon's link: test_delivery.py).
 """
 
 from __future__ import annotations
@@ -186,3 +186,16 @@ def test_a_wrong_kms_key(
     key = kms_client.create_key(Description="posd doctor")["KeyMetadata"]["Arn"]
     install(lane.amended(keys={"provider": "kms", "kms_key_id": key}), tmp_path)
     passing(run_doctor, path, "kms key")
+
+
+def test_a_reader_on_the_wrong_port(tmp_path: Path, lane: DevConfig, run_doctor: Doctor) -> None:
+    from demo.devconfig import serial_card_reader
+    from drivers.card.simulator import CardReaderSimulator
+
+    wrong = lane.amended(devices={"card_reader": serial_card_reader(str(tmp_path / "ttyNone"))})
+    path = install(wrong, tmp_path)
+    fix = failing(run_doctor, path, "devices")
+    assert f"[devices.card_reader] of {path}" in fix
+    with CardReaderSimulator() as reader:  # the cable, on the port the config now names
+        install(lane.amended(devices={"card_reader": serial_card_reader(reader.port)}), tmp_path)
+        passing(run_doctor, path, "devices")

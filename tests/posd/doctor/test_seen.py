@@ -119,3 +119,30 @@ def test_every_fail_and_warn_has_a_fix_every_skip_names_its_cause(
 def test_json_result_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--config", str(tmp_path / "none.toml"), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+BROKEN_CONFIGS = {
+    "invalid TOML": lambda text: text + "\n[sync\n",
+    "refused key": lambda text: text.replace("[sync]\n", "[sync]\nmax_in_flight = 0\n"),
+    "unknown profile": lambda text: text.replace("[aws]\n", '[aws]\nprofile = "nope"\n'),
+    "no region": lambda text: text.replace('region = "us-east-1"\n', ""),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BROKEN_CONFIGS))
+def test_doctor_and_config_check_refuse_the_same_configs_the_same_way(
+    fault: str,
+    tmp_path: Path,
+    lane: DevConfig,
+    run_doctor: Doctor,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    path = install(lane, tmp_path)
+    path.write_text(BROKEN_CONFIGS[fault](path.read_text()))
+    assert main(["config", "check", "--config", str(path), "--json"]) != 0
+    refused = capsys.readouterr()
+    _, checks = run_doctor(path)
+    assert checks["config"]["status"] == FAIL
+    assert checks["config"]["detail"] in refused.out + refused.err
