@@ -9,6 +9,7 @@ talks to AWS needs the config OK.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,5 +111,5 @@ def _safely(step: Step, ctx: Context) -> Check:
         return step.run(ctx)
     except PosdError as error:
         return Check(step.name, FAIL, str(error), UNEXPECTED_FIX)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, sqlite3.Error) as error:
         return Check(step.name, FAIL, f"{type(error).__name__}: {error}", UNEXPECTED_FIX)
