@@ -36,6 +36,7 @@ SYSTEM_MODULES = frozenset(
         "posd/daemon/test_host_security.py",
         "posd/daemon/test_lifecycle.py",
         "posd/daemon/test_vpn_outage.py",
+        "posd/doctor/test_delivery.py",
         "sync/test_crash.py",
         "sync/test_v2_demo.py",
         "bench/test_capture_api.py",

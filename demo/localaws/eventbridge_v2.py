@@ -1,4 +1,5 @@
-"""A local EventBridge v2 endpoint (`eventbridgev2` PutEvents) for the demo, tests and benchmarks.
+"""A local EventBridge v2 endpoint (`eventbridgev2` PutEvents, and the DescribeEventBus
+`posd doctor` reads) for the demo, tests and benchmarks.
 
 moto does not emulate EventBridge v2, so this small threaded HTTP server does, speaking the
 real wire protocol to the real `boto3.client("eventbridgev2", endpoint_url=...)`: smithy
@@ -86,6 +87,9 @@ THROTTLED = "ThrottlingException"
 INVALID_INPUT = "InvalidInputException"
 INTERNAL = "InternalException"
 UNKNOWN_OPERATION = "UnknownOperationException"
+DESCRIBE_EVENT_BUS = "DescribeEventBus"
+OPERATIONS = frozenset({"PutEvents", DESCRIBE_EVENT_BUS})
+ACTIVE = "ACTIVE"
 STATUS_OF = {
     ACCESS_DENIED: 403,
     NOT_FOUND: 404,
@@ -337,6 +341,15 @@ class EventBridgeV2Endpoint(BackgroundServer):
         with self._lock:
             self._entry_faults[dedup_id] = [code, times]
 
+    def describe_event_bus(self, request: Any) -> dict[str, Any]:
+        """The read `posd doctor` checks the sink with: the bus's ARN, name and state."""
+        arn = request.get("EventBusArn") if isinstance(request, dict) else None
+        with self._lock:
+            bus = self._buses.get(str(arn))
+        if bus is None:
+            raise EndpointError(NOT_FOUND, f"event bus {arn} does not exist")
+        return {"EventBusArn": bus.arn, "Name": bus.name, "State": ACTIVE}
+
     # --- PutEvents --------------------------------------------------------------------
 
     def put_events(self, request: Any) -> dict[str, Any]:
@@ -517,7 +530,7 @@ def _make_handler(endpoint: EventBridgeV2Endpoint) -> type[BaseHTTPRequestHandle
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             match = OPERATION_PATH.fullmatch(self.path)
-            if match is None or match["operation"] != "PutEvents":
+            if match is None or match["operation"] not in OPERATIONS:
                 self._fail(UNKNOWN_OPERATION, f"no operation at {self.path}")
                 return
             if self.headers.get("smithy-protocol") != SMITHY_PROTOCOL:
@@ -532,7 +545,10 @@ def _make_handler(endpoint: EventBridgeV2Endpoint) -> type[BaseHTTPRequestHandle
                 self._fail(INVALID_INPUT, f"the body is not CBOR: {error}")
                 return
             try:
-                answer = endpoint.put_events(request)
+                if match["operation"] == DESCRIBE_EVENT_BUS:
+                    answer = endpoint.describe_event_bus(request)
+                else:
+                    answer = endpoint.put_events(request)
             except EndpointError as error:
                 self._fail(error.error_code, str(error))
                 return

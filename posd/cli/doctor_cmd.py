@@ -1,5 +1,6 @@
-"""`posd doctor`: one line per check, ok / warn / fail, with the fix (`posd.doctor.checks`).
-Exit 0 when nothing fails, 1 when anything does."""
+"""`posd doctor`: one line per check, ok / warn / fail / skip, with the fix, in dependency
+order (`posd.doctor.plan`). Exit 0 when nothing fails, 1 when anything does (a skip is not a
+failure: what it depends on failed, and says so)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def register(subparsers: Any) -> None:
 
 
 def doctor_result(config_path: Any) -> dict[str, Any]:
-    from posd.doctor.checks import FAIL, run_checks
+    from posd.doctor.checks import FAIL
+    from posd.doctor.plan import run_checks
 
     checks = [asdict(check) for check in run_checks(config_path)]
     return {"ok": all(c["status"] != FAIL for c in checks), "checks": checks}

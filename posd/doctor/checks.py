@@ -1,31 +1,20 @@
-"""The checks of `posd doctor`, in the order a technician would look.
+"""The checks of `posd doctor` (their order and dependencies: `posd.doctor.plan`).
 
 Each check answers ok, warn or fail, what it saw, and for anything but ok the fix. A check
-never raises: a failure of the thing checked is its answer. Checks that need a valid config
-are skipped when the config is not.
+whose dependency failed is not run: it is `skip`, naming the dependency.
 """
 
 from __future__ import annotations
 
-import pwd
-import shutil
 import sqlite3
-import stat
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from posd.config import Config, load_config
-from posd.errors import PosdError
+from posd.config import Config
 from posd.journal.damage import DAMAGED_PAGE_ADVICE
 from sync.eventbridge.v2 import API_V2, V2_SERVICE_NAME
 
-OK, WARN, FAIL = "ok", "warn", "fail"
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
-GROUP_OTHER_BITS = 0o077
-FREE_WARN_FACTOR = 2  # warn below twice the reserve
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 SIGV4_MAX_SKEW_S = 300.0  # SigV4 refuses requests signed more than 5 minutes off
 SKEW_WARN_S = 30.0
 QUICK_CHECK_OK = "ok"
@@ -45,67 +34,6 @@ class Context:
     config: Config
     session: Any = None  # boto3 session, once resolved
     daemon: Any = None  # DaemonClient when the daemon answers
-
-
-def _owner(path: Path) -> str:
-    uid = path.stat().st_uid
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def check_state_dir(ctx: Context) -> Check:
-    from posd.journal import JOURNAL_FILE
-
-    state_dir = ctx.config.state_dir
-    if not state_dir.is_dir():
-        return Check(
-            "state dir",
-            FAIL,
-            f"{state_dir} does not exist",
-            "start posd once, or fix [terminal] state_dir",
-        )
-    problems = []
-    mode = stat.S_IMODE(state_dir.stat().st_mode)
-    if mode & GROUP_OTHER_BITS:
-        problems.append(f"{state_dir} is {mode:04o}")
-    journal = state_dir / JOURNAL_FILE
-    if journal.exists():
-        file_mode = stat.S_IMODE(journal.stat().st_mode)
-        if file_mode & GROUP_OTHER_BITS:
-            problems.append(f"{journal.name} is {file_mode:04o}")
-        if _owner(journal) != _owner(state_dir):
-            problems.append(
-                f"{journal.name} owned by {_owner(journal)}, the dir by {_owner(state_dir)}"
-            )
-    detail = f"{state_dir} owner {_owner(state_dir)}, mode {mode:04o}"
-    if problems:
-        return Check(
-            "state dir",
-            FAIL,
-            f"{detail}: " + "; ".join(problems),
-            f"chmod 0700 {state_dir}; chmod 0600 {journal}; chown -R the daemon's user",
-        )
-    return Check("state dir", OK, detail)
-
-
-def check_disk(ctx: Context) -> Check:
-    from posd.cli.humanize import size
-
-    free = shutil.disk_usage(ctx.config.state_dir).free
-    reserve = ctx.config.journal.min_free_bytes
-    detail = f"{size(free)} free, reserve {size(reserve)}"
-    if free < reserve:
-        return Check(
-            "disk",
-            FAIL,
-            detail + ": new payments are refused (journal_full)",
-            "free disk space on the state dir's file system",
-        )
-    if free < FREE_WARN_FACTOR * reserve:
-        return Check("disk", WARN, detail, "free disk space soon")
-    return Check("disk", OK, detail)
 
 
 def check_journal(ctx: Context) -> Check:
@@ -162,15 +90,22 @@ def check_devices(ctx: Context) -> Check:
     else:
         from posd.cli.device_checks import probe
 
-        states = {name: probe(ctx.config, name)["state"] for name in sorted(ctx.config.devices)}
+        probed = [probe(ctx.config, name) for name in sorted(ctx.config.devices)]
+        states = {
+            row["name"]: row["state"] + (f" ({row['error']})" if row["error"] else "")
+            for row in probed
+        }
     detail = ", ".join(f"{name} {state}" for name, state in states.items())
     if all(state == "connected" for state in states.values()):
         return Check("devices", OK, detail)
+    down = " / ".join(f"[devices.{name}]" for name, s in states.items() if s != "connected")
     return Check(
         "devices",
         FAIL,
         detail,
-        "posd devices (the error says missing or permission); check the cable and [devices]",
+        "no such device: check the cable and the port in "
+        f"{down} of {ctx.config.path}; permission denied: add the daemon's user to the "
+        "device's group (`ls -l` on the port names it); then posd devices",
     )
 
 
@@ -238,7 +173,8 @@ def check_identity(ctx: Context) -> Check:
 def check_credentials(ctx: Context) -> Check:
     from posd.aws import config_session
 
-    ctx.session = config_session(ctx.config)
+    if ctx.session is None:
+        ctx.session = config_session(ctx.config)
     credentials = ctx.session.get_credentials()
     if credentials is None:
         return Check(
@@ -253,13 +189,31 @@ def check_credentials(ctx: Context) -> Check:
     )
 
 
-def _endpoint(ctx: Context, service: str) -> str:
+def _client(ctx: Context, service: str) -> Any:
+    from botocore.config import Config as BotoConfig
+
     aws = ctx.config.aws
     explicit = aws.kms_endpoint_url if service == "kms" else aws.events_endpoint_url
     if service == "events" and ctx.config.sync.api == API_V2:
         service = V2_SERVICE_NAME  # the endpoint the engine really talks to
-    client = ctx.session.client(service, endpoint_url=explicit or aws.endpoint_url or None)
-    return str(client.meta.endpoint_url)
+    return ctx.session.client(
+        service,
+        endpoint_url=explicit or aws.endpoint_url or None,
+        config=BotoConfig(
+            connect_timeout=aws.connect_timeout_seconds,
+            read_timeout=aws.read_timeout_seconds,
+            retries={"total_max_attempts": 1},
+        ),
+    )
+
+
+def events_client(ctx: Context) -> Any:
+    """The client the sync engine talks to: `events`, or `eventbridgev2` for api = v2."""
+    return _client(ctx, "events")
+
+
+def _endpoint(ctx: Context, service: str) -> str:
+    return str(_client(ctx, service).meta.endpoint_url)
 
 
 def _check_reach(ctx: Context, service: str) -> Check:
@@ -275,7 +229,8 @@ def _check_reach(ctx: Context, service: str) -> Check:
             name,
             FAIL,
             f"{url}: {result.error}",
-            "check the VPN / VPC interface endpoint, DNS and firewall for this host",
+            "check the VPN / VPC interface endpoint, DNS and firewall for this host, and "
+            f"[aws] endpoint_url / {service}_endpoint_url in {ctx.config.path}",
         )
     return Check(name, OK, f"{url}: " + ", ".join(s for s in steps if "None" not in s))
 
@@ -353,60 +308,9 @@ def check_kms_key(ctx: Context) -> Check:
             "kms key",
             FAIL,
             f"{keys.kms_key_id}: {error}",
-            "check the key id and the terminal's IAM policy (systemd/iam-terminal-policy.json)",
+            f"check [keys] kms_key_id in {ctx.config.path} (the journal key's ARN) and the "
+            "terminal's IAM policy (systemd/iam-terminal-policy.json)",
         )
     return Check(
         "kms key", OK, f"{keys.kms_key_id}: GenerateDataKey works with this terminal's context"
     )
-
-
-CHECKS: tuple[Callable[[Context], Check], ...] = (
-    check_state_dir,
-    check_disk,
-    check_journal,
-    check_devices,
-    check_identity,
-    check_credentials,
-    check_kms_reach,
-    check_events_reach,
-    check_clock,
-    check_offline_key,
-    check_kms_key,
-)
-AWS_CHECKS = frozenset({check_kms_reach, check_events_reach, check_clock, check_kms_key})
-
-
-def run_checks(config_path: Path) -> list[Check]:
-    from posd.api_client import connect
-
-    try:
-        config = load_config(config_path)
-    except PosdError as error:
-        return [
-            Check("config", FAIL, str(error), "posd config check --config FILE; fix the key named")
-        ]
-    results = [Check("config", OK, str(config.path))]
-    ctx = Context(config, daemon=connect(config.api.socket))
-    for check in CHECKS:
-        if check in AWS_CHECKS and ctx.session is None:
-            results.append(
-                Check(
-                    check.__name__.removeprefix("check_").replace("_", " "),
-                    FAIL,
-                    "skipped: no AWS session",
-                    "fix aws credentials first",
-                )
-            )
-            continue
-        results.append(_safely(check, ctx))
-    return results
-
-
-def _safely(check: Callable[[Context], Check], ctx: Context) -> Check:
-    name = check.__name__.removeprefix("check_").replace("_", " ")
-    try:
-        return check(ctx)
-    except PosdError as error:
-        return Check(name, FAIL, str(error))
-    except (OSError, ValueError) as error:
-        return Check(name, FAIL, f"{type(error).__name__}: {error}")

@@ -490,3 +490,12 @@ def test_the_stack_document_has_the_stolen_terminal_runbook() -> None:
         "5 minutes",
     ):
         assert needle in document, needle
+
+
+def test_terminals_may_describe_only_their_buses_for_doctor() -> None:
+    """`posd doctor` checks the sink exists with DescribeEventBus (PutEvents has no dry run)."""
+    (read,) = (s for s in statements("TerminalPolicy") if s["Action"] == "events:DescribeEventBus")
+    assert read["Effect"] == "Allow"
+    assert sorted(map(json.dumps, as_list(read["Resource"]))) == sorted(
+        map(json.dumps, [{"GetAtt": "EventBus.Arn"}, {"GetAtt": "EventBusV2.EventBusArn"}])
+    )
