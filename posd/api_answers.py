@@ -92,6 +92,8 @@ class FlushAnswer(TypedDict):
     completed: bool
     pending: int
     waited_seconds: float
+    link_state: str
+    last_error: str | None
 
 
 class TerminalAnswer(TypedDict):
