@@ -86,6 +86,7 @@ class DeviceAnswer(TypedDict):
 
 class DevicesAnswer(TypedDict):
     devices: list[DeviceAnswer]
+    pid: int
 
 
 class FlushAnswer(TypedDict):
