@@ -13,6 +13,7 @@ import pytest
 
 from drivers.card.simulator import CardReaderSimulator
 from posd.cli.main import main
+from posd.errors import DeviceCommandError
 from tests.posd.daemon.conftest import SOURCE, DaemonFactory
 from tests.posd.daemon.harness import Daemon, write_config
 from tests.sync.faultproxy import FaultProxy
@@ -104,6 +105,10 @@ def test_devices_while_the_daemon_runs_are_the_daemons_view(
     shown = capsys.readouterr().out
     assert f"in use by posd (pid {daemon.proc.pid})" in shown
     assert "not_found" not in shown
+    # A round trip would fight the daemon for the device: refused, naming it.
+    code = main(["devices", "test", "card_reader", "--config", str(daemon.config)])
+    assert code == DeviceCommandError.exit_code
+    assert f"in use by posd (pid {daemon.proc.pid})" in capsys.readouterr().err
 
 
 def test_devices_without_a_daemon_probe_the_hardware(
