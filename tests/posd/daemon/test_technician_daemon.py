@@ -4,7 +4,14 @@ devices) instead of reporting them missing."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -16,12 +23,15 @@ from posd.cli.main import main
 from posd.errors import DeviceCommandError
 from tests.posd.daemon.conftest import SOURCE, DaemonFactory
 from tests.posd.daemon.harness import Daemon, write_config
+from tests.repo import REPO_ROOT
 from tests.sync.faultproxy import FaultProxy
 
 # Far beyond what the misconfigured flush may take: a flush that waits it out is the bug.
 FLUSH_TIMEOUT_S = 60.0
 AT_ONCE_S = 10.0
 MISSING_BUS = "no-such-bus-i22"
+PROGRESS_FLUSH_S = 3.0  # the --timeout below
+POSD = [sys.executable, "-m", "posd"]
 
 
 def _run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, Any]:
@@ -120,3 +130,45 @@ def test_devices_without_a_daemon_probe_the_hardware(
     assert result["source"] == "hardware"
     by_name = {row["name"]: row for row in result["devices"]}
     assert by_name["card_reader"]["state"] == "connected", result
+
+
+def test_flush_through_the_daemon_shows_progress_on_a_terminal(
+    make_daemon: DaemonFactory, own_proxy: FaultProxy
+) -> None:
+    daemon = make_daemon()
+    own_proxy.down()  # nothing can be delivered: the flush runs its whole (short) timeout
+    assert daemon.pay("flush-progress-1")[0] == 201
+    parent, child = pty.openpty()
+    # A terminal of 80 columns (a new pty has none: the bar would be drawn 0 wide).
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    try:
+        done = subprocess.run(
+            [*POSD, "sync", "flush", "--config", str(daemon.config), "--timeout", "3"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=child,
+            text=True,
+            timeout=PROGRESS_FLUSH_S + AT_ONCE_S,
+            check=False,
+        )
+        os.close(child)
+        drawn = _read_all(parent)
+    finally:
+        os.close(parent)
+    assert done.returncode == 1, done.stdout
+    assert "delivering" in drawn and "0/1" in drawn, drawn
+    assert "completed" in done.stdout and "no" in done.stdout
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other end closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
