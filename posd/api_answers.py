@@ -86,12 +86,15 @@ class DeviceAnswer(TypedDict):
 
 class DevicesAnswer(TypedDict):
     devices: list[DeviceAnswer]
+    pid: int
 
 
 class FlushAnswer(TypedDict):
     completed: bool
     pending: int
     waited_seconds: float
+    link_state: str
+    last_error: str | None
 
 
 class TerminalAnswer(TypedDict):

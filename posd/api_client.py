@@ -4,7 +4,7 @@ the register), the tests and bench (stdlib only: a thin command must start fast)
 `connect(socket)` answers a `DaemonClient` when a daemon answers there, None when none does
 (no socket, nobody listening): the CLI then works on the state dir directly. `exchange` is one
 request with whatever status it gets (a register's view); `call`, `get` and `post` raise a
-refusal as `DaemonError` (a command's view); `status` and `flush` answer typed.
+refusal as `DaemonError` (a command's view); `status`, `devices` and `flush` answer typed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from posd.api_answers import FlushAnswer, StatusAnswer
+from posd.api_answers import DevicesAnswer, FlushAnswer, StatusAnswer
 from posd.errors import PosdError, UsageError
 
 CONNECT_TIMEOUT_S = 2.0
@@ -32,6 +32,7 @@ HTTP_OK_MAX = 299
 JSON_TYPE = "application/json"
 STATUS_ROUTE = "/v1/status"
 FLUSH_ROUTE = "/v1/sync/flush"
+DEVICES_ROUTE = "/v1/devices"
 
 
 class NoAnswer(UsageError):
@@ -130,6 +131,10 @@ class DaemonClient:
     def status(self, timeout: float | None = None) -> StatusAnswer:
         """`GET /v1/status`; `NoAnswer` when none comes within `timeout` (else the client's)."""
         answer: StatusAnswer = self.call("GET", STATUS_ROUTE, timeout=timeout)
+        return answer
+
+    def devices(self) -> DevicesAnswer:
+        answer: DevicesAnswer = self.get(DEVICES_ROUTE)
         return answer
 
     def flush(self, timeout_s: float) -> FlushAnswer:

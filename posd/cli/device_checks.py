@@ -1,12 +1,14 @@
 """`posd devices [--json]` and `posd devices test NAME [--json]`: the lane's devices (the
 work; the parser is in `devices_cmd`).
 
-There is no daemon API yet, so both commands open the configured devices directly (a running
-daemon would hold them: stop it first). Listing opens each device, reads its health and
-identity, and closes it; `test` does one round trip: a palm scanner is armed and waits for a
-palm (`--timeout`), a card reader is asked who it is and what state it is in. A device that
-answered is exit 0 whatever the outcome (match, no match, timeout); a device error is a clear
-one-line message and exit 3. Credentials are shown masked, never in full.
+While a daemon answers on the API socket it holds the devices (their locks): listing shows the
+daemon's view of each (`GET /v1/devices`), "in use by posd (pid N)", and `test` refuses,
+naming the daemon. Without one both commands open the configured devices directly. Listing
+opens each device, reads its health and identity, and closes it; `test` does one round trip:
+a palm scanner is armed and waits for a palm (`--timeout`), a card reader is asked who it is
+and what state it is in. A device that answered is exit 0 whatever the outcome (match, no
+match, timeout); a device error is a clear one-line message and exit 3. Credentials are
+shown masked, never in full.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from drivers.card.results import CardRead
 from drivers.errors import DeviceError, DeviceInitError, DriverUnavailable
 from drivers.palm.identity import Matched
 from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
+from posd.api_answers import DeviceAnswer
+from posd.api_client import connect
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
 from posd.currency import format_amount
@@ -104,12 +108,56 @@ def probe(config: Config, name: str) -> dict[str, Any]:
 
 def list_devices(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    result = {
-        "config": str(config.path),
-        "devices": [probe(config, name) for name in sorted(config.devices)],
-    }
+    client = connect(config.api.socket)
+    result: dict[str, Any]
+    if client is not None:
+        answer = client.devices()
+        holder = in_use_by(answer["pid"])
+        result = {
+            "config": str(config.path),
+            "source": "daemon",
+            "daemon_pid": answer["pid"],
+            "devices": [_from_daemon(device, holder) for device in answer["devices"]],
+        }
+    else:
+        result = {
+            "config": str(config.path),
+            "source": "hardware",
+            "daemon_pid": None,
+            "devices": [
+                {**probe(config, name), "in_use_by": None} for name in sorted(config.devices)
+            ],
+        }
     emit(result, args.json, _render_list)
     return 0
+
+
+def in_use_by(pid: int) -> str:
+    return f"posd (pid {pid})"
+
+
+def _from_daemon(device: DeviceAnswer, holder: str) -> dict[str, Any]:
+    """A row of the daemon's view, in the shape a probe's row has."""
+    name = device["name"]
+    return {
+        "name": name,
+        "class": DEVICE_CLASSES[name].device_class if name in DEVICE_CLASSES else None,
+        "driver": device["driver"],
+        "state": device["state"],
+        "info": {
+            "model": device["model"],
+            "firmware": device["firmware"],
+            "serial_number": device["serial_number"],
+        },
+        "health": {
+            "connected": device["connected"],
+            "last_error": device["last_error"],
+            "reconnects": device["reconnects"],
+            "disconnects": device["disconnects"],
+        },
+        "error": device["last_error"],
+        "in_use_by": holder,
+    }
 
 
 def _render_list(result: dict[str, Any]) -> str:
@@ -124,14 +172,21 @@ def _render_list(result: dict[str, Any]) -> str:
                 device["class"] or "-",
                 device["driver"],
                 device["state"],
-                info.get("model", "-"),
-                info.get("firmware", "-"),
-                info.get("serial_number", "-"),
+                info.get("model") or "-",
+                info.get("firmware") or "-",
+                info.get("serial_number") or "-",
                 info.get("port") or device["error"] or "-",
             )
         )
     headers = ("NAME", "CLASS", "DRIVER", "STATE", "MODEL", "FIRMWARE", "SERIAL", "PORT/ERROR")
-    return table(rows, headers)
+    shown = table(rows, headers)
+    if result["daemon_pid"] is not None:
+        pid = result["daemon_pid"]
+        return (
+            f"in use by {in_use_by(pid)}: the daemon's view (its devices' locks are held; "
+            f"to open them here, stop it first)\n{shown}"
+        )
+    return shown
 
 
 # -- posd devices test NAME ---------------------------------------------------------------
@@ -145,6 +200,13 @@ def test_device(args: argparse.Namespace) -> int:
         raise UsageError(f"no device named {name!r} in {config.path} (configured: {known})")
     if not 0 < args.timeout <= MAX_IDENTIFY_TIMEOUT_S:
         raise UsageError(f"--timeout must be in (0, {MAX_IDENTIFY_TIMEOUT_S:g}] seconds")
+    client = connect(config.api.socket)
+    if client is not None:
+        pid = client.devices()["pid"]
+        raise DeviceCommandError(
+            f"{name} is in use by {in_use_by(pid)}: stop the daemon to test it here "
+            "(`posd devices` shows the daemon's view of it)"
+        )
     started = time.monotonic()
     try:
         with build_device(config, name) as device:

@@ -27,13 +27,16 @@ from posd.cli.output import emit, key_values
 from posd.paths import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:
-    from posd.api_answers import CheckpointsAnswer, StatusAnswer
+    from posd.api_answers import CheckpointsAnswer, FlushAnswer, StatusAnswer
     from posd.api_client import DaemonClient
     from posd.config import Config
     from posd.journal import Journal
 
 DEFAULT_FLUSH_TIMEOUT_SECONDS = 300.0
 API_MAX_FLUSH_SECONDS = 120.0  # the API's own bound on timeout_s (docs/openapi.yaml)
+FLUSH_PROGRESS_POLL_SECONDS = 0.5
+# Less time than this left after one flush request: not worth another.
+FLUSH_RETRY_MIN_SECONDS = 0.5
 # Output redaction takes any 12-19 digit Luhn-valid run for a card number, and a float's
 # fractional digits can be one: print durations with a few decimals only.
 SECONDS_DECIMALS = 3
@@ -233,16 +236,53 @@ def flush(args: argparse.Namespace) -> int:
 
 
 def _flush_through_daemon(client: DaemonClient, timeout: float) -> dict[str, Any]:
-    """The daemon delivers: ask it to, and wait (a second engine would only send copies)."""
-    answer = client.flush(min(timeout, API_MAX_FLUSH_SECONDS))
-    link = client.status()["link"]
+    """The daemon delivers: ask it to, and wait (a second engine would only send copies).
+
+    The API waits at most `API_MAX_FLUSH_SECONDS` per request, so a longer `--timeout` asks
+    again until it passes; the daemon ends a flush at once while its link is `misconfigured`,
+    and so does this. Meanwhile its status is polled for a progress bar (on a terminal)."""
+    import threading
+
+    from posd.cli.progress import Progress
+    from posd.errors import PosdError
+    from sync.pacing.link import MISCONFIGURED
+
+    started = time.monotonic()
+    answers: list[FlushAnswer] = []
+    failures: list[PosdError] = []
+
+    def ask() -> None:
+        try:
+            while True:
+                left = timeout - (time.monotonic() - started)
+                answer = client.flush(min(left, API_MAX_FLUSH_SECONDS))
+                answers.append(answer)
+                again = time.monotonic() - started < timeout - FLUSH_RETRY_MIN_SECONDS
+                if answer["completed"] or answer["link_state"] == MISCONFIGURED or not again:
+                    return
+        except PosdError as error:  # re-raised in the command's thread
+            failures.append(error)
+
+    worker = threading.Thread(target=ask, name="flush-request", daemon=True)
+    total = client.status()["pending"]["count"]
+    worker.start()
+    with Progress("delivering") as bar:
+        while worker.is_alive():
+            worker.join(FLUSH_PROGRESS_POLL_SECONDS)
+            if worker.is_alive() and total:
+                pending = client.status()["pending"]["count"]
+                total = max(total, pending)
+                bar(total - pending, total)
+    if failures:
+        raise failures[0]
+    answer = answers[-1]
     return {
         "via": "daemon",
         "completed": answer["completed"],
         "pending": answer["pending"],
-        "elapsed_seconds": answer["waited_seconds"],
-        "state": link["state"],
-        "last_error": link["last_error"],
+        "elapsed_seconds": _rounded(time.monotonic() - started),
+        "state": answer["link_state"],
+        "last_error": answer["last_error"],
     }
 
 

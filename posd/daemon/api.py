@@ -7,6 +7,7 @@ status of its code (`refusals.py`); no input produces a 500.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -106,7 +107,8 @@ class Devices:
         self._parts = parts
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        answer: DevicesAnswer = {"devices": self._parts.devices()}
+        # The pid: `posd devices` tells a technician who holds the devices it cannot open.
+        answer: DevicesAnswer = {"devices": self._parts.devices(), "pid": os.getpid()}
         resp.media = answer
 
 

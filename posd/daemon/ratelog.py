@@ -34,9 +34,16 @@ class RepeatedErrors:
         self,
         interval_s: float = DEFAULT_SUMMARY_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        logger: Any = None,
+        level: str = "warning",
     ) -> None:
+        """`logger` and `level`: where the first failure and the summaries go (the daemon's
+        logger at warning unless told)."""
         self._interval = interval_s
         self._clock = clock
+        self._log = logger or log
+        self._level = level
         self._lock = threading.Lock()
         self._streaks: dict[str, _Streak] = {}
 
@@ -58,17 +65,18 @@ class RepeatedErrors:
                     "failing_for_s": round(now - streak.first_at),
                 }
                 streak.last_logged_at, streak.unlogged = now, 0
+        emit = getattr(self._log, self._level)
         if summary is None:
-            log.warning(key, **fields)
+            emit(key, **fields)
         else:
-            log.warning(f"{key}.still_failing", **summary, **fields)
+            emit(f"{key}.still_failing", **summary, **fields)
 
     def recovered(self, key: str, **fields: Any) -> None:
         """The failures of kind `key` ended (logged only if there were any)."""
         with self._lock:
             streak = self._streaks.pop(key, None)
         if streak is not None:
-            log.info(
+            self._log.info(
                 f"{key}.recovered",
                 failures=streak.count,
                 failing_for_s=round(self._clock() - streak.first_at),

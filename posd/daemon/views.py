@@ -27,7 +27,7 @@ from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
 from posd.version import posd_version
 from sync.acknowledgement import Acknowledgement
-from sync.pacing.link import PROBING_STATES
+from sync.pacing.link import MISCONFIGURED, PROBING_STATES
 from sync.timestamps import rfc3339
 
 FLUSH_POLL_S = 0.1
@@ -203,7 +203,9 @@ class LaneViews:
 
     def flush(self, timeout: float) -> FlushAnswer:
         """Wait (up to `timeout`) for the delivery thread to empty the backlog, with a
-        checkpoint over all of it: once flushed, the cloud can prove every record so far."""
+        checkpoint over all of it: once flushed, the cloud can prove every record so far.
+        Ends at once while the link is `misconfigured`: waiting cannot deliver anything (the
+        configuration must change first), and the answer says so with the link's error."""
         started = time.monotonic()
         self._delivery.checkpoint_now()
 
@@ -217,11 +219,18 @@ class LaneViews:
             return 0, checkpoints.pending == 0 and checkpoints.uncovered == 0
 
         pending, covered = backlog()
-        while not (pending == 0 and covered) and time.monotonic() - started < timeout:
+        while (
+            not (pending == 0 and covered)
+            and self.link_state() != MISCONFIGURED
+            and time.monotonic() - started < timeout
+        ):
             time.sleep(FLUSH_POLL_S)
             pending, covered = backlog()
+        link = self._delivery.status()
         return {
             "completed": pending == 0 and covered,
             "pending": pending,
             "waited_seconds": round(time.monotonic() - started, 3),
+            "link_state": self.link_state(),
+            "last_error": link.last_error,
         }

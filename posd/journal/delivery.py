@@ -150,9 +150,11 @@ class Delivery:
             self._db.write(
                 lambda conn: conn.executemany(sql, rows).rowcount, changed, durable=durable
             )
-            return []
         except sqlite3.DatabaseError:
             pass
+        else:
+            self._salvage.rows_written()
+            return []
         if changed is not None:
             with self._db.lock:
                 changed(None)

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from posd.daemon.ratelog import RepeatedErrors
 from posd.journal.database import Database
 from posd.journal.leasing import (
     QUARANTINE,
@@ -40,6 +41,7 @@ from posd.journal.rows import (
 from sync.outbox import TAMPERED_PREFIX, Lease, OutboxRecord, OutboxSummary, Quarantined
 
 RELEASE_AROUND_DAMAGE_ROWS = 10_000  # a bound on row-by-row work at shutdown
+ROWS_NOT_WRITTEN = "journal.damaged_rows_not_written"
 
 log = structlog.get_logger("posd.journal")
 
@@ -54,6 +56,9 @@ class Salvage:
         self._unreadable: set[int] = set()
         self._memory_leases: dict[int, float] = {}
         self._settled_in_memory: set[int] = set()
+        # A full disk fails every settle of every delivery round (once a second): logged
+        # once with its cause, then summarised (posd.daemon.ratelog).
+        self._write_failures = RepeatedErrors(clock=clock, logger=log, level="error")
 
     def may_lease(self, seq: int, now: float) -> bool:
         """False for what this process already knows better than the damaged file."""
@@ -155,16 +160,26 @@ class Salvage:
         that could not be written (their effect is lost: a delivered record not marked is
         sent again later, at least once, never lost)."""
         failed: list[int] = []
+        cause = ""
         for row in rows:
             try:
                 self._db.write(
                     functools.partial(_execute, sql=sql, parameters=row), durable=durable
                 )
-            except sqlite3.DatabaseError:
+            except sqlite3.DatabaseError as error:
                 failed.append(int(row[-1]))
+                cause = str(error)
         if failed:
-            log.error("journal.damaged_rows_not_written", seqs=failed[:20], count=len(failed))
+            self._write_failures.failed(
+                ROWS_NOT_WRITTEN, seqs=failed[:20], count=len(failed), error=cause
+            )
+        else:
+            self.rows_written()
         return failed
+
+    def rows_written(self) -> None:
+        """A settle the file took: a streak of failed writes (a full disk) has ended."""
+        self._write_failures.recovered(ROWS_NOT_WRITTEN)
 
     def settled(self, failed: Sequence[int]) -> None:
         """A final state (delivered, quarantined) the file could not take for `failed`: kept
