@@ -16,7 +16,10 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "status": (
         "The lane at a glance: the daemon's answer when it runs, else what the state dir and\n"
         "the config tell (backlog, last delivery and error, offline headroom).",
-        ("posd status", "posd status --config /etc/posd/posd.toml --json"),
+        (
+            "posd status --state-dir /var/lib/posd",
+            "posd status --config /etc/posd/posd.toml --json",
+        ),
     ),
     "doctor": (
         "Check everything a lane needs (config, state dir, keys, the AWS endpoint, clock,\n"

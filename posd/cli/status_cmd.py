@@ -97,7 +97,6 @@ def register(subparsers: Any) -> None:
         help="can the lane sell, is it shipping, what needs a person",
         description="The lane at a glance: from the daemon when it answers (within "
         "2 s), else from the state dir. " + EXIT_HELP + ".",
-        epilog="example: posd status || journalctl -u posd -n 50",
     )
     add_location_arguments(parser)
     add_json_argument(parser)

@@ -25,7 +25,6 @@ from posd.daemon.lane import Lane
 from posd.daemon.metrics import Metrics
 from posd.daemon.notify import Notifier
 from posd.daemon.payments import PaymentService, RuntimeRules
-from posd.daemon.ratelog import RepeatedErrors
 from posd.daemon.reading import AcceptanceRules
 from posd.daemon.server import ApiServer
 from posd.daemon.supervisor import DeviceSupervisor
@@ -33,6 +32,7 @@ from posd.daemon.views import LaneViews
 from posd.errors import PosdError
 from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
+from posd.ratelog import RepeatedErrors
 
 log = structlog.get_logger("posd.daemon")
 

@@ -21,10 +21,10 @@ from drivers.errors import DeviceError, DriverUnavailable
 from drivers.palm.scanner import PalmScanner
 from posd.api_answers import DeviceAnswer
 from posd.config import Config
-from posd.daemon.ratelog import RepeatedErrors
 from posd.daemon.refusals import DEVICE_UNAVAILABLE, refuse
 from posd.device_options import CARD_READER_KEY, PALM_SCANNER_KEY
 from posd.devices import build_device
+from posd.ratelog import RepeatedErrors
 
 DEVICE_POLL_SECONDS = 1.0
 REOPEN_BACKOFF_INITIAL_S = 0.5

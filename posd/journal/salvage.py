@@ -20,7 +20,6 @@ from typing import Any
 
 import structlog
 
-from posd.daemon.ratelog import RepeatedErrors
 from posd.journal.database import Database
 from posd.journal.leasing import (
     QUARANTINE,
@@ -38,6 +37,7 @@ from posd.journal.rows import (
     seq_ceiling,
     walk_rows,
 )
+from posd.ratelog import RepeatedErrors
 from sync.outbox import TAMPERED_PREFIX, Lease, OutboxRecord, OutboxSummary, Quarantined
 
 RELEASE_AROUND_DAMAGE_ROWS = 10_000  # a bound on row-by-row work at shutdown
@@ -57,7 +57,7 @@ class Salvage:
         self._memory_leases: dict[int, float] = {}
         self._settled_in_memory: set[int] = set()
         # A full disk fails every settle of every delivery round (once a second): logged
-        # once with its cause, then summarised (posd.daemon.ratelog).
+        # once with its cause, then summarised (posd.ratelog).
         self._write_failures = RepeatedErrors(clock=clock, logger=log, level="error")
 
     def may_lease(self, seq: int, now: float) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import structlog
 
 from posd.daemon.notify import Notifier
-from posd.daemon.ratelog import RepeatedErrors
+from posd.ratelog import RepeatedErrors
 
 SENDS_TO_FILL_A_QUEUE = 5_000
 
