@@ -5,6 +5,7 @@ the exit code tells scripts the same (0 ready, 1 degraded, 3 not running, 4 cann
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import subprocess
@@ -58,8 +59,11 @@ def status_json(daemon: Daemon) -> tuple[int, dict[str, Any]]:
 
 
 def first_line(daemon: Daemon) -> tuple[int, str]:
+    """The `lane:` entry, its wrapped continuation lines joined (tables fit 80 columns)."""
     code, out, _ = posd_status("--config", str(daemon.config))
-    return code, out.splitlines()[0]
+    first, *rest = out.splitlines()
+    continued = itertools.takewhile(lambda line: line.startswith(" "), rest)
+    return code, " ".join([first, *(line.strip() for line in continued)])
 
 
 def test_a_ready_lane_exits_0_and_says_so(make_daemon: DaemonFactory) -> None:
