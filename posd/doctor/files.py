@@ -10,25 +10,18 @@ what it is, a wrong owner, and `chown` (never `reset --accept-loss`) is the fix.
 from __future__ import annotations
 
 import os
-import pwd
 import shlex
 import stat
 from pathlib import Path
 
 from posd.doctor.checks import FAIL, OK, Check, Context
+from posd.journal.permissions import user_name
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 GROUP_OTHER_BITS = 0o077
 OWNER_RW = 0o600
 ROOT_UID = 0
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 def service_uid(state_dir: Path) -> int:

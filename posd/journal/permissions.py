@@ -44,14 +44,14 @@ class Inaccessible:
         return f"{self.path} (owner {self.owner}, mode {self.mode:04o})"
 
 
-def _user(uid: int) -> str:
+def user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
 
 
-def _group(gid: int) -> str:
+def group_name(gid: int) -> str:
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:
@@ -70,7 +70,7 @@ def inaccessible(state_dir: Path) -> list[Inaccessible]:
             continue
         wanted = os.R_OK | os.W_OK | (os.X_OK if stat.S_ISDIR(info.st_mode) else 0)
         if not os.access(path, wanted):
-            found.append(Inaccessible(path, _user(info.st_uid), stat.S_IMODE(info.st_mode)))
+            found.append(Inaccessible(path, user_name(info.st_uid), stat.S_IMODE(info.st_mode)))
     return found
 
 
@@ -82,10 +82,10 @@ def service_owner(state_dir: Path) -> tuple[str, str]:
     try:
         info = state_dir.stat()
     except OSError:
-        return _user(uid), _group(gid)
+        return user_name(uid), group_name(gid)
     if info.st_uid != ROOT_UID or uid == ROOT_UID:
         uid, gid = info.st_uid, info.st_gid
-    return _user(uid), _group(gid)
+    return user_name(uid), group_name(gid)
 
 
 def fix_command(state_dir: Path) -> str:
@@ -97,7 +97,7 @@ def permission_error(state_dir: Path, found: list[Inaccessible]) -> JournalPermi
     user, _ = service_owner(state_dir)
     files = "; ".join(item.describe() for item in found) or str(state_dir)
     return JournalPermissionError(
-        f"posd (running as {_user(os.geteuid())}) cannot read or write {files}: not damage, "
+        f"posd (running as {user_name(os.geteuid())}) cannot read or write {files}: not damage, "
         f"nothing is lost (do not reset the journal). Give the files back to {user}: "
         f"`{fix_command(state_dir)}`, then start posd again"
     )

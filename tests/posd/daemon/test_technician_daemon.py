@@ -40,19 +40,20 @@ def _run_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int,
     return code, json.loads(capsys.readouterr().out)
 
 
+def misconfigured(tmp_path: Path, reader: CardReaderSimulator, proxy: FaultProxy) -> Path:
+    """A lane whose bus does not exist: its link goes `misconfigured` at the first send."""
+    return write_config(
+        tmp_path, card_port=reader.port, events_url=proxy.url, bus_name=MISSING_BUS, source=SOURCE
+    )
+
+
 def test_flush_through_the_daemon_ends_at_once_when_the_link_is_misconfigured(
     tmp_path: Path,
     own_reader: CardReaderSimulator,
     own_proxy: FaultProxy,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = write_config(
-        tmp_path,
-        card_port=own_reader.port,
-        events_url=own_proxy.url,
-        bus_name=MISSING_BUS,
-        source=SOURCE,
-    )
+    config = misconfigured(tmp_path, own_reader, own_proxy)
     daemon = Daemon(config).start()
     try:
         status, body = daemon.pay("flush-misconfigured-1")
@@ -76,13 +77,7 @@ def test_flush_through_the_daemon_ends_at_once_when_the_link_is_misconfigured(
 def test_the_flush_answer_names_the_link_state_and_its_error(
     tmp_path: Path, own_reader: CardReaderSimulator, own_proxy: FaultProxy
 ) -> None:
-    config = write_config(
-        tmp_path,
-        card_port=own_reader.port,
-        events_url=own_proxy.url,
-        bus_name=MISSING_BUS,
-        source=SOURCE,
-    )
+    config = misconfigured(tmp_path, own_reader, own_proxy)
     daemon = Daemon(config).start()
     try:
         assert daemon.pay("flush-misconfigured-2")[0] == 201
