@@ -10,6 +10,7 @@ refused (`misconfigured`: exit 1 at once, the records stay pending).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,7 +133,7 @@ def _as_the_only_engine(config: Config) -> Iterator[Journal]:
 
 
 def status(args: argparse.Namespace) -> int:
-    from posd.api_client import connect
+    from posd.api_client import STATUS_ANSWER_TIMEOUT_S, NoAnswer, connect
     from posd.config import load_config
 
     result: SyncStatus
@@ -141,8 +142,15 @@ def status(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config or DEFAULT_CONFIG_PATH)
         client = connect(config.api.socket)
+        answer = None
         if client is not None:
-            result = _status_from_daemon(client.status())
+            try:
+                # as `posd status`: a hung daemon must not hang the technician
+                answer = client.status(STATUS_ANSWER_TIMEOUT_S)
+            except NoAnswer as error:
+                print(f"{error}: the figures below are from the state dir", file=sys.stderr)
+        if answer is not None:
+            result = _status_from_daemon(answer)
         else:
             result = status_from_journal(config.state_dir, config)
     emit(result, args.json, _render_status)

@@ -37,6 +37,7 @@ MISSING_KMS_KEY = "alias/posd-test-no-such-key"
 # Over what the same command takes without asking (start-up and the journal read, slow on
 # a loaded host): the 2 s answer timeout and some slack, far under the 10 s it was.
 HUNG_SLACK_S = 1.5
+SYNC_STATUS_SLACK_S = 6.0  # the CLI's start and a read of the journal, on a busy machine
 
 
 def posd_status(*args: str) -> tuple[int, str, float]:
@@ -200,3 +201,26 @@ def test_a_stopped_daemon_on_a_damaged_journal_shows_its_deliveries_and_damage(
     lines = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     assert lines["last delivery"].strip() != "never", out
     assert "unreadable (see: posd journal verify)" in lines["needs a person"], out
+
+
+def test_sync_status_does_not_hang_on_a_stopped_daemon_either(make_daemon: DaemonFactory) -> None:
+    """`posd sync status` waits as long as `posd status` does, then reads the state dir."""
+    daemon = make_daemon()
+    assert daemon.pay("truth-hung-sync-1")[0] == 201
+    daemon.signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "posd", "sync", "status", "--config", str(daemon.config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
+        took = time.monotonic() - started
+    finally:
+        daemon.signal(signal.SIGCONT)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert took < STATUS_ANSWER_TIMEOUT_S + SYNC_STATUS_SLACK_S, took
+    assert "did not answer" in done.stderr and "from the state dir" in done.stderr
+    assert "pending:" in done.stdout
