@@ -230,16 +230,24 @@ class Store:
             arguments["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def open_checkpoints(self, limit: int) -> list[dict[str, Any]]:
-        """Keys (and `checked_at`) of checkpoints still open, least recently checked first,
-        from the sparse index: each shard's oldest `limit`, merged."""
+        """Keys (and `checked_at`) of checkpoints still open, least recently checked first."""
+        return self.least_recently_checked(
+            self.tables.checkpoints, OPEN_INDEX, "open", OPEN_MARKS, limit
+        )
+
+    def least_recently_checked(
+        self, table: str, index: str, shard_key: str, marks: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]:
+        """Items of a sharded sparse index (partition `shard_key`, one of `marks`; sort key
+        `checked_at`), least recently checked first: each shard's oldest `limit`, merged."""
         found: list[dict[str, Any]] = []
-        for mark in OPEN_MARKS:
+        for mark in marks:
             reply = self._db.query(
-                TableName=self.tables.checkpoints,
-                IndexName=OPEN_INDEX,
-                KeyConditionExpression="#o = :o",
-                ExpressionAttributeNames={"#o": "open"},
-                ExpressionAttributeValues=to_item({":o": mark}),
+                TableName=table,
+                IndexName=index,
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": shard_key},
+                ExpressionAttributeValues=to_item({":s": mark}),
                 Limit=limit,
             )
             found.extend(from_item(item) for item in reply.get("Items", []))

@@ -36,6 +36,7 @@ GENESIS_HEX = GENESIS_CHAIN.hex()
 
 class Watermarks:
     def __init__(self, store: Store) -> None:
+        self._store = store
         self._db = store.dynamodb
         self._table = store.tables.watermarks
 
@@ -92,19 +93,9 @@ class Watermarks:
 
     def watched(self, limit: int) -> list[dict[str, Any]]:
         """Keys of watched journals, least recently checked first (each shard's oldest)."""
-        found: list[dict[str, Any]] = []
-        for mark in WATCH_MARKS:
-            reply = self._db.query(
-                TableName=self._table,
-                IndexName=WATCH_INDEX,
-                KeyConditionExpression="#w = :w",
-                ExpressionAttributeNames={"#w": WATCH},
-                ExpressionAttributeValues=to_item({":w": mark}),
-                Limit=limit,
-            )
-            found.extend(from_item(item) for item in reply.get("Items", []))
-        found.sort(key=lambda item: item.get(CHECKED_AT, 0))
-        return found[:limit]
+        return self._store.least_recently_checked(
+            self._table, WATCH_INDEX, WATCH, WATCH_MARKS, limit
+        )
 
     def advance(
         self,
