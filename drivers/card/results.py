@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from drivers.card.carddata import CardData
+from drivers.card.encrypted import EncryptedCardData
 from drivers.outcomes import Cancelled, Outcome, TimedOut
 
 
@@ -19,6 +20,15 @@ class CardRead:
     """A card was read and its data validated (structure, track LRC, Luhn)."""
 
     card: CardData
+    outcome: ClassVar[Outcome] = Outcome.CARD_READ
+
+
+@dataclass(frozen=True)
+class EncryptedCardRead:
+    """An encrypting (P2PE) reader read a card: masked fields checked, the encrypted block
+    kept whole for the cloud. No clear card number exists on this side."""
+
+    card: EncryptedCardData
     outcome: ClassVar[Outcome] = Outcome.CARD_READ
 
 
@@ -37,4 +47,4 @@ class CardUnreadable:
 
 
 #: Every ordinary end of `CardReader.read_card` (faults raise instead, see `drivers.base`).
-ReadResult = CardRead | CardRemoved | CardUnreadable | Cancelled | TimedOut
+ReadResult = CardRead | EncryptedCardRead | CardRemoved | CardUnreadable | Cancelled | TimedOut
