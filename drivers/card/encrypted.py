@@ -90,3 +90,24 @@ class EncryptedCardData:
             "masked_pan": self.pan.masked,
             "entry_mode": self.entry_mode.value,
         }
+
+
+# At this fraction of its transaction counters a DUKPT reader is reported as nearly exhausted.
+KSN_EXHAUSTION_WARNING = 0.9
+
+
+@dataclass(frozen=True)
+class P2peStatus:
+    """What an encrypting reader says about its encryption (safe to show: a KSN is no secret).
+
+    `counter_used` is the fraction of the device's usable DUKPT transaction counters spent
+    (`drivers.card.dukpt.counter_exhaustion` of its latest KSN), None before the first read."""
+
+    scheme: DukptScheme
+    format: str
+    last_ksn: bytes | None = None
+    counter_used: float | None = None
+
+    @property
+    def nearly_exhausted(self) -> bool:
+        return self.counter_used is not None and self.counter_used >= KSN_EXHAUSTION_WARNING

@@ -11,6 +11,7 @@ from abc import abstractmethod
 from typing import ClassVar
 
 from drivers.base import Device, DeviceInfo
+from drivers.card.encrypted import P2peStatus
 from drivers.card.protocol import ReaderState
 from drivers.card.results import ReadResult
 from drivers.registry import CARD_READER
@@ -47,3 +48,8 @@ class CardReader(Device):
     def cancel(self) -> None:
         """End the pending `read_card` with `Cancelled` (from any thread), or disarm an idle
         reader."""
+
+    def p2pe_status(self) -> P2peStatus | None:
+        """For an encrypting (P2PE) reader, its scheme and KSN counter use; None for a reader
+        that hands the host clear card data. Never does I/O."""
+        return None
