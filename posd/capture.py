@@ -4,8 +4,12 @@ The one place where device results (card data, palm credentials) are split: the 
 keeps at most BIN and last four of a card (PCI DSS 3.4.1) and never the credential; all the
 rest (PAN, expiry, track and EMV data, cardholder name, the palm credential) goes into the
 secret JSON that `Recorder` seals. Only the successful outcomes of a device (`CardRead`,
-`Matched`) become payments; the others (cancelled, timed out...) never reach this module.
-Nothing here logs or prints.
+`EncryptedCardRead`, `Matched`) become payments; the others (cancelled, timed out...) never
+reach this module. Nothing here logs or prints.
+
+In P2PE mode the reader's encrypted read has the same clear metadata (plus `card_data:
+"p2pe"`), and its secret holds the encrypted block (`wire.p2pe`) and the expiry: there is no
+card number on this side to keep.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.card.results import CardRead
+from drivers.card.carddata import CardData
+from drivers.card.encrypted import EncryptedCardData
+from drivers.card.results import CardRead, EncryptedCardRead
 from drivers.palm.identity import Matched
+from posd.card_data import P2PE
 from posd.errors import UsageError
 from posd.journal.rows import MAX_AMOUNT_MINOR
+from wire.p2pe import P2PE_FIELD, P2peBlock
 
 CARD_PAYMENT = "card_payment"
 PALM_PAYMENT = "palm_payment"
@@ -55,9 +63,9 @@ class CaptureParts:
     secret: bytes
 
 
-def card_capture(payment: Payment, read: CardRead) -> CaptureParts:
-    card = read.card
-    meta = {
+def _card_meta(payment: Payment, card: CardData | EncryptedCardData) -> dict[str, Any]:
+    """What a receipt and the register may see of a card, in either mode."""
+    return {
         **payment.meta(),
         "entry_mode": card.entry_mode.value,
         "brand": card.brand.value,
@@ -65,6 +73,11 @@ def card_capture(payment: Payment, read: CardRead) -> CaptureParts:
         "last4": card.pan.last4,
         "masked_pan": card.pan.masked,
     }
+
+
+def card_capture(payment: Payment, read: CardRead) -> CaptureParts:
+    card = read.card
+    meta = _card_meta(payment, card)
     secret: dict[str, Any] = {"pan": card.pan.reveal()}
     if card.expiry is not None:
         secret["expiry"] = card.expiry.yymm()
@@ -76,6 +89,25 @@ def card_capture(payment: Payment, read: CardRead) -> CaptureParts:
             secret[name] = value.reveal()
     if card.tlv is not None:
         secret["tlv_hex"] = card.tlv.reveal().hex()
+    return CaptureParts(CARD_PAYMENT, meta, json.dumps(secret).encode())
+
+
+def encrypted_card_capture(payment: Payment, read: EncryptedCardRead, key_ref: str) -> CaptureParts:
+    """A P2PE read: the encrypted block under `key_ref` (the BDK that can open it in AWS
+    Payment Cryptography) and the expiry if the reader gave it; never a card number."""
+    card = read.card
+    meta = {**_card_meta(payment, card), "card_data": P2PE}
+    block = P2peBlock(
+        scheme=card.scheme,
+        ksn=card.ksn,
+        key_ref=key_ref,
+        device_serial=card.device_serial,
+        format=card.format,
+        tracks=card.tracks,
+    )
+    secret: dict[str, Any] = {P2PE_FIELD: block.to_json()}
+    if card.expiry is not None:
+        secret["expiry"] = card.expiry.yymm()
     return CaptureParts(CARD_PAYMENT, meta, json.dumps(secret).encode())
 
 

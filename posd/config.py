@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from posd.card_data import CARD_DATA_MODES, CLEAR, check_card_data, check_key_ref
 from posd.currency import is_active
-from posd.device_options import check_device
+from posd.device_options import CARD_READER_KEY, check_device
 from posd.errors import ConfigError
 from posd.identity import IdentitySettings, check_identity
 from posd.journal.settings import JournalSettings
@@ -97,12 +98,19 @@ class PaymentSettings:
     defaults to EUR). The offline pending-amount limit is kept per currency (amounts in two
     currencies do not add up), so every accepted currency is one more limit's worth at risk: a
     store lists its own currency, not every code a register could send.
+
+    `card_data`: "clear", or "p2pe" with an encrypting reader and `p2pe_key_ref`, the BDK's
+    alias or ARN in AWS Payment Cryptography (`posd.card_data`).
     """
 
     refuse_unknown_brand: bool = False
     currencies: tuple[str, ...] = DEFAULT_CURRENCIES
+    card_data: str = CLEAR
+    p2pe_key_ref: str | None = None
 
     def __post_init__(self) -> None:
+        choice("card_data", self.card_data, CARD_DATA_MODES)
+        check_key_ref(self.p2pe_key_ref)
         if not self.currencies:
             raise ValueError("currencies: list at least one ISO 4217 code")
         unknown = [code for code in self.currencies if not is_active(code)]
@@ -262,7 +270,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
             "payments.currencies",
             'required in production: the ISO 4217 codes this lane takes, e.g. currencies = ["USD"]',
         )
-    return Config(
+    config = Config(
         path=path,
         terminal=terminal,
         api=api,
@@ -276,6 +284,14 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         log=_build(LogSettings, document.get("log", {}), path, "log"),
         identity=_identity(document.get("identity", {}), path, terminal, resolve),
     )
+    reader = config.devices.get(CARD_READER_KEY)
+    check_card_data(
+        payments.card_data,
+        payments.p2pe_key_ref,
+        reader.driver if reader is not None else None,
+        str(path),
+    )
+    return config
 
 
 def _identity(

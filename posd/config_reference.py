@@ -212,6 +212,18 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "the active ISO 4217 codes this lane takes; required in production; others are "
             "`currency_not_accepted` (each is one more pending-amount limit at risk)"
         ),
+        "card_data": (
+            "`clear` (the reader hands the terminal card numbers, sealed in the journal) or "
+            "`p2pe` (an encrypting reader, `secure-msr`: the terminal gets masked fields and "
+            "a DUKPT block only AWS Payment Cryptography opens; docs/readers.md). Must match "
+            "the card reader: `p2pe` with a reader that does not encrypt, or `secure-msr` "
+            "with `clear`, is a config error"
+        ),
+        "p2pe_key_ref": (
+            "required with `p2pe`: the BDK the readers were injected under, as AWS Payment "
+            "Cryptography names it (`alias/NAME`, or a key or alias ARN); it travels in each "
+            "record's P2PE block"
+        ),
     },
     "log": {
         "level": "the daemon's log level; `POSD_LOG_LEVEL` in its environment wins",

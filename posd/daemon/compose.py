@@ -40,7 +40,11 @@ log = structlog.get_logger("posd.daemon")
 def runtime_rules(config: Config) -> RuntimeRules:
     return RuntimeRules(
         config.offline,
-        AcceptanceRules(config.payments.refuse_unknown_brand),
+        AcceptanceRules(
+            config.payments.refuse_unknown_brand,
+            config.payments.card_data,
+            config.payments.p2pe_key_ref,
+        ),
         config.payments.currencies,
     )
 

@@ -5,6 +5,12 @@ nobody enrolled) and faults of a device all become refusals with a stable code h
 terminal's acceptance rules (an expired card, a check digit that fails, an unknown brand when
 the lane refuses those). With `card+palm` both devices are armed and the first one presented
 wins; the other is cancelled. Refusal messages name error classes and codes, never card data.
+
+In P2PE mode (`[payments] card_data = "p2pe"`) the reader returns `EncryptedCardRead`: the
+expiry and brand rules still apply (on the reader's masked fields), the check digit cannot
+(the terminal has no card number: the cloud's authorization checks it). A read whose kind does
+not match the mode (clear data in P2PE mode, an encrypted block in clear mode) is refused as a
+misconfigured reader, and never journaled.
 """
 
 from __future__ import annotations
@@ -16,13 +22,21 @@ from datetime import date
 
 from drivers.card.brands import Brand
 from drivers.card.carddata import CardData
+from drivers.card.encrypted import EncryptedCardData
 from drivers.card.reader import CardReader
-from drivers.card.results import CardRead, CardRemoved, CardUnreadable
+from drivers.card.results import CardRead, CardRemoved, CardUnreadable, EncryptedCardRead
 from drivers.errors import CardDataError, DeviceError, ExpiryError, LuhnError
 from drivers.outcomes import Cancelled, TimedOut
 from drivers.palm.identity import Matched, NoMatch
 from drivers.palm.scanner import PalmScanner
-from posd.capture import CaptureParts, Payment, card_capture, palm_capture
+from posd.capture import (
+    CaptureParts,
+    Payment,
+    card_capture,
+    encrypted_card_capture,
+    palm_capture,
+)
+from posd.card_data import CLEAR, P2PE
 from posd.daemon.refusals import (
     CANCELLED,
     CARD_EXPIRED,
@@ -52,16 +66,33 @@ OTHER_DEVICE_STOP_S = 5.0
 @dataclass(frozen=True)
 class AcceptanceRules:
     refuse_unknown_brand: bool = False
+    card_data: str = CLEAR
+    p2pe_key_ref: str | None = None
 
 
 def accept_card(card: CardData, rules: AcceptanceRules, today: date) -> None:
     """The terminal's own acceptance rules, on a card the driver already validated."""
     if card.pan.luhn_required and not card.pan.luhn_ok:
         raise refuse(CARD_INVALID, "the card number fails its check digit")
+    accept_encrypted_card(card, rules, today)
+
+
+def accept_encrypted_card(
+    card: CardData | EncryptedCardData, rules: AcceptanceRules, today: date
+) -> None:
+    """The rules that need no card number (all of them but the check digit)."""
     if card.expiry is not None and card.expiry.expired(today):
         raise refuse(CARD_EXPIRED, "the card has expired")
     if rules.refuse_unknown_brand and card.brand is Brand.UNKNOWN:
         raise refuse(CARD_INVALID, "this lane does not accept cards of an unknown brand")
+
+
+def _wrong_mode(rules: AcceptanceRules, got: str) -> Refusal:
+    return refuse(
+        DEVICE_UNAVAILABLE,
+        f"the card reader sent {got} card data but [payments] card_data is "
+        f"{rules.card_data!r}: the reader or the config is wrong (posd devices)",
+    )
 
 
 def _card_data_refusal(error: CardDataError) -> Refusal:
@@ -86,8 +117,15 @@ def read_card(
     except DeviceError as error:
         raise _device_refusal("card reader", error) from None
     if isinstance(result, CardRead):
+        if rules.card_data != CLEAR:
+            raise _wrong_mode(rules, CLEAR)
         accept_card(result.card, rules, today)
         return card_capture(payment, result)
+    if isinstance(result, EncryptedCardRead):
+        if rules.card_data != P2PE or rules.p2pe_key_ref is None:
+            raise _wrong_mode(rules, P2PE)
+        accept_encrypted_card(result.card, rules, today)
+        return encrypted_card_capture(payment, result, rules.p2pe_key_ref)
     if isinstance(result, CardRemoved | CardUnreadable):
         raise refuse(CARD_UNREADABLE, f"the card could not be read ({result.outcome.value})")
     if isinstance(result, Cancelled):
