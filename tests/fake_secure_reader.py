@@ -2,7 +2,9 @@
 `secure-msr` driver existed: it hands out `EncryptedCardRead`s of the deck's public test
 numbers (random "ciphertext", see `tests.p2pe_reads`) and reports a P2PE status.
 
-`clear = true` makes it a misconfigured reader that sends clear card data (for the
+Until those drivers land, `stand_in_for_missing_readers` puts it in the driver table under
+their names (only the names that are missing, and only for the test), so config checks and the
+daemon can name them. `clear = true` makes it a misconfigured reader that sends clear card data (for the
 mode-mismatch tests); `counter_used` sets the KSN counter use it reports.
 """
 
@@ -20,6 +22,7 @@ from drivers.card.protocol import ReaderState
 from drivers.card.reader import DEFAULT_READ_TIMEOUT_S, CardReader
 from drivers.card.results import CardRead, ReadResult
 from drivers.outcomes import Cancelled
+from drivers.registry import CARD_READER
 from tests.p2pe_reads import DEVICE_SERIAL, FORMAT, TDES_KSN, encrypted_read
 from wire.p2pe import DukptScheme
 
@@ -30,7 +33,14 @@ FIRMWARE = "fake-1.0"
 class FakeSecureReader(CardReader):
     driver_name: ClassVar[str] = "fake-secure"
 
-    def __init__(self, counter_used: float = 0.001, clear: bool = False) -> None:
+    def __init__(
+        self,
+        counter_used: float = 0.001,
+        clear: bool = False,
+        vendor_id: int = 0,
+        product_id: int = 0,
+        serial_number: str | None = None,
+    ) -> None:
         super().__init__()
         self._counter_used = counter_used
         self._clear = clear
@@ -72,3 +82,20 @@ class FakeSecureReader(CardReader):
             TDES_KSN if self._reads else None,
             self._counter_used if self._reads else None,
         )
+
+
+STAND_IN = f"{__name__}:FakeSecureReader"
+READER_NAMES = (
+    "hid-keyboard",
+    "simulated-hid-keyboard",
+    "hid-msr",
+    "simulated-hid-msr",
+    "secure-msr",
+    "simulated-secure-msr",
+)
+
+
+def stand_in_for_missing_readers(table: dict[tuple[str, str], str]) -> dict[str, str]:
+    """Driver-table rows (name -> target) for the reader names `table` lacks; the caller adds
+    them for the test's duration (pytest's monkeypatch.setitem on `drivers.registry._TABLE`)."""
+    return {name: STAND_IN for name in READER_NAMES if (CARD_READER, name) not in table}
