@@ -4,8 +4,8 @@ numbers (random "ciphertext", see `tests.p2pe_reads`) and reports a P2PE status.
 
 Until those drivers land, `stand_in_for_missing_readers` puts it in the driver table under
 their names (only the names that are missing, and only for the test), so config checks and the
-daemon can name them. `clear = true` makes it a misconfigured reader that sends clear card data (for the
-mode-mismatch tests); `counter_used` sets the KSN counter use it reports.
+daemon can name them. `clear = true` makes it a misconfigured reader that sends clear card
+data (for the mode-mismatch tests); `counter_used` sets the KSN counter use it reports.
 """
 
 from __future__ import annotations

@@ -60,30 +60,37 @@ def write_config(
     journal: Table | None = None,
     socket_group: str = "",
     watermark_table: str | None = None,
+    card_reader: Table | None = None,
+    payments: Table | None = None,
 ) -> Path:
     """The proven watermark is read from DynamoDB at `events_url` too (one endpoint, as
     through the store's VPN), from `watermark_table` (else the default name: absent there, so
-    nothing is proven and the read's error shows in status)."""
+    nothing is proven and the read's error shows in status). `card_reader` replaces the serial
+    reader on `card_port`; `payments` adds keys to `[payments]`."""
     watermarks = {} if watermark_table is None else {"watermark_table": watermark_table}
-    return DevConfig(
-        store_id="store-daemon",
-        terminal_id="lane-09",
-        api={"socket": "run/api.sock", "socket_group": socket_group},
-        aws={
-            "region": "us-east-1",
-            "events_endpoint_url": events_url,
-            "dynamodb_endpoint_url": events_url,
-        },
-        journal=journal or {},
-        sync={"event_bus_name": bus_name, "source": source, **FAST_SYNC, **watermarks},
-        offline=offline or {},
-        devices={
-            "card_reader": serial_card_reader(card_port),
-            "palm_scanner": simulated_palm(
-                {"alice": "tok-test-alice-0001"}, present="alice", scan_time_s=0.01
-            ),
-        },
-    ).write(directory / "posd.toml")
+    return (
+        DevConfig(
+            store_id="store-daemon",
+            terminal_id="lane-09",
+            api={"socket": "run/api.sock", "socket_group": socket_group},
+            aws={
+                "region": "us-east-1",
+                "events_endpoint_url": events_url,
+                "dynamodb_endpoint_url": events_url,
+            },
+            journal=journal or {},
+            sync={"event_bus_name": bus_name, "source": source, **FAST_SYNC, **watermarks},
+            offline=offline or {},
+            devices={
+                "card_reader": card_reader or serial_card_reader(card_port),
+                "palm_scanner": simulated_palm(
+                    {"alice": "tok-test-alice-0001"}, present="alice", scan_time_s=0.01
+                ),
+            },
+        )
+        .amended(payments=payments or {})
+        .write(directory / "posd.toml")
+    )
 
 
 def pay(sock_path: Path, ref: str, amount: int = 1234, method: str = "card", **extra: Any):
@@ -102,6 +109,7 @@ class Daemon:
         self.notes: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
+        self.module = "posd"  # what `python -m` runs (a test may wrap posd's entry point)
         self._notify: socket.socket | None = None
 
     def start(self, wait_ready: bool = True, activated: socket.socket | None = None) -> Daemon:
@@ -121,7 +129,7 @@ class Daemon:
         }
         env.pop("WATCHDOG_PID", None)
         self.log = (self.dir / "daemon.log").open("ab")
-        command = [sys.executable, "-m", "posd", "run", "--config", str(self.config)]
+        command = [sys.executable, "-m", self.module, "run", "--config", str(self.config)]
         if activated is not None:
             command = [*ACTIVATE, str(activated.fileno()), *command]
         self.proc = subprocess.Popen(

@@ -1,0 +1,92 @@
+"""P2PE mode through `posd run` over its real Unix socket: an encrypting reader's reads are
+journaled as card payments whose secret is the P2PE block, and no card number reaches the
+journal, the log or the register's answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo.backend import QueueRoute
+from drivers.card.deck import TEST_PANS
+from posd.journal import Journal
+from posd.keys.local import LocalKeySource
+from tests.posd.daemon.harness import Daemon, write_config
+from tests.sync.faultproxy import FaultProxy
+from wire.envelope import open_sealed
+from wire.p2pe import P2PE_FIELD, P2peBlock
+
+KEY_REF = "alias/posd-test-bdk"
+SECURE_READER = {"driver": "simulated-secure-msr"}
+P2PE_PAYMENTS = {"card_data": "p2pe", "p2pe_key_ref": KEY_REF}
+SOURCE = "posd.daemon-test"
+PAYMENTS = 4
+
+pytestmark = pytest.mark.usefixtures("reader_names")
+
+
+@pytest.fixture
+def p2pe_daemon(
+    tmp_path: Path, own_proxy: FaultProxy, module_route: QueueRoute
+) -> Iterator[Daemon]:
+    config = write_config(
+        tmp_path,
+        card_port="unused",
+        events_url=own_proxy.url,
+        bus_name=module_route.bus_name,
+        source=SOURCE,
+        card_reader=SECURE_READER,
+        payments=P2PE_PAYMENTS,
+    )
+    daemon = Daemon(config)
+    daemon.module = "tests.posd.daemon.stand_in_run"
+    yield daemon.start()
+    if daemon.proc is not None and daemon.proc.poll() is None:
+        daemon.stop()
+
+
+def secrets(state_dir: Path, key_file: Path) -> list[tuple[dict[str, object], dict[str, object]]]:
+    """(clear metadata, decrypted secret) of every card payment journaled."""
+    keys = LocalKeySource(key_file)
+    with Journal.open_read_only(state_dir) as journal:
+        return [
+            (
+                dict(record.meta),
+                json.loads(
+                    open_sealed(
+                        keys.unwrap(record.data_key), record.nonce, record.ciphertext, record.aad
+                    )
+                ),
+            )
+            for record in journal.records()
+            if record.kind == "card_payment"
+        ]
+
+
+def test_p2pe_payments_journal_the_block_and_no_card_number(p2pe_daemon: Daemon) -> None:
+    answers = []
+    for index in range(PAYMENTS):
+        status, answer = p2pe_daemon.pay(f"p2pe-{index}", 1000 + index)
+        assert status == 201, answer
+        answers.append(answer)
+    assert all(answer["masked_pan"] and "*" in answer["masked_pan"] for answer in answers)
+    assert p2pe_daemon.stop() == 0
+    directory = p2pe_daemon.dir
+    journaled = secrets(directory / "state", directory / "kek.b64")
+    assert len(journaled) == PAYMENTS
+    for meta, secret in journaled:
+        assert meta["card_data"] == "p2pe"
+        assert {"entry_mode", "brand", "bin", "last4", "masked_pan"} <= set(meta)
+        assert set(secret) <= {P2PE_FIELD, "expiry"}
+        block = P2peBlock.from_json(secret[P2PE_FIELD])
+        assert block.key_ref == KEY_REF and block.tracks
+    pans = [pan for _, pan in TEST_PANS]
+    stored = b"".join(
+        path.read_bytes() for path in (directory / "state").iterdir() if path.is_file()
+    )
+    log = (directory / "daemon.log").read_bytes()
+    assert not [pan for pan in pans if pan.encode() in stored or pan.encode() in log]
+    assert not [pan for pan in pans if any(pan in json.dumps(a) for a in answers)]
