@@ -70,6 +70,17 @@ class ErrorAnswer(TypedDict):
     fields: NotRequired[dict[str, str]]
 
 
+class P2peAnswer(TypedDict):
+    """Whether a card reader encrypts in its head, and how far its DUKPT counters are used."""
+
+    encrypting: bool
+    scheme: str | None
+    format: str | None
+    last_ksn: str | None
+    counter_used: float | None
+    nearly_exhausted: bool
+
+
 class DeviceAnswer(TypedDict):
     name: str
     driver: str
@@ -82,6 +93,7 @@ class DeviceAnswer(TypedDict):
     reconnects: int
     disconnects: int
     disconnected_since: float | None
+    p2pe: P2peAnswer | None  # card readers only
 
 
 class DevicesAnswer(TypedDict):

@@ -170,3 +170,14 @@ def reader_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name, target in stand_in_for_missing_readers(registry._TABLE).items():
         monkeypatch.setitem(registry._TABLE, (CARD_READER, name), target)
+
+
+@pytest.fixture
+def fake_secure_msr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`simulated-secure-msr` is the stand-in reader for this test, merged driver or not: the
+    tests that need a reader at a chosen KSN counter use (`counter_used`)."""
+    from drivers import registry
+    from drivers.registry import CARD_READER
+    from tests.fake_secure_reader import STAND_IN
+
+    monkeypatch.setitem(registry._TABLE, (CARD_READER, "simulated-secure-msr"), STAND_IN)

@@ -76,12 +76,7 @@ class FakeSecureReader(CardReader):
         self._cancelled.set()
 
     def p2pe_status(self) -> P2peStatus:
-        return P2peStatus(
-            DukptScheme.TDES_2KEY,
-            FORMAT,
-            TDES_KSN if self._reads else None,
-            self._counter_used if self._reads else None,
-        )
+        return P2peStatus(DukptScheme.TDES_2KEY, FORMAT, TDES_KSN, self._counter_used)
 
 
 STAND_IN = f"{__name__}:FakeSecureReader"

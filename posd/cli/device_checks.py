@@ -9,6 +9,11 @@ a palm scanner is armed and waits for a palm (`--timeout`), a card reader is ask
 and what state it is in. A device that answered is exit 0 whatever the outcome (match, no
 match, timeout); a device error is a clear one-line message and exit 3. Credentials are
 shown masked, never in full.
+
+Each card reader is shown with its USB ids (from the config, for the USB readers), serial and
+firmware (what the device says), and whether it encrypts (P2PE); an encrypting reader whose
+DUKPT counter is nearly spent is flagged with the fix (`posd.reader_encryption`). An
+encrypted test read shows the masked fields, the KSN and the encrypted tracks' lengths only.
 """
 
 from __future__ import annotations
@@ -19,22 +24,30 @@ from typing import Any
 
 from drivers.base import Device, DeviceInfo, Health
 from drivers.card.reader import CardReader
-from drivers.card.results import CardRead
+from drivers.card.results import CardRead, EncryptedCardRead
 from drivers.errors import DeviceError, DeviceInitError, DriverUnavailable
 from drivers.palm.identity import Matched
 from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
-from posd.api_answers import DeviceAnswer
+from posd.api_answers import DeviceAnswer, P2peAnswer
 from posd.api_client import connect
+from posd.card_data import P2PE
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
 from posd.currency import format_amount
 from posd.device_options import DEVICE_CLASSES
 from posd.devices import build_device
 from posd.errors import ConfigError, DeviceCommandError, UsageError
+from posd.reader_encryption import (
+    REINJECT_FIX,
+    encryption_label,
+    exhaustion_warning,
+    p2pe_answer,
+)
 
 DEFAULT_TEST_TIMEOUT_S = 10.0
 TEST_AMOUNT_MINOR = 1  # the smallest amount: a test read, never a payment
 TEST_CURRENCY = "EUR"
+USB_ID_OPTIONS = ("vendor_id", "product_id")
 
 
 def _info(info: DeviceInfo | None) -> dict[str, str] | None:
@@ -77,6 +90,15 @@ def _message(error: BaseException) -> str:
     return f"{code}: {error}{why}"
 
 
+def usb_id(config: Config, name: str) -> str | None:
+    """`vvvv:pppp` for a device selected by USB ids in the config, else None."""
+    options = config.devices[name].options
+    vendor, product = (options.get(key) for key in USB_ID_OPTIONS)
+    if not isinstance(vendor, int) or not isinstance(product, int):
+        return None
+    return f"{vendor:04x}:{product:04x}"
+
+
 def probe(config: Config, name: str) -> dict[str, Any]:
     """Open, read health and identity, close. Never raises for a device problem."""
     settings = config.devices[name]
@@ -84,14 +106,17 @@ def probe(config: Config, name: str) -> dict[str, Any]:
         "name": name,
         "class": DEVICE_CLASSES[name].device_class if name in DEVICE_CLASSES else None,
         "driver": settings.driver,
+        "usb_id": usb_id(config, name),
         "state": "connected",
         "info": None,
         "health": None,
+        "p2pe": None,
         "error": None,
     }
     try:
         with build_device(config, name) as device:
             health = device.health()
+            p2pe = p2pe_answer(device)
     except (DeviceError, ConfigError) as error:
         row.update(state=_state(error), error=_message(error))
         return row
@@ -99,8 +124,15 @@ def probe(config: Config, name: str) -> dict[str, Any]:
         state="connected" if health.connected else "disconnected",
         info=_info(health.info),
         health=_health(health),
+        p2pe=p2pe,
     )
     return row
+
+
+def warnings(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per reader whose DUKPT counter is nearly spent."""
+    lines = (exhaustion_warning(row["name"], row.get("p2pe")) for row in rows)
+    return [line for line in lines if line is not None]
 
 
 # -- posd devices -------------------------------------------------------------------------
@@ -117,7 +149,7 @@ def list_devices(args: argparse.Namespace) -> int:
             "config": str(config.path),
             "source": "daemon",
             "daemon_pid": answer["pid"],
-            "devices": [_from_daemon(device, holder) for device in answer["devices"]],
+            "devices": [_from_daemon(config, device, holder) for device in answer["devices"]],
         }
     else:
         result = {
@@ -128,6 +160,8 @@ def list_devices(args: argparse.Namespace) -> int:
                 {**probe(config, name), "in_use_by": None} for name in sorted(config.devices)
             ],
         }
+    result["warnings"] = warnings(result["devices"])
+    result["fix"] = REINJECT_FIX if result["warnings"] else None
     emit(result, args.json, _render_list)
     return 0
 
@@ -136,13 +170,14 @@ def in_use_by(pid: int) -> str:
     return f"posd (pid {pid})"
 
 
-def _from_daemon(device: DeviceAnswer, holder: str) -> dict[str, Any]:
+def _from_daemon(config: Config, device: DeviceAnswer, holder: str) -> dict[str, Any]:
     """A row of the daemon's view, in the shape a probe's row has."""
     name = device["name"]
     return {
         "name": name,
         "class": DEVICE_CLASSES[name].device_class if name in DEVICE_CLASSES else None,
         "driver": device["driver"],
+        "usb_id": usb_id(config, name) if name in config.devices else None,
         "state": device["state"],
         "info": {
             "model": device["model"],
@@ -155,6 +190,7 @@ def _from_daemon(device: DeviceAnswer, holder: str) -> dict[str, Any]:
             "reconnects": device["reconnects"],
             "disconnects": device["disconnects"],
         },
+        "p2pe": device.get("p2pe"),
         "error": device["last_error"],
         "in_use_by": holder,
     }
@@ -172,14 +208,30 @@ def _render_list(result: dict[str, Any]) -> str:
                 device["class"] or "-",
                 device["driver"],
                 device["state"],
+                device.get("usb_id") or "-",
                 info.get("model") or "-",
                 info.get("firmware") or "-",
                 info.get("serial_number") or "-",
+                encryption_label(device.get("p2pe")),
                 info.get("port") or device["error"] or "-",
             )
         )
-    headers = ("NAME", "CLASS", "DRIVER", "STATE", "MODEL", "FIRMWARE", "SERIAL", "PORT/ERROR")
+    headers = (
+        "NAME",
+        "CLASS",
+        "DRIVER",
+        "STATE",
+        "USB ID",
+        "MODEL",
+        "FIRMWARE",
+        "SERIAL",
+        "ENCRYPTION",
+        "PORT/ERROR",
+    )
     shown = table(rows, headers)
+    if result.get("warnings"):
+        shown += "\n\n" + "\n".join(f"WARN {line}" for line in result["warnings"])
+        shown += f"\nfix: {result['fix']}"
     if result["daemon_pid"] is not None:
         pid = result["daemon_pid"]
         return (
@@ -247,8 +299,25 @@ def _round_trip(device: Device, timeout: float) -> dict[str, Any]:
         }
         if isinstance(read, CardRead):
             result.update(read.card.clear_metadata())
+        elif isinstance(read, EncryptedCardRead):
+            result.update(encrypted_summary(read))
+        result["p2pe"] = p2pe_answer(device)
         return result
     raise UsageError(f"no round trip is defined for {type(device).device_class} devices")
+
+
+def encrypted_summary(read: EncryptedCardRead) -> dict[str, Any]:
+    """What a test read of an encrypting reader may show: masked fields, the KSN, scheme and
+    format, and each encrypted track's clear length (never its ciphertext)."""
+    card = read.card
+    return {
+        **card.clear_metadata(),
+        "card_data": P2PE,
+        "ksn": card.ksn.hex().upper(),
+        "scheme": card.scheme.value,
+        "format": card.format,
+        "encrypted_tracks": [{"track": t.track, "length": t.length} for t in card.tracks],
+    }
 
 
 def _render_test(result: dict[str, Any]) -> str:
@@ -258,13 +327,36 @@ def _render_test(result: dict[str, Any]) -> str:
         "outcome": result["outcome"],
         **{
             k: result[k]
-            for k in ("credential", "confidence", "state", "brand", "masked_pan", "entry_mode")
+            for k in (
+                "credential",
+                "confidence",
+                "state",
+                "brand",
+                "masked_pan",
+                "entry_mode",
+                "card_data",
+                "ksn",
+                "scheme",
+                "format",
+            )
             if k in result
         },
+        "encryption": encryption_label(_p2pe_of(result)),
+        "encrypted tracks": ", ".join(
+            f"track {t['track']} ({t['length']} bytes)" for t in result.get("encrypted_tracks", [])
+        )
+        or None,
         "model": info.get("model", "-"),
         "firmware": info.get("firmware", "-"),
         "serial": info.get("serial_number", "-"),
         "port": info.get("port", "-"),
         "elapsed (s)": result["elapsed_s"],
     }
-    return key_values(summary)
+    shown = key_values(summary)
+    warning = exhaustion_warning(result["name"], _p2pe_of(result))
+    return shown if warning is None else f"{shown}\nWARN {warning}\nfix: {REINJECT_FIX}"
+
+
+def _p2pe_of(result: dict[str, Any]) -> P2peAnswer | None:
+    p2pe: P2peAnswer | None = result.get("p2pe")
+    return p2pe

@@ -25,6 +25,7 @@ from posd.daemon.refusals import DEVICE_UNAVAILABLE, refuse
 from posd.device_options import CARD_READER_KEY, PALM_SCANNER_KEY
 from posd.devices import build_device
 from posd.ratelog import RepeatedErrors
+from posd.reader_encryption import p2pe_answer
 
 DEVICE_POLL_SECONDS = 1.0
 REOPEN_BACKOFF_INITIAL_S = 0.5
@@ -139,6 +140,7 @@ class DeviceSupervisor:
                     "reconnects": health.reconnects if health else 0,
                     "disconnects": health.disconnects if health else 0,
                     "disconnected_since": health.disconnected_since if health else None,
+                    "p2pe": p2pe_answer(slot.device),
                 }
             )
         return rows

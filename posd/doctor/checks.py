@@ -80,6 +80,10 @@ def check_journal(ctx: Context) -> Check:
 
 
 def check_devices(ctx: Context) -> Check:
+    """Every device connected; a card reader's encryption named, and a DUKPT reader whose
+    transaction counter is nearly spent a WARN (it stops encrypting at the end of it)."""
+    from posd.reader_encryption import REINJECT_FIX, encryption_label, exhaustion_warning
+
     if not ctx.config.devices:
         return Check(
             "devices", WARN, "none configured", "add [devices.card_reader] / [devices.palm_scanner]"
@@ -90,13 +94,22 @@ def check_devices(ctx: Context) -> Check:
     else:
         from posd.cli.device_checks import probe
 
-        probed = [probe(ctx.config, name) for name in sorted(ctx.config.devices)]
+        rows = [probe(ctx.config, name) for name in sorted(ctx.config.devices)]
         states = {
             row["name"]: row["state"] + (f" ({row['error']})" if row["error"] else "")
-            for row in probed
+            for row in rows
         }
-    detail = ", ".join(f"{name} {state}" for name, state in states.items())
+    encryption = {row["name"]: row.get("p2pe") for row in rows if row.get("p2pe") is not None}
+    detail = ", ".join(
+        f"{name} {state}"
+        + (f" [{encryption_label(encryption[name])}]" if name in encryption else "")
+        for name, state in states.items()
+    )
     if all(state == "connected" for state in states.values()):
+        exhausted = [exhaustion_warning(name, p2pe) for name, p2pe in encryption.items()]
+        spent = [line for line in exhausted if line is not None]
+        if spent:
+            return Check("devices", WARN, "; ".join([detail, *spent]), REINJECT_FIX)
         return Check("devices", OK, detail)
     down = " / ".join(f"[devices.{name}]" for name, s in states.items() if s != "connected")
     return Check(

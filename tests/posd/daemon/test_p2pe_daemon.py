@@ -67,6 +67,12 @@ def secrets(state_dir: Path, key_file: Path) -> list[tuple[dict[str, object], di
 
 
 def test_p2pe_payments_journal_the_block_and_no_card_number(p2pe_daemon: Daemon) -> None:
+    status, devices = p2pe_daemon.call("GET", "/v1/devices")
+    assert status == 200
+    reader = next(row for row in devices["devices"] if row["name"] == "card_reader")
+    assert reader["p2pe"]["encrypting"] is True and reader["p2pe"]["scheme"]
+    palm = next(row for row in devices["devices"] if row["name"] == "palm_scanner")
+    assert palm["p2pe"] is None
     answers = []
     for index in range(PAYMENTS):
         status, answer = p2pe_daemon.pay(f"p2pe-{index}", 1000 + index)
