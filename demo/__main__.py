@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from demo.readers import DEFAULT_READER, READERS
 from posd.cli.args import add_json_argument
 from posd.cli.main import PosdArgumentParser, main
 from posd.cli.output import emit, key_values
@@ -47,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliver through EventBridge v1 (moto) or v2 (the local v2 endpoint, which "
         "deduplicates: the queue must then hold no duplicates); default v1",
     )
+    parser.add_argument(
+        "--reader",
+        choices=READERS,
+        default=DEFAULT_READER,
+        help="the simulated card reader: serial (default), USB HID keyboard or MSR (clear "
+        "tracks), or secure-msr (P2PE: encrypted reads, then a scan of the daemon's journal, "
+        "log and memory for clear card numbers, which must find none)",
+    )
     add_json_argument(parser)
     parser.set_defaults(handler=demo)
     return parser
@@ -79,6 +88,9 @@ def render_summary(r: dict[str, Any]) -> str:
         else f"; proven only through seq {r['proven_through']} of {r['last_seq']}"
     )
     verdict += f"; posd run exited {r['daemon_exit_code']} on SIGTERM"
+    if r.get("clear_pans") is not None:
+        found = sum(r["clear_pans"].values())
+        verdict += "; no clear card number anywhere" if not found else f"; {found} CLEAR PANS"
     if r["sync_api"] == "v2":
         verdict += f"; {r['duplicates']} duplicates in the queue (EventBridge v2)"
     head = textwrap.fill("demo: " + verdict, SUMMARY_WIDTH, subsequent_indent="  ")
@@ -129,7 +141,12 @@ def demo(args: argparse.Namespace) -> int:
 
     try:
         result = run_demo(
-            args.payments, args.keep_state, progress=progress, sync_api=args.sync_api, phase=phase
+            args.payments,
+            args.keep_state,
+            progress=progress,
+            sync_api=args.sync_api,
+            phase=phase,
+            reader=args.reader,
         )
     finally:
         for bar in bars.values():
@@ -137,7 +154,7 @@ def demo(args: argparse.Namespace) -> int:
 
     emit(result.as_dict(), args.json, render_summary)
     clean = result.lost == 0 and result.verify_ok and result.daemon_exit_code == 0
-    clean = clean and result.all_proven
+    clean = clean and result.all_proven and result.no_clear_pans
     # v2 deduplicates at the bus: a duplicate in the queue is a failure of the guarantee
     clean = clean and (result.sync_api != "v2" or result.duplicates == 0)
     return 0 if clean else 1

@@ -12,6 +12,10 @@ kms:Decrypt, decrypts and files each payment; the figures come from its tables, 
 checked against what the daemon answered. Nothing is mocked; the cards are the brands' public
 test cards of the simulator's deck.
 
+`reader` picks the simulated card reader (`demo.readers`): with `secure-msr` the lane runs in
+P2PE mode and, before the daemon stops, its memory is scanned for every deck card number, then
+its journal and log (`demo.pan_scan`): `clear_pans` must be all zeros.
+
 With `sync_api="v2"` the daemon delivers through EventBridge v2 to the local v2 endpoint
 (demo/localaws/eventbridge_v2.py), which forwards to the same queue in the same envelope; the
 queue must then hold no duplicates at all (`duplicates: 0`), before the consumer's dedupe.
@@ -34,16 +38,13 @@ from typing import Any
 import posd
 from demo.backend import route_bus_to_queue
 from demo.consumer import consume
-from demo.devconfig import (
-    DevConfig,
-    Table,
-    identity_files,
-    simulated_card_reader,
-    simulated_palm,
-)
+from demo.devconfig import DevConfig, Table, identity_files, simulated_palm
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
+from demo.pan_scan import scan_files, scan_process
 from demo.pki import LocalCa, TerminalCredentials
+from demo.readers import DEFAULT_READER, ReaderSetup, reader_setup
+from drivers.card.deck import TEST_PANS
 from drivers.palm.identity import PalmCredential
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
 from posd.errors import PosdError
@@ -73,7 +74,9 @@ PHASE_PAYING = "paying {payments} payments through the daemon's API, as a regist
 PHASE_FLUSHING = "flushing: the daemon delivers the journal, then stops on SIGTERM"
 PHASE_CONSUMING = "consuming: the cloud's consumer decrypts each payment, checks its answer"
 PHASE_VERIFYING = "verifying the journal: structure, hash chain and ciphertexts"
+PHASE_SCANNING = "P2PE: scanning the daemon's memory, journal and log for clear card numbers"
 DEMO_BUS = "posd-demo"
+DECK_PANS = tuple(pan for _, pan in TEST_PANS)
 DEMO_SOURCE = "posd.demo"
 
 
@@ -103,6 +106,13 @@ class DemoResult:
     alarms: dict[str, int]  # raised by the consumer or the terminal, by name
     state_dir: str | None
     sync_api: str
+    reader: str = DEFAULT_READER
+    # P2PE runs only: deck card numbers found in clear in each place (all must be 0)
+    clear_pans: dict[str, int] | None = None
+
+    @property
+    def no_clear_pans(self) -> bool:
+        return self.clear_pans is None or not any(self.clear_pans.values())
 
     @property
     def all_proven(self) -> bool:
@@ -136,9 +146,12 @@ def demo_config(
     offline_key_id: str,
     credentials: TerminalCredentials,
     extra: tuple[Table, Table] = ({}, {}),
+    reader: ReaderSetup | None = None,
 ) -> Path:
     """The daemon's config, signing with `credentials` (written: `[identity]`); `extra` adds
-    keys to `[aws]` and `[sync]` (`v2_sync_keys`)."""
+    keys to `[aws]` and `[sync]` (`v2_sync_keys`); `reader` is the card reader and the
+    `[payments]` keys it needs (default: the serial reader's simulator)."""
+    setup = reader or reader_setup(DEFAULT_READER)
     aws_extra, sync_extra = extra
     assert credentials.certificate_file is not None
     assert credentials.private_key_file is not None
@@ -157,10 +170,10 @@ def demo_config(
         },
         sync={"event_bus_name": DEMO_BUS, "source": DEMO_SOURCE, **sync_extra},
         offline={"max_payment_amount": MAX_PAYMENT_AMOUNT},
-        payments={"currencies": list(CURRENCIES)},
+        payments={"currencies": list(CURRENCIES), **setup.payments},
         identity=identity_files(credentials.certificate_file, credentials.private_key_file),
         devices={
-            "card_reader": simulated_card_reader(),
+            "card_reader": setup.card_reader,
             "palm_scanner": simulated_palm(
                 {"demo-shopper": PALM_CREDENTIAL}, present="demo-shopper", scan_time_s=0.0
             ),
@@ -262,9 +275,12 @@ def run_demo(
     progress: Callable[[str, int, int], None] | None = None,
     sync_api: str = "v1",
     phase: Callable[[str], None] | None = None,
+    reader: str = DEFAULT_READER,
 ) -> DemoResult:
     """Run `payments` through the daemon, deliver them (EventBridge `sync_api` v1 or v2),
-    receive and decrypt them; `phase` hears one line as each phase begins."""
+    receive and decrypt them; `phase` hears one line as each phase begins; `reader` is the
+    simulated card reader (`demo.readers`)."""
+    setup = reader_setup(reader)
     if sync_api not in SYNC_APIS:
         raise DemoError(f"sync_api must be one of {', '.join(SYNC_APIS)}, got {sync_api!r}")
     announce = phase or (lambda line: None)
@@ -294,11 +310,12 @@ def run_demo(
             extra = ({}, {})
         credentials = chain_ca.issue(DEMO_STORE_ID, DEMO_TERMINAL_ID).write(work / "pki")
         config = demo_config(
-            work, state_dir, aws.endpoint_url, kms_key, offline_key, credentials, extra
+            work, state_dir, aws.endpoint_url, kms_key, offline_key, credentials, extra, setup
         )
         announce(PHASE_DAEMON)
         daemon = start_daemon(config, work / "daemon.log")
         register = Register(work / "api.sock", {})
+        clear_pans: dict[str, int] | None = None
         try:
             wait_until_serving(register.sock, daemon)
             announce(PHASE_PAYING.format(payments=payments))
@@ -309,6 +326,9 @@ def run_demo(
                     progress("paying", index + 1, payments)
             announce(PHASE_FLUSHING)
             DaemonClient(register.sock).flush(FLUSH_TIMEOUT_SECONDS)
+            if setup.p2pe:
+                announce(PHASE_SCANNING)
+                clear_pans = {"memory": scan_process(daemon.pid, DECK_PANS)}
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -334,6 +354,12 @@ def run_demo(
             delivered = journal.summary().delivered
             report = journal.verify()
             last_seq = max((record.seq for record in journal.records()), default=0)
+        if clear_pans is not None:
+            clear_pans = {
+                "journal": scan_files(state_dir.iterdir(), DECK_PANS),
+                "logs": scan_files([work / "daemon.log"], DECK_PANS),
+                **clear_pans,
+            }
     captured = expected - register.voids
     return DemoResult(
         payments=payments,
@@ -356,4 +382,6 @@ def run_demo(
         alarms=consumed.alarms,
         state_dir=str(keep_state) if keep_state is not None else None,
         sync_api=sync_api,
+        reader=reader,
+        clear_pans=clear_pans,
     )

@@ -1,0 +1,58 @@
+"""`python -m demo --reader NAME`: which simulated card reader the demo's daemon runs, and what
+else that reader class implies.
+
+Each reader class a store can buy has a simulated driver that runs the real driver's code on
+a simulated link (`drivers.registry`): `serial` (the default, and `make demo`'s) is the serial
+reader on a pty, `hid-keyboard` and `hid-msr` USB HID readers that hand over clear tracks,
+`secure-msr` an encrypting (P2PE) reader. With `secure-msr` the lane runs with
+`[payments] card_data = "p2pe"` under the demo's BDK, and the demo proves at the end that no
+clear card number reached the journal, the daemon's log or the daemon's memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from demo.devconfig import Table
+
+SERIAL, HID_KEYBOARD, HID_MSR, SECURE_MSR = "serial", "hid-keyboard", "hid-msr", "secure-msr"
+DEFAULT_READER = SERIAL
+# --reader NAME -> the simulated driver that stands for that reader class
+SIMULATED_DRIVERS: dict[str, str] = {
+    SERIAL: "simulated",
+    HID_KEYBOARD: "simulated-hid-keyboard",
+    HID_MSR: "simulated-hid-msr",
+    SECURE_MSR: "simulated-secure-msr",
+}
+READERS = tuple(SIMULATED_DRIVERS)
+# The BDK's alias in the demo's AWS Payment Cryptography stand-in.
+DEMO_BDK_ALIAS = "alias/posd-demo-bdk"
+
+
+@dataclass(frozen=True)
+class ReaderSetup:
+    """The `[devices.card_reader]` table and the `[payments]` keys one reader class needs."""
+
+    reader: str
+    card_reader: dict[str, Any]
+    payments: Table = field(default_factory=dict)
+
+    @property
+    def p2pe(self) -> bool:
+        return bool(self.payments.get("card_data") == "p2pe")
+
+
+def reader_setup(reader: str, driver_options: Table | None = None) -> ReaderSetup:
+    """The setup for `--reader reader`; `driver_options` adds the simulated driver's own
+    (the pre-encrypted swipes file of `secure-msr`)."""
+    try:
+        driver = SIMULATED_DRIVERS[reader]
+    except KeyError:
+        raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}") from None
+    card_reader = {"driver": driver, **(driver_options or {})}
+    if reader == SECURE_MSR:
+        return ReaderSetup(
+            reader, card_reader, {"card_data": "p2pe", "p2pe_key_ref": DEMO_BDK_ALIAS}
+        )
+    return ReaderSetup(reader, card_reader)

@@ -1,0 +1,39 @@
+"""`python -m demo --reader NAME`: each reader class's setup is a config the daemon loads, and
+only secure-msr runs the lane in P2PE mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from demo.devconfig import DevConfig
+from demo.readers import READERS, SECURE_MSR, SIMULATED_DRIVERS, reader_setup
+from posd.config import load_config
+
+pytestmark = pytest.mark.usefixtures("reader_names")
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_each_reader_setup_loads(tmp_path: Path, reader: str) -> None:
+    setup = reader_setup(reader)
+    config = load_config(
+        DevConfig(
+            "s1",
+            "t1",
+            payments={"currencies": ["EUR"], **setup.payments},
+            devices={"card_reader": setup.card_reader},
+        ).write(tmp_path / "posd.toml")
+    )
+    assert config.devices["card_reader"].driver == SIMULATED_DRIVERS[reader]
+    assert config.payments.card_data == ("p2pe" if reader == SECURE_MSR else "clear")
+    assert setup.p2pe is (reader == SECURE_MSR)
+
+
+def test_the_default_reader_is_the_serial_one_make_demo_uses() -> None:
+    from demo.__main__ import build_parser
+
+    assert build_parser().parse_args([]).reader == "serial"
+    assert reader_setup("serial").card_reader == {"driver": "simulated"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--reader", "usb"])
