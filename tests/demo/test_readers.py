@@ -3,6 +3,7 @@ only secure-msr runs the lane in P2PE mode."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -35,5 +36,5 @@ def test_the_default_reader_is_the_serial_one_make_demo_uses() -> None:
 
     assert build_parser().parse_args([]).reader == "serial"
     assert reader_setup("serial").card_reader == {"driver": "simulated"}
-    with pytest.raises(SystemExit):
+    with pytest.raises(argparse.ArgumentError):
         build_parser().parse_args(["--reader", "usb"])
