@@ -3,13 +3,13 @@ only secure-msr runs the lane in P2PE mode."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
 from demo.devconfig import DevConfig
 from demo.readers import READERS, SECURE_MSR, SIMULATED_DRIVERS, reader_setup
+from posd.cli.main import ArgumentError
 from posd.config import load_config
 
 pytestmark = pytest.mark.usefixtures("reader_names")
@@ -36,5 +36,5 @@ def test_the_default_reader_is_the_serial_one_make_demo_uses() -> None:
 
     assert build_parser().parse_args([]).reader == "serial"
     assert reader_setup("serial").card_reader == {"driver": "simulated"}
-    with pytest.raises(argparse.ArgumentError):
+    with pytest.raises(ArgumentError, match="--reader"):
         build_parser().parse_args(["--reader", "usb"])
