@@ -108,13 +108,15 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
         ("posd sim card-reader --present-after 1.0",),
     ),
     "devices": (
-        "List the configured devices and their state; `devices test NAME` does one round\n"
-        "trip with one.",
+        "List the configured devices and their state (card readers: USB id, serial,\n"
+        "firmware, and whether they encrypt, flagging a reader whose DUKPT keys are nearly\n"
+        "spent); `devices test NAME` does one round trip with one.",
         ("posd devices", "posd devices test card_reader --timeout 20"),
     ),
     "devices test": (
         "One round trip with a device: a palm identify, or a card read (test amount, card\n"
-        "number masked, nothing journaled).",
+        "number masked, nothing journaled; an encrypting reader's read shows its KSN and\n"
+        "encrypted track lengths only).",
         ("posd devices test palm_scanner",),
     ),
     "run": (
