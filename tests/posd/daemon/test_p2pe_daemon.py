@@ -12,6 +12,7 @@ import pytest
 
 from demo.backend import QueueRoute
 from drivers.card.deck import TEST_PANS
+from posd.cli.main import main
 from posd.journal import Journal
 from posd.keys.local import LocalKeySource
 from tests.posd.daemon.harness import Daemon, write_config
@@ -66,7 +67,9 @@ def secrets(state_dir: Path, key_file: Path) -> list[tuple[dict[str, object], di
         ]
 
 
-def test_p2pe_payments_journal_the_block_and_no_card_number(p2pe_daemon: Daemon) -> None:
+def test_p2pe_payments_journal_the_block_and_no_card_number(
+    p2pe_daemon: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
     status, devices = p2pe_daemon.call("GET", "/v1/devices")
     assert status == 200
     reader = next(row for row in devices["devices"] if row["name"] == "card_reader")
@@ -96,3 +99,8 @@ def test_p2pe_payments_journal_the_block_and_no_card_number(p2pe_daemon: Daemon)
     log = (directory / "daemon.log").read_bytes()
     assert not [pan for pan in pans if pan.encode() in stored or pan.encode() in log]
     assert not [pan for pan in pans if any(pan in json.dumps(a) for a in answers)]
+    # `posd journal list` (what a technician reads of a record) shows the masked data only
+    assert main(["journal", "list", "--state-dir", str(directory / "state"), "--json"]) == 0
+    listed = capsys.readouterr().out
+    assert '"card_data": "p2pe"' in listed and "******" in listed
+    assert not [pan for pan in pans if pan in listed]
