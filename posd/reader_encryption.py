@@ -10,10 +10,13 @@ comes at `KSN_EXHAUSTION_WARNING` of the counter, not at the end. A KSN is no se
 
 from __future__ import annotations
 
+from typing import Any
+
 from drivers.base import Device
-from drivers.card.encrypted import KSN_EXHAUSTION_WARNING
+from drivers.card.encrypted import KSN_EXHAUSTION_WARNING, EncryptedCardData
 from drivers.card.reader import CardReader
 from posd.api_answers import P2peAnswer
+from posd.card_data import P2PE
 
 REINJECT_FIX = (
     "have the reader re-injected with a new key before it stops encrypting (the key-injection "
@@ -67,3 +70,19 @@ def exhaustion_warning(name: str, p2pe: P2peAnswer | None) -> str | None:
         f"{name}: DUKPT transaction counter {p2pe['counter_used'] * PERCENT:.0f}% used "
         f"(warning at {KSN_EXHAUSTION_WARNING * PERCENT:.0f}%, KSN {p2pe['last_ksn']})"
     )
+
+
+def encrypted_fields(card: EncryptedCardData) -> dict[str, Any]:
+    """What may be shown of an encrypted read (`posd devices test`, `posd decode`): the masked
+    fields, the KSN, scheme and format, and each encrypted track's clear length (never its
+    ciphertext, which is no use to anyone here)."""
+    return {
+        **card.clear_metadata(),
+        "card_data": P2PE,
+        "expiry": str(card.expiry) if card.expiry is not None else None,
+        "ksn": card.ksn.hex().upper(),
+        "scheme": card.scheme.value,
+        "format": card.format,
+        "device_serial": card.device_serial,
+        "encrypted_tracks": [{"track": t.track, "length": t.length} for t in card.tracks],
+    }

@@ -30,7 +30,6 @@ from drivers.palm.identity import Matched
 from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
 from posd.api_answers import DeviceAnswer, P2peAnswer
 from posd.api_client import connect
-from posd.card_data import P2PE
 from posd.cli.output import emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
 from posd.currency import format_amount
@@ -39,6 +38,7 @@ from posd.devices import build_device
 from posd.errors import ConfigError, DeviceCommandError, UsageError
 from posd.reader_encryption import (
     REINJECT_FIX,
+    encrypted_fields,
     encryption_label,
     exhaustion_warning,
     p2pe_answer,
@@ -300,24 +300,10 @@ def _round_trip(device: Device, timeout: float) -> dict[str, Any]:
         if isinstance(read, CardRead):
             result.update(read.card.clear_metadata())
         elif isinstance(read, EncryptedCardRead):
-            result.update(encrypted_summary(read))
+            result.update(encrypted_fields(read.card))
         result["p2pe"] = p2pe_answer(device)
         return result
     raise UsageError(f"no round trip is defined for {type(device).device_class} devices")
-
-
-def encrypted_summary(read: EncryptedCardRead) -> dict[str, Any]:
-    """What a test read of an encrypting reader may show: masked fields, the KSN, scheme and
-    format, and each encrypted track's clear length (never its ciphertext)."""
-    card = read.card
-    return {
-        **card.clear_metadata(),
-        "card_data": P2PE,
-        "ksn": card.ksn.hex().upper(),
-        "scheme": card.scheme.value,
-        "format": card.format,
-        "encrypted_tracks": [{"track": t.track, "length": t.length} for t in card.tracks],
-    }
 
 
 def _render_test(result: dict[str, Any]) -> str:
