@@ -280,9 +280,13 @@ class HidReaderSuite:
         assert isinstance(rig.reader.read_card(AMOUNT, CURRENCY, 0.2), TimedOut)
         assert 0.2 <= time.monotonic() - started < 1.0
 
-    def test_closed_reader_refuses_reads_and_gives_the_interface_back(self, rig: HidRig) -> None:
+    def test_closed_reader_refuses_reads_and_keeps_the_kernel_driver_away(
+        self, rig: HidRig
+    ) -> None:
         rig.reader.close()
-        assert rig.simulator.kernel_driver_bound()
+        assert not rig.simulator.kernel_driver_bound()
+        rig.swipe(MAGSTRIPE_DECK[0])  # after the daemon let go: typed nowhere
+        assert rig.simulator.typed_into_desktop == []
         with pytest.raises(DeviceOperationError):
             rig.reader.read_card(AMOUNT, CURRENCY, 0.1)
 
