@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from drivers.base import HealthMonitor, Reconnector
-from drivers.errors import DeviceDisconnected, DeviceError, DeviceInitError
+from drivers.errors import DeviceDisconnected, DeviceError, DeviceInitError, DriverUnavailable
 from drivers.usb.link import UsbLink
 
 log = logging.getLogger(__name__)  # names the device kind and error codes only
@@ -39,10 +39,11 @@ class UsbSession:
         return self._reconnector.attempts
 
     def open(self) -> None:
-        """First connect: `DeviceInitError` (recorded in health) if it fails in any way."""
+        """First connect: `DeviceInitError` (recorded in health) if it fails in any way,
+        `DriverUnavailable` if pyusb has no backend (no libusb)."""
         try:
             self._link = self._connect()
-        except DeviceInitError as error:
+        except (DeviceInitError, DriverUnavailable) as error:
             self._monitor.error(error)
             raise
         except DeviceError as error:

@@ -14,7 +14,7 @@ from drivers.card.keyboard_layouts import LayoutName
 from drivers.card.keyboard_reports import type_swipe
 from drivers.card.reader import CardReader
 from drivers.card.results import CardRead
-from drivers.errors import OptionError
+from drivers.errors import DeviceInitError, DriverUnavailable, OptionError
 from drivers.registry import driver_class
 from tests.drivers.card.conftest import wait_until
 from tests.drivers.card.hid_rig import (
@@ -59,6 +59,13 @@ def test_unattended_reads_swipe_the_deck_in_order() -> None:
 def test_the_driver_table_names_both_drivers() -> None:
     assert driver_class(CardReader, "hid-keyboard") is HidKeyboardReader
     assert driver_class(CardReader, "simulated-hid-keyboard") is SimulatedHidKeyboardReader
+
+
+def test_the_real_driver_on_pyusbs_default_backend_finds_no_such_reader() -> None:
+    reader = HidKeyboardReader(vendor_id=0xFFFF, product_id=0xFFFE, **FAST)
+    with pytest.raises((DeviceInitError, DriverUnavailable)):  # no reader, or no libusb here
+        reader.open()
+    assert not reader.is_open and reader.health().last_error is not None
 
 
 def test_swipe_ended_by_silence_instead_of_enter() -> None:
