@@ -247,6 +247,13 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "product_id": "the USB product id",
     "serial_number": "pick one device by its serial number (simulated: the one it reports)",
     "interface": "the USB interface number",
+    "report_poll_s": "USB HID readers: how often a waiting read checks for a cancel",
+    "layout": "keyboard-emulating readers: the keyboard layout the reader types in "
+    "(us, uk, de, fr)",
+    "inter_key_timeout_s": "keyboard-emulating readers: a swipe ends after this much silence "
+    "(or on Enter)",
+    "swipe_delay_s": "simulated USB readers: the next deck card is swiped this long after a "
+    "read starts",
     "identities": "simulated: enrolled palms, label -> credential token",
     "present": "simulated: the label presented at every identify",
     "confidence": "simulated: the match confidence reported (0..1)",
