@@ -44,6 +44,8 @@ SYSTEM_MODULES = frozenset(
         "bench/test_drain.py",
         "bench/test_fleet.py",
         "posd/journal/test_crash.py",
+        "posd/daemon/test_p2pe_daemon.py",
+        "demo/test_demo_readers.py",
     }
 )
 SYSTEM_TESTS = frozenset(
