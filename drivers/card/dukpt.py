@@ -34,6 +34,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from drivers.errors import DriverError
 from wire.p2pe import DukptScheme
 
+# The standards' published test BDKs (X9.24-1:2009 A.4, X9.24-3:2017 B.1): simulators and
+# tests only; a real reader's BDK lives in an HSM and never in this process.
+TDES_TEST_BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+AES_TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+
 TDES_BDK_BYTES = 16  # double-length (2-key) TDES: the only BDK the TDES scheme takes
 AES_BDK_BYTES = (16, 24, 32)
 COUNTER_BITS = {DukptScheme.TDES_2KEY: 21, DukptScheme.AES_128: 32}
