@@ -10,6 +10,14 @@ import json
 
 from drivers.card.brands import Brand
 from drivers.card.deck import TEST_PANS as DECK
+from drivers.card.deck import magstripe_card
+from drivers.sensitive import SecretStr
+
+
+def magstripe_tracks(pan: str) -> dict[int, SecretStr]:
+    """The deck's tracks 1 and 2 for a test number, by track number (a secure head's input)."""
+    card = magstripe_card(f"test-{pan[-4:]}", pan)
+    return {1: card.track1, 2: card.track2}
 
 
 def first_test_pan(brand: Brand) -> str:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from drivers.card import dukpt
 from drivers.card.carddata import EntryMode, Expiry
-from drivers.card.deck import DECK_EXPIRY, TEST_PANS, magstripe_card
+from drivers.card.deck import DECK_EXPIRY, TEST_PANS
 from drivers.card.secure_formats import (
     FIXED_HEADER_BYTES,
     FLAG_FIXED_KEY,
@@ -34,7 +34,7 @@ from drivers.errors import (
     ReaderEncryptionUnsupported,
     TrackFormatError,
 )
-from drivers.sensitive import SecretStr
+from tests.cards import magstripe_tracks as deck_tracks
 from wire.masking import mask_pan
 from wire.p2pe import DukptScheme
 
@@ -52,11 +52,6 @@ def keys(scheme: DukptScheme, counter: int = 1) -> SwipeKeys:
         bdk = dukpt.AES_TEST_BDK
     ksn = (int.from_bytes(base, "big") | counter).to_bytes(len(base), "big")
     return SwipeKeys(bdk, ksn, scheme, SERIAL)
-
-
-def deck_tracks(pan: str) -> dict[int, SecretStr]:
-    card = magstripe_card("test", pan)
-    return {1: card.track1, 2: card.track2}
 
 
 def card_data(swipe: bytes) -> bytearray:
