@@ -13,8 +13,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from drivers.card import dukpt
+from drivers.card.carddata import EntryMode
 from drivers.card.secure_formats import SwipeKeys, encode_enhanced, parse_enhanced
 from drivers.errors import DriverError, OptionError
 from drivers.sensitive import SecretStr
@@ -29,6 +31,24 @@ TEST_BDK = {DukptScheme.TDES_2KEY: dukpt.TDES_TEST_BDK, DukptScheme.AES_128: duk
 SIM_DEVICE_SERIAL = "SIMSEC0001"
 
 Tracks = Mapping[int, SecretStr]
+
+
+class SwipedCard(Protocol):
+    """What the head needs of a card (a deck card is one, without this module importing the
+    deck): how it is presented, and its tracks."""
+
+    @property
+    def entry_mode(self) -> EntryMode: ...
+
+    @property
+    def track1(self) -> SecretStr: ...
+
+    @property
+    def track2(self) -> SecretStr: ...
+
+
+def magstripe_tracks(card: SwipedCard) -> dict[int, SecretStr]:
+    return {1: card.track1, 2: card.track2}
 
 
 def ksn_at(scheme: DukptScheme, counter: int, initial_ksn: bytes | None = None) -> bytes:
