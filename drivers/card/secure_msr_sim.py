@@ -34,7 +34,6 @@ from pathlib import Path
 
 from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S
 from drivers.card import dukpt
-from drivers.card.carddata import EntryMode
 from drivers.card.hid_reader import DEFAULT_REPORT_POLL_S, MAX_REPORT_SIZE
 from drivers.card.secure_msr import SecureMsrReader, swipe_reports
 from drivers.card.secure_swipes import (
@@ -44,14 +43,18 @@ from drivers.card.secure_swipes import (
     SwipedCard,
     Tracks,
     ksn_at,
+    magstripe_cards,
     magstripe_tracks,
     read_swipes,
+    write_swipes,
 )
 from drivers.errors import OptionError
 from drivers.usb.cable import follow_flag
 from drivers.usb.hid_sim import SimulatedHidBackend, SimulatedHidFunction
 from drivers.usb.sim_backend import UsbIdentity
 from wire.p2pe import DukptScheme
+
+__all__ = ["SecureMsrSimulator", "SimulatedSecureMsrReader", "write_swipes"]
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +147,7 @@ class SimulatedSecureMsrReader(SecureMsrReader):
         if swipes_file is not None:
             self._files = read_swipes(Path(swipes_file))
         else:
-            self._cards = [magstripe_tracks(card) for card in _magstripe(deck)]
+            self._cards = [magstripe_tracks(card) for card in _deck_cards(deck)]
         follow_flag(unplugged_while, self.simulator, "secure-msr")
 
     def _usb_backend(self) -> SecureMsrSimulator:
@@ -176,10 +179,10 @@ class SimulatedSecureMsrReader(SecureMsrReader):
         return None
 
 
-def _magstripe(deck: Iterable[SwipedCard] | None) -> list[SwipedCard]:
+def _deck_cards(deck: Iterable[SwipedCard] | None) -> list[SwipedCard]:
     """The deck's magstripe cards; the default deck is imported here only, when needed."""
     if deck is None:
         from drivers.card.deck import default_deck
 
         deck = default_deck()
-    return [card for card in deck if card.entry_mode is EntryMode.MAGSTRIPE]
+    return magstripe_cards(deck)

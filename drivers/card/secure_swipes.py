@@ -85,18 +85,24 @@ class EncryptingHead:
         return encode_enhanced(dict(tracks), keys)
 
 
+def magstripe_cards(cards: Iterable[SwipedCard]) -> list[SwipedCard]:
+    """The cards a magstripe head can read (a deck also holds chip and contactless ones)."""
+    return [card for card in cards if card.entry_mode is EntryMode.MAGSTRIPE]
+
+
 def write_swipes(
     path: Path,
-    cards: Iterable[Tracks],
+    cards: Iterable[SwipedCard],
     bdk: bytes,
     scheme: DukptScheme,
     first_ksn: bytes,
     device_serial: str = SIM_DEVICE_SERIAL,
 ) -> int:
-    """Encrypt a swipe per card (its tracks) with consecutive KSNs into `path`, one hex line
-    each, for a simulator that must not hold the clear cards. Returns the number written."""
+    """Swipe each magstripe card (others are skipped) through a head with consecutive KSNs
+    from `first_ksn`, into `path`, one hex line each: for a simulator that must not hold the
+    clear cards (`swipes_file`). Returns the number of swipes written."""
     head = EncryptingHead(bdk, scheme, first_ksn, device_serial)
-    lines = [head.swipe(tracks).hex() for tracks in cards]
+    lines = [head.swipe(magstripe_tracks(card)).hex() for card in magstripe_cards(cards)]
     path.write_text("".join(line + "\n" for line in lines), encoding="ascii")
     return len(lines)
 

@@ -5,6 +5,7 @@ pre-encrypted swipes files, and no clear card number anywhere the driver shows."
 
 from __future__ import annotations
 
+import itertools
 import logging
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.card import dukpt
 from drivers.card.deck import DeckCard
@@ -20,13 +23,12 @@ from drivers.card.hid_reader import MAX_REPORT_SIZE
 from drivers.card.results import CardUnreadable, EncryptedCardRead, ReadResult
 from drivers.card.secure_formats import SwipeKeys, encode_enhanced
 from drivers.card.secure_msr import EnhancedSwipeAssembler, swipe_reports
-from drivers.card.secure_msr_sim import SimulatedSecureMsrReader
+from drivers.card.secure_msr_sim import SimulatedSecureMsrReader, write_swipes
 from drivers.card.secure_swipes import (
     SIM_DEVICE_SERIAL,
     TEST_BDK,
     ksn_at,
     magstripe_tracks,
-    write_swipes,
 )
 from drivers.errors import EncryptedFormatError, ReaderEncryptionUnsupported
 from drivers.outcomes import TimedOut
@@ -49,6 +51,9 @@ from wire.p2pe import DukptScheme
 TDES = DukptScheme.TDES_2KEY
 MALFORMED_REPORT = bytes([0x55]) + bytes(MAX_REPORT_SIZE - 1)  # does not start a swipe
 LAST_TDES_COUNTER = 0x1FF800
+SWIPE = encode_enhanced(
+    magstripe_tracks(MAGSTRIPE_DECK[0]), SwipeKeys(TEST_BDK[TDES], ksn_at(TDES, 1), TDES, "S")
+)
 
 
 def deck_pan(card: DeckCard) -> str:
@@ -184,16 +189,31 @@ def test_a_reader_on_another_scheme_is_refused(rig: HidRig) -> None:
 
 def test_the_assembler_takes_a_swipe_over_reports_and_drops_the_padding() -> None:
     assembler = EnhancedSwipeAssembler()
-    swipe = encode_enhanced(
-        magstripe_tracks(MAGSTRIPE_DECK[0]),
-        SwipeKeys(TEST_BDK[TDES], ksn_at(TDES, 1), TDES, "S"),
-    )
-    reports = swipe_reports(swipe)
+    reports = swipe_reports(SWIPE)
     assert len(reports) > 1 and all(len(report) == MAX_REPORT_SIZE for report in reports)
     results = [assembler.feed(report, 0.0) for report in reports]
-    assert results[:-1] == [None] * (len(reports) - 1) and results[-1] == swipe
+    assert results[:-1] == [None] * (len(reports) - 1) and results[-1] == SWIPE
     with pytest.raises(EncryptedFormatError):
         assembler.feed(b"\x02\xff\xff" + bytes(61), 0.0)  # a length no swipe has
+
+
+@given(
+    cuts=st.lists(st.integers(1, len(SWIPE) - 1), unique=True, max_size=12),
+    padding=st.binary(max_size=MAX_REPORT_SIZE),
+    repeat=st.integers(1, 3),
+)
+def test_the_assembler_returns_each_swipe_once_however_it_is_cut(
+    cuts: list[int], padding: bytes, repeat: int
+) -> None:
+    """Reports of any sizes give back each swipe exactly when its last byte is in; what
+    follows a swipe's end in its last report (padding) is dropped."""
+    bounds = [0, *sorted(cuts), len(SWIPE)]
+    reports = [SWIPE[start:end] for start, end in itertools.pairwise(bounds)]
+    reports[-1] += padding
+    assembler = EnhancedSwipeAssembler()
+    for _ in range(repeat):
+        results = [assembler.feed(report, 0.0) for report in reports]
+        assert results == [None] * (len(reports) - 1) + [SWIPE]
 
 
 @pytest.mark.parametrize("scheme", list(DukptScheme))
@@ -228,8 +248,7 @@ def test_p2pe_status_warns_near_counter_exhaustion_and_the_head_stops_at_the_end
 def test_a_swipes_file_is_read_in_order_then_nothing(tmp_path: Path) -> None:
     path = tmp_path / "swipes.hex"
     cards = MAGSTRIPE_DECK[:3]
-    tracks = [magstripe_tracks(card) for card in cards]
-    write_swipes(path, tracks, TEST_BDK[TDES], TDES, ksn_at(TDES, 40))
+    write_swipes(path, cards, TEST_BDK[TDES], TDES, ksn_at(TDES, 40))
     with SimulatedSecureMsrReader(swipes_file=str(path), **FAST) as reader:  # type: ignore[arg-type]
         for card in cards:
             assert_encrypted_read_of(reader.read_card(AMOUNT, CURRENCY, WAIT_LIMIT_S), card, TDES)
@@ -241,7 +260,7 @@ def test_the_driver_reading_a_swipes_file_never_imports_the_deck(tmp_path: Path)
     a swipes file must not have imported the module that holds them."""
     path = tmp_path / "swipes.hex"
     card = MAGSTRIPE_DECK[0]
-    write_swipes(path, [magstripe_tracks(card)], TEST_BDK[TDES], TDES, ksn_at(TDES, 1))
+    write_swipes(path, [card], TEST_BDK[TDES], TDES, ksn_at(TDES, 1))
     script = (
         "import sys\n"
         "from drivers.registry import driver_class\n"

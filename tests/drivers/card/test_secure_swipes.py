@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from drivers.card import dukpt
-from drivers.card.deck import TEST_PANS
+from drivers.card.deck import TEST_PANS, default_deck
 from drivers.card.secure_formats import parse_enhanced
 from drivers.card.secure_swipes import (
     SIM_DEVICE_SERIAL,
@@ -58,9 +58,9 @@ def test_a_head_with_a_bad_key_is_refused_at_once() -> None:
 
 def test_swipes_file_round_trips_without_clear_numbers(tmp_path: Path) -> None:
     path = tmp_path / "swipes.hex"
-    cards = [tracks(pan) for _, pan in TEST_PANS]
-    count = write_swipes(path, cards, TEST_BDK[TDES], TDES, ksn_at(TDES, 10))
-    assert count == len(TEST_PANS)
+    deck = default_deck()  # chip and contactless cards too: only the stripes are swiped
+    count = write_swipes(path, deck, TEST_BDK[TDES], TDES, ksn_at(TDES, 10))
+    assert count == len(TEST_PANS) < len(deck)
     text = path.read_text()
     swipes = read_swipes(path)
     for (_, pan), swipe in zip(TEST_PANS, swipes, strict=True):
@@ -73,7 +73,7 @@ def test_swipes_file_round_trips_without_clear_numbers(tmp_path: Path) -> None:
 
 def test_a_bad_swipes_file_is_refused_naming_the_line(tmp_path: Path) -> None:
     path = tmp_path / "swipes.hex"
-    write_swipes(path, [tracks(TEST_PANS[0][1])], TEST_BDK[TDES], TDES, ksn_at(TDES, 1))
+    write_swipes(path, default_deck()[:1], TEST_BDK[TDES], TDES, ksn_at(TDES, 1))
     path.write_text(path.read_text() + "02beef\n")
     with pytest.raises(OptionError, match="line 2"):
         read_swipes(path)
