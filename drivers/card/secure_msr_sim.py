@@ -123,8 +123,6 @@ class SimulatedSecureMsrReader(SecureMsrReader):
     ) -> None:
         if not 0 <= swipe_delay_s < math.inf:
             raise OptionError("swipe_delay_s", "must be a finite number >= 0")
-        if first_counter < 1:
-            raise OptionError("first_counter", "must be >= 1")
         super().__init__(
             SIM_VENDOR_ID,
             SIM_PRODUCT_ID,
@@ -136,7 +134,10 @@ class SimulatedSecureMsrReader(SecureMsrReader):
         )
         dukpt_scheme = DukptScheme(scheme)
         head = EncryptingHead(
-            TEST_BDK[dukpt_scheme], dukpt_scheme, ksn_at(dukpt_scheme, first_counter), serial_number
+            TEST_BDK[dukpt_scheme],
+            dukpt_scheme,
+            _first_ksn(dukpt_scheme, first_counter),
+            serial_number,
         )
         self.simulator = SecureMsrSimulator(head, serial_number)
         self._swipe_delay_s = swipe_delay_s
@@ -177,6 +178,18 @@ class SimulatedSecureMsrReader(SecureMsrReader):
         if self._cards:
             return partial(self.simulator.swipe_tracks, self._cards[index % len(self._cards)])
         return None
+
+
+def _first_ksn(scheme: DukptScheme, first_counter: int) -> bytes:
+    """The KSN of the first swipe; `OptionError` for a counter the KSN cannot carry or past
+    the last usable one."""
+    highest = (1 << dukpt.COUNTER_BITS[scheme]) - 1
+    if not 1 <= first_counter <= highest:
+        raise OptionError("first_counter", f"must be 1 to {highest} for {scheme.value}")
+    try:
+        return ksn_at(scheme, first_counter)
+    except dukpt.DukptError:
+        raise OptionError("first_counter", "is past the last usable DUKPT counter") from None
 
 
 def _deck_cards(deck: Iterable[SwipedCard] | None) -> list[SwipedCard]:

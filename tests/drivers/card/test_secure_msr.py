@@ -30,7 +30,7 @@ from drivers.card.secure_swipes import (
     ksn_at,
     magstripe_tracks,
 )
-from drivers.errors import EncryptedFormatError, ReaderEncryptionUnsupported
+from drivers.errors import EncryptedFormatError, OptionError, ReaderEncryptionUnsupported
 from drivers.outcomes import TimedOut
 from tests.drivers.card.conftest import WAIT_LIMIT_S, assert_no_secret, wait_until
 from tests.drivers.card.hid_rig import (
@@ -275,3 +275,20 @@ def test_the_driver_reading_a_swipes_file_never_imports_the_deck(tmp_path: Path)
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["EncryptedCardRead", "False"]
+
+
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        ({"scheme": "des"}, "scheme"),
+        ({"first_counter": 0}, "first_counter"),
+        ({"first_counter": 1 << 21}, "first_counter"),  # beyond TDES's 21 counter bits
+        ({"first_counter": 0x1FFFFF}, "first_counter"),  # past the last usable counter
+        ({"swipe_delay_s": -1.0}, "swipe_delay_s"),
+        ({"report_poll_s": 0.0}, "report_poll_s"),
+    ],
+)
+def test_simulator_options_are_checked(options: dict[str, object], option: str) -> None:
+    with pytest.raises(OptionError) as raised:
+        SimulatedSecureMsrReader(**options)  # type: ignore[arg-type]
+    assert raised.value.option == option
