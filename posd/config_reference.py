@@ -235,6 +235,13 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "product_id": "the USB product id",
     "serial_number": "pick one device by its serial number (simulated: the one it reports)",
     "interface": "the USB interface number",
+    "report_poll_s": "USB HID readers: how often a waiting read checks for a cancel",
+    "layout": "keyboard-emulating readers: the keyboard layout the reader types in "
+    "(us, uk, de, fr)",
+    "inter_key_timeout_s": "keyboard-emulating readers: a swipe ends after this much silence "
+    "(or on Enter)",
+    "swipe_delay_s": "simulated USB readers: the next deck card is swiped this long after a "
+    "read starts",
     "identities": "simulated: enrolled palms, label -> credential token",
     "present": "simulated: the label presented at every identify",
     "confidence": "simulated: the match confidence reported (0..1)",
@@ -243,13 +250,10 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "kernel_driver_active": "simulated: start with a kernel driver bound (the driver detaches it)",
     "unplugged_while": "simulated: the device is unplugged while a file exists at this path "
     "(for tests)",
-    "report_poll_s": "a HID reader's interrupt reads last at most this long: the longest a "
-    "cancel waits",
     "scheme": "the DUKPT scheme the encrypting reader is injected for: `tdes-2key` or `aes-128`",
     "first_counter": "simulated: the DUKPT KSN counter of the first swipe",
     "swipes_file": "simulated: swipes encrypted beforehand, one hex line each, used in order "
     "(the deck is then never loaded)",
-    "swipe_delay_s": "simulated: from a read starting to the next card swiped",
 }
 
 
