@@ -87,7 +87,7 @@ def rig_for(reader: SimulatedSecureMsrReader) -> HidRig:
 
 @pytest.fixture
 def rig() -> Iterator[HidRig]:
-    with SimulatedSecureMsrReader(deck=(), **FAST) as reader:  # type: ignore[arg-type]
+    with SimulatedSecureMsrReader(deck=(), **FAST) as reader:
         yield rig_for(reader)
 
 
@@ -218,7 +218,7 @@ def test_the_assembler_returns_each_swipe_once_however_it_is_cut(
 
 @pytest.mark.parametrize("scheme", list(DukptScheme))
 def test_each_read_swipes_the_next_deck_card_by_itself(scheme: DukptScheme) -> None:
-    with SimulatedSecureMsrReader(scheme=scheme.value, **FAST) as reader:  # type: ignore[arg-type]
+    with SimulatedSecureMsrReader(scheme=scheme.value, **FAST) as reader:
         for card in MAGSTRIPE_DECK[:4]:
             assert_encrypted_read_of(reader.read_card(AMOUNT, CURRENCY, WAIT_LIMIT_S), card, scheme)
         status = reader.p2pe_status()
@@ -228,7 +228,7 @@ def test_each_read_swipes_the_next_deck_card_by_itself(scheme: DukptScheme) -> N
 
 def test_p2pe_status_warns_near_counter_exhaustion_and_the_head_stops_at_the_end() -> None:
     near_end = 0x1FF000  # nine one-bits: 12 usable counters follow it
-    with SimulatedSecureMsrReader(first_counter=near_end, **FAST) as reader:  # type: ignore[arg-type]
+    with SimulatedSecureMsrReader(first_counter=near_end, **FAST) as reader:
         fresh = reader.p2pe_status()
         assert fresh.last_ksn is None and fresh.counter_used is None
         assert not fresh.nearly_exhausted
@@ -249,7 +249,7 @@ def test_a_swipes_file_is_read_in_order_then_nothing(tmp_path: Path) -> None:
     path = tmp_path / "swipes.hex"
     cards = MAGSTRIPE_DECK[:3]
     write_swipes(path, cards, TEST_BDK[TDES], TDES, ksn_at(TDES, 40))
-    with SimulatedSecureMsrReader(swipes_file=str(path), **FAST) as reader:  # type: ignore[arg-type]
+    with SimulatedSecureMsrReader(swipes_file=str(path), **FAST) as reader:
         for card in cards:
             assert_encrypted_read_of(reader.read_card(AMOUNT, CURRENCY, WAIT_LIMIT_S), card, TDES)
         assert isinstance(reader.read_card(AMOUNT, CURRENCY, 0.2), TimedOut)
