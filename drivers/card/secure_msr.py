@@ -80,7 +80,7 @@ class SecureMsrReader(HidCardReader):
         vendor_id: int,
         product_id: int,
         serial_number: str | None = None,
-        scheme: str = DukptScheme.TDES_2KEY.value,
+        scheme: DukptScheme = DukptScheme.TDES_2KEY,
         **options: Any,
     ) -> None:
         try:

@@ -112,7 +112,7 @@ class SimulatedSecureMsrReader(SecureMsrReader):
         deck: Iterable[SwipedCard] | None = None,
         *,
         swipes_file: str | None = None,
-        scheme: str = DukptScheme.TDES_2KEY.value,
+        scheme: DukptScheme = DukptScheme.TDES_2KEY,
         first_counter: int = 1,
         swipe_delay_s: float = 0.0,
         serial_number: str = SIM_DEVICE_SERIAL,

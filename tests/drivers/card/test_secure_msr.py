@@ -218,7 +218,7 @@ def test_the_assembler_returns_each_swipe_once_however_it_is_cut(
 
 @pytest.mark.parametrize("scheme", list(DukptScheme))
 def test_each_read_swipes_the_next_deck_card_by_itself(scheme: DukptScheme) -> None:
-    with SimulatedSecureMsrReader(scheme=scheme.value, **FAST) as reader:
+    with SimulatedSecureMsrReader(scheme=scheme, **FAST) as reader:
         for card in MAGSTRIPE_DECK[:4]:
             assert_encrypted_read_of(reader.read_card(AMOUNT, CURRENCY, WAIT_LIMIT_S), card, scheme)
         status = reader.p2pe_status()
