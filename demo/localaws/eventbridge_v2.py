@@ -52,7 +52,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import cbor2
@@ -61,7 +61,12 @@ from demo.backend import QueueRoute
 from demo.localaws import model
 from demo.localaws.emulator import EMULATOR_REGION
 from demo.localaws.model import validate
-from demo.localaws.serving import LOOPBACK, BackgroundServer, NoDelayQuietMixin
+from demo.localaws.serving import (
+    LOOPBACK,
+    BackgroundServer,
+    LoopbackHTTPServer,
+    NoDelayQuietMixin,
+)
 from posd.errors import PosdError
 from sync.eventbridge.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
 from sync.events import TIME_FIELD_BYTES
@@ -265,8 +270,7 @@ class EventBridgeV2Endpoint(BackgroundServer):
         self._throttle = 0
         self._entry_faults: dict[str, list[Any]] = {}  # dedup id -> [code, times left]
         self.stats = EndpointStats()
-        server = _Server((host, port), _make_handler(self))
-        server.daemon_threads = True
+        server = LoopbackHTTPServer((host, port), _make_handler(self))
         self._serve_in_thread(server, "eventbridge-v2")
 
     def create_bus(self, name: str, sqs: Any, queue_url: str) -> str:
@@ -434,16 +438,6 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 
 # --- HTTP --------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    """A client that hung up (a killed daemon, a timed-out request) is no news."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def error_body(code: str, message: str) -> bytes:
