@@ -57,8 +57,13 @@ def dukpt_attributes(scheme: DukptScheme, ksn: bytes | None = None) -> dict[str,
     }
 
 
+def response_of(raised: pytest.ExceptionInfo[ClientError]) -> dict[str, Any]:
+    """The parsed error, the shape's own members (fieldList, ResourceId) included."""
+    return dict(raised.value.response)
+
+
 def error_of(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
-    response = raised.value.response
+    response = response_of(raised)
     return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
 
 
@@ -192,7 +197,7 @@ def test_bad_shapes_are_validation_exceptions_with_the_fields_named(
     with pytest.raises(ClientError) as raised:
         endpoint.client(NO_CLIENT_CHECKS).decrypt_data(**request_)
     assert error_of(raised) == ("ValidationException", 400)
-    assert raised.value.response["fieldList"]
+    assert response_of(raised)["fieldList"]
     assert endpoint.stats.served == {}
 
 
@@ -238,7 +243,7 @@ def test_an_unknown_key_is_resource_not_found(
             DecryptionAttributes=dukpt_attributes(DukptScheme.TDES_2KEY),
         )
     assert error_of(raised) == ("ResourceNotFoundException", 404)
-    assert raised.value.response["ResourceId"] == identifier
+    assert response_of(raised)["ResourceId"] == identifier
 
 
 @pytest.mark.parametrize(
