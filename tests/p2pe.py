@@ -33,3 +33,11 @@ def encrypted_block(
     ciphertext = dukpt.encrypt(bdk, ksn, scheme, clear)
     track = EncryptedTrack(TRACK2, ciphertext, len(clear))
     return P2peBlock(scheme, ksn, key_ref, DEVICE_SERIAL, READER_FORMAT, (track,))
+
+
+def ksn_for(scheme: DukptScheme, counter: int) -> bytes:
+    """The test device's KSN at transaction `counter` (counters with few bits set: valid)."""
+    base = int.from_bytes(TEST_KSNS[scheme], "big")
+    counter_bits = 21 if scheme is DukptScheme.TDES_2KEY else 32
+    value = (base >> counter_bits << counter_bits) | counter
+    return value.to_bytes(scheme.ksn_bytes, "big")
