@@ -53,7 +53,7 @@ BDKS = {
     DukptScheme.AES_128: (AES_BDK_ALIAS, TEST_AES_BDK),
 }
 SCHEMES = list(DukptScheme)
-ONE_TRY = Config(retries={"max_attempts": 1})  # the queue retries, not the client
+ONE_TRY = Config(retries={"total_max_attempts": 1})  # the queue retries, not the client
 
 
 def p2pe_payload(key_ref: str | None = None) -> Payload:
@@ -105,7 +105,7 @@ def clear_pans_in(text: str) -> list[str]:
 
 def everything_stored(rig: Rig) -> str:
     tables = ("payments", "records", "events", "alarms", "checkpoints")
-    return json.dumps({name: rig.items(name) for name in tables}, default=str)
+    return json.dumps({name: rig.items(name) for name in tables}, default=repr)
 
 
 def run(rig: Rig, consumer: Consumer, delivered: Delivered) -> str:
@@ -115,7 +115,7 @@ def run(rig: Rig, consumer: Consumer, delivered: Delivered) -> str:
     rig.send_entries([checkpoint_entry(delivered, 1, len(delivered.records))])
     with capture_logs() as logs:
         rig.drain()
-    return json.dumps(logs, default=str)
+    return json.dumps(logs, default=repr)
 
 
 def test_a_p2pe_payment_is_filed_re_encrypted_with_its_masked_pan_only(

@@ -35,7 +35,7 @@ BDK_OF = {
     DukptScheme.TDES_2KEY: (TDES_BDK_ALIAS, TEST_TDES_BDK, "TDES_2KEY", "REQUEST"),
     DukptScheme.AES_128: (AES_BDK_ALIAS, TEST_AES_BDK, "AES_128", "BIDIRECTIONAL"),
 }
-NO_CLIENT_CHECKS = Config(parameter_validation=False, retries={"max_attempts": 1})
+NO_CLIENT_CHECKS = Config(parameter_validation=False, retries={"total_max_attempts": 1})
 TDES_BLOCK = 8
 
 
@@ -221,7 +221,7 @@ def test_re_encryption_to_a_bdk_or_with_a_wrapped_key_is_refused(
     wrapped = {"WrappedKeyMaterial": {"Tr31KeyBlock": "D" * 56}}
     with pytest.raises(ClientError) as raised:
         client.re_encrypt_data(
-            **request, OutgoingKeyIdentifier=PROCESSOR_ALIAS, OutgoingWrappedKey=wrapped
+            **{**request, "OutgoingKeyIdentifier": PROCESSOR_ALIAS}, OutgoingWrappedKey=wrapped
         )
     assert error_of(raised) == ("ValidationException", 400)
 
@@ -258,7 +258,7 @@ def test_injected_faults_come_back_as_the_service_sends_them(
     endpoint: PaymentCryptographyEndpoint, code: str, status: int
 ) -> None:
     endpoint.fail_next(code)
-    client = endpoint.client(Config(retries={"max_attempts": 1}))
+    client = endpoint.client(Config(retries={"total_max_attempts": 1}))
     call = {
         "KeyIdentifier": TDES_BDK_ALIAS,
         "CipherText": "00" * 8,
