@@ -4,7 +4,7 @@ A record journaled in P2PE mode carries in its sealed secret `{"p2pe": ...}` (`w
 the tracks as the reader's head encrypted them under DUKPT. The Lambda never holds the DUKPT
 key, and by default never the clear tracks either: each track goes to the service's
 `ReEncryptData`, from the BDK the block names (`key_ref`: its alias or ARN; the KSN, TDES_2KEY
-or AES_128 derivation, the data variant the reader encrypts with, CBC) to the processor's
+or AES_128 derivation, the REQUEST data key a reader encrypts with, CBC) to the processor's
 working key (`P2PE_OUTGOING_KEY`; Symmetric CBC, a fresh IV per track). The payment is filed
 with the re-encrypted tracks, that key's ARN and check value, and the masked PAN of the
 record's clear metadata: what a processor needs, and nothing that is card data in clear.
@@ -42,10 +42,10 @@ OUTGOING_ALGORITHM_ENV = "P2PE_OUTGOING_KEY_ALGORITHM"
 DECRYPT_ENV = "P2PE_DECRYPT"
 ENABLED, DISABLED = "1", "0"
 CBC = "CBC"
-# The service's names for the reader's DUKPT, and the key variant each scheme encrypts with
-# (TDES: the data key of the request direction; AES: the data-encryption key, both ways).
+# The service's names for the reader's DUKPT, and the data key a reader encrypts its tracks
+# with (the request direction's: TDES's data variant, AES's "encrypt" usage 0x3000).
 DERIVATION_TYPE = {DukptScheme.TDES_2KEY: "TDES_2KEY", DukptScheme.AES_128: "AES_128"}
-KEY_VARIANT = {DukptScheme.TDES_2KEY: "REQUEST", DukptScheme.AES_128: "BIDIRECTIONAL"}
+READER_KEY_VARIANT = "REQUEST"
 # The processor key's algorithm sets the IV's size (one block).
 IV_BYTES = {
     "TDES_2KEY": 8,
@@ -224,7 +224,7 @@ def _dukpt_attributes(block: P2peBlock) -> dict[str, Any]:
         "Dukpt": {
             "KeySerialNumber": block.ksn.hex().upper(),
             "DukptKeyDerivationType": DERIVATION_TYPE[block.scheme],
-            "DukptKeyVariant": KEY_VARIANT[block.scheme],
+            "DukptKeyVariant": READER_KEY_VARIANT,
             "Mode": CBC,
         }
     }

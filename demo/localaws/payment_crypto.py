@@ -25,10 +25,10 @@ Behaviours that are ASSUMPTIONS about the real service (the model does not pin t
   `ResourceId` = the identifier given.
 - DUKPT: `DukptKeyDerivationType` must be the BDK's own algorithm (TDES_2KEY or AES_128;
   omitted: the BDK's); the KSN must be that scheme's (20 hex digits TDES, 24 AES).
-  `DukptKeyVariant` must be what the schemes' readers encrypt with: REQUEST for TDES (the
-  data variant of the request direction), BIDIRECTIONAL for AES (the data-encryption key for
-  both ways); omitted, that one. Another variant is `ValidationException` here, where the
-  real service would decrypt under another key and return garbage. `Mode` defaults to CBC,
+  `DukptKeyVariant` picks the data key as `drivers.card.dukpt` derives it (REQUEST, what a
+  reader encrypts its tracks with; RESPONSE; BIDIRECTIONAL, AES only: TDES has no both-ways
+  data variant, so that is `ValidationException`); omitted, REQUEST (the model names no
+  default). `Mode` defaults to CBC,
   the IV to zeros (as the model's documentation says).
 - Block sizes: ciphertext must be whole blocks of the incoming key's algorithm (8 bytes TDES,
   16 AES: documented for DecryptData); for ReEncryptData the clear data must also be whole
@@ -103,7 +103,6 @@ AES_128 = "AES_128"
 KEY_BYTES = {TDES_2KEY: 16, AES_128: 16}
 BLOCK_BYTES = {TDES_2KEY: 8, AES_128: 16}
 SCHEME_OF = {TDES_2KEY: DukptScheme.TDES_2KEY, AES_128: DukptScheme.AES_128}
-READER_VARIANT = {TDES_2KEY: "REQUEST", AES_128: "BIDIRECTIONAL"}
 CBC, ECB = "CBC", "ECB"
 KCV_BYTES = 3
 
@@ -312,22 +311,15 @@ def _dukpt_key(held: HeldKey, attributes: dict[str, Any]) -> bytes:
     derivation = attributes.get("DukptKeyDerivationType", held.algorithm)
     if derivation != held.algorithm:
         raise _invalid([f"Dukpt.DukptKeyDerivationType: must be the BDK's {held.algorithm}"])
-    variant = attributes.get("DukptKeyVariant", READER_VARIANT[held.algorithm])
-    if variant != READER_VARIANT[held.algorithm]:
-        raise _invalid(
-            [
-                f"Dukpt.DukptKeyVariant: the stand-in derives {READER_VARIANT[held.algorithm]} "
-                f"keys for {held.algorithm}"
-            ]
-        )
+    variant = dukpt.KeyVariant(attributes.get("DukptKeyVariant", dukpt.KeyVariant.REQUEST))
     scheme = SCHEME_OF[held.algorithm]
     ksn = bytes.fromhex(attributes["KeySerialNumber"])
     if len(ksn) != scheme.ksn_bytes:
         raise _invalid([f"Dukpt.KeySerialNumber: {held.algorithm} takes {scheme.ksn_bytes} bytes"])
     try:
-        return dukpt.data_key(held.material, ksn, scheme)
+        return dukpt.data_key(held.material, ksn, scheme, variant)
     except dukpt.DukptError as error:
-        raise _invalid([f"Dukpt.KeySerialNumber: {error}"]) from error
+        raise _invalid([f"Dukpt: {error}"]) from error
 
 
 def _mode_and_iv(

@@ -33,7 +33,7 @@ from wire.p2pe import DukptScheme
 
 BDK_OF = {
     DukptScheme.TDES_2KEY: (TDES_BDK_ALIAS, TEST_TDES_BDK, "TDES_2KEY", "REQUEST"),
-    DukptScheme.AES_128: (AES_BDK_ALIAS, TEST_AES_BDK, "AES_128", "BIDIRECTIONAL"),
+    DukptScheme.AES_128: (AES_BDK_ALIAS, TEST_AES_BDK, "AES_128", "REQUEST"),
 }
 NO_CLIENT_CHECKS = Config(parameter_validation=False, retries={"total_max_attempts": 1})
 TDES_BLOCK = 8
@@ -181,6 +181,16 @@ BAD_DECRYPTS: dict[str, dict[str, Any]] = {
         "KeyIdentifier": TDES_BDK_ALIAS,
         "CipherText": "00" * 8,
         "DecryptionAttributes": dukpt_attributes(DukptScheme.AES_128),
+    },
+    "TDES has no both-ways data key": {
+        "KeyIdentifier": TDES_BDK_ALIAS,
+        "CipherText": "00" * 8,
+        "DecryptionAttributes": {
+            "Dukpt": {
+                **dukpt_attributes(DukptScheme.TDES_2KEY)["Dukpt"],
+                "DukptKeyVariant": "BIDIRECTIONAL",
+            }
+        },
     },
     "key identifier not a key": {
         "KeyIdentifier": "key-1234",
