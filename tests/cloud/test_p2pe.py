@@ -70,6 +70,13 @@ def p2pe_payload(key_ref: str | None = None) -> Payload:
     return payload
 
 
+def mislabelled_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
+    """A block whose track is another card than the masked PAN the record shows."""
+    meta, secret = p2pe_payload()(index, pan)
+    other = next(p for p in TEST_PANS if p[-4:] != pan[-4:])
+    return {**meta, "masked_pan": mask_pan(other)}, secret
+
+
 def malformed_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
     meta = {"amount": 100 + index, "currency": "EUR", "masked_pan": mask_pan(pan)}
     return meta, json.dumps({P2PE_FIELD: {"schema": "posd.p2pe/0"}}).encode()
@@ -171,24 +178,26 @@ def test_decrypt_data_only_when_enabled_and_then_only_the_mask_is_kept(
 
 
 @pytest.mark.parametrize(
-    ("payload", "configured", "reason"),
+    ("payload", "settings", "reason"),
     [
-        (p2pe_payload("alias/no-such-bdk"), True, "ResourceNotFoundException"),
-        (p2pe_payload(), False, "not_configured"),
-        (malformed_payload, True, "malformed_block"),
+        (p2pe_payload("alias/no-such-bdk"), {}, "ResourceNotFoundException"),
+        (p2pe_payload(), None, "not_configured"),
+        (p2pe_payload(), {"outgoing_key": ""}, "not_configured"),
+        (malformed_payload, {}, "malformed_block"),
+        (mislabelled_payload, {"decrypt": True}, "pan_mismatch"),
     ],
-    ids=["unknown key", "no payment cryptography", "malformed block"],
+    ids=["unknown key", "no client", "no processor key", "malformed block", "other card"],
 )
 def test_a_refused_block_holds_the_record_with_an_alarm_and_files_nothing(
     rig: Rig,
     hsm: PaymentCryptographyEndpoint,
     tmp_path: Path,
     payload: Payload,
-    configured: bool,
+    settings: dict[str, Any] | None,
     reason: str,
 ) -> None:
     delivered = deliver_p2pe(rig, tmp_path, payload)
-    consumer = consumer_for(rig, hsm) if configured else rig.consumer_with()
+    consumer = rig.consumer_with() if settings is None else consumer_for(rig, hsm, **settings)
     run(rig, consumer, delivered)
 
     assert rig.items("payments") == []
