@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from demo.devconfig import (
 )
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
+from demo.localaws.payment_crypto import PaymentCryptographyEndpoint
 from demo.pki import LocalCa, TerminalCredentials
 from drivers.palm.identity import PalmCredential
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
@@ -103,6 +104,8 @@ class DemoResult:
     alarms: dict[str, int]  # raised by the consumer or the terminal, by name
     state_dir: str | None
     sync_api: str
+    # AWS Payment Cryptography (the stand-in) calls by operation: P2PE reads open only there
+    p2pe_calls: dict[str, int] = field(default_factory=dict)
 
     @property
     def all_proven(self) -> bool:
@@ -276,6 +279,7 @@ def run_demo(
         tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch,
         LocalAws() as aws,
         EventBridgeV2Endpoint() as v2,
+        PaymentCryptographyEndpoint() as payment_crypto,
     ):
         work = Path(scratch)
         # the chain's CA (Roles Anywhere's trust anchor): it issues the lane's certificate
@@ -326,6 +330,7 @@ def run_demo(
             matches,
             RECEIVE_TIMEOUT_SECONDS,
             chain_ca.trust_anchor(),
+            payment_crypto,
         )
         if progress:
             progress("receiving", consumed.received, expected)
@@ -356,4 +361,5 @@ def run_demo(
         alarms=consumed.alarms,
         state_dir=str(keep_state) if keep_state is not None else None,
         sync_api=sync_api,
+        p2pe_calls=consumed.p2pe_calls,
     )
