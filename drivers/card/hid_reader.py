@@ -7,17 +7,74 @@ is swiped, so reports that arrive while no `read_card` waits are read and droppe
 outside a payment must never be charged later), and the kernel's driver is detached so that
 a keyboard-emulating reader never types a card number into another window.
 
-STUB: the contract below is what the three drivers code against; the body lands with the
-foundation (simulated HID backend, link, reconnect).
+What `read_card` does with what the reader sends:
+
+- Reports queued before the read started are drained and dropped first.
+- The interrupt IN endpoint is read in slices of `report_poll_s`, so a `cancel()` from another
+  thread ends the read with `Cancelled` within one slice; a slice with no report calls the
+  assembler's `expire` (a keyboard reader's swipe may end on silence).
+- A malformed report (the assembler raises `ProtocolError`): the partial swipe is dropped,
+  health records the error, and the read returns `CardUnreadable`: the cashier swipes again,
+  exactly as for a swipe the reader itself flags as bad.
+- Unplug (ENODEV): health turns `connected=False`, the partial swipe is dropped, and the
+  device is re-found with exponential backoff (`drivers.base.Reconnector`) until the read's
+  deadline; the read then goes on waiting for a swipe. Not back by the deadline:
+  `DeviceDisconnected`. A `cancel()` meanwhile returns `Cancelled` at once.
+
+Options (config `[devices.card_reader]`): `vendor_id`, `product_id` (required),
+`serial_number` (take only this unit), `interface` (default 0), `report_poll_s` (default
+0.05 s: the longest a cancel waits), `backoff_initial_s`, `backoff_max_s` (re-find schedule
+after an unplug).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from drivers.card.reader import CardReader
-from drivers.card.results import ReadResult
+import usb.util
+
+from drivers.base import (
+    DEFAULT_BACKOFF_INITIAL_S,
+    DEFAULT_BACKOFF_MAX_S,
+    Backoff,
+    DeviceInfo,
+    Reconnector,
+    require_positive,
+)
+from drivers.card.protocol import ReaderState
+from drivers.card.reader import DEFAULT_READ_TIMEOUT_S, CardReader
+from drivers.card.results import CardUnreadable, ReadResult
+from drivers.errors import (
+    DeviceDisconnected,
+    DeviceError,
+    DeviceInitError,
+    DeviceOperationError,
+    OptionError,
+    ProtocolError,
+    ReconnectInterrupted,
+)
+from drivers.outcomes import Cancelled, TimedOut
+from drivers.usb.link import LinkSpec, UsbLink, UsbSelector
+
+log = logging.getLogger(__name__)  # messages carry ids, locations and error codes, never card data
+
+DEFAULT_REPORT_POLL_S = 0.05
+# Reports drained at the start of a read are bounded, in case a device never stops talking.
+MAX_STALE_REPORTS = 4096
+STALE_READ_TIMEOUT_S = 0.005
+# The largest input report read in one interrupt transfer (full-speed interrupt maximum).
+MAX_REPORT_SIZE = 64
+LINK = LinkSpec(
+    device_name="card reader",
+    transfer_type=usb.util.ENDPOINT_TYPE_INTR,
+    needs_out=False,
+    read_size=MAX_REPORT_SIZE,
+)
 
 
 class SwipeAssembler(ABC):
@@ -49,10 +106,33 @@ class HidCardReader(CardReader, ABC):
         vendor_id: int,
         product_id: int,
         serial_number: str | None = None,
-        **options: Any,
+        interface: int = 0,
+        report_poll_s: float = DEFAULT_REPORT_POLL_S,
+        backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S,
+        backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
         super().__init__()
-        raise NotImplementedError
+        require_positive(report_poll_s=report_poll_s)
+        if interface < 0:
+            raise OptionError("interface", "must be >= 0")
+        self._selector = UsbSelector(vendor_id, product_id, serial_number, interface)
+        self._poll_s = report_poll_s
+        self._reconnector = Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor)
+        self._clock = time.monotonic
+        self._io_lock = threading.Lock()
+        self._cancel_requested = threading.Event()
+        self._armed = threading.Event()
+        self._backend: Any = None
+        self._link: UsbLink | None = None
+        #: Reports read and dropped because no read was waiting (for status and tests).
+        self.stale_reports_dropped = 0
+
+    @property
+    def reconnect_attempts(self) -> int:
+        """Attempts to re-find the device since it was created (for status and tests)."""
+        return self._reconnector.attempts
+
+    # -- hooks for the reader classes and their simulators ---------------------------------
 
     @abstractmethod
     def _assembler(self) -> SwipeAssembler:
@@ -62,3 +142,184 @@ class HidCardReader(CardReader, ABC):
     def _decode(self, swipe: bytes) -> ReadResult:
         """`CardRead` (CardData or EncryptedCardData) or `CardUnreadable` for a swipe the
         reader itself flagged as bad; raises a `CardDataError` for data that fails checks."""
+
+    def _usb_backend(self) -> Any:
+        """The pyusb backend to search: None is pyusb's default (libusb-1.0). Simulated
+        drivers return their simulated bus."""
+        return None
+
+    def _read_started(self) -> None:
+        """Called once a read is waiting for a swipe (stale reports dropped). Simulated
+        drivers swipe their next deck card from here."""
+        return None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self._backend = self._usb_backend()
+        try:
+            self._link = self._connect()
+        except DeviceInitError as error:
+            self._monitor.error(error)
+            raise
+        except DeviceError as error:
+            self._monitor.error(error)
+            raise DeviceInitError(f"card reader could not be opened: {error}") from error
+
+    def _close(self) -> None:
+        self.cancel()
+        with self._io_lock:
+            if self._link is not None:
+                self._link.close()
+                self._link = None
+
+    def _connect(self) -> UsbLink:
+        link = UsbLink.connect(self._backend, self._selector, LINK)
+        try:
+            info = link.device_info(self.driver_name)
+        except BaseException:
+            link.close()
+            raise
+        self._monitor.connected(info)
+        log.info(
+            "card reader %s at %s (%s %s)",
+            self._selector.describe(),
+            link.location,
+            info.model,
+            info.firmware,
+        )
+        return link
+
+    def _session(self, deadline: float) -> UsbLink:
+        """The live link, re-finding the device (with backoff) if it was lost."""
+        if self._link is None:
+            self._link = self._reconnector.connect(self._connect, deadline)
+        return self._link
+
+    def _drop(self, error: DeviceDisconnected) -> None:
+        log.warning("card reader %s: %s; reconnecting", self._selector.describe(), error)
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        self._reconnector.lost(error)
+
+    def _require_open(self) -> None:
+        if not self.is_open:
+            raise DeviceOperationError("card reader is not open")
+
+    # -- operations ------------------------------------------------------------------------
+
+    def identify(self) -> DeviceInfo:
+        """Who the reader said it was in its descriptors (re-found if it was unplugged)."""
+        self._require_open()
+        self._when_idle(self._refresh)
+        info = self.health().info
+        if info is None:  # pragma: no cover - connected() always records it
+            raise DeviceOperationError("card reader has not identified itself")
+        return info
+
+    def status(self) -> ReaderState:
+        """ARMED while a read waits for a swipe (or for the unplugged reader to come back),
+        else IDLE (re-finding an unplugged reader first)."""
+        self._require_open()
+        return ReaderState.IDLE if self._when_idle(self._refresh) else ReaderState.ARMED
+
+    def cancel(self) -> None:
+        self._cancel_requested.set()
+        self._reconnector.interrupt()
+
+    def read_card(
+        self, amount_minor: int, currency: str, timeout: float = DEFAULT_READ_TIMEOUT_S
+    ) -> ReadResult:
+        """Wait up to `timeout` for a swipe (a HID reader is not armed: amount and currency
+        are not sent to it). See the module docstring for what each event becomes."""
+        require_positive(timeout=timeout)
+        self._require_open()
+        with self._io_lock:
+            self._cancel_requested.clear()
+            deadline = self._clock() + timeout
+            try:
+                try:
+                    self._checked_session(deadline)
+                except ReconnectInterrupted:
+                    return Cancelled()
+                self._armed.set()
+                self._read_started()
+                return self._wait_for_swipe(deadline)
+            finally:
+                self._armed.clear()
+
+    # -- internals (called with the I/O lock held) -----------------------------------------
+
+    def _when_idle(self, action: Callable[[], None]) -> bool:
+        """Run `action` under the I/O lock unless a read is pending; whether it ran.
+
+        A read holds the lock throughout; while it is still starting (dropping stale
+        reports) this waits for it to be armed, so ARMED means a swipe now is read."""
+        while not self._io_lock.acquire(timeout=self._poll_s):
+            if self._armed.is_set() or not self.health().connected:
+                return False
+        try:
+            action()
+        finally:
+            self._io_lock.release()
+        return True
+
+    def _refresh(self) -> None:
+        self._checked_session(self._clock() + self._poll_s)
+
+    def _checked_session(self, deadline: float) -> None:
+        """A live link with the reports that came while no read waited drained and dropped;
+        a link found dead on the way is dropped and the device re-found (until `deadline`)."""
+        while True:
+            link = self._session(deadline)
+            dropped = 0
+            try:
+                for _ in range(MAX_STALE_REPORTS):
+                    if link.read(STALE_READ_TIMEOUT_S) is None:
+                        break
+                    self.stale_reports_dropped += 1
+                    dropped += 1
+            except DeviceDisconnected as error:
+                self._drop(error)
+                continue
+            if dropped:
+                log.info("card reader: dropped %d reports sent while no read waited", dropped)
+            return
+
+    def _wait_for_swipe(self, deadline: float) -> ReadResult:
+        assembler = self._assembler()
+        while True:
+            if self._cancel_requested.is_set():
+                return Cancelled()
+            try:
+                link = self._session(deadline)
+            except ReconnectInterrupted:
+                return Cancelled()
+            now = self._clock()
+            if now >= deadline:
+                return TimedOut()
+            try:
+                report = link.read(min(self._poll_s, deadline - now))
+            except DeviceDisconnected as error:
+                assembler.reset()
+                self._drop(error)
+                continue
+            except DeviceError as error:
+                self._monitor.error(error)
+                raise
+            try:
+                swipe = self._assemble(assembler, report)
+            except ProtocolError as error:
+                assembler.reset()
+                self._monitor.error(error)
+                log.warning("card reader: %s; partial swipe dropped", error)
+                return CardUnreadable()
+            if swipe is not None:
+                return self._decode(swipe)
+
+    def _assemble(self, assembler: SwipeAssembler, report: bytes | None) -> bytes | None:
+        now = self._clock()
+        if report is None:
+            return assembler.expire(now)
+        return assembler.feed(report, now)

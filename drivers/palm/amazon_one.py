@@ -41,6 +41,7 @@ from drivers.outcomes import Cancelled, TimedOut
 from drivers.palm.identity import IdentifyResult, Matched, NoMatch
 from drivers.palm.protocol import (
     MAX_CONFIDENCE_BP,
+    MAX_FRAME_SIZE,
     MAX_RESENDS,
     MAX_SEQ,
     NO_SEQ,
@@ -64,7 +65,7 @@ from drivers.palm.protocol import (
     encode_message,
 )
 from drivers.palm.scanner import DEFAULT_IDENTIFY_TIMEOUT_S, PalmScanner, check_identify_timeout
-from drivers.palm.usb_link import UsbLink, UsbSelector
+from drivers.usb.link import LinkSpec, UsbLink, UsbSelector
 
 DEFAULT_RESPONSE_TIMEOUT_S = 1.0
 # How often a waiting identify looks at the cancel flag (upper bound on cancel latency).
@@ -77,6 +78,7 @@ MAX_STALE_FRAMES = 16
 STALE_READ_TIMEOUT_S = 0.01
 # Within one identify, how many times a lost device is re-found and armed again.
 MAX_REARMS = 3
+LINK = LinkSpec(device_name="palm scanner", read_size=MAX_FRAME_SIZE)
 
 
 class AmazonOneScanner(PalmScanner):
@@ -148,7 +150,7 @@ class AmazonOneScanner(PalmScanner):
                 self._link = None
 
     def _connect(self) -> UsbLink:
-        link = UsbLink.connect(self._backend, self._selector)
+        link = UsbLink.connect(self._backend, self._selector, LINK)
         try:
             info = self._handshake(link)
         except BaseException:

@@ -2,7 +2,7 @@
 
 It keeps enrolled identities (palm id -> credential), takes palms presented by a test or by
 config, arms on IDENTIFY and answers MATCH / NO_MATCH / TIMED_OUT / CANCELLED like a device
-would. It knows nothing of USB: `SimulatedUsbBackend` feeds it OUT transfers (`receive`) and
+would. It knows nothing of USB: `SimulatedPalmBackend` feeds it OUT transfers (`receive`) and
 asks it for IN transfers (`transmit`, which blocks like a bulk read until a frame is due).
 
 Faults it injects itself (USB-level faults, stalls and unplug, belong to the backend):
@@ -43,16 +43,13 @@ from drivers.palm.protocol import (
     decode_frame,
     encode_message,
 )
+from drivers.usb.sim_backend import PoweredOff
 
 SIM_MODEL = "Amazon One (simulated)"
 SIM_FIRMWARE = "sim-1.0.0"
 SIM_SERIAL = "SIM-PALM-0001"
 DEFAULT_SCAN_TIME_S = 0.05
 DEFAULT_CONFIDENCE_BP = 9_900
-
-
-class PoweredOff(Exception):
-    """The simulated device has no power (it was unplugged)."""
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A peer of the real driver, selected by `driver = "simulated"` in config: the very same driver
 code (find, claim, bulk frames, errors, reconnect) runs, only `usb.core.find` is given
-`SimulatedUsbBackend` instead of libusb. Tests reach the device through `.simulator` (the
+`SimulatedPalmBackend` instead of libusb. Tests reach the device through `.simulator` (the
 backend: unplug, replug, stall) and `.simulator.device` (enrol, present palms, faults).
 
 Options (config `[devices.palm_scanner]`)::
@@ -21,17 +21,14 @@ Options (config `[devices.palm_scanner]`)::
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import ClassVar
 
 from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S
 from drivers.errors import OptionError
 from drivers.palm.amazon_one import DEFAULT_RESPONSE_TIMEOUT_S, AmazonOneScanner
 from drivers.palm.protocol import MAX_CONFIDENCE_BP
-from drivers.palm.sim_backend import SIM_PRODUCT_ID, SIM_VENDOR_ID, SimulatedUsbBackend
+from drivers.palm.sim_backend import SIM_PRODUCT_ID, SIM_VENDOR_ID, SimulatedPalmBackend
 from drivers.palm.sim_device import (
     DEFAULT_CONFIDENCE_BP,
     DEFAULT_SCAN_TIME_S,
@@ -39,27 +36,7 @@ from drivers.palm.sim_device import (
     SIM_SERIAL,
     SimulatedPalmDevice,
 )
-
-CABLE_POLL_S = 0.05
-
-
-class _CableFlag(threading.Thread):
-    """Pulls the simulated cable while a flag file exists and plugs it back once it is gone:
-    the simulator's hands for a test that runs the driver in another process."""
-
-    def __init__(self, flag: Path, backend: SimulatedUsbBackend) -> None:
-        super().__init__(name="palm-sim-cable", daemon=True)
-        self._flag = flag
-        self._backend = backend
-
-    def run(self) -> None:
-        while True:
-            unplugged = self._flag.exists()
-            if unplugged and self._backend.plugged:
-                self._backend.unplug()
-            elif not unplugged and not self._backend.plugged:
-                self._backend.replug()
-            time.sleep(CABLE_POLL_S)
+from drivers.usb.cable import follow_flag
 
 
 class SimulatedPalmScanner(AmazonOneScanner):
@@ -91,11 +68,10 @@ class SimulatedPalmScanner(AmazonOneScanner):
             device.enroll(palm_id, credential)
         device.hold_palm(present)
         #: The simulated bus (and, as `.simulator.device`, the device's firmware).
-        self.simulator = SimulatedUsbBackend(
+        self.simulator = SimulatedPalmBackend(
             device, SIM_VENDOR_ID, SIM_PRODUCT_ID, kernel_driver_active=kernel_driver_active
         )
-        if unplugged_while:
-            _CableFlag(Path(unplugged_while), self.simulator).start()
+        follow_flag(unplugged_while, self.simulator, "palm")
         # Selecting by serial number makes every connect read string descriptors too.
         super().__init__(
             vendor_id=SIM_VENDOR_ID,
@@ -106,5 +82,5 @@ class SimulatedPalmScanner(AmazonOneScanner):
             backoff_max_s=backoff_max_s,
         )
 
-    def _usb_backend(self) -> SimulatedUsbBackend:
+    def _usb_backend(self) -> SimulatedPalmBackend:
         return self.simulator

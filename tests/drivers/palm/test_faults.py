@@ -17,9 +17,10 @@ from drivers.errors import DeviceDisconnected, DeviceInitError, DeviceTimeout, P
 from drivers.outcomes import Cancelled, TimedOut
 from drivers.palm.identity import Matched
 from drivers.palm.protocol import MAX_RESENDS
-from drivers.palm.sim_backend import EP_IN, EP_OUT, INTERFACE_NUMBER
+from drivers.palm.sim_backend import EP_IN, EP_OUT
 from drivers.palm.sim_device import SimulatedPalmDevice
 from drivers.palm.simulated import SimulatedPalmScanner
+from drivers.usb.sim_backend import INTERFACE_NUMBER
 from tests.drivers.palm.conftest import ALICE, ALICE_TOKEN, make_simulated
 
 

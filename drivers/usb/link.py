@@ -1,11 +1,13 @@
-"""One claimed USB interface with a bulk OUT and a bulk IN endpoint, pyusb errors mapped.
+"""One claimed USB interface with an IN (and optionally an OUT) endpoint, pyusb errors mapped.
 
-Everything pyusb-specific about the palm scanner lives here: finding the device through
+Everything pyusb-specific about a USB device lives here (the palm scanner's bulk pair, a HID
+card reader's interrupt IN endpoint): finding the device through
 `usb.core.find(backend=...)` (libusb for hardware, the simulated backend otherwise: the same
 calls either way), configuring it, detaching a kernel driver, claiming the interface, bulk
 transfers with timeouts, and turning pyusb's exceptions into `drivers.errors`:
 
     usb.core.USBTimeoutError          -> None from `read` (nothing arrived), DeviceTimeout on write
+    no pyusb backend (no libusb)      -> DriverUnavailable
     USBError errno ENODEV             -> DeviceDisconnected (caller disposes and re-finds)
     USBError errno EPIPE (stall)      -> clear the halt and retry, then ProtocolError
     any other USBError                -> DeviceOperationError (errno name only)
@@ -24,16 +26,18 @@ from typing import Any, TypeVar
 import usb.core
 import usb.util
 
+from drivers.base import DeviceInfo
 from drivers.errors import (
     DeviceDisconnected,
     DeviceInitError,
     DeviceOperationError,
     DeviceTimeout,
+    DriverUnavailable,
     ProtocolError,
 )
-from drivers.palm.protocol import MAX_FRAME_SIZE, MS_PER_S
 
 MAX_STALL_RECOVERIES = 2
+MS_PER_S = 1000
 # libusb treats a 0 ms timeout as "wait forever": never pass it.
 MIN_TIMEOUT_MS = 1
 
@@ -54,6 +58,17 @@ class UsbSelector:
         return f"{self.vendor_id:04x}:{self.product_id:04x}{serial}"
 
 
+@dataclass(frozen=True)
+class LinkSpec:
+    """What the driver needs of the interface: endpoint type, the OUT endpoint or not, the
+    largest IN transfer, and the device's name for error messages ("palm scanner")."""
+
+    device_name: str
+    transfer_type: int = usb.util.ENDPOINT_TYPE_BULK
+    needs_out: bool = True
+    read_size: int = 64
+
+
 class _Stalled(Exception):
     """An endpoint answered STALL (EPIPE): recoverable by clearing the halt."""
 
@@ -64,7 +79,7 @@ def _errno_name(error: usb.core.USBError) -> str:
 
 
 @contextlib.contextmanager
-def _mapped(operation: str) -> Iterator[None]:
+def _mapped(operation: str, device_name: str) -> Iterator[None]:
     """Map pyusb errors (except timeouts, which callers handle) to `drivers.errors`."""
     try:
         yield
@@ -72,7 +87,7 @@ def _mapped(operation: str) -> Iterator[None]:
         raise
     except usb.core.USBError as error:
         if error.errno == errno.ENODEV:
-            raise DeviceDisconnected(f"palm scanner disconnected during {operation}") from None
+            raise DeviceDisconnected(f"{device_name} disconnected during {operation}") from None
         if error.errno == errno.EPIPE:
             raise _Stalled(operation) from None
         raise DeviceOperationError(f"USB {operation} failed ({_errno_name(error)})") from None
@@ -82,11 +97,11 @@ def _timeout_ms(timeout_s: float) -> int:
     return max(MIN_TIMEOUT_MS, round(timeout_s * MS_PER_S))
 
 
-def _is_bulk(direction: int) -> Callable[[Any], bool]:
+def _is_endpoint(direction: int, transfer_type: int) -> Callable[[Any], bool]:
     def match(endpoint: Any) -> bool:
         return bool(
             usb.util.endpoint_direction(endpoint.bEndpointAddress) == direction
-            and usb.util.endpoint_type(endpoint.bmAttributes) == usb.util.ENDPOINT_TYPE_BULK
+            and usb.util.endpoint_type(endpoint.bmAttributes) == transfer_type
         )
 
     return match
@@ -108,27 +123,36 @@ def _matches_serial(wanted: str) -> Callable[[Any], bool]:
 class UsbLink:
     """A found, configured and claimed device. Use `UsbLink.connect`; `close()` disposes."""
 
-    def __init__(self, device: Any, selector: UsbSelector) -> None:
+    def __init__(self, device: Any, selector: UsbSelector, spec: LinkSpec) -> None:
         self._device = device
         self._selector = selector
+        self._spec = spec
+        self._name = spec.device_name
         self._detached_kernel_driver = False
         self._ep_out: Any = None
         self._ep_in: Any = None
 
     @classmethod
-    def connect(cls, backend: Any, selector: UsbSelector) -> UsbLink:
-        """Find, configure and claim. `DeviceInitError` if absent, `DeviceError` on failure."""
+    def connect(cls, backend: Any, selector: UsbSelector, spec: LinkSpec) -> UsbLink:
+        """Find, configure and claim. `DeviceInitError` if absent, `DeviceError` on failure.
+
+        `backend` None is pyusb's default (libusb-1.0, else libusb-0.1 or openusb)."""
         custom = _matches_serial(selector.serial_number) if selector.serial_number else None
-        with _mapped("enumeration"):
-            device = usb.core.find(
-                backend=backend,
-                idVendor=selector.vendor_id,
-                idProduct=selector.product_id,
-                custom_match=custom,
-            )
+        try:
+            with _mapped("enumeration", spec.device_name):
+                device = usb.core.find(
+                    backend=backend,
+                    idVendor=selector.vendor_id,
+                    idProduct=selector.product_id,
+                    custom_match=custom,
+                )
+        except usb.core.NoBackendError:
+            raise DriverUnavailable(
+                f"the {spec.device_name} driver needs libusb-1.0, which was not found"
+            ) from None
         if device is None:
-            raise DeviceInitError(f"no palm scanner {selector.describe()} found on USB")
-        link = cls(device, selector)
+            raise DeviceInitError(f"no {spec.device_name} {selector.describe()} found on USB")
+        link = cls(device, selector, spec)
         try:
             link._claim()
         except BaseException:
@@ -145,10 +169,27 @@ class UsbLink:
     def detached_kernel_driver(self) -> bool:
         return self._detached_kernel_driver
 
+    def device_info(self, driver: str) -> DeviceInfo:
+        """Who the device says it is in its descriptors: product string as the model,
+        bcdDevice as the firmware release, the serial number string (empty if none)."""
+        with _mapped("string descriptors", self._name):
+            try:
+                model = self._device.product or ""
+                serial = self._device.serial_number or ""
+            except ValueError:  # no string descriptors (langid) at all
+                model = serial = ""
+        return DeviceInfo(
+            model=model,
+            firmware=_bcd_release(self._device.bcdDevice),
+            serial_number=serial,
+            driver=driver,
+            port=self.location,
+        )
+
     def _claim(self) -> None:
         number = self._selector.interface
         try:
-            with _mapped("claim"):
+            with _mapped("claim", self._name):
                 # A kernel driver bound to the interface makes set_configuration and claim
                 # fail with EBUSY; only Linux reports it (elsewhere: NotImplementedError).
                 with contextlib.suppress(NotImplementedError):
@@ -160,17 +201,18 @@ class UsbLink:
                 usb.util.claim_interface(self._device, number)
                 interface = self._device.get_active_configuration()[(number, 0)]
         except _Stalled:
-            raise DeviceInitError("palm scanner refused its configuration (stall)") from None
+            raise DeviceInitError(f"{self._name} refused its configuration (stall)") from None
         except DeviceOperationError as error:
-            raise DeviceInitError(f"cannot claim the palm scanner: {error}") from None
+            raise DeviceInitError(f"cannot claim the {self._name}: {error}") from None
+        kind = self._spec.transfer_type
         self._ep_out = usb.util.find_descriptor(
-            interface, custom_match=_is_bulk(usb.util.ENDPOINT_OUT)
+            interface, custom_match=_is_endpoint(usb.util.ENDPOINT_OUT, kind)
         )
         self._ep_in = usb.util.find_descriptor(
-            interface, custom_match=_is_bulk(usb.util.ENDPOINT_IN)
+            interface, custom_match=_is_endpoint(usb.util.ENDPOINT_IN, kind)
         )
-        if self._ep_out is None or self._ep_in is None:
-            raise DeviceInitError("palm scanner interface has no bulk IN/OUT endpoint pair")
+        if self._ep_in is None or (self._spec.needs_out and self._ep_out is None):
+            raise DeviceInitError(f"{self._name} interface lacks the endpoints it needs")
 
     def _active_configuration(self) -> Any:
         """The active configuration, or None while the device is unconfigured.
@@ -188,12 +230,12 @@ class UsbLink:
     def _with_stall_recovery(self, endpoint: Any, operation: str, action: Callable[[], T]) -> T:
         for _ in range(MAX_STALL_RECOVERIES + 1):
             try:
-                with _mapped(operation):
+                with _mapped(operation, self._name):
                     return action()
             except _Stalled:
-                with contextlib.suppress(_Stalled), _mapped("clear halt"):
+                with contextlib.suppress(_Stalled), _mapped("clear halt", self._name):
                     self._device.clear_halt(endpoint)
-        raise ProtocolError(f"palm scanner endpoint kept stalling during {operation}")
+        raise ProtocolError(f"{self._name} endpoint kept stalling during {operation}")
 
     def write(self, frame: bytes, timeout_s: float) -> None:
         """Send one frame. `DeviceTimeout` if the device does not take it in time."""
@@ -205,15 +247,15 @@ class UsbLink:
         try:
             written = self._with_stall_recovery(self._ep_out, "write", send)
         except usb.core.USBTimeoutError:
-            raise DeviceTimeout("palm scanner did not accept a command in time") from None
+            raise DeviceTimeout(f"{self._name} did not accept a command in time") from None
         if written != len(frame):
             raise DeviceOperationError(f"short USB write ({written} of {len(frame)} bytes)")
 
     def read(self, timeout_s: float) -> bytes | None:
-        """One IN transfer (one frame's bytes), or None when nothing arrived in time."""
+        """One IN transfer (a frame, a report), or None when nothing arrived in time."""
 
         def receive() -> bytes:
-            data = self._device.read(self._ep_in, MAX_FRAME_SIZE, _timeout_ms(timeout_s))
+            data = self._device.read(self._ep_in, self._spec.read_size, _timeout_ms(timeout_s))
             return bytes(data)
 
         try:
@@ -233,3 +275,8 @@ class UsbLink:
                 self._device.attach_kernel_driver(self._selector.interface)
         with contextlib.suppress(usb.core.USBError):
             usb.util.dispose_resources(self._device)
+
+
+def _bcd_release(bcd: int) -> str:
+    """bcdDevice 0x0123 -> "1.23" (binary-coded decimal major.minor, as lsusb shows it)."""
+    return f"{bcd >> 8:x}.{bcd & 0xFF:02x}"
