@@ -33,7 +33,12 @@ from tests.drivers.card.conftest import FAST_TIMING, READER_OPTIONS
 
 
 def test_table_lists_the_drivers_of_each_device_class() -> None:
-    assert registry.available_drivers(CardReader) == ["serial", "simulated"]
+    assert registry.available_drivers(CardReader) == [
+        "hid-msr",
+        "serial",
+        "simulated",
+        "simulated-hid-msr",
+    ]
     assert registry.available_drivers(PalmScanner) == ["amazon-one", "simulated"]
     assert driver_class(CardReader, "serial") is SerialCardReader
     assert driver_class(CardReader, "simulated") is SimulatedCardReader
