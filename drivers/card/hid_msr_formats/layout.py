@@ -2,10 +2,12 @@
 
 A layout declares its input fields (the report descriptor the reader sends is built from
 them, and the device's is checked against them) and knows how reports make one swipe. The
-input reports of a swipe reach the host in interrupt transfers of at most the endpoint's packet
-size (`packets`), so `ReportAssembler` first joins transfers into whole reports (their size
-follows from the fields and, with report ids, the first byte), then asks the layout whether the
-reports so far are a whole swipe. A swipe is checked (`parse`) before it is handed on, so a
+input reports of a swipe reach the host in interrupt transfers of at most the host's read size
+(`packets`), and a report whose last packet is full-size does not end its transfer, so one
+transfer may also carry the start of the next report. `ReportAssembler` therefore reads the
+transfers as one byte stream cut into whole reports (their size follows from the fields and,
+with report ids, the first byte), then asks the layout whether the reports so far are a whole
+swipe. A swipe is checked (`parse`) before it is handed on, so a
 malformed one ends as `ProtocolError` in the assembler (the reader returns `CardUnreadable`)
 and never as a fault of `_decode`.
 """
@@ -114,22 +116,19 @@ class ReportAssembler(SwipeAssembler):
     def feed(self, report: bytes, now: float) -> bytes | None:
         self.expire(now)
         self._last_at = now
-        if not report:
-            return None  # a zero-length packet ends a report that filled its last packet
         self._partial += report
-        size = self._layout.report_size(bytes(self._partial[:1]))
-        if len(self._partial) < size:
-            return None
-        if len(self._partial) > size:
-            raise ProtocolError(f"{self._layout.name}: input report longer than declared")
-        self._reports.append(bytes(self._partial))
-        self._partial.clear()
-        if not self._layout.swipe_complete(self._reports):
-            return None
-        swipe = b"".join(self._reports)
-        self._reports.clear()
-        self._layout.parse(swipe)
-        return swipe
+        while self._partial:
+            size = self._layout.report_size(bytes(self._partial[:1]))
+            if len(self._partial) < size:
+                return None
+            self._reports.append(bytes(self._partial[:size]))
+            del self._partial[:size]
+            if self._layout.swipe_complete(self._reports):
+                swipe = b"".join(self._reports)
+                self._reports.clear()
+                self._layout.parse(swipe)
+                return swipe
+        return None
 
     def expire(self, now: float) -> bytes | None:
         """A swipe cut short (reports lost on the way) is dropped after `gap_s` of silence."""

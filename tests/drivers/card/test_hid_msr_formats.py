@@ -8,6 +8,7 @@ any bytes refused only with `ProtocolError` / `CardDataError`, never IndexError 
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -231,9 +232,17 @@ def test_a_pos_data_report_out_of_order_or_unannounced_is_malformed() -> None:
         assembler.feed(reports[2], 0)
 
 
-def test_a_report_longer_than_declared_is_malformed() -> None:
-    with pytest.raises(ProtocolError, match="longer"):
-        HID_POS.assembler().feed(bytes([1, 0, 0, 0, 0]), 0)
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(LAYOUT_LIST), st.lists(st.integers(1, 400), max_size=12))
+def test_transfers_cut_anywhere_make_the_same_swipe(layout: MsrLayout, cuts: list[int]) -> None:
+    """A report whose last packet is full-size does not end its transfer: a transfer may
+    carry the end of one report and the start of the next."""
+    stream = b"".join(layout.encode(deck_swipe(MAGSTRIPE_DECK[0])))
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    assembler = layout.assembler()
+    results = [assembler.feed(stream[a:b], 0.0) for a, b in itertools.pairwise(bounds)]
+    assert [r for r in results if r is not None] == [stream]
+    assert results[-1] == stream
 
 
 def test_a_swipe_cut_short_is_dropped_after_silence_and_the_next_reads() -> None:
