@@ -5,7 +5,8 @@ They differ only in how input reports become a swipe (`SwipeAssembler`) and how 
 becomes card data (`_decode`). A HID reader has no "arm" command: it reports whenever a card
 is swiped, so reports that arrive while no `read_card` waits are read and dropped (a swipe
 outside a payment must never be charged later), and the kernel's driver is detached so that
-a keyboard-emulating reader never types a card number into another window.
+a keyboard-emulating reader never types a card number into another window; it is not given
+back when the reader is closed, for the same reason.
 
 What `read_card` does with what the reader sends:
 
@@ -52,7 +53,6 @@ from drivers.card.results import CardUnreadable, ReadResult
 from drivers.errors import (
     DeviceDisconnected,
     DeviceError,
-    DeviceInitError,
     DeviceOperationError,
     OptionError,
     ProtocolError,
@@ -60,6 +60,7 @@ from drivers.errors import (
 )
 from drivers.outcomes import Cancelled, TimedOut
 from drivers.usb.link import LinkSpec, UsbLink, UsbSelector
+from drivers.usb.session import UsbSession
 
 log = logging.getLogger(__name__)  # messages carry ids, locations and error codes, never card data
 
@@ -74,6 +75,7 @@ LINK = LinkSpec(
     transfer_type=usb.util.ENDPOINT_TYPE_INTR,
     needs_out=False,
     read_size=MAX_REPORT_SIZE,
+    give_back_kernel_driver=False,
 )
 
 
@@ -117,20 +119,24 @@ class HidCardReader(CardReader, ABC):
             raise OptionError("interface", "must be >= 0")
         self._selector = UsbSelector(vendor_id, product_id, serial_number, interface)
         self._poll_s = report_poll_s
-        self._reconnector = Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor)
+        self._session = UsbSession(
+            self._connect,
+            Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor),
+            self._monitor,
+            LINK.device_name,
+        )
         self._clock = time.monotonic
         self._io_lock = threading.Lock()
         self._cancel_requested = threading.Event()
         self._armed = threading.Event()
         self._backend: Any = None
-        self._link: UsbLink | None = None
         #: Reports read and dropped because no read was waiting (for status and tests).
         self.stale_reports_dropped = 0
 
     @property
     def reconnect_attempts(self) -> int:
         """Attempts to re-find the device since it was created (for status and tests)."""
-        return self._reconnector.attempts
+        return self._session.attempts
 
     # -- hooks for the reader classes and their simulators ---------------------------------
 
@@ -162,21 +168,12 @@ class HidCardReader(CardReader, ABC):
 
     def _open(self) -> None:
         self._backend = self._usb_backend()
-        try:
-            self._link = self._connect()
-        except DeviceInitError as error:
-            self._monitor.error(error)
-            raise
-        except DeviceError as error:
-            self._monitor.error(error)
-            raise DeviceInitError(f"card reader could not be opened: {error}") from error
+        self._session.open()
 
     def _close(self) -> None:
         self.cancel()
         with self._io_lock:
-            if self._link is not None:
-                self._link.close()
-                self._link = None
+            self._session.close()
 
     def _connect(self) -> UsbLink:
         link = UsbLink.connect(self._backend, self._selector, LINK)
@@ -195,19 +192,6 @@ class HidCardReader(CardReader, ABC):
             info.firmware,
         )
         return link
-
-    def _session(self, deadline: float) -> UsbLink:
-        """The live link, re-finding the device (with backoff) if it was lost."""
-        if self._link is None:
-            self._link = self._reconnector.connect(self._connect, deadline)
-        return self._link
-
-    def _drop(self, error: DeviceDisconnected) -> None:
-        log.warning("card reader %s: %s; reconnecting", self._selector.describe(), error)
-        if self._link is not None:
-            self._link.close()
-            self._link = None
-        self._reconnector.lost(error)
 
     def _require_open(self) -> None:
         if not self.is_open:
@@ -232,7 +216,7 @@ class HidCardReader(CardReader, ABC):
 
     def cancel(self) -> None:
         self._cancel_requested.set()
-        self._reconnector.interrupt()
+        self._session.interrupt()
 
     def read_card(
         self, amount_minor: int, currency: str, timeout: float = DEFAULT_READ_TIMEOUT_S
@@ -278,7 +262,7 @@ class HidCardReader(CardReader, ABC):
         """A live link with the reports that came while no read waited drained and dropped;
         a link found dead on the way is dropped and the device re-found (until `deadline`)."""
         while True:
-            link = self._session(deadline)
+            link = self._session.current(deadline)
             dropped = 0
             try:
                 for _ in range(MAX_STALE_REPORTS):
@@ -287,7 +271,7 @@ class HidCardReader(CardReader, ABC):
                     self.stale_reports_dropped += 1
                     dropped += 1
             except DeviceDisconnected as error:
-                self._drop(error)
+                self._session.lost(error)
                 continue
             if dropped:
                 log.info("card reader: dropped %d reports sent while no read waited", dropped)
@@ -299,7 +283,7 @@ class HidCardReader(CardReader, ABC):
             if self._cancel_requested.is_set():
                 return Cancelled()
             try:
-                link = self._session(deadline)
+                link = self._session.current(deadline)
             except ReconnectInterrupted:
                 return Cancelled()
             now = self._clock()
@@ -309,7 +293,7 @@ class HidCardReader(CardReader, ABC):
                 report = link.read(min(self._poll_s, deadline - now))
             except DeviceDisconnected as error:
                 assembler.reset()
-                self._drop(error)
+                self._session.lost(error)
                 continue
             except DeviceError as error:
                 self._monitor.error(error)

@@ -1,7 +1,7 @@
 """The `amazon-one` palm-scanner driver: the adapter's protocol over pyusb bulk endpoints.
 
-The driver holds at most one `UsbLink`. When the device disappears (ENODEV), the link is
-disposed, health says so, and the next call re-finds the device through the shared
+The driver holds at most one `UsbLink` (`UsbSession`). When the device disappears (ENODEV),
+the link is disposed, health says so, and the next call re-finds the device through the shared
 `Reconnector` (exponential backoff, bounded by the caller's deadline). All device I/O happens
 on the calling thread under one lock; `cancel()` only raises a flag that the waiting
 `identify` polls every `CANCEL_POLL_INTERVAL_S`, so two threads never share the endpoints.
@@ -29,7 +29,6 @@ from drivers.base import (
 from drivers.errors import (
     DeviceDisconnected,
     DeviceError,
-    DeviceInitError,
     DeviceOperationError,
     DeviceTimeout,
     DriverUnavailable,
@@ -66,6 +65,7 @@ from drivers.palm.protocol import (
 )
 from drivers.palm.scanner import DEFAULT_IDENTIFY_TIMEOUT_S, PalmScanner, check_identify_timeout
 from drivers.usb.link import LinkSpec, UsbLink, UsbSelector
+from drivers.usb.session import UsbSession
 
 DEFAULT_RESPONSE_TIMEOUT_S = 1.0
 # How often a waiting identify looks at the cancel flag (upper bound on cancel latency).
@@ -100,12 +100,16 @@ class AmazonOneScanner(PalmScanner):
         require_positive(response_timeout_s=response_timeout_s)
         self._selector = UsbSelector(vendor_id, product_id, serial_number, interface)
         self._response_timeout = response_timeout_s
-        self._reconnector = Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor)
+        self._session = UsbSession(
+            self._connect,
+            Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor),
+            self._monitor,
+            LINK.device_name,
+        )
         self._clock = time.monotonic
         self._io_lock = threading.Lock()
         self._cancel_requested = threading.Event()
         self._backend: Any = None
-        self._link: UsbLink | None = None
         self._seq = NO_SEQ
         self._bad_frames = 0
         #: Frames asked for again with RESEND (for health pages and tests).
@@ -114,7 +118,7 @@ class AmazonOneScanner(PalmScanner):
     @property
     def reconnect_attempts(self) -> int:
         """Attempts to re-find the device since it was created (for status and tests)."""
-        return self._reconnector.attempts
+        return self._session.attempts
 
     # -- backend -------------------------------------------------------------------------
 
@@ -133,21 +137,12 @@ class AmazonOneScanner(PalmScanner):
 
     def _open(self) -> None:
         self._backend = self._usb_backend()
-        try:
-            self._link = self._connect()
-        except DeviceInitError as error:
-            self._monitor.error(error)
-            raise
-        except DeviceError as error:
-            self._monitor.error(error)
-            raise DeviceInitError(f"palm scanner did not identify itself: {error}") from error
+        self._session.open()
 
     def _close(self) -> None:
         self.cancel()
         with self._io_lock:
-            if self._link is not None:
-                self._link.close()
-                self._link = None
+            self._session.close()
 
     def _connect(self) -> UsbLink:
         link = UsbLink.connect(self._backend, self._selector, LINK)
@@ -174,18 +169,6 @@ class AmazonOneScanner(PalmScanner):
             port=link.location,
         )
 
-    def _session(self, deadline: float) -> UsbLink:
-        """The live link, re-finding the device (with backoff) if it was lost."""
-        if self._link is None:
-            self._link = self._reconnector.connect(self._connect, deadline)
-        return self._link
-
-    def _drop(self, error: DeviceDisconnected) -> None:
-        if self._link is not None:
-            self._link.close()
-            self._link = None
-        self._reconnector.lost(error)
-
     # -- operations ----------------------------------------------------------------------
 
     def identify(self, timeout: float = DEFAULT_IDENTIFY_TIMEOUT_S) -> IdentifyResult:
@@ -197,7 +180,7 @@ class AmazonOneScanner(PalmScanner):
             deadline = self._clock() + timeout
             for attempt in range(MAX_REARMS + 1):
                 try:
-                    link = self._session(deadline)
+                    link = self._session.current(deadline)
                 except ReconnectInterrupted:
                     return Cancelled()  # cancelled while the unplugged device was awaited
                 try:
@@ -205,7 +188,7 @@ class AmazonOneScanner(PalmScanner):
                 except DeviceDisconnected as error:
                     # Unplugged (or replugged since the last call): re-find it and arm
                     # again for the time left; the shopper simply presents the palm again.
-                    self._drop(error)
+                    self._session.lost(error)
                     if attempt == MAX_REARMS:
                         raise
                 except DeviceError as error:
@@ -215,7 +198,7 @@ class AmazonOneScanner(PalmScanner):
 
     def cancel(self) -> None:
         self._cancel_requested.set()
-        self._reconnector.interrupt()
+        self._session.interrupt()
 
     def _identify_on(self, link: UsbLink, timeout: float, deadline: float) -> IdentifyResult:
         if timeout <= 0:  # the time went into re-finding the device

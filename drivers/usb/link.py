@@ -67,6 +67,9 @@ class LinkSpec:
     transfer_type: int = usb.util.ENDPOINT_TYPE_BULK
     needs_out: bool = True
     read_size: int = 64
+    #: Re-attach a kernel driver we detached when the link closes. A card reader's is not:
+    #: once the daemon lets go, a keyboard-mode reader must not type swipes into a window.
+    give_back_kernel_driver: bool = True
 
 
 class _Stalled(Exception):
@@ -287,13 +290,14 @@ class UsbLink:
         return bytes(data)
 
     def close(self) -> None:
-        """Release the interface, hand the kernel driver back, free pyusb's handle.
+        """Release the interface, hand the kernel driver back (if the spec says so), free
+        pyusb's handle.
 
         Never raises: after an unplug every one of these calls may fail with ENODEV.
         """
         with contextlib.suppress(usb.core.USBError, NotImplementedError):
             usb.util.release_interface(self._device, self._selector.interface)
-        if self._detached_kernel_driver:
+        if self._detached_kernel_driver and self._spec.give_back_kernel_driver:
             with contextlib.suppress(usb.core.USBError, NotImplementedError):
                 self._device.attach_kernel_driver(self._selector.interface)
         with contextlib.suppress(usb.core.USBError):

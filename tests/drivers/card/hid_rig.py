@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ from tests.drivers.card.conftest import WAIT_LIMIT_S, assert_no_secret, wait_unt
 
 AMOUNT = 1250
 CURRENCY = "EUR"
-FAST = {"report_poll_s": 0.02, "backoff_initial_s": 0.02, "backoff_max_s": 0.1}
+FAST: dict[str, Any] = {"report_poll_s": 0.02, "backoff_initial_s": 0.02, "backoff_max_s": 0.1}
 MAGSTRIPE_DECK = tuple(card for card in default_deck() if card.entry_mode is EntryMode.MAGSTRIPE)
 
 
@@ -93,9 +94,9 @@ class LineAssembler(SwipeAssembler):
 class SimulatedLineReader(HidCardReader):
     driver_name = "test-line"
 
-    def __init__(self, **options: object) -> None:
+    def __init__(self, **options: Any) -> None:
         self.simulator = SimulatedHidBackend(SimulatedHidFunction(LINE_IDENTITY, b"\x06\x00\xff"))
-        super().__init__(LINE_VENDOR_ID, LINE_PRODUCT_ID, "LINE-1", **options)  # type: ignore[arg-type]
+        super().__init__(LINE_VENDOR_ID, LINE_PRODUCT_ID, "LINE-1", **options)
 
     def _usb_backend(self) -> SimulatedHidBackend:
         return self.simulator
@@ -279,9 +280,13 @@ class HidReaderSuite:
         assert isinstance(rig.reader.read_card(AMOUNT, CURRENCY, 0.2), TimedOut)
         assert 0.2 <= time.monotonic() - started < 1.0
 
-    def test_closed_reader_refuses_reads_and_gives_the_interface_back(self, rig: HidRig) -> None:
+    def test_closed_reader_refuses_reads_and_keeps_the_kernel_driver_away(
+        self, rig: HidRig
+    ) -> None:
         rig.reader.close()
-        assert rig.simulator.kernel_driver_bound()
+        assert not rig.simulator.kernel_driver_bound()
+        rig.swipe(MAGSTRIPE_DECK[0])  # after the daemon let go: typed nowhere
+        assert rig.simulator.typed_into_desktop == []
         with pytest.raises(DeviceOperationError):
             rig.reader.read_card(AMOUNT, CURRENCY, 0.1)
 
