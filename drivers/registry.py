@@ -26,6 +26,10 @@ D = TypeVar("D", bound=Device)
 _TABLE: dict[tuple[str, str], str] = {
     (CARD_READER, "serial"): "drivers.card.serial_reader:SerialCardReader",
     (CARD_READER, "simulated"): "drivers.card.simulated_reader:SimulatedCardReader",
+    (CARD_READER, "hid-keyboard"): "drivers.card.hid_keyboard:HidKeyboardReader",
+    (CARD_READER, "simulated-hid-keyboard"): (
+        "drivers.card.hid_keyboard_sim:SimulatedHidKeyboardReader"
+    ),
     (CARD_READER, "hid-msr"): "drivers.card.hid_msr:HidMsrReader",
     (CARD_READER, "simulated-hid-msr"): "drivers.card.hid_msr_sim:SimulatedHidMsrReader",
     (PALM_SCANNER, "amazon-one"): "drivers.palm.amazon_one:AmazonOneScanner",

@@ -235,12 +235,15 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "product_id": "the USB product id",
     "serial_number": "pick one device by its serial number (simulated: the one it reports)",
     "interface": "the USB interface number",
-    "report_poll_s": "HID readers: how long one wait for an input report lasts (the longest a "
-    "cancel waits)",
-    "report_format": "HID MSR readers: the input report layout, `hid-pos` (usage page 0x8E) or "
-    "`magtek`; default: by vendor and product id (simulated: the layout the device speaks)",
-    "swipe_delay_s": "simulated: time from the start of a read to the swipe of the deck's next "
-    "card",
+    "report_poll_s": "USB HID readers: how often a waiting read checks for a cancel",
+    "layout": "keyboard-emulating readers: the keyboard layout the reader types in "
+    "(us, uk, de, fr)",
+    "inter_key_timeout_s": "keyboard-emulating readers: a swipe ends after this much silence "
+    "(or on Enter)",
+    "swipe_delay_s": "simulated USB readers: the next deck card is swiped this long after a "
+    "read starts",
+    "report_format": "HID MSR readers: the input report layout (`hid-pos`: the HID POS usage "
+    "page 0x8E); unset: by vendor and product id (simulated: the layout the device speaks)",
     "identities": "simulated: enrolled palms, label -> credential token",
     "present": "simulated: the label presented at every identify",
     "confidence": "simulated: the match confidence reported (0..1)",

@@ -6,6 +6,7 @@ driver constructor's annotations), so both speak of types the same way.
 
 from __future__ import annotations
 
+import enum
 import math
 import types
 import typing
@@ -33,6 +34,8 @@ def type_name(annotation: Any) -> str:
         return f"a table whose values are {type_name(value)}"
     if typing.get_origin(annotation) is tuple:
         return f"a list of {type_name(typing.get_args(annotation)[0])}"
+    if _is_enum(annotation):
+        return "one of " + ", ".join(f'"{member.value}"' for member in annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if args:
         return " or ".join(type_name(a) for a in args)
@@ -71,6 +74,11 @@ def coerce(annotation: Any, value: Any) -> Any:
         return {coerce(key_type, k): coerce(value_type, v) for k, v in value.items()}
     if annotation is Any:
         return value
+    if _is_enum(annotation):
+        try:
+            return annotation(value)
+        except ValueError:
+            raise TypeError from None
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -92,6 +100,11 @@ def coerce(annotation: Any, value: Any) -> Any:
             return Path(value)
         raise TypeError
     raise NotSettable
+
+
+def _is_enum(annotation: Any) -> bool:
+    """A closed set of values (a driver's `layout: LayoutName`): checked when the config loads."""
+    return isinstance(annotation, type) and issubclass(annotation, enum.Enum)
 
 
 def choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -28,6 +28,7 @@ from drivers.card.keyboard_layouts import (
     ENTER_USAGES,
     USAGE_SPACE,
     KeyboardLayout,
+    LayoutName,
     layout_named,
 )
 from drivers.card.keyboard_reports import parse_report
@@ -36,7 +37,7 @@ from drivers.card.swipe_text import read_swipe_text
 from drivers.card.tracks import TRACK1_MAX_CHARS, TRACK2_MAX_CHARS, TRACK3_MAX_CHARS
 from drivers.errors import ProtocolError
 
-DEFAULT_LAYOUT = "us"
+DEFAULT_LAYOUT = LayoutName.US
 DEFAULT_INTER_KEY_TIMEOUT_S = 0.5
 MAX_SWIPE_CHARS = TRACK1_MAX_CHARS + TRACK2_MAX_CHARS + TRACK3_MAX_CHARS
 SWIPE_ENCODING = "ascii"
@@ -113,7 +114,7 @@ class HidKeyboardReader(HidCardReader):
         self,
         vendor_id: int,
         product_id: int,
-        layout: str = DEFAULT_LAYOUT,
+        layout: LayoutName = DEFAULT_LAYOUT,
         inter_key_timeout_s: float = DEFAULT_INTER_KEY_TIMEOUT_S,
         **options: Any,
     ) -> None:

@@ -34,7 +34,7 @@ from drivers.card.hid_keyboard import (
     HidKeyboardReader,
 )
 from drivers.card.hid_reader import DEFAULT_REPORT_POLL_S
-from drivers.card.keyboard_layouts import KeyboardLayout, layout_named
+from drivers.card.keyboard_layouts import KeyboardLayout, LayoutName, layout_named
 from drivers.card.keyboard_reports import BOOT_KEYBOARD_REPORT_DESCRIPTOR, type_swipe
 from drivers.usb.cable import follow_flag
 from drivers.usb.hid_sim import SimulatedHidBackend, SimulatedHidFunction
@@ -80,7 +80,7 @@ class SimulatedHidKeyboardReader(HidKeyboardReader):
     def __init__(
         self,
         deck: Iterable[DeckCard] | None = None,
-        layout: str = DEFAULT_LAYOUT,
+        layout: LayoutName = DEFAULT_LAYOUT,
         swipe_delay_s: float = DEFAULT_SWIPE_DELAY_S,
         serial_number: str = SIM_SERIAL,
         unplugged_while: str | None = None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.card.hid_msr_formats import card_from_swipe, layout_for
+from drivers.card.hid_msr_formats import ReportFormat, card_from_swipe, layout_for
 from drivers.card.hid_reader import HidCardReader, SwipeAssembler
 from drivers.card.results import CardRead, CardUnreadable, ReadResult
 from drivers.usb.hid import read_report_descriptor
@@ -34,7 +34,7 @@ class HidMsrReader(HidCardReader):
         product_id: int,
         serial_number: str | None = None,
         *,
-        report_format: str | None = None,
+        report_format: ReportFormat | None = None,
         **options: Any,
     ) -> None:
         #: The report layout this reader is read with.

@@ -26,11 +26,12 @@ from drivers.card.deck import DeckCard, default_deck
 from drivers.card.hid_msr import HidMsrReader
 from drivers.card.hid_msr_formats import (
     HID_POS,
-    LAYOUTS,
     MAGTEK,
     MsrLayout,
     MsrSwipe,
+    ReportFormat,
     TrackRead,
+    layout_for,
     packets,
 )
 from drivers.card.hid_msr_formats.layout import FULL_SPEED_MAX_PACKET
@@ -47,7 +48,7 @@ SIM_SERIAL = "SIM-MSR-0001"
 SIM_RELEASE = 0x0100
 NO_BOOT_PROTOCOL = 0  # interface subclass and protocol 0: a HID device, not a boot keyboard
 DEFAULT_SWIPE_DELAY_S = 0.1
-SIM_IDENTITIES: dict[str, UsbIdentity] = {
+SIM_IDENTITIES: dict[ReportFormat, UsbIdentity] = {
     HID_POS.name: UsbIdentity(
         SIM_VENDOR_ID,
         SIM_PRODUCT_ID,
@@ -103,16 +104,14 @@ class SimulatedHidMsrReader(HidMsrReader):
         self,
         deck: Iterable[DeckCard] | None = None,
         *,
-        report_format: str = HID_POS.name,
+        report_format: ReportFormat = ReportFormat.HID_POS,
         swipe_delay_s: float = DEFAULT_SWIPE_DELAY_S,
         unplugged_while: str | None = None,
         report_poll_s: float = DEFAULT_REPORT_POLL_S,
         backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S,
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
-        layout = LAYOUTS.get(report_format)
-        if layout is None:
-            raise OptionError("report_format", f"must be one of {', '.join(sorted(LAYOUTS))}")
+        layout = layout_for(SIM_VENDOR_ID, SIM_PRODUCT_ID, report_format)
         if not 0 <= swipe_delay_s < float("inf"):
             raise OptionError("swipe_delay_s", "must be a finite number >= 0")
         cards = default_deck() if deck is None else tuple(deck)

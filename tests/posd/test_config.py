@@ -161,3 +161,15 @@ def test_device_options_are_checked_and_widened(tmp_path: Path) -> None:
     options = config.devices["palm_scanner"].options
     assert options == {"vendor_id": 0x1D6B, "product_id": 4, "response_timeout_s": 2.0}
     assert isinstance(options["response_timeout_s"], float)
+
+
+def test_a_closed_set_of_option_values_is_checked_when_the_config_loads(tmp_path: Path) -> None:
+    """A keyboard layout the driver does not know is named with the known ones at load
+    time, not when the daemon first opens the reader."""
+    reader = "[devices.card_reader]\ndriver = 'hid-keyboard'\nvendor_id = 0x0801\nproduct_id = 1\n"
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, MINIMAL + reader + "layout = 'xx'\n"))
+    assert raised.value.key == "devices.card_reader.layout"
+    assert '"us", "uk", "de", "fr"' in str(raised.value)
+    config = load_config(write(tmp_path, MINIMAL + reader + "layout = 'de'\n"))
+    assert config.devices["card_reader"].options["layout"] == "de"

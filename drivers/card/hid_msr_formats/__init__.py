@@ -11,7 +11,7 @@ data through the shared track parsers.
 from __future__ import annotations
 
 from drivers.card.hid_msr_formats.hid_pos import HidPosLayout
-from drivers.card.hid_msr_formats.layout import MsrLayout, ReportAssembler, packets
+from drivers.card.hid_msr_formats.layout import MsrLayout, ReportAssembler, ReportFormat, packets
 from drivers.card.hid_msr_formats.magtek import (
     MAGTEK_HID_SWIPE_PRODUCT_ID,
     MAGTEK_VENDOR_ID,
@@ -28,21 +28,24 @@ from drivers.errors import OptionError
 
 HID_POS = HidPosLayout()
 MAGTEK = MagTekLayout()
-LAYOUTS: dict[str, MsrLayout] = {layout.name: layout for layout in (HID_POS, MAGTEK)}
+LAYOUTS: dict[ReportFormat, MsrLayout] = {layout.name: layout for layout in (HID_POS, MAGTEK)}
 # Readers known to send a vendor layout; any other reader is expected to use page 0x8E.
 KNOWN_READERS: dict[tuple[int, int], MsrLayout] = {
     (MAGTEK_VENDOR_ID, MAGTEK_HID_SWIPE_PRODUCT_ID): MAGTEK,
 }
 
 
-def layout_for(vendor_id: int, product_id: int, report_format: str | None = None) -> MsrLayout:
+def layout_for(
+    vendor_id: int, product_id: int, report_format: ReportFormat | str | None = None
+) -> MsrLayout:
     """The layout forced by `report_format`, else the known reader's, else page 0x8E."""
     if report_format is None:
         return KNOWN_READERS.get((vendor_id, product_id), HID_POS)
-    layout = LAYOUTS.get(report_format)
-    if layout is None:
-        raise OptionError("report_format", f"must be one of {', '.join(sorted(LAYOUTS))}")
-    return layout
+    try:
+        return LAYOUTS[ReportFormat(report_format)]
+    except ValueError:
+        known = ", ".join(member.value for member in ReportFormat)
+        raise OptionError("report_format", f"must be one of {known}") from None
 
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "MsrLayout",
     "MsrSwipe",
     "ReportAssembler",
+    "ReportFormat",
     "TrackRead",
     "card_from_swipe",
     "layout_for",

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from drivers.card.hid_msr_formats.descriptor import InputField
-from drivers.card.hid_msr_formats.layout import MsrLayout
+from drivers.card.hid_msr_formats.layout import MsrLayout, ReportFormat
 from drivers.card.hid_msr_formats.swipe import (
     DECODE_ERROR,
     NOT_PRESENT,
@@ -63,7 +63,7 @@ def _is_error_token(text: str) -> bool:
 
 
 class HidPosLayout(MsrLayout):
-    name = "hid-pos"
+    name = ReportFormat.HID_POS
     usage_page = MSR_USAGE_PAGE
     application_usage = MSR_DEVICE_READ_ONLY
     fields = (

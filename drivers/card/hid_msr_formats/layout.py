@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from enum import StrEnum
 from functools import cached_property
 from typing import ClassVar
 
@@ -34,10 +35,17 @@ FULL_SPEED_MAX_PACKET = 64  # bytes per interrupt packet of a full-speed device
 REPORT_GAP_S = 0.5  # silence after which a report cut short is dropped
 
 
+class ReportFormat(StrEnum):
+    """The layouts by name (the `report_format` option: a closed set, checked at config load)."""
+
+    HID_POS = "hid-pos"
+    MAGTEK = "magtek"
+
+
 class MsrLayout(ABC):
     """A report layout: descriptor fields, swipe boundaries, encoding and parsing."""
 
-    name: ClassVar[str]
+    name: ClassVar[ReportFormat]
     usage_page: ClassVar[int]
     application_usage: ClassVar[int]
     fields: ClassVar[tuple[InputField, ...]]

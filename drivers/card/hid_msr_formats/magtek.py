@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 
 from drivers.card.hid_msr_formats.descriptor import NO_REPORT_ID, InputField
-from drivers.card.hid_msr_formats.layout import MsrLayout
+from drivers.card.hid_msr_formats.layout import MsrLayout, ReportFormat
 from drivers.card.hid_msr_formats.swipe import (
     DECODE_ERROR,
     MsrSwipe,
@@ -60,7 +60,7 @@ class CardEncodeType(IntEnum):
 
 
 class MagTekLayout(MsrLayout):
-    name = "magtek"
+    name = ReportFormat.MAGTEK
     usage_page = VENDOR_USAGE_PAGE
     application_usage = DECODING_READER_DEVICE
     fields = (

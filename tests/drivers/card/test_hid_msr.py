@@ -23,6 +23,7 @@ from drivers.card.hid_msr_formats import (
     MAGTEK,
     NOT_PRESENT,
     MsrSwipe,
+    ReportFormat,
     TrackRead,
 )
 from drivers.card.hid_msr_sim import SIM_IDENTITIES, SimulatedHidMsrReader, SimulatedMsrDevice
@@ -47,7 +48,7 @@ from tests.drivers.card.hid_rig import (
 )
 
 FAST: dict[str, Any] = dict(hid_rig.FAST)
-FORMATS = (HID_POS.name, MAGTEK.name)
+FORMATS = tuple(ReportFormat)
 # One report each layout refuses: a data report before the lengths report (page 0x8E), a
 # track length beyond its 110-byte field (MagTek).
 MALFORMED = {
@@ -56,7 +57,7 @@ MALFORMED = {
 }
 
 
-def msr_rig(report_format: str) -> Iterator[HidRig]:
+def msr_rig(report_format: ReportFormat) -> Iterator[HidRig]:
     with SimulatedHidMsrReader(deck=(), report_format=report_format, **FAST) as reader:
         sim = reader.simulator
         yield HidRig(
@@ -110,7 +111,7 @@ def test_a_track_that_reads_but_fails_its_lrc_raises_without_the_data(rig: HidRi
 
 
 @pytest.mark.parametrize("report_format", FORMATS)
-def test_the_layout_is_picked_by_vendor_and_product_id(report_format: str) -> None:
+def test_the_layout_is_picked_by_vendor_and_product_id(report_format: ReportFormat) -> None:
     with SimulatedHidMsrReader(deck=(), report_format=report_format, **FAST) as reader:
         assert reader.layout.name == report_format
         identity = SIM_IDENTITIES[report_format]
@@ -121,7 +122,7 @@ def test_the_layout_is_picked_by_vendor_and_product_id(report_format: str) -> No
 class ForcedReader(HidMsrReader):
     """The real driver with `report_format` forced, on a given simulated device."""
 
-    def __init__(self, device: SimulatedMsrDevice, report_format: str) -> None:
+    def __init__(self, device: SimulatedMsrDevice, report_format: ReportFormat) -> None:
         self.device = device
         identity = device.function.identity
         super().__init__(
@@ -133,12 +134,13 @@ class ForcedReader(HidMsrReader):
 
 
 @pytest.mark.parametrize(
-    ("device_format", "forced"), [("magtek", "hid-pos"), ("hid-pos", "magtek")]
+    ("device_format", "forced"),
+    [(ReportFormat.MAGTEK, ReportFormat.HID_POS), (ReportFormat.HID_POS, ReportFormat.MAGTEK)],
 )
 def test_a_reader_whose_descriptor_is_not_the_forced_layout_does_not_open(
-    device_format: str, forced: str
+    device_format: ReportFormat, forced: ReportFormat
 ) -> None:
-    layout = MAGTEK if device_format == "magtek" else HID_POS
+    layout = MAGTEK if device_format is ReportFormat.MAGTEK else HID_POS
     device = SimulatedMsrDevice(layout, SIM_IDENTITIES[device_format])
     reader = ForcedReader(device, forced)
     with pytest.raises(DeviceInitError, match="report_format"):
@@ -148,8 +150,10 @@ def test_a_reader_whose_descriptor_is_not_the_forced_layout_does_not_open(
 
 
 def test_forcing_the_reader_s_own_layout_opens_and_reads() -> None:
-    device = SimulatedMsrDevice(HID_POS, SIM_IDENTITIES["magtek"])  # MagTek ids, page 0x8E
-    with ForcedReader(device, "hid-pos") as reader:
+    device = SimulatedMsrDevice(
+        HID_POS, SIM_IDENTITIES[ReportFormat.MAGTEK]
+    )  # MagTek ids, page 0x8E
+    with ForcedReader(device, ReportFormat.HID_POS) as reader:
         pending = Background(reader)
         wait_until(lambda: armed(reader))
         device.swipe(MAGSTRIPE_DECK[2])
@@ -158,7 +162,7 @@ def test_forcing_the_reader_s_own_layout_opens_and_reads() -> None:
 
 
 @pytest.mark.parametrize("report_format", FORMATS)
-def test_the_simulated_cashier_swipes_the_deck_in_turn(report_format: str) -> None:
+def test_the_simulated_cashier_swipes_the_deck_in_turn(report_format: ReportFormat) -> None:
     with SimulatedHidMsrReader(report_format=report_format, swipe_delay_s=0.05, **FAST) as reader:
         for card in MAGSTRIPE_DECK[:3]:
             result = reader.read_card(AMOUNT, CURRENCY, WAIT_LIMIT_S)
@@ -187,11 +191,11 @@ def test_unplugged_while_the_flag_file_exists(tmp_path: Path) -> None:
 
 def test_options_are_checked() -> None:
     with pytest.raises(OptionError, match="report_format"):
-        SimulatedHidMsrReader(report_format="keyboard")
+        SimulatedHidMsrReader(report_format="keyboard")  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="swipe_delay_s"):
         SimulatedHidMsrReader(swipe_delay_s=-1)
     with pytest.raises(OptionError, match="report_format"):
-        HidMsrReader(0x0801, 0x0002, report_format="keyboard")
+        HidMsrReader(0x0801, 0x0002, report_format="keyboard")  # type: ignore[arg-type]
 
 
 def test_the_driver_table_names_both_drivers() -> None:
@@ -202,7 +206,7 @@ def test_the_driver_table_names_both_drivers() -> None:
 def test_a_swipe_split_across_many_packets_still_reads_when_slow() -> None:
     """MagTek's 337-byte report is 6 packets; a pause between them shorter than the gap is
     not a lost report."""
-    with SimulatedHidMsrReader(deck=(), report_format="magtek", **FAST) as reader:
+    with SimulatedHidMsrReader(deck=(), report_format=ReportFormat.MAGTEK, **FAST) as reader:
         pending = Background(reader)
         wait_until(lambda: armed(reader))
         report = MAGTEK.encode(MsrSwipe(track2=TrackRead(text=MAGSTRIPE_DECK[0].track2)))[0]
