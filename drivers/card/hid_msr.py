@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.card.hid_msr_formats import ReportFormat, card_from_swipe, layout_for
+from drivers.card.hid_msr_formats import ReportFormat, layout_for
 from drivers.card.hid_reader import HidCardReader, SwipeAssembler
-from drivers.card.results import CardRead, CardUnreadable, ReadResult
+from drivers.card.results import ReadResult
 from drivers.usb.hid import read_report_descriptor
 from drivers.usb.link import UsbLink
 
@@ -48,8 +48,4 @@ class HidMsrReader(HidCardReader):
         return self.layout.assembler()
 
     def _decode(self, swipe: bytes) -> ReadResult:
-        card = card_from_swipe(self.layout.parse(swipe))
-        if card is None:
-            return CardUnreadable()
-        card.raise_for_problems()
-        return CardRead(card)
+        return self.layout.parse(swipe).read()

@@ -4,8 +4,7 @@ Two layouts (`hid_pos`: the HID Point of Sale MSR page 0x8E; `magtek`: MagTek's 
 report). A reader's layout follows from its vendor and product id, or is forced with the
 `report_format` option ("hid-pos" | "magtek"); the reader's report descriptor is checked
 against it at open. Each layout parses its reports into per-track decode status and text
-(`MsrSwipe`) and encodes them for the simulator; `card_from_swipe` turns a swipe into card
-data through the shared track parsers.
+(`MsrSwipe`, whose `read()` is the read result) and encodes them for the simulator.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from drivers.card.hid_msr_formats.swipe import (
     NOT_PRESENT,
     MsrSwipe,
     TrackRead,
-    card_from_swipe,
 )
 from drivers.errors import OptionError
 
@@ -59,7 +57,6 @@ __all__ = [
     "ReportAssembler",
     "ReportFormat",
     "TrackRead",
-    "card_from_swipe",
     "layout_for",
     "packets",
 ]

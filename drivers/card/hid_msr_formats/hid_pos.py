@@ -19,10 +19,10 @@ declares with report ids, one report per item, all bytes 0-255:
 A swipe is the lengths report, then one data report per track with a non-zero length, in
 track order (the fields are the ISO/IEC 7813 and 4909 maxima). The page has no decode-status
 usage: a track the reader could not decode is reported as its start sentinel, `E` and the end
-sentinel (`%E?`, `;E?`, `+E?`), as MagTek's readers print it ("If there is an error in one of
-the tracks, the Track Data field will be replaced with E", e.g. the RS-232 swipe reader
-manuals). A length beyond its field, a data report not announced or out of order, or a swipe
-that is not a lengths report are malformed (`ProtocolError`).
+sentinel (`%E?`, `;E?`, `+E?`; `swipe_text.is_read_error`), as MagTek's readers print it ("If
+there is an error in one of the tracks, the Track Data field will be replaced with E", e.g.
+the RS-232 swipe reader manuals). A length beyond its field, a data report not announced or
+out of order, or a swipe that is not a lengths report are malformed (`ProtocolError`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from drivers.card.hid_msr_formats.swipe import (
     field_bytes,
     track_from_bytes,
 )
-from drivers.card.tracks import END_SENTINEL, TRACK1_MAX_CHARS, TRACK2_MAX_CHARS, TRACK3_MAX_CHARS
+from drivers.card.swipe_text import is_read_error, read_error_mark
+from drivers.card.tracks import TRACK1_MAX_CHARS, TRACK2_MAX_CHARS, TRACK3_MAX_CHARS
 from drivers.errors import ProtocolError
 
 MSR_USAGE_PAGE = 0x8E
@@ -49,17 +50,7 @@ TRACK_DATA_USAGES = (0x21, 0x22, 0x23)
 LENGTHS_REPORT_ID = 1
 DATA_REPORT_IDS = (2, 3, 4)
 TRACK_FIELD_SIZES = (TRACK1_MAX_CHARS, TRACK2_MAX_CHARS, TRACK3_MAX_CHARS)
-ERROR_MARK = "E"
-ERROR_STARTS = ("%", ";", "+")  # the start sentinel a reader prints before `E?` per track
 BYTE = 8
-
-
-def _error_token(start: str) -> str:
-    return f"{start}{ERROR_MARK}{END_SENTINEL}"
-
-
-def _is_error_token(text: str) -> bool:
-    return len(text) == len(_error_token("")) + 1 and text[1:] == _error_token("")
 
 
 class HidPosLayout(MsrLayout):
@@ -108,7 +99,7 @@ class HidPosLayout(MsrLayout):
                 tracks.append(NOT_PRESENT)
                 continue
             text = track_from_bytes(data[report_id][:length])
-            tracks.append(DECODE_ERROR if _is_error_token(text.reveal()) else TrackRead(text=text))
+            tracks.append(DECODE_ERROR if is_read_error(text.reveal()) else TrackRead(text=text))
         return MsrSwipe(*tracks)
 
     def encode(self, swipe: MsrSwipe) -> list[bytes]:
@@ -116,8 +107,8 @@ class HidPosLayout(MsrLayout):
         data_reports: list[bytes] = []
         for number, track in enumerate(swipe.tracks, start=1):
             index = number - 1
-            text = track.text.reveal() if track.decoded else _error_token(ERROR_STARTS[index])
-            if track.decoded and _is_error_token(text):
+            text = track.text.reveal() if track.decoded else read_error_mark(number)
+            if track.decoded and is_read_error(text):
                 raise ValueError(f"track {number}: decoded text cannot be the error mark")
             raw = field_bytes(text, number, TRACK_FIELD_SIZES[index])
             lengths.append(len(raw))

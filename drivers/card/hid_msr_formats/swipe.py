@@ -1,18 +1,17 @@
 """One swipe as a HID card reader reports it: per track, did it decode, and its text.
 
 Whatever the report layout, a swipe comes down to three tracks each with a decode status.
-`card_from_swipe` applies the rule both layouts share: a track the reader could not decode is
-left out as long as another track read; with no track 1 or 2 read the swipe is unreadable (the
-cashier swipes again). The tracks that did read go to the same track parsers as the serial
-reader's (`tracks.card_from_track_texts`).
+`MsrSwipe.read` gives the tracks that read, for the rule every clear-text HID reader shares
+(`swipe_text.read_tracks`): a track the reader could not decode is left out as long as another
+track read; with no track 1 or 2 read the swipe is unreadable (the cashier swipes again).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.card.carddata import CardData
-from drivers.card.tracks import card_from_track_texts
+from drivers.card.results import CardRead, CardUnreadable
+from drivers.card.swipe_text import read_tracks
 from drivers.errors import TrackFormatError
 from drivers.sensitive import SecretStr
 
@@ -54,6 +53,10 @@ class MsrSwipe:
     def tracks(self) -> tuple[TrackRead, TrackRead, TrackRead]:
         return (self.track1, self.track2, self.track3)
 
+    def read(self) -> CardRead | CardUnreadable:
+        """The read result of the tracks that decoded (`swipe_text.read_tracks`)."""
+        return read_tracks(*(track.read for track in self.tracks))
+
 
 def track_from_bytes(data: bytes) -> SecretStr:
     """A track field's bytes as text for the track parsers (which refuse what is not ASCII)."""
@@ -69,13 +72,3 @@ def field_bytes(text: str, number: int, field_size: int) -> bytes:
     if len(text) > field_size:
         raise TrackFormatError(f"track {number}: longer than the {field_size}-byte field")
     return text.encode(TEXT_ENCODING)
-
-
-def card_from_swipe(swipe: MsrSwipe) -> CardData | None:
-    """The card of a swipe, or None when neither track 1 nor track 2 read.
-
-    Raises a `CardDataError` subclass for a track that read but fails the checks."""
-    track1, track2, track3 = (track.read for track in swipe.tracks)
-    if track1 is None and track2 is None:
-        return None
-    return card_from_track_texts(track1, track2, track3)

@@ -25,7 +25,6 @@ from drivers.card.hid_msr_formats import (
     MsrLayout,
     MsrSwipe,
     TrackRead,
-    card_from_swipe,
     layout_for,
     packets,
 )
@@ -40,6 +39,8 @@ from drivers.card.hid_msr_formats.magtek import (
     MAGTEK_VENDOR_ID,
     TRACK_FIELD_SIZE,
 )
+from drivers.card.results import CardRead, CardUnreadable
+from drivers.card.swipe_text import is_read_error
 from drivers.errors import (
     CardDataError,
     OptionError,
@@ -157,7 +158,7 @@ def track_strategy(field_size: int) -> st.SearchStrategy[TrackRead]:
     return st.one_of(
         st.just(NOT_PRESENT),
         st.just(DECODE_ERROR),
-        printable.filter(lambda t: not (len(t) == 3 and t[1:] == "E?")).map(text),
+        printable.filter(lambda t: not is_read_error(t)).map(text),
     )
 
 
@@ -276,7 +277,7 @@ def test_any_bytes_parse_or_raise_protocol_or_card_data_errors(
 ) -> None:
     refusal = ""
     try:
-        card_from_swipe(layout.parse(data))
+        layout.parse(data).read()
     except (ProtocolError, CardDataError) as error:
         refusal = f"{error.code}: {error}"
     assert_no_secret(refusal, MAGSTRIPE_DECK[0].track2.reveal()[1:17])
@@ -301,8 +302,9 @@ def test_any_transfers_feed_or_raise_protocol_errors(
 @pytest.mark.parametrize("layout", LAYOUT_LIST, ids=lambda layout: layout.name)
 @pytest.mark.parametrize("card", MAGSTRIPE_DECK, ids=lambda card: card.label)
 def test_every_deck_card_reads_through_both_layouts(layout: MsrLayout, card: DeckCard) -> None:
-    read = card_from_swipe(layout.parse(assemble(layout, deck_swipe(card))))
-    assert read is not None
+    result = layout.parse(assemble(layout, deck_swipe(card))).read()
+    assert isinstance(result, CardRead)
+    read = result.card
     assert read.pan.reveal() == card.track2.reveal()[1:].split("=")[0]
     assert read.cardholder_name is not None
 
@@ -310,8 +312,9 @@ def test_every_deck_card_reads_through_both_layouts(layout: MsrLayout, card: Dec
 @pytest.mark.parametrize("layout", LAYOUT_LIST, ids=lambda layout: layout.name)
 def test_a_bad_track_1_is_left_out_when_track_2_reads(layout: MsrLayout) -> None:
     card = MAGSTRIPE_DECK[0]
-    read = card_from_swipe(layout.parse(assemble(layout, deck_swipe(card, DECODE_ERROR))))
-    assert read is not None
+    result = layout.parse(assemble(layout, deck_swipe(card, DECODE_ERROR))).read()
+    assert isinstance(result, CardRead)
+    read = result.card
     assert read.track1 is None and read.cardholder_name is None
     assert not read.problems
 
@@ -328,7 +331,7 @@ def test_a_bad_track_1_is_left_out_when_track_2_reads(layout: MsrLayout) -> None
     ids=["all-bad", "bad-and-blank", "blank", "track-3-only"],
 )
 def test_no_track_1_or_2_read_is_unreadable(layout: MsrLayout, swipe: MsrSwipe) -> None:
-    assert card_from_swipe(layout.parse(assemble(layout, swipe))) is None
+    assert isinstance(layout.parse(assemble(layout, swipe)).read(), CardUnreadable)
 
 
 def test_a_track_that_reads_but_fails_its_checks_is_a_card_data_error() -> None:
@@ -336,10 +339,8 @@ def test_a_track_that_reads_but_fails_its_checks_is_a_card_data_error() -> None:
     track2 = card.track2.reveal()
     broken = track2[:-1] + chr(ord(track2[-1]) ^ 1)  # the LRC no longer matches
     swipe = MsrSwipe(track2=text(broken))
-    read = card_from_swipe(HID_POS.parse(assemble(HID_POS, swipe)))
-    assert read is not None
     with pytest.raises(TrackLrcError) as raised:
-        read.raise_for_problems()
+        HID_POS.parse(assemble(HID_POS, swipe)).read()
     assert_no_secret(str(raised.value), track2[1:17])
 
 
