@@ -10,19 +10,17 @@ real MagTek reader. Tests reach the device through `.simulator`: `swipe(card)`,
 
 Options: `deck` (the cards swiped, in turn, `swipe_delay_s` after each read starts: the
 default deck's magstripe cards; an empty deck swipes nothing by itself), `report_format`
-("hid-pos" | "magtek", default "hid-pos"), `swipe_delay_s` (default 0.1 s),
+("hid-pos" | "magtek", default "hid-pos"), `swipe_delay_s` (default 0.2 s),
 `unplugged_while` (unplugged while a file exists at that path), and the HID foundation's
 `report_poll_s`, `backoff_initial_s`, `backoff_max_s`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 
 from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S
-from drivers.card.carddata import EntryMode
-from drivers.card.deck import DeckCard, default_deck
+from drivers.card.deck import DeckCard
 from drivers.card.hid_msr import HidMsrReader
 from drivers.card.hid_msr_formats import (
     HID_POS,
@@ -37,7 +35,7 @@ from drivers.card.hid_msr_formats import (
 from drivers.card.hid_msr_formats.layout import FULL_SPEED_MAX_PACKET
 from drivers.card.hid_msr_formats.magtek import MAGTEK_HID_SWIPE_PRODUCT_ID, MAGTEK_VENDOR_ID
 from drivers.card.hid_reader import DEFAULT_REPORT_POLL_S
-from drivers.errors import OptionError
+from drivers.card.sim_cashier import DEFAULT_SWIPE_DELAY_S, Cashier
 from drivers.usb.cable import follow_flag
 from drivers.usb.hid_sim import SimulatedHidBackend, SimulatedHidFunction
 from drivers.usb.sim_backend import UsbIdentity
@@ -47,7 +45,6 @@ SIM_PRODUCT_ID = 0x0108
 SIM_SERIAL = "SIM-MSR-0001"
 SIM_RELEASE = 0x0100
 NO_BOOT_PROTOCOL = 0  # interface subclass and protocol 0: a HID device, not a boot keyboard
-DEFAULT_SWIPE_DELAY_S = 0.1
 SIM_IDENTITIES: dict[ReportFormat, UsbIdentity] = {
     HID_POS.name: UsbIdentity(
         SIM_VENDOR_ID,
@@ -112,15 +109,10 @@ class SimulatedHidMsrReader(HidMsrReader):
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
         layout = layout_for(SIM_VENDOR_ID, SIM_PRODUCT_ID, report_format)
-        if not 0 <= swipe_delay_s < float("inf"):
-            raise OptionError("swipe_delay_s", "must be a finite number >= 0")
-        cards = default_deck() if deck is None else tuple(deck)
-        self._deck = [card for card in cards if card.entry_mode is EntryMode.MAGSTRIPE]
-        self._next_card = 0
-        self._swipe_delay_s = swipe_delay_s
         identity = SIM_IDENTITIES[layout.name]
         #: The simulated reader: `swipe(card)`, `send(reports)`, `unplug()`, `replug()`.
         self.simulator = SimulatedMsrDevice(layout, identity)
+        self._cashier = Cashier(self.simulator.swipe, deck, swipe_delay_s)
         super().__init__(
             identity.vendor_id,
             identity.product_id,
@@ -135,11 +127,4 @@ class SimulatedHidMsrReader(HidMsrReader):
         return self.simulator
 
     def _read_started(self) -> None:
-        """The cashier swipes the deck's next card, `swipe_delay_s` after the read began."""
-        if not self._deck:
-            return
-        card = self._deck[self._next_card % len(self._deck)]
-        self._next_card += 1
-        swipe = threading.Timer(self._swipe_delay_s, self.simulator.swipe, args=(card,))
-        swipe.daemon = True
-        swipe.start()
+        self._cashier.read_started()
