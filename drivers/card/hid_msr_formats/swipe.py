@@ -15,7 +15,6 @@ from drivers.card.swipe_text import read_tracks
 from drivers.errors import TrackFormatError
 from drivers.sensitive import SecretStr
 
-TRACK_NUMBERS = (1, 2, 3)
 NO_TEXT = SecretStr("")
 TEXT_ENCODING = "latin-1"  # every byte maps to one character; the track parsers refuse non-ASCII
 
