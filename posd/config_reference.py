@@ -252,6 +252,10 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "kernel_driver_active": "simulated: start with a kernel driver bound (the driver detaches it)",
     "unplugged_while": "simulated: the device is unplugged while a file exists at this path "
     "(for tests)",
+    "scheme": "the DUKPT scheme the encrypting reader is injected for: `tdes-2key` or `aes-128`",
+    "first_counter": "simulated: the DUKPT KSN counter of the first swipe",
+    "swipes_file": "simulated: swipes encrypted beforehand, one hex line each, used in order "
+    "(the deck is then never loaded)",
 }
 
 

@@ -32,9 +32,8 @@ from drivers.card.hid_msr_formats import (
     layout_for,
     packets,
 )
-from drivers.card.hid_msr_formats.layout import FULL_SPEED_MAX_PACKET
 from drivers.card.hid_msr_formats.magtek import MAGTEK_HID_SWIPE_PRODUCT_ID, MAGTEK_VENDOR_ID
-from drivers.card.hid_reader import DEFAULT_REPORT_POLL_S
+from drivers.card.hid_reader import DEFAULT_REPORT_POLL_S, MAX_REPORT_SIZE
 from drivers.card.sim_cashier import DEFAULT_SWIPE_DELAY_S, Cashier
 from drivers.usb.cable import follow_flag
 from drivers.usb.hid_sim import SimulatedHidBackend, SimulatedHidFunction
@@ -80,7 +79,7 @@ class SimulatedMsrDevice(SimulatedHidBackend):
                 layout.report_descriptor,
                 subclass=NO_BOOT_PROTOCOL,
                 protocol=NO_BOOT_PROTOCOL,
-                report_size=FULL_SPEED_MAX_PACKET,
+                report_size=MAX_REPORT_SIZE,
             )
         )
         self.layout = layout

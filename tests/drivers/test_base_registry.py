@@ -36,10 +36,12 @@ def test_table_lists_the_drivers_of_each_device_class() -> None:
     assert registry.available_drivers(CardReader) == [
         "hid-keyboard",
         "hid-msr",
+        "secure-msr",
         "serial",
         "simulated",
         "simulated-hid-keyboard",
         "simulated-hid-msr",
+        "simulated-secure-msr",
     ]
     assert registry.available_drivers(PalmScanner) == ["amazon-one", "simulated"]
     assert driver_class(CardReader, "serial") is SerialCardReader

@@ -28,10 +28,9 @@ from drivers.card.hid_msr_formats.descriptor import (
     report_sizes,
 )
 from drivers.card.hid_msr_formats.swipe import MsrSwipe
-from drivers.card.hid_reader import SwipeAssembler
+from drivers.card.hid_reader import MAX_REPORT_SIZE, SwipeAssembler
 from drivers.errors import ProtocolError
 
-FULL_SPEED_MAX_PACKET = 64  # bytes per interrupt packet of a full-speed device
 REPORT_GAP_S = 0.5  # silence after which a report cut short is dropped
 
 
@@ -106,7 +105,7 @@ class MsrLayout(ABC):
         `TrackFormatError` for a track the report cannot carry."""
 
 
-def packets(report: bytes, max_packet: int = FULL_SPEED_MAX_PACKET) -> list[bytes]:
+def packets(report: bytes, max_packet: int = MAX_REPORT_SIZE) -> list[bytes]:
     """A report as the interrupt transfers that carry it (a short packet ends it)."""
     return [report[i : i + max_packet] for i in range(0, len(report), max_packet)]
 
