@@ -242,6 +242,8 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "(or on Enter)",
     "swipe_delay_s": "simulated USB readers: the next deck card is swiped this long after a "
     "read starts",
+    "report_format": "HID MSR readers: the input report layout (`hid-pos`: the HID POS usage "
+    "page 0x8E); unset: by vendor and product id (simulated: the layout the device speaks)",
     "identities": "simulated: enrolled palms, label -> credential token",
     "present": "simulated: the label presented at every identify",
     "confidence": "simulated: the match confidence reported (0..1)",
