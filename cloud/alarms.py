@@ -41,6 +41,7 @@ CHAIN_DISCONTINUITY = "chain_discontinuity"  # a range's chain_before is not the
 UNCOVERED_SEQS = "uncovered_seqs"  # seqs no checkpoint covers, after the grace period
 CHECKPOINTS_STOPPED = "checkpoints_stopped"  # a lane sends records but no checkpoints
 JOURNAL_REPLACED = "journal_replaced"  # a lane started a new journal: the old one's tail
+P2PE_REFUSED = "p2pe_refused"  # a record's P2PE block the payment HSM refuses: held, not filed
 CONSUMER_ALARMS = (
     RECORD_REJECTED,
     FORGED_RECORD,
@@ -53,6 +54,7 @@ CONSUMER_ALARMS = (
     UNCOVERED_SEQS,
     CHECKPOINTS_STOPPED,
     JOURNAL_REPLACED,
+    P2PE_REFUSED,
 )
 
 log = structlog.get_logger("cloud.alarms")

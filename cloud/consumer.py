@@ -13,6 +13,11 @@ checkpoint covers it (`cloud.records`). A record that fails its AEAD check is
 `record_rejected`, one whose key binds another identity `forged_record`, a second record for
 one seq `conflicting_record`; a checkpoint or alarm whose signature does not prove its lane is
 `forged_signature`. None of them is filed, and none is retried.
+
+A record read by a secure (P2PE) reader holds no clear card number: its encrypted tracks go
+to AWS Payment Cryptography (`cloud.p2pe`), re-encrypted to the processor's key unless
+decryption is configured. A block the service refuses is `p2pe_refused`: the record's seq is
+received, its payment held and not filed; a throttle or an outage retries the message.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from cloud.alarms import (
     CONFLICTING_RECORD,
     FORGED_RECORD,
     FORGED_SIGNATURE,
+    P2PE_REFUSED,
     RECORD_REJECTED,
     Alarms,
 )
@@ -40,9 +46,10 @@ from cloud.continuity import Continuity, ContinuitySettings
 from cloud.errors import ConsumerError
 from cloud.filing import CheckpointFiling
 from cloud.metrics import RECORDS_FILED, RECORDS_HELD
-from cloud.payload import masked_payload
+from cloud.p2pe import NOT_CONFIGURED, P2peRefused, PaymentCryptography, block_of
+from cloud.payload import masked_payload, secret_of
 from cloud.ranges import Ranges
-from cloud.records import HELD, RECEIVED, REPORTED_TAMPERED, Claim, RecordRows
+from cloud.records import HELD, P2PE_HELD, RECEIVED, REPORTED_TAMPERED, Claim, RecordRows
 from cloud.store import Effects, Put, Store
 from wire.errors import EnvelopeError, IdentityNotBound, KeyUnavailable, MalformedMessage
 from wire.events import (
@@ -117,8 +124,10 @@ class Consumer:
         trust: Verifier,
         settings: ConsumerSettings = ConsumerSettings(),
         clock: Callable[[], float] = time.time,
+        p2pe: PaymentCryptography | None = None,
     ) -> None:
         self._store = store
+        self._p2pe = p2pe
         self._alarms = alarms
         self._unwrapper = unwrapper
         self._trust = trust
@@ -269,8 +278,8 @@ class Consumer:
         origin, event = message.origin, message.event
         detail = event["detail"]
         try:
-            plaintext = decrypt_event(event, self._unwrapper)
-            payload = masked_payload(plaintext)
+            secret = secret_of(decrypt_event(event, self._unwrapper))
+            payload = masked_payload(secret)
             envelope = detail["envelope"]
             link = {
                 "aad": b64(envelope["aad"], "aad"),
@@ -301,9 +310,12 @@ class Consumer:
             "key_provider": provider,
             **payload,
         }
+        refused = self._open_p2pe(secret, payment, origin.event_id)
         proven = provider in IDENTITY_BINDING_PROVIDERS
         row: dict[str, Any] = {**where, "event_id": origin.event_id, "state": RECEIVED, **link}
-        if not proven:
+        if refused is not None:
+            row[P2PE_HELD] = {**payment, "reason": refused.reason}  # alarmed, never filed
+        elif not proven:
             row[HELD] = payment  # filed once a signed checkpoint covers it
         claim, other = self._rows.claim(row, proven)
         if claim is not Claim.TAKEN:
@@ -316,15 +328,41 @@ class Consumer:
             )
             if claim is Claim.CONFLICT:
                 return None
+        if refused is not None:
+            self._refuse(message, P2PE_REFUSED, str(refused), refusal=refused.reason)
         if proven and origin.journal_id not in self._watched:
             # only a record that proves its lane may start watching a journal of that lane
             self._continuity.watch_journal(
                 origin.journal_id, origin.store_id, origin.terminal_id, message.seq
             )
             self._watched.add(origin.journal_id)
+        effects = Effects(origin.event_id, "record", [])
+        if refused is not None:
+            return Plan(effects)
         metrics, figure = self._alarms.metrics, RECORDS_FILED if proven else RECORDS_HELD
-        puts = [Put(self._store.tables.payments, payment)] if proven else []
-        return Plan(Effects(origin.event_id, "record", puts), lambda: metrics.count(figure))
+        if proven:
+            effects = Effects(
+                origin.event_id, "record", [Put(self._store.tables.payments, payment)]
+            )
+        return Plan(effects, lambda: metrics.count(figure))
+
+    def _open_p2pe(
+        self, secret: Mapping[str, Any], payment: dict[str, Any], event_id: str
+    ) -> P2peRefused | None:
+        """Add a P2PE block's fields to the payment (`cloud.p2pe`: re-encrypted tracks, the
+        masked PAN); the refusal, if the block cannot be opened and never will be (the record
+        is then held and alarmed). A transient failure raises: the message is retried."""
+        try:
+            block = block_of(secret)
+            if block is None:
+                return None
+            if self._p2pe is None:
+                raise P2peRefused(NOT_CONFIGURED, "the consumer has no payment cryptography")
+            payment.update(self._p2pe.payment_fields(block, payment["meta"], event_id))
+        except P2peRefused as refused:
+            log.warning("cloud.p2pe_refused", event_id=event_id, reason=refused.reason)
+            return refused
+        return None
 
     def _release(self, journal_id: str, first_seq: int, last_seq: int) -> None:
         """A signed checkpoint's range is complete and its chain holds: the records held in it
@@ -333,10 +371,13 @@ class Consumer:
             self._alarms.metrics.count(RECORDS_FILED)
 
     def _refuse(self, message: Message, alarm: str, reason: str, **fields: Any) -> None:
-        """Alarm about a message that is not filed (tampered, forged, conflicting).
+        """Alarm about a message that is not filed (tampered, forged, conflicting, or a P2PE
+        block the service refuses).
 
-        A refused record is not marked received: the genuine copy, if it arrives, is still
-        accepted, and until then its seq counts as missing for its checkpoint."""
+        A tampered, forged or conflicting record is not marked received: the genuine copy, if
+        it arrives, is still accepted, and until then its seq counts as missing for its
+        checkpoint. A refused P2PE record is authentic: its seq is received, its payment held
+        (`cloud.records.P2PE_HELD`)."""
         origin = message.origin
         seq = message.seq if isinstance(message, RecordEvent | AlarmEvent) else None
         self._alarms.raise_once(

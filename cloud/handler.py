@@ -4,8 +4,9 @@ Fed by the SQS queue the bus rule targets (an event source mapping with
 `FunctionResponseTypes: [ReportBatchItemFailures]`), and by a schedule that re-checks open
 checkpoints when no message comes. Configuration is the environment the template sets:
 the table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS`,
-`CHECKPOINT_SILENCE_SECONDS`, and the
-trust anchor (`cloud.trust`: `TRUST_ANCHOR_CA_PEM`, `CRL_PARAMETER`).
+`CHECKPOINT_SILENCE_SECONDS`, the
+trust anchor (`cloud.trust`: `TRUST_ANCHOR_CA_PEM`, `CRL_PARAMETER`), and the P2PE settings
+(`cloud.p2pe`: `P2PE_OUTGOING_KEY`, `P2PE_OUTGOING_KEY_ALGORITHM`, `P2PE_DECRYPT`).
 The clients and the data-key cache live across warm invocations.
 """
 
@@ -27,6 +28,8 @@ from cloud.consumer import (
 from cloud.emf import PowertoolsMetrics
 from cloud.errors import ConsumerConfigError
 from cloud.kms import KmsUnwrapper
+from cloud.p2pe import SERVICE_NAME as P2PE_SERVICE
+from cloud.p2pe import P2peSettings, PaymentCryptography
 from cloud.store import Store
 from cloud.tables import TableNames
 from cloud.trust import CRL_ENV, trust_from_env
@@ -56,6 +59,7 @@ def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
         CachingUnwrapper(KmsUnwrapper(client("kms"))),
         trust_from_env(env, client("ssm") if env.get(CRL_ENV) else None),
         settings,
+        p2pe=PaymentCryptography(client(P2PE_SERVICE), P2peSettings.from_env(env)),
     )
 
 

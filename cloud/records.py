@@ -26,10 +26,14 @@ from enum import StrEnum
 from typing import Any
 
 from cloud.store import BATCH_WRITE_LIMIT, Put, Store
+from wire.keys import IDENTITY_BINDING_PROVIDERS
 
 RECEIVED = "received"
 REPORTED_TAMPERED = "reported_tampered"
 HELD = "held"  # the attribute holding an unproven record's payment
+# The attribute holding a payment whose P2PE block AWS Payment Cryptography refused
+# (`cloud.p2pe`): alarmed (`p2pe_refused`), never released by a checkpoint.
+P2PE_HELD = "p2pe_held"
 
 
 class Claim(StrEnum):
@@ -60,7 +64,7 @@ class RecordRows:
         ):
             return Claim.TAKEN, None
         existing = self._store.get(table, _key(row))
-        if proven and existing is not None and HELD in existing:
+        if proven and existing is not None and _unproven(existing):
             # held by another (unproven) record: take it, but only from that one
             if self._store.put_if(
                 table,
@@ -101,6 +105,15 @@ class RecordRows:
                 names={"#e": "event_id"},
             )
         return [str(row["event_id"]) for row in held]
+
+
+def _unproven(row: Mapping[str, Any]) -> bool:
+    """A row taken by a record whose key does not bind its lane (held until proven, or held
+    for its P2PE block)."""
+    refused = row.get(P2PE_HELD)
+    if isinstance(refused, Mapping):
+        return refused.get("key_provider") not in IDENTITY_BINDING_PROVIDERS
+    return HELD in row
 
 
 def _key(row: Mapping[str, Any]) -> dict[str, Any]:

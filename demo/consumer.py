@@ -17,9 +17,11 @@ from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import Consumer
 from cloud.event_source import QueueFeeder
 from cloud.kms import KmsUnwrapper
+from cloud.p2pe import P2peSettings, PaymentCryptography
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from demo.localaws.emulator import LocalAws
+from demo.localaws.payment_crypto import PROCESSOR_ALIAS, PaymentCryptographyEndpoint
 from wire.keys import CachingUnwrapper
 from wire.signing import Verifier
 from wire.watermark import PROVEN_SEQ
@@ -46,6 +48,8 @@ class Consumed:
     ranges: dict[str, int] = field(default_factory=dict)  # checkpoints by state
     proven_seq: int = 0  # the journal's proven watermark, as the consumer published it
     alarms: dict[str, int] = field(default_factory=dict)  # by name: any is a failure here
+    # AWS Payment Cryptography calls by operation: P2PE tracks are opened only there
+    p2pe_calls: dict[str, int] = field(default_factory=dict)
 
 
 def consume(
@@ -56,6 +60,7 @@ def consume(
     matches: Matcher,
     timeout: float,
     trust: Verifier,
+    payment_crypto: PaymentCryptographyEndpoint | None = None,
 ) -> Consumed:
     kms, dynamodb = aws.client("kms"), aws.client("dynamodb")
     store = Store(dynamodb, TableNames.prefixed(TABLE_PREFIX))
@@ -66,6 +71,7 @@ def consume(
         Alarms(store, AlarmBus(aws.client("events"), ALARM_BUS)),
         CachingUnwrapper(unwrapper),
         trust,
+        p2pe=None if payment_crypto is None else _re_encrypting(payment_crypto),
     )
 
     def all_filed() -> bool:
@@ -97,4 +103,13 @@ def consume(
         kind, source = str(payment["kind"]), str(payment["key_provider"])
         result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
         result.key_sources[source] = result.key_sources.get(source, 0) + 1
+    if payment_crypto is not None:
+        result.p2pe_calls = dict(payment_crypto.stats.served)
     return result
+
+
+def _re_encrypting(payment_crypto: PaymentCryptographyEndpoint) -> PaymentCryptography:
+    """The consumer's P2PE part on the stand-in, re-encrypting to its processor key."""
+    processor = payment_crypto.key(PROCESSOR_ALIAS)
+    settings = P2peSettings(processor.arn, processor.algorithm)
+    return PaymentCryptography(payment_crypto.client(), settings)

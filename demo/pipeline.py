@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from demo.devconfig import DevConfig, Table, identity_files, simulated_palm
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
 from demo.pan_scan import scan_files, scan_process
+from demo.localaws.payment_crypto import PaymentCryptographyEndpoint
 from demo.pki import LocalCa, TerminalCredentials
 from demo.readers import DEFAULT_READER, ReaderSetup, reader_setup
 from drivers.card.deck import TEST_PANS
@@ -109,6 +110,8 @@ class DemoResult:
     reader: str = DEFAULT_READER
     # P2PE runs only: deck card numbers found in clear in each place (all must be 0)
     clear_pans: dict[str, int] | None = None
+    # AWS Payment Cryptography (the stand-in) calls by operation: P2PE reads open only there
+    p2pe_calls: dict[str, int] = field(default_factory=dict)
 
     @property
     def no_clear_pans(self) -> bool:
@@ -292,6 +295,7 @@ def run_demo(
         tempfile.TemporaryDirectory(prefix="posd-demo-") as scratch,
         LocalAws() as aws,
         EventBridgeV2Endpoint() as v2,
+        PaymentCryptographyEndpoint() as payment_crypto,
     ):
         work = Path(scratch)
         # the chain's CA (Roles Anywhere's trust anchor): it issues the lane's certificate
@@ -346,6 +350,7 @@ def run_demo(
             matches,
             RECEIVE_TIMEOUT_SECONDS,
             chain_ca.trust_anchor(),
+            payment_crypto,
         )
         if progress:
             progress("receiving", consumed.received, expected)
@@ -384,4 +389,5 @@ def run_demo(
         sync_api=sync_api,
         reader=reader,
         clear_pans=clear_pans,
+        p2pe_calls=consumed.p2pe_calls,
     )

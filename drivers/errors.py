@@ -99,6 +99,21 @@ class FrameError(ProtocolError):
     code = "frame_invalid"
 
 
+class EncryptedFormatError(ProtocolError):
+    """A secure reader's message breaks its documented format (frame, length, checks, flags).
+
+    Never quotes the bytes: they hold masked tracks and ciphertext."""
+
+    code = "encrypted_format_invalid"
+
+
+class ReaderEncryptionUnsupported(ProtocolError):
+    """A secure reader encrypts in a way the terminal cannot hand on: a fixed key, the PIN
+    variant, or no encryption at all. A reader configuration problem, not a bad swipe."""
+
+    code = "reader_encryption_unsupported"
+
+
 class ReaderBusy(DeviceOperationError):
     """The reader refused to arm: a transaction is already pending on it."""
 

@@ -30,6 +30,10 @@ _TABLE: dict[tuple[str, str], str] = {
     (CARD_READER, "simulated-hid-keyboard"): (
         "drivers.card.hid_keyboard_sim:SimulatedHidKeyboardReader"
     ),
+    (CARD_READER, "hid-msr"): "drivers.card.hid_msr:HidMsrReader",
+    (CARD_READER, "simulated-hid-msr"): "drivers.card.hid_msr_sim:SimulatedHidMsrReader",
+    (CARD_READER, "secure-msr"): "drivers.card.secure_msr:SecureMsrReader",
+    (CARD_READER, "simulated-secure-msr"): "drivers.card.secure_msr_sim:SimulatedSecureMsrReader",
     (PALM_SCANNER, "amazon-one"): "drivers.palm.amazon_one:AmazonOneScanner",
     (PALM_SCANNER, "simulated"): "drivers.palm.simulated:SimulatedPalmScanner",
 }

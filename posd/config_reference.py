@@ -254,6 +254,8 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "(or on Enter)",
     "swipe_delay_s": "simulated USB readers: the next deck card is swiped this long after a "
     "read starts",
+    "report_format": "HID MSR readers: the input report layout (`hid-pos`: the HID POS usage "
+    "page 0x8E); unset: by vendor and product id (simulated: the layout the device speaks)",
     "identities": "simulated: enrolled palms, label -> credential token",
     "present": "simulated: the label presented at every identify",
     "confidence": "simulated: the match confidence reported (0..1)",
@@ -262,6 +264,10 @@ DEVICE_OPTIONS: Mapping[str, str] = {
     "kernel_driver_active": "simulated: start with a kernel driver bound (the driver detaches it)",
     "unplugged_while": "simulated: the device is unplugged while a file exists at this path "
     "(for tests)",
+    "scheme": "the DUKPT scheme the encrypting reader is injected for: `tdes-2key` or `aes-128`",
+    "first_counter": "simulated: the DUKPT KSN counter of the first swipe",
+    "swipes_file": "simulated: swipes encrypted beforehand, one hex line each, used in order "
+    "(the deck is then never loaded)",
 }
 
 

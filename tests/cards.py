@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import json
 
+from drivers.card import secure_swipes
 from drivers.card.brands import Brand
 from drivers.card.deck import TEST_PANS as DECK
+from drivers.card.deck import magstripe_card
+from drivers.sensitive import SecretStr
+
+
+def magstripe_tracks(pan: str) -> dict[int, SecretStr]:
+    """The deck's tracks 1 and 2 for a test number, by track number (a secure head's input)."""
+    return secure_swipes.magstripe_tracks(magstripe_card(f"test-{pan[-4:]}", pan))
 
 
 def first_test_pan(brand: Brand) -> str:

@@ -52,14 +52,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import cbor2
 
 from demo.backend import QueueRoute
+from demo.localaws import model
 from demo.localaws.emulator import EMULATOR_REGION
-from demo.localaws.serving import LOOPBACK, BackgroundServer, NoDelayQuietMixin
+from demo.localaws.model import validate
+from demo.localaws.serving import (
+    LOOPBACK,
+    BackgroundServer,
+    LoopbackHTTPServer,
+    NoDelayQuietMixin,
+)
 from posd.errors import PosdError
 from sync.eventbridge.v2 import V2_MAX_REQUEST_BYTES, V2_SERVICE_NAME, system_metadata_bytes
 from sync.events import TIME_FIELD_BYTES
@@ -115,67 +122,7 @@ class EndpointError(PosdError):
 
 def service_model() -> Any:
     """botocore's model of EventBridge v2: what the client sends is checked against it."""
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model(V2_SERVICE_NAME)
-
-
-def validate(shape: Any, value: Any, path: str, problems: list[str]) -> None:
-    """Append to `problems` every way `value` departs from botocore `shape` (sensitive
-    values, such as Detail, are never quoted)."""
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            problems.append(f"{path}: expected a structure")
-            return
-        for name in shape.required_members:
-            if name not in value:
-                problems.append(f"{path}.{name}: required member is missing")
-        for name, member in value.items():
-            if name not in shape.members:
-                problems.append(f"{path}.{name}: unknown member")
-            else:
-                validate(shape.members[name], member, f"{path}.{name}", problems)
-    elif kind == "list":
-        if not isinstance(value, list):
-            problems.append(f"{path}: expected a list")
-            return
-        _check_length(shape, len(value), path, problems)
-        for index, item in enumerate(value):
-            validate(shape.member, item, f"{path}[{index}]", problems)
-    elif kind == "string":
-        if not isinstance(value, str):
-            problems.append(f"{path}: expected a string")
-            return
-        _check_length(shape, len(value), path, problems)
-        _check_string(shape, value, path, problems)
-    elif kind == "timestamp":
-        if not isinstance(value, datetime | int | float) or isinstance(value, bool):
-            problems.append(f"{path}: expected a timestamp")
-    elif kind in ("integer", "long"):
-        if not isinstance(value, int) or isinstance(value, bool):
-            problems.append(f"{path}: expected an integer")
-    elif kind == "boolean" and not isinstance(value, bool):
-        problems.append(f"{path}: expected a boolean")
-
-
-def _check_length(shape: Any, length: int, path: str, problems: list[str]) -> None:
-    low, high = shape.metadata.get("min"), shape.metadata.get("max")
-    if low is not None and length < low:
-        problems.append(f"{path}: length {length} is below the minimum {low}")
-    if high is not None and length > high:
-        problems.append(f"{path}: length {length} is above the maximum {high}")
-
-
-def _check_string(shape: Any, value: str, path: str, problems: list[str]) -> None:
-    sensitive = shape.metadata.get("sensitive", False)
-    enum = shape.metadata.get("enum")
-    if enum and value not in enum:
-        problems.append(f"{path}: must be one of {', '.join(enum)}")
-    pattern = shape.metadata.get("pattern")
-    if pattern and re.fullmatch(pattern, value) is None:
-        shown = "value" if sensitive else repr(value)
-        problems.append(f"{path}: {shown} does not match the pattern {pattern}")
+    return model.service_model(V2_SERVICE_NAME)
 
 
 # --- the bus -----------------------------------------------------------------------------
@@ -323,8 +270,7 @@ class EventBridgeV2Endpoint(BackgroundServer):
         self._throttle = 0
         self._entry_faults: dict[str, list[Any]] = {}  # dedup id -> [code, times left]
         self.stats = EndpointStats()
-        server = _Server((host, port), _make_handler(self))
-        server.daemon_threads = True
+        server = LoopbackHTTPServer((host, port), _make_handler(self))
         self._serve_in_thread(server, "eventbridge-v2")
 
     def create_bus(self, name: str, sqs: Any, queue_url: str) -> str:
@@ -492,16 +438,6 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 
 # --- HTTP --------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    """A client that hung up (a killed daemon, a timed-out request) is no news."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def error_body(code: str, message: str) -> bytes:

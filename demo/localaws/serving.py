@@ -8,7 +8,9 @@ anything timed against a stand-in measures that trap instead of our code.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
@@ -36,6 +38,17 @@ class NoDelayQuietMixin:
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         """Quiet, as above (werkzeug's handler logs here)."""
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threaded stand-in server: a client that hung up (a killed daemon, a timed-out
+    request) is no news, and request threads never hold the process up."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class BackgroundServer:

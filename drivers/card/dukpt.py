@@ -12,6 +12,9 @@ XOR `0000000000FF0000 0000000000FF0000`; response: `000000FF00000000 000000FF000
 then each half TDES-encrypted under the whole variant (the "one-way" step of A.4.1 that the
 standard's data test vectors include). ID TECH's secure readers document exactly this Data
 Key for their encrypted tracks (SecureMag / SecureHead user manuals, "Track encrypted data").
+MagTek's MagneSafe V5 manual instead encrypts tracks under the *PIN* variant (XOR
+`00000000000000FF 00000000000000FF`, no one-way step) unless set to "Data Variant/
+Bidirectional"; `secure_formats` refuses a reader that says it uses the PIN variant.
 
 AES (X9.24-3:2017): the initial key, then one derivation per one-bit of the 32-bit counter,
 then the working key with its key-usage code: data encryption, encrypt (`REQUEST`, 0x3000,
@@ -33,6 +36,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from drivers.errors import DriverError
 from wire.p2pe import DukptScheme
+
+# The standards' published test BDKs (X9.24-1:2009 A.4, X9.24-3:2017 B.1): simulators and
+# tests only; a real reader's BDK lives in an HSM and never in this process.
+TDES_TEST_BDK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+AES_TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 
 TDES_BDK_BYTES = 16  # double-length (2-key) TDES: the only BDK the TDES scheme takes
 AES_BDK_BYTES = (16, 24, 32)

@@ -20,14 +20,11 @@ Options (config `[devices.card_reader]`)::
 
 from __future__ import annotations
 
-import itertools
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import ClassVar
 
-from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S, require_positive
-from drivers.card.carddata import EntryMode
-from drivers.card.deck import DeckCard, default_deck
+from drivers.base import DEFAULT_BACKOFF_INITIAL_S, DEFAULT_BACKOFF_MAX_S
+from drivers.card.deck import DeckCard
 from drivers.card.hid_keyboard import (
     DEFAULT_INTER_KEY_TIMEOUT_S,
     DEFAULT_LAYOUT,
@@ -36,6 +33,7 @@ from drivers.card.hid_keyboard import (
 from drivers.card.hid_reader import DEFAULT_REPORT_POLL_S
 from drivers.card.keyboard_layouts import KeyboardLayout, LayoutName, layout_named
 from drivers.card.keyboard_reports import BOOT_KEYBOARD_REPORT_DESCRIPTOR, type_swipe
+from drivers.card.sim_cashier import DEFAULT_SWIPE_DELAY_S, Cashier
 from drivers.usb.cable import follow_flag
 from drivers.usb.hid_sim import SimulatedHidBackend, SimulatedHidFunction
 from drivers.usb.sim_backend import UsbIdentity
@@ -46,12 +44,6 @@ SIM_MANUFACTURER = "posd simulator"
 SIM_PRODUCT = "Keyboard-mode card reader (simulated)"
 SIM_SERIAL = "SIM-KBD-0001"
 SIM_BCD_DEVICE = 0x0100
-DEFAULT_SWIPE_DELAY_S = 0.2
-
-
-def magstripe_deck() -> tuple[DeckCard, ...]:
-    """The deck's swipes: a keyboard reader has no chip or contactless interface."""
-    return tuple(card for card in default_deck() if card.entry_mode is EntryMode.MAGSTRIPE)
 
 
 class KeyboardReaderSimulator(SimulatedHidBackend):
@@ -89,13 +81,9 @@ class SimulatedHidKeyboardReader(HidKeyboardReader):
         backoff_initial_s: float = DEFAULT_BACKOFF_INITIAL_S,
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
     ) -> None:
-        require_positive(swipe_delay_s=swipe_delay_s)
-        cards = tuple(deck) if deck is not None else magstripe_deck()
-        self._deck: Iterator[DeckCard] = itertools.cycle(cards)
-        self._has_cards = bool(cards)
         #: The simulated bus and reader: swipe, send, unplug, replug, typed_into_desktop.
         self.simulator = KeyboardReaderSimulator(layout_named(layout), serial_number)
-        self._swipe_delay = swipe_delay_s
+        self._cashier = Cashier(self.simulator.swipe, deck, swipe_delay_s)
         follow_flag(unplugged_while, self.simulator, "card-reader")
         # Selecting by serial number makes every connect read string descriptors too.
         super().__init__(
@@ -113,8 +101,4 @@ class SimulatedHidKeyboardReader(HidKeyboardReader):
         return self.simulator
 
     def _read_started(self) -> None:
-        if self._has_cards:
-            card = next(self._deck)
-            timer = threading.Timer(self._swipe_delay, self.simulator.swipe, args=(card,))
-            timer.daemon = True
-            timer.start()
+        self._cashier.read_started()

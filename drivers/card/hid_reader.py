@@ -154,6 +154,11 @@ class HidCardReader(CardReader, ABC):
         drivers return their simulated bus."""
         return None
 
+    def _accept(self, link: UsbLink) -> None:
+        """Check, once claimed, that the device is one this reader class can read (its
+        report descriptor...); raise a `DeviceError` if not. Every device is by default."""
+        return None
+
     def _read_started(self) -> None:
         """Called once a read is waiting for a swipe (stale reports dropped). Simulated
         drivers swipe their next deck card from here."""
@@ -173,6 +178,7 @@ class HidCardReader(CardReader, ABC):
     def _connect(self) -> UsbLink:
         link = UsbLink.connect(self._backend, self._selector, LINK)
         try:
+            self._accept(link)
             info = link.device_info(self.driver_name)
         except BaseException:
             link.close()

@@ -60,7 +60,7 @@ from drivers.card.protocol import (
 )
 from drivers.card.reader import DEFAULT_READ_TIMEOUT_S, CardReader
 from drivers.card.results import CardRead, CardRemoved, CardUnreadable, ReadResult
-from drivers.card.tracks import card_from_tracks, parse_track1, parse_track2
+from drivers.card.tracks import card_from_track_texts
 from drivers.errors import (
     DeviceDisconnected,
     DeviceError,
@@ -410,11 +410,7 @@ def _is_ok(verb: Verb) -> Callable[[Response], bool]:
 
 def _card_from(response: MagstripeData | EmvData) -> CardData:
     if isinstance(response, MagstripeData):
-        track1 = response.track1.reveal()
-        track2 = response.track2.reveal()
-        return card_from_tracks(
-            parse_track1(track1) if track1 else None, parse_track2(track2) if track2 else None
-        )
+        return card_from_track_texts(response.track1.reveal(), response.track2.reveal())
     try:
         data = bytes.fromhex(response.tlv_hex.reveal())
     except ValueError:

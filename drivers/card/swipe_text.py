@@ -15,37 +15,44 @@ from drivers.card.tracks import (
     TRACK1_START,
     TRACK2_START,
     TRACK3_READER_START,
-    card_from_tracks,
-    parse_track1,
-    parse_track2,
-    parse_track3,
+    card_from_track_texts,
     split_swipe,
 )
 
 READ_ERROR = "E"
-_STARTS = (TRACK1_START, TRACK2_START, TRACK3_READER_START)
+#: The start sentinel a reader prints before `E?` for track 1, 2 and 3.
+READ_ERROR_STARTS = (TRACK1_START, TRACK2_START, TRACK3_READER_START)
 
 
-def _is_read_error(track: str | None) -> bool:
+def is_read_error(track: str | None) -> bool:
     """`%E?`, `;E?` or `+E?`, with or without an LRC after the end sentinel."""
     return (
         track is not None
-        and track[:1] in _STARTS
+        and track[:1] in READ_ERROR_STARTS
         and track[1:3] == READ_ERROR + END_SENTINEL
         and len(track) <= len(READ_ERROR) + 3
     )
 
 
+def read_error_mark(number: int) -> str:
+    """What a reader sends for track `number` (1-3) that it could not read."""
+    return READ_ERROR_STARTS[number - 1] + READ_ERROR + END_SENTINEL
+
+
+def read_tracks(
+    track1: str | None, track2: str | None, track3: str | None = None
+) -> CardRead | CardUnreadable:
+    """The read result of the tracks a reader read (None or "": not read, or marked bad):
+    `CardUnreadable` with neither track 1 nor track 2; raises a `CardDataError` for data that
+    fails the checks."""
+    if not track1 and not track2:
+        return CardUnreadable()
+    card = card_from_track_texts(track1, track2, track3)
+    card.raise_for_problems()
+    return CardRead(card)
+
+
 def read_swipe_text(text: str) -> CardRead | CardUnreadable:
     """`CardRead` for a swipe with a good track 1 or 2, `CardUnreadable` if the reader marked
     both bad; raises a `CardDataError` for data that fails the checks."""
-    good = [None if _is_read_error(track) else track for track in split_swipe(text)]
-    if good[0] is None and good[1] is None:
-        return CardUnreadable()
-    card = card_from_tracks(
-        parse_track1(good[0]) if good[0] else None,
-        parse_track2(good[1]) if good[1] else None,
-        parse_track3(good[2]) if good[2] else None,
-    )
-    card.raise_for_problems()
-    return CardRead(card)
+    return read_tracks(*(None if is_read_error(track) else track for track in split_swipe(text)))

@@ -443,14 +443,20 @@ def card_from_tracks(
     )
 
 
+def card_from_track_texts(
+    track1: str | None, track2: str | None, track3: str | None = None
+) -> CardData:
+    """Parse and combine the tracks a reader handed over as text (None or "": not read)."""
+    return card_from_tracks(
+        parse_track1(track1) if track1 else None,
+        parse_track2(track2) if track2 else None,
+        parse_track3(track3) if track3 else None,
+    )
+
+
 def parse_swipe(text: str) -> CardData:
     """Parse what a reader (or a technician) gives as a swipe: tracks 1, 2 and 3."""
-    text1, text2, text3 = split_swipe(text)
-    return card_from_tracks(
-        parse_track1(text1) if text1 else None,
-        parse_track2(text2) if text2 else None,
-        parse_track3(text3) if text3 else None,
-    )
+    return card_from_track_texts(*split_swipe(text))
 
 
 def _dedupe(problems: list[CardDataError]) -> tuple[CardDataError, ...]:

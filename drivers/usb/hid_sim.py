@@ -18,6 +18,15 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 
+from drivers.usb.hid import (
+    BOOT_SUBCLASS,
+    GET_DESCRIPTOR,
+    HID_CLASS,
+    HID_DESCRIPTOR,
+    KEYBOARD_PROTOCOL,
+    REPORT_DESCRIPTOR,
+    STANDARD_INTERFACE_IN,
+)
 from drivers.usb.sim_backend import (
     INTERFACE_NUMBER,
     INTERRUPT,
@@ -30,15 +39,8 @@ from drivers.usb.sim_backend import (
     UsbIdentity,
 )
 
-HID_CLASS = 0x03
-BOOT_SUBCLASS = 0x01
-KEYBOARD_PROTOCOL = 0x01
-HID_DESCRIPTOR = 0x21
-REPORT_DESCRIPTOR = 0x22
 HID_DESCRIPTOR_LENGTH = 9
 BCD_HID_1_11 = 0x0111
-GET_DESCRIPTOR = 0x06
-STANDARD_INTERFACE_IN = 0x81
 CLASS_INTERFACE_OUT = 0x21
 SET_IDLE, SET_PROTOCOL = 0x0A, 0x0B
 EP_IN = 0x81

@@ -266,6 +266,29 @@ class UsbLink:
         except usb.core.USBTimeoutError:
             return None
 
+    def control_in(
+        self, request_type: int, request: int, value: int, length: int, timeout_s: float
+    ) -> bytes:
+        """One control IN request addressed to the claimed interface (a class descriptor).
+
+        `ProtocolError` if the device refuses it (stall), `DeviceTimeout` if it does not
+        answer in time."""
+        try:
+            with _mapped("control request", self._name):
+                data = self._device.ctrl_transfer(
+                    request_type,
+                    request,
+                    value,
+                    self._selector.interface,
+                    length,
+                    _timeout_ms(timeout_s),
+                )
+        except _Stalled:
+            raise ProtocolError(f"{self._name} refused a control request (stall)") from None
+        except usb.core.USBTimeoutError:
+            raise DeviceTimeout(f"{self._name} did not answer a control request") from None
+        return bytes(data)
+
     def close(self) -> None:
         """Release the interface, hand the kernel driver back (if the spec says so), free
         pyusb's handle.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from cloud.consumer import Consumer, ConsumerSettings
 from cloud.event_source import QueueFeeder
 from cloud.kms import KmsUnwrapper
 from cloud.metrics import CountingMetrics
+from cloud.p2pe import PaymentCryptography
 from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from demo.backend import QueueRoute, route_bus_to_queue
@@ -151,12 +153,23 @@ class Journaled:
     chains: list[str]
 
 
+# A payment's clear metadata and sealed secret, for the `index`th payment with card `pan`.
+Payload = Callable[[int, str], tuple[dict[str, Any], bytes]]
+
+
+def clear_pan_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
+    """A card read the terminal saw in clear: the PAN in the secret, BIN and last four out."""
+    meta = {"amount": 100 + index, "currency": "EUR", "bin": pan[:6], "last4": pan[-4:]}
+    return meta, json.dumps({"pan": pan}).encode()
+
+
 def journal_payments(
     state_dir: Path,
     source: KeySource,
     store_id: str = STORE_ID,
     terminal_id: str = TERMINAL_ID,
     count: int = RECORDS,
+    payload: Payload = clear_pan_payload,
 ) -> Journaled:
     """`count` card payments journaled by posd under `source`'s data keys, claiming the lane
     `store_id`/`terminal_id` (a terminal filing as another one claims someone else's)."""
@@ -167,9 +180,7 @@ def journal_payments(
         assert keys.wait_ready(10)
         recorder = Recorder(journal, keys, store_id, terminal_id)
         for i in range(count):
-            pan = TEST_PANS[i % len(TEST_PANS)]
-            meta = {"amount": 100 + i, "currency": "EUR", "bin": pan[:6], "last4": pan[-4:]}
-            secret = json.dumps({"pan": pan}).encode()
+            meta, secret = payload(i, TEST_PANS[i % len(TEST_PANS)])
             recorder.record("payment.card", meta, secret, client_ref=f"ref-{i}")
         builder = EventBuilder(store_id, terminal_id, SOURCE, "unused", journal.journal_id)
         records = list(journal.records())
@@ -222,6 +233,7 @@ class Rig:
         rsa_private_keys: dict[str, Any] | None = None,
         trust: Verifier | None = None,
         settings: ConsumerSettings | None = None,
+        p2pe: PaymentCryptography | None = None,
     ) -> Consumer:
         """Another consumer on the rig's tables, bus and clock (what a test varies)."""
         return Consumer(
@@ -231,6 +243,7 @@ class Rig:
             trust if trust is not None else CA.trust_anchor(),
             settings if settings is not None else ConsumerSettings(gap_grace_seconds=GRACE_SECONDS),
             clock=self.clock,
+            p2pe=p2pe,
         )
 
     def with_unwrapper(self, rsa_private_keys: dict[str, Any]) -> Consumer:

@@ -90,7 +90,7 @@ def test_terminals_never_get_decrypt_and_their_data_keys_are_pinned_to_their_con
 def test_the_offline_key_is_what_posds_offline_provider_needs() -> None:
     key = resources()["OfflineKey"]["Properties"]
     assert key["KeySpec"].startswith("RSA_") and key["KeyUsage"] == "ENCRYPT_DECRYPT"
-    consumer = resources()["ConsumerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    consumer = statements("ConsumerPolicy")
     (unwrap,) = (s for s in consumer if s["Resource"] == {"GetAtt": "OfflineKey.Arn"})
     assert unwrap["Condition"]["StringEquals"]["kms:EncryptionAlgorithm"] == RSA_ALGORITHM
 
@@ -154,7 +154,9 @@ def terminal_detail_types() -> set[str]:
 
 
 def statements(resource: str, policy: str = "PolicyDocument") -> list[dict[str, Any]]:
-    return list(resources()[resource]["Properties"][policy]["Statement"])
+    """The policy's statements; one under `!If` as it is when its condition holds."""
+    found = resources()[resource]["Properties"][policy]["Statement"]
+    return [s["If"][1] if "If" in s else s for s in found]
 
 
 def as_list(value: Any) -> list[Any]:

@@ -35,9 +35,13 @@ from tests.drivers.card.conftest import FAST_TIMING, READER_OPTIONS
 def test_table_lists_the_drivers_of_each_device_class() -> None:
     assert registry.available_drivers(CardReader) == [
         "hid-keyboard",
+        "hid-msr",
+        "secure-msr",
         "serial",
         "simulated",
         "simulated-hid-keyboard",
+        "simulated-hid-msr",
+        "simulated-secure-msr",
     ]
     assert registry.available_drivers(PalmScanner) == ["amazon-one", "simulated"]
     assert driver_class(CardReader, "serial") is SerialCardReader

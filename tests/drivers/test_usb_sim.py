@@ -13,14 +13,8 @@ import usb.core
 import usb.util
 
 from drivers.usb.cable import CABLE_POLL_S, follow_flag
-from drivers.usb.hid_sim import (
-    EP_IN,
-    HID_CLASS,
-    HID_DESCRIPTOR,
-    REPORT_DESCRIPTOR,
-    SimulatedHidBackend,
-    SimulatedHidFunction,
-)
+from drivers.usb.hid import HID_CLASS, HID_DESCRIPTOR, REPORT_DESCRIPTOR
+from drivers.usb.hid_sim import EP_IN, SimulatedHidBackend, SimulatedHidFunction
 from drivers.usb.sim_backend import INTERFACE_NUMBER, UsbIdentity
 
 VENDOR_ID = 0x1D6B

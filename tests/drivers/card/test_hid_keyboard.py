@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from drivers.card.hid_keyboard import HidKeyboardReader
-from drivers.card.hid_keyboard_sim import SimulatedHidKeyboardReader, magstripe_deck
+from drivers.card.hid_keyboard_sim import SimulatedHidKeyboardReader
 from drivers.card.keyboard_layouts import LayoutName
 from drivers.card.keyboard_reports import type_swipe
 from drivers.card.reader import CardReader
 from drivers.card.results import CardRead
+from drivers.card.sim_cashier import magstripe_deck
 from drivers.errors import DeviceInitError, DriverUnavailable, OptionError
 from drivers.registry import driver_class
 from tests.drivers.card.conftest import wait_until

@@ -12,7 +12,8 @@ from botocore.serialize import create_serializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from demo.localaws.eventbridge_v2 import PUT_EVENTS_PATH, service_model, validate
+from demo.localaws.eventbridge_v2 import PUT_EVENTS_PATH, service_model
+from demo.localaws.model import validate
 
 MODEL = service_model()
 OPERATION = MODEL.operation_model("PutEvents")
