@@ -41,8 +41,8 @@ from demo.consumer import consume
 from demo.devconfig import DevConfig, Table, identity_files, simulated_palm
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_queue
-from demo.pan_scan import scan_files, scan_process
 from demo.localaws.payment_crypto import PaymentCryptographyEndpoint
+from demo.pan_scan import scan_files, scan_process
 from demo.pki import LocalCa, TerminalCredentials
 from demo.readers import DEFAULT_READER, ReaderSetup, reader_setup
 from drivers.card.deck import TEST_PANS
