@@ -44,7 +44,13 @@ from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint, route_v2_bus_to_
 from demo.localaws.payment_crypto import PaymentCryptographyEndpoint
 from demo.pan_scan import scan_files, scan_process
 from demo.pki import LocalCa, TerminalCredentials
-from demo.readers import DEFAULT_READER, ReaderSetup, reader_setup
+from demo.readers import (
+    DEFAULT_READER,
+    SECURE_MSR,
+    ReaderSetup,
+    reader_setup,
+    write_secure_swipes,
+)
 from drivers.card.deck import TEST_PANS
 from drivers.palm.identity import PalmCredential
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
@@ -283,7 +289,7 @@ def run_demo(
     """Run `payments` through the daemon, deliver them (EventBridge `sync_api` v1 or v2),
     receive and decrypt them; `phase` hears one line as each phase begins; `reader` is the
     simulated card reader (`demo.readers`)."""
-    setup = reader_setup(reader)
+    reader_setup(reader)  # an unknown reader fails before anything starts
     if sync_api not in SYNC_APIS:
         raise DemoError(f"sync_api must be one of {', '.join(SYNC_APIS)}, got {sync_api!r}")
     announce = phase or (lambda line: None)
@@ -298,6 +304,9 @@ def run_demo(
         PaymentCryptographyEndpoint() as payment_crypto,
     ):
         work = Path(scratch)
+        # one pre-encrypted swipe per payment at most (a refused one reads no card)
+        swipes = write_secure_swipes(work, payments) if reader == SECURE_MSR else None
+        setup = reader_setup(reader, swipes)
         # the chain's CA (Roles Anywhere's trust anchor): it issues the lane's certificate
         chain_ca = LocalCa()
         state_dir = keep_state if keep_state is not None else work / "state"

@@ -11,10 +11,14 @@ clear card number reached the journal, the daemon's log or the daemon's memory.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from demo.devconfig import Table
+from demo.localaws.payment_crypto import TDES_BDK_ALIAS
+from wire.p2pe import DukptScheme
 
 SERIAL, HID_KEYBOARD, HID_MSR, SECURE_MSR = "serial", "hid-keyboard", "hid-msr", "secure-msr"
 DEFAULT_READER = SERIAL
@@ -26,8 +30,12 @@ SIMULATED_DRIVERS: dict[str, str] = {
     SECURE_MSR: "simulated-secure-msr",
 }
 READERS = tuple(SIMULATED_DRIVERS)
-# The BDK's alias in the demo's AWS Payment Cryptography stand-in.
-DEMO_BDK_ALIAS = "alias/posd-demo-bdk"
+# The BDK the simulated secure reader encrypts under (the X9.24-1 test BDK), as the demo's
+# AWS Payment Cryptography stand-in names it.
+DEMO_BDK_ALIAS = TDES_BDK_ALIAS
+DEMO_SCHEME = DukptScheme.TDES_2KEY
+FIRST_COUNTER = 1
+SWIPES_FILE = "secure-swipes.hex"
 
 
 @dataclass(frozen=True)
@@ -56,3 +64,18 @@ def reader_setup(reader: str, driver_options: Table | None = None) -> ReaderSetu
             reader, card_reader, {"card_data": "p2pe", "p2pe_key_ref": DEMO_BDK_ALIAS}
         )
     return ReaderSetup(reader, card_reader)
+
+
+def write_secure_swipes(directory: Path, count: int) -> dict[str, Any]:
+    """`count` swipes of the deck's magstripe cards, encrypted here, in the demo's process,
+    into a file the daemon's simulated secure reader replays (`swipes_file`): the daemon then
+    never holds, nor imports, a clear card number. Returns the reader's options."""
+    from drivers.card.deck import default_deck
+    from drivers.card.secure_swipes import TEST_BDK, ksn_at, magstripe_cards, write_swipes
+
+    cards = itertools.islice(itertools.cycle(magstripe_cards(default_deck())), count)
+    path = directory / SWIPES_FILE
+    write_swipes(
+        path, cards, TEST_BDK[DEMO_SCHEME], DEMO_SCHEME, ksn_at(DEMO_SCHEME, FIRST_COUNTER)
+    )
+    return {"swipes_file": str(path), "scheme": DEMO_SCHEME.value}
