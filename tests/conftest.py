@@ -164,20 +164,9 @@ def restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-def reader_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The step 10 reader names in the driver table, standing in for drivers not merged yet."""
-    from drivers import registry
-    from drivers.registry import CARD_READER
-    from tests.fake_secure_reader import stand_in_for_missing_readers
-
-    for name, target in stand_in_for_missing_readers(registry._TABLE).items():
-        monkeypatch.setitem(registry._TABLE, (CARD_READER, name), target)
-
-
-@pytest.fixture
 def fake_secure_msr(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`simulated-secure-msr` is the stand-in reader for this test, merged driver or not: the
-    tests that need a reader at a chosen KSN counter use (`counter_used`)."""
+    """`simulated-secure-msr` is the stand-in reader for this test: the tests that need a
+    reader reporting a chosen KSN counter use (`counter_used`) before any read."""
     from drivers import registry
     from drivers.registry import CARD_READER
     from tests.fake_secure_reader import STAND_IN

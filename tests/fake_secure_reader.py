@@ -1,11 +1,9 @@
-"""A stand-in for an encrypting card reader, for the tests that ran before the simulated
-`secure-msr` driver existed: it hands out `EncryptedCardRead`s of the deck's public test
-numbers (random "ciphertext", see `tests.p2pe_reads`) and reports a P2PE status.
-
-Until those drivers land, `stand_in_for_missing_readers` puts it in the driver table under
-their names (only the names that are missing, and only for the test), so config checks and the
-daemon can name them. `clear = true` makes it a misconfigured reader that sends clear card
-data (for the mode-mismatch tests); `counter_used` sets the KSN counter use it reports.
+"""A stand-in encrypting card reader, where the simulated `secure-msr` cannot do what a test
+needs: report a chosen KSN counter use before any read (`counter_used`; the simulator knows
+its counter from its reads only), or send clear card data as a misconfigured reader would
+(`clear`). It hands out `EncryptedCardRead`s of the deck's public test numbers (random
+"ciphertext", see `tests.p2pe_reads`). The `fake_secure_msr` fixture puts it in the driver
+table as `simulated-secure-msr` for one test.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from drivers.card.protocol import ReaderState
 from drivers.card.reader import DEFAULT_READ_TIMEOUT_S, CardReader
 from drivers.card.results import CardRead, ReadResult
 from drivers.outcomes import Cancelled
-from drivers.registry import CARD_READER
 from tests.p2pe_reads import DEVICE_SERIAL, FORMAT, TDES_KSN, encrypted_read
 from wire.p2pe import DukptScheme
 
@@ -80,17 +77,3 @@ class FakeSecureReader(CardReader):
 
 
 STAND_IN = f"{__name__}:FakeSecureReader"
-READER_NAMES = (
-    "hid-keyboard",
-    "simulated-hid-keyboard",
-    "hid-msr",
-    "simulated-hid-msr",
-    "secure-msr",
-    "simulated-secure-msr",
-)
-
-
-def stand_in_for_missing_readers(table: dict[tuple[str, str], str]) -> dict[str, str]:
-    """Driver-table rows (name -> target) for the reader names `table` lacks; the caller adds
-    them for the test's duration (pytest's monkeypatch.setitem on `drivers.registry._TABLE`)."""
-    return {name: STAND_IN for name in READER_NAMES if (CARD_READER, name) not in table}

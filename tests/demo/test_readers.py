@@ -12,8 +12,6 @@ from demo.readers import READERS, SECURE_MSR, SIMULATED_DRIVERS, reader_setup
 from posd.cli.main import ArgumentError
 from posd.config import load_config
 
-pytestmark = pytest.mark.usefixtures("reader_names")
-
 
 @pytest.mark.parametrize("reader", READERS)
 def test_each_reader_setup_loads(tmp_path: Path, reader: str) -> None:

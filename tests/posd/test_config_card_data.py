@@ -10,8 +10,6 @@ from posd.config import load_config
 from posd.errors import ConfigError
 from tests.posd.test_config import MINIMAL, write
 
-pytestmark = pytest.mark.usefixtures("reader_names")
-
 KEY_REF = "alias/posd-bdk"
 READER = '[devices.card_reader]\ndriver = "{driver}"\n'
 # The USB readers' required options (an ID TECH SecureMag's ids; a keyboard reader's alike).

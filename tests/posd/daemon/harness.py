@@ -109,7 +109,6 @@ class Daemon:
         self.notes: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {}
-        self.module = "posd"  # what `python -m` runs (a test may wrap posd's entry point)
         self._notify: socket.socket | None = None
 
     def start(self, wait_ready: bool = True, activated: socket.socket | None = None) -> Daemon:
@@ -129,7 +128,7 @@ class Daemon:
         }
         env.pop("WATCHDOG_PID", None)
         self.log = (self.dir / "daemon.log").open("ab")
-        command = [sys.executable, "-m", self.module, "run", "--config", str(self.config)]
+        command = [sys.executable, "-m", "posd", "run", "--config", str(self.config)]
         if activated is not None:
             command = [*ACTIVATE, str(activated.fileno()), *command]
         self.proc = subprocess.Popen(

@@ -1,6 +1,7 @@
-"""P2PE mode through `posd run` over its real Unix socket: an encrypting reader's reads are
-journaled as card payments whose secret is the P2PE block, and no card number reaches the
-journal, the log or the register's answers."""
+"""P2PE mode through `posd run` over its real Unix socket, with the simulated secure reader
+replaying swipes encrypted in the test's process: reads are journaled as card payments whose
+secret is the P2PE block, and no card number reaches the journal, the log, the register's
+answers or the daemon's memory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from demo.backend import QueueRoute
+from demo.pan_scan import scan_files, scan_process
+from demo.readers import DEMO_BDK_ALIAS, write_secure_swipes
 from drivers.card.deck import TEST_PANS
 from posd.cli.main import main
 from posd.journal import Journal
@@ -20,30 +23,28 @@ from tests.sync.faultproxy import FaultProxy
 from wire.envelope import open_sealed
 from wire.p2pe import P2PE_FIELD, P2peBlock
 
-KEY_REF = "alias/posd-test-bdk"
-SECURE_READER = {"driver": "simulated-secure-msr"}
+KEY_REF = DEMO_BDK_ALIAS
 P2PE_PAYMENTS = {"card_data": "p2pe", "p2pe_key_ref": KEY_REF}
 SOURCE = "posd.daemon-test"
 PAYMENTS = 4
-
-pytestmark = pytest.mark.usefixtures("reader_names")
+PANS = [pan for _, pan in TEST_PANS]
 
 
 @pytest.fixture
 def p2pe_daemon(
     tmp_path: Path, own_proxy: FaultProxy, module_route: QueueRoute
 ) -> Iterator[Daemon]:
+    swipes = write_secure_swipes(tmp_path, PAYMENTS)
     config = write_config(
         tmp_path,
         card_port="unused",
         events_url=own_proxy.url,
         bus_name=module_route.bus_name,
         source=SOURCE,
-        card_reader=SECURE_READER,
+        card_reader={"driver": "simulated-secure-msr", **swipes},
         payments=P2PE_PAYMENTS,
     )
     daemon = Daemon(config)
-    daemon.module = "tests.posd.daemon.stand_in_run"
     yield daemon.start()
     if daemon.proc is not None and daemon.proc.poll() is None:
         daemon.stop()
@@ -82,6 +83,8 @@ def test_p2pe_payments_journal_the_block_and_no_card_number(
         assert status == 201, answer
         answers.append(answer)
     assert all(answer["masked_pan"] and "*" in answer["masked_pan"] for answer in answers)
+    assert p2pe_daemon.proc is not None
+    assert scan_process(p2pe_daemon.proc.pid, PANS) == 0
     assert p2pe_daemon.stop() == 0
     directory = p2pe_daemon.dir
     journaled = secrets(directory / "state", directory / "kek.b64")
@@ -92,15 +95,10 @@ def test_p2pe_payments_journal_the_block_and_no_card_number(
         assert set(secret) <= {P2PE_FIELD, "expiry"}
         block = P2peBlock.from_json(secret[P2PE_FIELD])
         assert block.key_ref == KEY_REF and block.tracks
-    pans = [pan for _, pan in TEST_PANS]
-    stored = b"".join(
-        path.read_bytes() for path in (directory / "state").iterdir() if path.is_file()
-    )
-    log = (directory / "daemon.log").read_bytes()
-    assert not [pan for pan in pans if pan.encode() in stored or pan.encode() in log]
-    assert not [pan for pan in pans if any(pan in json.dumps(a) for a in answers)]
+    assert scan_files([*(directory / "state").iterdir(), directory / "daemon.log"], PANS) == 0
+    assert not [pan for pan in PANS if any(pan in json.dumps(a) for a in answers)]
     # `posd journal list` (what a technician reads of a record) shows the masked data only
     assert main(["journal", "list", "--state-dir", str(directory / "state"), "--json"]) == 0
     listed = capsys.readouterr().out
     assert '"card_data": "p2pe"' in listed and "******" in listed
-    assert not [pan for pan in pans if pan in listed]
+    assert not [pan for pan in PANS if pan in listed]
