@@ -23,6 +23,18 @@ REINJECT_FIX = (
     "facility that injected it; keep a spare reader in the meantime)"
 )
 PERCENT = 100
+# A KSN is shown as hex in groups of this many bytes joined by ':' (AES: BDK id, derivation
+# id, counter): an all-digit KSN in one run would look like a card number, and every output
+# redacts those.
+KSN_GROUP_BYTES = 4
+KSN_SEPARATOR = ":"
+
+
+def ksn_text(ksn: bytes) -> str:
+    """`FFFF9876:543210E0:0001`: a KSN as people and the redaction both read it."""
+    hex_text = ksn.hex().upper()
+    step = 2 * KSN_GROUP_BYTES
+    return KSN_SEPARATOR.join(hex_text[i : i + step] for i in range(0, len(hex_text), step))
 
 
 def p2pe_answer(device: Device | None) -> P2peAnswer | None:
@@ -43,7 +55,7 @@ def p2pe_answer(device: Device | None) -> P2peAnswer | None:
         "encrypting": True,
         "scheme": status.scheme.value,
         "format": status.format,
-        "last_ksn": status.last_ksn.hex().upper() if status.last_ksn is not None else None,
+        "last_ksn": ksn_text(status.last_ksn) if status.last_ksn is not None else None,
         "counter_used": status.counter_used,
         "nearly_exhausted": status.nearly_exhausted,
     }
@@ -80,7 +92,7 @@ def encrypted_fields(card: EncryptedCardData) -> dict[str, Any]:
         **card.clear_metadata(),
         "card_data": P2PE,
         "expiry": str(card.expiry) if card.expiry is not None else None,
-        "ksn": card.ksn.hex().upper(),
+        "ksn": ksn_text(card.ksn),
         "scheme": card.scheme.value,
         "format": card.format,
         "device_serial": card.device_serial,

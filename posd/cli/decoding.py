@@ -1,9 +1,12 @@
-"""`posd decode track|tlv`: parse card data a technician pastes, never showing a full PAN.
+"""`posd decode track|tlv|secure`: parse card data a technician pastes, never showing a full
+PAN.
 
 Exit codes: 0 the data parses and every check passes; 1 it parses but has problems (Luhn, LRC,
 brand length, absent or malformed fields, disagreeing fields: all listed, and the TLV tree is
-still shown); 2 it cannot be parsed at all (a one-line message, no traceback). Track 3 is
-checked and counted, never shown.
+still shown; a secure swipe the reader could not decode); 2 it cannot be parsed at all (a
+one-line message, no traceback). Track 3 is checked and counted, never shown. A secure
+(P2PE) reader's swipe shows what the terminal itself may see of it (`posd.reader_encryption`):
+masked fields, KSN, scheme, format and each encrypted track's clear length.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from drivers.card import emv, tlv
 from drivers.card.carddata import CardData
+from drivers.card.secure_formats import parse_enhanced
 from drivers.card.tracks import (
     TRACK1,
     Track,
@@ -26,13 +30,15 @@ from drivers.card.tracks import (
     parse_track3,
     split_swipe,
 )
-from drivers.errors import CardDataError
+from drivers.errors import CardDataError, ProtocolError
 from posd.cli.output import emit, key_values, table
 from posd.errors import UsageError
+from posd.reader_encryption import encrypted_fields
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 TRACK3_NUMBER = 3
+NO_TRACK_DECODED = "no_track_decoded"
 NAME_MASK = "*"
 _NOT_INITIAL = re.compile(r"\B\w")  # every word character except the first of each word
 
@@ -138,8 +144,30 @@ def decode_tlv(args: argparse.Namespace) -> int:
     return EXIT_OK if result["valid"] else EXIT_PROBLEMS
 
 
+def decode_secure(args: argparse.Namespace) -> int:
+    text = "".join(args.data.split())
+    if not text:
+        raise UsageError("cannot parse a secure swipe: no data given")
+    try:
+        swipe = bytes.fromhex(text)
+    except ValueError:
+        raise UsageError("cannot parse a secure swipe: not hex digits") from None
+    try:
+        card = parse_enhanced(swipe)
+    except (ProtocolError, CardDataError) as error:
+        raise UsageError(f"cannot parse a secure swipe: {error}") from None
+    if card is None:
+        problem = {"code": NO_TRACK_DECODED, "message": "the reader could not read the card"}
+        result: dict[str, Any] = {"kind": "secure", "problems": [problem], "valid": False}
+    else:
+        fields = encrypted_fields(card)
+        result = {"kind": "secure", **fields, "problems": [], "valid": True}
+    emit(result, args.json, _render)
+    return EXIT_OK if result["valid"] else EXIT_PROBLEMS
+
+
 def _render(result: Mapping[str, Any]) -> str:
-    nested = {"objects", "tracks", "problems"}
+    nested = {"objects", "tracks", "problems", "encrypted_tracks"}
     summary = {
         k: ", ".join(v) if isinstance(v, list) else v
         for k, v in result.items()
@@ -151,6 +179,13 @@ def _render(result: Mapping[str, Any]) -> str:
             table(
                 [(t["track"], t["lrc"], t["discretionary_length"]) for t in result["tracks"]],
                 ["track", "lrc", "discretionary chars"],
+            )
+        )
+    if result.get("encrypted_tracks"):
+        parts.append(
+            table(
+                [(t["track"], t["length"]) for t in result["encrypted_tracks"]],
+                ["encrypted track", "clear length (bytes)"],
             )
         )
     if result.get("objects"):

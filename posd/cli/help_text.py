@@ -86,7 +86,8 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
         ("posd sync retry-quarantined --config /etc/posd/posd.toml",),
     ),
     "decode": (
-        "Parse magstripe tracks or EMV TLV; the card number is always masked.",
+        "Parse magstripe tracks, EMV TLV or a secure reader's encrypted swipe; the card\n"
+        "number is always masked.",
         ("posd decode tlv 9F02060000000010005F2A020978",),
     ),
     "decode track": (
@@ -97,6 +98,13 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
     "decode tlv": (
         "Parse EMV BER-TLV given as hex (spaces and colons ignored).",
         ("posd decode tlv '9F 02 06 00 00 00 00 10 00'",),
+    ),
+    "decode secure": (
+        "Parse a secure (P2PE) reader's swipe, its bytes as hex (ID TECH enhanced format):\n"
+        "the masked card number and expiry, KSN, DUKPT scheme, format, reader serial and each\n"
+        "encrypted track's clear length; the ciphertext is never shown (nothing here can\n"
+        "decrypt it). Exit 1 for a swipe the reader could not read.",
+        ('posd decode secure "$SWIPE_HEX" --json',),
     ),
     "sim": (
         "Run simulated devices for development.",
