@@ -18,6 +18,7 @@ KEY_REF = "alias/posd-test-bdk"
 P2PE = {"card_data": "p2pe", "p2pe_key_ref": KEY_REF, "currencies": ["EUR"]}
 NEARLY_SPENT = 0.95
 FRESH = 0.001
+NEAR_END = 0x1F0000  # a TDES KSN counter past 99 % of the usable ones
 
 pytestmark = pytest.mark.usefixtures("fake_secure_msr")
 
@@ -101,3 +102,31 @@ def test_devices_test_on_an_encrypting_reader_shows_masked_fields_and_ksn(
     code, text = run(capsys, "devices", "test", "card_reader", "--config", str(config))
     assert code == 0 and "ksn" in text
     assert not any(pan in out + text for _, pan in TEST_PANS)
+
+
+def test_the_simulated_secure_reader_near_its_last_key_is_flagged_after_a_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merged simulator (not the stand-in): it knows its counter from its reads."""
+    from drivers import registry
+    from drivers.registry import CARD_READER
+
+    monkeypatch.setitem(
+        registry._TABLE,
+        (CARD_READER, "simulated-secure-msr"),
+        "drivers.card.secure_msr_sim:SimulatedSecureMsrReader",
+    )
+    config = DevConfig(
+        "s1",
+        "t1",
+        api={"socket": "api.sock"},
+        payments=P2PE,
+        devices={"card_reader": {"driver": "simulated-secure-msr", "first_counter": NEAR_END}},
+    ).write(tmp_path / "posd.toml")
+    code, out = run(capsys, "devices", "test", "card_reader", "--config", str(config), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["outcome"] == "card_read" and result["card_data"] == "p2pe"
+    assert result["p2pe"]["nearly_exhausted"] is True
+    assert result["p2pe"]["last_ksn"] == result["ksn"]
+    assert not any(pan in out for _, pan in TEST_PANS)
