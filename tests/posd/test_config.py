@@ -177,9 +177,11 @@ def test_a_closed_set_of_option_values_is_checked_when_the_config_loads(tmp_path
 
 def test_a_dukpt_scheme_is_checked_when_the_config_loads(tmp_path: Path) -> None:
     reader = "[devices.card_reader]\ndriver = 'secure-msr'\nvendor_id = 0x0ACD\nproduct_id = 1\n"
+    # an encrypting reader needs P2PE mode (tests/posd/test_config_card_data.py)
+    p2pe = MINIMAL + "card_data = 'p2pe'\np2pe_key_ref = 'alias/posd-bdk'\n"
     with pytest.raises(ConfigError) as raised:
-        load_config(write(tmp_path, MINIMAL + reader + "scheme = 'des'\n"))
+        load_config(write(tmp_path, p2pe + reader + "scheme = 'des'\n"))
     assert raised.value.key == "devices.card_reader.scheme"
     assert '"tdes-2key", "aes-128"' in str(raised.value)
-    config = load_config(write(tmp_path, MINIMAL + reader + "scheme = 'aes-128'\n"))
+    config = load_config(write(tmp_path, p2pe + reader + "scheme = 'aes-128'\n"))
     assert config.devices["card_reader"].options["scheme"] == "aes-128"
