@@ -83,6 +83,17 @@ def test_p2pe_payments_journal_the_block_and_no_card_number(
         assert status == 201, answer
         answers.append(answer)
     assert all(answer["masked_pan"] and "*" in answer["masked_pan"] for answer in answers)
+    # `posd devices` shows the daemon's view: the reader encrypts, at its latest KSN
+    assert main(["devices", "--config", str(p2pe_daemon.config), "--json"]) == 0
+    listed_devices = json.loads(capsys.readouterr().out)
+    assert listed_devices["source"] == "daemon"
+    reader = next(row for row in listed_devices["devices"] if row["name"] == "card_reader")
+    assert reader["p2pe"]["encrypting"] is True and reader["p2pe"]["last_ksn"]
+    assert listed_devices["warnings"] == []
+    main(["doctor", "--config", str(p2pe_daemon.config), "--json"])
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["devices"]["status"] == "ok", checks["devices"]
+    assert "card_reader connected [p2pe tdes-2key" in checks["devices"]["detail"]
     assert p2pe_daemon.proc is not None
     assert scan_process(p2pe_daemon.proc.pid, PANS) == 0
     assert p2pe_daemon.stop() == 0
