@@ -114,6 +114,12 @@ def explanation(r: dict[str, Any]) -> str:
             f"delivered {r['delivered']} > captured {r['captured']}: each void ({r['voids']} "
             "here) is a record of its own, delivered like a payment."
         )
+    if r.get("clear_pans") is not None:
+        notes.append(
+            "clear_pans: the deck's card numbers found in clear in the journal, the daemon's "
+            "log and its memory (P2PE: the reader encrypted them; only the Payment "
+            "Cryptography stand-in, p2pe_calls, opened them). 0 everywhere is the point."
+        )
     if not notes:
         return ""
     wrapped = [

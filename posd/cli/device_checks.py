@@ -19,6 +19,7 @@ encrypted test read shows the masked fields, the KSN and the encrypted tracks' l
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 from typing import Any
 
@@ -30,7 +31,7 @@ from drivers.palm.identity import Matched
 from drivers.palm.scanner import MAX_IDENTIFY_TIMEOUT_S, PalmScanner
 from posd.api_answers import DeviceAnswer, P2peAnswer
 from posd.api_client import connect
-from posd.cli.output import emit, key_values, table
+from posd.cli.output import TABLE_WIDTH, emit, key_values, table
 from posd.config import DEFAULT_CONFIG_PATH, Config, load_config
 from posd.currency import format_amount
 from posd.device_options import DEVICE_CLASSES
@@ -230,8 +231,7 @@ def _render_list(result: dict[str, Any]) -> str:
     )
     shown = table(rows, headers)
     if result.get("warnings"):
-        shown += "\n\n" + "\n".join(f"WARN {line}" for line in result["warnings"])
-        shown += f"\nfix: {result['fix']}"
+        shown += "\n\n" + _warning_lines(result["warnings"], result["fix"])
     if result["daemon_pid"] is not None:
         pid = result["daemon_pid"]
         return (
@@ -340,7 +340,13 @@ def _render_test(result: dict[str, Any]) -> str:
     }
     shown = key_values(summary)
     warning = exhaustion_warning(result["name"], _p2pe_of(result))
-    return shown if warning is None else f"{shown}\nWARN {warning}\nfix: {REINJECT_FIX}"
+    return shown if warning is None else f"{shown}\n{_warning_lines([warning], REINJECT_FIX)}"
+
+
+def _warning_lines(warnings: list[str], fix: str) -> str:
+    """WARN lines and the fix, wrapped to the tables' width."""
+    lines = [f"WARN {line}" for line in warnings] + [f"fix: {fix}"]
+    return "\n".join(textwrap.fill(line, TABLE_WIDTH, subsequent_indent="  ") for line in lines)
 
 
 def _p2pe_of(result: dict[str, Any]) -> P2peAnswer | None:
