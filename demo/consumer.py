@@ -23,6 +23,7 @@ from cloud.tables import TableNames, create_tables
 from demo.localaws.emulator import LocalAws
 from demo.localaws.payment_crypto import PROCESSOR_ALIAS, PaymentCryptographyEndpoint
 from wire.keys import CachingUnwrapper
+from wire.masking import MASK_CHAR
 from wire.signing import Verifier
 from wire.watermark import PROVEN_SEQ
 
@@ -50,6 +51,15 @@ class Consumed:
     alarms: dict[str, int] = field(default_factory=dict)  # by name: any is a failure here
     # AWS Payment Cryptography calls by operation: P2PE tracks are opened only there
     p2pe_calls: dict[str, int] = field(default_factory=dict)
+    # card payments filed with a masked PAN and re-encrypted tracks, nothing in clear
+    p2pe_filed: int = 0
+
+
+def filed_masked(payment: Mapping[str, Any]) -> bool:
+    """A P2PE payment row as the consumer should file it: the processor-key ciphertexts and
+    a masked PAN (at most BIN and last four: masked digits never shown)."""
+    masked = str(payment.get("masked_pan", ""))
+    return bool(payment.get("p2pe")) and MASK_CHAR in masked and "pan" not in payment
 
 
 def consume(
@@ -100,6 +110,7 @@ def consume(
         if answer is None or not matches(answer, payment):
             continue
         result.matched.add(payment["event_id"])
+        result.p2pe_filed += int(filed_masked(payment))
         kind, source = str(payment["kind"]), str(payment["key_provider"])
         result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
         result.key_sources[source] = result.key_sources.get(source, 0) + 1

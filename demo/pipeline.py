@@ -54,6 +54,7 @@ from demo.readers import (
 from drivers.card.deck import TEST_PANS
 from drivers.palm.identity import PalmCredential
 from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
+from posd.capture import CARD_PAYMENT
 from posd.errors import PosdError
 from posd.journal import Journal
 
@@ -118,10 +119,16 @@ class DemoResult:
     clear_pans: dict[str, int] | None = None
     # AWS Payment Cryptography (the stand-in) calls by operation: P2PE reads open only there
     p2pe_calls: dict[str, int] = field(default_factory=dict)
+    # P2PE runs only: card payments the cloud filed with a masked PAN and re-encrypted tracks
+    p2pe_filed: int | None = None
 
     @property
     def no_clear_pans(self) -> bool:
-        return self.clear_pans is None or not any(self.clear_pans.values())
+        """No deck PAN in clear anywhere, and (P2PE) every card payment filed masked."""
+        if self.clear_pans is None:
+            return True
+        card_payments = self.by_kind.get(CARD_PAYMENT, 0)
+        return not any(self.clear_pans.values()) and self.p2pe_filed == card_payments
 
     @property
     def all_proven(self) -> bool:
@@ -399,4 +406,5 @@ def run_demo(
         reader=reader,
         clear_pans=clear_pans,
         p2pe_calls=consumed.p2pe_calls,
+        p2pe_filed=consumed.p2pe_filed if clear_pans is not None else None,
     )

@@ -33,5 +33,7 @@ def test_the_demo_runs_with_each_reader(reader: str) -> None:
         assert result["clear_pans"] == {"journal": 0, "logs": 0, "memory": 0}
         # every card payment's tracks were opened in Payment Cryptography, nowhere else
         assert result["p2pe_calls"].get("ReEncryptData", 0) >= result["by_kind"]["card_payment"]
+        # and filed with a masked PAN and the processor key's ciphertexts only
+        assert result["p2pe_filed"] == result["by_kind"]["card_payment"] > 0
     else:
-        assert result["clear_pans"] is None
+        assert result["clear_pans"] is None and result["p2pe_filed"] is None
