@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import usb.util
 
@@ -44,7 +43,6 @@ from drivers.base import (
     DEFAULT_BACKOFF_MAX_S,
     Backoff,
     DeviceInfo,
-    Reconnector,
     require_positive,
 )
 from drivers.card.protocol import ReaderState
@@ -59,8 +57,8 @@ from drivers.errors import (
     ReconnectInterrupted,
 )
 from drivers.outcomes import Cancelled, TimedOut
+from drivers.usb.driver import UsbDriver
 from drivers.usb.link import LinkSpec, UsbLink, UsbSelector
-from drivers.usb.session import UsbSession
 
 log = logging.getLogger(__name__)  # messages carry ids, locations and error codes, never card data
 
@@ -98,7 +96,7 @@ class SwipeAssembler(ABC):
         """Drop a partial swipe (after a cancel, an unplug or a malformed report)."""
 
 
-class HidCardReader(CardReader, ABC):
+class HidCardReader(UsbDriver, CardReader, ABC):
     """A card reader on USB HID, selected by vendor id, product id and optional serial."""
 
     driver_name: ClassVar[str]
@@ -117,26 +115,15 @@ class HidCardReader(CardReader, ABC):
         require_positive(report_poll_s=report_poll_s)
         if interface < 0:
             raise OptionError("interface", "must be >= 0")
-        self._selector = UsbSelector(vendor_id, product_id, serial_number, interface)
-        self._poll_s = report_poll_s
-        self._session = UsbSession(
-            self._connect,
-            Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor),
-            self._monitor,
-            LINK.device_name,
+        self._start_usb(
+            UsbSelector(vendor_id, product_id, serial_number, interface),
+            LINK,
+            Backoff(backoff_initial_s, backoff_max_s),
         )
-        self._clock = time.monotonic
-        self._io_lock = threading.Lock()
-        self._cancel_requested = threading.Event()
+        self._poll_s = report_poll_s
         self._armed = threading.Event()
-        self._backend: Any = None
         #: Reports read and dropped because no read was waiting (for status and tests).
         self.stale_reports_dropped = 0
-
-    @property
-    def reconnect_attempts(self) -> int:
-        """Attempts to re-find the device since it was created (for status and tests)."""
-        return self._session.attempts
 
     # -- hooks for the reader classes and their simulators ---------------------------------
 
@@ -148,11 +135,6 @@ class HidCardReader(CardReader, ABC):
     def _decode(self, swipe: bytes) -> ReadResult:
         """`CardRead` (CardData or EncryptedCardData) or `CardUnreadable` for a swipe the
         reader itself flagged as bad; raises a `CardDataError` for data that fails checks."""
-
-    def _usb_backend(self) -> Any:
-        """The pyusb backend to search: None is pyusb's default (libusb-1.0). Simulated
-        drivers return their simulated bus."""
-        return None
 
     def _accept(self, link: UsbLink) -> None:
         """Check, once claimed, that the device is one this reader class can read (its
@@ -166,24 +148,9 @@ class HidCardReader(CardReader, ABC):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _open(self) -> None:
-        self._backend = self._usb_backend()
-        self._session.open()
-
-    def _close(self) -> None:
-        self.cancel()
-        with self._io_lock:
-            self._session.close()
-
-    def _connect(self) -> UsbLink:
-        link = UsbLink.connect(self._backend, self._selector, LINK)
-        try:
-            self._accept(link)
-            info = link.device_info(self.driver_name)
-        except BaseException:
-            link.close()
-            raise
-        self._monitor.connected(info)
+    def _on_connect(self, link: UsbLink) -> DeviceInfo:
+        self._accept(link)
+        info = link.device_info(self.driver_name)
         log.info(
             "card reader %s at %s (%s %s)",
             self._selector.describe(),
@@ -191,7 +158,7 @@ class HidCardReader(CardReader, ABC):
             info.model,
             info.firmware,
         )
-        return link
+        return info
 
     def _require_open(self) -> None:
         if not self.is_open:
@@ -213,10 +180,6 @@ class HidCardReader(CardReader, ABC):
         else IDLE (re-finding an unplugged reader first)."""
         self._require_open()
         return ReaderState.IDLE if self._when_idle(self._refresh) else ReaderState.ARMED
-
-    def cancel(self) -> None:
-        self._cancel_requested.set()
-        self._session.interrupt()
 
     def read_card(
         self, amount_minor: int, currency: str, timeout: float = DEFAULT_READ_TIMEOUT_S

@@ -14,16 +14,13 @@ Options (config `[devices.palm_scanner]`): `vendor_id`, `product_id` (required),
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from drivers.base import (
     DEFAULT_BACKOFF_INITIAL_S,
     DEFAULT_BACKOFF_MAX_S,
     Backoff,
     DeviceInfo,
-    Reconnector,
     require_positive,
 )
 from drivers.errors import (
@@ -31,7 +28,6 @@ from drivers.errors import (
     DeviceError,
     DeviceOperationError,
     DeviceTimeout,
-    DriverUnavailable,
     FrameError,
     ProtocolError,
     ReconnectInterrupted,
@@ -64,8 +60,8 @@ from drivers.palm.protocol import (
     encode_message,
 )
 from drivers.palm.scanner import DEFAULT_IDENTIFY_TIMEOUT_S, PalmScanner, check_identify_timeout
+from drivers.usb.driver import UsbDriver
 from drivers.usb.link import LinkSpec, UsbLink, UsbSelector
-from drivers.usb.session import UsbSession
 
 DEFAULT_RESPONSE_TIMEOUT_S = 1.0
 # How often a waiting identify looks at the cancel flag (upper bound on cancel latency).
@@ -81,7 +77,7 @@ MAX_REARMS = 3
 LINK = LinkSpec(device_name="palm scanner", read_size=MAX_FRAME_SIZE)
 
 
-class AmazonOneScanner(PalmScanner):
+class AmazonOneScanner(UsbDriver, PalmScanner):
     """Amazon One palm scanner (or anything speaking `drivers.palm.protocol`) over pyusb."""
 
     driver_name: ClassVar[str] = "amazon-one"
@@ -98,61 +94,21 @@ class AmazonOneScanner(PalmScanner):
     ) -> None:
         super().__init__()
         require_positive(response_timeout_s=response_timeout_s)
-        self._selector = UsbSelector(vendor_id, product_id, serial_number, interface)
-        self._response_timeout = response_timeout_s
-        self._session = UsbSession(
-            self._connect,
-            Reconnector(Backoff(backoff_initial_s, backoff_max_s), self._monitor),
-            self._monitor,
-            LINK.device_name,
+        self._start_usb(
+            UsbSelector(vendor_id, product_id, serial_number, interface),
+            LINK,
+            Backoff(backoff_initial_s, backoff_max_s),
         )
-        self._clock = time.monotonic
-        self._io_lock = threading.Lock()
-        self._cancel_requested = threading.Event()
-        self._backend: Any = None
+        self._response_timeout = response_timeout_s
         self._seq = NO_SEQ
         self._bad_frames = 0
         #: Frames asked for again with RESEND (for health pages and tests).
         self.resends = 0
 
-    @property
-    def reconnect_attempts(self) -> int:
-        """Attempts to re-find the device since it was created (for status and tests)."""
-        return self._session.attempts
-
-    # -- backend -------------------------------------------------------------------------
-
-    def _usb_backend(self) -> Any:
-        """The pyusb backend to search: libusb-1.0. The simulated driver overrides this."""
-        try:  # imported here: the simulated path never loads a libusb backend module
-            import usb.backend.libusb1
-        except ImportError as error:
-            raise DriverUnavailable("pyusb's libusb1 backend cannot be imported") from error
-        backend = usb.backend.libusb1.get_backend()
-        if backend is None:
-            raise DriverUnavailable("the amazon-one driver needs libusb-1.0, which was not found")
-        return backend
-
     # -- lifecycle -----------------------------------------------------------------------
 
-    def _open(self) -> None:
-        self._backend = self._usb_backend()
-        self._session.open()
-
-    def _close(self) -> None:
-        self.cancel()
-        with self._io_lock:
-            self._session.close()
-
-    def _connect(self) -> UsbLink:
-        link = UsbLink.connect(self._backend, self._selector, LINK)
-        try:
-            info = self._handshake(link)
-        except BaseException:
-            link.close()
-            raise
-        self._monitor.connected(info)
-        return link
+    def _on_connect(self, link: UsbLink) -> DeviceInfo:
+        return self._handshake(link)
 
     def _handshake(self, link: UsbLink) -> DeviceInfo:
         for _ in range(MAX_STALE_FRAMES):
@@ -195,10 +151,6 @@ class AmazonOneScanner(PalmScanner):
                     self._monitor.error(error)
                     raise
             raise AssertionError("unreachable")  # pragma: no cover
-
-    def cancel(self) -> None:
-        self._cancel_requested.set()
-        self._session.interrupt()
 
     def _identify_on(self, link: UsbLink, timeout: float, deadline: float) -> IdentifyResult:
         if timeout <= 0:  # the time went into re-finding the device
