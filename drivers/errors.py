@@ -197,6 +197,14 @@ class CardConsistencyError(CardDataError):
     code = "card_inconsistent"
 
 
+class KsnReplayed(CardDataError):
+    """An encrypted swipe whose DUKPT counter does not advance over the reader's last one:
+    a genuine reader never uses a KSN twice, so this is a swipe recorded and sent again (a
+    hostile device on the USB port, or a replay of captured reports)."""
+
+    code = "ksn_replayed"
+
+
 # -- reference data ------------------------------------------------------------------------
 
 

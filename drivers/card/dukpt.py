@@ -164,6 +164,12 @@ def counter(ksn: bytes, scheme: DukptScheme) -> int:
     return int.from_bytes(ksn, "big") & _counter_mask(scheme)
 
 
+def key_id(ksn: bytes, scheme: DukptScheme) -> bytes:
+    """The KSN without its counter: which injected key (BDK id and device) it belongs to."""
+    _check_ksn(ksn, scheme)
+    return (int.from_bytes(ksn, "big") & ~_counter_mask(scheme)).to_bytes(scheme.ksn_bytes, "big")
+
+
 def max_one_bits(scheme: DukptScheme) -> int:
     return MAX_ONE_BITS[scheme]
 

@@ -29,7 +29,12 @@ from drivers.card.encrypted import P2peStatus
 from drivers.card.hid_reader import MAX_REPORT_SIZE, HidCardReader, SwipeAssembler
 from drivers.card.results import CardUnreadable, EncryptedCardRead, ReadResult
 from drivers.card.secure_formats import IDTECH_ENHANCED, frame_bytes, parse_enhanced
-from drivers.errors import EncryptedFormatError, OptionError, ReaderEncryptionUnsupported
+from drivers.errors import (
+    EncryptedFormatError,
+    KsnReplayed,
+    OptionError,
+    ReaderEncryptionUnsupported,
+)
 from wire.p2pe import DukptScheme
 
 log = logging.getLogger(__name__)  # error codes and KSN counters only, never card data
@@ -113,6 +118,7 @@ class SecureMsrReader(HidCardReader):
             self._monitor.error(mismatch)
             raise mismatch
         with self._ksn_lock:
+            self._refuse_replay(card.ksn, card.scheme)
             self._last_ksn = card.ksn
         used = dukpt.counter_exhaustion(card.ksn, card.scheme)
         log.info(
@@ -121,6 +127,22 @@ class SecureMsrReader(HidCardReader):
             used,
         )
         return EncryptedCardRead(card)
+
+    def _refuse_replay(self, ksn: bytes, scheme: DukptScheme) -> None:
+        """`KsnReplayed` unless the KSN's counter is past the last one read under the same
+        key. Only within this process's life (a restart forgets): the cloud consumer, which
+        sees every swipe, refuses a KSN used twice for good."""
+        last = self._last_ksn
+        if last is None or dukpt.key_id(last, scheme) != dukpt.key_id(ksn, scheme):
+            return  # first read, or the reader was re-injected with a new key
+        if dukpt.counter(ksn, scheme) <= dukpt.counter(last, scheme):
+            replayed = KsnReplayed(
+                f"KSN counter {dukpt.counter(ksn, scheme)} does not advance past"
+                f" {dukpt.counter(last, scheme)}: a replayed swipe"
+            )
+            self._monitor.error(replayed)
+            log.warning("secure card reader: %s; refused", replayed)
+            raise replayed
 
     def p2pe_status(self) -> P2peStatus:
         """The configured scheme, the latest read's KSN and how much of its counter is used."""

@@ -339,3 +339,15 @@ def test_encrypt_decrypt_round_trip(
     clear = dukpt.decrypt(bdk, ksn, scheme, ciphertext, variant)
     assert clear[: len(plaintext)] == plaintext
     assert not any(clear[len(plaintext) :])
+
+
+@pytest.mark.parametrize(
+    ("scheme", "ksn", "key"),
+    [
+        (TDES, "FFFF9876543210E00012", "FFFF9876543210E00000"),  # 21 counter bits
+        (TDES, "FFFF9876543210FFFFFF", "FFFF9876543210E00000"),
+        (AES, "123456789012345600000A0B", "123456789012345600000000"),  # 32 counter bits
+    ],
+)
+def test_the_key_id_is_the_ksn_without_its_counter(scheme: DukptScheme, ksn: str, key: str) -> None:
+    assert dukpt.key_id(bytes.fromhex(ksn), scheme).hex().upper() == key

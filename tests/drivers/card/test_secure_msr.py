@@ -30,7 +30,12 @@ from drivers.card.secure_swipes import (
     ksn_at,
     magstripe_tracks,
 )
-from drivers.errors import EncryptedFormatError, OptionError, ReaderEncryptionUnsupported
+from drivers.errors import (
+    EncryptedFormatError,
+    KsnReplayed,
+    OptionError,
+    ReaderEncryptionUnsupported,
+)
 from drivers.outcomes import TimedOut
 from tests.drivers.card.conftest import WAIT_LIMIT_S, assert_no_secret, wait_until
 from tests.drivers.card.hid_rig import (
@@ -51,6 +56,7 @@ from wire.p2pe import DukptScheme
 TDES = DukptScheme.TDES_2KEY
 MALFORMED_REPORT = bytes([0x55]) + bytes(MAX_REPORT_SIZE - 1)  # does not start a swipe
 LAST_TDES_COUNTER = 0x1FF800
+REINJECTED_KSN = bytes.fromhex("FFFF0000000000200001")  # another device id, counter 1
 SWIPE = encode_enhanced(
     magstripe_tracks(MAGSTRIPE_DECK[0]), SwipeKeys(TEST_BDK[TDES], ksn_at(TDES, 1), TDES, "S")
 )
@@ -185,6 +191,28 @@ def test_a_reader_on_another_scheme_is_refused(rig: HidRig) -> None:
     rig.simulator.send(swipe_reports(swipe))
     with pytest.raises(ReaderEncryptionUnsupported):
         pending.join()
+
+
+def swiped_reports(rig: HidRig, reports: list[bytes]) -> ReadResult:
+    pending = Background(rig.reader)
+    wait_until(lambda: armed(rig.reader))
+    rig.simulator.send(reports)
+    return pending.join()
+
+
+def test_a_swipe_sent_again_is_refused_as_a_replay(rig: HidRig) -> None:
+    """The same encrypted reports a second time (a sniffed swipe replayed by a hostile
+    device): its KSN does not advance, so it is refused, not charged twice. A later genuine
+    swipe, and one under a newly injected key (its counter back at 1), still read."""
+    assert isinstance(swiped_reports(rig, swipe_reports(SWIPE)), EncryptedCardRead)
+    with pytest.raises(KsnReplayed) as refused:
+        swiped_reports(rig, swipe_reports(SWIPE))
+    assert "KSN counter 1 does not advance past 1" in str(refused.value)
+    assert rig.reader.health().last_error == KsnReplayed.__name__  # card errors: type only
+    tracks = magstripe_tracks(MAGSTRIPE_DECK[0])
+    for ksn in (ksn_at(TDES, 2), REINJECTED_KSN):
+        swipe = encode_enhanced(tracks, SwipeKeys(TEST_BDK[TDES], ksn, TDES, "S"))
+        assert isinstance(swiped_reports(rig, swipe_reports(swipe)), EncryptedCardRead)
 
 
 def test_the_assembler_takes_a_swipe_over_reports_and_drops_the_padding() -> None:
