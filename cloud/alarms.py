@@ -42,6 +42,7 @@ UNCOVERED_SEQS = "uncovered_seqs"  # seqs no checkpoint covers, after the grace 
 CHECKPOINTS_STOPPED = "checkpoints_stopped"  # a lane sends records but no checkpoints
 JOURNAL_REPLACED = "journal_replaced"  # a lane started a new journal: the old one's tail
 P2PE_REFUSED = "p2pe_refused"  # a record's P2PE block the payment HSM refuses: held, not filed
+P2PE_KSN_REUSED = "p2pe_ksn_reused"  # a P2PE block whose KSN another event used: a replay, held
 CONSUMER_ALARMS = (
     RECORD_REJECTED,
     FORGED_RECORD,
@@ -55,6 +56,7 @@ CONSUMER_ALARMS = (
     CHECKPOINTS_STOPPED,
     JOURNAL_REPLACED,
     P2PE_REFUSED,
+    P2PE_KSN_REUSED,
 )
 
 log = structlog.get_logger("cloud.alarms")

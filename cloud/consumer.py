@@ -17,7 +17,9 @@ one seq `conflicting_record`; a checkpoint or alarm whose signature does not pro
 A record read by a secure (P2PE) reader holds no clear card number: its encrypted tracks go
 to AWS Payment Cryptography (`cloud.p2pe`), re-encrypted to the processor's key unless
 decryption is configured. A block the service refuses is `p2pe_refused`: the record's seq is
-received, its payment held and not filed; a throttle or an outage retries the message.
+received, its payment held and not filed; a throttle or an outage retries the message. A block
+whose KSN another event used first (`cloud.ksns`: a replayed swipe) is held the same way, as
+`p2pe_ksn_reused`, naming both events; the first payment stays filed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from cloud.alarms import (
     CONFLICTING_RECORD,
     FORGED_RECORD,
     FORGED_SIGNATURE,
+    P2PE_KSN_REUSED,
     P2PE_REFUSED,
     RECORD_REJECTED,
     Alarms,
@@ -45,8 +48,16 @@ from cloud.alarms import (
 from cloud.continuity import Continuity, ContinuitySettings
 from cloud.errors import ConsumerError
 from cloud.filing import CheckpointFiling
+from cloud.ksns import KsnClaims
 from cloud.metrics import RECORDS_FILED, RECORDS_HELD
-from cloud.p2pe import NOT_CONFIGURED, P2peRefused, PaymentCryptography, block_of
+from cloud.p2pe import (
+    NOT_CONFIGURED,
+    KsnReused,
+    P2peRefused,
+    PaymentCryptography,
+    block_of,
+    shown_pan,
+)
 from cloud.payload import masked_payload, secret_of
 from cloud.ranges import Ranges
 from cloud.records import HELD, P2PE_HELD, RECEIVED, REPORTED_TAMPERED, Claim, RecordRows
@@ -132,6 +143,7 @@ class Consumer:
         self._unwrapper = unwrapper
         self._trust = trust
         self._rows = RecordRows(store)
+        self._ksns = KsnClaims(store, clock)
         self._clock = clock
         self._recheck_limit = settings.recheck_limit
         self._continuity = Continuity(
@@ -328,7 +340,18 @@ class Consumer:
             )
             if claim is Claim.CONFLICT:
                 return None
-        if refused is not None:
+        if isinstance(refused, KsnReused):
+            self._refuse(
+                message,
+                P2PE_KSN_REUSED,
+                str(refused),
+                refusal=refused.reason,
+                first_event_id=refused.first_event_id,
+                masked_pan=refused.masked_pan,
+                key_ref=refused.key_ref,
+                ksn=refused.ksn,
+            )
+        elif refused is not None:
             self._refuse(message, P2PE_REFUSED, str(refused), refusal=refused.reason)
         if proven and origin.journal_id not in self._watched:
             # only a record that proves its lane may start watching a journal of that lane
@@ -350,12 +373,20 @@ class Consumer:
         self, secret: Mapping[str, Any], payment: dict[str, Any], event_id: str
     ) -> P2peRefused | None:
         """Add a P2PE block's fields to the payment (`cloud.p2pe`: re-encrypted tracks, the
-        masked PAN); the refusal, if the block cannot be opened and never will be (the record
-        is then held and alarmed). A transient failure raises: the message is retried."""
+        masked PAN); the refusal, if the block cannot be opened and never will be, or its KSN
+        was another event's (`cloud.ksns`: a replay; claimed before the service is asked, so
+        a replay never reaches it). The record is then held and alarmed. A transient failure
+        raises: the message is retried."""
         try:
             block = block_of(secret)
             if block is None:
                 return None
+            first = self._ksns.claim(block, event_id)
+            if first is not None:
+                masked = shown_pan(payment["meta"])
+                if masked is not None:
+                    payment["masked_pan"] = masked
+                raise KsnReused(block, first, masked)
             if self._p2pe is None:
                 raise P2peRefused(NOT_CONFIGURED, "the consumer has no payment cryptography")
             payment.update(self._p2pe.payment_fields(block, payment["meta"], event_id))

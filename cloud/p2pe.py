@@ -61,6 +61,7 @@ MALFORMED_BLOCK = "malformed_block"
 NOT_CONFIGURED = "not_configured"
 PAN_MISMATCH = "pan_mismatch"
 NO_PAN = "no_pan"
+KSN_REUSED = "ksn_reused"
 TRACK_START_SENTINELS = "%;"
 TRACK1_FORMAT_CODE = "B"
 PAN_ENDS = "^=D"  # track 1's and track 2's field separators, and EMV track 2's
@@ -77,6 +78,24 @@ class P2peRefused(ConsumerError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class KsnReused(P2peRefused):
+    """The block's KSN was used by another event first (`cloud.ksns`): a replayed swipe.
+
+    A KSN is no secret (it names the reader's transaction, not its key): the alarm quotes it,
+    with the masked PAN the record shows and never the ciphertext."""
+
+    code = "p2pe_ksn_reused"
+
+    def __init__(self, block: P2peBlock, first_event_id: str, masked_pan: str | None) -> None:
+        self.key_ref = block.key_ref
+        self.ksn = block.ksn.hex().upper()
+        self.first_event_id = first_event_id
+        self.masked_pan = masked_pan
+        super().__init__(
+            KSN_REUSED, f"KSN {self.ksn} of key {self.key_ref} was used by event {first_event_id}"
+        )
 
 
 class P2peUnavailable(ConsumerError):
@@ -140,9 +159,9 @@ class PaymentCryptography:
         if not self._settings.outgoing_key:
             raise P2peRefused(NOT_CONFIGURED, f"{OUTGOING_KEY_ENV} names no processor key")
         fields: dict[str, Any] = {"p2pe": self._re_encrypted(block)}
-        masked = meta.get("masked_pan")
-        if isinstance(masked, str) and masked:
-            fields["masked_pan"] = mask_pan(masked)  # never more than the reader showed
+        masked = shown_pan(meta)
+        if masked is not None:
+            fields["masked_pan"] = masked
         return fields
 
     def _re_encrypted(self, block: P2peBlock) -> dict[str, Any]:
@@ -186,8 +205,8 @@ class PaymentCryptography:
             masked = self._masked_pan_of(block, track)
             if masked is None:
                 continue
-            shown = meta.get("masked_pan")
-            if isinstance(shown, str) and shown and mask_pan(shown) != masked:
+            shown = shown_pan(meta)
+            if shown is not None and shown != masked:
                 raise P2peRefused(
                     PAN_MISMATCH, "the decrypted card number is not the one the record shows"
                 )
@@ -217,6 +236,13 @@ class PaymentCryptography:
             raise P2peUnavailable(text) from error
         except BotoCoreError as error:
             raise P2peUnavailable(f"{operation}: {type(error).__name__}") from error
+
+
+def shown_pan(meta: Mapping[str, Any]) -> str | None:
+    """The masked PAN a record's clear metadata shows, masked again (never more than the
+    reader showed); None if it shows none."""
+    masked = meta.get("masked_pan")
+    return mask_pan(masked) if isinstance(masked, str) and masked else None
 
 
 def _dukpt_attributes(block: P2peBlock) -> dict[str, Any]:

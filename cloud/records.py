@@ -32,7 +32,8 @@ RECEIVED = "received"
 REPORTED_TAMPERED = "reported_tampered"
 HELD = "held"  # the attribute holding an unproven record's payment
 # The attribute holding a payment whose P2PE block AWS Payment Cryptography refused
-# (`cloud.p2pe`): alarmed (`p2pe_refused`), never released by a checkpoint.
+# (`cloud.p2pe`), or whose KSN another event used first (`cloud.ksns`): alarmed (`p2pe_refused`,
+# `p2pe_ksn_reused`), never released by a checkpoint.
 P2PE_HELD = "p2pe_held"
 
 

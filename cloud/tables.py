@@ -5,6 +5,7 @@ the same (a test compares them), and the demo and tests create the tables from i
 
 - events      `event_id`: one item per distinct event received (records, checkpoints,
               alarms), written with a conditional put: the dedupe. `copies` counts duplicates.
+              Also each P2PE block's KSN, claimed once (kind `p2pe_ksn`, `cloud.ksns`).
 - payments    `event_id`: a verified record's clear metadata (never card data in clear).
 - records     `journal_id` + `seq`: what the chain check needs per record (AAD, nonce,
               ciphertext, the record's chain), or a seq the terminal reported tampered.

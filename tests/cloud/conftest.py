@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from cloud.store import Store
 from cloud.tables import TableNames, create_tables
 from demo.backend import QueueRoute, route_bus_to_queue
 from demo.localaws.emulator import EMULATOR_CREDENTIALS, EMULATOR_REGION, LocalAws
+from demo.localaws.payment_crypto import PaymentCryptographyEndpoint
 from demo.pki import LocalCa, TerminalCredentials
 from posd.journal import Journal
 from posd.keys.base import KeySource
@@ -342,3 +343,10 @@ def lambda_env(rig: Rig, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(handler, "_consumer", None)
+
+
+@pytest.fixture
+def hsm() -> Iterator[PaymentCryptographyEndpoint]:
+    """The AWS Payment Cryptography stand-in (its data plane, for `cloud.p2pe`)."""
+    with PaymentCryptographyEndpoint() as serving:
+        yield serving

@@ -6,7 +6,6 @@ or a metric."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +79,6 @@ def mislabelled_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
 def malformed_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
     meta = {"amount": 100 + index, "currency": "EUR", "masked_pan": mask_pan(pan)}
     return meta, json.dumps({P2PE_FIELD: {"schema": "posd.p2pe/0"}}).encode()
-
-
-@pytest.fixture
-def hsm() -> Iterator[PaymentCryptographyEndpoint]:
-    with PaymentCryptographyEndpoint() as serving:
-        yield serving
 
 
 def deliver_p2pe(
