@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -233,9 +234,22 @@ def _chain(detail: dict[str, Any], name: str) -> str:
     return value
 
 
+def _event_id(detail: dict[str, Any]) -> str:
+    """A canonical UUID string (posd sends UUIDv7): nothing else can share a key with the
+    consumer's own items in the events table (a P2PE KSN claim, `cloud.ksns`)."""
+    value: str = _field(detail, "event_id", str)
+    try:
+        canonical: str | None = str(uuid.UUID(value))
+    except ValueError:
+        canonical = None
+    if canonical != value:
+        raise MalformedMessage("detail.event_id is not a canonical UUID")
+    return value
+
+
 def _origin(detail: dict[str, Any]) -> Origin:
     return Origin(
-        event_id=_field(detail, "event_id", str),
+        event_id=_event_id(detail),
         journal_id=_field(detail, "journal_id", str),
         store_id=_field(detail, "store_id", str),
         terminal_id=_field(detail, "terminal_id", str),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from sync.events import EventBuilder
 from sync.outbox import Alarm, Checkpoint, OutboxRecord
 from sync.side_events import SideOrigin, side_entry
 from wire.envelope import GENESIS_CHAIN, KEY_BYTES, RecordIdentity, Sealer, wrapped_key_digest
-from wire.errors import IdentityNotBound
+from wire.errors import IdentityNotBound, MalformedMessage
 from wire.events import (
     AlarmEvent,
     CheckpointEvent,
@@ -41,7 +42,8 @@ times = st.just("2026-11-25T12:00:00.123456Z")
 meta_values = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=20)
 )
-origins = st.builds(Origin, event_id=ids, journal_id=ids, store_id=ids, terminal_id=ids)
+event_ids = st.uuids().map(str)  # the contract's event ids are canonical UUIDs
+origins = st.builds(Origin, event_id=event_ids, journal_id=ids, store_id=ids, terminal_id=ids)
 
 
 class KeyRing:
@@ -199,3 +201,28 @@ def test_the_terminals_checkpoint_reads_back(
     )
     entry = side_entry(journaled, side_origin)
     assert parse_message(delivered(entry["DetailType"], entry["Detail"])) == checkpoint
+
+
+@given(
+    event_id=st.one_of(
+        st.text(max_size=40).filter(lambda text: not _is_canonical_uuid(text)),
+        st.uuids().map(lambda value: str(value).upper()).filter(lambda text: text != text.lower()),
+        st.just("p2pe-ksn#alias/posd-bdk#FFFF9876543210E00001"),
+    ),
+    checkpoint=checkpoints(),
+)
+def test_an_event_id_that_is_not_a_canonical_uuid_is_refused(
+    event_id: str, checkpoint: CheckpointEvent
+) -> None:
+    """posd's event ids are UUIDv7 strings; anything else (such as the key of the consumer's
+    own KSN claim) is refused before it can share a key with the consumer's items."""
+    detail = checkpoint_detail(checkpoint) | {"event_id": event_id}
+    with pytest.raises(MalformedMessage, match="event_id"):
+        parse_message(json.dumps({"detail": detail}))
+
+
+def _is_canonical_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
