@@ -6,9 +6,13 @@ and sent again as a new payment carries the same ciphertext and the same KSN. Th
 cannot catch that (it forgets across restarts), and records arrive out of order, so "the KSN
 must grow" would be wrong here: "a KSN is used once" is right.
 
-Each block's identity, `(key_ref, KSN)`, is claimed in the events table (the consumer's table
-of identities claimed once, with conditional puts) as an item of kind `p2pe_ksn`, keyed
-`p2pe-ksn#<key_ref>#<KSN>` and naming the event that first used it. The same event claiming it
+Each block's KSN is claimed in the events table (the consumer's table of identities claimed
+once, with conditional puts) as an item of kind `p2pe_ksn`, keyed `p2pe-ksn#<scheme>#<KSN>`
+and naming the event that first used it. The key is the KSN alone, not `key_ref` with it:
+Payment Cryptography takes a BDK by alias or by ARN, so a replay that named the same BDK the
+other way would pass a claim keyed on the name. The KSN already identifies the key (its key
+set identifier names the BDK, the rest the reader). Event ids are canonical UUIDs
+(`wire.events`), so no event can take a claim's key. The same event claiming it
 again (SQS redelivers a message whose first try failed) finds its own claim; another event is a
 replay. The claim is never removed: a restart or another invocation sees it.
 """
@@ -30,7 +34,7 @@ _FREE_OR_OWN = "attribute_not_exists(#k) OR #f = :f"
 
 def claim_key(block: P2peBlock) -> str:
     """The events table's key of a block's claim (a KSN is no secret: it may be stored)."""
-    return f"{CLAIM_PREFIX}#{block.key_ref}#{block.ksn.hex().upper()}"
+    return f"{CLAIM_PREFIX}#{block.scheme.value}#{block.ksn.hex().upper()}"
 
 
 class KsnClaims:

@@ -5,6 +5,7 @@ holds the replay with `p2pe_ksn_reused`; the same event delivered again is not a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from wire.p2pe import P2PE_FIELD, DukptScheme
 
 SCHEME = DukptScheme.TDES_2KEY
 FIRST, REPLAY = 0, 1
+PayloadFactory = Callable[[int, str], tuple[dict[str, Any], bytes]]
 
 
 def replayed_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
@@ -38,6 +40,21 @@ def replayed_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
     and seq), the captured ciphertext and KSN."""
     meta, secret = p2pe_payload()(FIRST, TEST_PANS[FIRST])
     return {**meta, "amount": 500 + index}, secret
+
+
+def replay_naming_the_bdk(key_ref: str) -> PayloadFactory:
+    """The replay names the same BDK another way (its key ARN instead of its alias): the
+    service takes either, so a claim keyed on the name would let it through."""
+
+    def payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
+        meta, secret = replayed_payload(index, pan)
+        if index == REPLAY:
+            document = json.loads(secret)
+            document[P2PE_FIELD]["key_ref"] = key_ref
+            secret = json.dumps(document).encode()
+        return meta, secret
+
+    return payload
 
 
 def same_card_payload(index: int, pan: str) -> tuple[dict[str, Any], bytes]:
@@ -52,11 +69,16 @@ def rows_by_seq(rig: Rig) -> dict[int, dict[str, Any]]:
     return {int(row["seq"]): row for row in rig.items("records")}
 
 
-@pytest.mark.parametrize("restart", [False, True], ids=["same consumer", "after a restart"])
+@pytest.mark.parametrize(
+    ("restart", "renamed"),
+    [(False, False), (True, False), (False, True)],
+    ids=["same consumer", "after a restart", "the BDK named by its ARN"],
+)
 def test_a_replayed_swipe_is_held_with_an_alarm_and_the_first_stays_filed(
-    rig: Rig, hsm: PaymentCryptographyEndpoint, tmp_path: Path, restart: bool
+    rig: Rig, hsm: PaymentCryptographyEndpoint, tmp_path: Path, restart: bool, renamed: bool
 ) -> None:
-    delivered = deliver_p2pe(rig, tmp_path, replayed_payload, count=2)
+    payload = replay_naming_the_bdk(hsm.key(BDKS[SCHEME][0]).arn) if renamed else replayed_payload
+    delivered = deliver_p2pe(rig, tmp_path, payload, count=2)
     rig.consumer = consumer_for(rig, hsm)
     rig.send([delivered.records[FIRST]])
     rig.drain()
