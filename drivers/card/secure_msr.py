@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)  # error codes and KSN counters only, never ca
 # Bounds a swipe whose length field is corrupt: three masked and encrypted tracks, hashes,
 # serial and KSN of the enhanced format come to well under this.
 MAX_SWIPE_BYTES = 1024
+# Keys whose highest KSN counter the replay check keeps (a store's readers, re-injections).
+MAX_REPLAY_KEYS = 16
 
 
 class EnhancedSwipeAssembler(SwipeAssembler):
@@ -95,6 +97,8 @@ class SecureMsrReader(HidCardReader):
         super().__init__(vendor_id, product_id, serial_number, **options)
         self._ksn_lock = threading.Lock()
         self._last_ksn: bytes | None = None
+        # key id -> highest KSN counter read under it, least recently read key first
+        self._highest_counters: dict[bytes, int] = {}
 
     def _assembler(self) -> SwipeAssembler:
         return EnhancedSwipeAssembler()
@@ -129,20 +133,24 @@ class SecureMsrReader(HidCardReader):
         return EncryptedCardRead(card)
 
     def _refuse_replay(self, ksn: bytes, scheme: DukptScheme) -> None:
-        """`KsnReplayed` unless the KSN's counter is past the last one read under the same
-        key. Only within this process's life (a restart forgets): the cloud consumer, which
+        """`KsnReplayed` unless the KSN's counter is past the highest one read under the same
+        key, whatever other keys were read in between (the last `MAX_REPLAY_KEYS` keys are
+        kept). Only within this process's life (a restart forgets): the cloud consumer, which
         sees every swipe, refuses a KSN used twice for good."""
-        last = self._last_ksn
-        if last is None or dukpt.key_id(last, scheme) != dukpt.key_id(ksn, scheme):
-            return  # first read, or the reader was re-injected with a new key
-        if dukpt.counter(ksn, scheme) <= dukpt.counter(last, scheme):
+        key = dukpt.key_id(ksn, scheme)
+        counter = dukpt.counter(ksn, scheme)
+        highest = self._highest_counters.get(key)
+        if highest is not None and counter <= highest:
             replayed = KsnReplayed(
-                f"KSN counter {dukpt.counter(ksn, scheme)} does not advance past"
-                f" {dukpt.counter(last, scheme)}: a replayed swipe"
+                f"KSN counter {counter} does not advance past {highest}: a replayed swipe"
             )
             self._monitor.error(replayed)
             log.warning("secure card reader: %s; refused", replayed)
             raise replayed
+        self._highest_counters.pop(key, None)  # re-inserted as the most recent key
+        self._highest_counters[key] = counter
+        if len(self._highest_counters) > MAX_REPLAY_KEYS:
+            del self._highest_counters[next(iter(self._highest_counters))]
 
     def p2pe_status(self) -> P2peStatus:
         """The configured scheme, the latest read's KSN and how much of its counter is used."""

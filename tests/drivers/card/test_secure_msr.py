@@ -22,11 +22,12 @@ from drivers.card.deck import DeckCard
 from drivers.card.hid_reader import MAX_REPORT_SIZE
 from drivers.card.results import CardUnreadable, EncryptedCardRead, ReadResult
 from drivers.card.secure_formats import SwipeKeys, encode_enhanced
-from drivers.card.secure_msr import EnhancedSwipeAssembler, swipe_reports
+from drivers.card.secure_msr import MAX_REPLAY_KEYS, EnhancedSwipeAssembler, swipe_reports
 from drivers.card.secure_msr_sim import SimulatedSecureMsrReader, write_swipes
 from drivers.card.secure_swipes import (
     SIM_DEVICE_SERIAL,
     TEST_BDK,
+    TEST_INITIAL_KSN,
     ksn_at,
     magstripe_tracks,
 )
@@ -213,6 +214,43 @@ def test_a_swipe_sent_again_is_refused_as_a_replay(rig: HidRig) -> None:
     for ksn in (ksn_at(TDES, 2), REINJECTED_KSN):
         swipe = encode_enhanced(tracks, SwipeKeys(TEST_BDK[TDES], ksn, TDES, "S"))
         assert isinstance(swiped_reports(rig, swipe_reports(swipe)), EncryptedCardRead)
+
+
+def swipe_under(initial_ksn: bytes, counter: int) -> list[bytes]:
+    """The first deck card's reports, encrypted under that reader's KSN with this counter."""
+    keys = SwipeKeys(TEST_BDK[TDES], ksn_at(TDES, counter, initial_ksn), TDES, "S")
+    return swipe_reports(encode_enhanced(magstripe_tracks(MAGSTRIPE_DECK[0]), keys))
+
+
+def test_a_replay_alternating_with_another_keys_swipe_is_refused(rig: HidRig) -> None:
+    """Swipes of two keys taking turns (A under X, B under Y, A, B, A) do not reset the
+    check: each key's highest counter is kept, and only the first A and B read."""
+    a = swipe_under(TEST_INITIAL_KSN[TDES], 5)
+    b = swipe_under(REINJECTED_KSN, 1)
+    assert isinstance(swiped_reports(rig, a), EncryptedCardRead)
+    assert isinstance(swiped_reports(rig, b), EncryptedCardRead)
+    for replay in (a, b, a):
+        with pytest.raises(KsnReplayed):
+            swiped_reports(rig, replay)
+    assert isinstance(rig.reader, SimulatedSecureMsrReader)
+    status = rig.reader.p2pe_status()
+    assert status.last_ksn is not None and dukpt.key_id(status.last_ksn, TDES) == (
+        dukpt.key_id(REINJECTED_KSN, TDES)
+    )  # the latest read, not the latest refused
+
+
+def test_the_replay_check_remembers_a_bounded_number_of_keys(rig: HidRig) -> None:
+    """Past `MAX_REPLAY_KEYS` keys the oldest is forgotten (its replay reads again: the
+    cloud still refuses it); the ones after it are still checked."""
+    readers = [
+        (int.from_bytes(REINJECTED_KSN, "big") + (index << 24)).to_bytes(len(REINJECTED_KSN), "big")
+        for index in range(MAX_REPLAY_KEYS + 1)
+    ]
+    for initial_ksn in readers:
+        assert isinstance(swiped_reports(rig, swipe_under(initial_ksn, 3)), EncryptedCardRead)
+    with pytest.raises(KsnReplayed):
+        swiped_reports(rig, swipe_under(readers[1], 3))
+    assert isinstance(swiped_reports(rig, swipe_under(readers[0], 3)), EncryptedCardRead)
 
 
 def test_the_assembler_takes_a_swipe_over_reports_and_drops_the_padding() -> None:
