@@ -40,6 +40,7 @@ from drivers.card.tracks import END_SENTINEL, TRACK1, TRACK2
 from drivers.errors import (
     CardConsistencyError,
     EncryptedFormatError,
+    ExpiryError,
     ReaderEncryptionUnsupported,
     TrackFormatError,
 )
@@ -214,9 +215,16 @@ def _masked_track(track: int, raw: bytes) -> tuple[MaskedPan, Expiry | None]:
         rest = rest.partition(encoding.separator)[2]  # after the name
     elif needs_country_code(pan.bin):
         rest = rest[COUNTRY_CODE_DIGITS:]
-    shown = rest[:EXPIRY_DIGITS]
-    expiry = Expiry.parse_yymm(shown) if shown.isascii() and shown.isdigit() else None
-    return pan, expiry
+    return pan, _shown_expiry(rest[:EXPIRY_DIGITS])
+
+
+def _shown_expiry(shown: str) -> Expiry | None:
+    """The expiry if the reader shows a YYMM; else it masked it, with any of its mask
+    characters (`0000` from a reader masking with zeros): not shown, never an error."""
+    try:
+        return Expiry.parse_yymm(shown)
+    except ExpiryError:
+        return None
 
 
 # -- encode (the simulator's side) ---------------------------------------------------------

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from drivers.card import dukpt
 from drivers.card.carddata import EntryMode, Expiry
 from drivers.card.deck import DECK_EXPIRY, TEST_PANS
+from drivers.card.encrypted import READER_MASK_CHARS
+from drivers.card.iso7813 import EXPIRY_DIGITS, needs_country_code
 from drivers.card.secure_formats import (
     FIXED_HEADER_BYTES,
     FLAG_FIXED_KEY,
@@ -41,6 +43,7 @@ from wire.p2pe import DukptScheme
 SERIAL = "SIM0000042"
 MASKED_STATUS_AT, ENCRYPTED_STATUS_AT = 5, 6  # offsets in the card data
 ENCODE_TYPE_AT = 0
+MONTHS = 12
 
 
 def keys(scheme: DukptScheme, counter: int = 1) -> SwipeKeys:
@@ -91,6 +94,39 @@ def test_expiry_is_read_when_the_reader_shows_it() -> None:
         encode_enhanced(deck_tracks(pan), keys(DukptScheme.TDES_2KEY), clear_expiry=True)
     )
     assert read is not None and read.expiry == Expiry.parse_yymm(DECK_EXPIRY)
+
+
+def masked_by_reader(mask: str, shown: str) -> bytes:
+    """A track-2 swipe as a reader masking with `mask` sends it, `shown` where the expiry is."""
+    pan = TEST_PANS[0][1]
+    assert not needs_country_code(pan)
+    track2 = deck_tracks(pan)[2]
+    ours = mask_track(track2.reveal())
+    expiry_at = ours.index("=") + 1
+    theirs = ours.replace("*", mask)
+    theirs = theirs[:expiry_at] + shown + theirs[expiry_at + len(shown) :]
+    data = bytes(card_data(encode_enhanced({2: track2}, keys(DukptScheme.TDES_2KEY))))
+    assert data.count(ours.encode()) == 1
+    return frame(data.replace(ours.encode(), theirs.encode()))
+
+
+@pytest.mark.parametrize("mask", sorted(READER_MASK_CHARS))
+def test_an_expiry_the_reader_masks_is_not_shown(mask: str) -> None:
+    """A reader masking with zeros shows `0000` where the expiry is: no expiry, no error."""
+    read = parse_enhanced(masked_by_reader(mask, mask * EXPIRY_DIGITS))
+    assert read is not None and read.expiry is None
+    assert read.pan.masked == mask_pan(TEST_PANS[0][1])
+
+
+@given(
+    mask=st.sampled_from(sorted(READER_MASK_CHARS)),
+    shown=st.text(alphabet="0123456789" + "".join(READER_MASK_CHARS), min_size=4, max_size=4),
+)
+def test_a_shown_expiry_is_read_only_when_it_is_a_yymm(mask: str, shown: str) -> None:
+    read = parse_enhanced(masked_by_reader(mask, shown))
+    valid = shown.isdigit() and 1 <= int(shown[2:]) <= MONTHS
+    assert read is not None
+    assert read.expiry == (Expiry.parse_yymm(shown) if valid else None)
 
 
 def test_masking_keeps_the_layout_and_hides_the_rest() -> None:
