@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from drivers.card import dukpt
 from drivers.card.encrypted import P2peStatus
 from drivers.card.hid_reader import MAX_REPORT_SIZE, HidCardReader, SwipeAssembler
+from drivers.card.report_gap import REPORT_GAP_S, ReportGap
 from drivers.card.results import CardUnreadable, EncryptedCardRead, ReadResult
 from drivers.card.secure_formats import IDTECH_ENHANCED, frame_bytes, parse_enhanced
 from drivers.errors import (
@@ -49,12 +50,16 @@ MAX_REPLAY_KEYS = 16
 class EnhancedSwipeAssembler(SwipeAssembler):
     """Reassembles a swipe by its length field across reports; the last report's padding is
     dropped. A report that does not start a swipe, or a length past `MAX_SWIPE_BYTES`, is a
-    `ProtocolError` (`EncryptedFormatError`)."""
+    `ProtocolError` (`EncryptedFormatError`). A swipe cut short (a report lost) is dropped
+    after `gap_s` of silence, so the next swipe starts afresh."""
 
-    def __init__(self) -> None:
+    def __init__(self, gap_s: float = REPORT_GAP_S) -> None:
         self._buffer = bytearray()
+        self._gap = ReportGap(gap_s)
 
     def feed(self, report: bytes, now: float) -> bytes | None:
+        self.expire(now)
+        self._gap.report(now)
         self._buffer += report
         size = frame_bytes(bytes(self._buffer))
         if size is not None and size > MAX_SWIPE_BYTES:
@@ -65,8 +70,14 @@ class EnhancedSwipeAssembler(SwipeAssembler):
         self.reset()
         return swipe
 
+    def expire(self, now: float) -> bytes | None:
+        if self._gap.passed(now):
+            self.reset()
+        return None
+
     def reset(self) -> None:
         self._buffer.clear()
+        self._gap.clear()
 
 
 def swipe_reports(swipe: bytes, report_size: int = MAX_REPORT_SIZE) -> list[bytes]:

@@ -29,9 +29,8 @@ from drivers.card.hid_msr_formats.descriptor import (
 )
 from drivers.card.hid_msr_formats.swipe import MsrSwipe
 from drivers.card.hid_reader import MAX_REPORT_SIZE, SwipeAssembler
+from drivers.card.report_gap import REPORT_GAP_S, ReportGap
 from drivers.errors import ProtocolError
-
-REPORT_GAP_S = 0.5  # silence after which a report cut short is dropped
 
 
 class ReportFormat(StrEnum):
@@ -115,14 +114,13 @@ class ReportAssembler(SwipeAssembler):
 
     def __init__(self, layout: MsrLayout, gap_s: float = REPORT_GAP_S) -> None:
         self._layout = layout
-        self._gap_s = gap_s
+        self._gap = ReportGap(gap_s)
         self._partial = bytearray()
         self._reports: list[bytes] = []
-        self._last_at: float | None = None
 
     def feed(self, report: bytes, now: float) -> bytes | None:
         self.expire(now)
-        self._last_at = now
+        self._gap.report(now)
         self._partial += report
         while self._partial:
             size = self._layout.report_size(bytes(self._partial[:1]))
@@ -139,11 +137,11 @@ class ReportAssembler(SwipeAssembler):
 
     def expire(self, now: float) -> bytes | None:
         """A swipe cut short (reports lost on the way) is dropped after `gap_s` of silence."""
-        if self._last_at is not None and now - self._last_at > self._gap_s:
+        if self._gap.passed(now):
             self.reset()
         return None
 
     def reset(self) -> None:
         self._partial.clear()
         self._reports.clear()
-        self._last_at = None
+        self._gap.clear()

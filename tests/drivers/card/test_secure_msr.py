@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from drivers.card import dukpt
 from drivers.card.deck import DeckCard
 from drivers.card.hid_reader import MAX_REPORT_SIZE
+from drivers.card.report_gap import REPORT_GAP_S
 from drivers.card.results import CardUnreadable, EncryptedCardRead, ReadResult
 from drivers.card.secure_formats import SwipeKeys, encode_enhanced
 from drivers.card.secure_msr import MAX_REPLAY_KEYS, EnhancedSwipeAssembler, swipe_reports
@@ -261,6 +262,41 @@ def test_the_assembler_takes_a_swipe_over_reports_and_drops_the_padding() -> Non
     assert results[:-1] == [None] * (len(reports) - 1) and results[-1] == SWIPE
     with pytest.raises(EncryptedFormatError):
         assembler.feed(b"\x02\xff\xff" + bytes(61), 0.0)  # a length no swipe has
+
+
+@pytest.mark.parametrize("expired", [True, False])
+def test_a_swipe_cut_short_is_dropped_after_a_report_gap(expired: bool) -> None:
+    """A report lost on the way: after `REPORT_GAP_S` of silence the fragment is dropped
+    (by `expire`, or by the next report itself), so the next swipe is not glued onto it."""
+    assembler = EnhancedSwipeAssembler()
+    first, *rest = swipe_reports(SWIPE)
+    assert rest and assembler.feed(first, 0.0) is None
+    later = REPORT_GAP_S * 2
+    if expired:
+        assert assembler.expire(later) is None
+    results = [assembler.feed(report, later) for report in [first, *rest]]
+    assert results[-1] == SWIPE
+
+
+def test_reports_closer_than_the_gap_still_make_one_swipe() -> None:
+    assembler = EnhancedSwipeAssembler()
+    step = REPORT_GAP_S * 0.9
+    reports = swipe_reports(SWIPE)
+    results = []
+    for index, report in enumerate(reports):
+        assert assembler.expire(index * step) is None
+        results.append(assembler.feed(report, index * step))
+    assert results[-1] == SWIPE
+
+
+def test_after_a_lost_report_the_next_swipe_reads(rig: HidRig) -> None:
+    first = swipe_reports(SWIPE)[0]
+    pending = Background(rig.reader)
+    wait_until(lambda: armed(rig.reader))
+    rig.simulator.send([first])  # the rest of this swipe is lost
+    time.sleep(REPORT_GAP_S * 1.5)
+    rig.simulator.send(swipe_reports(SWIPE))
+    assert isinstance(pending.join(), EncryptedCardRead)
 
 
 @given(
