@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from drivers.card.results import CardRead
 from drivers.errors import DeviceInitError, OptionError
-from tests.drivers.card.hid_rig import FAST, HidReaderSuite, HidRig, SimulatedLineReader, line_rig
+from drivers.usb.hid_sim import SimulatedHidBackend
+from tests.drivers.card.conftest import wait_until
+from tests.drivers.card.hid_rig import (
+    FAST,
+    MAGSTRIPE_DECK,
+    Background,
+    HidReaderSuite,
+    HidRig,
+    SimulatedLineReader,
+    armed,
+    line_reports,
+    line_rig,
+    swipe_text,
+)
+
+# Longer than a few ms (the drain once stopped there), far shorter than any swipe's own gap.
+REPORT_SPACING_S = 0.02
 
 
 @pytest.fixture
@@ -32,3 +51,25 @@ def test_options_are_checked() -> None:
         SimulatedLineReader(report_poll_s=0)
     with pytest.raises(OptionError, match="interface"):
         SimulatedLineReader(interface=-1)
+
+
+def trickle(simulator: SimulatedHidBackend, reports: list[bytes]) -> None:
+    """Send `reports` one by one, as a slow reader does while a swipe is still going on."""
+    for report in reports:
+        time.sleep(REPORT_SPACING_S)
+        simulator.send([report])
+
+
+def test_a_swipe_still_arriving_when_the_read_starts_is_dropped_whole(rig: HidRig) -> None:
+    stale, wanted = MAGSTRIPE_DECK[:2]
+    reports = line_reports(swipe_text(stale))
+    rig.simulator.send(reports[:1])
+    sender = threading.Thread(target=trickle, args=(rig.simulator, reports[1:]), daemon=True)
+    sender.start()
+    pending = Background(rig.reader)
+    wait_until(lambda: armed(rig.reader))
+    sender.join()
+    rig.swipe(wanted)
+    result = pending.join()
+    assert isinstance(result, CardRead) and result.card.track2 == wanted.track2
+    assert rig.reader.stale_reports_dropped == len(reports)
