@@ -8,7 +8,8 @@ key presses back into text (`KeystrokeAssembler`) and the text into card data
 (`swipe_text.read_swipe_text`).
 
 A swipe ends on Enter, or after `inter_key_timeout_s` without a key (readers set to send no
-terminator). A key that gives no track character on the layout, a report that is not a boot
+terminator), whether the line is silent or carries reports that press no new key. A key
+that gives no track character on the layout, a report that is not a boot
 keyboard report, or a swipe longer than any three tracks is a malformed report: the read is
 `CardUnreadable` (see `hid_reader`); so is a swipe that does not begin with a start sentinel
 (`%` or `;`), never parsed: it is the tail of one typed before the read.
@@ -67,6 +68,9 @@ class KeystrokeAssembler(SwipeAssembler):
         parsed = parse_report(report)
         pressed = [usage for usage in parsed.keys if usage not in self._held]
         self._held = frozenset(parsed.keys)
+        if not pressed:
+            # A reader repeating key-up reports would otherwise keep `expire` from running.
+            return self.expire(now)
         for usage in pressed:
             self._last_key_at = now
             if usage in ENTER_USAGES:
