@@ -237,7 +237,7 @@ class HidCardReader(UsbDriver, CardReader, ABC):
     def _checked_session(self, deadline: float, quiet_s: float) -> None:
         """A live link with the reports that came while no read waited drained and dropped
         (until `quiet_s` without one, or `deadline`); a link found dead on the way is dropped
-        and the device re-found (until `deadline`)."""
+        and the device re-found (until `deadline`); any other error is recorded in health."""
         while True:
             link = self._session.current(deadline)
             try:
@@ -245,6 +245,9 @@ class HidCardReader(UsbDriver, CardReader, ABC):
             except DeviceDisconnected as error:
                 self._session.lost(error)
                 continue
+            except DeviceError as error:
+                self._monitor.error(error)
+                raise
             if dropped:
                 log.info("card reader: dropped %d reports sent while no read waited", dropped)
             return

@@ -9,10 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 from drivers.card.results import CardRead
-from drivers.errors import DeviceInitError, OptionError
-from drivers.usb.hid_sim import SimulatedHidBackend
+from drivers.errors import DeviceInitError, OptionError, ProtocolError
+from drivers.usb.hid_sim import EP_IN, SimulatedHidBackend
+from drivers.usb.link import MAX_STALL_RECOVERIES
 from tests.drivers.card.conftest import wait_until
 from tests.drivers.card.hid_rig import (
+    AMOUNT,
+    CURRENCY,
     FAST,
     MAGSTRIPE_DECK,
     Background,
@@ -73,3 +76,11 @@ def test_a_swipe_still_arriving_when_the_read_starts_is_dropped_whole(rig: HidRi
     result = pending.join()
     assert isinstance(result, CardRead) and result.card.track2 == wanted.track2
     assert rig.reader.stale_reports_dropped == len(reports)
+
+
+def test_an_error_while_dropping_stale_reports_is_recorded_in_health(rig: HidRig) -> None:
+    rig.simulator.stall(EP_IN, count=MAX_STALL_RECOVERIES + 1)  # stalls past every recovery
+    with pytest.raises(ProtocolError):
+        rig.reader.read_card(AMOUNT, CURRENCY, 1.0)
+    last_error = rig.reader.health().last_error
+    assert last_error is not None and last_error.startswith(ProtocolError.code)
