@@ -40,6 +40,9 @@ MAX_STALL_RECOVERIES = 2
 MS_PER_S = 1000
 # libusb treats a 0 ms timeout as "wait forever": never pass it.
 MIN_TIMEOUT_MS = 1
+# A device's own strings (product, serial) go into logs and health: bounded, printable only.
+MAX_DESCRIPTOR_TEXT = 64
+NOT_PRINTABLE = "?"  # stands in for a control character (newline, escape...) in such a string
 
 T = TypeVar("T")
 
@@ -94,6 +97,12 @@ def _mapped(operation: str, device_name: str) -> Iterator[None]:
         if error.errno == errno.EPIPE:
             raise _Stalled(operation) from None
         raise DeviceOperationError(f"USB {operation} failed ({_errno_name(error)})") from None
+
+
+def descriptor_text(text: str) -> str:
+    """A device's string made safe for logs and health: no character that could forge a log
+    line or drive a terminal (each becomes `NOT_PRINTABLE`), at most `MAX_DESCRIPTOR_TEXT`."""
+    return "".join(c if c.isprintable() else NOT_PRINTABLE for c in text[:MAX_DESCRIPTOR_TEXT])
 
 
 def _timeout_ms(timeout_s: float) -> int:
@@ -174,7 +183,8 @@ class UsbLink:
 
     def device_info(self, driver: str) -> DeviceInfo:
         """Who the device says it is in its descriptors: product string as the model,
-        bcdDevice as the firmware release, the serial number string (empty if none)."""
+        bcdDevice as the firmware release, the serial number string (empty if none); both
+        strings printable and bounded (`descriptor_text`): they reach logs and health."""
         with _mapped("string descriptors", self._name):
             try:
                 model = self._device.product or ""
@@ -182,9 +192,9 @@ class UsbLink:
             except ValueError:  # no string descriptors (langid) at all
                 model = serial = ""
         return DeviceInfo(
-            model=model,
+            model=descriptor_text(model),
             firmware=_bcd_release(self._device.bcdDevice),
-            serial_number=serial,
+            serial_number=descriptor_text(serial),
             driver=driver,
             port=self.location,
         )

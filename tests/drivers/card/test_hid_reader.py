@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from drivers.card.results import CardRead
 from drivers.errors import DeviceInitError, OptionError, ProtocolError
 from drivers.usb.hid_sim import EP_IN, SimulatedHidBackend
-from drivers.usb.link import MAX_STALL_RECOVERIES
+from drivers.usb.link import MAX_DESCRIPTOR_TEXT, MAX_STALL_RECOVERIES
 from tests.drivers.card.conftest import wait_until
 from tests.drivers.card.hid_rig import (
     AMOUNT,
     CURRENCY,
     FAST,
+    LINE_IDENTITY,
     MAGSTRIPE_DECK,
     Background,
     HidReaderSuite,
@@ -84,3 +87,21 @@ def test_an_error_while_dropping_stale_reports_is_recorded_in_health(rig: HidRig
         rig.reader.read_card(AMOUNT, CURRENCY, 1.0)
     last_error = rig.reader.health().last_error
     assert last_error is not None and last_error.startswith(ProtocolError.code)
+
+
+def test_descriptor_strings_reach_health_and_logs_printable_and_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A device names itself: newlines or escapes in its strings must not forge log lines."""
+    caplog.set_level(logging.INFO)
+    hostile = replace(
+        LINE_IDENTITY,
+        product="reader\nERROR forged line\x1b[2J" + "x" * 80,
+        serial_number="SN\r\n1\x00",
+    )
+    with SimulatedLineReader(hostile, **FAST) as reader:
+        info = reader.identify()
+    for text in (info.model, info.serial_number):
+        assert text.isprintable() and 0 < len(text) <= MAX_DESCRIPTOR_TEXT
+    assert info.model.startswith("reader") and info.serial_number.startswith("SN")
+    assert "\nERROR forged line" not in caplog.text and "\x1b" not in caplog.text
