@@ -143,6 +143,7 @@ class UsbLink:
         self._detached_kernel_driver = False
         self._ep_out: Any = None
         self._ep_in: Any = None
+        self._class_descriptors = b""
 
     @classmethod
     def connect(cls, backend: Any, selector: UsbSelector, spec: LinkSpec) -> UsbLink:
@@ -176,6 +177,12 @@ class UsbLink:
     def location(self) -> str:
         """`usb:<bus>-<address>`: where the device sits now (changes after a replug)."""
         return f"usb:{self._device.bus}-{self._device.address}"
+
+    @property
+    def class_descriptors(self) -> bytes:
+        """The class-specific descriptors after the claimed interface's (HID: its HID
+        descriptor, which declares the report descriptor's length)."""
+        return self._class_descriptors
 
     @property
     def detached_kernel_driver(self) -> bool:
@@ -217,6 +224,7 @@ class UsbLink:
             raise DeviceInitError(f"{self._name} refused its configuration (stall)") from None
         except DeviceOperationError as error:
             raise DeviceInitError(f"cannot claim the {self._name}: {error}") from None
+        self._class_descriptors = bytes(interface.extra_descriptors)
         kind = self._spec.transfer_type
         self._ep_out = usb.util.find_descriptor(
             interface, custom_match=_is_endpoint(usb.util.ENDPOINT_OUT, kind)
