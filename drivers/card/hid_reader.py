@@ -10,9 +10,10 @@ back when the reader is closed, for the same reason.
 
 What `read_card` does with what the reader sends:
 
-- Reports queued before the read started are drained and dropped first, until the line has
-  been quiet for the assembler's own gap (`SwipeAssembler.quiet_s`): a swipe still being sent
-  when the read starts is dropped whole, never its tail read as a new swipe.
+- Reports queued before the read started are drained and dropped first. If any was queued, a
+  swipe was arriving: the drain goes on until the line has been quiet for the assembler's own
+  gap (`SwipeAssembler.quiet_s`), so that swipe is dropped whole, never its tail read as a new
+  one. A quiet line is ready at once: a swipe the moment the read starts counts.
 - The interrupt IN endpoint is read in slices of `report_poll_s`, so a `cancel()` from another
   thread ends the read with `Cancelled` within one slice; a slice with no report calls the
   assembler's `expire` (a keyboard reader's swipe may end on silence).
@@ -253,10 +254,14 @@ class HidCardReader(UsbDriver, CardReader, ABC):
             return
 
     def _drain(self, link: UsbLink, deadline: float, quiet_s: float) -> int:
-        """Read and drop reports until the line has been quiet for `quiet_s` (or `deadline`,
-        or `MAX_STALE_REPORTS`); how many were dropped."""
+        """Read and drop what was sent while no read waited; how many reports were dropped.
+
+        A line with nothing queued is quiet at once (`STALE_READ_TIMEOUT_S`): the cashier's
+        customer may swipe the moment the read starts, and that swipe must count. Once a
+        report was queued, a swipe was arriving: drop until the line has been quiet for
+        `quiet_s` after its last report (or `deadline`, or `MAX_STALE_REPORTS`)."""
         dropped = 0
-        quiet_until = self._clock() + quiet_s
+        quiet_until = self._clock() + STALE_READ_TIMEOUT_S
         for _ in range(MAX_STALE_REPORTS):
             wait = min(quiet_until, deadline) - self._clock()
             if wait <= 0 or link.read(wait) is None:
