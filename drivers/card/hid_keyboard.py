@@ -8,9 +8,11 @@ key presses back into text (`KeystrokeAssembler`) and the text into card data
 (`swipe_text.read_swipe_text`).
 
 A swipe ends on Enter, or after `inter_key_timeout_s` without a key (readers set to send no
-terminator). A key that gives no track character on the layout, a report that is not a boot
+terminator), whether the line is silent or carries reports that press no new key. A key
+that gives no track character on the layout, a report that is not a boot
 keyboard report, or a swipe longer than any three tracks is a malformed report: the read is
-`CardUnreadable` (see `hid_reader`).
+`CardUnreadable` (see `hid_reader`); so is a swipe that does not begin with a start sentinel
+(`%` or `;`), never parsed: it is the tail of one typed before the read.
 
 Options (config `[devices.card_reader]`): `vendor_id`, `product_id` (required), `layout`
 ("us", "uk", "de", "fr"; default "us": the layout the reader is set to), `inter_key_timeout_s`
@@ -32,15 +34,23 @@ from drivers.card.keyboard_layouts import (
     layout_named,
 )
 from drivers.card.keyboard_reports import parse_report
-from drivers.card.results import ReadResult
+from drivers.card.results import CardUnreadable, ReadResult
 from drivers.card.swipe_text import read_swipe_text
-from drivers.card.tracks import TRACK1_MAX_CHARS, TRACK2_MAX_CHARS, TRACK3_MAX_CHARS
+from drivers.card.tracks import (
+    TRACK1_MAX_CHARS,
+    TRACK1_START,
+    TRACK2_MAX_CHARS,
+    TRACK2_START,
+    TRACK3_MAX_CHARS,
+)
 from drivers.errors import ProtocolError
 
 DEFAULT_LAYOUT = LayoutName.US
 DEFAULT_INTER_KEY_TIMEOUT_S = 0.5
 MAX_SWIPE_CHARS = TRACK1_MAX_CHARS + TRACK2_MAX_CHARS + TRACK3_MAX_CHARS
 SWIPE_ENCODING = "ascii"
+# Every swipe a reader types begins with track 1's or track 2's start sentinel.
+START_SENTINELS = (TRACK1_START, TRACK2_START)
 
 
 class KeystrokeAssembler(SwipeAssembler):
@@ -58,6 +68,9 @@ class KeystrokeAssembler(SwipeAssembler):
         parsed = parse_report(report)
         pressed = [usage for usage in parsed.keys if usage not in self._held]
         self._held = frozenset(parsed.keys)
+        if not pressed:
+            # A reader repeating key-up reports would otherwise keep `expire` from running.
+            return self.expire(now)
         for usage in pressed:
             self._last_key_at = now
             if usage in ENTER_USAGES:
@@ -67,6 +80,10 @@ class KeystrokeAssembler(SwipeAssembler):
                 continue
             self._type(usage, parsed.shift, parsed.altgr)
         return None
+
+    @property
+    def quiet_s(self) -> float:
+        return self._timeout
 
     def expire(self, now: float) -> bytes | None:
         if self._text and now - self._last_key_at >= self._timeout:
@@ -127,4 +144,7 @@ class HidKeyboardReader(HidCardReader):
         return KeystrokeAssembler(self._keyboard, self._inter_key_timeout)
 
     def _decode(self, swipe: bytes) -> ReadResult:
-        return read_swipe_text(swipe.decode(SWIPE_ENCODING))
+        text = swipe.decode(SWIPE_ENCODING)
+        if not text.startswith(START_SENTINELS):
+            return CardUnreadable()  # a swipe's tail: parsed, it could pass as track 2
+        return read_swipe_text(text)

@@ -72,14 +72,19 @@ def swipe_of(card: DeckCard) -> MsrSwipe:
 class SimulatedMsrDevice(SimulatedHidBackend):
     """A HID magnetic stripe reader of `layout` alone on a simulated bus."""
 
-    def __init__(self, layout: MsrLayout, identity: UsbIdentity) -> None:
+    def __init__(
+        self, layout: MsrLayout, identity: UsbIdentity, descriptor_tail: bytes = b""
+    ) -> None:
+        """`descriptor_tail`: bytes sent after the report descriptor, past its declared
+        length (a hostile or broken device)."""
         super().__init__(
             SimulatedHidFunction(
                 identity,
-                layout.report_descriptor,
+                layout.report_descriptor + descriptor_tail,
                 subclass=NO_BOOT_PROTOCOL,
                 protocol=NO_BOOT_PROTOCOL,
                 report_size=MAX_REPORT_SIZE,
+                declared_length=len(layout.report_descriptor),
             )
         )
         self.layout = layout

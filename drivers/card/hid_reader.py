@@ -10,7 +10,10 @@ back when the reader is closed, for the same reason.
 
 What `read_card` does with what the reader sends:
 
-- Reports queued before the read started are drained and dropped first.
+- Reports queued before the read started are drained and dropped first. If any was queued, a
+  swipe was arriving: the drain goes on until the line has been quiet for the assembler's own
+  gap (`SwipeAssembler.quiet_s`), so that swipe is dropped whole, never its tail read as a new
+  one. A quiet line is ready at once: a swipe the moment the read starts counts.
 - The interrupt IN endpoint is read in slices of `report_poll_s`, so a `cancel()` from another
   thread ends the read with `Cancelled` within one slice; a slice with no report calls the
   assembler's `expire` (a keyboard reader's swipe may end on silence).
@@ -65,7 +68,11 @@ log = logging.getLogger(__name__)  # messages carry ids, locations and error cod
 DEFAULT_REPORT_POLL_S = 0.05
 # Reports drained at the start of a read are bounded, in case a device never stops talking.
 MAX_STALE_REPORTS = 4096
+# The quiet that ends a status/identify drain (a read waits for its assembler's `quiet_s`).
 STALE_READ_TIMEOUT_S = 0.005
+# Silence after which a reader that sends a swipe's reports back to back (one per interrupt
+# interval, a few ms) has finished; assemblers with a gap of their own say so (`quiet_s`).
+DEFAULT_QUIET_S = 0.1
 # The largest input report read in one interrupt transfer (full-speed interrupt maximum).
 MAX_REPORT_SIZE = 64
 LINK = LinkSpec(
@@ -85,6 +92,12 @@ class SwipeAssembler(ABC):
         """Take one input report (monotonic `now`); the finished swipe, or None for more.
 
         Raises `ProtocolError` for a report that cannot belong to a swipe."""
+
+    @property
+    def quiet_s(self) -> float:
+        """Silence after which no swipe is still arriving: the drain before a read waits for
+        it, so the tail of a swipe in progress is never read as a new one."""
+        return DEFAULT_QUIET_S
 
     def expire(self, now: float) -> bytes | None:
         """Called when no report came for a while: a swipe that ends on silence (keyboard
@@ -191,14 +204,15 @@ class HidCardReader(UsbDriver, CardReader, ABC):
         with self._io_lock:
             self._cancel_requested.clear()
             deadline = self._clock() + timeout
+            assembler = self._assembler()
             try:
                 try:
-                    self._checked_session(deadline)
+                    self._checked_session(deadline, assembler.quiet_s)
                 except ReconnectInterrupted:
                     return Cancelled()
                 self._armed.set()
                 self._read_started()
-                return self._wait_for_swipe(deadline)
+                return self._wait_for_swipe(assembler, deadline)
             finally:
                 self._armed.clear()
 
@@ -219,29 +233,45 @@ class HidCardReader(UsbDriver, CardReader, ABC):
         return True
 
     def _refresh(self) -> None:
-        self._checked_session(self._clock() + self._poll_s)
+        self._checked_session(self._clock() + self._poll_s, STALE_READ_TIMEOUT_S)
 
-    def _checked_session(self, deadline: float) -> None:
-        """A live link with the reports that came while no read waited drained and dropped;
-        a link found dead on the way is dropped and the device re-found (until `deadline`)."""
+    def _checked_session(self, deadline: float, quiet_s: float) -> None:
+        """A live link with the reports that came while no read waited drained and dropped
+        (until `quiet_s` without one, or `deadline`); a link found dead on the way is dropped
+        and the device re-found (until `deadline`); any other error is recorded in health."""
         while True:
             link = self._session.current(deadline)
-            dropped = 0
             try:
-                for _ in range(MAX_STALE_REPORTS):
-                    if link.read(STALE_READ_TIMEOUT_S) is None:
-                        break
-                    self.stale_reports_dropped += 1
-                    dropped += 1
+                dropped = self._drain(link, deadline, quiet_s)
             except DeviceDisconnected as error:
                 self._session.lost(error)
                 continue
+            except DeviceError as error:
+                self._monitor.error(error)
+                raise
             if dropped:
                 log.info("card reader: dropped %d reports sent while no read waited", dropped)
             return
 
-    def _wait_for_swipe(self, deadline: float) -> ReadResult:
-        assembler = self._assembler()
+    def _drain(self, link: UsbLink, deadline: float, quiet_s: float) -> int:
+        """Read and drop what was sent while no read waited; how many reports were dropped.
+
+        A line with nothing queued is quiet at once (`STALE_READ_TIMEOUT_S`): the cashier's
+        customer may swipe the moment the read starts, and that swipe must count. Once a
+        report was queued, a swipe was arriving: drop until the line has been quiet for
+        `quiet_s` after its last report (or `deadline`, or `MAX_STALE_REPORTS`)."""
+        dropped = 0
+        quiet_until = self._clock() + STALE_READ_TIMEOUT_S
+        for _ in range(MAX_STALE_REPORTS):
+            wait = min(quiet_until, deadline) - self._clock()
+            if wait <= 0 or link.read(wait) is None:
+                break
+            self.stale_reports_dropped += 1
+            dropped += 1
+            quiet_until = self._clock() + quiet_s
+        return dropped
+
+    def _wait_for_swipe(self, assembler: SwipeAssembler, deadline: float) -> ReadResult:
         while True:
             if self._cancel_requested.is_set():
                 return Cancelled()

@@ -73,9 +73,13 @@ class SimulatedHidFunction(SimulatedFunction):
         subclass: int = BOOT_SUBCLASS,
         protocol: int = KEYBOARD_PROTOCOL,
         report_size: int = DEFAULT_REPORT_SIZE,
+        declared_length: int | None = None,
     ) -> None:
+        """`declared_length`: what the HID descriptor says the report descriptor's length
+        is (default: its length); shorter makes a device that sends more than it declares."""
         self._identity = identity
         self.report_descriptor = report_descriptor
+        declared = len(report_descriptor) if declared_length is None else declared_length
         self._layout = FunctionLayout(
             interface_class=HID_CLASS,
             subclass=subclass,
@@ -83,7 +87,7 @@ class SimulatedHidFunction(SimulatedFunction):
             endpoints=(
                 EndpointDescriptor(EP_IN, INTERRUPT, report_size, DEFAULT_POLL_INTERVAL_MS),
             ),
-            class_descriptors=hid_class_descriptor(len(report_descriptor)),
+            class_descriptors=hid_class_descriptor(declared),
         )
         self._cond = threading.Condition()
         self._queue: deque[bytes] = deque()

@@ -40,6 +40,9 @@ MAX_STALL_RECOVERIES = 2
 MS_PER_S = 1000
 # libusb treats a 0 ms timeout as "wait forever": never pass it.
 MIN_TIMEOUT_MS = 1
+# A device's own strings (product, serial) go into logs and health: bounded, printable only.
+MAX_DESCRIPTOR_TEXT = 64
+NOT_PRINTABLE = "?"  # stands in for a control character (newline, escape...) in such a string
 
 T = TypeVar("T")
 
@@ -96,6 +99,12 @@ def _mapped(operation: str, device_name: str) -> Iterator[None]:
         raise DeviceOperationError(f"USB {operation} failed ({_errno_name(error)})") from None
 
 
+def descriptor_text(text: str) -> str:
+    """A device's string made safe for logs and health: no character that could forge a log
+    line or drive a terminal (each becomes `NOT_PRINTABLE`), at most `MAX_DESCRIPTOR_TEXT`."""
+    return "".join(c if c.isprintable() else NOT_PRINTABLE for c in text[:MAX_DESCRIPTOR_TEXT])
+
+
 def _timeout_ms(timeout_s: float) -> int:
     return max(MIN_TIMEOUT_MS, round(timeout_s * MS_PER_S))
 
@@ -134,6 +143,7 @@ class UsbLink:
         self._detached_kernel_driver = False
         self._ep_out: Any = None
         self._ep_in: Any = None
+        self._class_descriptors = b""
 
     @classmethod
     def connect(cls, backend: Any, selector: UsbSelector, spec: LinkSpec) -> UsbLink:
@@ -169,12 +179,19 @@ class UsbLink:
         return f"usb:{self._device.bus}-{self._device.address}"
 
     @property
+    def class_descriptors(self) -> bytes:
+        """The class-specific descriptors after the claimed interface's (HID: its HID
+        descriptor, which declares the report descriptor's length)."""
+        return self._class_descriptors
+
+    @property
     def detached_kernel_driver(self) -> bool:
         return self._detached_kernel_driver
 
     def device_info(self, driver: str) -> DeviceInfo:
         """Who the device says it is in its descriptors: product string as the model,
-        bcdDevice as the firmware release, the serial number string (empty if none)."""
+        bcdDevice as the firmware release, the serial number string (empty if none); both
+        strings printable and bounded (`descriptor_text`): they reach logs and health."""
         with _mapped("string descriptors", self._name):
             try:
                 model = self._device.product or ""
@@ -182,9 +199,9 @@ class UsbLink:
             except ValueError:  # no string descriptors (langid) at all
                 model = serial = ""
         return DeviceInfo(
-            model=model,
+            model=descriptor_text(model),
             firmware=_bcd_release(self._device.bcdDevice),
-            serial_number=serial,
+            serial_number=descriptor_text(serial),
             driver=driver,
             port=self.location,
         )
@@ -207,6 +224,7 @@ class UsbLink:
             raise DeviceInitError(f"{self._name} refused its configuration (stall)") from None
         except DeviceOperationError as error:
             raise DeviceInitError(f"cannot claim the {self._name}: {error}") from None
+        self._class_descriptors = bytes(interface.extra_descriptors)
         kind = self._spec.transfer_type
         self._ep_out = usb.util.find_descriptor(
             interface, custom_match=_is_endpoint(usb.util.ENDPOINT_OUT, kind)

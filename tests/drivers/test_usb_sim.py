@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 import time
@@ -11,10 +12,23 @@ from pathlib import Path
 import pytest
 import usb.core
 import usb.util
+from hypothesis import given
+from hypothesis import strategies as st
 
+from drivers.errors import ProtocolError
 from drivers.usb.cable import CABLE_POLL_S, follow_flag
-from drivers.usb.hid import HID_CLASS, HID_DESCRIPTOR, REPORT_DESCRIPTOR
-from drivers.usb.hid_sim import EP_IN, SimulatedHidBackend, SimulatedHidFunction
+from drivers.usb.hid import (
+    HID_CLASS,
+    HID_DESCRIPTOR,
+    REPORT_DESCRIPTOR,
+    declared_report_length,
+)
+from drivers.usb.hid_sim import (
+    EP_IN,
+    SimulatedHidBackend,
+    SimulatedHidFunction,
+    hid_class_descriptor,
+)
 from drivers.usb.sim_backend import INTERFACE_NUMBER, UsbIdentity
 
 VENDOR_ID = 0x1D6B
@@ -175,3 +189,22 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(CABLE_POLL_S / 5)
+
+
+@given(st.integers(0, 0xFFFF), st.binary(max_size=12))
+def test_the_declared_report_length_is_read_back_from_the_hid_descriptor(
+    length: int, other: bytes
+) -> None:
+    other_descriptor = bytes([len(other) + 2, 0x24]) + other  # some other class descriptor
+    assert declared_report_length(other_descriptor + hid_class_descriptor(length)) == length
+
+
+@given(st.binary(max_size=40))
+def test_any_class_descriptor_bytes_give_a_length_or_a_protocol_error(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        assert 0 <= declared_report_length(data) <= 0xFFFF
+
+
+def test_no_hid_descriptor_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="no HID report descriptor"):
+        declared_report_length(b"")

@@ -6,7 +6,9 @@ device's back (`input_fields`) to check, at open, that the reader lays out its r
 way the chosen format expects, instead of misreading every swipe of a reader configured
 otherwise. Only short items are interpreted: Usage Page, Report Size, Report ID, Report Count,
 Push/Pop (global), Usage and Usage Minimum/Maximum (local), Input and Collection (main). Long
-items are skipped. Any malformed descriptor raises `ProtocolError` (never quoting bytes).
+items are skipped. At most `MAX_USAGES_PER_ITEM` usages may precede a main item (a hostile
+descriptor must not cost the terminal its memory). Any malformed descriptor raises
+`ProtocolError` (never quoting bytes).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ APPLICATION_COLLECTION = 0x01
 INPUT_DATA_VARIABLE = 0x02  # Data, Variable, Absolute
 INPUT_BUFFERED_BYTES = 0x0102  # ... and Buffered Bytes: a byte string (track data)
 MAX_USAGES = 1024  # bounds a Usage Minimum/Maximum range
+# Bounds the usages collected before a main item: repeated ranges would otherwise pile up
+# without limit (a hostile 64 KiB descriptor of them is ~13 million usages).
+MAX_USAGES_PER_ITEM = 4096
 MAX_PUSH_DEPTH = 16
 NO_REPORT_ID = 0
 BITS_PER_BYTE = 8
@@ -146,6 +151,11 @@ def input_fields(descriptor: bytes) -> tuple[InputField, ...]:
                 if usage_minimum is None or not 0 <= value - usage_minimum < MAX_USAGES:
                     raise ProtocolError(f"report descriptor: bad usage range at byte {offset}")
                 usages.extend(range(usage_minimum, value + 1))
+            if len(usages) > MAX_USAGES_PER_ITEM:
+                raise ProtocolError(
+                    f"report descriptor: more than {MAX_USAGES_PER_ITEM} usages "
+                    f"before a main item at byte {offset}"
+                )
         elif item_type == MAIN:
             if tag == COLLECTION:
                 depth += 1

@@ -135,6 +135,10 @@ class ReportAssembler(SwipeAssembler):
                 return swipe
         return None
 
+    @property
+    def quiet_s(self) -> float:
+        return self._gap_s
+
     def expire(self, now: float) -> bytes | None:
         """A swipe cut short (reports lost on the way) is dropped after `gap_s` of silence."""
         if self._gap.passed(now):

@@ -94,9 +94,9 @@ class LineAssembler(SwipeAssembler):
 class SimulatedLineReader(HidCardReader):
     driver_name = "test-line"
 
-    def __init__(self, **options: Any) -> None:
-        self.simulator = SimulatedHidBackend(SimulatedHidFunction(LINE_IDENTITY, b"\x06\x00\xff"))
-        super().__init__(LINE_VENDOR_ID, LINE_PRODUCT_ID, "LINE-1", **options)
+    def __init__(self, identity: UsbIdentity = LINE_IDENTITY, **options: Any) -> None:
+        self.simulator = SimulatedHidBackend(SimulatedHidFunction(identity, b"\x06\x00\xff"))
+        super().__init__(LINE_VENDOR_ID, LINE_PRODUCT_ID, identity.serial_number, **options)
 
     def _usb_backend(self) -> SimulatedHidBackend:
         return self.simulator

@@ -13,7 +13,7 @@ from drivers.card.hid_keyboard_sim import SimulatedHidKeyboardReader
 from drivers.card.keyboard_layouts import LayoutName
 from drivers.card.keyboard_reports import type_swipe
 from drivers.card.reader import CardReader
-from drivers.card.results import CardRead
+from drivers.card.results import CardRead, CardUnreadable
 from drivers.card.sim_cashier import magstripe_deck
 from drivers.errors import DeviceInitError, DriverUnavailable, OptionError
 from drivers.registry import driver_class
@@ -80,6 +80,22 @@ def test_swipe_ended_by_silence_instead_of_enter() -> None:
         result = pending.join()
         assert isinstance(result, CardRead) and result.card.track2 == card.track2
         assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("cut", [1, 7])
+def test_a_swipe_without_a_start_sentinel_is_unreadable_never_parsed(cut: int) -> None:
+    """The tail of a swipe (`PAN=...?` after its `;` went to the drain) is never charged."""
+    card = magstripe_deck()[0]
+    with SimulatedHidKeyboardReader(deck=(), **FAST) as reader:
+        pending = Background(reader)
+        wait_until(lambda: armed(reader))
+        reader.simulator.send(type_swipe(card.track2.reveal()[cut:], reader.simulator.keyboard))
+        assert isinstance(pending.join(), CardUnreadable)
+
+
+def test_the_keyboard_assembler_waits_its_inter_key_timeout_for_quiet() -> None:
+    with SimulatedHidKeyboardReader(deck=(), inter_key_timeout_s=0.3, **FAST) as reader:
+        assert reader._assembler().quiet_s == 0.3
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,20 @@ def test_silence_ends_a_swipe_without_enter() -> None:
     assert assembler.expire(now=10.0) is None  # nothing pending any more
 
 
+KEY_UP_PERIOD_S = 0.04  # some readers repeat the all-keys-up report this often when idle
+
+
+def test_silence_ends_a_swipe_even_while_key_up_reports_keep_coming() -> None:
+    assembler = KeystrokeAssembler(LAYOUTS[LayoutName.US], TIMEOUT_S)
+    for report in type_swipe(";1?", LAYOUTS[LayoutName.US])[:-2]:
+        assert assembler.feed(report, now=1.0) is None
+    reports_in_timeout = round(TIMEOUT_S / KEY_UP_PERIOD_S)
+    for tick in range(1, reports_in_timeout):
+        assert assembler.feed(ALL_KEYS_UP, now=1.0 + tick * KEY_UP_PERIOD_S) is None
+    assert assembler.feed(ALL_KEYS_UP, now=1.0 + TIMEOUT_S) == b";1?"
+    assert assembler.feed(ALL_KEYS_UP, now=10.0) is None  # nothing pending any more
+
+
 def test_enter_without_text_is_ignored() -> None:
     assembler = KeystrokeAssembler(LAYOUTS[LayoutName.US], TIMEOUT_S)
     assert assembler.feed(down(0x28), now=0.0) is None

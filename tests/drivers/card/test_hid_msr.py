@@ -149,6 +149,18 @@ def test_a_reader_whose_descriptor_is_not_the_forced_layout_does_not_open(
     assert device.typed_into_desktop == []
 
 
+# Usage Minimum 0, Usage Maximum 0x3FF, again and again: what a hostile device appends.
+HOSTILE_DESCRIPTOR_TAIL = bytes.fromhex("19002aff03") * 8192
+
+
+def test_only_the_declared_length_of_the_report_descriptor_is_read() -> None:
+    device = SimulatedMsrDevice(
+        HID_POS, SIM_IDENTITIES[ReportFormat.HID_POS], descriptor_tail=HOSTILE_DESCRIPTOR_TAIL
+    )
+    with ForcedReader(device, ReportFormat.HID_POS) as reader:
+        assert reader.is_open
+
+
 def test_forcing_the_reader_s_own_layout_opens_and_reads() -> None:
     device = SimulatedMsrDevice(
         HID_POS, SIM_IDENTITIES[ReportFormat.MAGTEK]

@@ -29,6 +29,7 @@ from drivers.card.hid_msr_formats import (
     packets,
 )
 from drivers.card.hid_msr_formats.descriptor import (
+    MAX_USAGES_PER_ITEM,
     InputField,
     build_descriptor,
     input_fields,
@@ -148,6 +149,29 @@ def test_descriptor_build_parse_round_trip(fields: list[InputField]) -> None:
 def test_any_descriptor_bytes_parse_or_raise_protocol_error(descriptor: bytes) -> None:
     with contextlib.suppress(ProtocolError):
         input_fields(descriptor)
+
+
+USAGE_RANGE_0_TO_3FF = bytes.fromhex("19002aff03")  # Usage Minimum 0, Usage Maximum 0x3FF
+INPUT_VARIABLE = bytes.fromhex("8102")
+HOSTILE_DESCRIPTOR_SIZE = 64 * 1024
+
+
+def test_usages_beyond_the_cap_before_a_main_item_are_a_protocol_error() -> None:
+    ranges = -(-(MAX_USAGES_PER_ITEM + 1) // 0x400)
+    with pytest.raises(ProtocolError, match="usages"):
+        input_fields(USAGE_RANGE_0_TO_3FF * ranges + INPUT_VARIABLE)
+
+
+def test_usages_up_to_the_cap_still_parse() -> None:
+    ranges = MAX_USAGES_PER_ITEM // 0x400
+    (field,) = input_fields(USAGE_RANGE_0_TO_3FF * ranges + INPUT_VARIABLE)
+    assert len(field.usages) == MAX_USAGES_PER_ITEM
+
+
+def test_a_hostile_descriptor_of_repeated_usage_ranges_is_refused_early() -> None:
+    repeats = HOSTILE_DESCRIPTOR_SIZE // len(USAGE_RANGE_0_TO_3FF)
+    with pytest.raises(ProtocolError):
+        input_fields(USAGE_RANGE_0_TO_3FF * repeats)
 
 
 # -- round trips ------------------------------------------------------------------------------
