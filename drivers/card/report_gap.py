@@ -18,6 +18,10 @@ class ReportGap:
         self._gap_s = gap_s
         self._last_at: float | None = None
 
+    @property
+    def seconds(self) -> float:
+        return self._gap_s
+
     def passed(self, now: float) -> bool:
         """More than `gap_s` since the last report of a partial swipe (monotonic `now`)."""
         return self._last_at is not None and now - self._last_at > self._gap_s

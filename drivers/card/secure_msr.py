@@ -70,6 +70,10 @@ class EnhancedSwipeAssembler(SwipeAssembler):
         self.reset()
         return swipe
 
+    @property
+    def quiet_s(self) -> float:
+        return self._gap.seconds
+
     def expire(self, now: float) -> bytes | None:
         if self._gap.passed(now):
             self.reset()

@@ -137,7 +137,7 @@ class ReportAssembler(SwipeAssembler):
 
     @property
     def quiet_s(self) -> float:
-        return self._gap_s
+        return self._gap.seconds
 
     def expire(self, now: float) -> bytes | None:
         """A swipe cut short (reports lost on the way) is dropped after `gap_s` of silence."""
