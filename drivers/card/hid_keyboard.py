@@ -90,6 +90,10 @@ class KeystrokeAssembler(SwipeAssembler):
             return self._finish()
         return None
 
+    @property
+    def in_progress(self) -> bool:
+        return bool(self._text) or self._dead is not None
+
     def reset(self) -> None:
         self._text.clear()
         self._held = frozenset()

@@ -52,6 +52,7 @@ from drivers.card.protocol import ReaderState
 from drivers.card.reader import DEFAULT_READ_TIMEOUT_S, CardReader
 from drivers.card.results import CardUnreadable, ReadResult
 from drivers.errors import (
+    CardDataError,
     DeviceDisconnected,
     DeviceError,
     DeviceOperationError,
@@ -92,6 +93,12 @@ class SwipeAssembler(ABC):
         """Take one input report (monotonic `now`); the finished swipe, or None for more.
 
         Raises `ProtocolError` for a report that cannot belong to a swipe."""
+
+    @property
+    @abstractmethod
+    def in_progress(self) -> bool:
+        """A swipe has begun and not ended (its first reports fed, not yet returned): the
+        drain before a read waits for its end only then."""
 
     @property
     def quiet_s(self) -> float:
@@ -256,19 +263,29 @@ class HidCardReader(UsbDriver, CardReader, ABC):
     def _drain(self, link: UsbLink, deadline: float, quiet_s: float) -> int:
         """Read and drop what was sent while no read waited; how many reports were dropped.
 
-        A line with nothing queued is quiet at once (`STALE_READ_TIMEOUT_S`): the cashier's
-        customer may swipe the moment the read starts, and that swipe must count. Once a
-        report was queued, a swipe was arriving: drop until the line has been quiet for
-        `quiet_s` after its last report (or `deadline`, or `MAX_STALE_REPORTS`)."""
+        The line counts as quiet after `STALE_READ_TIMEOUT_S` without a report: the
+        customer may swipe the moment the read starts, and that swipe must count. Only while
+        the dropped reports hold a swipe that has begun and not ended (a throwaway assembler
+        says so) does the drain wait for `quiet_s` after the last one, so that swipe goes
+        whole and its tail is never read as a new one. A key-up report left over from the
+        last swipe costs nothing. Bounded by `deadline` and `MAX_STALE_REPORTS`."""
         dropped = 0
+        tracker = self._assembler()
         quiet_until = self._clock() + STALE_READ_TIMEOUT_S
         for _ in range(MAX_STALE_REPORTS):
             wait = min(quiet_until, deadline) - self._clock()
-            if wait <= 0 or link.read(wait) is None:
+            report = link.read(wait) if wait > 0 else None
+            if report is None:
                 break
             self.stale_reports_dropped += 1
             dropped += 1
-            quiet_until = self._clock() + quiet_s
+            now = self._clock()
+            try:
+                tracker.feed(report, now)
+            except (ProtocolError, CardDataError):
+                tracker.reset()  # garbage or a bad stale swipe: dropped all the same
+            quiet = quiet_s if tracker.in_progress else STALE_READ_TIMEOUT_S
+            quiet_until = now + quiet
         return dropped
 
     def _wait_for_swipe(self, assembler: SwipeAssembler, deadline: float) -> ReadResult:

@@ -74,6 +74,10 @@ class EnhancedSwipeAssembler(SwipeAssembler):
     def quiet_s(self) -> float:
         return self._gap.seconds
 
+    @property
+    def in_progress(self) -> bool:
+        return bool(self._buffer)
+
     def expire(self, now: float) -> bytes | None:
         if self._gap.passed(now):
             self.reset()

@@ -145,6 +145,10 @@ class ReportAssembler(SwipeAssembler):
             self.reset()
         return None
 
+    @property
+    def in_progress(self) -> bool:
+        return bool(self._partial or self._reports)
+
     def reset(self) -> None:
         self._partial.clear()
         self._reports.clear()

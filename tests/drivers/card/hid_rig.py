@@ -87,6 +87,10 @@ class LineAssembler(SwipeAssembler):
             return swipe
         return None
 
+    @property
+    def in_progress(self) -> bool:
+        return bool(self._text)
+
     def reset(self) -> None:
         self._text.clear()
 

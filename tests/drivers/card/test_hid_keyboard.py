@@ -120,3 +120,24 @@ def test_cable_flag_file_unplugs_the_simulated_reader(tmp_path: Path) -> None:
         wait_until(lambda: not reader.simulator.plugged)
         flag.unlink()
         wait_until(lambda: reader.simulator.plugged)
+
+
+LEFTOVER_KEY_UP = bytes(8)  # the all-keys-up report after a swipe's Enter
+SWIPE_AFTER_READ_STARTS_S = 0.2  # well inside the reader's quiet time (0.5 s)
+
+
+def test_a_leftover_key_up_does_not_make_the_next_read_drop_an_early_swipe() -> None:
+    """The last swipe's key-up report is still queued when the next payment's read starts:
+    it begins no swipe, so the drain does not wait out the quiet time, and a customer who
+    swipes 0.2 s into the read is read (waiting, the drain dropped that swipe as stale)."""
+    card = magstripe_deck()[0]
+    with SimulatedHidKeyboardReader(deck=(), inter_key_timeout_s=0.5, **FAST) as reader:
+        reader.simulator.send([LEFTOVER_KEY_UP])
+        pending = Background(reader)
+        time.sleep(SWIPE_AFTER_READ_STARTS_S)
+        reader.simulator.send(
+            type_swipe(card.track1.reveal() + card.track2.reveal(), reader.simulator.keyboard)
+        )
+        result = pending.join()
+        assert isinstance(result, CardRead) and result.card.track2 == card.track2
+        assert reader.stale_reports_dropped == 1
