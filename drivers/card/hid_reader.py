@@ -56,7 +56,6 @@ from drivers.errors import (
     DeviceDisconnected,
     DeviceError,
     DeviceOperationError,
-    OptionError,
     ProtocolError,
     ReconnectInterrupted,
 )
@@ -133,8 +132,6 @@ class HidCardReader(UsbDriver, CardReader, ABC):
     ) -> None:
         super().__init__()
         require_positive(report_poll_s=report_poll_s)
-        if interface < 0:
-            raise OptionError("interface", "must be >= 0")
         self._start_usb(
             UsbSelector(vendor_id, product_id, serial_number, interface),
             LINK,

@@ -33,6 +33,7 @@ from drivers.errors import (
     DeviceOperationError,
     DeviceTimeout,
     DriverUnavailable,
+    OptionError,
     ProtocolError,
 )
 
@@ -47,6 +48,9 @@ NOT_PRINTABLE = "?"  # stands in for a control character (newline, escape...) in
 T = TypeVar("T")
 
 
+MAX_USB_ID = 0xFFFF  # vendor and product ids are 16-bit
+
+
 @dataclass(frozen=True)
 class UsbSelector:
     """Which device to take: vendor/product id, optionally one serial number."""
@@ -55,6 +59,14 @@ class UsbSelector:
     product_id: int
     serial_number: str | None = None
     interface: int = 0
+
+    def __post_init__(self) -> None:
+        """Checked where every USB driver builds one: a config error names the option."""
+        for name in ("vendor_id", "product_id"):
+            if not 0 <= getattr(self, name) <= MAX_USB_ID:
+                raise OptionError(name, f"must be a USB id, 0 to 0x{MAX_USB_ID:04x}")
+        if self.interface < 0:
+            raise OptionError("interface", "must be >= 0")
 
     def describe(self) -> str:
         serial = f" serial {self.serial_number}" if self.serial_number else ""

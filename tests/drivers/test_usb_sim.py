@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import usb.core
@@ -15,7 +16,9 @@ import usb.util
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.errors import ProtocolError
+from drivers.card.hid_keyboard import HidKeyboardReader
+from drivers.errors import OptionError, ProtocolError
+from drivers.palm.amazon_one import AmazonOneScanner
 from drivers.usb.cable import CABLE_POLL_S, follow_flag
 from drivers.usb.hid import (
     HID_CLASS,
@@ -208,3 +211,21 @@ def test_any_class_descriptor_bytes_give_a_length_or_a_protocol_error(data: byte
 def test_no_hid_descriptor_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="no HID report descriptor"):
         declared_report_length(b"")
+
+
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        ({"vendor_id": 0x10000, "product_id": 1}, "vendor_id"),
+        ({"vendor_id": 1, "product_id": -1}, "product_id"),
+        ({"vendor_id": 1, "product_id": 1, "interface": -1}, "interface"),
+    ],
+)
+@pytest.mark.parametrize("driver", [AmazonOneScanner, HidKeyboardReader], ids=["palm", "hid"])
+def test_every_usb_driver_refuses_ids_and_interfaces_no_usb_device_has(
+    driver: type[AmazonOneScanner] | type[HidKeyboardReader], options: dict[str, Any], option: str
+) -> None:
+    """Checked in one place (`UsbSelector`), so the palm scanner refuses them too."""
+    with pytest.raises(OptionError) as refused:
+        driver(**options)
+    assert refused.value.option == option
