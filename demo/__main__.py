@@ -88,6 +88,7 @@ def render_summary(r: dict[str, Any]) -> str:
         else f"; proven only through seq {r['proven_through']} of {r['last_seq']}"
     )
     verdict += f"; posd run exited {r['daemon_exit_code']} on SIGTERM"
+    verdict += f", posd sync run {r['delivery_exit_code']}"
     if r.get("clear_pans") is not None:
         found = sum(r["clear_pans"].values())
         verdict += "; no clear card number anywhere" if not found else f"; {found} CLEAR PANS"
@@ -159,7 +160,12 @@ def demo(args: argparse.Namespace) -> int:
             bar.close()
 
     emit(result.as_dict(), args.json, render_summary)
-    clean = result.lost == 0 and result.verify_ok and result.daemon_exit_code == 0
+    clean = (
+        result.lost == 0
+        and result.verify_ok
+        and result.daemon_exit_code == 0
+        and result.delivery_exit_code == 0
+    )
     clean = clean and result.all_proven and result.no_clear_pans
     # v2 deduplicates at the bus: a duplicate in the queue is a failure of the guarantee
     clean = clean and (result.sync_api != "v2" or result.duplicates == 0)

@@ -57,6 +57,7 @@ from posd.api_client import PAYMENT_ANSWER_TIMEOUT_S, DaemonClient
 from posd.capture import CARD_PAYMENT
 from posd.errors import PosdError
 from posd.journal import Journal
+from posd.syncd.status_file import read_report
 
 READY_TIMEOUT_SECONDS = 20.0
 FLUSH_TIMEOUT_SECONDS = 120.0
@@ -77,9 +78,9 @@ READ_TIMEOUT_S = 10
 SYNC_APIS = ("v1", "v2")
 # One line as each phase begins (`run_demo(phase=...)`): the demo takes seconds to minutes.
 PHASE_EMULATOR = "starting the local AWS emulator (KMS, EventBridge, SQS, DynamoDB)"
-PHASE_DAEMON = "starting the daemon (posd run), simulated card reader and palm scanner"
+PHASE_DAEMON = "starting the daemons: posd run (capture), posd sync run (delivery)"
 PHASE_PAYING = "paying {payments} payments through the daemon's API, as a register would"
-PHASE_FLUSHING = "flushing: the daemon delivers the journal, then stops on SIGTERM"
+PHASE_FLUSHING = "flushing: posd sync run delivers the journal, then both stop on SIGTERM"
 PHASE_CONSUMING = "consuming: the cloud's consumer decrypts each payment, checks its answer"
 PHASE_VERIFYING = "verifying the journal: structure, hash chain and ciphertexts"
 PHASE_SCANNING = "P2PE: scanning the daemon's memory, journal and log for clear card numbers"
@@ -106,6 +107,7 @@ class DemoResult:
     lost: int
     verify_ok: bool
     daemon_exit_code: int | None
+    delivery_exit_code: int | None  # `posd sync run`'s on SIGTERM
     seconds: float
     key_sources: dict[str, int]
     ranges: dict[str, int]  # the lane's checkpoints, by the consumer's verdict
@@ -197,14 +199,17 @@ def demo_config(
     ).write(directory / "posd-demo.toml")
 
 
-def start_daemon(config: Path, log_file: Path) -> subprocess.Popen[bytes]:
-    """`posd run` as a child, importing this very posd (also from a source checkout)."""
+def start_daemon(
+    config: Path, log_file: Path, command: tuple[str, ...] = ("run",)
+) -> subprocess.Popen[bytes]:
+    """`posd COMMAND` (`run`: capture; `sync run`: delivery) as a child, importing this very
+    posd (also from a source checkout)."""
     source_root = str(Path(posd.__file__).resolve().parents[1])
     env = {**os.environ, **{name.upper(): value for name, value in EMULATOR_CREDENTIALS.items()}}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
     with log_file.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "posd", "run", "--config", str(config)],
+            [sys.executable, "-m", "posd", *command, "--config", str(config)],
             env=env,
             stdout=log,
             stderr=log,
@@ -223,6 +228,30 @@ def wait_until_serving(sock: Path, daemon: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.05)
     raise DemoError(f"posd run did not serve its API within {READY_TIMEOUT_SECONDS:g} s")
+
+
+def wait_until_delivering(state_dir: Path, delivery: subprocess.Popen[bytes]) -> None:
+    """Until `posd sync run` has said it runs (its status file: `posd.syncd.status_file`)."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if delivery.poll() is not None:
+            raise DemoError(f"posd sync run exited with {delivery.returncode} before delivering")
+        report = read_report(state_dir)
+        if report is not None and report.pid == delivery.pid and report.fresh(time.time()):
+            return
+        time.sleep(0.05)
+    raise DemoError(f"posd sync run did not start within {READY_TIMEOUT_SECONDS:g} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM and the exit status (None: killed after `STOP_TIMEOUT_SECONDS`)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
 
 
 def method_of(index: int) -> str:
@@ -334,10 +363,13 @@ def run_demo(
         )
         announce(PHASE_DAEMON)
         daemon = start_daemon(config, work / "daemon.log")
+        delivery: subprocess.Popen[bytes] | None = None
         register = Register(work / "api.sock", {})
         clear_pans: dict[str, int] | None = None
         try:
             wait_until_serving(register.sock, daemon)
+            delivery = start_daemon(config, work / "delivery.log", ("sync", "run"))
+            wait_until_delivering(state_dir, delivery)
             announce(PHASE_PAYING.format(payments=payments))
             rng = random.Random()
             for index in range(payments):
@@ -348,14 +380,13 @@ def run_demo(
             DaemonClient(register.sock).flush(FLUSH_TIMEOUT_SECONDS)
             if setup.p2pe:
                 announce(PHASE_SCANNING)
-                clear_pans = {"memory": scan_process(daemon.pid, DECK_PANS)}
+                clear_pans = {
+                    "memory": scan_process(daemon.pid, DECK_PANS)
+                    + scan_process(delivery.pid, DECK_PANS)
+                }
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                exit_code: int | None = daemon.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                exit_code = None
+            exit_code = stop(daemon)
+            delivery_exit_code = None if delivery is None else stop(delivery)
         expected = len(register.answers)
         announce(PHASE_CONSUMING)
         consumed = consume(
@@ -378,7 +409,7 @@ def run_demo(
         if clear_pans is not None:
             clear_pans = {
                 "journal": scan_files(state_dir.iterdir(), DECK_PANS),
-                "logs": scan_files([work / "daemon.log"], DECK_PANS),
+                "logs": scan_files([work / "daemon.log", work / "delivery.log"], DECK_PANS),
                 **clear_pans,
             }
     captured = expected - register.voids
@@ -395,6 +426,7 @@ def run_demo(
         lost=expected - len(consumed.matched),
         verify_ok=report.ok,
         daemon_exit_code=exit_code,
+        delivery_exit_code=delivery_exit_code,
         seconds=round(time.perf_counter() - started, 3),
         key_sources=consumed.key_sources,
         ranges=consumed.ranges,

@@ -128,9 +128,15 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
         ("posd devices test palm_scanner",),
     ),
     "run": (
-        "Run the daemon: devices, journal, delivery and the register's API (systemd starts\n"
-        "it as a Type=notify service).",
+        "Run the capture daemon: devices, data keys, journal appends and the register's API\n"
+        "(posd.service, Type=notify). Delivery is `posd sync run`, its own process.",
         ("posd run --config /etc/posd/posd.toml",),
+    ),
+    "sync run": (
+        "Run the delivery daemon: the journal to EventBridge, alarms and checkpoints, and\n"
+        "purging what the cloud has proven (posd-sync.service, Type=notify). It needs the\n"
+        "journal `posd run` creates; it never opens a device or a data key.",
+        ("posd sync run --config /etc/posd/posd.toml",),
     ),
 }
 

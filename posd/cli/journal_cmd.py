@@ -73,7 +73,7 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def reset(args: argparse.Namespace) -> int:
-    from posd.daemon.lock import StateDirLock
+    from posd.daemon.lock import without_daemons
     from posd.journal import Journal
 
     if not args.accept_loss:
@@ -82,7 +82,7 @@ def reset(args: argparse.Namespace) -> int:
             "add --accept-loss to confirm"
         )
     state_dir = _state_dir(args)
-    with StateDirLock.acquire(state_dir):  # never under a running daemon
+    with without_daemons(state_dir):  # never under a running daemon, capture or delivery
         accepted = Journal.accept_loss(state_dir)
     result = {
         "action": accepted.action,

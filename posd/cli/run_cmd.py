@@ -1,4 +1,4 @@
-"""`posd run`: the daemon (under systemd, `Type=notify`)."""
+"""`posd run`: the capture daemon (under systemd, `Type=notify`); delivery is `posd sync run`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from posd.cli.args import add_config_argument
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "run", help="run the daemon: devices, journal, delivery and the register's API"
+        "run", help="run the capture daemon: devices, keys, journal and the register's API"
     )
     add_config_argument(parser)
     parser.set_defaults(handler=run)

@@ -108,6 +108,24 @@ def register(subparsers: Any) -> None:
     for sub, handler in ((status_parser, status), (flush_parser, flush), (retry_parser, retry)):
         add_json_argument(sub)
         sub.set_defaults(handler=handler)
+    run_parser = commands.add_parser(
+        "run", help="run the delivery daemon: the journal to EventBridge (posd-sync.service)"
+    )
+    add_config_argument(run_parser)
+    run_parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`posd sync run`: the delivery daemon (under systemd, `Type=notify`)."""
+    from posd.config import load_config
+    from posd.daemon.lock import StateDirLock
+    from posd.journal.files import SYNC_LOCK_FILE
+
+    config = load_config(args.config)  # a bad config exits 2 before anything starts
+    with StateDirLock.acquire(config.state_dir, SYNC_LOCK_FILE):
+        from posd.syncd.runtime import run as run_delivery
+
+        return run_delivery(config)
 
 
 def _open_writable(config: Config) -> Journal:
@@ -121,11 +139,12 @@ def _open_writable(config: Config) -> Journal:
 
 @contextmanager
 def _as_the_only_engine(config: Config) -> Iterator[Journal]:
-    """The journal for a delivery engine here, holding the state dir's lock: never beside a
-    daemon (one whose socket did not answer still delivers; two engines send copies)."""
-    from posd.daemon.lock import StateDirLock
+    """The journal for a delivery engine here, holding both daemons' locks: never beside
+    `posd sync run` (two engines send copies) nor `posd run` (one whose socket did not answer
+    still appends)."""
+    from posd.daemon.lock import without_daemons
 
-    with StateDirLock.acquire(config.state_dir), _open_writable(config) as journal:
+    with without_daemons(config.state_dir), _open_writable(config) as journal:
         yield journal
 
 

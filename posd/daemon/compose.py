@@ -2,10 +2,11 @@
 
 `posd run` has taken the state dir's lock and the API's socket before this (an unknown socket
 group was refused there). Everything else that can refuse the config does so first, before
-anything starts (an unknown AWS profile, no region: exit 2). Then one `Journal` shared by
-capture and delivery, the key provider (KMS with prefetch, offline RSA fallback), the
-configured devices (watched by `DeviceSupervisor`), the sync engine in its own thread, and
-the API app over them. `runtime.Daemon` runs the result; tests drive `parts.app` in-process.
+anything starts (an unknown AWS profile, no region: exit 2). Then the `Journal` capture
+appends to, the key provider (KMS with prefetch, offline RSA fallback), the configured devices
+(watched by `DeviceSupervisor`), and the API app over them. Delivery is another process
+(`posd sync run`, `posd.syncd`): this one only reads what it says of itself
+(`DeliveryPeer`). `runtime.Daemon` runs the result; tests drive `parts.app` in-process.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from posd.assembly import key_provider, recorder
 from posd.aws import config_session
 from posd.config import Config
 from posd.daemon.api import ApiParts, create_app
-from posd.daemon.delivery import DeliveryThread
 from posd.daemon.exits import for_systemd
 from posd.daemon.lane import Lane
 from posd.daemon.metrics import Metrics
@@ -33,6 +33,7 @@ from posd.errors import PosdError
 from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
 from posd.ratelog import RepeatedErrors
+from posd.syncd.status_file import DeliveryPeer
 
 log = structlog.get_logger("posd.daemon")
 
@@ -71,7 +72,7 @@ class DaemonParts:
     keys: RotatingKeyProvider
     devices: DeviceSupervisor
     lane: Lane
-    delivery: DeliveryThread
+    delivery: DeliveryPeer
     rules: LiveRules
     views: LaneViews
     app: falcon.App[falcon.Request, falcon.Response]
@@ -90,8 +91,8 @@ def _open_journal(config: Config, notifier: Notifier) -> Journal:
 
 
 def compose(config: Config, notifier: Notifier | None = None) -> DaemonParts:
-    """Check the config, then open the journal and start keys, delivery and devices; the API
-    app over them (its server built, not started)."""
+    """Check the config, then open the journal and start keys and devices; the API app over
+    them (its server built, not started)."""
     config_session(config)  # an unknown profile, no region: exit 2 now
     notifier = notifier or Notifier()
     errors = RepeatedErrors()
@@ -100,7 +101,7 @@ def compose(config: Config, notifier: Notifier | None = None) -> DaemonParts:
     rules = LiveRules(runtime_rules(config))
     journal = _open_journal(config, notifier)
     keys = key_provider(config).start()
-    delivery = DeliveryThread(journal, config).start()
+    delivery = DeliveryPeer(config.state_dir)
     devices.start()
     views = LaneViews(config, journal, keys, devices, lane, delivery, rules)
     metrics = Metrics()

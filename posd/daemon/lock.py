@@ -5,25 +5,34 @@ the first's socket. `posd run` takes this lock before anything else (before the 
 opens, before the socket is touched) and holds it until it exits; the kernel drops it when
 the process dies, so a SIGKILL leaves no stale lock. `flock` cannot say who holds a lock, so
 the holder writes its PID into the file once locked, for the refusal to name it.
+
+The delivery daemon (`posd sync run`) holds a lock of its own, `STATE_DIR/sync.lock`: one
+delivery engine per journal. Commands that must run with neither daemon (`journal reset`, a
+flush from the CLI) take both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from posd.errors import PosdError
 from posd.journal.files import LOCK_FILE as LOCK_FILE  # re-exported (defined in files.py)
-from posd.journal.files import prepare_private_dir
+from posd.journal.files import SYNC_LOCK_FILE, prepare_private_dir
 from posd.journal.permissions import inaccessible, permission_error
 
 LOCK_MODE = 0o600
 PID_READ_BYTES = 32
 UNIT_NAME = "posd"
+SYNC_UNIT_NAME = "posd-sync"
+# Each lock file and the service that holds it.
+UNIT_OF_LOCK = {LOCK_FILE: UNIT_NAME, SYNC_LOCK_FILE: SYNC_UNIT_NAME}
 
 
 class StateDirLocked(PosdError):
@@ -33,12 +42,14 @@ class StateDirLocked(PosdError):
     exit_code = 1
     code = "state_dir_locked"
 
-    def __init__(self, state_dir: Path, holder: int | None) -> None:
+    def __init__(self, state_dir: Path, holder: int | None, lock_file: str = LOCK_FILE) -> None:
         self.holder = holder
-        who = f"posd (pid {holder})" if holder else "another posd (pid not written yet)"
+        unit = UNIT_OF_LOCK[lock_file]
+        command = "posd run" if lock_file == LOCK_FILE else "posd sync run"
+        who = f"{command} (pid {holder})" if holder else f"another {command} (pid not written yet)"
         super().__init__(
-            f"{state_dir} is in use by {who}: one daemon per state dir. "
-            f"If it is the service, `systemctl status {UNIT_NAME}`; "
+            f"{state_dir} is in use by {who}: one per state dir. "
+            f"If it is the service, `systemctl status {unit}`; "
             f"else stop that process first (kill {holder or 'PID'})"
         )
 
@@ -58,10 +69,11 @@ class StateDirLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, state_dir: Path) -> StateDirLock:
-        """Lock `state_dir` (created 0700 if missing) or raise `StateDirLocked` at once."""
+    def acquire(cls, state_dir: Path, lock_file: str = LOCK_FILE) -> StateDirLock:
+        """Lock `state_dir` (created 0700 if missing) or raise `StateDirLocked` at once;
+        `lock_file`: `LOCK_FILE` (the capture daemon's) or `SYNC_LOCK_FILE` (delivery's)."""
         prepare_private_dir(state_dir)
-        path = state_dir / LOCK_FILE
+        path = state_dir / lock_file
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOCK_MODE)
         except PermissionError:
@@ -75,7 +87,7 @@ class StateDirLock:
             holder = _read_pid(fd)
             os.close(fd)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise StateDirLocked(state_dir, holder) from None
+                raise StateDirLocked(state_dir, holder, lock_file) from None
             raise LockUnavailable(f"cannot lock {path}: {error.strerror}") from error
         os.fchmod(fd, LOCK_MODE)
         os.ftruncate(fd, 0)
@@ -112,3 +124,11 @@ def _read_pid(fd: int) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+@contextlib.contextmanager
+def without_daemons(state_dir: Path) -> Iterator[None]:
+    """Hold both daemons' locks for the block: for what must never run beside `posd run`
+    (which appends) or `posd sync run` (which delivers)."""
+    with StateDirLock.acquire(state_dir), StateDirLock.acquire(state_dir, SYNC_LOCK_FILE):
+        yield

@@ -4,8 +4,8 @@ The state dir's lock comes held (`lock.py`, taken by the CLI before anything els
 daemon per state dir, a second one exits at once naming the holder); then the API's socket
 (`listener.py`: systemd's, or bound here under the lock), then the parts, composed and
 started (`compose.py`); this module is their life cycle. The main thread waits for signals
-and ticks: systemd's watchdog is fed from here, and only while the API, device and delivery
-threads are all alive.
+and ticks: systemd's watchdog is fed from here, and only while the API and device threads are
+alive. Delivery is the other process (`posd sync run`, `posd.syncd`).
 """
 
 from __future__ import annotations
@@ -33,13 +33,12 @@ log = structlog.get_logger("posd.daemon")
 
 LOG_LEVEL_ENV = "POSD_LOG_LEVEL"
 TICK_S = 1.0
-# Stopping, within systemd's TimeoutStopSec (20 s): the payment in hand, then the API, then
-# the requests in flight to EventBridge.
+# Stopping, within systemd's TimeoutStopSec (20 s): the payment in hand, then the API.
 PAYMENT_GRACE_S = 10.0
 CANCEL_GRACE_S = 2.0
 API_STOP_S = 2.0
-DELIVERY_STOP_S = 4.0
-# Sections whose change needs a restart; the others are reloaded by SIGHUP.
+# Sections whose change needs a restart; the others are reloaded by SIGHUP (`[sync]` is the
+# delivery daemon's: it reloads it on its own SIGHUP).
 RESTART_SECTIONS = ("terminal", "api", "aws", "keys", "journal", "devices", "identity")
 # The interpreter's GIL switch interval in `posd run` (Python's default: 5 ms). A payment's
 # thread hands off to the card reader's and back several times, and with delivery's threads
@@ -127,12 +126,11 @@ class Daemon:
         alive = {
             "api": self.parts.server.alive,
             "devices": self.parts.devices.alive,
-            "sync": self.parts.delivery.alive,
         }
         return [name for name, ok in alive.items() if not ok]
 
     def stop(self) -> None:
-        """Drain and stop: the payment in hand, the API, delivery, devices, keys, journal.
+        """Drain and stop: the payment in hand, the API, devices, keys, journal.
 
         What SIGTERM ends in; tests that drive `parts.app` without `run` call it themselves.
         """
@@ -144,12 +142,10 @@ class Daemon:
             parts.devices.cancel_all()
             parts.lane.wait_idle(CANCEL_GRACE_S)
         parts.server.stop(API_STOP_S)
-        flushed = parts.delivery.stop(DELIVERY_STOP_S)
-        released = parts.journal.release_leases()
         parts.devices.stop()
         parts.keys.close()
         parts.journal.close()
-        log.info("daemon.stopped", delivery_stopped_in_time=flushed, leases_released=released)
+        log.info("daemon.stopped")
 
     def _reload(self) -> None:
         try:
@@ -159,8 +155,6 @@ class Daemon:
             return
         configure_logging(log_level(new))
         self.parts.rules.current = runtime_rules(new)
-        if new.sync != self.config.sync:
-            self.parts.delivery.retune(new.sync, DELIVERY_STOP_S)
         needs_restart = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.config, s)]
         if needs_restart:
             log.warning("daemon.restart_required", sections=needs_restart)

@@ -15,7 +15,6 @@ from posd.api_answers import (
     StatusAnswer,
 )
 from posd.config import Config
-from posd.daemon.delivery import DeliveryThread
 from posd.daemon.lane import Lane
 from posd.daemon.limits import backlog_of, headroom
 from posd.daemon.metrics import LaneState
@@ -25,6 +24,7 @@ from posd.daemon.supervisor import DeviceSupervisor
 from posd.errors import DiskBelowReserveError
 from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
+from posd.syncd.status_file import DeliveryPeer
 from posd.version import posd_version
 from sync.acknowledgement import Acknowledgement
 from sync.pacing.link import MISCONFIGURED, PROBING_STATES
@@ -89,7 +89,7 @@ class LaneViews:
         keys: RotatingKeyProvider,
         devices: DeviceSupervisor,
         lane: Lane,
-        delivery: DeliveryThread,
+        delivery: DeliveryPeer,
         rules: Callable[[], RuntimeRules],
     ) -> None:
         self._config = config
@@ -202,12 +202,12 @@ class LaneViews:
         }
 
     def flush(self, timeout: float) -> FlushAnswer:
-        """Wait (up to `timeout`) for the delivery thread to empty the backlog, with a
-        checkpoint over all of it: once flushed, the cloud can prove every record so far.
-        Ends at once while the link is `misconfigured`: waiting cannot deliver anything (the
-        configuration must change first), and the answer says so with the link's error."""
+        """Wait (up to `timeout`) for the delivery daemon to empty the backlog, with a
+        checkpoint over all of it (cut here, now): once flushed, the cloud can prove every
+        record so far. Ends at once while the link is `misconfigured` or no delivery daemon
+        runs: waiting cannot deliver anything, and the answer says so with the error."""
         started = time.monotonic()
-        self._delivery.checkpoint_now()
+        self._journal.cut_checkpoint(time.time(), force=True)
 
         def backlog() -> tuple[int, bool]:
             """Records pending, and whether a sent checkpoint covers them all (the engine
@@ -222,6 +222,7 @@ class LaneViews:
         while (
             not (pending == 0 and covered)
             and self.link_state() != MISCONFIGURED
+            and self._delivery.presence().running
             and time.monotonic() - started < timeout
         ):
             time.sleep(FLUSH_POLL_S)

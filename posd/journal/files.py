@@ -11,6 +11,9 @@ from posd.errors import JournalError
 JOURNAL_FILE = "journal.db"
 IDENTITY_FILE = "journal.identity"  # see posd.journal.identity
 LOCK_FILE = "posd.lock"  # see posd.daemon.lock
+SYNC_LOCK_FILE = "sync.lock"  # the delivery daemon's own (posd.daemon.lock, posd.syncd)
+PRIORITY_FILE = "capture.priority"  # see posd.journal.priority
+DELIVERY_STATUS_FILE = "delivery.status"  # see posd.syncd.status_file
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm")

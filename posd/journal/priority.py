@@ -7,24 +7,101 @@ capture holds priority, and since the engine drives every request it sends from 
 delivery pauses as a whole. A hold gives priority for `window_s` at most: a payment waiting
 seconds for a shopper's card must not stop delivery all that time, and the append takes a
 fresh hold of its own, which covers the part that matters (measured: bench/capture_api.py).
+
+Capture (`posd run`) and delivery (`posd sync run`) are two processes on one journal: a hold
+is also published in a small shared file (`SharedHoldFlag`, mapped into both), and delivery's
+writes wait on it as on a hold of their own process. CLOCK_MONOTONIC is one clock for every
+process of the machine, so a hold's start means the same on both sides.
 """
 
 from __future__ import annotations
 
 import itertools
+import mmap
+import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from posd.errors import JournalError
+
+# The flag file: one unsigned 64-bit slot, the CLOCK_MONOTONIC nanoseconds at which the
+# newest hold in the capture process began, 0 while none is on.
+FLAG_FORMAT = "=Q"
+FLAG_BYTES = struct.calcsize(FLAG_FORMAT)
+NO_HOLD = 0
+NS_PER_SECOND = 1_000_000_000
+# How often delivery looks at the flag while a hold is on: a payment's append is over in about
+# a millisecond, and delivery alone pays for the wake-ups.
+FLAG_POLL_SECONDS = 0.0005
+
+
+class SharedHoldFlag:
+    """The capture process's holds, seen from every process that maps `path`."""
+
+    def __init__(self, path: Path, mode: int) -> None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+        except OSError as error:
+            raise JournalError(f"cannot open {path}: {error.strerror}") from error
+        try:
+            if os.fstat(fd).st_size < FLAG_BYTES:
+                os.ftruncate(fd, FLAG_BYTES)
+            self._map = mmap.mmap(fd, FLAG_BYTES)
+        except OSError as error:
+            raise JournalError(f"cannot map {path}: {error.strerror}") from error
+        finally:
+            os.close(fd)
+
+    def publish(self, since_ns: int) -> None:
+        """The newest hold began at `since_ns` (CLOCK_MONOTONIC), or `NO_HOLD`."""
+        struct.pack_into(FLAG_FORMAT, self._map, 0, since_ns)
+
+    def held_since(self) -> int:
+        """The newest hold's start, `NO_HOLD` if none; read until two reads agree, so a
+        write in progress is never taken for a value."""
+        while True:
+            first = struct.unpack_from(FLAG_FORMAT, self._map, 0)[0]
+            if struct.unpack_from(FLAG_FORMAT, self._map, 0)[0] == first:
+                return int(first)
+
+    def wait_while_held(self, window_s: float) -> float:
+        """Wait while a hold younger than `window_s` is on; the seconds waited."""
+        started = now = time.monotonic_ns()
+        window_ns = int(window_s * NS_PER_SECOND)
+        while True:
+            since = self.held_since()
+            if since == NO_HOLD or now - since >= window_ns:
+                return (now - started) / NS_PER_SECOND
+            time.sleep(FLAG_POLL_SECONDS)
+            now = time.monotonic_ns()
+
+    def close(self) -> None:
+        self._map.close()
 
 
 class CapturePriority:
-    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedHoldFlag | None = None,
+    ) -> None:
+        """`shared`: the flag other processes see this one's holds in (and wait on theirs)."""
         self._window = window_s
         self._clock = clock
+        self._shared = shared
         self._changed = threading.Condition()
         self._holds: dict[int, float] = {}  # hold -> when it started
+        self._newest_ns: dict[int, int] = {}  # hold -> its start on CLOCK_MONOTONIC
         self._ids = itertools.count()
+
+    def _publish(self) -> None:
+        if self._shared is not None:
+            self._shared.publish(max(self._newest_ns.values(), default=NO_HOLD))
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -32,20 +109,33 @@ class CapturePriority:
         with self._changed:
             token = next(self._ids)
             self._holds[token] = self._clock()
+            self._newest_ns[token] = time.monotonic_ns()
+            self._publish()
         try:
             yield
         finally:
             with self._changed:
                 del self._holds[token]
+                del self._newest_ns[token]
+                self._publish()
                 self._changed.notify_all()
 
     def yield_to_capture(self) -> float:
-        """Wait while a hold younger than the window is on; return the seconds waited."""
+        """Wait while a hold younger than the window is on, in this process or (through the
+        shared flag) in another; return the seconds waited."""
         started = now = self._clock()
         with self._changed:
             while True:
                 fresh = [since for since in self._holds.values() if now - since < self._window]
                 if not fresh:
-                    return now - started
+                    break
                 self._changed.wait(self._window - (now - max(fresh)))
                 now = self._clock()
+        waited = now - started
+        if self._shared is not None:
+            waited += self._shared.wait_while_held(self._window)
+        return waited
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()

@@ -34,7 +34,13 @@ from posd.journal.backlog import BacklogBound
 from posd.journal.damage import DamagedPage, assess
 from posd.journal.database import Database, Inspection
 from posd.journal.delivery import Delivery, RetryReport
-from posd.journal.files import JOURNAL_FILE, prepare_private_dir, size_on_disk
+from posd.journal.files import (
+    FILE_MODE,
+    JOURNAL_FILE,
+    PRIORITY_FILE,
+    prepare_private_dir,
+    size_on_disk,
+)
 from posd.journal.identity import (
     AcceptedLoss,
     Identity,
@@ -49,7 +55,7 @@ from posd.journal.identity import (
 )
 from posd.journal.leasing import PendingFloor
 from posd.journal.permissions import check_access
-from posd.journal.priority import CapturePriority
+from posd.journal.priority import CapturePriority, SharedHoldFlag
 from posd.journal.salvage import Salvage
 from posd.journal.settings import JournalSettings
 from posd.journal.verify import VerifyReport
@@ -91,7 +97,8 @@ class Journal:
         self.settings = settings
         self._clock = clock
         backlog = self._backlog = BacklogBound(BACKLOG_BOUND_MAX_AGE_SECONDS)
-        priority = CapturePriority(CAPTURE_PRIORITY_WINDOW_SECONDS)
+        shared = None if read_only else SharedHoldFlag(path.parent / PRIORITY_FILE, FILE_MODE)
+        priority = CapturePriority(CAPTURE_PRIORITY_WINDOW_SECONDS, shared=shared)
         db = self._db = Database(path, read_only=read_only, identity=identity, priority=priority)
         floor = PendingFloor()
         salvage = Salvage(db, floor, clock)
@@ -222,6 +229,7 @@ class Journal:
             db.writer.close()
             if db.identity is not None:
                 db.identity.close()
+            db.priority.close()
 
     def __enter__(self) -> Journal:
         return self

@@ -47,6 +47,7 @@ def test_a_p2pe_summary_says_what_clear_pans_means() -> None:
         "last_seq": 5,
         "alarms": {},
         "daemon_exit_code": 0,
+        "delivery_exit_code": 0,
         "sync_api": "v1",
         "refused": 0,
         "delivered": 5,

@@ -100,52 +100,39 @@ def pay(sock_path: Path, ref: str, amount: int = 1234, method: str = "card", **e
     return reply.status, reply.body
 
 
-class Daemon:
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.dir = config.parent
-        self.socket = self.dir / "run" / "api.sock"
-        self.notify_path = self.dir / "notify.sock"
+class _Notified:
+    """One daemon process as systemd would run it: its notify socket, its log."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.name = name
+        self.notify_path = directory / f"{name}.notify.sock"
+        self.log_path = directory / f"{name}.log"
         self.notes: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
-        self.extra_env: dict[str, str] = {}
         self._notify: socket.socket | None = None
+        self._log: Any = None
 
-    def start(self, wait_ready: bool = True, activated: socket.socket | None = None) -> Daemon:
-        """Start `posd run`; `activated`: a listening socket passed as systemd would (fd 3)."""
+    def start(
+        self, command: list[str], env: dict[str, str], cwd: Path, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.notify_path.unlink(missing_ok=True)
+        self.notes = []
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(str(self.notify_path))
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "NOTIFY_SOCKET": str(self.notify_path),
-            "WATCHDOG_USEC": str(WATCHDOG_USEC),
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            **self.extra_env,
-        }
-        env.pop("WATCHDOG_PID", None)
-        self.log = (self.dir / "daemon.log").open("ab")
-        command = [sys.executable, "-m", "posd", "run", "--config", str(self.config)]
-        if activated is not None:
-            command = [*ACTIVATE, str(activated.fileno()), *command]
+        self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             command,
-            pass_fds=() if activated is None else (activated.fileno(),),
-            env=env,
-            stdout=self.log,
-            stderr=self.log,
-            cwd=self.dir,
+            pass_fds=pass_fds,
+            env={**env, "NOTIFY_SOCKET": str(self.notify_path)},
+            stdout=self._log,
+            stderr=self._log,
+            cwd=cwd,
         )
-        if wait_ready:
-            self.wait_note("READY=1", READY_TIMEOUT_S)
-        return self
 
     def read_notes(self, wait: float = 0.0) -> list[str]:
         """Collect notify datagrams (waiting up to `wait` for the first)."""
-        assert self._notify is not None
+        if self._notify is None:
+            return self.notes
         self._notify.settimeout(wait if wait > 0 else 0.001)
         try:
             while True:
@@ -163,21 +150,26 @@ class Daemon:
                     return note
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.output()}")
-        raise AssertionError(f"no {text} from the daemon in {timeout} s: {self.output()}")
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}: {self.output()}")
+        raise AssertionError(f"no {text} from {self.name} in {timeout} s: {self.output()}")
 
     def output(self) -> str:
-        return (self.dir / "daemon.log").read_text(errors="replace")[-3000:]
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except FileNotFoundError:
+            return ""
 
-    def signal(self, signum: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signum)
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> int:
-        """SIGTERM and the exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        if self.running:
+            assert self.proc is not None
             self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self) -> int:
+        assert self.proc is not None
         code = self.proc.wait(EXIT_TIMEOUT_S)
         self.close()
         return code
@@ -192,7 +184,124 @@ class Daemon:
         if self._notify is not None:
             self._notify.close()
             self._notify = None
-        self.log.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Daemon:
+    """The lane's two daemons as systemd runs them: `posd run` (capture: `proc`, its notes)
+    and `posd sync run` (delivery: `sync_proc`, `delivery.notes`)."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.dir = config.parent
+        self.socket = self.dir / "run" / "api.sock"
+        self.capture = _Notified(self.dir, "daemon")
+        self.delivery = _Notified(self.dir, "delivery")
+        self.extra_env: dict[str, str] = {}
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.capture.proc
+
+    @property
+    def sync_proc(self) -> subprocess.Popen[bytes] | None:
+        return self.delivery.proc
+
+    @property
+    def notes(self) -> list[str]:
+        return self.capture.notes
+
+    @property
+    def notify_path(self) -> Path:
+        return self.capture.notify_path
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "WATCHDOG_USEC": str(WATCHDOG_USEC),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            **self.extra_env,
+        }
+        env.pop("WATCHDOG_PID", None)
+        return env
+
+    def start(
+        self,
+        wait_ready: bool = True,
+        activated: socket.socket | None = None,
+        delivery: bool = True,
+    ) -> Daemon:
+        """Start `posd run` and then (unless not `delivery`) `posd sync run`; `activated`: a
+        listening socket passed to `posd run` as systemd would (fd 3)."""
+        command = [sys.executable, "-m", "posd", "run", "--config", str(self.config)]
+        if activated is not None:
+            command = [*ACTIVATE, str(activated.fileno()), *command]
+        self.capture.start(
+            command,
+            self._env(),
+            self.dir,
+            pass_fds=() if activated is None else (activated.fileno(),),
+        )
+        if wait_ready:
+            self.wait_note("READY=1", READY_TIMEOUT_S)
+            if delivery:
+                self.start_delivery()
+        return self
+
+    def start_delivery(self, wait_ready: bool = True) -> Daemon:
+        """Start `posd sync run` (the capture daemon has made the journal)."""
+        command = [sys.executable, "-m", "posd", "sync", "run", "--config", str(self.config)]
+        self.delivery.start(command, self._env(), self.dir)
+        if wait_ready:
+            self.delivery.wait_note("READY=1", READY_TIMEOUT_S)
+        return self
+
+    def read_notes(self, wait: float = 0.0) -> list[str]:
+        return self.capture.read_notes(wait)
+
+    def wait_note(self, text: str, timeout: float) -> str:
+        return self.capture.wait_note(text, timeout)
+
+    def output(self) -> str:
+        return f"{self.capture.output()}\n--- delivery ---\n{self.delivery.output()}"
+
+    def signal(self, signum: int) -> None:
+        """`signum` to both daemons (as `systemctl reload posd.target` would)."""
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+        if self.delivery.running:
+            assert self.sync_proc is not None
+            self.sync_proc.send_signal(signum)
+
+    def stop(self) -> int:
+        """SIGTERM both; capture's exit code (delivery's is `delivery_code`)."""
+        self.capture.terminate()
+        self.delivery.terminate()
+        code = self.capture.wait()
+        self.delivery_code = self.delivery.wait() if self.delivery.proc is not None else None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL both (a power cut, as far as the processes can tell)."""
+        self.kill_capture()
+        self.kill_delivery()
+
+    def kill_capture(self) -> None:
+        if self.capture.proc is not None:
+            self.capture.kill()
+
+    def kill_delivery(self) -> None:
+        if self.delivery.proc is not None:
+            self.delivery.kill()
+
+    def close(self) -> None:
+        self.capture.close()
+        self.delivery.close()
 
     def call(
         self, method: str, path: str, body: Any = None, raw: bytes | None = None

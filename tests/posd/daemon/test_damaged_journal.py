@@ -119,7 +119,7 @@ def test_the_daemon_starts_on_a_damaged_journal_and_delivers_the_rest(
     assert expected <= received
     damaged_ids = {event_id for event_id, a in answers.items() if a["seq"] in damaged}
     assert not damaged_ids & received  # quarantined, never forwarded
-    log = (final.dir / "daemon.log").read_text()
+    log = (final.dir / "delivery.log").read_text()
     assert "tampered" in log
 
 

@@ -120,7 +120,7 @@ def test_offline_limits_refuse_while_the_endpoint_is_down_and_lift_when_it_retur
     )
     wait_for(lambda: daemon.call("GET", "/v1/status")[1]["pending"]["oldest_age_seconds"] > 0.3, 5)
     assert refusal("lim-3", 500) == "offline_pending_age_limit"
-    assert daemon.call("GET", "/v1/status")[1]["link"]["state"] == "offline"
+    wait_for(lambda: daemon.call("GET", "/v1/status")[1]["link"]["state"] == "offline", 5)
 
     own_proxy.up()
     status, flushed = daemon.call("POST", "/v1/sync/flush", {"timeout_s": 20})

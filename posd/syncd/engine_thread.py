@@ -1,4 +1,5 @@
-"""The sync engine running in its own thread, stoppable, and retunable on SIGHUP."""
+"""The sync engine running in its own thread of `posd sync run`, stoppable, and retunable on
+SIGHUP."""
 
 from __future__ import annotations
 
