@@ -122,6 +122,16 @@ class LinkAnswer(TypedDict):
     last_error: str | None
 
 
+class DeliveryAnswer(TypedDict):
+    """The delivery daemon (`posd sync run`) as its status file tells it: `running` while
+    it writes that file (every second at least); `last_seen` when it last did (RFC 3339)."""
+
+    running: bool
+    pid: int | None
+    started_at: str | None
+    last_seen: str | None
+
+
 class PendingAnswer(TypedDict):
     count: int
     amount_by_currency: dict[str, int]
@@ -190,6 +200,7 @@ class StatusAnswer(TypedDict):
     refusing: RefusalAnswer | None
     in_flight: InFlightAnswer | None
     link: LinkAnswer
+    delivery: DeliveryAnswer
     pending: PendingAnswer
     quarantined: int
     tampered: int

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 from posd.api_answers import (
     AcknowledgedAnswer,
     CheckpointsAnswer,
+    DeliveryAnswer,
     InFlightAnswer,
     LimitsAnswer,
     LinkAnswer,
@@ -30,6 +31,7 @@ from posd.cli.args import add_json_argument, add_location_arguments
 from posd.cli.humanize import NONE, amounts, duration, human
 from posd.cli.output import emit, key_values
 from posd.cli.status_verdict import (
+    DELIVERY_FIX,
     EXIT_HELP,
     JOURNALCTL,
     NOT_ANSWERING,
@@ -70,6 +72,7 @@ class LaneStatus(TypedDict):
     daemon: str
     terminal: TerminalAnswer | None
     link: LinkAnswer | JournalLink
+    delivery: DeliveryAnswer
     pending: PendingAnswer
     quarantined: int
     tampered: int
@@ -196,8 +199,19 @@ def _from_journal(
 ) -> LaneStatus:
     from posd.cli.sync_cmd import status_from_journal
     from posd.daemon.limits import Backlog, headroom
+    from posd.syncd.status_file import presence_in, read_report
 
     sync = status_from_journal(state_dir, config)
+    delivery = presence_in(state_dir)
+    report = read_report(state_dir) if delivery.running else None
+    link: JournalLink = {
+        "state": sync["link"] if answering else "unknown (daemon not answering)",
+        "last_delivery": sync["last_delivery"],
+        "last_error": sync["last_error"],
+    }
+    if report is not None:  # the delivery daemon runs: its link is the link
+        link["state"] = report.status.state
+        link["last_error"] = report.status.last_error
     pending: PendingAnswer = {
         "count": sync["pending"],
         "amount_by_currency": sync["pending_amount_by_currency"],
@@ -222,11 +236,8 @@ def _from_journal(
             "terminal_id": config.terminal_id,
             "mode": config.terminal.mode,
         },
-        "link": {
-            "state": sync["link"] if answering else "unknown (daemon not answering)",
-            "last_delivery": sync["last_delivery"],
-            "last_error": sync["last_error"],
-        },
+        "link": link,
+        "delivery": delivery.answer(),
         "pending": pending,
         "delivered": sync["delivered"],
         "quarantined": sync["quarantined"],
@@ -277,6 +288,15 @@ def _acknowledged(acknowledged: AcknowledgedAnswer) -> str:
     return text
 
 
+def _delivery(delivery: DeliveryAnswer) -> str:
+    """The delivery daemon's line: running since when, or not, and what to do."""
+    if delivery["running"]:
+        return f"posd sync run (pid {delivery['pid']}) since {delivery['started_at']}"
+    seen = delivery["last_seen"]
+    last = f", last seen {seen}" if seen else ""
+    return f"NOT RUNNING{last}: {DELIVERY_FIX}"
+
+
 def _last_delivery(r: LaneStatus, running: bool) -> str:
     last = r["link"]["last_delivery"]
     if last:
@@ -317,6 +337,7 @@ def _render(r: LaneStatus) -> str:
         shown["posd"] = (
             f"{r.get('version')}, up {duration(r.get('uptime_seconds'))}, {r.get('state')}"
         )
+    shown["delivery"] = _delivery(r["delivery"])
     shown["last delivery"] = _last_delivery(r, running)
     if not running:
         shown["delivered"] = r.get("delivered", 0)

@@ -12,8 +12,8 @@ from typing import Any, Final
 EXIT_READY: Final = 0
 """Payments are accepted and nothing needs a person."""
 EXIT_DEGRADED: Final = 1
-"""Payments are accepted, but something is wrong: a device down, the link not delivering, or
-rows that need a person."""
+"""Payments are accepted, but something is wrong: a device down, the link not delivering (or
+no delivery daemon), or rows that need a person."""
 EXIT_NOT_RUNNING: Final = 3
 """No daemon answers (as `systemctl status` for an inactive unit)."""
 EXIT_CANNOT_SELL: Final = 4
@@ -39,14 +39,16 @@ EXIT_CODES: Final = {
 }
 NOT_DELIVERING = ("offline", "misconfigured")
 JOURNALCTL = "journalctl -u posd -n 50"
+DELIVERY_FIX = "start it: systemctl start posd-sync; why it stopped: journalctl -u posd-sync -n 50"
+DELIVERY_DOWN = f"delivery not running: nothing is delivered ({DELIVERY_FIX})"
 
 EXIT_HELP = (
     f"exit status: {EXIT_READY} ready (payments accepted, nothing to do); "
     f"{EXIT_DEGRADED} selling but degraded (a device down, the link offline or misconfigured, "
-    f"rows that need a person); 2 bad input or config; {EXIT_NOT_RUNNING} the daemon is not "
-    f"running; {EXIT_CANNOT_SELL} cannot sell (every payment is refused, or the daemon does "
-    f"not answer); {EXIT_NOT_ASKED} --state-dir found a running daemon it cannot ask "
-    "(give --config)"
+    "delivery not running, rows that need a person); 2 bad input or config; "
+    f"{EXIT_NOT_RUNNING} the daemon is not running; {EXIT_CANNOT_SELL} cannot sell "
+    "(every payment is refused, or the daemon does not answer); "
+    f"{EXIT_NOT_ASKED} --state-dir found a running daemon it cannot ask (give --config)"
 )
 
 
@@ -95,7 +97,10 @@ def running_verdict(status: Any) -> Verdict:
         )
     problems = [f"{name} down" for name, up in status["devices"].items() if up != "connected"]
     link = status["link"]["state"]
-    if link in NOT_DELIVERING:
+    delivery = status.get("delivery")
+    if delivery is not None and not delivery["running"]:
+        problems.append(DELIVERY_DOWN)
+    elif link in NOT_DELIVERING:
         problems.append(f"link {link}: nothing is delivered")
     if problems or attention:
         return Verdict(DEGRADED, "SELLING, DEGRADED: " + "; ".join(problems + attention), attention)

@@ -170,6 +170,7 @@ class LaneViews:
                 "last_delivery": rfc3339(sync.last_success) if sync.last_success else None,
                 "last_error": sync.last_error,
             },
+            "delivery": self._delivery.presence().answer(),
             "pending": {
                 "count": backlog.count,
                 "amount_by_currency": dict(backlog.amount_by_currency),

@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from posd.api_answers import DeliveryAnswer
 from posd.journal.files import DELIVERY_STATUS_FILE
 from sync.acknowledgement import Acknowledgement
 from sync.status import SyncStatus
+from sync.timestamps import rfc3339
 
 # The delivery daemon writes at least every second; three missed writes and it is not running.
 STALE_AFTER_SECONDS = 3.0
@@ -114,6 +116,24 @@ class DeliveryPresence:
     started_at: float | None
     last_seen: float | None  # when it last wrote its status
 
+    def answer(self) -> DeliveryAnswer:
+        return {
+            "running": self.running,
+            "pid": self.pid,
+            "started_at": None if self.started_at is None else rfc3339(self.started_at),
+            "last_seen": None if self.last_seen is None else rfc3339(self.last_seen),
+        }
+
+
+def presence_in(state_dir: Path) -> DeliveryPresence:
+    """Whether a delivery daemon runs on `state_dir`, from its status file."""
+    report = read_report(state_dir)
+    if report is None:
+        return DeliveryPresence(False, None, None, None)
+    return DeliveryPresence(
+        report.fresh(time.time()), report.pid, report.started_at, report.written_at
+    )
+
 
 class DeliveryPeer:
     """The capture daemon's view of the delivery daemon, read from its status file."""
@@ -124,20 +144,15 @@ class DeliveryPeer:
         self._read_at = float("-inf")
         self._report: DeliveryReport | None = None
 
-    def _current(self, cached: bool = True) -> DeliveryReport | None:
+    def _current(self) -> DeliveryReport | None:
         now = time.monotonic()
-        if not cached or now - self._read_at >= self._cache_s:
+        if now - self._read_at >= self._cache_s:
             self._report, self._read_at = read_report(self._state_dir), now
         return self._report
 
     def presence(self) -> DeliveryPresence:
         """Read now, not from the cache: a flush asks whether to wait at all."""
-        report = self._current(cached=False)
-        if report is None:
-            return DeliveryPresence(False, None, None, None)
-        return DeliveryPresence(
-            report.fresh(time.time()), report.pid, report.started_at, report.written_at
-        )
+        return presence_in(self._state_dir)
 
     def status(self) -> SyncStatus:
         report = self._current()

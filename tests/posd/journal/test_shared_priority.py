@@ -1,0 +1,55 @@
+"""Capture priority across processes: delivery (`posd sync run`) waits while the capture
+daemon holds priority for a payment, through the mapped flag file both open, and never longer
+than the window."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.synchronize
+import time
+from pathlib import Path
+
+from posd.journal.files import FILE_MODE
+from posd.journal.priority import CapturePriority, SharedHoldFlag
+
+WINDOW_S = 0.25
+HOLD_S = 0.1
+
+
+def hold_for(path: str, seconds: float, started: multiprocessing.synchronize.Event) -> None:
+    """The capture process: holds priority for `seconds`."""
+    priority = CapturePriority(WINDOW_S, shared=SharedHoldFlag(Path(path), FILE_MODE))
+    with priority.hold():
+        started.set()
+        time.sleep(seconds)
+    priority.close()
+
+
+def test_delivery_in_another_process_waits_for_a_capture_hold(tmp_path: Path) -> None:
+    path = tmp_path / "capture.priority"
+    delivery = CapturePriority(WINDOW_S, shared=SharedHoldFlag(path, FILE_MODE))
+    assert delivery.yield_to_capture() < HOLD_S / 10  # nothing held: no wait
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    capture = context.Process(target=hold_for, args=(str(path), HOLD_S, started))
+    capture.start()
+    try:
+        assert started.wait(30)
+        waited = delivery.yield_to_capture()
+    finally:
+        capture.join(30)
+    assert HOLD_S / 2 <= waited < WINDOW_S + 0.1, waited
+    assert delivery.yield_to_capture() < HOLD_S / 10  # released: no wait
+    delivery.close()
+
+
+def test_a_hold_older_than_the_window_no_longer_holds_delivery(tmp_path: Path) -> None:
+    path = tmp_path / "capture.priority"
+    capture = SharedHoldFlag(path, FILE_MODE)
+    capture.publish(time.monotonic_ns() - int(2 * WINDOW_S * 1e9))  # a shopper's long search
+    delivery = CapturePriority(WINDOW_S, shared=SharedHoldFlag(path, FILE_MODE))
+    assert delivery.yield_to_capture() < 0.05
+    capture.publish(time.monotonic_ns())
+    started = time.monotonic()
+    delivery.yield_to_capture()
+    assert time.monotonic() - started >= WINDOW_S * 0.9  # a fresh one holds, up to the window
