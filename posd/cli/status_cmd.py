@@ -199,19 +199,17 @@ def _from_journal(
 ) -> LaneStatus:
     from posd.cli.sync_cmd import status_from_journal
     from posd.daemon.limits import Backlog, headroom
-    from posd.syncd.status_file import presence_in, read_report
+    from posd.syncd.status_file import presence_in
 
     sync = status_from_journal(state_dir, config)
     delivery = presence_in(state_dir)
-    report = read_report(state_dir) if delivery.running else None
     link: JournalLink = {
-        "state": sync["link"] if answering else "unknown (daemon not answering)",
+        "state": sync["link"]
+        if answering or delivery.running
+        else "unknown (daemon not answering)",
         "last_delivery": sync["last_delivery"],
         "last_error": sync["last_error"],
     }
-    if report is not None:  # the delivery daemon runs: its link is the link
-        link["state"] = report.status.state
-        link["last_error"] = report.status.last_error
     pending: PendingAnswer = {
         "count": sync["pending"],
         "amount_by_currency": sync["pending_amount_by_currency"],

@@ -1,10 +1,12 @@
 """`posd sync status|flush|retry-quarantined`.
 
-With a daemon answering on its socket, `status` and `flush` are thin clients of its API (the
-daemon delivers; a second engine beside it would only send copies). Without one they work on
-the state dir: `status` reads the journal, `flush` runs the daemon's engine in the
-foreground until the backlog is delivered, `--timeout` passes, or the configuration is
-refused (`misconfigured`: exit 1 at once, the records stay pending).
+With the capture daemon answering on its socket, `status` and `flush` are thin clients of its
+API (the delivery daemon delivers; a second engine beside it would only send copies). Without
+it they work on the state dir: `status` reads the journal (and the delivery daemon's status
+file); `flush` waits for the delivery daemon if it runs, else runs the engine in the
+foreground, until the backlog is delivered, `--timeout` passes, or the configuration is
+refused (`misconfigured`: exit 1 at once, the records stay pending). `run` is the delivery
+daemon itself (`posd.syncd`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ FLUSH_RETRY_MIN_SECONDS = 0.5
 # Output redaction takes any 12-19 digit Luhn-valid run for a card number, and a float's
 # fractional digits can be one: print durations with a few decimals only.
 SECONDS_DECIMALS = 3
-NOT_RUNNING = "unknown (daemon not running)"
+NOT_RUNNING = "unknown (delivery not running)"
 
 
 class DaemonSyncStatus(TypedDict):
@@ -196,9 +198,12 @@ def status_from_journal(state_dir: Path, config: Config | None) -> JournalSyncSt
     from posd.errors import JournalError
     from posd.journal import Journal
     from posd.journal.listing import DeliveryFacts, delivery_facts
+    from posd.syncd.status_file import read_report
     from sync.timestamps import age_seconds, rfc3339
 
     now = time.time()
+    report = read_report(state_dir)
+    delivering = report if report is not None and report.fresh(now) else None
     with Journal.open_read_only(state_dir, config.journal if config else None) as journal:
         summary = journal.summary()
         checkpoints = journal.checkpoint_status()
@@ -208,10 +213,11 @@ def status_from_journal(state_dir: Path, config: Config | None) -> JournalSyncSt
         facts = DeliveryFacts(None, f"cannot read: {error}", None, None)
     return {
         "source": "journal",
-        "link": NOT_RUNNING,
+        # The delivery daemon's link while it runs (its status file), else none.
+        "link": NOT_RUNNING if delivering is None else delivering.status.state,
         "link_since": None,
         "last_delivery": rfc3339(facts.last_delivered_at) if facts.last_delivered_at else None,
-        "last_error": facts.last_error,
+        "last_error": facts.last_error if delivering is None else delivering.status.last_error,
         "pending": summary.pending,
         "leased": facts.leased,
         "quarantined": summary.quarantined,
@@ -251,11 +257,14 @@ def _render_status(r: SyncStatus) -> str:
 def flush(args: argparse.Namespace) -> int:
     from posd.api_client import connect
     from posd.config import load_config
+    from posd.syncd.status_file import presence_in
 
     config = load_config(args.config)
     client = connect(config.api.socket)
     if client is not None:
         result = _flush_through_daemon(client, args.timeout)
+    elif presence_in(config.state_dir).running:
+        result = _flush_beside_delivery(config, args.timeout)
     else:
         result = _flush_here(config, args.timeout)
     emit(result, args.json, _render_flush)
@@ -310,6 +319,42 @@ def _flush_through_daemon(client: DaemonClient, timeout: float) -> dict[str, Any
         "elapsed_seconds": _rounded(time.monotonic() - started),
         "state": answer["link_state"],
         "last_error": answer["last_error"],
+    }
+
+
+def _flush_beside_delivery(config: Config, timeout: float) -> dict[str, Any]:
+    """No capture daemon, but the delivery daemon runs: cut the checkpoint here (holding the
+    capture daemon's lock, so none starts meanwhile) and wait for the delivery daemon to send
+    everything (a second engine would only send copies)."""
+    from posd.cli.progress import Progress
+    from posd.daemon.lock import StateDirLock
+    from posd.syncd.flushing import cut_and_wait
+    from posd.syncd.status_file import DeliveryPeer
+
+    peer = DeliveryPeer(config.state_dir)
+    with StateDirLock.acquire(config.state_dir), _open_writable(config) as journal:
+        total = journal.summary().pending
+        with Progress("delivering") as bar:
+
+            def show(pending: int) -> None:
+                if total:
+                    bar(max(0, total - pending), total)
+
+            outcome = cut_and_wait(
+                journal,
+                lambda: peer.status().state,
+                lambda: peer.presence().running,
+                timeout,
+                show,
+            )
+    status = peer.status()
+    return {
+        "via": "delivery daemon",
+        "completed": outcome.completed,
+        "pending": outcome.pending,
+        "elapsed_seconds": _rounded(outcome.waited_seconds),
+        "state": status.state,
+        "last_error": status.last_error,
     }
 
 

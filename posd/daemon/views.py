@@ -24,13 +24,13 @@ from posd.daemon.supervisor import DeviceSupervisor
 from posd.errors import DiskBelowReserveError
 from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
+from posd.syncd.flushing import cut_and_wait
 from posd.syncd.status_file import DeliveryPeer
 from posd.version import posd_version
 from sync.acknowledgement import Acknowledgement
-from sync.pacing.link import MISCONFIGURED, PROBING_STATES
+from sync.pacing.link import PROBING_STATES
 from sync.timestamps import rfc3339
 
-FLUSH_POLL_S = 0.1
 ONLINE = "online"
 
 
@@ -204,35 +204,15 @@ class LaneViews:
 
     def flush(self, timeout: float) -> FlushAnswer:
         """Wait (up to `timeout`) for the delivery daemon to empty the backlog, with a
-        checkpoint over all of it (cut here, now): once flushed, the cloud can prove every
-        record so far. Ends at once while the link is `misconfigured` or no delivery daemon
-        runs: waiting cannot deliver anything, and the answer says so with the error."""
-        started = time.monotonic()
-        self._journal.cut_checkpoint(time.time(), force=True)
-
-        def backlog() -> tuple[int, bool]:
-            """Records pending, and whether a sent checkpoint covers them all (the engine
-            cuts it at its next round: it may not be journaled yet when the records are)."""
-            pending = self._journal.summary().pending
-            if pending:
-                return pending, False
-            checkpoints = self._journal.checkpoint_status()
-            return 0, checkpoints.pending == 0 and checkpoints.uncovered == 0
-
-        pending, covered = backlog()
-        while (
-            not (pending == 0 and covered)
-            and self.link_state() != MISCONFIGURED
-            and self._delivery.presence().running
-            and time.monotonic() - started < timeout
-        ):
-            time.sleep(FLUSH_POLL_S)
-            pending, covered = backlog()
-        link = self._delivery.status()
+        checkpoint over all of it (`posd.syncd.flushing`). Ends at once while the link is
+        `misconfigured` or no delivery daemon runs, and the answer says so with the error."""
+        outcome = cut_and_wait(
+            self._journal, self.link_state, lambda: self._delivery.presence().running, timeout
+        )
         return {
-            "completed": pending == 0 and covered,
-            "pending": pending,
-            "waited_seconds": round(time.monotonic() - started, 3),
+            "completed": outcome.completed,
+            "pending": outcome.pending,
+            "waited_seconds": round(outcome.waited_seconds, 3),
             "link_state": self.link_state(),
-            "last_error": link.last_error,
+            "last_error": self._delivery.status().last_error,
         }

@@ -1,14 +1,18 @@
 """The sink itself: the event bus exists (`events:DescribeEventBus`, or the v2 client's
 `DescribeEventBus` by ARN), and, since PutEvents has no dry run, whether this lane may put
-to it as the running daemon's link tells (`misconfigured` carries the refusal)."""
+to it as the running delivery daemon's link tells (`misconfigured` carries the refusal): its
+status file, `posd.syncd.status_file`."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from posd.doctor.checks import FAIL, OK, WARN, Check, Context, events_client
+from posd.syncd.status_file import read_report
 from sync.eventbridge.v2 import API_V2
 from sync.pacing.link import MISCONFIGURED
+from sync.timestamps import rfc3339
 
 NOT_FOUND = "ResourceNotFoundException"
 ACCESS_DENIED = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
@@ -74,29 +78,30 @@ def check_event_bus(ctx: Context) -> Check:
 
 
 def check_delivery(ctx: Context) -> Check:
-    """PutEvents has no dry run: the running daemon's link says whether puts are accepted."""
-    if ctx.daemon is None:
+    """PutEvents has no dry run: the delivery daemon's link says whether puts are accepted."""
+    report = read_report(ctx.config.state_dir)
+    if report is None or not report.fresh(time.time()):
         return Check(
             "delivery",
             WARN,
-            "posd is not running: whether the bus accepts this lane's events is known only "
-            "from a running daemon's link (PutEvents has no dry run)",
-            "start posd (systemctl start posd), then run posd doctor again",
+            "the delivery daemon (posd sync run) is not running: nothing is delivered, and "
+            "whether the bus accepts this lane's events is known only from its link "
+            "(PutEvents has no dry run)",
+            "start it (systemctl start posd-sync; why it stopped: journalctl -u posd-sync "
+            "-n 50), then run posd doctor again",
         )
-    link = ctx.daemon.status()["link"]
-    state = link["state"]
-    detail = (
-        f"the running daemon's link is {state}, last delivery {link['last_delivery'] or 'never'}"
-    )
-    if state == MISCONFIGURED:
+    status = report.status
+    last = rfc3339(status.last_success) if status.last_success else "never"
+    detail = f"the delivery daemon's link is {status.state}, last delivery {last}"
+    if status.state == MISCONFIGURED:
         return Check(
             "delivery",
             FAIL,
-            f"{detail}: {link['last_error']}",
+            f"{detail}: {status.last_error}",
             "fix what the error names (the terminal role's events:PutEvents on this bus: "
-            f"{POLICY_FILE}; {_bus(ctx)[1]} in {ctx.config.path}); posd reads its config "
-            "only at start, so after an edit run `systemctl restart posd`",
+            f"{POLICY_FILE}; {_bus(ctx)[1]} in {ctx.config.path}); the delivery daemon reads "
+            "its config at start and on reload: after an edit run `systemctl reload posd-sync`",
         )
-    if link["last_error"]:
-        detail += f", last error {link['last_error']}"
+    if status.last_error:
+        detail += f", last error {status.last_error}"
     return Check("delivery", OK, detail)

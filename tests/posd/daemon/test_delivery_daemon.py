@@ -11,6 +11,7 @@ from posd.cli.status_verdict import EXIT_DEGRADED, EXIT_READY
 from tests.posd.daemon.conftest import DaemonFactory
 from tests.posd.daemon.harness import REPO, wait_for
 from tests.posd.daemon.test_status_truth import status_json
+from tests.sync.faultproxy import FaultProxy
 
 
 def sync_run(config: str) -> subprocess.CompletedProcess[str]:
@@ -76,3 +77,28 @@ def test_status_says_when_delivery_is_not_running_and_payments_go_on(
     status_code, flushed = daemon.call("POST", "/v1/sync/flush", {"timeout_s": 30})
     assert status_code == 200 and flushed["completed"], json.dumps(flushed)
     assert daemon.stop() == 0
+
+
+def test_sync_flush_with_only_the_delivery_daemon_waits_for_it(
+    make_daemon: DaemonFactory, own_proxy: FaultProxy
+) -> None:
+    own_proxy.down()  # payments are journaled, nothing delivered yet
+    daemon = make_daemon()
+    for index in range(3):
+        assert daemon.pay(f"flush-beside-{index}")[0] == 201
+    daemon.capture.terminate()
+    assert daemon.capture.wait() == 0  # capture stopped; delivery goes on
+    own_proxy.up()
+    done = subprocess.run(
+        [sys.executable, "-m", "posd", "sync", "flush", "--config", str(daemon.config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["via"] == "delivery daemon" and result["completed"] and result["pending"] == 0
+    assert daemon.sync_proc is not None and daemon.sync_proc.poll() is None  # it did the work
+    daemon.delivery.terminate()
+    assert daemon.delivery.wait() == 0
