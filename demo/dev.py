@@ -1,10 +1,10 @@
 """`make dev`: the local AWS stand-ins a development daemon needs, and how to point it at them.
 
-`posd run --config config/dev.toml` needs an AWS endpoint at the config's `[aws]
-endpoint_url`, credentials botocore accepts, the `[sync]` event bus (routed to a queue, so
-what the daemon delivers can be read) and the consumer's watermark table. This starts moto on
-that endpoint, creates all of it (and a KMS key under `alias/posd-dev`, for trying
-`[keys] provider = "kms"`), prints the environment to export and the command to run, then
+`posd run --config config/dev.toml` (and `posd sync run`, delivery) needs an AWS endpoint at
+the config's `[aws] endpoint_url`, credentials botocore accepts, the `[sync]` event bus
+(routed to a queue, so what is delivered can be read) and the consumer's watermark table.
+This starts moto on that endpoint, creates all of it (and a KMS key under `alias/posd-dev`,
+for trying `[keys] provider = "kms"`), prints the environment to export and the commands, then
 waits until Ctrl-C (SIGINT) or SIGTERM. Each `export` line is shell syntax, one per variable.
 """
 
@@ -88,7 +88,9 @@ def serve(config_path: Path, stop: threading.Event) -> None:
         print("# in another shell:")
         for name, value in environment(url).items():
             print(f"export {name}={shlex.quote(value)}")
-        print(f"# then: .venv/bin/posd run --config {shlex.quote(str(config_path))}")
+        config_arg = shlex.quote(str(config_path))
+        print(f"# then: .venv/bin/posd run --config {config_arg}")
+        print(f"# and in a third shell (delivery): .venv/bin/posd sync run --config {config_arg}")
         print(READY_LINE, flush=True)
         stop.wait()
 
