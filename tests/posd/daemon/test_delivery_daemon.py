@@ -7,11 +7,15 @@ import json
 import subprocess
 import sys
 
+from demo.pan_scan import scan_process
+from drivers.card.deck import TEST_PANS
 from posd.cli.status_verdict import EXIT_DEGRADED, EXIT_READY
 from tests.posd.daemon.conftest import DaemonFactory
 from tests.posd.daemon.harness import REPO, wait_for
 from tests.posd.daemon.test_status_truth import status_json
 from tests.sync.faultproxy import FaultProxy
+
+CARD_PAYMENTS = 5
 
 
 def sync_run(config: str) -> subprocess.CompletedProcess[str]:
@@ -102,3 +106,18 @@ def test_sync_flush_with_only_the_delivery_daemon_waits_for_it(
     assert daemon.sync_proc is not None and daemon.sync_proc.poll() is None  # it did the work
     daemon.delivery.terminate()
     assert daemon.delivery.wait() == 0
+
+
+def test_the_delivery_daemon_never_holds_a_clear_card_number(make_daemon: DaemonFactory) -> None:
+    """Capture reads the card (a clear serial reader here: the PAN is in its memory for the
+    payment); delivery forwards sealed records only, so no deck PAN is anywhere in its memory
+    after it delivered card payments."""
+    daemon = make_daemon()
+    for index in range(CARD_PAYMENTS):
+        assert daemon.pay(f"clear-card-{index}")[0] == 201
+    status_code, flushed = daemon.call("POST", "/v1/sync/flush", {"timeout_s": 30})
+    assert status_code == 200 and flushed["completed"], flushed
+    assert daemon.sync_proc is not None
+    pans = [pan for _, pan in TEST_PANS]
+    assert scan_process(daemon.sync_proc.pid, pans) == 0
+    assert daemon.stop() == 0
