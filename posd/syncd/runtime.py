@@ -47,6 +47,9 @@ TICK_S = 1.0
 PUBLISH_S = 0.2
 # Stopping, within systemd's TimeoutStopSec: the requests in flight to EventBridge.
 DELIVERY_STOP_S = 4.0
+# Sections delivery reads whose change needs a restart; `[sync]` and `[log]` are reloaded by
+# SIGHUP (the others are the capture daemon's alone).
+RESTART_SECTIONS = ("terminal", "aws", "journal", "identity")
 
 
 class NoJournalYet(JournalError):
@@ -182,5 +185,8 @@ class SyncDaemon:
         configure_logging(os.environ.get(LOG_LEVEL_ENV) or new.log.level)
         if new.sync != self.config.sync:
             self.delivery.retune(new.sync, DELIVERY_STOP_S)
+        needs_restart = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.config, s)]
+        if needs_restart:
+            log.warning("syncd.restart_required", sections=needs_restart)
         self.config = dataclasses.replace(self.config, sync=new.sync, log=new.log)
         log.info("syncd.reloaded")
