@@ -2,10 +2,11 @@
 
 It holds the config check's verdict, the config (parsed, as JSON; or, when it is not even
 TOML, its text line by line) with anything secret-looking removed, versions, status, doctor,
-journal stats and the last log lines (`journalctl -u posd` when there is one). It writes what
-it can also when the config is invalid or missing: that is when support needs it most. Every
-member is written through the same redaction as all output, so no card number, key or
-credential can travel in it. An existing FILE is kept unless `--force` is given.
+journal stats and the last log lines of both daemons (`journalctl -u posd -u posd-sync` when
+there is one). It writes what it can also when the config is invalid or missing: that is
+when support needs it most. Every member is written through the same redaction as all
+output, so no card number, key or credential can travel in it. An existing FILE is kept
+unless `--force` is given.
 """
 
 from __future__ import annotations
@@ -167,11 +168,15 @@ def _journal_stats(config: Any) -> Any:
         return journal.stats()
 
 
+# Both daemons' lines, interleaved by time: capture (posd) and delivery (posd-sync).
+JOURNALCTL_UNITS = ("journalctl", "-u", "posd", "-u", "posd-sync")
+
+
 def _logs() -> str:
     if shutil.which("journalctl") is None:
         return "journalctl not found: no system log on this host\n"
     done = subprocess.run(
-        ["journalctl", "-u", "posd", "-n", str(LOG_LINES), "--no-pager", "-o", "short-iso"],
+        [*JOURNALCTL_UNITS, "-n", str(LOG_LINES), "--no-pager", "-o", "short-iso"],
         capture_output=True,
         text=True,
         timeout=JOURNALCTL_TIMEOUT_S,
