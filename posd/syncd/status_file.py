@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from posd.journal.files import DELIVERY_STATUS_FILE
+from posd.journal.files import DELIVERY_STATUS_FILE, set_mode
 from sync.acknowledgement import Acknowledgement
 from sync.status import SyncStatus
 
@@ -55,6 +55,7 @@ def write_report(state_dir: Path, report: DeliveryReport) -> None:
     payload = json.dumps(asdict(report), separators=(",", ":")).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, STATUS_FILE_MODE)
     try:
+        set_mode(fd, STATUS_FILE_MODE)  # the capture daemon's user reads it through the group
         os.write(fd, payload)
     finally:
         os.close(fd)
