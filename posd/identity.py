@@ -101,7 +101,8 @@ def _private_key(path: Path, config_path: Path) -> ec.EllipticCurvePrivateKey | 
             str(config_path),
             PRIVATE_KEY_KEY,
             f"{path} is mode {mode:04o}: others than its owner can use this terminal's key; "
-            f"chmod {PRIVATE_KEY_MODE:04o} {path} (owned by the daemon's user)",
+            f"chmod {PRIVATE_KEY_MODE:04o} {path} "
+            "(owned by the delivery daemon's user, posd-sync)",
         )
     data = _read(path, config_path, PRIVATE_KEY_KEY, "private key")
     try:
