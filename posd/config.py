@@ -235,7 +235,9 @@ SECTIONS = (
 )
 
 
-def parse_config(document: Mapping[str, Any], path: Path) -> Config:
+def parse_config(document: Mapping[str, Any], path: Path, *, signs: bool = True) -> Config:
+    """The checked config of `document` (read from `path`); `signs=False` for a process that
+    never signs with `[identity]`'s key, so never reads it (the capture daemon)."""
     for key in document:
         if key not in SECTIONS:
             raise ConfigError(str(path), key, f"unknown section (known: {', '.join(SECTIONS)})")
@@ -282,7 +284,7 @@ def parse_config(document: Mapping[str, Any], path: Path) -> Config:
         devices=_devices(document.get("devices", {}), path),
         payments=payments,
         log=_build(LogSettings, document.get("log", {}), path, "log"),
-        identity=_identity(document.get("identity", {}), path, terminal, resolve),
+        identity=_identity(document.get("identity", {}), path, terminal, resolve, signs),
     )
     reader = config.devices.get(CARD_READER_KEY)
     check_card_data(
@@ -299,9 +301,10 @@ def _identity(
     path: Path,
     terminal: TerminalSettings,
     resolve: Callable[[Path | None], Path | None],
+    signs: bool,
 ) -> IdentitySettings:
     """`[identity]`, its files read and checked against the lane (last: the files are the
-    slowest check, and a typo elsewhere is named first)."""
+    slowest check, and a typo elsewhere is named first); the private key only if `signs`."""
     identity = _build(IdentitySettings, table, path, "identity")
     identity = dataclasses.replace(
         identity,
@@ -318,12 +321,12 @@ def _identity(
             '[identity] certificate_file = "/etc/posd/terminal.pem", '
             'private_key_file = "/etc/posd/terminal.key"',
         )
-    check_identity(identity, path, terminal.store_id, terminal.terminal_id)
+    check_identity(identity, path, terminal.store_id, terminal.terminal_id, signs=signs)
     return identity
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate the TOML file at `path`."""
+def load_config(path: Path, *, signs: bool = True) -> Config:
+    """Read and validate the TOML file at `path` (`signs`: see `parse_config`)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -338,4 +341,4 @@ def load_config(path: Path) -> Config:
         raise ConfigError(str(path), "", f"invalid TOML: {error}") from None
     except RecursionError:
         raise ConfigError(str(path), "", "invalid TOML: nested too deeply") from None
-    return parse_config(document, path)
+    return parse_config(document, path, signs=signs)

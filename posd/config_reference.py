@@ -80,13 +80,16 @@ SECTION_NOTES: Mapping[str, str] = {
     "log": "Reloaded by SIGHUP.",
     "identity": (
         "This lane's IAM Roles Anywhere certificate and private key (the PEM files the "
-        "signing helper reads; the key unencrypted, mode 0600). Both or neither. Required in "
+        "signing helper reads; the key unencrypted, mode 0600, owned by the delivery daemon's "
+        "user `posd-sync`). Both or neither. Required in "
         "production; in development, without them checkpoints and alarms go unsigned and the "
         "cloud will not prove this lane's ranges. Checked at load: the certificate's subject "
         "must be `CN=<terminal_id>, OU=<store_id>` (a mismatch names both), the key its key, "
-        "not readable by group or others; expiry is `posd doctor`'s (days left). posd signs "
-        "every checkpoint and alarm with them (docs/event-format.md, Signatures); after "
-        "renewing the files, restart posd (SIGHUP says so)."
+        "not readable by group or others (the capture daemon, which never signs, checks the "
+        "certificate alone and never reads the key); expiry is `posd doctor`'s (days left). "
+        "The delivery daemon signs every checkpoint and alarm with them "
+        "(docs/event-format.md, Signatures); after renewing the files, "
+        "`systemctl restart posd.target` (SIGHUP says so)."
     ),
 }
 

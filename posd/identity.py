@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from posd.errors import ConfigError
-from wire.signing import Signer, SigningKeyError
+from wire.signing import Signer, SigningKeyError, certificate_identity
 
 SECTION = "identity"
 CERTIFICATE_KEY = "identity.certificate_file"
@@ -101,7 +101,8 @@ def _private_key(path: Path, config_path: Path) -> ec.EllipticCurvePrivateKey | 
             str(config_path),
             PRIVATE_KEY_KEY,
             f"{path} is mode {mode:04o}: others than its owner can use this terminal's key; "
-            f"chmod {PRIVATE_KEY_MODE:04o} {path} (owned by the daemon's user)",
+            f"chmod {PRIVATE_KEY_MODE:04o} {path} "
+            "(owned by the delivery daemon's user, posd-sync)",
         )
     data = _read(path, config_path, PRIVATE_KEY_KEY, "private key")
     try:
@@ -144,7 +145,18 @@ def load_signer(
             f"{settings.private_key_file} is not the key of the certificate "
             f"{settings.certificate_file}: install the pair the chain's CA issued together",
         ) from None
-    named_store, named_terminal = signer.identity()
+    _check_lane(settings, config_path, signer.certificate, store_id, terminal_id)
+    return signer
+
+
+def _check_lane(
+    settings: IdentitySettings,
+    config_path: Path,
+    certificate: x509.Certificate,
+    store_id: str,
+    terminal_id: str,
+) -> None:
+    named_store, named_terminal = certificate_identity(certificate)
     if (named_store, named_terminal) != (store_id, terminal_id):
         raise ConfigError(
             str(config_path),
@@ -154,15 +166,27 @@ def load_signer(
             f"{terminal_id}: install this lane's certificate (subject CN={terminal_id}, "
             f"OU={store_id}), or fix [terminal]",
         )
-    return signer
 
 
 def check_identity(
-    settings: IdentitySettings, config_path: Path, store_id: str, terminal_id: str
+    settings: IdentitySettings,
+    config_path: Path,
+    store_id: str,
+    terminal_id: str,
+    *,
+    signs: bool = True,
 ) -> None:
-    """What `posd.config` checks at load: the files, if configured, sign for this lane."""
-    if settings.configured:
+    """What `posd.config` checks at load: the files, if configured, sign for this lane. A
+    process that never signs (`signs=False`: the capture daemon) checks the certificate alone:
+    the key is the delivery daemon's user's, private to it (systemd/, docs/operations.md)."""
+    if not settings.configured:
+        return
+    if signs:
         load_signer(settings, config_path, store_id, terminal_id)
+        return
+    assert settings.certificate_file is not None
+    certificate = _certificate(settings.certificate_file, config_path)
+    _check_lane(settings, config_path, certificate, store_id, terminal_id)
 
 
 def lane_signer(

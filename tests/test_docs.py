@@ -21,7 +21,11 @@ from tests.repo import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
 README = REPO_ROOT / "README.md"
-UNIT = REPO_ROOT / "systemd" / "posd.service"
+# Every shipped unit (capture, delivery, the credentials helper, the target).
+UNITS = [
+    *sorted((REPO_ROOT / "systemd").glob("posd*.service")),
+    REPO_ROOT / "systemd" / "posd.target",
+]
 INSTALLED_DOCS = "/usr/share/doc/posd/"
 # "Fits on a few screens": the words of the old one-file README were 11,800.
 README_MAX_WORDS = 1500
@@ -104,8 +108,9 @@ def test_the_readme_fits_on_a_few_screens_and_leads_to_the_runbook() -> None:
     assert "docs/configuration.md" in text
 
 
-def test_the_units_documentation_is_what_the_install_step_creates() -> None:
-    line = next(x for x in UNIT.read_text().splitlines() if x.startswith("Documentation="))
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_the_units_documentation_is_what_the_install_step_creates(unit: Path) -> None:
+    line = next(x for x in unit.read_text().splitlines() if x.startswith("Documentation="))
     urls = line.removeprefix("Documentation=").split()
     install = (DOCS / "operations.md").read_text(encoding="utf-8")
     installed = set()

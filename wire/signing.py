@@ -135,9 +135,7 @@ class Signer:
 
     def identity(self) -> tuple[str, str]:
         """(store_id, terminal_id) as the certificate names them (OU, CN)."""
-        return _subject(self.certificate, NameOID.ORGANIZATIONAL_UNIT_NAME), _subject(
-            self.certificate, NameOID.COMMON_NAME
-        )
+        return certificate_identity(self.certificate)
 
     def sign(self, detail: Mapping[str, Any]) -> dict[str, Any]:
         """The Detail with its `signature`."""
@@ -162,6 +160,13 @@ def _spki(key: Any) -> bytes:
         key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+    )
+
+
+def certificate_identity(certificate: x509.Certificate) -> tuple[str, str]:
+    """(store_id, terminal_id) as a terminal's certificate names them (OU, CN)."""
+    return _subject(certificate, NameOID.ORGANIZATIONAL_UNIT_NAME), _subject(
+        certificate, NameOID.COMMON_NAME
     )
 
 

@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from posd.config import load_config
     from posd.daemon.lock import StateDirLock
 
-    config = load_config(args.config)  # a bad config exits 2 before anything starts
+    # A bad config exits 2 before anything starts. Capture never signs: `[identity]`'s private
+    # key is the delivery daemon's user's alone (systemd/posd-sync.service), never read here.
+    config = load_config(args.config, signs=False)
     # The state dir's lock first, before the daemon's (slow) imports: a second `posd run` on
     # this state dir is refused at once, naming the PID that holds it.
     with StateDirLock.acquire(config.state_dir) as lock:

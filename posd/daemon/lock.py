@@ -8,7 +8,8 @@ the holder writes its PID into the file once locked, for the refusal to name it.
 
 The delivery daemon (`posd sync run`) holds a lock of its own, `STATE_DIR/sync.lock`: one
 delivery engine per journal. Commands that must run with neither daemon (`journal reset`, a
-flush from the CLI) take both.
+flush from the CLI) take both, so each lock file is group read-write (the two daemons are
+two users sharing the group `posd`: posd.journal.files).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from types import TracebackType
 from typing import Self
 
 from posd.errors import PosdError
+from posd.journal.files import FILE_MODE, SYNC_LOCK_FILE, prepare_state_dir, set_mode
 from posd.journal.files import LOCK_FILE as LOCK_FILE  # re-exported (defined in files.py)
-from posd.journal.files import SYNC_LOCK_FILE, prepare_private_dir
 from posd.journal.permissions import inaccessible, permission_error
 
-LOCK_MODE = 0o600
+LOCK_MODE = FILE_MODE  # 0660: the CLI, as either daemon's user, takes both locks
 PID_READ_BYTES = 32
 UNIT_NAME = "posd"
 SYNC_UNIT_NAME = "posd-sync"
@@ -70,9 +71,9 @@ class StateDirLock:
 
     @classmethod
     def acquire(cls, state_dir: Path, lock_file: str = LOCK_FILE) -> StateDirLock:
-        """Lock `state_dir` (created 0700 if missing) or raise `StateDirLocked` at once;
+        """Lock `state_dir` (created 0770 if missing) or raise `StateDirLocked` at once;
         `lock_file`: `LOCK_FILE` (the capture daemon's) or `SYNC_LOCK_FILE` (delivery's)."""
-        prepare_private_dir(state_dir)
+        prepare_state_dir(state_dir)
         path = state_dir / lock_file
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOCK_MODE)
@@ -89,7 +90,7 @@ class StateDirLock:
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise StateDirLocked(state_dir, holder, lock_file) from None
             raise LockUnavailable(f"cannot lock {path}: {error.strerror}") from error
-        os.fchmod(fd, LOCK_MODE)
+        set_mode(fd, LOCK_MODE)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return cls(path, fd)

@@ -149,7 +149,7 @@ class Daemon:
 
     def _reload(self) -> None:
         try:
-            new = load_config(self.config.path)
+            new = load_config(self.config.path, signs=False)  # capture never signs
         except ConfigError as error:
             log.error("daemon.reload_failed", error=str(error))
             return

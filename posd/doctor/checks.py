@@ -159,8 +159,9 @@ def check_identity(ctx: Context) -> Check:
     renew = (
         f"have the chain's CA issue a new certificate for CN={config.terminal_id}, "
         f"OU={config.store_id}; install it as {identity.certificate_file} and its key as "
-        f"{identity.private_key_file} (mode 0600, owned by the daemon's user); "
-        "then systemctl restart posd"
+        f"{identity.private_key_file} (mode 0600, owned by the delivery daemon's user, "
+        "posd-sync); "
+        "then systemctl restart posd.target"
     )
     if now < certificate.not_valid_before_utc:
         return Check(

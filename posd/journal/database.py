@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from posd.errors import JournalError, SchemaError
-from posd.journal.files import prepare_private_file
+from posd.journal.files import prepare_state_file
 from posd.journal.identity import IdentityFile, refuse_blank, stored_journal_id
 from posd.journal.priority import CapturePriority
 from posd.journal.schema import SCHEMA_VERSION, migrate, schema_version
@@ -63,7 +63,7 @@ class Database:
         self.lock = threading.RLock()
         self.read_lock = threading.Lock()
         if not read_only:
-            prepare_private_file(path)
+            prepare_state_file(path)
         try:
             self.writer = connect(path, read_only)
             if read_only:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posd.errors import JournalError
-from posd.journal.files import FILE_MODE, JOURNAL_FILE, SQLITE_SIDE_FILES
+from posd.journal.files import FILE_MODE, JOURNAL_FILE, SQLITE_SIDE_FILES, set_mode
 from posd.journal.files import IDENTITY_FILE as IDENTITY_FILE  # re-exported (defined in files.py)
 from posd.journal.permissions import check_access
 from posd.journal.rows import ANCHOR_CHAIN, ANCHOR_SEQ, read_anchor
@@ -87,6 +87,7 @@ class IdentityFile:
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
             try:
+                set_mode(fd, FILE_MODE)  # both daemons' users write it
                 os.write(fd, identity.encode())
                 os.fsync(fd)
             finally:

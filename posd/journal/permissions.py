@@ -3,8 +3,8 @@
 A state dir file owned by another user (someone ran `sudo posd run` once by hand: the files it
 made are root's, 0600) is not damage: nothing is lost, and `posd journal reset --accept-loss`
 would only fail the same way. The fix is to give the files back to the service's user
-(`chown`), then start posd again. `JournalPermissionError` names each file, its owner and
-mode, and that command.
+(`chown`, and group read-write for what both daemons' users share), then start posd again.
+`JournalPermissionError` names each file, its owner and mode, and that command.
 """
 
 from __future__ import annotations
@@ -17,14 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from posd.errors import JournalError
-from posd.journal.files import IDENTITY_FILE, JOURNAL_FILE, LOCK_FILE, SQLITE_SIDE_FILES
+from posd.journal.files import (
+    IDENTITY_FILE,
+    JOURNAL_FILE,
+    LOCK_FILE,
+    PRIORITY_FILE,
+    SQLITE_SIDE_FILES,
+    SYNC_LOCK_FILE,
+)
 
 ROOT_UID = 0
-OWN_FILES = (
+SHARED_FILES = (
     JOURNAL_FILE,
     *(f"{JOURNAL_FILE}{suffix}" for suffix in SQLITE_SIDE_FILES),
     IDENTITY_FILE,
     LOCK_FILE,
+    SYNC_LOCK_FILE,
+    PRIORITY_FILE,
 )
 
 
@@ -59,11 +68,11 @@ def group_name(gid: int) -> str:
 
 
 def inaccessible(state_dir: Path) -> list[Inaccessible]:
-    """The state dir itself and each of posd's own files in it (the journal's, its identity,
-    the lock) that this process cannot read and write. Other files (a key the operator made
-    read-only on purpose) are not posd's to judge here."""
+    """The state dir itself and each of the files both daemons write in it (the journal's, its
+    identity, the locks, the priority flag) that this process cannot read and write. Other
+    files (a key the operator made read-only on purpose) are not posd's to judge here."""
     found: list[Inaccessible] = []
-    for path in (state_dir, *(state_dir / name for name in OWN_FILES)):
+    for path in (state_dir, *(state_dir / name for name in SHARED_FILES)):
         try:
             info = path.lstat()
         except OSError:
@@ -88,9 +97,21 @@ def service_owner(state_dir: Path) -> tuple[str, str]:
     return user_name(uid), group_name(gid)
 
 
+def shared_paths(state_dir: Path) -> list[Path]:
+    """The state dir and the files in it both daemons' users write (through the group)."""
+    files = (state_dir / name for name in SHARED_FILES)
+    return [state_dir, *(path for path in files if path.exists())]
+
+
 def fix_command(state_dir: Path) -> str:
+    """Give everything to the service's user and group, none of it to others, and group
+    read-write what both daemons write (the key caches stay their owner's)."""
     user, group = service_owner(state_dir)
-    return f"sudo chown -R {user}:{group} {state_dir} && sudo chmod -R u+rwX {state_dir}"
+    shared = " ".join(str(path) for path in shared_paths(state_dir))
+    return (
+        f"sudo chown -R {user}:{group} {state_dir} && sudo chmod -R u+rwX,o= {state_dir} "
+        f"&& sudo chmod g+rwX {shared}"
+    )
 
 
 def permission_error(state_dir: Path, found: list[Inaccessible]) -> JournalPermissionError:

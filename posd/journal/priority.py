@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from posd.errors import JournalError
+from posd.journal.files import set_mode
 
 # The flag file: one unsigned 64-bit slot, the CLOCK_MONOTONIC nanoseconds at which the
 # newest hold in the capture process began, 0 while none is on.
@@ -48,6 +49,7 @@ class SharedHoldFlag:
         except OSError as error:
             raise JournalError(f"cannot open {path}: {error.strerror}") from error
         try:
+            set_mode(fd, mode)  # the other daemon's user maps it too
             if os.fstat(fd).st_size < FLAG_BYTES:
                 os.ftruncate(fd, FLAG_BYTES)
             self._map = mmap.mmap(fd, FLAG_BYTES)

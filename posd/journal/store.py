@@ -38,7 +38,7 @@ from posd.journal.files import (
     FILE_MODE,
     JOURNAL_FILE,
     PRIORITY_FILE,
-    prepare_private_dir,
+    prepare_state_dir,
     size_on_disk,
 )
 from posd.journal.identity import (
@@ -119,7 +119,7 @@ class Journal:
         Raises `JournalIdentityError` if the database is not the journal this state dir had
         (emptied, replaced, or missing committed records): see `posd.journal.identity`.
         """
-        prepare_private_dir(state_dir)
+        prepare_state_dir(state_dir)
         check_access(state_dir)  # a file owned by another user is fixed by chown, not reset
         known = IdentityFile.load(state_dir)
         journal = cls(
@@ -139,7 +139,7 @@ class Journal:
         """`posd journal reset --accept-loss`: make the state dir's journal usable again after
         damage, giving up what is gone and never reusing a seq. What is left is kept: a
         replaced file is set aside (renamed, not deleted), a shortened one keeps its records."""
-        prepare_private_dir(state_dir)
+        prepare_state_dir(state_dir)
         check_access(state_dir)  # never give records up for what a chown fixes
         known = IdentityFile.load(state_dir)
         if known is None:

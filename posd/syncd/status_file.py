@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from posd.api_answers import DeliveryAnswer
-from posd.journal.files import DELIVERY_STATUS_FILE
+from posd.journal.files import DELIVERY_STATUS_FILE, set_mode
 from sync.acknowledgement import Acknowledgement
 from sync.status import SyncStatus
 from sync.timestamps import rfc3339
@@ -57,6 +57,7 @@ def write_report(state_dir: Path, report: DeliveryReport) -> None:
     payload = json.dumps(asdict(report), separators=(",", ":")).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, STATUS_FILE_MODE)
     try:
+        set_mode(fd, STATUS_FILE_MODE)  # the capture daemon's user reads it through the group
         os.write(fd, payload)
     finally:
         os.close(fd)

@@ -177,3 +177,19 @@ def test_a_certificate_about_to_expire_is_logged_when_the_engine_takes_it(
         assert signer_for(config) is not None
     [entry] = [e for e in logs if e["event"] == "identity.certificate_expiring"]
     assert entry["log_level"] == "warning" and entry["days_left"] == 2
+
+
+def test_the_capture_daemon_checks_the_certificate_and_never_reads_the_key(
+    tmp_path: Path,
+) -> None:
+    """`posd run` never signs: the key is the delivery daemon's user's (posd-sync, 0600), which
+    capture's user cannot read; here it is gone altogether. The certificate is still judged."""
+    written = lane_credentials(tmp_path, STORE_ID, TERMINAL_ID)
+    assert written.private_key_file is not None
+    written.private_key_file.unlink()
+    assert "No such file" in str(refused(with_identity(tmp_path)))  # delivery's check
+    assert load_config(with_identity(tmp_path), signs=False).identity.configured
+    lane_credentials(tmp_path, STORE_ID, "lane-08")
+    with pytest.raises(ConfigError) as caught:
+        load_config(with_identity(tmp_path), signs=False)
+    assert caught.value.key == "identity.certificate_file"

@@ -88,11 +88,16 @@ def test_a_client_outside_the_socket_group_is_refused(make_daemon: DaemonFactory
 
 
 def test_state_dir_journal_and_identity_are_private(make_daemon: DaemonFactory) -> None:
+    """The daemons' group (capture and delivery are two users in it) shares them; others never
+    see them; the delivery status is only read by capture."""
     daemon = make_daemon()
     assert daemon.pay("private-1")[0] == 201
     state = daemon.dir / "state"
-    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE(state.stat().st_mode) == 0o770
     for name in (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm", IDENTITY_FILE):
         path = state / name
         if path.exists():
-            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, name
+            assert stat.S_IMODE(path.stat().st_mode) == 0o660, name
+    for path in state.iterdir():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0, path.name

@@ -27,7 +27,8 @@ def test_the_lock_is_exclusive_names_its_holder_and_is_private(tmp_path: Path) -
     with StateDirLock.acquire(state):
         lock_file = state / LOCK_FILE
         assert lock_file.read_text().strip() == str(os.getpid())
-        assert stat.S_IMODE(lock_file.stat().st_mode) == 0o600
+        # The CLI takes both daemons' locks as either daemon's user: group read-write only.
+        assert stat.S_IMODE(lock_file.stat().st_mode) == 0o660
         with pytest.raises(StateDirLocked) as refused:
             StateDirLock.acquire(state)  # flock: per open file, so even this process is refused
         assert refused.value.holder == os.getpid()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import subprocess
 import uuid
 from pathlib import Path
@@ -23,10 +24,12 @@ import pytest
 from demo.devconfig import DevConfig
 from demo.localaws.eventbridge_v2 import EventBridgeV2Endpoint
 from posd.doctor.checks import FAIL, OK
+from posd.keys.factory import OFFLINE_PUBLIC_KEY_CACHE
 from tests.posd.doctor.conftest import Doctor, install
 
 QUOTED_COMMAND = re.compile(r"`([^`]+)`")
 NOBODY_UID = 65534
+OTHER_DAEMON_UID = 61002  # stands for posd-sync: another user, in the state dir's group
 FOLLOW_TIMEOUT_S = 10.0
 
 
@@ -38,6 +41,10 @@ def failing(run_doctor: Doctor, config: Path, name: str) -> str:
     fix = checks[name]["fix"]
     assert fix, checks[name]
     return str(fix)
+
+
+def failing_detail(run_doctor: Doctor, config: Path) -> str:
+    return str(run_doctor(config)[1]["state files"]["detail"])
 
 
 def passing(run_doctor: Doctor, config: Path, name: str) -> None:
@@ -99,7 +106,7 @@ def test_a_missing_state_dir(tmp_path: Path, lane: DevConfig, run_doctor: Doctor
     path = lane.write(tmp_path / "posd.toml")
     follow(failing(run_doctor, path, "state dir"))
     passing(run_doctor, path, "state dir")
-    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o770
 
 
 def test_a_state_dir_others_can_read(tmp_path: Path, lane: DevConfig, run_doctor: Doctor) -> None:
@@ -127,6 +134,49 @@ def test_a_state_file_left_to_another_user(
     assert "chown" in fix and "reset" not in fix
     follow(fix)
     passing(run_doctor, path, "state files")
+
+
+def test_shared_files_that_miss_the_group_or_a_key_cache_open_to_it(
+    tmp_path: Path, lane: DevConfig, run_doctor: Doctor
+) -> None:
+    """What both daemons write must be group read-write (0660); a key cache only capture reads
+    stays owner-only (0600): the delivery daemon's user must not read it."""
+    path = install(lane, tmp_path)
+    state = tmp_path / "state"
+    (state / "journal.db").chmod(0o600)  # delivery could not write it
+    cache = state / OFFLINE_PUBLIC_KEY_CACHE
+    cache.write_text("{}")
+    cache.chmod(0o640)  # delivery could read it
+    fix = failing(run_doctor, path, "state files")
+    assert f"chmod 0660 {state / 'journal.db'}" in fix and f"chmod 0600 {cache}" in fix, fix
+    follow(fix)
+    passing(run_doctor, path, "state files")
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_the_other_daemons_user_may_own_shared_files_not_key_caches(
+    tmp_path: Path, lane: DevConfig, run_doctor: Doctor
+) -> None:
+    """Delivery (another user in the state dir's group) writes the journal's files and its
+    status: doctor takes them as shared; a key cache of that user's is not capture's."""
+    path = install(lane, tmp_path)
+    state = tmp_path / "state"
+    group = state.stat().st_gid
+    for name in ("journal.identity", "sync.lock"):
+        (state / name).touch()
+        (state / name).chmod(0o660)
+        os.chown(state / name, OTHER_DAEMON_UID, group)
+    passing(run_doctor, path, "state files")
+    cache = state / OFFLINE_PUBLIC_KEY_CACHE
+    cache.write_text("{}")
+    cache.chmod(0o600)
+    os.chown(cache, OTHER_DAEMON_UID, group)
+    fix = failing(run_doctor, path, "state files")
+    assert f"{OFFLINE_PUBLIC_KEY_CACHE} owned by" in failing_detail(run_doctor, path), fix
+    follow(fix)
+    passing(run_doctor, path, "state files")
+    assert cache.stat().st_uid == state.stat().st_uid
 
 
 def test_a_wrong_event_bus_name(

@@ -37,8 +37,10 @@ def test_the_right_event_bus_passes(tmp_path: Path, lane: DevConfig, run_doctor:
 def test_a_state_file_owned_by_another_user_fails(
     tmp_path: Path, lane: DevConfig, run_doctor: Doctor
 ) -> None:
+    """Another user's, outside the state dir's group (not the other daemon's user: that one
+    shares the journal through the group)."""
     path = install(lane, tmp_path)
-    os.chown(tmp_path / "state" / "journal.db", NOBODY_UID, -1)
+    os.chown(tmp_path / "state" / "journal.db", NOBODY_UID, NOBODY_UID)
     code, checks = run_doctor(path)
     assert code == 1
     assert checks["state files"]["status"] == FAIL

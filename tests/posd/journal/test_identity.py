@@ -155,7 +155,7 @@ def test_identity_file_tracks_the_highest_seq(
         capture(journal, local_key_provider, 7)
         document = json.loads((state_dir / IDENTITY_FILE).read_text())
         assert document == {"journal_id": journal.journal_id, "high_water_seq": 7}
-    assert oct((state_dir / IDENTITY_FILE).stat().st_mode & 0o777) == "0o600"
+    assert oct((state_dir / IDENTITY_FILE).stat().st_mode & 0o777) == "0o660"  # both daemons
 
 
 def test_a_healthy_journal_needs_no_reset(state_dir: Path) -> None:

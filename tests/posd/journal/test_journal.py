@@ -58,8 +58,9 @@ def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
         "secure_delete": True,
     }
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
-    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
-    assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o600
+    # Private to the daemons' group (capture and delivery are two users in it), never others'.
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o770
+    assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o660
 
 
 def test_journal_satisfies_the_outbox_protocol(journal: Journal) -> None:

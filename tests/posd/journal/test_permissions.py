@@ -13,16 +13,25 @@ import json
 import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from demo.devconfig import DevConfig
 from posd.daemon.exits import NEEDS_TECHNICIAN
+from posd.daemon.lock import StateDirLock
 from posd.journal import Journal
+from posd.journal.files import SYNC_LOCK_FILE
 from posd.journal.identity import IDENTITY_FILE
+from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from tests.cards import STORE_ID, TERMINAL_ID
+from tests.posd.daemon.test_host_security import traversable
 from tests.posd.journal.test_identity import capture
 
 PR_CAPBSET_DROP = 24
@@ -137,3 +146,79 @@ def test_a_read_only_file_that_is_not_posds_is_left_alone(state_dir: Path) -> No
     key.chmod(0o400)
     opened = as_service(sys.executable, "-c", OPEN_AND_APPEND_NOTHING, str(state_dir))
     assert opened.returncode == 0, opened.stderr
+
+
+# Two users sharing one group, as the units run them: capture (`posd`) and delivery
+# (`posd-sync`), group `posd`, each with the units' UMask=0007. Each runs in a forked child of
+# this process (the interpreter's own files may be root's alone), with its real uid and gid.
+CAPTURE_UID, DELIVERY_UID, SHARED_GID = 61001, 61002, 61000
+UNIT_UMASK = 0o007
+RESULT_BYTES = 4096
+
+
+def capture_and_keep_a_key(state: Path) -> list[str]:
+    source = LocalKeySource(state / "dev-kek.b64", create=True)
+    with (
+        StateDirLock.acquire(state),
+        Journal.open(state) as journal,
+        RotatingKeyProvider(source, source) as keys,
+    ):
+        return [str(capture(journal, keys, 2)[-1])]
+
+
+def deliver_and_try_the_key(state: Path) -> list[str]:
+    with StateDirLock.acquire(state, SYNC_LOCK_FILE), Journal.open(state) as journal:
+        leased = journal.lease(10, time.time(), 30.0)
+    try:
+        (state / "dev-kek.b64").read_bytes()
+        return [str(len(leased.records)), "key read"]
+    except PermissionError:
+        return [str(len(leased.records)), "key refused"]
+
+
+def as_user(uid: int, work: Callable[[Path], list[str]], state: Path) -> list[str]:
+    """`work(state)` in a forked child running as `uid` in the shared group: its answer."""
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: never returns to pytest
+        answer: object = "?"
+        try:
+            os.setgroups([])
+            os.setgid(SHARED_GID)
+            os.setuid(uid)
+            os.umask(UNIT_UMASK)
+            answer = work(state)
+        except BaseException as error:
+            answer = f"{type(error).__name__}: {error}"
+        finally:
+            os.write(writing, json.dumps(answer).encode())
+            os._exit(0)
+    os.close(writing)
+    try:
+        os.waitpid(child, 0)
+        answer = json.loads(os.read(reading, RESULT_BYTES))
+    finally:
+        os.close(reading)
+    assert isinstance(answer, list), answer
+    return [str(word) for word in answer]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running as two other users needs root")
+def test_two_users_in_one_group_share_the_journal_not_the_keys(tmp_path: Path) -> None:
+    """Capture and delivery as two users of the group `posd` both write the journal (capture
+    appends, delivery leases, each takes its lock; then capture appends again); the key file
+    capture keeps in the state dir is not delivery's to read; nothing is others'."""
+    state = tmp_path / "lane" / "state"
+    state.mkdir(parents=True)
+    os.chown(state, CAPTURE_UID, SHARED_GID)  # what `StateDirectory=` does for the capture unit
+    state.chmod(0o770)
+    with traversable(state):
+        assert as_user(CAPTURE_UID, capture_and_keep_a_key, state) == ["2"]
+        assert as_user(DELIVERY_UID, deliver_and_try_the_key, state) == ["2", "key refused"]
+        assert as_user(CAPTURE_UID, capture_and_keep_a_key, state) == ["4"]
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in state.iterdir()}
+    assert modes["dev-kek.b64"] == 0o600
+    assert all(mode & 0o007 == 0 for mode in modes.values()), modes
+    for name in ("journal.db", "journal.identity", "posd.lock", "sync.lock", "capture.priority"):
+        assert modes[name] == 0o660, (name, modes)
+    assert (state / "sync.lock").stat().st_uid == DELIVERY_UID
