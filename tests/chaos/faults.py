@@ -1,10 +1,10 @@
 """Faults at random while the register pays: the catalogue and the scheduler that fires them.
 
 Process faults (SIGKILL of both daemons or of capture alone, SIGTERM, the journal at its size
-cap, a second `posd run` on the lane's state dir) run inline and end with both daemons running.
-SIGKILL of the delivery daemon alone holds it down for a few seconds while payments go on; the
-repair starts it again. A daemon found dead that no fault killed is started again (as systemd
-would) and recorded in `ChaosLog.died`. The others hold for a few
+cap, a second `posd run` or `posd sync run` on the lane's state dir) run inline and end with
+both daemons running. SIGKILL of the delivery daemon alone holds it down for a few seconds
+while payments go on; the repair starts it again. A daemon found dead that no fault killed is
+started again (as systemd would) and recorded in `ChaosLog.died`. The others hold for a few
 seconds in a slot of their own (delivery, KMS, card reader, palm scanner, the API's socket:
 idle, slowloris and flush clients held on it) and are repaired when their time is up; faults
 of different slots overlap. Every fault is recorded with when it started and when it was
@@ -45,7 +45,13 @@ SLOW_IDLE, SLOW_LORIS, SLOW_FLUSHES = 100, 100, 10
 API_PROBE_TIMEOUT_S = 2.0  # status while the slow clients are held
 LAST_WORDS_CHARS = 500  # of a daemon's log, when it died by itself
 # Fired once early in every run, whatever the seed (a short run must see them too).
-EVERY_RUN = ("second_daemon", "slow_clients", "sigkill_capture", "sigkill_delivery")
+EVERY_RUN = (
+    "second_daemon",
+    "second_delivery",
+    "slow_clients",
+    "sigkill_capture",
+    "sigkill_delivery",
+)
 
 # kind -> relative weight. Kills dominate: the long run must reach 100 of them.
 WEIGHTS: dict[str, float] = {
@@ -65,6 +71,7 @@ WEIGHTS: dict[str, float] = {
     "reader_noise": 0.08,
     "palm_unplug": 0.08,
     "second_daemon": 0.03,
+    "second_delivery": 0.02,
     "slow_clients": 0.04,
 }
 
@@ -264,27 +271,34 @@ class Chaos:
 
     def _second_daemon(self) -> None:
         """A technician's `posd run` on the lane's state dir: refused at once, lane untouched."""
-        record = self._begin("second_daemon")
+        self._second("second_daemon", "run")
+
+    def _second_delivery(self) -> None:
+        """A second `posd sync run` beside the running one: refused at once (sync.lock)."""
+        self._second("second_delivery", "sync", "run")
+
+    def _second(self, kind: str, *words: str) -> None:
+        record = self._begin(kind)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("NOTIFY_SOCKET", None)
-        command = [sys.executable, "-m", "posd", "run", "--config", str(self.rig.config)]
+        command = [sys.executable, "-m", "posd", *words, "--config", str(self.rig.config)]
         started = time.monotonic()
         try:
             done = subprocess.run(
                 command, env=env, capture_output=True, text=True, timeout=SECOND_DAEMON_TIMEOUT_S
             )
         except subprocess.TimeoutExpired:
-            self.log.lane_taken.append("second_daemon: a second posd run kept running")
+            self.log.lane_taken.append(f"{kind}: a second posd {' '.join(words)} kept running")
         else:
             seconds = time.monotonic() - started
             self.log.second_daemon_seconds.append(seconds)
             if done.returncode == 0 or "pid" not in done.stderr:
                 self.log.lane_taken.append(
-                    f"second_daemon: exit {done.returncode}: {done.stderr[-300:]!r}"
+                    f"{kind}: exit {done.returncode}: {done.stderr[-300:]!r}"
                 )
             elif seconds > SECOND_DAEMON_BOUND_S:
-                self.log.lane_taken.append(f"second_daemon: refused only after {seconds:.1f} s")
-        self._check_api_while("second_daemon (after it exited)")
+                self.log.lane_taken.append(f"{kind}: refused only after {seconds:.1f} s")
+        self._check_api_while(f"{kind} (after it exited)")
         record.lifted = time.monotonic()
 
     def _slow_clients(self) -> None:
@@ -371,4 +385,6 @@ SLOTS = {
     "palm_unplug": "palm",
     "slow_clients": "api",
     "sigkill_delivery": "delivery_daemon",
+    # Not held: skipped while delivery is held down (a second one would then be the first).
+    "second_delivery": "delivery_daemon",
 }
