@@ -1,7 +1,10 @@
 """Faults at random while the register pays: the catalogue and the scheduler that fires them.
 
-Process faults (SIGKILL, SIGTERM, the journal at its size cap, a second `posd run` on the
-lane's state dir) run inline and end with the daemon serving. The others hold for a few
+Process faults (SIGKILL of both daemons or of capture alone, SIGTERM, the journal at its size
+cap, a second `posd run` or `posd sync run` on the lane's state dir) run inline and end with
+both daemons running. SIGKILL of the delivery daemon alone holds it down for a few seconds
+while payments go on; the repair starts it again. A daemon found dead that no fault killed is
+started again (as systemd would) and recorded in `ChaosLog.died`. The others hold for a few
 seconds in a slot of their own (delivery, KMS, card reader, palm scanner, the API's socket:
 idle, slowloris and flush clients held on it) and are repaired when their time is up; faults
 of different slots overlap. Every fault is recorded with when it started and when it was
@@ -21,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.hostile_clients import hostile_clients
 from tests.chaos.register import NO_ANSWER, exchange
@@ -39,12 +43,21 @@ SECOND_DAEMON_BOUND_S = 5.0  # it must be refused at once (2 s on an idle machin
 # slow_clients: what a careless register or a local attacker holds on the API's socket.
 SLOW_IDLE, SLOW_LORIS, SLOW_FLUSHES = 100, 100, 10
 API_PROBE_TIMEOUT_S = 2.0  # status while the slow clients are held
+LAST_WORDS_CHARS = 500  # of a daemon's log, when it died by itself
 # Fired once early in every run, whatever the seed (a short run must see them too).
-EVERY_RUN = ("second_daemon", "slow_clients")
+EVERY_RUN = (
+    "second_daemon",
+    "second_delivery",
+    "slow_clients",
+    "sigkill_capture",
+    "sigkill_delivery",
+)
 
 # kind -> relative weight. Kills dominate: the long run must reach 100 of them.
 WEIGHTS: dict[str, float] = {
-    "sigkill": 0.22,
+    "sigkill": 0.12,
+    "sigkill_capture": 0.10,
+    "sigkill_delivery": 0.10,
     "sigterm": 0.05,
     "journal_full": 0.03,
     "kms_unreachable": 0.05,
@@ -58,6 +71,7 @@ WEIGHTS: dict[str, float] = {
     "reader_noise": 0.08,
     "palm_unplug": 0.08,
     "second_daemon": 0.03,
+    "second_delivery": 0.02,
     "slow_clients": 0.04,
 }
 
@@ -79,7 +93,10 @@ class _Held:
 @dataclass
 class ChaosLog:
     faults: list[FaultRecord] = field(default_factory=list)
-    kills: int = 0
+    kills: int = 0  # both daemons at once
+    capture_kills: int = 0
+    delivery_kills: int = 0
+    died: list[str] = field(default_factory=list)  # a daemon dead that no fault killed
     sigterm_exit_codes: list[int] = field(default_factory=list)
     start_failures: list[str] = field(default_factory=list)
     lane_taken: list[str] = field(default_factory=list)  # the API lost to a second daemon, a burst
@@ -108,6 +125,7 @@ class Chaos:
         next_fault = time.monotonic() + self._rng.uniform(*GAP_S)
         while time.monotonic() < deadline:
             self._repair_due()
+            self.revive()
             if time.monotonic() >= next_fault:
                 self._fire(self._pick())
                 next_fault = time.monotonic() + self._rng.uniform(*GAP_S)
@@ -117,6 +135,22 @@ class Chaos:
     def repair_all(self) -> None:
         for slot in list(self._held):
             self._repair(slot)
+
+    def revive(self) -> None:
+        """Start again a daemon that died by itself (none should), as systemd's Restart= would."""
+        if not self.rig.capture_alive():
+            self.log.died.append(f"capture: {self._last_words(self.rig.log_file)}")
+            self._start(self.rig.start_capture)
+        if not self.rig.delivery_alive() and "delivery_daemon" not in self._held:
+            self.log.died.append(f"delivery: {self._last_words(self.rig.delivery_log_file)}")
+            self._start(self.rig.start_delivery)
+
+    @staticmethod
+    def _last_words(log: Path) -> str:
+        try:
+            return log.read_text(errors="replace")[-LAST_WORDS_CHARS:]
+        except FileNotFoundError:
+            return ""
 
     def _pick(self) -> str:
         if self._every_run:
@@ -155,6 +189,25 @@ class Chaos:
         record = self._begin("sigkill")
         self._kill_and_restart()
         record.lifted = record.started
+
+    def _sigkill_capture(self) -> None:
+        """SIGKILL `posd run` alone, at once started again; delivery runs on meanwhile."""
+        record = self._begin("sigkill_capture")
+        self.log.capture_kills += 1
+        self.rig.kill_capture()
+        record.lifted = record.started
+        self._start(self.rig.start_capture)
+
+    def _sigkill_delivery(self) -> None:
+        """SIGKILL `posd sync run` alone, mid-drain, and leave it down a while: payments go on
+        and the backlog grows until the repair starts it again."""
+        self.log.delivery_kills += 1
+        self.rig.kill_delivery()
+        self._hold("delivery_daemon", "sigkill_delivery", self._restart_delivery)
+
+    def _restart_delivery(self) -> None:
+        if not self.rig.delivery_alive():  # a restart of both may have brought it back already
+            self._start(self.rig.start_delivery)
 
     def _sigterm(self) -> None:
         record = self._begin("sigterm")
@@ -218,27 +271,34 @@ class Chaos:
 
     def _second_daemon(self) -> None:
         """A technician's `posd run` on the lane's state dir: refused at once, lane untouched."""
-        record = self._begin("second_daemon")
+        self._second("second_daemon", "run")
+
+    def _second_delivery(self) -> None:
+        """A second `posd sync run` beside the running one: refused at once (sync.lock)."""
+        self._second("second_delivery", "sync", "run")
+
+    def _second(self, kind: str, *words: str) -> None:
+        record = self._begin(kind)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("NOTIFY_SOCKET", None)
-        command = [sys.executable, "-m", "posd", "run", "--config", str(self.rig.config)]
+        command = [sys.executable, "-m", "posd", *words, "--config", str(self.rig.config)]
         started = time.monotonic()
         try:
             done = subprocess.run(
                 command, env=env, capture_output=True, text=True, timeout=SECOND_DAEMON_TIMEOUT_S
             )
         except subprocess.TimeoutExpired:
-            self.log.lane_taken.append("second_daemon: a second posd run kept running")
+            self.log.lane_taken.append(f"{kind}: a second posd {' '.join(words)} kept running")
         else:
             seconds = time.monotonic() - started
             self.log.second_daemon_seconds.append(seconds)
             if done.returncode == 0 or "pid" not in done.stderr:
                 self.log.lane_taken.append(
-                    f"second_daemon: exit {done.returncode}: {done.stderr[-300:]!r}"
+                    f"{kind}: exit {done.returncode}: {done.stderr[-300:]!r}"
                 )
             elif seconds > SECOND_DAEMON_BOUND_S:
-                self.log.lane_taken.append(f"second_daemon: refused only after {seconds:.1f} s")
-        self._check_api_while("second_daemon (after it exited)")
+                self.log.lane_taken.append(f"{kind}: refused only after {seconds:.1f} s")
+        self._check_api_while(f"{kind} (after it exited)")
         record.lifted = time.monotonic()
 
     def _slow_clients(self) -> None:
@@ -293,10 +353,20 @@ class Chaos:
         self.start()
 
     def start(self) -> None:
-        """Start the daemon; a start that fails is recorded (and tried once more)."""
+        """Start both daemons; a start that fails is recorded (and tried once more)."""
+        self._start(self.rig.start)
+
+    def ensure_running(self) -> None:
+        """Both daemons up (the end of the run: the backlog is flushed through them)."""
+        if not self.rig.capture_alive():
+            self._start(self.rig.start_capture)
+        if not self.rig.delivery_alive():
+            self._start(self.rig.start_delivery)
+
+    def _start(self, start: Callable[[], None]) -> None:
         for _ in range(START_ATTEMPTS):
             try:
-                self.rig.start()
+                start()
                 return
             except AssertionError as error:
                 self.log.start_failures.append(str(error)[-2000:])
@@ -314,4 +384,7 @@ SLOTS = {
     "reader_unplug": "reader",
     "palm_unplug": "palm",
     "slow_clients": "api",
+    "sigkill_delivery": "delivery_daemon",
+    # Not held: skipped while delivery is held down (a second one would then be the first).
+    "second_delivery": "delivery_daemon",
 }

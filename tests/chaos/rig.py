@@ -1,5 +1,6 @@
 """The lane under test: moto, two fault proxies (EventBridge, KMS), the card-reader simulator
-and `posd run` as a subprocess that can be killed, stopped and restarted with another config.
+and the lane's two daemons as subprocesses (`posd run`, capture; `posd sync run`, delivery,
+through the test harness's `Daemon`): both or either can be killed, stopped and restarted.
 
 The daemon uses KMS data keys with the offline RSA key as fallback, so a KMS outage across a
 restart puts it on the offline path; KMS and EventBridge are each reached through their own
@@ -108,6 +109,7 @@ class Rig:
         self.route: QueueRoute | None = None
         self.kms_key = ""
         self.offline_key = ""
+        self.delivery_exit_codes: list[int] = []
 
     def __enter__(self) -> Self:
         self.aws.__enter__()
@@ -207,24 +209,56 @@ class Rig:
         """A boto3 client straight to moto (the backend's side: no proxy in the way)."""
         return self.aws.client(service)
 
-    # -- the daemon ------------------------------------------------------------------------
+    # -- the daemons -----------------------------------------------------------------------
+
+    @property
+    def delivery_log_file(self) -> Path:
+        return self.dir / "delivery.log"
 
     def start(self) -> None:
+        """Both daemons, capture first (it makes the journal)."""
         self.daemon = Daemon(self.config).start()
 
     def kill(self) -> None:
-        """SIGKILL: no chance to clean up."""
+        """SIGKILL both: no chance to clean up."""
         assert self.daemon is not None
         self.daemon.kill()
 
-    def terminate(self) -> int:
-        """SIGTERM and the exit code (0 is the contract)."""
+    def kill_capture(self) -> None:
+        """SIGKILL `posd run` alone: delivery goes on."""
         assert self.daemon is not None
-        return self.daemon.stop()
+        self.daemon.kill_capture()
+
+    def kill_delivery(self) -> None:
+        """SIGKILL `posd sync run` alone: payments go on."""
+        assert self.daemon is not None
+        self.daemon.kill_delivery()
+
+    def start_capture(self) -> None:
+        """Start `posd run` again next to the delivery daemon still running."""
+        assert self.daemon is not None
+        self.daemon.start(delivery=False)
+
+    def start_delivery(self) -> None:
+        assert self.daemon is not None
+        self.daemon.start_delivery()
+
+    def terminate(self) -> int:
+        """SIGTERM both and capture's exit code (0 is the contract; delivery's is kept in
+        `delivery_exit_codes`)."""
+        assert self.daemon is not None
+        delivering = self.delivery_alive()
+        code = self.daemon.stop()
+        if delivering and self.daemon.delivery_code is not None:
+            self.delivery_exit_codes.append(self.daemon.delivery_code)
+        return code
+
+    def capture_alive(self) -> bool:
+        return self.daemon is not None and self.daemon.capture.running
+
+    def delivery_alive(self) -> bool:
+        return self.daemon is not None and self.daemon.delivery.running
 
     def alive(self) -> bool:
-        return (
-            self.daemon is not None
-            and self.daemon.proc is not None
-            and self.daemon.proc.poll() is None
-        )
+        """Whether either daemon runs (what is left to kill at the end)."""
+        return self.capture_alive() or self.delivery_alive()

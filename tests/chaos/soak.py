@@ -1,10 +1,11 @@
 """The chaos soak: `python -m tests.chaos.soak [--seconds S] [--seed N] [--keep DIR] [--api V]`.
 
-The real daemon as a subprocess, moto behind the fault proxies, the simulated devices, and a
-register paying at a steady rate, while `faults.Chaos` breaks things at random for S seconds
-(`POSD_CHAOS_SECONDS`, default 120). Then every fault is lifted, the backlog is flushed, the
-daemon is stopped with SIGTERM, the queue is read and decrypted as the backend would, and the
-invariants of `checks` are checked. Prints one JSON summary; exit 1 on any broken invariant.
+The lane's two daemons as subprocesses (capture and delivery, each also killed alone), moto
+behind the fault proxies, the simulated devices, and a register paying at a steady rate, while
+`faults.Chaos` breaks things at random for S seconds (`POSD_CHAOS_SECONDS`, default 120). Then
+every fault is lifted, the backlog is flushed, the daemons are stopped with SIGTERM, the queue
+is read and decrypted as the backend would, and the invariants of `checks` are checked. Prints
+one JSON summary; exit 1 on any broken invariant.
 
 `--api v2` (`POSD_CHAOS_API=v2`) delivers through EventBridge v2 (rig.py): then the queue must
 hold every record exactly once before any consumer-side dedupe (`resends_before_dedupe` 0),
@@ -120,6 +121,8 @@ class Progress(threading.Thread):
                 "acknowledged": len(self.register.log.acknowledged),
                 "faults_by_kind": self.chaos.log.by_kind(),
                 "kills": self.chaos.log.kills,
+                "capture_kills": self.chaos.log.capture_kills,
+                "delivery_kills": self.chaos.log.delivery_kills,
                 "received_event_ids": self.consumer.received(),
             }
             self.path.write_text(json.dumps(figures, indent=2))
@@ -149,8 +152,10 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
         progress.halt.set()
         register.stop()
         register.join(HTTP_TIMEOUT_S * 2)
-        if not rig.alive():
-            chaos.start()
+        try:
+            chaos.ensure_running()
+        except DaemonWouldNotStartError as error:
+            violations.append(f"a daemon would not start for the drain: {error}")
         flushed = flush(rig)
         if not flushed.get("completed"):
             violations.append(f"the backlog was not flushed: {flushed}")
@@ -160,6 +165,11 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
         exit_codes = [*chaos.log.sigterm_exit_codes, final_exit]
         if any(exit_codes):
             violations.append(f"SIGTERM exit codes other than 0: {sorted(set(exit_codes))}")
+        if any(rig.delivery_exit_codes):
+            violations.append(
+                f"delivery SIGTERM exit codes other than 0: {sorted(set(rig.delivery_exit_codes))}"
+            )
+        violations += [f"a daemon died by itself: {words}" for words in chaos.log.died]
 
         cli_output = []
         for words in CLI_COMMANDS:
@@ -195,7 +205,9 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
 
         texts = [e.raw for e in register.log.exchanges] + [status_raw, metrics_raw, *cli_output]
         violations += leaks_in("api answers and cli output", "\n".join(texts).encode())
-        violations += leaks_in_files([rig.log_file, *rig.state_dir.iterdir()])
+        violations += leaks_in_files(
+            [rig.log_file, rig.delivery_log_file, *rig.state_dir.iterdir()]
+        )
 
         violations += chaos.log.lane_taken
         times = checks.recoveries(chaos.log.faults, register.log.exchanges)
@@ -219,6 +231,9 @@ def soak(seconds: float, seed: int, work: Path, api: str = "v1") -> dict[str, An
             "faults": len(chaos.log.faults),
             "faults_by_kind": chaos.log.by_kind(),
             "kills": chaos.log.kills,
+            "capture_kills": chaos.log.capture_kills,
+            "delivery_kills": chaos.log.delivery_kills,
+            "died": len(chaos.log.died),
             "start_failures": len(chaos.log.start_failures),
             "second_daemon_exit_max_seconds": _rounded(
                 max(chaos.log.second_daemon_seconds, default=None)

@@ -32,4 +32,5 @@ def test_chaos_soak_keeps_the_promise() -> None:
     assert done.returncode == 0
     assert summary["lost"] == 0 and summary["extra"] == 0
     assert summary["kills"] > 0
+    assert summary["capture_kills"] > 0 and summary["delivery_kills"] > 0
     assert summary["acknowledged"] > 0

@@ -1,7 +1,9 @@
 """A real VPN outage: the AWS emulator runs in a network namespace this test creates, reached
 over a veth pair, and the link goes dark the way a Site-to-Site tunnel does (packets vanish:
-connections hang until their timeouts, requests in flight never answer). Payments flow all
-along: capture never waits on the link, delivery resumes on its own, nothing is lost.
+connections hang until their timeouts, requests in flight never answer). Both daemons run:
+the delivery daemon's traffic crosses the tunnel, the capture daemon's never does. Payments
+flow all along: capture never waits on the link, delivery resumes on its own (the same
+process, never restarted), nothing is lost.
 
 Going dark is the namespace's end of the veth set down with permanent neighbour entries on
 both ends, so nothing answers and nothing is refused (no ARP failure, no ICMP). Needs root and
@@ -159,6 +161,7 @@ def test_a_dark_tunnel_never_slows_capture_and_delivery_resumes_by_itself(
         tmp_path, card_port=own_reader.port, events_url=tunnel.endpoint, bus_name=bus, source=SOURCE
     )
     daemon = Daemon(config).start()
+    delivery_pid = daemon.sync_proc.pid if daemon.sync_proc is not None else None
     till = Till(daemon)
     paying = threading.Thread(target=till.run, daemon=True)
     try:
@@ -184,11 +187,13 @@ def test_a_dark_tunnel_never_slows_capture_and_delivery_resumes_by_itself(
             return bool(daemon.call("GET", "/v1/status")[1]["pending"]["count"] == 0)
 
         wait_for(drained, DRAIN_TIMEOUT_S, interval=0.5)  # no flush: it resumes on its own
+        assert daemon.delivery.running and daemon.sync_proc is not None
+        assert daemon.sync_proc.pid == delivery_pid  # delivery came through, not restarted
         assert daemon.stop() == 0
+        assert daemon.delivery_code == 0, daemon.output()
     finally:
         till.stop.set()
-        if daemon.proc is not None and daemon.proc.poll() is None:
-            daemon.kill()
+        daemon.kill()
 
     assert seen == "offline"
     statuses = {status for _, _, status, _ in till.answers}
