@@ -209,8 +209,9 @@ def test_capture_pays_while_delivery_is_stopped_and_says_so(
     assert lane.delivery.wait() == 0
 
     def delivery_not_running() -> bool:
-        error = lane.call("GET", "/v1/status")[1]["link"]["last_error"]
-        return error is not None and "not running" in error
+        status = lane.call("GET", "/v1/status")[1]
+        error = status["link"]["last_error"]
+        return not status["delivery"]["running"] and error is not None and "not running" in error
 
     wait_for(delivery_not_running, NOT_RUNNING_TIMEOUT_S, interval=0.2)
     answers = [lane.pay(f"stopped-{index}") for index in range(PAYMENTS_WHILE_STOPPED)]
