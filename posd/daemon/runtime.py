@@ -15,12 +15,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 import structlog
 
 from posd.config import Config, load_config
 from posd.daemon.compose import DaemonParts, compose, runtime_rules
+from posd.daemon.limits import needs_backlog
 from posd.daemon.listener import Listener, open_listener
 from posd.daemon.lock import StateDirLock
 from posd.daemon.notify import Notifier
@@ -46,6 +48,11 @@ RESTART_SECTIONS = ("terminal", "api", "aws", "keys", "journal", "devices", "ide
 # was lower and delivery went no slower (bench/capture_api.py; the figures are in
 # docs/performance.md).
 SWITCH_INTERVAL_S = 0.001
+# How often the main loop takes an exact summary of the backlog while an offline limit needs
+# one: it keeps the journal's free upper bound of the backlog fresh (posd/journal/backlog.py,
+# trusted for 3 s), so a payment checks its limits against the bound instead of scanning the
+# backlog itself. Delivery, which used to take it, is another process now.
+BACKLOG_REFRESH_S = 1.0
 
 
 def log_level(config: Config) -> str:
@@ -77,6 +84,7 @@ class Daemon:
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
+        self._backlog_read_at = float("-inf")
 
     def run(self, listener: Listener) -> int:
         parts = self.parts
@@ -112,6 +120,7 @@ class Daemon:
             if self._reload_requested:
                 self._reload_requested = False
                 self._reload()
+            self.refresh_backlog()
             dead = self._dead_threads()
             if dead:
                 self.parts.errors.failed("daemon.thread_dead", threads=dead)
@@ -121,6 +130,16 @@ class Daemon:
             if line != last_status:
                 notifier.status(line)
                 last_status = line
+
+    def refresh_backlog(self) -> None:
+        """An exact summary now and then, while a limit needs the backlog (BACKLOG_REFRESH_S):
+        on the journal's reader connection, so no payment waits for it."""
+        now = time.monotonic()
+        if now - self._backlog_read_at < BACKLOG_REFRESH_S:
+            return
+        if needs_backlog(self.parts.rules().limits):
+            self.parts.journal.summary()  # observed by the journal's backlog bound
+        self._backlog_read_at = now
 
     def _dead_threads(self) -> list[str]:
         alive = {

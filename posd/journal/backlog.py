@@ -8,7 +8,8 @@ truth: count and amounts can only be too high, the oldest pending record only to
 limit checked against the bound may refuse too early (the caller then asks the exact
 summary), never accept too late. What makes records pending again (returning quarantined
 records) drops the snapshot; another process doing so is seen by the next snapshot, taken at
-least every `max_age_seconds` by whoever reads the summary (the sync engine, every second).
+least every `max_age_seconds` by whoever reads the summary (the capture daemon's main loop,
+every second while a limit needs the backlog).
 """
 
 from __future__ import annotations
