@@ -15,8 +15,15 @@ from types import MappingProxyType
 from typing import Any
 
 from posd.errors import UsageError
-from sync.outbox import OutboxRecord
-from wire.envelope import MetaValue, RecordIdentity, canonical_ascii_json, wrapped_key_digest
+from sync.outbox import JsonObject, OutboxRecord
+from wire.envelope import (
+    MetaValue,
+    RecordIdentity,
+    canonical_ascii_json,
+    chain_next,
+    sealed_aad,
+    wrapped_key_digest,
+)
 from wire.keys import WrappedKey
 
 MAX_META_BYTES = 4_096
@@ -151,6 +158,61 @@ def outbox_record(row: sqlite3.Row) -> OutboxRecord:
             row["encryption_context"],
         ),
         attempts=row["attempts"],
+    )
+
+
+def linked_record(row: sqlite3.Row, link: bytes) -> OutboxRecord | None:
+    """The record of a pending row that links to `link` as stored, or None.
+
+    The lease's fast path: the AAD is filled from the stored clear fields
+    (`wire.envelope.sealed_aad`), the metadata neither parsed nor encoded. A record sealed
+    by posd passes; for anything else (tampered, damaged, metadata stored in another
+    spelling) it is None and the full check (`verify.check_row`) decides and says why."""
+    wrapped, nonce, ciphertext = row["wrapped_key"], row["nonce"], row["ciphertext"]
+    meta_json, chain = row["meta"], row["chain"]
+    if not (type(wrapped) is type(nonce) is type(ciphertext) is type(chain) is bytes):
+        return None  # missing (NULL) or not what posd writes: the full check says which
+    if type(meta_json) is not str:
+        return None
+    try:
+        aad = sealed_aad(
+            row["seq"],
+            row["event_id"],
+            row["kind"],
+            row["captured_at"],
+            row["client_ref"],
+            row["store_id"],
+            row["terminal_id"],
+            meta_json,
+            row["data_key_id"],
+            _key_digest(wrapped),
+        )
+        if chain_next(link, aad, nonce, ciphertext) != chain:
+            return None
+        data_key = _wrapped_key(
+            row["data_key_id"],
+            row["provider"],
+            row["key_arn"],
+            row["algorithm"],
+            wrapped,
+            row["encryption_context"],
+        )
+    except (ValueError, TypeError):  # a column of another type or text than posd writes
+        return None
+    return OutboxRecord(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        kind=row["kind"],
+        captured_at=row["captured_at"],
+        client_ref=row["client_ref"],
+        meta=JsonObject(meta_json),
+        chain=chain.hex(),
+        nonce=nonce,
+        ciphertext=ciphertext,
+        aad=aad,
+        data_key=data_key,
+        attempts=row["attempts"],
+        meta_json=meta_json,
     )
 
 
