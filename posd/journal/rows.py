@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -161,6 +162,43 @@ def outbox_record(row: sqlite3.Row) -> OutboxRecord:
     )
 
 
+# Where each column of the record view is in a row (`previous_chain` last, when selected):
+# a hot path reads by position, since `sqlite3.Row` finds a name by comparing it with each
+# column's in turn (0.6 us for the last of 23, measured).
+COLUMN_INDEX = {
+    name: index
+    for index, name in enumerate(
+        [column.strip().split(".")[-1] for column in _RECORD_COLUMNS.split(",")]
+        + ["previous_chain"]
+    )
+}
+_LINKED_COLUMNS = operator.itemgetter(
+    *(
+        COLUMN_INDEX[name]
+        for name in (
+            "seq",
+            "event_id",
+            "kind",
+            "captured_at",
+            "client_ref",
+            "store_id",
+            "terminal_id",
+            "meta",
+            "data_key_id",
+            "nonce",
+            "ciphertext",
+            "chain",
+            "attempts",
+            "provider",
+            "key_arn",
+            "algorithm",
+            "wrapped_key",
+            "encryption_context",
+        )
+    )
+)
+
+
 def linked_record(row: sqlite3.Row, link: bytes) -> OutboxRecord | None:
     """The record of a pending row that links to `link` as stored, or None.
 
@@ -168,50 +206,63 @@ def linked_record(row: sqlite3.Row, link: bytes) -> OutboxRecord | None:
     (`wire.envelope.sealed_aad`), the metadata neither parsed nor encoded. A record sealed
     by posd passes; for anything else (tampered, damaged, metadata stored in another
     spelling) it is None and the full check (`verify.check_row`) decides and says why."""
-    wrapped, nonce, ciphertext = row["wrapped_key"], row["nonce"], row["ciphertext"]
-    meta_json, chain = row["meta"], row["chain"]
+    (
+        seq,
+        event_id,
+        kind,
+        captured_at,
+        client_ref,
+        store_id,
+        terminal_id,
+        meta_json,
+        data_key_id,
+        nonce,
+        ciphertext,
+        chain,
+        attempts,
+        provider,
+        key_arn,
+        algorithm,
+        wrapped,
+        encryption_context,
+    ) = _LINKED_COLUMNS(row)
     if not (type(wrapped) is type(nonce) is type(ciphertext) is type(chain) is bytes):
         return None  # missing (NULL) or not what posd writes: the full check says which
     if type(meta_json) is not str:
         return None
     try:
         aad = sealed_aad(
-            row["seq"],
-            row["event_id"],
-            row["kind"],
-            row["captured_at"],
-            row["client_ref"],
-            row["store_id"],
-            row["terminal_id"],
+            seq,
+            event_id,
+            kind,
+            captured_at,
+            client_ref,
+            store_id,
+            terminal_id,
             meta_json,
-            row["data_key_id"],
+            data_key_id,
             _key_digest(wrapped),
         )
         if chain_next(link, aad, nonce, ciphertext) != chain:
             return None
         data_key = _wrapped_key(
-            row["data_key_id"],
-            row["provider"],
-            row["key_arn"],
-            row["algorithm"],
-            wrapped,
-            row["encryption_context"],
+            data_key_id, provider, key_arn, algorithm, wrapped, encryption_context
         )
     except (ValueError, TypeError):  # a column of another type or text than posd writes
         return None
     return OutboxRecord(
-        seq=row["seq"],
-        event_id=row["event_id"],
-        kind=row["kind"],
-        captured_at=row["captured_at"],
-        client_ref=row["client_ref"],
+        seq=seq,
+        event_id=event_id,
+        kind=kind,
+        captured_at=captured_at,
+        client_ref=client_ref,
         meta=JsonObject(meta_json),
         chain=chain.hex(),
         nonce=nonce,
         ciphertext=ciphertext,
         aad=aad,
         data_key=data_key,
-        attempts=row["attempts"],
+        attempts=attempts,
         meta_json=meta_json,
     )
 

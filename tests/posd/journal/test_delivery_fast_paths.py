@@ -1,4 +1,6 @@
-"""The lease's fast path (`rows.linked_record`) hands out what the full check would.
+"""Delivery's fast paths do what the slow ones did: the lease, and marking delivered.
+
+The lease's fast path (`rows.linked_record`) hands out what the full check would.
 
 A record sealed by posd is checked on its stored text (the AAD filled from the columns,
 `wire.envelope.sealed_aad`) and its Detail is filled from that text
@@ -13,10 +15,11 @@ import time
 from collections.abc import Iterable
 
 from posd.journal import Journal
+from posd.journal.leasing import MARK_CHUNK
 from posd.journal.rows import outbox_record, select_records_with_previous
 from posd.recorder import Recorder
 from sync.events import EventBuilder
-from sync.outbox import OutboxRecord
+from sync.outbox import Delivered, OutboxRecord
 from tests.cards import STORE_ID, TERMINAL_ID, VISA_TEST_PAN, payment_meta, payment_secret
 
 LEASE = 30.0
@@ -67,3 +70,20 @@ def test_metadata_stored_in_another_spelling_is_delivered_as_sealed(
     assert not lease.quarantined
     assert [(r.seq, r.meta_json is None) for r in lease.records] == [(1, False), (2, True)]
     assert details(journal, lease.records) == expected
+
+
+def test_marking_more_records_than_one_statement_takes(
+    recorder: Recorder, journal: Journal
+) -> None:
+    count = MARK_CHUNK + 7
+    for _ in range(count):
+        recorder.record("card_payment", META, payment_secret(VISA_TEST_PAN))
+    now = time.time()
+    lease = journal.lease(count, now, LEASE)
+    delivered = [Delivered(r.seq, f"remote-{r.seq}") for r in lease.records]
+    journal.mark_delivered([*delivered, delivered[0]], now)  # a repeat changes nothing
+    assert journal.summary().delivered == count
+    conn = sqlite3.connect(journal.path)
+    rows = conn.execute("SELECT seq, state, remote_event_id, delivered_at FROM records").fetchall()
+    conn.close()
+    assert rows == [(seq, "delivered", f"remote-{seq}", now) for seq in range(1, count + 1)]
