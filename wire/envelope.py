@@ -80,8 +80,11 @@ class RecordIdentity:
         return canonical_ascii_json(_sealed(values))
 
 
-# The AAD's values, in the order `sealed_aad` takes them.
-_AAD_FIELDS = (*SEALED_IDENTITY_FIELDS, "data_key_id", "wrapped_key_sha256")
+# The AAD's values, in the order of the AAD's text (sorted keys), `sealed_aad` fills them in.
+_AAD_FIELDS = (
+    *("captured_at", "client_ref", "data_key_id", "wrapped_key_sha256", "event_id", "kind"),
+    *("meta", "seq", "store_id", "terminal_id"),
+)
 
 
 def _sealed(values: dict[str, Any]) -> dict[str, Any]:
@@ -114,18 +117,18 @@ def sealed_aad(
     the metadata's canonical text (what the journal stores); otherwise other bytes, which
     then fail the chain check a caller makes with them, never pass it wrongly: the strings
     are encoded and the rest is constant, so equal bytes mean equal fields."""
-    texts = [
-        int.__repr__(seq),
-        encode_string_ascii(event_id),
-        encode_string_ascii(kind),
+    texts = (
         encode_string_ascii(captured_at),
         "null" if client_ref is None else encode_string_ascii(client_ref),
-        encode_string_ascii(store_id),
-        encode_string_ascii(terminal_id),
-        meta_json,
         encode_string_ascii(data_key_id),
         encode_string_ascii(wrapped_key_sha256),
-    ]
+        encode_string_ascii(event_id),
+        encode_string_ascii(kind),
+        meta_json,
+        int.__repr__(seq),
+        encode_string_ascii(store_id),
+        encode_string_ascii(terminal_id),
+    )
     return _AAD_TEMPLATE.fill(texts).encode()
 
 

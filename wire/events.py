@@ -134,10 +134,10 @@ def record_detail(
 
 
 _RECORD_FIELDS = ("event_id", "seq", "kind", "captured_at", "client_ref", "chain")
-# The Detail's values, in the order `record_detail_json` takes their JSON texts.
+# The Detail's values, in the order of its text (sorted keys), `record_detail_json` fills.
 _DETAIL_FIELDS = (
-    *_RECORD_FIELDS,
-    *("meta", "nonce", "ciphertext", "aad", "data_key", "store_id", "terminal_id", "journal_id"),
+    *("captured_at", "chain", "client_ref", "aad", "ciphertext", "data_key", "nonce"),
+    *("event_id", "journal_id", "kind", "meta", "seq", "store_id", "terminal_id"),
 )
 
 
@@ -189,22 +189,23 @@ def record_detail_json(
     """`detail_json(record_detail(...))`, byte for byte, without building or encoding the
     object: `key_json` is `detail_json` of the data key's part, `meta_json` the Detail's text
     of the metadata (`meta_detail_json`)."""
-    texts = [
-        encode_string(record.event_id),
-        int.__repr__(record.seq),
-        encode_string(record.kind),
+    client_ref = record.client_ref
+    texts = (
         encode_string(record.captured_at),
-        "null" if record.client_ref is None else encode_string(record.client_ref),
         encode_string(record.chain),
-        meta_json,
-        '"' + b64encode(record.nonce) + '"',
-        '"' + b64encode(record.ciphertext) + '"',
+        "null" if client_ref is None else encode_string(client_ref),
         '"' + b64encode(record.aad) + '"',
+        '"' + b64encode(record.ciphertext) + '"',
         key_json,
+        '"' + b64encode(record.nonce) + '"',
+        encode_string(record.event_id),
+        encode_string(journal_id),
+        encode_string(record.kind),
+        meta_json,
+        int.__repr__(record.seq),
         encode_string(store_id),
         encode_string(terminal_id),
-        encode_string(journal_id),
-    ]
+    )
     return _DETAIL_TEMPLATE.fill(texts)
 
 

@@ -143,4 +143,4 @@ def test_the_detail_template_is_the_encoders_bytes(
 
 def test_a_template_names_every_hole() -> None:
     with pytest.raises(ValueError, match="holes"):
-        JsonTemplate(detail_json, {"a": hole("a"), "b": hole("b")}, ("a", "c"))
+        JsonTemplate(detail_json, {"a": hole("a"), "b": hole("b")}, ("b", "a"))
