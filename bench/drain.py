@@ -64,11 +64,11 @@ STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 DRAIN_TIMEOUT_SECONDS = 600.0
 BENCH_KEY = "bench"  # the local endpoint checks no signature
 PUT_EVENTS_TARGET = "AWSEvents.PutEvents"
-# The issue's bars: at 40 ms RTT at least 80% of the theoretical limit; at 0 ms at least 80%
-# of the bare boto3 loop and at most 120 ms CPU per 1,000 events.
-TARGET_FRACTION_AT_40MS = 0.8
+# Issue 24's bars: at 40 ms RTT at least 95% of the theoretical limit; at 0 ms at least 80%
+# of the bare boto3 loop's events/s, at most 1.1x its CPU per 1,000 events.
+TARGET_FRACTION_AT_40MS = 0.95
 TARGET_FRACTION_OF_BARE = 0.8
-TARGET_CPU_MS_PER_1000 = 120.0
+TARGET_CPU_RATIO_TO_BARE = 1.1
 TARGET_RTT_MS = 40.0
 PROFILE_TIMERS = {"cpu": time.thread_time, "wall": time.perf_counter}
 
@@ -264,20 +264,29 @@ def _run(
 
 
 def _targets(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each bar beside the figure it judges (absent: the run did not measure it)."""
     at_40 = [r for r in runs if r["injected_rtt_ms"] == TARGET_RTT_MS]
     with_bare = [r for r in runs if "fraction_of_bare_loop" in r]
     verdict: dict[str, Any] = {
-        "fraction_of_theoretical_at_40ms": TARGET_FRACTION_AT_40MS,
-        "fraction_of_bare_loop_at_0ms": TARGET_FRACTION_OF_BARE,
-        "cpu_ms_per_1000_events_at_most": TARGET_CPU_MS_PER_1000,
+        "fraction_of_theoretical_at_40ms_at_least": TARGET_FRACTION_AT_40MS,
+        "fraction_of_bare_loop_at_least": TARGET_FRACTION_OF_BARE,
+        "cpu_ratio_to_bare_loop_at_most": TARGET_CPU_RATIO_TO_BARE,
     }
     if at_40:
-        verdict["meets_40ms"] = at_40[0]["fraction_of_theoretical"] >= TARGET_FRACTION_AT_40MS
+        fraction = at_40[0]["fraction_of_theoretical"]
+        verdict["fraction_of_theoretical_at_40ms"] = fraction
+        verdict["meets_40ms"] = fraction >= TARGET_FRACTION_AT_40MS
     if with_bare:
-        verdict["meets_bare_loop"] = (
-            with_bare[0]["fraction_of_bare_loop"] >= TARGET_FRACTION_OF_BARE
-        )
-        verdict["meets_cpu"] = with_bare[0]["cpu_ms_per_1000_events"] <= TARGET_CPU_MS_PER_1000
+        first = with_bare[0]
+        verdict["rtt_ms_of_bare_loop_run"] = first["injected_rtt_ms"]
+        verdict["fraction_of_bare_loop"] = first["fraction_of_bare_loop"]
+        verdict["cpu_ms_per_1000_events"] = first["cpu_ms_per_1000_events"]
+        verdict["bare_loop_cpu_ms_per_1000_events"] = first["bare_boto3_loop"][
+            "cpu_ms_per_1000_events"
+        ]
+        verdict["cpu_ratio_to_bare_loop"] = first["cpu_ratio_to_bare_loop"]
+        verdict["meets_bare_loop"] = first["fraction_of_bare_loop"] >= TARGET_FRACTION_OF_BARE
+        verdict["meets_cpu"] = first["cpu_ratio_to_bare_loop"] <= TARGET_CPU_RATIO_TO_BARE
     return verdict
 
 

@@ -7,8 +7,10 @@ Card data is only inside `ciphertext`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from wire.keys import WrappedKey
@@ -30,6 +32,36 @@ class OutboxRecord:
     aad: bytes  # the exact associated data the ciphertext was sealed with
     data_key: WrappedKey
     attempts: int
+    # The metadata's canonical ASCII JSON, exactly as sealed in the AAD, when the outbox
+    # checked it so: the Detail then takes the text as it is (`wire.events.meta_detail_json`).
+    meta_json: str | None = None
+
+
+class JsonObject(Mapping[str, Any]):
+    """A JSON object's text, parsed the first time a value is asked for: a record whose
+    Detail is built from `OutboxRecord.meta_json` never pays for parsing its metadata."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def _parsed(self) -> dict[str, Any]:
+        value = json.loads(self.text)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed)
+
+    def __len__(self) -> int:
+        return len(self._parsed)
+
+    def __repr__(self) -> str:
+        return f"JsonObject({self.text!r})"
 
 
 @dataclass(frozen=True)

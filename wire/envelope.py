@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from wire.errors import EnvelopeError
+from wire.templates import JsonTemplate, encode_string_ascii, hole
 
 ALGORITHM = "AES-256-GCM"
 AAD_SCHEMA = "posd.record.v1"
@@ -74,11 +75,61 @@ class RecordIdentity:
     wrapped_key_sha256: str
 
     def aad(self) -> bytes:
-        sealed: dict[str, Any] = {name: getattr(self, name) for name in SEALED_IDENTITY_FIELDS}
-        sealed["meta"] = dict(self.meta)
-        sealed["schema"] = AAD_SCHEMA
-        sealed["data_key"] = {"id": self.data_key_id, "sha256": self.wrapped_key_sha256}
-        return canonical_ascii_json(sealed)
+        values: dict[str, Any] = {name: getattr(self, name) for name in _AAD_FIELDS}
+        values["meta"] = dict(self.meta)
+        return canonical_ascii_json(_sealed(values))
+
+
+# The AAD's values, in the order of the AAD's text (sorted keys), `sealed_aad` fills them in.
+_AAD_FIELDS = (
+    *("captured_at", "client_ref", "data_key_id", "wrapped_key_sha256", "event_id", "kind"),
+    *("meta", "seq", "store_id", "terminal_id"),
+)
+
+
+def _sealed(values: dict[str, Any]) -> dict[str, Any]:
+    """The AAD object of a record's identity (`values`: one per `_AAD_FIELDS` name)."""
+    sealed = {name: values[name] for name in SEALED_IDENTITY_FIELDS}
+    sealed["schema"] = AAD_SCHEMA
+    sealed["data_key"] = {"id": values["data_key_id"], "sha256": values["wrapped_key_sha256"]}
+    return sealed
+
+
+_AAD_TEMPLATE = JsonTemplate(
+    _CANONICAL.encode, _sealed({name: hole(name) for name in _AAD_FIELDS}), _AAD_FIELDS
+)
+
+
+def sealed_aad(
+    seq: int,
+    event_id: str,
+    kind: str,
+    captured_at: str,
+    client_ref: str | None,
+    store_id: str,
+    terminal_id: str,
+    meta_json: str,
+    data_key_id: str,
+    wrapped_key_sha256: str,
+) -> bytes:
+    """`RecordIdentity(...).aad()` from the stored clear fields, without parsing the metadata
+    or encoding the object: `meta_json` goes in as it is. The same bytes when `meta_json` is
+    the metadata's canonical text (what the journal stores); otherwise other bytes, which
+    then fail the chain check a caller makes with them, never pass it wrongly: the strings
+    are encoded and the rest is constant, so equal bytes mean equal fields."""
+    texts = (
+        encode_string_ascii(captured_at),
+        "null" if client_ref is None else encode_string_ascii(client_ref),
+        encode_string_ascii(data_key_id),
+        encode_string_ascii(wrapped_key_sha256),
+        encode_string_ascii(event_id),
+        encode_string_ascii(kind),
+        meta_json,
+        int.__repr__(seq),
+        encode_string_ascii(store_id),
+        encode_string_ascii(terminal_id),
+    )
+    return _AAD_TEMPLATE.fill(texts).encode()
 
 
 def wrapped_key_digest(wrapped_key: bytes) -> str:

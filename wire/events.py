@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from wire.envelope import ALGORITHM
 from wire.errors import MalformedMessage, WireError
 from wire.keys import WrappedKey
+from wire.templates import JsonTemplate, encode_string, hole
 
 EVENT_SCHEMA = "posd.event/1"
 ALARM_SCHEMA = "posd.alarm/1"
@@ -122,26 +123,90 @@ def record_detail(
 ) -> dict[str, Any]:
     """The `Detail` object of a record's event; `key_detail`: `data_key_detail` of the
     record's data key, if the caller has it already."""
+    values: dict[str, Any] = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    values["meta"] = dict(record.meta)
+    values["nonce"] = b64encode(record.nonce)
+    values["ciphertext"] = b64encode(record.ciphertext)
+    values["aad"] = b64encode(record.aad)
+    values["data_key"] = data_key_detail(record.data_key) if key_detail is None else key_detail
+    values.update(store_id=store_id, terminal_id=terminal_id, journal_id=journal_id)
+    return _detail(values)
+
+
+_RECORD_FIELDS = ("event_id", "seq", "kind", "captured_at", "client_ref", "chain")
+# The Detail's values, in the order of its text (sorted keys), `record_detail_json` fills.
+_DETAIL_FIELDS = (
+    *("captured_at", "chain", "client_ref", "aad", "ciphertext", "data_key", "nonce"),
+    *("event_id", "journal_id", "kind", "meta", "seq", "store_id", "terminal_id"),
+)
+
+
+def _detail(values: dict[str, Any]) -> dict[str, Any]:
+    """The Detail object (`values`: one per `_DETAIL_FIELDS` name)."""
     return {
         "schema": EVENT_SCHEMA,
-        "event_id": record.event_id,
-        "seq": record.seq,
-        "journal_id": journal_id,
-        "store_id": store_id,
-        "terminal_id": terminal_id,
-        "kind": record.kind,
-        "captured_at": record.captured_at,
-        "client_ref": record.client_ref,
-        "meta": dict(record.meta),
-        "chain": record.chain,
+        "event_id": values["event_id"],
+        "seq": values["seq"],
+        "journal_id": values["journal_id"],
+        "store_id": values["store_id"],
+        "terminal_id": values["terminal_id"],
+        "kind": values["kind"],
+        "captured_at": values["captured_at"],
+        "client_ref": values["client_ref"],
+        "meta": values["meta"],
+        "chain": values["chain"],
         "envelope": {
             "algorithm": ALGORITHM,
-            "nonce": b64encode(record.nonce),
-            "ciphertext": b64encode(record.ciphertext),
-            "aad": b64encode(record.aad),
-            "data_key": data_key_detail(record.data_key) if key_detail is None else key_detail,
+            "nonce": values["nonce"],
+            "ciphertext": values["ciphertext"],
+            "aad": values["aad"],
+            "data_key": values["data_key"],
         },
     }
+
+
+_DETAIL_TEMPLATE = JsonTemplate(
+    detail_json, _detail({name: hole(name) for name in _DETAIL_FIELDS}), _DETAIL_FIELDS
+)
+
+
+def meta_detail_json(meta_json: str) -> str:
+    """The Detail's text of a record's metadata, from its canonical ASCII JSON (as sealed in
+    the AAD): the same text unless it escapes a character (the Detail keeps UTF-8)."""
+    if "\\u" not in meta_json:
+        return meta_json
+    return detail_json(json.loads(meta_json))
+
+
+def record_detail_json(
+    record: SealedRecord,
+    store_id: str,
+    terminal_id: str,
+    journal_id: str,
+    key_json: str,
+    meta_json: str,
+) -> str:
+    """`detail_json(record_detail(...))`, byte for byte, without building or encoding the
+    object: `key_json` is `detail_json` of the data key's part, `meta_json` the Detail's text
+    of the metadata (`meta_detail_json`)."""
+    client_ref = record.client_ref
+    texts = (
+        encode_string(record.captured_at),
+        encode_string(record.chain),
+        "null" if client_ref is None else encode_string(client_ref),
+        '"' + b64encode(record.aad) + '"',
+        '"' + b64encode(record.ciphertext) + '"',
+        key_json,
+        '"' + b64encode(record.nonce) + '"',
+        encode_string(record.event_id),
+        encode_string(journal_id),
+        encode_string(record.kind),
+        meta_json,
+        int.__repr__(record.seq),
+        encode_string(store_id),
+        encode_string(terminal_id),
+    )
+    return _DETAIL_TEMPLATE.fill(texts)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,13 @@ from posd.journal.backlog import BacklogBound
 from posd.journal.counts import Counts
 from posd.journal.database import Database
 from posd.journal.leasing import (
+    MARK_DELIVERED,
     QUARANTINE,
     RELEASE_LEASES,
     Candidate,
     PendingFloor,
     due,
+    mark_delivered,
     settle_lease,
     would_quarantine,
 )
@@ -101,12 +103,13 @@ class Delivery:
         return result
 
     def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
+        rows = [(now, item.remote_event_id, item.seq) for item in delivered]
         self._settle_rows(
-            "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
-            "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'",
-            [(now, item.remote_event_id, item.seq) for item in delivered],
+            MARK_DELIVERED,
+            rows,
             changed=self._counts.count_delivered,
             durable=False,
+            body=lambda conn: mark_delivered(conn, rows),
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
@@ -127,10 +130,11 @@ class Delivery:
         changed: Callable[[int | None], None] | None = None,
         *,
         durable: bool = True,
+        body: Callable[[sqlite3.Connection], int] | None = None,
     ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
-        failed = self._update_rows(sql, rows, changed, durable=durable)
+        failed = self._update_rows(sql, rows, changed, durable=durable, body=body)
         self._salvage.settled(failed)
 
     def _update_rows(
@@ -140,16 +144,20 @@ class Delivery:
         changed: Callable[[int | None], None] | None = None,
         *,
         durable: bool = True,
+        body: Callable[[sqlite3.Connection], int] | None = None,
     ) -> list[int]:
-        """Run `sql` (seq last) for each parameter row in one transaction; where a damaged
-        page breaks that, one transaction per row (`Salvage.write_each`). Returns the seqs
-        that could not be written. `changed` is told, under the lock, how many rows changed
-        once committed (None: not known, row by row)."""
+        """Run `sql` (seq last) for each parameter row in one transaction (`body`, if given,
+        does the same in fewer statements); where a damaged page breaks that, one transaction
+        per row (`Salvage.write_each`). Returns the seqs that could not be written. `changed`
+        is told, under the lock, how many rows changed once committed (None: not known, row
+        by row)."""
         self._db.priority.yield_to_capture()
+
+        def each_row(conn: sqlite3.Connection) -> int:
+            return int(conn.executemany(sql, rows).rowcount)
+
         try:
-            self._db.write(
-                lambda conn: conn.executemany(sql, rows).rowcount, changed, durable=durable
-            )
+            self._db.write(body or each_row, changed, durable=durable)
         except sqlite3.DatabaseError:
             pass
         else:

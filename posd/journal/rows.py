@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -15,8 +16,15 @@ from types import MappingProxyType
 from typing import Any
 
 from posd.errors import UsageError
-from sync.outbox import OutboxRecord
-from wire.envelope import MetaValue, RecordIdentity, canonical_ascii_json, wrapped_key_digest
+from sync.outbox import JsonObject, OutboxRecord
+from wire.envelope import (
+    MetaValue,
+    RecordIdentity,
+    canonical_ascii_json,
+    chain_next,
+    sealed_aad,
+    wrapped_key_digest,
+)
 from wire.keys import WrappedKey
 
 MAX_META_BYTES = 4_096
@@ -151,6 +159,111 @@ def outbox_record(row: sqlite3.Row) -> OutboxRecord:
             row["encryption_context"],
         ),
         attempts=row["attempts"],
+    )
+
+
+# Where each column of the record view is in a row (`previous_chain` last, when selected):
+# a hot path reads by position, since `sqlite3.Row` finds a name by comparing it with each
+# column's in turn (0.6 us for the last of 23, measured).
+COLUMN_INDEX = {
+    name: index
+    for index, name in enumerate(
+        [column.strip().split(".")[-1] for column in _RECORD_COLUMNS.split(",")]
+        + ["previous_chain"]
+    )
+}
+_LINKED_COLUMNS = operator.itemgetter(
+    *(
+        COLUMN_INDEX[name]
+        for name in (
+            "seq",
+            "event_id",
+            "kind",
+            "captured_at",
+            "client_ref",
+            "store_id",
+            "terminal_id",
+            "meta",
+            "data_key_id",
+            "nonce",
+            "ciphertext",
+            "chain",
+            "attempts",
+            "provider",
+            "key_arn",
+            "algorithm",
+            "wrapped_key",
+            "encryption_context",
+        )
+    )
+)
+
+
+def linked_record(row: sqlite3.Row, link: bytes) -> OutboxRecord | None:
+    """The record of a pending row that links to `link` as stored, or None.
+
+    The lease's fast path: the AAD is filled from the stored clear fields
+    (`wire.envelope.sealed_aad`), the metadata neither parsed nor encoded. A record sealed
+    by posd passes; for anything else (tampered, damaged, metadata stored in another
+    spelling) it is None and the full check (`verify.check_row`) decides and says why."""
+    (
+        seq,
+        event_id,
+        kind,
+        captured_at,
+        client_ref,
+        store_id,
+        terminal_id,
+        meta_json,
+        data_key_id,
+        nonce,
+        ciphertext,
+        chain,
+        attempts,
+        provider,
+        key_arn,
+        algorithm,
+        wrapped,
+        encryption_context,
+    ) = _LINKED_COLUMNS(row)
+    if not (type(wrapped) is type(nonce) is type(ciphertext) is type(chain) is bytes):
+        return None  # missing (NULL) or not what posd writes: the full check says which
+    if type(meta_json) is not str:
+        return None
+    try:
+        aad = sealed_aad(
+            seq,
+            event_id,
+            kind,
+            captured_at,
+            client_ref,
+            store_id,
+            terminal_id,
+            meta_json,
+            data_key_id,
+            _key_digest(wrapped),
+        )
+        if chain_next(link, aad, nonce, ciphertext) != chain:
+            return None
+        data_key = _wrapped_key(
+            data_key_id, provider, key_arn, algorithm, wrapped, encryption_context
+        )
+    except (ValueError, TypeError):  # a column of another type or text than posd writes
+        return None
+    return OutboxRecord(
+        seq=seq,
+        event_id=event_id,
+        kind=kind,
+        captured_at=captured_at,
+        client_ref=client_ref,
+        meta=JsonObject(meta_json),
+        chain=chain.hex(),
+        nonce=nonce,
+        ciphertext=ciphertext,
+        aad=aad,
+        data_key=data_key,
+        attempts=attempts,
+        meta_json=meta_json,
     )
 
 

@@ -31,4 +31,7 @@ def test_a_tiny_drain_bench_reports_every_rtt_and_the_bare_loop() -> None:
     assert first["endpoint_capacity"]["requests_per_second"] > 0
     assert "fraction_of_bare_loop" in first and "bare_boto3_loop" not in second
     assert len(first["driver_profile_top"]) == PROFILE_TOP + 1  # header + rows
-    assert set(result["targets"]) >= {"meets_bare_loop", "meets_cpu"}
+    targets = result["targets"]
+    assert set(targets) >= {"meets_bare_loop", "meets_cpu"}
+    assert targets["fraction_of_bare_loop"] == first["fraction_of_bare_loop"]
+    assert targets["cpu_ratio_to_bare_loop"] == first["cpu_ratio_to_bare_loop"]
