@@ -21,11 +21,13 @@ Both processes write the one journal: `append_lock_wait` says how long the timed
 appends waited for its write lock (the daemon's `posd_append_lock_wait_seconds`, read from
 `GET /metrics` before and after): how many waited over 1 ms and over 5 ms, and in all. Capture
 never waiting on delivery's transactions is 0, 0 and about 0 while draining.
+`--without-delivery` runs capture alone on the same journals (nothing drains): the difference
+is what the delivery process costs capture, its transactions and its CPU together.
 
 The load average is printed with the figures: on a shared machine it says what they are worth.
 
     .venv/bin/python bench/capture_api.py [--captures N] [--backlog N] [--method card]
-        [--rounds R] [--pace-ms MS]
+        [--rounds R] [--pace-ms MS] [--without-delivery]
 """
 
 from __future__ import annotations
@@ -84,13 +86,17 @@ INF, SUM = float("inf"), -1.0
 
 
 @contextmanager
-def running_daemons(work: Path, events_url: str) -> Iterator[Path]:
-    """`posd run` (capture), then `posd sync run` (delivery), on the config above until the
-    block ends; both stopped with SIGTERM, delivery first, and both must exit 0."""
+def running_daemons(work: Path, events_url: str, with_delivery: bool = True) -> Iterator[Path]:
+    """`posd run` (capture), then `posd sync run` (delivery; not `with_delivery`: capture
+    alone), on the config above until the block ends; both stopped with SIGTERM, delivery
+    first, and both must exit 0."""
     config = write_daemon_config(work, events_url)
     capture_daemon = start_daemon(config, work / "daemon.log")
     try:
         wait_until_serving(work / SOCKET, capture_daemon)
+        if not with_delivery:
+            yield work / SOCKET
+            return
         delivery = start_daemon(config, work / "delivery.log", DELIVERY_COMMAND)
         try:
             wait_until_delivering(work / STATE_DIR, delivery)
@@ -176,7 +182,9 @@ def api_figures(latencies: list[float]) -> dict[str, float]:
     return {"captures_per_s": figures.pop("appends_per_s"), **figures}
 
 
-def idle(work: Path, captures: int, rounds: int, method: str) -> dict[str, Any]:
+def idle(
+    work: Path, captures: int, rounds: int, method: str, with_delivery: bool
+) -> dict[str, Any]:
     """Rounds of API captures, bare appends and raw inserts, as many of each."""
     api: list[float] = []
     bare: list[float] = []
@@ -186,7 +194,7 @@ def idle(work: Path, captures: int, rounds: int, method: str) -> dict[str, Any]:
     (work / "append").mkdir()
     with (
         put_events_endpoint() as url,
-        running_daemons(work / "daemon", url) as sock,
+        running_daemons(work / "daemon", url, with_delivery) as sock,
         append_sides(work / "append") as (append, insert, payload_bytes),
     ):
         capture(sock, 0, method, "warm", warmup=WARMUP_CAPTURES)
@@ -212,11 +220,13 @@ def idle(work: Path, captures: int, rounds: int, method: str) -> dict[str, Any]:
     }
 
 
-def draining(work: Path, captures: int, backlog: int, method: str, pace_s: float) -> dict[str, Any]:
+def draining(
+    work: Path, captures: int, backlog: int, method: str, pace_s: float, with_delivery: bool
+) -> dict[str, Any]:
     filled = time.perf_counter()
     fill_backlog(work / STATE_DIR, backlog, STORE_ID, TERMINAL_ID)
     fill_seconds = time.perf_counter() - filled
-    with put_events_endpoint() as url, running_daemons(work, url) as sock:
+    with put_events_endpoint() as url, running_daemons(work, url, with_delivery) as sock:
         capture(sock, 0, method, "warm", warmup=WARMUP_CAPTURES)
         waits_before = lock_waits(sock)
         before, started = pending(sock), time.perf_counter()
@@ -242,20 +252,31 @@ def draining(work: Path, captures: int, backlog: int, method: str, pace_s: float
 
 
 def run(
-    captures: int, backlog: int, rounds: int, method: str, pace_s: float, where: Path
+    captures: int,
+    backlog: int,
+    rounds: int,
+    method: str,
+    pace_s: float,
+    where: Path,
+    with_delivery: bool = True,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="posd-bench-", dir=where) as scratch:
         work = Path(scratch)
         (work / "idle").mkdir()
         (work / "rush").mkdir()
-        at_rest = idle(work / "idle", captures, rounds, method)
-        rush = draining(work / "rush", captures, backlog, method, pace_s) if backlog else None
+        at_rest = idle(work / "idle", captures, rounds, method, with_delivery)
+        rush = (
+            draining(work / "rush", captures, backlog, method, pace_s, with_delivery)
+            if backlog
+            else None
+        )
     idle_p99 = at_rest["api"]["p99_ms"]
     result: dict[str, Any] = {
         "benchmark": "capture_api",
         "method": method,
         "captures": captures,
+        "delivery_daemon": with_delivery,
         "endpoint": "loopback PutEvents stand-in (bench/endpoint.py), 0 ms added RTT",
         "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "idle": at_rest,
@@ -284,9 +305,20 @@ def main() -> int:
     parser.add_argument(
         "--dir", type=Path, default=Path.cwd(), help="where to put the files (a real disk)"
     )
+    parser.add_argument(
+        "--without-delivery",
+        action="store_true",
+        help="capture alone (nothing drains): what delivery's process costs capture, by difference",
+    )
     args = parser.parse_args()
     result = run(
-        args.captures, args.backlog, args.rounds, args.method, args.pace_ms / 1000, args.dir
+        args.captures,
+        args.backlog,
+        args.rounds,
+        args.method,
+        args.pace_ms / 1000,
+        args.dir,
+        not args.without_delivery,
     )
     print(json.dumps(result, indent=2))
     return 0
