@@ -174,7 +174,7 @@ class Database:
             if prompt:
                 _begin_promptly(conn)
             else:
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin_after_capture(conn)
         except sqlite3.OperationalError as error:
             raise JournalError(f"{self.path}: journal is busy: {error}") from error
         try:
@@ -187,6 +187,17 @@ class Database:
         if on_commit is not None:
             on_commit(result)
         return result
+
+    def _begin_after_capture(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, given back at once while another process's payment holds capture
+        priority (published after this writer last looked: priority.py), and taken again
+        once the hold is over: the payment's append never waits on this transaction."""
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            if not self.priority.held_elsewhere():
+                return
+            conn.execute("ROLLBACK")
+            self.priority.wait_elsewhere()
 
 
 def _begin_promptly(conn: sqlite3.Connection) -> None:
