@@ -2,14 +2,15 @@
 
 `posd run` is started twice in one run, on the same config: served by waitress as it was
 (`bench/waitress_front.py`, the same daemon with only the server swapped) and by the current
-front (uvicorn, `posd/daemon/server.py`). Delivery goes to a black hole (a TCP listener that
-never accepts), so one journaled payment stays pending and every flush waits out its whole
-timeout. Against each, `--peers` processes hold `--idle` silent connections, `--slowloris`
-connections sending a request head one byte every `--drip-s` seconds, and `--flushes`
-`POST /v1/sync/flush` with `timeout_s` 120 between them (each process is a peer of its own
-to the daemon's per-process cap), while this process times `--payments` card payments and
-`--cancels` cancels of a palm payment that waits for a palm nobody presents. A request
-that got no answer within `--answer-timeout-s` counts at that figure, and as timed out.
+front (uvicorn, `posd/daemon/server.py`), each with the delivery daemon (`posd sync run`)
+beside it. Delivery goes to a black hole (a TCP listener that never accepts), so one
+journaled payment stays pending and every flush waits out its whole timeout. Against each,
+`--peers` processes hold `--idle` silent connections, `--slowloris` connections sending a
+request head one byte every `--drip-s` seconds, and `--flushes` `POST /v1/sync/flush` with
+`timeout_s` 120 between them (each process is a peer of its own to the daemon's per-process
+cap), while this process times `--payments` card payments and `--cancels` cancels of a palm
+payment that waits for a palm nobody presents. A request that got no answer within
+`--answer-timeout-s` counts at that figure, and as timed out.
 The same payments with nothing held first give each front's own baseline.
 
     .venv/bin/python bench/api_front.py [--idle 100] [--slowloris 100] [--flushes 20]
@@ -36,15 +37,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.daemon_config import SOCKET, write_daemon_config  # noqa: E402
+from bench.daemon_config import SOCKET, STATE_DIR, write_daemon_config  # noqa: E402
 from bench.hostile_clients import hostile_peers  # noqa: E402
-from demo.pipeline import wait_until_serving  # noqa: E402
+from demo.pipeline import stop, wait_until_delivering, wait_until_serving  # noqa: E402
 from posd.api_client import DaemonClient  # noqa: E402
 
 FRONTS = {
     "waitress (before)": ["-m", "bench.waitress_front"],
     "uvicorn (now)": ["-m", "posd"],
 }
+DELIVERY = ["-m", "posd", "sync", "run"]  # the same for both fronts
 FLUSH_TIMEOUT_S = 120.0
 PALM_WAIT_S = 60.0
 SETTLE_S = 1.0  # for the flushes to reach the daemon's app before the register is timed
@@ -69,6 +71,9 @@ def black_hole() -> Iterator[str]:
 
 @contextmanager
 def daemon(front: list[str], work: Path, events_url: str) -> Iterator[Path]:
+    """The capture daemon served by `front`, and the delivery daemon (`posd sync run`,
+    sending to `events_url`) beside it: a flush waits on delivery, and ends at once without
+    one. Both stopped when the block ends."""
     config = write_daemon_config(work, events_url, palm_present=None)
     env = {
         **os.environ,
@@ -76,24 +81,28 @@ def daemon(front: list[str], work: Path, events_url: str) -> Iterator[Path]:
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
     }
-    with (work / "daemon.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, *front, "run", "--config", str(config)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-        )
+
+    def start(command: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        with (work / log_name).open("wb") as log:
+            return subprocess.Popen(
+                [sys.executable, *command, "--config", str(config)],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+
+    capture = start([*front, "run"], "daemon.log")
+    delivery: subprocess.Popen[bytes] | None = None
     try:
-        wait_until_serving(work / SOCKET, proc)
+        wait_until_serving(work / SOCKET, capture)
+        delivery = start(DELIVERY, "delivery.log")
+        wait_until_delivering(work / STATE_DIR, delivery)
         yield work / SOCKET
     finally:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for process in (delivery, capture):
+            if process is not None:
+                stop(process)
 
 
 def timed(sock: Path, method: str, route: str, body: Any, limit_s: float) -> tuple[float, Any]:

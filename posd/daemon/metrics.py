@@ -17,8 +17,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+
+from posd.journal.waits import WaitFigures
 
 CAPTURE_SECONDS_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -37,6 +44,7 @@ class LaneState:
     delivery_results: Mapping[str, int] = field(default_factory=dict)
     checkpoint_last_seq: int = 0  # 0: no checkpoint yet
     checkpoints_pending: int = 0
+    append_waits: WaitFigures | None = None
 
 
 class _StateCollector(Collector):
@@ -83,6 +91,24 @@ class _StateCollector(Collector):
             "Checkpoints journaled and not yet accepted by EventBridge",
             value=state.checkpoints_pending,
         )
+        if state.append_waits is not None:
+            yield from _wait_metrics(state.append_waits)
+
+
+def _wait_metrics(waits: WaitFigures) -> Iterator[Metric]:
+    """posd.journal.waits: what payments' appends waited for the journal's write lock."""
+    buckets = [(repr(bound), count) for bound, count in waits.buckets]
+    yield HistogramMetricFamily(
+        "posd_append_lock_wait_seconds",
+        "Time a payment's append waited for the journal's write lock before its transaction",
+        buckets=[*buckets, ("+Inf", waits.count)],
+        sum_value=waits.total_s,
+    )
+    yield GaugeMetricFamily(
+        "posd_append_lock_wait_max_seconds",
+        "Longest wait of an append for the journal's write lock since start",
+        value=waits.max_s,
+    )
 
 
 class Metrics:

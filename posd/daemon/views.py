@@ -141,6 +141,7 @@ class LaneViews:
             },
             checkpoint_last_seq=checkpoints.last_seq or 0,
             checkpoints_pending=checkpoints.pending,
+            append_waits=self._journal.append_waits(),
         )
 
     def status(self) -> StatusAnswer:

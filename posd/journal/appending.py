@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ from posd.journal.database import Database
 from posd.journal.identity import accepted_gap
 from posd.journal.rows import MAX_META_BYTES, pending_amount, read_anchor, validate_meta
 from posd.journal.settings import JournalSettings
+from posd.journal.waits import AppendWaits
 from sync.outbox import OutboxRecord
 from sync.timestamps import rfc3339
 from wire.envelope import (
@@ -87,6 +89,7 @@ class Appender:
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
+        self.waits = AppendWaits()
 
     def _check_capacity(self, conn: sqlite3.Connection) -> None:
         """Refuse to grow past the cap or into the disk's reserve."""
@@ -185,8 +188,10 @@ class Appender:
         captured_at = rfc3339(wall)
 
         covered: list[checkpoints.Mark | None] = [None]  # set by body, cached on commit
+        asked = [0.0]  # when the transaction was asked for (perf_counter)
 
         def body(conn: sqlite3.Connection) -> OutboxRecord:
+            self.waits.observe(time.perf_counter() - asked[0])
             self._check_capacity(conn)
             last_seq, previous = self._tail(conn)
             if data_key.key_id != self._open_key:
@@ -263,11 +268,13 @@ class Appender:
         try:
             try:
                 with self._db.priority.hold():
-                    record: OutboxRecord = self._db.write(body, committed)
+                    asked[0] = time.perf_counter()
+                    record: OutboxRecord = self._db.write(body, committed, prompt=True)
             except _StaleTail:
                 # Another process appended since our tail was cached: reload it, once.
                 self._tail_cache = self._covered_cache = None
-                record = self._db.write(body, committed)
+                asked[0] = time.perf_counter()
+                record = self._db.write(body, committed, prompt=True)
         except sqlite3.DatabaseError as error:
             if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
                 raise JournalFullError(f"journal cannot grow: {error}") from error

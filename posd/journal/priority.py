@@ -10,7 +10,9 @@ fresh hold of its own, which covers the part that matters (measured: bench/captu
 
 Capture (`posd run`) and delivery (`posd sync run`) are two processes on one journal: a hold
 is also published in a small shared file (`SharedHoldFlag`, mapped into both), and delivery's
-writes wait on it as on a hold of their own process. CLOCK_MONOTONIC is one clock for every
+writes wait on it as on a hold of their own process. A hold published between delivery's look
+and its BEGIN IMMEDIATE is seen once the write lock is taken (`held_elsewhere`): the write
+lets go of it before doing anything (`Database.write`). CLOCK_MONOTONIC is one clock for every
 process of the machine, so a hold's start means the same on both sides.
 """
 
@@ -121,6 +123,21 @@ class CapturePriority:
                 del self._newest_ns[token]
                 self._publish()
                 self._changed.notify_all()
+
+    def held_elsewhere(self) -> bool:
+        """A hold younger than the window is on in another process (the shared flag says so
+        and this process holds none: the flag's hold is then another's)."""
+        if self._shared is None:
+            return False
+        with self._changed:
+            if self._holds:
+                return False
+        since = self._shared.held_since()
+        return since != NO_HOLD and time.monotonic_ns() - since < self._window * NS_PER_SECOND
+
+    def wait_elsewhere(self) -> float:
+        """Wait while another process's hold is fresh; the seconds waited."""
+        return 0.0 if self._shared is None else self._shared.wait_while_held(self._window)
 
     def yield_to_capture(self) -> float:
         """Wait while a hold younger than the window is on, in this process or (through the

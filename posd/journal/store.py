@@ -59,6 +59,7 @@ from posd.journal.priority import CapturePriority, SharedHoldFlag
 from posd.journal.salvage import Salvage
 from posd.journal.settings import JournalSettings
 from posd.journal.verify import VerifyReport
+from posd.journal.waits import WaitFigures
 from sync.outbox import (
     Alarm,
     Delivered,
@@ -245,6 +246,10 @@ class Journal:
 
     def size_on_disk(self) -> int:
         return size_on_disk(self.path)
+
+    def append_waits(self) -> WaitFigures:
+        """How long this process's appends waited for the write lock (waits.py)."""
+        return self._appender.waits.figures()
 
     def append(
         self,

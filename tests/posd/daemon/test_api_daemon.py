@@ -171,6 +171,9 @@ def test_status_devices_and_metrics(shared_daemon: Daemon) -> None:
         "posd_journal_bytes",
         'posd_delivery_results_total{code="delivered"}',
         'posd_refusals_total{code="validation_error"}',
+        'posd_append_lock_wait_seconds_bucket{le="0.001"}',
+        "posd_append_lock_wait_seconds_count",
+        "posd_append_lock_wait_max_seconds",
     ):
         assert metric in text, metric
     assert no_card_data(text)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from posd.journal import Journal
 from posd.journal.backlog import BacklogBound
-from posd.journal.priority import CapturePriority
+from posd.journal.database import Database
+from posd.journal.files import FILE_MODE, PRIORITY_FILE
+from posd.journal.priority import CapturePriority, SharedHoldFlag
 from posd.journal.store import CAPTURE_PRIORITY_WINDOW_SECONDS
 from posd.recorder import Recorder
 from sync.outbox import Delivered, OutboxSummary
@@ -24,6 +26,7 @@ REPO = REPO_ROOT
 LEASE = 30.0
 WINDOW_S = 0.3
 WAIT_S = 5.0
+HELD_S = 0.05  # a payment's hold, shorter than the window
 
 
 def capture(recorder: Recorder, count: int, amount: int = 1000) -> list[int]:
@@ -185,3 +188,33 @@ def test_settlements_without_fsync_survive_the_process_being_killed(
         summary = reopened.summary()
     assert (summary.delivered, summary.pending) == (4, 0)
     assert journal.durability()["synchronous"] == "full"  # appends still wait for the disk
+
+
+def test_a_write_begun_while_another_process_holds_priority_gives_way(
+    journal: Journal, recorder: Recorder
+) -> None:
+    """Delivery looks at the shared flag before it begins a write; a payment's hold published
+    between that look and its BEGIN IMMEDIATE must still go first: the write, begun, sees the
+    hold and lets go of the lock before doing anything."""
+    capture(recorder, 1)
+    state_dir = journal.path.parent
+    shared = SharedHoldFlag(state_dir / PRIORITY_FILE, FILE_MODE)
+    other = Database(
+        journal.path,
+        read_only=False,
+        identity=None,
+        priority=CapturePriority(CAPTURE_PRIORITY_WINDOW_SECONDS, shared=shared),
+    )
+    order: list[str] = []
+    try:
+        with journal.capture_priority():
+            writer = threading.Thread(target=lambda: other.write(lambda _: order.append("other")))
+            writer.start()
+            time.sleep(HELD_S)
+            order.append("capture")
+        writer.join(WAIT_S)
+    finally:
+        other.writer.close()
+        other.reader.close()
+        shared.close()
+    assert order == ["capture", "other"]
