@@ -25,6 +25,7 @@ from posd.journal.leasing import (
     RELEASE_LEASES,
     Candidate,
     PendingFloor,
+    check_candidates,
     due,
     mark_delivered,
     settle_lease,
@@ -89,10 +90,11 @@ class Delivery:
                 damaged: list[Quarantined] = []
             except sqlite3.DatabaseError:  # a damaged page: read around it
                 candidates, damaged = self._salvage.due_around_damage(now, limit, void_after)
+            checked = check_candidates(candidates)  # before the write lock is taken
             try:
                 result: Lease = self._db.write(
                     lambda conn: settle_lease(
-                        conn, candidates, now, lease_seconds, self._clock, damaged
+                        conn, checked, now, lease_seconds, self._clock, damaged
                     ),
                     durable=False,
                 )

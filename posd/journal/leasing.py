@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from posd.ids import uuid7_str
 from posd.journal.identity import accepted_gap, chain_at
@@ -107,15 +108,18 @@ def chain_before_first(conn: sqlite3.Connection, seq: int) -> bytes | None:
     return chain_at(conn, previous)
 
 
-def settle_lease(
-    conn: sqlite3.Connection,
-    candidates: Sequence[Candidate],
-    now: float,
-    lease_seconds: float,
-    clock: Callable[[], float],
-    damaged: Sequence[Quarantined] = (),
-) -> Lease:
-    """Check each candidate, quarantine the bad, hide the good for `lease_seconds`."""
+@dataclass(frozen=True)
+class Checked:
+    """Candidates judged: the records to hand out, and those refused with their reason."""
+
+    leased: list[OutboxRecord]
+    refused: list[Quarantined]
+
+
+def check_candidates(candidates: Sequence[Candidate]) -> Checked:
+    """Check each candidate against its chain link (no SQL): done before the write
+    transaction, so the journal's write lock is held for the writes alone and a payment's
+    append in the other process never waits for these checks."""
     leased: list[OutboxRecord] = []
     refused: list[Quarantined] = []
     for row, link in candidates:
@@ -137,6 +141,20 @@ def settle_lease(
                 continue
             reason = f"corrupt record: {record}"
         refused.append(Quarantined(int(row["seq"]), reason))
+    return Checked(leased, refused)
+
+
+def settle_lease(
+    conn: sqlite3.Connection,
+    checked: Checked,
+    now: float,
+    lease_seconds: float,
+    clock: Callable[[], float],
+    damaged: Sequence[Quarantined] = (),
+) -> Lease:
+    """Inside the write transaction: quarantine the refused (an alarm for the tampered),
+    hide the good for `lease_seconds`."""
+    refused = checked.refused
     if refused:
         conn.executemany(QUARANTINE, [(item.reason, item.seq) for item in refused])
         raised_at = rfc3339(clock())
@@ -152,6 +170,7 @@ def settle_lease(
     # in between makes the update a no-op, and the record is not handed out twice.
     # One statement for the whole lease (not one per record): RETURNING names the rows
     # it did hide.
+    leased = checked.leased
     hidden_seqs = _hide(conn, [record.seq for record in leased], now, now + lease_seconds)
     hidden = [record for record in leased if record.seq in hidden_seqs]
     return Lease(hidden, [*refused, *damaged])

@@ -25,6 +25,7 @@ from posd.journal.leasing import (
     QUARANTINE,
     Candidate,
     PendingFloor,
+    check_candidates,
     lease_problem,
     release_one,
     settle_lease,
@@ -116,7 +117,7 @@ class Salvage:
                 one: Lease = self._db.write(
                     functools.partial(
                         settle_lease,
-                        candidates=[candidate],
+                        checked=check_candidates([candidate]),
                         now=now,
                         lease_seconds=lease_seconds,
                         clock=self._clock,
