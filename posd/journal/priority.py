@@ -72,16 +72,20 @@ class SharedHoldFlag:
             if struct.unpack_from(FLAG_FORMAT, self._map, 0)[0] == first:
                 return int(first)
 
+    def holding(self, window_s: float, now_ns: int) -> bool:
+        """A hold that began within the last `window_s` is on. A start in the future is no
+        hold: the flag outlives a reboot (CLOCK_MONOTONIC starts again) and anyone in the
+        group can write it, so a stall is never longer than the window."""
+        since = self.held_since()
+        return since != NO_HOLD and 0 <= now_ns - since < window_s * NS_PER_SECOND
+
     def wait_while_held(self, window_s: float) -> float:
         """Wait while a hold younger than `window_s` is on; the seconds waited."""
         started = now = time.monotonic_ns()
-        window_ns = int(window_s * NS_PER_SECOND)
-        while True:
-            since = self.held_since()
-            if since == NO_HOLD or now - since >= window_ns:
-                return (now - started) / NS_PER_SECOND
+        while self.holding(window_s, now):
             time.sleep(FLAG_POLL_SECONDS)
             now = time.monotonic_ns()
+        return (now - started) / NS_PER_SECOND
 
     def close(self) -> None:
         self._map.close()
@@ -129,11 +133,12 @@ class CapturePriority:
         and this process holds none: the flag's hold is then another's)."""
         if self._shared is None:
             return False
+        # Under the lock `hold` publishes under: with none of ours on, what the flag holds is
+        # another process's (a hold of ours begun in between would be taken for one).
         with self._changed:
             if self._holds:
                 return False
-        since = self._shared.held_since()
-        return since != NO_HOLD and time.monotonic_ns() - since < self._window * NS_PER_SECOND
+            return self._shared.holding(self._window, time.monotonic_ns())
 
     def wait_elsewhere(self) -> float:
         """Wait while another process's hold is fresh; the seconds waited."""

@@ -53,3 +53,20 @@ def test_a_hold_older_than_the_window_no_longer_holds_delivery(tmp_path: Path) -
     started = time.monotonic()
     delivery.yield_to_capture()
     assert time.monotonic() - started >= WINDOW_S * 0.9  # a fresh one holds, up to the window
+
+
+def test_a_hold_from_the_future_never_stalls_delivery(tmp_path: Path) -> None:
+    """The flag outlives a reboot (CLOCK_MONOTONIC restarts) and anyone in the group may write
+    it: a start later than now is no hold at all."""
+    path = tmp_path / "capture.priority"
+    writer = SharedHoldFlag(path, FILE_MODE)
+    delivery = CapturePriority(WINDOW_S, shared=SharedHoldFlag(path, FILE_MODE))
+    for since in (time.monotonic_ns() + 10**12, 2**64 - 1):
+        writer.publish(since)
+        started = time.monotonic()
+        delivery.yield_to_capture()
+        assert not delivery.held_elsewhere()
+        assert time.monotonic() - started < WINDOW_S / 2
+    delivery.close()
+    writer.close()
+
