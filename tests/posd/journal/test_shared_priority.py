@@ -69,4 +69,3 @@ def test_a_hold_from_the_future_never_stalls_delivery(tmp_path: Path) -> None:
         assert time.monotonic() - started < WINDOW_S / 2
     delivery.close()
     writer.close()
-
