@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from posd.errors import KeyProviderError
 from posd.keys.base import DataKey
+from posd.keys.owned import read_own_private
 from wire.envelope import KEY_BYTES
 from wire.keys import (
     KMS_ALGORITHM,
@@ -120,11 +121,12 @@ class KmsRsaOfflineSource:
     def _load_public_key(self) -> tuple[str, rsa.RSAPublicKey]:
         if self._public is None:
             try:
-                document = json.loads(self._cache_file.read_text())
+                # Capture's own file only: delivery shares the state dir (owned.py).
+                document = json.loads(read_own_private(self._cache_file))
                 key = serialization.load_der_public_key(
                     base64.b64decode(document["public_key_der"])
                 )
-            except (OSError, ValueError, KeyError) as error:
+            except (FileNotFoundError, ValueError, KeyError) as error:
                 raise KeyProviderError(
                     f"no usable cached offline public key at {self._cache_file}; "
                     "it is fetched from KMS the first time the terminal is online"
