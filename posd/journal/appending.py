@@ -85,6 +85,10 @@ class Appender:
         self._tail_cache: tuple[int, bytes] | None = None
         # Where the last checkpoint ended (cached like the tail: appends compare against it).
         self._covered_cache: checkpoints.Mark | None = None
+        # PRAGMA data_version when `_covered_cache` was last right (another connection's
+        # commit changes it), and the one read by the append in progress.
+        self._covered_version: int | None = None
+        self._version_in_flight: int | None = None
         self._checkpoint_timer_at: float | None = None
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
@@ -262,6 +266,7 @@ class Appender:
             self._open_key = data_key.key_id
             self._tail_cache = (record.seq, bytes.fromhex(record.chain))
             self._covered_cache = covered[0]
+            self._covered_version = self._version_in_flight
             if self._db.identity is not None:
                 self._db.identity.advance(record.seq)
 
@@ -314,6 +319,13 @@ class Appender:
     ) -> checkpoints.Mark:
         """Inside the append of the record at `end`: cut the checkpoint it completes, if it is
         the `checkpoint_every_records`th since the last one. Returns where coverage ends now."""
+        # Another connection's commit since ours (the delivery daemon's timed checkpoint) makes
+        # the cached end of coverage stale: read it again, or this cut could overlap a range
+        # already cut (and sent, and forgotten) by the other process.
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._covered_version:
+            self._covered_cache = None
+        self._version_in_flight = version
         start = self._covered_cache or checkpoints.covered_through(conn)
         if end[0] - start[0] < self._settings.checkpoint_every_records:
             return start

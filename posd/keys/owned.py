@@ -31,11 +31,7 @@ def read_own_private(path: Path) -> bytes:
     try:
         info = os.fstat(fd)
         mode = stat.S_IMODE(info.st_mode)
-        if (
-            not stat.S_ISREG(info.st_mode)
-            or info.st_uid != os.geteuid()
-            or mode & GROUP_OTHER_BITS
-        ):
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or mode & GROUP_OTHER_BITS:
             raise KeyProviderError(
                 f"{path} is not this user's private file (owner uid {info.st_uid}, mode "
                 f"{mode:04o}): another user could have put it there; it is not used (delete "

@@ -286,3 +286,28 @@ def test_an_older_journal_migrates_and_checkpoints_from_its_start(
 def test_checkpoint_settings_are_validated(changes: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         JournalSettings(**changes)  # type: ignore[arg-type]
+
+
+def test_a_capture_process_sees_the_other_process_checkpoints_even_once_forgotten(
+    state_dir: Path, local_key_provider: RotatingKeyProvider
+) -> None:
+    """Capture and delivery are two processes on one journal: delivery's timed cuts change
+    where capture's next every-Nth cut starts, even after delivery has forgotten (deleted)
+    the sent ones, so no two ranges ever overlap."""
+    settings_ = JournalSettings(checkpoint_every_records=EVERY, checkpoint_every_seconds=PERIOD)
+    with (
+        Journal.open(state_dir, settings_) as capture_side,
+        Journal.open(state_dir, settings_) as delivery_side,
+    ):
+        capture(capture_side, local_key_provider, 1)  # capture caches: nothing covered yet
+        assert delivery_side.cut_checkpoint(time.time(), force=True)  # 1..1
+        capture(capture_side, local_key_provider, 1)
+        assert delivery_side.cut_checkpoint(time.time(), force=True)  # 2..2
+        # Delivery forgets the first (sent, its records purged): only the newest is kept.
+        writer = delivery_side.inspection.writer
+        with delivery_side.inspection.lock:
+            writer.execute("DELETE FROM checkpoints WHERE first_seq = 1")
+            writer.commit()
+        capture(capture_side, local_key_provider, EVERY)  # the 5th since seq 2 cuts 3..7
+        ranges = [(c.first_seq, c.last_seq) for c in stored(capture_side)]
+    assert ranges == [(2, 2), (3, 7)]
