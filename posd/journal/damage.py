@@ -20,9 +20,10 @@ from sync.outbox import OutboxSummary
 QUICK_CHECK_OK = "ok"
 DAMAGED_PAGE_ADVICE = (
     "posd journal verify names the records that cannot be read (they are lost); deliver the "
-    "rest (the running daemon does, or stop it and run posd sync flush) until posd sync "
-    "status shows 0 pending; then, with posd stopped, posd journal reset --accept-loss sets "
-    "the damaged file aside and starts a new journal after the last seq"
+    "rest (the delivery daemon, posd-sync, does; or with both stopped, posd sync flush) "
+    "until posd sync status shows 0 pending; then, with both daemons stopped (systemctl stop "
+    "posd.target), posd journal reset --accept-loss sets the damaged file aside and starts a "
+    "new journal after the last seq"
 )
 
 

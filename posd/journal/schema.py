@@ -166,6 +166,11 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if schema_version(conn) >= target:
+                # The other daemon (capture and delivery open one journal, and may start
+                # together after an upgrade) made this step while we waited for the lock.
+                conn.execute("ROLLBACK")
+                continue
             MIGRATIONS[target - 1](db)
             conn.execute(f"PRAGMA user_version = {target}")
             conn.execute("COMMIT")

@@ -45,6 +45,8 @@ TICK_S = 1.0
 # The status file is rewritten this often while the status changes (a link going offline
 # shows in `posd status` within it), and at least every tick as a heartbeat.
 PUBLISH_S = 0.2
+# The exit status when the engine's thread died: systemd's Restart=on-failure starts it again.
+ENGINE_DEAD = 1
 # Stopping, within systemd's TimeoutStopSec: the requests in flight to EventBridge.
 DELIVERY_STOP_S = 4.0
 # Sections delivery reads whose change needs a restart; `[sync]` and `[log]` are reloaded by
@@ -107,6 +109,7 @@ class SyncDaemon:
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
+        self.exit_code = 0
 
     def run(self) -> int:
         self._install_signal_handlers()
@@ -116,7 +119,7 @@ class SyncDaemon:
         log.info("syncd.ready", version=posd_version(), journal_id=self.journal.journal_id)
         self._main_loop()
         self.stop()
-        return 0
+        return self.exit_code
 
     def _install_signal_handlers(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -159,8 +162,12 @@ class SyncDaemon:
                 continue
             last_tick = now
             if not self.delivery.alive:
+                # Exit 1 (systemd starts it again): a daemon whose engine is gone must not
+                # go on saying in its status file that it delivers.
                 log.error("syncd.engine_dead")
-            elif notifier.watchdog_interval_s is not None:
+                self.exit_code = ENGINE_DEAD
+                return
+            if notifier.watchdog_interval_s is not None:
                 notifier.watchdog()
             line = summary_line(status)
             if line != last_line:
