@@ -26,14 +26,22 @@ REGION_HINT = "no AWS region: set [aws] region, or AWS_REGION in the daemon's en
 # Read by the AWS CLI and the other SDKs before AWS_DEFAULT_REGION; botocore reads only the
 # latter, so posd passes it on itself.
 REGION_ENV = "AWS_REGION"
+# botocore's name for the instance-metadata endpoint its credential chain asks last (the
+# `AWS_EC2_METADATA_SERVICE_ENDPOINT` variable): `[aws] credentials_endpoint` sets it.
+METADATA_ENDPOINT_VARIABLE = "ec2_metadata_service_endpoint"
 
 
 def session(settings: AwsSettings, where: str = "") -> boto3.session.Session:
     """The boto3 session the config describes; an unknown profile or no region at all is a
     `ConfigError` naming `[aws]` (with `where`, the config file, when known)."""
     region = settings.region or os.environ.get(REGION_ENV) or None
+    core = botocore.session.Session()
+    if settings.credentials_endpoint:
+        core.set_config_variable(METADATA_ENDPOINT_VARIABLE, settings.credentials_endpoint)
     try:
-        chosen = boto3.session.Session(profile_name=settings.profile, region_name=region)
+        chosen = boto3.session.Session(
+            profile_name=settings.profile, region_name=region, botocore_session=core
+        )
     except ProfileNotFound as error:
         known = botocore.session.Session().available_profiles
         raise ConfigError(

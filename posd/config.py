@@ -68,6 +68,9 @@ class AwsSettings:
     events_endpoint_url: str | None = None
     dynamodb_endpoint_url: str | None = None
     profile: str | None = None
+    # Where short-lived credentials are served on loopback (posd-credentials.service: the
+    # Roles Anywhere signing helper's IMDSv2-compatible endpoint); unset: boto3's chain.
+    credentials_endpoint: str | None = None
     connect_timeout_seconds: float = 3.0
     read_timeout_seconds: float = 10.0
 

@@ -121,6 +121,13 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "endpoint's own DNS name (stack output `DynamoDbEndpointDns`); unset: "
             "`endpoint_url`, then `AWS_ENDPOINT_URL_DYNAMODB`"
         ),
+        "credentials_endpoint": (
+            "the loopback endpoint `posd-credentials.service` serves short-lived credentials "
+            "on (IAM Roles Anywhere's `aws_signing_helper serve`, IMDSv2-compatible), e.g. "
+            "`http://127.0.0.1:9911/`: both daemons and the CLI (doctor) take their "
+            "credentials there; unset: boto3's chain (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, the "
+            "profile)"
+        ),
         "profile": (
             "unset: `AWS_PROFILE`; a profile that does not exist is a config error "
             "(`config check` included)"

@@ -194,9 +194,16 @@ def check_credentials(ctx: Context) -> Check:
         return Check(
             "aws credentials",
             FAIL,
-            "none found",
-            "set [aws] profile (IAM Roles Anywhere credential_process) "
-            "or AWS_PROFILE for the posd user",
+            "none found"
+            + (
+                f" (asked {ctx.config.aws.credentials_endpoint})"
+                if ctx.config.aws.credentials_endpoint
+                else ""
+            ),
+            "start the credentials helper (systemctl start posd-credentials; it serves "
+            "[aws] credentials_endpoint) and set that key in "
+            f"{ctx.config.path}; or set [aws] profile (credential_process) for a single-user "
+            "install",
         )
     return Check(
         "aws credentials", OK, f"from {credentials.method}, region {ctx.session.region_name}"

@@ -159,14 +159,17 @@ def test_network_is_loopback_until_the_store_names_its_endpoints() -> None:
         assert set(drop_in) <= {"[Service]", "IPAddressAllow", "Environment"}, service.name
 
 
-def test_only_the_key_owner_runs_the_signing_helper() -> None:
+def test_only_the_key_owner_runs_the_signing_helper(tmp_path: Path) -> None:
     """[identity]'s private key is posd-sync's (0600): delivery signs, the helper gets both
-    daemons their credentials on loopback; capture's user never reads the key."""
+    daemons (and doctor) their credentials on loopback, where the shipped config points them;
+    capture's user never reads the key."""
     helper = unit_settings(CREDENTIALS_UNIT)
     assert helper["User"] == unit_settings(SYNC_UNIT)["User"]
     command = helper["ExecStart"][0]
     assert command.startswith(f"{SIGNING_HELPER} serve ") and "--private-key" in command
-    assert "127.0.0.1:9911" in (SYSTEMD / "posd.service.d" / f"{DROP_IN}.example").read_text()
+    port = command.split("--port ", 1)[1].split()[0]
+    production = load_config(shipped_example(tmp_path, "posd.toml"))
+    assert production.aws.credentials_endpoint == f"http://127.0.0.1:{port}/"
 
 
 def test_the_api_socket_comes_from_the_socket_unit_and_outlives_restarts(tmp_path: Path) -> None:
