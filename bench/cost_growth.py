@@ -31,6 +31,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import queue
 import shutil
 import statistics
 import sys
@@ -73,6 +74,7 @@ DEFAULT_ROUNDS = 10
 STORE_ID, TERMINAL_ID = "store-bench", "lane-01"
 DRAIN_TIMEOUT_SECONDS = 600.0
 CHILD_TIMEOUT_SECONDS = 900.0
+CHILD_POLL_SECONDS = 1.0
 BENCH_KEY = "bench"  # the local endpoint checks no signature
 # The cached history must stay "within retention" however old the cache is: the drain's own
 # purge must not change what is measured. The purge is measured apart (`purge_cost`), with a
@@ -89,7 +91,12 @@ def _drain_child(state_dir: str, endpoint: str, results: Any) -> None:
     """In a fresh process: open the journal, drain its backlog, report memory and time."""
     before = memory_kib_self()
     configure_logging("error")  # stderr: the parent's stdout is the benchmark's JSON
-    settings = dataclasses.replace(SyncSettings(), retention_seconds=RETENTION_SECONDS)
+    # Nothing is purged while draining (the cloud's proof may not come sooner than retention).
+    settings = dataclasses.replace(
+        SyncSettings(),
+        retention_seconds=RETENTION_SECONDS,
+        max_unacknowledged_seconds=RETENTION_SECONDS,
+    )
     session = boto3.Session(
         aws_access_key_id=BENCH_KEY, aws_secret_access_key=BENCH_KEY, region_name="us-east-1"
     )
@@ -128,8 +135,17 @@ def drain_memory(state_dir: Path, endpoint: str, backlog: int) -> dict[str, Any]
     results: Any = context.Queue()
     child = context.Process(target=_drain_child, args=(str(state_dir), endpoint, results))
     child.start()
+    deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
     try:
-        figures: dict[str, Any] = results.get(timeout=CHILD_TIMEOUT_SECONDS)
+        while True:  # a child that died without an answer fails the run now, not in 15 min
+            try:
+                figures: dict[str, Any] = results.get(timeout=CHILD_POLL_SECONDS)
+                break
+            except queue.Empty:
+                if not child.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the drain child gave no figures (exit {child.exitcode})"
+                    ) from None
     finally:
         child.join(timeout=CHILD_TIMEOUT_SECONDS)
     if figures["delivered"] != backlog:
