@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import sys
-import threading
 import time
-from types import FrameType
 
 import structlog
 
@@ -27,6 +24,7 @@ from posd.daemon.listener import Listener, open_listener
 from posd.daemon.lock import StateDirLock
 from posd.daemon.notify import Notifier
 from posd.daemon.server import socket_gid
+from posd.daemon.signals import Signals
 from posd.errors import ConfigError, PosdError
 from posd.logs import configure_logging
 from posd.version import posd_version
@@ -81,15 +79,13 @@ class Daemon:
     def __init__(self, parts: DaemonParts) -> None:
         self.parts = parts
         self.config = parts.config
-        self._wake = threading.Event()
-        self._stop_requested = False
-        self._reload_requested = False
+        self._signals = Signals()
         self._backlog_read_at = float("-inf")
 
     def run(self, listener: Listener) -> int:
         parts = self.parts
         parts.server.start(listener)
-        self._install_signal_handlers()
+        self._signals.install()
         parts.notifier.ready(parts.views.summary_line())
         socket = "systemd (socket activation)" if listener.activated else str(listener.path)
         log.info("daemon.ready", socket=socket, version=posd_version())
@@ -97,28 +93,13 @@ class Daemon:
         self.stop()
         return 0
 
-    def _install_signal_handlers(self) -> None:
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            self._stop_requested = True
-            self._wake.set()
-
-        def on_reload(signum: int, frame: FrameType | None) -> None:
-            self._reload_requested = True
-            self._wake.set()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_reload)
-
     def _main_loop(self) -> None:
         notifier = self.parts.notifier
         tick = min(TICK_S, notifier.watchdog_interval_s or TICK_S)
         last_status = ""
-        while not self._stop_requested:
-            self._wake.wait(tick)
-            self._wake.clear()
-            if self._reload_requested:
-                self._reload_requested = False
+        while not self._signals.stop_requested:
+            self._signals.wait(tick)
+            if self._signals.take_reload():
                 self._reload()
             self.refresh_backlog()
             dead = self._dead_threads()

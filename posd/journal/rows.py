@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from posd.errors import UsageError
 from sync.outbox import JsonObject, OutboxRecord
@@ -172,31 +172,33 @@ COLUMN_INDEX = {
         + ["previous_chain"]
     )
 }
-_LINKED_COLUMNS = operator.itemgetter(
-    *(
-        COLUMN_INDEX[name]
-        for name in (
-            "seq",
-            "event_id",
-            "kind",
-            "captured_at",
-            "client_ref",
-            "store_id",
-            "terminal_id",
-            "meta",
-            "data_key_id",
-            "nonce",
-            "ciphertext",
-            "chain",
-            "attempts",
-            "provider",
-            "key_arn",
-            "algorithm",
-            "wrapped_key",
-            "encryption_context",
-        )
-    )
-)
+
+
+class _Linked(NamedTuple):
+    """The columns the lease's fast path reads, by position (`sqlite3.Row` looks a name up by
+    comparing it with each column in turn)."""
+
+    seq: int
+    event_id: str
+    kind: str
+    captured_at: str
+    client_ref: str | None
+    store_id: str
+    terminal_id: str
+    meta: Any
+    data_key_id: str
+    nonce: Any
+    ciphertext: Any
+    chain: Any
+    attempts: int
+    provider: str
+    key_arn: str
+    algorithm: str
+    wrapped_key: Any
+    encryption_context: str
+
+
+_LINKED_COLUMNS = operator.itemgetter(*(COLUMN_INDEX[name] for name in _Linked._fields))
 
 
 def linked_record(row: sqlite3.Row, link: bytes) -> OutboxRecord | None:
@@ -206,63 +208,51 @@ def linked_record(row: sqlite3.Row, link: bytes) -> OutboxRecord | None:
     (`wire.envelope.sealed_aad`), the metadata neither parsed nor encoded. A record sealed
     by posd passes; for anything else (tampered, damaged, metadata stored in another
     spelling) it is None and the full check (`verify.check_row`) decides and says why."""
-    (
-        seq,
-        event_id,
-        kind,
-        captured_at,
-        client_ref,
-        store_id,
-        terminal_id,
-        meta_json,
-        data_key_id,
-        nonce,
-        ciphertext,
-        chain,
-        attempts,
-        provider,
-        key_arn,
-        algorithm,
-        wrapped,
-        encryption_context,
-    ) = _LINKED_COLUMNS(row)
+    r = _Linked._make(_LINKED_COLUMNS(row))
+    nonce, ciphertext, chain, wrapped, meta_json = (
+        r.nonce,
+        r.ciphertext,
+        r.chain,
+        r.wrapped_key,
+        r.meta,
+    )
     if not (type(wrapped) is type(nonce) is type(ciphertext) is type(chain) is bytes):
         return None  # missing (NULL) or not what posd writes: the full check says which
     if type(meta_json) is not str:
         return None
     try:
         aad = sealed_aad(
-            seq,
-            event_id,
-            kind,
-            captured_at,
-            client_ref,
-            store_id,
-            terminal_id,
+            r.seq,
+            r.event_id,
+            r.kind,
+            r.captured_at,
+            r.client_ref,
+            r.store_id,
+            r.terminal_id,
             meta_json,
-            data_key_id,
+            r.data_key_id,
             _key_digest(wrapped),
         )
         if chain_next(link, aad, nonce, ciphertext) != chain:
             return None
         data_key = _wrapped_key(
-            data_key_id, provider, key_arn, algorithm, wrapped, encryption_context
+            r.data_key_id, r.provider, r.key_arn, r.algorithm, wrapped, r.encryption_context
         )
     except (ValueError, TypeError):  # a column of another type or text than posd writes
         return None
     return OutboxRecord(
-        seq=seq,
-        event_id=event_id,
-        kind=kind,
-        captured_at=captured_at,
-        client_ref=client_ref,
+        seq=r.seq,
+        event_id=r.event_id,
+        kind=r.kind,
+        captured_at=r.captured_at,
+        client_ref=r.client_ref,
         meta=JsonObject(meta_json),
         chain=chain.hex(),
         nonce=nonce,
         ciphertext=ciphertext,
         aad=aad,
         data_key=data_key,
-        attempts=attempts,
+        attempts=r.attempts,
         meta_json=meta_json,
     )
 

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
-import threading
 import time
-from types import FrameType
 
 import structlog
 
@@ -30,6 +27,7 @@ from posd.aws import config_session
 from posd.config import Config, load_config
 from posd.daemon.exits import for_systemd
 from posd.daemon.notify import Notifier
+from posd.daemon.signals import Signals
 from posd.errors import ConfigError, JournalError, PosdError
 from posd.journal import JOURNAL_FILE, Journal
 from posd.logs import configure_logging
@@ -106,13 +104,11 @@ class SyncDaemon:
         self.delivery = delivery
         self.notifier = notifier
         self.started_at = time.time()
-        self._wake = threading.Event()
-        self._stop_requested = False
-        self._reload_requested = False
+        self._signals = Signals()
         self.exit_code = 0
 
     def run(self) -> int:
-        self._install_signal_handlers()
+        self._signals.install()
         status = self.delivery.status()
         self._publish(status)
         self.notifier.ready(summary_line(status))
@@ -120,19 +116,6 @@ class SyncDaemon:
         self._main_loop()
         self.stop()
         return self.exit_code
-
-    def _install_signal_handlers(self) -> None:
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            self._stop_requested = True
-            self._wake.set()
-
-        def on_reload(signum: int, frame: FrameType | None) -> None:
-            self._reload_requested = True
-            self._wake.set()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_reload)
 
     def _publish(self, status: SyncStatus, stopped: bool = False) -> None:
         report = DeliveryReport(os.getpid(), self.started_at, time.time(), status, stopped)
@@ -147,11 +130,9 @@ class SyncDaemon:
         last_line = ""
         last_status: SyncStatus | None = None
         last_tick = last_publish = time.monotonic()
-        while not self._stop_requested:
-            self._wake.wait(PUBLISH_S)
-            self._wake.clear()
-            if self._reload_requested:
-                self._reload_requested = False
+        while not self._signals.stop_requested:
+            self._signals.wait(PUBLISH_S)
+            if self._signals.take_reload():
                 self._reload()
             now = time.monotonic()
             status = self.delivery.status()
