@@ -132,6 +132,16 @@ HELP: dict[str, tuple[str, tuple[str, ...]]] = {
         "(posd.service, Type=notify). Delivery is `posd sync run`, its own process.",
         ("posd run --config /etc/posd/posd.toml",),
     ),
+    "credentials": (
+        "The lane's AWS credentials: IAM Roles Anywhere's signing helper on loopback.",
+        ("posd credentials serve --config /etc/posd/posd.toml",),
+    ),
+    "credentials serve": (
+        "Run aws_signing_helper serve with [identity]'s certificate and key on the port of\n"
+        "[aws] credentials_endpoint (posd-credentials.service); the ARNs come from\n"
+        "TRUST_ANCHOR_ARN, PROFILE_ARN and ROLE_ARN (/etc/posd/roles-anywhere.env).",
+        ("posd credentials serve --config /etc/posd/posd.toml",),
+    ),
     "sync run": (
         "Run the delivery daemon: the journal to EventBridge, alarms and checkpoints, and\n"
         "purging what the cloud has proven (posd-sync.service, Type=notify). It needs the\n"

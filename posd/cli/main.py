@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "posd.cli.sim_cmd",
     "posd.cli.devices_cmd",
     "posd.cli.run_cmd",
+    "posd.cli.credentials_cmd",
 )
 
 

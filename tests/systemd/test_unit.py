@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,7 +33,7 @@ DAEMONS = (UNIT, SYNC_UNIT)
 DROP_IN = "endpoints.conf"
 MAX_EXPOSURE = 1.5
 INSTALLED_POSD = "/opt/posd/bin/posd "
-SIGNING_HELPER = "/usr/local/bin/aws_signing_helper"
+CONFIG = "/etc/posd/posd.toml"
 STATE_DIR = "/var/lib/posd"
 analyze = shutil.which("systemd-analyze") or "systemd-analyze"
 needs_analyze = pytest.mark.skipif(
@@ -42,12 +43,10 @@ needs_analyze = pytest.mark.skipif(
 
 def installed_here(tmp_path: Path) -> Path:
     """The units and their example drop-ins as an installer lays them out, naming this
-    checkout's interpreter for posd (the commands must exist for verify). The signing helper
-    is AWS's binary: where it is not installed, a command that exists stands in for it."""
-    helper = shutil.which(Path(SIGNING_HELPER).name) or shutil.which("true") or "/bin/true"
+    checkout's interpreter for posd (the commands must exist for verify)."""
     for unit in (*SERVICES, SOCKET_UNIT, TARGET):
         text = unit.read_text().replace(INSTALLED_POSD, f"{sys.executable} -m posd ")
-        (tmp_path / unit.name).write_text(text.replace(SIGNING_HELPER, helper))
+        (tmp_path / unit.name).write_text(text)
     for service in SERVICES:
         example = SYSTEMD / f"{service.name}.d" / f"{DROP_IN}.example"
         (tmp_path / f"{service.name}.d").mkdir()
@@ -165,11 +164,12 @@ def test_only_the_key_owner_runs_the_signing_helper(tmp_path: Path) -> None:
     capture's user never reads the key."""
     helper = unit_settings(CREDENTIALS_UNIT)
     assert helper["User"] == unit_settings(SYNC_UNIT)["User"]
-    command = helper["ExecStart"][0]
-    assert command.startswith(f"{SIGNING_HELPER} serve ") and "--private-key" in command
-    port = command.split("--port ", 1)[1].split()[0]
+    # posd runs the helper with [identity]'s files and the endpoint's port (one place names
+    # them: tests/posd/cli/test_credentials_cmd.py), and the ARNs from the EnvironmentFile.
+    assert helper["ExecStart"] == [f"{INSTALLED_POSD}credentials serve --config {CONFIG}"]
+    assert helper["EnvironmentFile"] == ["/etc/posd/roles-anywhere.env"]
     production = load_config(shipped_example(tmp_path, "posd.toml"))
-    assert production.aws.credentials_endpoint == f"http://127.0.0.1:{port}/"
+    assert urlsplit(production.aws.credentials_endpoint or "").hostname == "127.0.0.1"
 
 
 def test_the_api_socket_comes_from_the_socket_unit_and_outlives_restarts(tmp_path: Path) -> None:
