@@ -8,6 +8,7 @@ the damage (`salvage.py`). They commit with `synchronous=NORMAL` where they are 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from posd.journal.leasing import (
     MARK_DELIVERED,
     QUARANTINE,
     RELEASE_LEASES,
+    SEQ,
     Candidate,
+    Checked,
     PendingFloor,
     check_candidates,
     due,
@@ -33,7 +36,15 @@ from posd.journal.leasing import (
 )
 from posd.journal.rows import Unreadable, select_records_with_previous, seq_ceiling, walk_rows
 from posd.journal.salvage import Salvage
-from sync.outbox import Alarm, Checkpoint, Delivered, Lease, Quarantined, SideEvent
+from sync.outbox import (
+    Alarm,
+    Checkpoint,
+    Delivered,
+    Lease,
+    OutboxRecord,
+    Quarantined,
+    SideEvent,
+)
 
 log = structlog.get_logger("posd.journal")
 
@@ -43,6 +54,11 @@ RETRY_ONE = (
 )
 QUARANTINED_ONLY = "AND r.state = 'quarantined'"
 NOT_WRITTEN = "its row cannot be written (a damaged page)"
+# Records per delivery transaction. The capture process's append waits for the journal's
+# write lock while one of these is open, and a whole window's lease (hundreds of records)
+# held it up to 10-60 ms while a backlog drained (bench/capture_api.py); 64 records take
+# well under a millisecond on this class of machine, and the commits cost no fsync.
+DELIVERY_WRITE_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -91,18 +107,52 @@ class Delivery:
             except sqlite3.DatabaseError:  # a damaged page: read around it
                 candidates, damaged = self._salvage.due_around_damage(now, limit, void_after)
             checked = check_candidates(candidates)  # before the write lock is taken
+            result = self._settle_in_chunks(candidates, checked, now, lease_seconds, damaged)
+        for item in damaged:
+            self._salvage.quarantine_if_writable(item)
+        return result
+
+    def _settle_in_chunks(
+        self,
+        candidates: Sequence[Candidate],
+        checked: Checked,
+        now: float,
+        lease_seconds: float,
+        damaged: list[Quarantined],
+    ) -> Lease:
+        """`settle_lease` in transactions of `DELIVERY_WRITE_ROWS` records (the refused
+        go with the first). Where a damaged page breaks one, the candidates no transaction
+        settled yet are settled one by one around it (`Salvage.settle_each`)."""
+        leased: list[OutboxRecord] = []
+        refused: list[Quarantined] = []
+        settled: set[int] = set()
+        records = checked.leased
+        for start in range(0, max(len(records), 1), DELIVERY_WRITE_ROWS):
+            chunk = Checked(
+                records[start : start + DELIVERY_WRITE_ROWS], checked.refused if not start else []
+            )
             try:
-                result: Lease = self._db.write(
-                    lambda conn: settle_lease(
-                        conn, checked, now, lease_seconds, self._clock, damaged
+                part: Lease = self._db.write(
+                    functools.partial(
+                        settle_lease,
+                        checked=chunk,
+                        now=now,
+                        lease_seconds=lease_seconds,
+                        clock=self._clock,
                     ),
                     durable=False,
                 )
             except sqlite3.DatabaseError:
-                result = self._salvage.settle_each(candidates, now, lease_seconds, damaged)
-        for item in damaged:
-            self._salvage.quarantine_if_writable(item)
-        return result
+                rest = [c for c in candidates if int(c[0][SEQ]) not in settled]
+                part = self._salvage.settle_each(rest, now, lease_seconds, [])
+                leased.extend(part.records)
+                refused.extend(part.quarantined)
+                break
+            leased.extend(part.records)
+            refused.extend(part.quarantined)
+            settled.update(record.seq for record in chunk.leased)
+            settled.update(item.seq for item in chunk.refused)
+        return Lease(leased, [*refused, *damaged])
 
     def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
         rows = [(now, item.remote_event_id, item.seq) for item in delivered]
@@ -111,7 +161,7 @@ class Delivery:
             rows,
             changed=self._counts.count_delivered,
             durable=False,
-            body=lambda conn: mark_delivered(conn, rows),
+            body=mark_delivered,
         )
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
@@ -132,7 +182,7 @@ class Delivery:
         changed: Callable[[int | None], None] | None = None,
         *,
         durable: bool = True,
-        body: Callable[[sqlite3.Connection], int] | None = None,
+        body: Callable[[sqlite3.Connection, Sequence[Any]], int] | None = None,
     ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
@@ -146,20 +196,36 @@ class Delivery:
         changed: Callable[[int | None], None] | None = None,
         *,
         durable: bool = True,
-        body: Callable[[sqlite3.Connection], int] | None = None,
+        body: Callable[[sqlite3.Connection, Sequence[Any]], int] | None = None,
     ) -> list[int]:
-        """Run `sql` (seq last) for each parameter row in one transaction (`body`, if given,
-        does the same in fewer statements); where a damaged page breaks that, one transaction
-        per row (`Salvage.write_each`). Returns the seqs that could not be written. `changed`
-        is told, under the lock, how many rows changed once committed (None: not known, row
-        by row)."""
+        """Run `sql` (seq last) for each parameter row, `DELIVERY_WRITE_ROWS` rows to a
+        transaction (`body(conn, rows)`, if given, does the same in fewer statements); where
+        a damaged page breaks one, one transaction per row (`Salvage.write_each`). Returns
+        the seqs that could not be written. `changed` is told, under the lock, how many rows
+        changed once committed (None: not known, row by row)."""
+        failed: list[int] = []
+        for start in range(0, len(rows), DELIVERY_WRITE_ROWS):
+            chunk = rows[start : start + DELIVERY_WRITE_ROWS]
+            failed.extend(self._update_chunk(sql, chunk, changed, durable, body))
+        return failed
+
+    def _update_chunk(
+        self,
+        sql: str,
+        rows: Sequence[tuple[Any, ...]],
+        changed: Callable[[int | None], None] | None,
+        durable: bool,
+        body: Callable[[sqlite3.Connection, Sequence[Any]], int] | None,
+    ) -> list[int]:
         self._db.priority.yield_to_capture()
 
         def each_row(conn: sqlite3.Connection) -> int:
+            if body is not None:
+                return body(conn, rows)
             return int(conn.executemany(sql, rows).rowcount)
 
         try:
-            self._db.write(body or each_row, changed, durable=durable)
+            self._db.write(each_row, changed, durable=durable)
         except sqlite3.DatabaseError:
             pass
         else:
