@@ -261,7 +261,8 @@ def run(
     with_delivery: bool = True,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="posd-bench-", dir=where) as scratch:
+    # A short prefix: the API socket is in it, and AF_UNIX paths end at 107 bytes.
+    with tempfile.TemporaryDirectory(prefix="pb-", dir=where) as scratch:
         work = Path(scratch)
         (work / "idle").mkdir()
         (work / "rush").mkdir()

@@ -289,11 +289,12 @@ def purge_cost(state_dir: Path, expired: int) -> dict[str, Any]:
     with nothing left to purge (the usual tick). Setting their delivery time back is setup."""
     with Journal.open(state_dir) as journal:
         cutoff = time.time() - RETENTION_SECONDS
-        journal.inspection.writer.execute(
-            "UPDATE records SET delivered_at = ? WHERE seq <= ? AND state = 'delivered'",
+        delivery = journal.inspection.delivery  # delivery's own database (outcomes.py)
+        assert delivery is not None
+        delivery.execute(
+            "UPDATE outcomes SET delivered_at = ? WHERE seq <= ? AND state = 'delivered'",
             (cutoff - 1, expired),
         )
-        journal.summary()  # the one count of delivered records, as the daemon before READY
         due = timed_purge(journal, cutoff)
         if due["erased"] != expired:
             raise RuntimeError(f"purged {due['erased']} of {expired}")

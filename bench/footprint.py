@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from bench.backlog import copy_journal, fill_backlog, history_journal  # noqa: E
 from bench.cli_start import start_times  # noqa: E402
 from bench.daemon_config import STATE_DIR, STORE_ID, TERMINAL_ID, write_daemon_config  # noqa: E402
 from bench.endpoint import put_events_endpoint  # noqa: E402
-from posd.journal import JOURNAL_FILE  # noqa: E402
+from posd.journal import Journal  # noqa: E402
 
 DEFAULT_BACKLOG = 100_000
 DEFAULT_RUNS = 3
@@ -222,10 +221,8 @@ def idle(where: Path, endpoint: str, runs: int) -> dict[str, Any]:
 
 
 def _pending(state_dir: Path) -> int:
-    with sqlite3.connect(f"{(state_dir / JOURNAL_FILE).as_uri()}?mode=ro", uri=True) as conn:
-        return int(
-            conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()[0]
-        )
+    with Journal.open_read_only(state_dir) as journal:
+        return journal.summary().pending
 
 
 def draining(where: Path, endpoint: str, backlog: int) -> dict[str, Any]:

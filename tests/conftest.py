@@ -14,6 +14,7 @@ import structlog
 
 from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
+from posd.journal.files import DELIVERY_FILE
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
@@ -143,8 +144,10 @@ def kms_key_arn(kms_client: Any) -> str:
 
 def query_file(journal: Journal, sql: str, *args: object) -> list[tuple[Any, ...]]:
     """Rows of `sql` read from the journal's file through a connection of its own, as an
-    operator with the sqlite3 shell would: tests look at the file, not the object's insides."""
+    operator with the sqlite3 shell would: tests look at the file, not the object's insides.
+    Delivery's database (`posd.journal.outcomes`) is attached as `delivery`."""
     conn = sqlite3.connect(journal.path, isolation_level=None)
+    conn.execute("ATTACH DATABASE ? AS delivery", (str(journal.path.with_name(DELIVERY_FILE)),))
     try:
         return [tuple(row) for row in conn.execute(sql, args).fetchall()]
     finally:

@@ -105,36 +105,50 @@ def _checkpoint(row: sqlite3.Row) -> Checkpoint:
     )
 
 
+# Which checkpoints EventBridge took is delivery's to know (`outcomes.py`): these read the
+# journal's reader connection, delivery's database attached to it.
+_UNSENT = (
+    "NOT EXISTS (SELECT 1 FROM delivery.checkpoints_sent s "
+    "WHERE s.checkpoint_id = checkpoints.checkpoint_id)"
+)
+
+
 def unsent(conn: sqlite3.Connection, limit: int) -> list[Checkpoint]:
     """Checkpoints EventBridge has not accepted yet, oldest first."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM checkpoints WHERE sent_at IS NULL "  # noqa: S608 - constant
+        f"SELECT {_COLUMNS} FROM checkpoints WHERE {_UNSENT} "  # noqa: S608 - constant
         "ORDER BY checkpoint_id LIMIT ?",
         (limit,),
     ).fetchall()
     return [_checkpoint(row) for row in rows]
 
 
-MARK_SENT = "UPDATE checkpoints SET sent_at = ? WHERE checkpoint_id = ?"
+# On delivery's own connection; parameters (sent_at, checkpoint_id).
+MARK_SENT = "INSERT OR IGNORE INTO checkpoints_sent (sent_at, checkpoint_id) VALUES (?, ?)"
+SENT_IDS = "SELECT checkpoint_id FROM checkpoints_sent"
 
 
-def forget_sent(conn: sqlite3.Connection) -> int:
-    """Delete sent checkpoints whose records purge removed, keeping the newest checkpoint."""
+def forget_sent(conn: sqlite3.Connection, sent: frozenset[int]) -> int:
+    """Delete the `sent` checkpoints whose records purge removed, keeping the newest one."""
     anchor = read_anchor(conn)
-    if anchor is None:
+    if anchor is None or not sent:
         return 0
-    return int(
-        conn.execute(
-            "DELETE FROM checkpoints WHERE sent_at IS NOT NULL AND last_seq <= ? "
-            "AND last_seq < (SELECT MAX(last_seq) FROM checkpoints)",
-            (anchor[0],),
-        ).rowcount
-    )
+    rows = conn.execute(
+        "SELECT checkpoint_id FROM checkpoints WHERE last_seq <= ? "
+        "AND last_seq < (SELECT MAX(last_seq) FROM checkpoints)",
+        (anchor[0],),
+    ).fetchall()
+    gone = [(row[0],) for row in rows if row[0] in sent]
+    conn.executemany("DELETE FROM checkpoints WHERE checkpoint_id = ?", gone)
+    return len(gone)
 
 
 def status(conn: sqlite3.Connection) -> CheckpointStatus:
+    """On the journal's reader connection (delivery's database attached)."""
     last = conn.execute("SELECT MAX(last_seq) FROM checkpoints").fetchone()[0]
-    pending = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE sent_at IS NULL").fetchone()[0]
+    pending = conn.execute(
+        f"SELECT COUNT(*) FROM checkpoints WHERE {_UNSENT}"  # noqa: S608 - constant
+    ).fetchone()[0]
     newest = conn.execute("SELECT MAX(seq) FROM records").fetchone()[0]
     uncovered = max(int(newest or 0) - covered_through(conn)[0], 0)
     return CheckpointStatus(None if last is None else int(last), int(pending), uncovered)

@@ -2,8 +2,9 @@
 whole-journal stats of `posd journal stats`.
 
 A summary must cost what the backlog does, not what the journal holds: the backlog is read
-through the partial indexes of pending and quarantined records (schema v3) on the reader
-connection, and the delivered count is counted once, then kept by the writer's own commits.
+from the pending floor on, on the reader connection with delivery's database attached
+(`outcomes.py`), where the quarantined records have an index and the delivered count is kept
+by the writes that change it.
 Where a damaged page breaks the aggregate queries, `salvage.py` counts what can be read.
 """
 
@@ -19,6 +20,7 @@ from posd.journal.backlog import BacklogBound
 from posd.journal.checkpoints import CheckpointStatus
 from posd.journal.database import Database
 from posd.journal.files import size_on_disk
+from posd.journal.outcomes import DELIVERED_COUNT, FLOOR, IS_PENDING, OUTCOME_JOIN, STATE
 from posd.journal.rows import MAX_AMOUNT_MINOR, RecordState
 from posd.journal.salvage import Salvage
 from sync.outbox import TAMPERED_PREFIX, OutboxSummary
@@ -28,21 +30,18 @@ TAMPERED = "tampered"
 
 
 class Counts:
-    """The summary (with the backlog bound it feeds) and the cached delivered count."""
+    """The summary, and the backlog bound it feeds."""
 
     def __init__(self, db: Database, backlog: BacklogBound, salvage: Salvage) -> None:
         self._db = db
         self._backlog = backlog
         self._salvage = salvage
-        # Delivered records, counted once and then kept by this connection's own writes
-        # (`delivered_count`), so that `summary` costs what the backlog does, not the journal.
-        self._delivered: int | None = None
-        self._delivered_version: int | None = None
 
     def summary(self) -> OutboxSummary:
-        """Exact counts: the backlog read on the reader connection (through the partial
-        indexes of pending and quarantined records: it costs what the backlog does), the
-        delivered count from the writer's cache (`delivered_count`)."""
+        """Exact counts from one read transaction on the reader connection: the backlog from
+        the pending floor on (it costs what the backlog does), the rest from delivery's
+        database (`outcomes.py`: quarantined records through their index, the delivered
+        count as its writes keep it)."""
         taken_at = time.monotonic()
         try:
             with self._db.read_lock:
@@ -58,47 +57,15 @@ class Counts:
         conn = self._db.reader
         conn.execute("BEGIN")
         try:
-            counts = _backlog_counts(conn)
-            counts[RecordState.DELIVERED] = self._delivered_without_waiting(conn)
+            # Opened read-only, for a technician (`posd status` on a stopped lane): every row
+            # is read, so a damaged page anywhere is found (and counted around, as `unreadable`),
+            # not only one in the backlog.
+            counts = _state_counts(conn) if self._db.read_only else _backlog_counts(conn)
             summary = summary_of(conn, counts)
             through_seq = conn.execute("SELECT MAX(seq) FROM records").fetchone()[0]
         finally:
             conn.execute("COMMIT")  # ends the read transaction; nothing was written
         return summary, int(through_seq or 0)
-
-    def _delivered_without_waiting(self, reader: sqlite3.Connection) -> int:
-        """The delivered count for a summary, which never waits for the writer: the writer's
-        cache when its lock is free; else the cache as last kept (a settlement in progress
-        may not be in it yet: a status figure, no limit depends on it); else a count on the
-        reader connection."""
-        if self._db.lock.acquire(blocking=False):
-            try:
-                return self.delivered_count(self._db.writer)
-            finally:
-                self._db.lock.release()
-        cached = self._delivered
-        if cached is not None:
-            return cached
-        row = reader.execute("SELECT COUNT(*) FROM records WHERE state = 'delivered'").fetchone()
-        return int(row[0])
-
-    def delivered_count(self, conn: sqlite3.Connection) -> int:
-        """Delivered records: counted once (the one scan of the whole journal), then kept by
-        this connection's own writes (`count_delivered`); a commit by another connection
-        (`PRAGMA data_version` changed) has it counted again. Call under `Database.lock`."""
-        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
-        if self._delivered is None or version != self._delivered_version:
-            self._delivered = int(
-                conn.execute("SELECT COUNT(*) FROM records WHERE state = 'delivered'").fetchone()[0]
-            )
-            self._delivered_version = version
-        return self._delivered
-
-    def count_delivered(self, changed: int | None) -> None:
-        """This connection committed `changed` more (fewer, if negative) delivered records;
-        None: not known, count again."""
-        if self._delivered is not None:
-            self._delivered = None if changed is None else self._delivered + changed
 
 
 def stats(
@@ -108,12 +75,12 @@ def stats(
     checkpoint_status: Callable[[], CheckpointStatus],
 ) -> dict[str, Any]:
     """Counts, bounds, backlog and size, for `posd journal stats` (read-only queries)."""
-    with db.lock:
-        counts = _state_counts(db.writer)
-        summary = summary_of(db.writer, counts)
+    with db.read_lock:
+        counts = _state_counts(db.reader)
+        summary = summary_of(db.reader, counts)
         import sqlite_utils  # inspection only: the hot paths never load it
 
-        queries = sqlite_utils.Database(db.writer)
+        queries = sqlite_utils.Database(db.reader)
         bounds = next(queries.query("SELECT MIN(seq) AS first, MAX(seq) AS last FROM records"))
         keys = {
             row["provider"]: row["count"]
@@ -138,16 +105,25 @@ def stats(
 
 
 def _backlog_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Pending, quarantined and tampered records for `summary`, at a cost that grows with
-    the backlog, not with the journal: through their partial indexes (schema v3)."""
-    pending = conn.execute("SELECT COUNT(*) FROM records WHERE state = 'pending'").fetchone()
+    """Pending, quarantined, tampered and delivered records for `summary`, at a cost that
+    grows with the backlog, not with the journal: pending from the pending floor on,
+    quarantined through their index in delivery's database, delivered as kept there."""
+    pending = conn.execute(
+        f"SELECT COUNT(*) FROM records r {OUTCOME_JOIN} "  # noqa: S608 - constants
+        f"WHERE r.seq >= {FLOOR} AND {IS_PENDING}"
+    ).fetchone()
     quarantined, tampered = conn.execute(
-        "SELECT COUNT(*), TOTAL(last_error LIKE ? || '%') FROM records WHERE state = 'quarantined'",
+        "SELECT COUNT(*), TOTAL(last_error LIKE ? || '%') FROM delivery.outcomes "
+        "WHERE state = 'quarantined'",
         (TAMPERED_PREFIX,),
+    ).fetchone()
+    delivered = conn.execute(
+        "SELECT value FROM delivery.delivery_state WHERE name = ?", (DELIVERED_COUNT,)
     ).fetchone()
     return {
         RecordState.PENDING: int(pending[0]),
         RecordState.QUARANTINED: int(quarantined),
+        RecordState.DELIVERED: int(delivered[0]) if delivered else 0,
         TAMPERED: int(tampered),
     }
 
@@ -155,8 +131,8 @@ def _backlog_counts(conn: sqlite3.Connection) -> dict[str, int]:
 def _state_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Records by state, plus `tampered` (quarantined ones that failed their check)."""
     rows = conn.execute(
-        "SELECT state, state = 'quarantined' AND last_error LIKE ? || '%', COUNT(*) "
-        "FROM records GROUP BY 1, 2",
+        f"SELECT {STATE}, {STATE} = 'quarantined' AND o.last_error LIKE ? || '%', "  # noqa: S608
+        f"COUNT(*) FROM records r {OUTCOME_JOIN} GROUP BY 1, 2",
         (TAMPERED_PREFIX,),
     )
     counts: dict[str, int] = {}
@@ -169,17 +145,19 @@ def _state_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def summary_of(conn: sqlite3.Connection, counts: Mapping[str, int]) -> OutboxSummary:
     oldest = conn.execute(
-        "SELECT captured_at FROM records WHERE state = 'pending' ORDER BY seq LIMIT 1"
+        f"SELECT r.captured_at FROM records r {OUTCOME_JOIN} "  # noqa: S608 - constants
+        f"WHERE r.seq >= {FLOOR} AND {IS_PENDING} ORDER BY r.seq LIMIT 1"
     ).fetchone()
     # Any one record's bytes may be damaged: only valid JSON with an integer amount in
     # range is summed, and TOTAL (a float) cannot overflow where SUM would raise.
     amounts = conn.execute(
-        "SELECT json_extract(meta, '$.currency'), "
-        "TOTAL(json_extract(meta, '$.amount')) "
-        "FROM records WHERE state = 'pending' AND json_valid(meta) "
-        "AND json_type(meta, '$.currency') = 'text' "
-        "AND json_type(meta, '$.amount') = 'integer' "
-        "AND json_extract(meta, '$.amount') BETWEEN 0 AND ? "
+        "SELECT json_extract(r.meta, '$.currency'), "  # noqa: S608 - constants
+        "TOTAL(json_extract(r.meta, '$.amount')) "
+        f"FROM records r {OUTCOME_JOIN} WHERE r.seq >= {FLOOR} AND {IS_PENDING} "
+        "AND json_valid(r.meta) "
+        "AND json_type(r.meta, '$.currency') = 'text' "
+        "AND json_type(r.meta, '$.amount') = 'integer' "
+        "AND json_extract(r.meta, '$.amount') BETWEEN 0 AND ? "
         "GROUP BY 1",
         (MAX_AMOUNT_MINOR,),
     ).fetchall()

@@ -1,10 +1,12 @@
-"""The journal's database: its two connections, the lock, transactions, and its identity.
+"""The journal's database: its connections, the lock, transactions, and its identity.
 
-Every write runs on the writer connection in one IMMEDIATE transaction under `lock` (`write`).
-Summaries scan every record: they run on their own reader connection (WAL readers never wait
-for the writer, and SQLite lets go of the GIL while it steps), so that a payment's append does
-not queue behind one under `lock`. Writers from other processes (the CLI) coordinate through
-SQLite's locks and `busy_timeout`.
+Every journal write runs on the writer connection in one IMMEDIATE transaction under `lock`
+(`write`); delivery's writes run on delivery's own database (`outcomes.py`) the same way
+(`write_delivery`), a file whose lock the journal's appends never take. Reads run on their
+own reader connection, with delivery's database attached to it as `delivery` (WAL readers never
+wait for a writer, and SQLite lets go of the GIL while it steps), so that a payment's append
+does not queue behind one under `lock`. Writers from other processes (the CLI) coordinate
+through SQLite's locks and `busy_timeout`.
 
 One `Database` is the state the journal's parts share (append, lease and settle, salvage,
 counts, retention): each is handed it explicitly.
@@ -20,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from posd.errors import JournalError, SchemaError
-from posd.journal.files import prepare_state_file
+from posd.journal import outcomes
+from posd.journal.files import JOURNAL_FILE, prepare_state_file
 from posd.journal.identity import IdentityFile, refuse_blank, stored_journal_id
 from posd.journal.priority import CapturePriority
 from posd.journal.schema import SCHEMA_VERSION, migrate, schema_version
@@ -39,6 +44,10 @@ DURABLE_SYNCHRONOUS = "PRAGMA synchronous=FULL"
 BOOKKEEPING_SYNCHRONOUS = "PRAGMA synchronous=NORMAL"
 SYNCHRONOUS_NAMES = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 
+UNKNOWN_JOURNAL = outcomes.UNKNOWN_JOURNAL
+
+log = structlog.get_logger("posd.journal")
+
 
 @dataclass(frozen=True)
 class Inspection:
@@ -50,6 +59,7 @@ class Inspection:
     writer: sqlite3.Connection
     reader: sqlite3.Connection
     lock: threading.RLock
+    delivery: sqlite3.Connection | None  # delivery's own database (`outcomes.py`)
 
 
 class Database:
@@ -71,6 +81,8 @@ class Database:
         self.priority = priority
         self.lock = threading.RLock()
         self.read_lock = threading.Lock()
+        self.delivery_path = outcomes.path_of(path.parent)
+        self.outcomes: sqlite3.Connection | None = None
         if not read_only:
             prepare_state_file(path)
         try:
@@ -83,11 +95,37 @@ class Database:
                     raise refuse_blank(path.parent, identity)
                 self._configure()
                 migrate(self.writer, str(path))
+            journal_id = stored_journal_id(self.writer) or UNKNOWN_JOURNAL
+            if not read_only:
+                self.outcomes = self._open_outcomes(journal_id)
             self.reader = connect(path, read_only)
+            outcomes.attach(
+                self.reader, self.delivery_path, read_only=read_only, journal_id=journal_id
+            )
             self.reader.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{path}: cannot open journal: {error}") from error
         self.identity = identity
+
+    def _open_outcomes(self, journal_id: str) -> sqlite3.Connection:
+        """Delivery's database (`outcomes.py`), made if missing; one that belongs to another
+        journal (the journal was reset since) is set aside and made anew."""
+        path = self.delivery_path
+        prepare_state_file(path)
+        conn = connect(path, read_only=False)
+        _configure_wal(conn, path)
+        outcomes.check_version(conn, path)
+        outcomes.create(conn, self.path, journal_id)
+        owner = outcomes.journal_id_of(conn)
+        if owner == journal_id:
+            return conn
+        if owner == UNKNOWN_JOURNAL:  # made before the journal had its identity
+            outcomes.adopt(conn, journal_id)
+            return conn
+        conn.close()
+        aside = outcomes.set_aside(path)
+        log.warning("journal.delivery_db_set_aside", path=str(aside), belonged_to=owner)
+        return self._open_outcomes(journal_id)
 
     def _check_schema_read_only(self) -> None:
         version = schema_version(self.writer)
@@ -103,14 +141,8 @@ class Database:
             )
 
     def _configure(self) -> None:
-        conn = self.writer
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise JournalError(f"{self.path}: cannot switch the journal to WAL mode")
-        conn.execute(DURABLE_SYNCHRONOUS)
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(BUSY_WAIT)
+        _configure_wal(self.writer, self.path)
+        self.writer.execute("PRAGMA foreign_keys=ON")
 
     def journal_id(self) -> str:
         if self.identity is not None:
@@ -135,7 +167,44 @@ class Database:
         }
 
     def inspection(self) -> Inspection:
-        return Inspection(self.writer, self.reader, self.lock)
+        return Inspection(self.writer, self.reader, self.lock, self.outcomes)
+
+    def adopt_journal_id(self) -> None:
+        """Record in delivery's database the identity a new journal was just given."""
+        journal_id = stored_journal_id(self.writer)
+        if self.outcomes is not None and journal_id is not None:
+            outcomes.adopt(self.outcomes, journal_id)
+
+    def delivery_connection(self) -> sqlite3.Connection:
+        """Delivery's database's own connection (writable opens only)."""
+        if self.outcomes is None:
+            raise JournalError(f"{self.delivery_path}: opened read-only")
+        return self.outcomes
+
+    def delivery_version(self) -> int:
+        """`PRAGMA data_version` of delivery's database: it changes when another connection
+        (another process: the CLI's retry) committed to it."""
+        return int(self.delivery_connection().execute("PRAGMA data_version").fetchone()[0])
+
+    def write_delivery(
+        self,
+        body: Callable[[sqlite3.Connection], Any],
+        on_commit: Callable[[Any], None] | None = None,
+        *,
+        durable: bool = False,
+    ) -> Any:
+        """`write` on delivery's own database (`outcomes.py`): its write lock is not the
+        journal's, so neither capture priority nor a payment's append is involved. Durable or
+        not as in `write` (bookkeeping by default)."""
+        conn = self.delivery_connection()
+        with self.lock:
+            if durable:
+                conn.execute(DURABLE_SYNCHRONOUS)
+            try:
+                return self._transaction(conn, body, on_commit, prompt=False, yielding=False)
+            finally:
+                if durable:
+                    conn.execute(BOOKKEEPING_SYNCHRONOUS)
 
     def write(
         self,
@@ -169,12 +238,15 @@ class Database:
         body: Callable[[sqlite3.Connection], Any],
         on_commit: Callable[[Any], None] | None,
         prompt: bool,
+        yielding: bool = True,
     ) -> Any:
         try:
             if prompt:
                 _begin_promptly(conn)
-            else:
+            elif yielding:
                 self._begin_after_capture(conn)
+            else:
+                conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             raise JournalError(f"{self.path}: journal is busy: {error}") from error
         try:
@@ -220,12 +292,25 @@ def _begin_promptly(conn: sqlite3.Connection) -> None:
 
 
 def connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    """A connection to `path` (URI filenames on: `outcomes.attach` attaches by URI)."""
     conn = sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path),
+        f"{path.resolve().as_uri()}{'?mode=ro' if read_only else ''}",
         isolation_level=None,
         check_same_thread=False,
         timeout=BUSY_TIMEOUT_MS / 1000,
-        uri=read_only,
+        uri=True,
     )
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _configure_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """WAL, `secure_delete` (what is erased is overwritten) and the busy wait; the journal
+    commits with `synchronous=FULL`, delivery's database with NORMAL (bookkeeping, see
+    `posd.journal.store`) unless a write asks to be durable."""
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise JournalError(f"{path}: cannot switch to WAL mode")
+    conn.execute(DURABLE_SYNCHRONOUS if path.name == JOURNAL_FILE else BOOKKEEPING_SYNCHRONOUS)
+    conn.execute("PRAGMA secure_delete=ON")
+    conn.execute(BUSY_WAIT)

@@ -18,7 +18,6 @@ import structlog
 
 from posd.journal import checkpoints
 from posd.journal.backlog import BacklogBound
-from posd.journal.counts import Counts
 from posd.journal.database import Database
 from posd.journal.leasing import (
     MARK_DELIVERED,
@@ -30,7 +29,6 @@ from posd.journal.leasing import (
     PendingFloor,
     check_candidates,
     due,
-    mark_delivered,
     settle_lease,
     would_quarantine,
 )
@@ -49,10 +47,22 @@ from sync.outbox import (
 log = structlog.get_logger("posd.journal")
 
 RETRY_ONE = (
-    "UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = 0, leased_until = 0 "
+    "UPDATE outcomes SET state = 'pending', attempts = 0, next_attempt_at = 0, leased_until = 0 "
     "WHERE seq = ? AND state = 'quarantined'"
 )
-QUARANTINED_ONLY = "AND r.state = 'quarantined'"
+# Retried records are pending again below the floor kept for summaries: lowered at once, and
+# the epoch moved so that a lease that read the floor before cannot raise it back.
+LOWER_FLOOR = (
+    "UPDATE delivery_state SET value = CASE name WHEN 'pending_floor' THEN MIN(value, ?) "
+    "ELSE value + 1 END WHERE name IN ('pending_floor', 'floor_epoch')"
+)
+SCHEDULE_RETRY = (
+    "INSERT INTO outcomes (seq, attempts, next_attempt_at, last_error) VALUES (?3, 1, ?1, ?2) "
+    "ON CONFLICT (seq) DO UPDATE SET attempts = attempts + 1, "
+    "next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, "
+    "leased_until = 0 WHERE state = 'pending'"
+)
+QUARANTINED_ONLY = "AND o.state = 'quarantined'"
 NOT_WRITTEN = "its row cannot be written (a damaged page)"
 # Records per delivery transaction. The capture process's append waits for the journal's
 # write lock while one of these is open, and a whole window's lease (hundreds of records)
@@ -76,14 +86,12 @@ class Delivery:
         db: Database,
         floor: PendingFloor,
         salvage: Salvage,
-        counts: Counts,
         backlog: BacklogBound,
         clock: Callable[[], float],
     ) -> None:
         self._db = db
         self._floor = floor
         self._salvage = salvage
-        self._counts = counts
         self._backlog = backlog
         self._clock = clock
 
@@ -94,15 +102,21 @@ class Delivery:
         changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
         read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
         """
-        self._db.priority.yield_to_capture()
+        self._db.priority.yield_to_capture(elsewhere=False)
         with self._db.lock:
-            # Rows are read before the write transaction: a damaged page met inside one
-            # poisons it, so only rows that could be read are ever written.
             void_after = now + lease_seconds
+            version = self._db.delivery_version()
             try:
-                candidates: list[Candidate] = due(
-                    self._db.writer, self._floor, now, limit, void_after, self._salvage.may_lease
-                )
+                with self._db.read_lock:
+                    candidates: list[Candidate] = due(
+                        self._db.reader,
+                        self._floor,
+                        version,
+                        now,
+                        limit,
+                        void_after,
+                        self._salvage.may_lease,
+                    )
                 damaged: list[Quarantined] = []
             except sqlite3.DatabaseError:  # a damaged page: read around it
                 candidates, damaged = self._salvage.due_around_damage(now, limit, void_after)
@@ -123,24 +137,26 @@ class Delivery:
         """`settle_lease` in transactions of `DELIVERY_WRITE_ROWS` records (the refused
         go with the first). Where a damaged page breaks one, the candidates no transaction
         settled yet are settled one by one around it (`Salvage.settle_each`)."""
+        records = checked.leased
+        if not records and not checked.refused and self._floor.seq == self._floor.kept:
+            return Lease([], damaged)  # nothing to write: an idle engine's lease reads only
         leased: list[OutboxRecord] = []
         refused: list[Quarantined] = []
         settled: set[int] = set()
-        records = checked.leased
         for start in range(0, max(len(records), 1), DELIVERY_WRITE_ROWS):
             chunk = Checked(
                 records[start : start + DELIVERY_WRITE_ROWS], checked.refused if not start else []
             )
             try:
-                part: Lease = self._db.write(
+                part: Lease = self._db.write_delivery(
                     functools.partial(
                         settle_lease,
                         checked=chunk,
                         now=now,
                         lease_seconds=lease_seconds,
                         clock=self._clock,
-                    ),
-                    durable=False,
+                        floor=None if start else self._floor,
+                    )
                 )
             except sqlite3.DatabaseError:
                 rest = [c for c in candidates if int(c[0][SEQ]) not in settled]
@@ -156,20 +172,11 @@ class Delivery:
 
     def mark_delivered(self, delivered: Sequence[Delivered], now: float) -> None:
         rows = [(now, item.remote_event_id, item.seq) for item in delivered]
-        self._settle_rows(
-            MARK_DELIVERED,
-            rows,
-            changed=self._counts.count_delivered,
-            durable=False,
-            body=mark_delivered,
-        )
+        self._settle_rows(MARK_DELIVERED, rows, durable=False)
 
     def schedule_retry(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
         self._update_rows(
-            "UPDATE records SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
-            "leased_until = 0 WHERE seq = ? AND state = 'pending'",
-            [(next_attempt_at, error, seq) for seq in seqs],
-            durable=False,
+            SCHEDULE_RETRY, [(next_attempt_at, error, seq) for seq in seqs], durable=False
         )
 
     def quarantine(self, seq: int, reason: str) -> None:
@@ -179,79 +186,70 @@ class Delivery:
         self,
         sql: str,
         rows: Sequence[tuple[Any, ...]],
-        changed: Callable[[int | None], None] | None = None,
         *,
         durable: bool = True,
-        body: Callable[[sqlite3.Connection, Sequence[Any]], int] | None = None,
     ) -> None:
         """A final state (delivered, quarantined): one the file cannot take is kept in memory
         so this process does not lease the record again."""
-        failed = self._update_rows(sql, rows, changed, durable=durable, body=body)
+        failed = self._update_rows(sql, rows, durable=durable)
         self._salvage.settled(failed)
 
     def _update_rows(
         self,
         sql: str,
         rows: Sequence[tuple[Any, ...]],
-        changed: Callable[[int | None], None] | None = None,
         *,
         durable: bool = True,
-        body: Callable[[sqlite3.Connection, Sequence[Any]], int] | None = None,
     ) -> list[int]:
         """Run `sql` (seq last) for each parameter row, `DELIVERY_WRITE_ROWS` rows to a
-        transaction (`body(conn, rows)`, if given, does the same in fewer statements); where
-        a damaged page breaks one, one transaction per row (`Salvage.write_each`). Returns
-        the seqs that could not be written. `changed` is told, under the lock, how many rows
-        changed once committed (None: not known, row by row)."""
+        transaction; where a damaged page breaks one, one transaction per row
+        (`Salvage.write_each`). Returns the seqs that could not be written."""
         failed: list[int] = []
         for start in range(0, len(rows), DELIVERY_WRITE_ROWS):
             chunk = rows[start : start + DELIVERY_WRITE_ROWS]
-            failed.extend(self._update_chunk(sql, chunk, changed, durable, body))
+            failed.extend(self._update_chunk(sql, chunk, durable))
         return failed
 
     def _update_chunk(
         self,
         sql: str,
         rows: Sequence[tuple[Any, ...]],
-        changed: Callable[[int | None], None] | None,
         durable: bool,
-        body: Callable[[sqlite3.Connection, Sequence[Any]], int] | None,
     ) -> list[int]:
-        self._db.priority.yield_to_capture()
+        self._db.priority.yield_to_capture(elsewhere=False)
 
         def each_row(conn: sqlite3.Connection) -> int:
-            if body is not None:
-                return body(conn, rows)
             return int(conn.executemany(sql, rows).rowcount)
 
         try:
-            self._db.write(each_row, changed, durable=durable)
+            self._db.write_delivery(each_row, durable=durable)
         except sqlite3.DatabaseError:
             pass
         else:
             self._salvage.rows_written()
             return []
-        if changed is not None:
-            with self._db.lock:
-                changed(None)
         return self._salvage.write_each(sql, rows, durable=durable)
 
     def pending_alarms(self, limit: int) -> Sequence[Alarm]:
         with self._db.lock:
-            rows = self._db.writer.execute(
-                "SELECT alarm_id, event_id, kind, seq, detail, raised_at FROM alarms "
-                "WHERE sent_at IS NULL ORDER BY alarm_id LIMIT ?",
-                (limit,),
-            ).fetchall()
+            rows = (
+                self._db.delivery_connection()
+                .execute(
+                    "SELECT alarm_id, event_id, kind, seq, detail, raised_at FROM alarms "
+                    "WHERE sent_at IS NULL ORDER BY alarm_id LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )
         return [Alarm(*row) for row in rows]
 
     def pending_side_events(self, limit: int) -> Sequence[SideEvent]:
         alarms = self.pending_alarms(limit)
         if len(alarms) >= limit:
             return alarms
-        with self._db.lock:
+        with self._db.read_lock:
             try:
-                return [*alarms, *checkpoints.unsent(self._db.writer, limit - len(alarms))]
+                return [*alarms, *checkpoints.unsent(self._db.reader, limit - len(alarms))]
             except sqlite3.DatabaseError as error:
                 # A damaged page under the checkpoints: the alarms still go out, and verify
                 # names the damage (like any other page of the file).
@@ -278,11 +276,12 @@ class Delivery:
 
             def body(conn: sqlite3.Connection) -> int:
                 count = conn.executemany(RETRY_ONE, [(seq,) for seq in retry]).rowcount
+                conn.execute(LOWER_FLOOR, (min(retry),))
                 self._floor.seq = 0  # under the lock: no lease can move it past these
                 return int(count)
 
             try:
-                returned = self._db.write(body)
+                returned = self._db.write_delivery(body, durable=True)
             except sqlite3.DatabaseError:
                 failed = self._salvage.write_each(
                     RETRY_ONE, [(seq,) for seq in retry], durable=True
@@ -302,7 +301,12 @@ class Delivery:
     def retriable_quarantined(self) -> tuple[list[int], list[Quarantined]]:
         """The quarantined seqs that would pass a lease's checks, and the rest with why not.
         Reads only; call under `Database.lock`."""
-        conn = self._db.writer
+        with self._db.read_lock:
+            return self._retriable_quarantined(self._db.reader)
+
+    def _retriable_quarantined(
+        self, conn: sqlite3.Connection
+    ) -> tuple[list[int], list[Quarantined]]:
         ceiling = seq_ceiling(conn, self._db.issued_through())
         retry: list[int] = []
         refused: list[Quarantined] = []
@@ -328,7 +332,7 @@ class Delivery:
             return conn.execute(RELEASE_LEASES).rowcount
 
         try:
-            released: int = self._db.write(body)
+            released: int = self._db.write_delivery(body, durable=True)
         except sqlite3.DatabaseError:
             return self._salvage.release_leases_around_damage()
         return released

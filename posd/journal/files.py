@@ -15,6 +15,7 @@ from pathlib import Path
 from posd.errors import JournalError
 
 JOURNAL_FILE = "journal.db"
+DELIVERY_FILE = "delivery.db"  # delivery's own database: see posd.journal.outcomes
 IDENTITY_FILE = "journal.identity"  # see posd.journal.identity
 LOCK_FILE = "posd.lock"  # see posd.daemon.lock
 SYNC_LOCK_FILE = "sync.lock"  # the delivery daemon's own (posd.daemon.lock, posd.syncd)

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 
 from posd.ids import uuid7_str
 from posd.journal.identity import accepted_gap, chain_at
+from posd.journal.outcomes import IS_PENDING, OUTCOME_JOIN
 from posd.journal.rows import (
     COLUMN_INDEX,
+    LEASED_UNTIL,
+    NEXT_ATTEMPT_AT,
     linked_record,
     outbox_record,
     select_records_with_previous,
@@ -25,15 +28,20 @@ from sync.outbox import TAMPERED_PREFIX, Lease, OutboxRecord, Quarantined
 from sync.timestamps import rfc3339
 from wire.events import TAMPERED_RECORD_ALARM
 
+# Writes to delivery's own database (`outcomes.py`, on `Database.outcomes`): a record without
+# an outcome row is pending, so each write inserts one or updates the one there while the
+# record is still pending. Parameters are (reason, seq) and the like: seq last.
 QUARANTINE = (
-    "UPDATE records SET state = 'quarantined', last_error = ?, leased_until = 0 "
-    "WHERE seq = ? AND state = 'pending'"
+    "INSERT INTO outcomes (seq, state, last_error) VALUES (?2, 'quarantined', ?1) "
+    "ON CONFLICT (seq) DO UPDATE SET state = 'quarantined', last_error = excluded.last_error, "
+    "leased_until = 0 WHERE state = 'pending'"
 )
 # A lease is over when it ran out, or when it ends further ahead than a lease lasts: it was
 # taken before the wall clock went back (params: now, now + lease_seconds).
-LEASE_OVER = "(r.leased_until <= ? OR r.leased_until > ?)"
-RELEASE_LEASES = "UPDATE records SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
+LEASE_OVER = f"({LEASED_UNTIL} <= ? OR {LEASED_UNTIL} > ?)"
+RELEASE_LEASES = "UPDATE outcomes SET leased_until = 0 WHERE state = 'pending' AND leased_until > 0"
 
+_EPOCH = "SELECT value FROM delivery.delivery_state WHERE name = 'floor_epoch'"
 SEQ, PREVIOUS_CHAIN = COLUMN_INDEX["seq"], COLUMN_INDEX["previous_chain"]  # by position: hot
 Candidate = tuple[sqlite3.Row, bytes | None]
 """A due row and the chain value it must link to (see `lease_problem`)."""
@@ -42,26 +50,37 @@ Candidate = tuple[sqlite3.Row, bytes | None]
 class PendingFloor:
     """The lowest seq that is pending, found by scanning forward from the last one known.
 
-    There is no index on `state` (it would cost every append a page write); this floor
-    keeps leasing amortised O(1) instead. Only `retry_quarantined` makes lower records
-    pending again: ours resets the floor, another process's shows up as a change of
-    `PRAGMA data_version`, which resets it too.
+    There is no index on what is pending (in the journal it would cost every append a page
+    write); this floor keeps leasing amortised O(1) instead. Only `retry_quarantined` makes
+    lower records pending again: ours resets the floor, another process's shows up as a
+    change of delivery's database (`PRAGMA data_version` on its connection), which resets it
+    too. The floor found is kept in delivery's database too (`outcomes.PENDING_FLOOR`, by
+    `settle_lease`): the capture process's summaries scan from it.
     """
 
     def __init__(self) -> None:
         self.seq = 0
+        self.epoch = 0
+        self.kept: int | None = None  # the floor last written to delivery's database
         self._data_version: int | None = None
 
-    def find(self, conn: sqlite3.Connection) -> int:
-        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
-        if version != self._data_version:
-            self._data_version = version
+    def find(self, conn: sqlite3.Connection, data_version: int) -> int:
+        """The floor, read on the journal's reader `conn`; `data_version`: delivery's
+        database's, on its own connection."""
+        if data_version != self._data_version:
+            self._data_version = data_version
             self.seq = 0
         try:
-            row = conn.execute(
-                "SELECT seq FROM records WHERE seq >= ? AND state = 'pending' ORDER BY seq LIMIT 1",
-                (self.seq,),
-            ).fetchone()
+            conn.execute("BEGIN")
+            try:
+                self.epoch = int(conn.execute(_EPOCH).fetchone()[0])
+                row = conn.execute(
+                    f"SELECT r.seq FROM records r {OUTCOME_JOIN} "  # noqa: S608 - constants
+                    f"WHERE r.seq >= ? AND {IS_PENDING} ORDER BY r.seq LIMIT 1",
+                    (self.seq,),
+                ).fetchone()
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.DatabaseError:
             return self.seq  # a damaged page: lease walks from the floor it knows
         if row is not None:
@@ -72,21 +91,23 @@ class PendingFloor:
 def due(
     conn: sqlite3.Connection,
     floor: PendingFloor,
+    data_version: int,
     now: float,
     limit: int,
     void_after: float,
     may_lease: Callable[[int, float], bool],
 ) -> list[Candidate]:
-    """Due pending rows, each with the chain value it must link to. A lease that ends after
+    """Due pending rows (read on the journal's reader `conn`), each with the chain value it
+    must link to. A lease that ends after
     `void_after` (now + lease_seconds) was taken before the wall clock went back: void.
     `may_lease` says no for what this process knows better than a damaged file (salvage).
     Raises `sqlite3.DatabaseError` where a damaged page breaks the query."""
     rows = conn.execute(
         select_records_with_previous(
-            "WHERE r.seq >= ? AND r.state = 'pending' AND r.next_attempt_at <= ? "
+            f"WHERE r.seq >= ? AND {IS_PENDING} AND {NEXT_ATTEMPT_AT} <= ? "
             f"AND {LEASE_OVER} ORDER BY r.seq LIMIT ?"
         ),
-        (floor.find(conn), now, now, void_after, limit),
+        (floor.find(conn, data_version), now, now, void_after, limit),
     ).fetchall()
     return [(row, link_of(conn, row)) for row in rows if may_lease(row[SEQ], now)]
 
@@ -151,9 +172,19 @@ def settle_lease(
     lease_seconds: float,
     clock: Callable[[], float],
     damaged: Sequence[Quarantined] = (),
+    floor: PendingFloor | None = None,
 ) -> Lease:
-    """Inside the write transaction: quarantine the refused (an alarm for the tampered),
-    hide the good for `lease_seconds`."""
+    """Inside the write transaction on delivery's database: quarantine the refused (an alarm
+    for the tampered), hide the good for `lease_seconds`, and keep the pending floor found
+    (unless a retry lowered it since it was read: the epoch moved)."""
+    if floor is not None and floor.seq != floor.kept:
+        kept = conn.execute(
+            "UPDATE delivery_state SET value = ? WHERE name = 'pending_floor' "
+            "AND (SELECT value FROM delivery_state WHERE name = 'floor_epoch') = ?",
+            (floor.seq, floor.epoch),
+        ).rowcount
+        if kept:
+            floor.kept = floor.seq
     refused = checked.refused
     if refused:
         conn.executemany(QUARANTINE, [(item.reason, item.seq) for item in refused])
@@ -208,39 +239,22 @@ def _hide(conn: sqlite3.Connection, seqs: Sequence[int], now: float, until: floa
     that row, so it is not handed out twice). Returns the seqs actually leased."""
     if not seqs:
         return set()
-    marks = ",".join("?" * len(seqs))
+    values = ",".join(["(?, ?)"] * len(seqs))
     rows = conn.execute(
-        f"UPDATE records SET leased_until = ? WHERE seq IN ({marks}) "  # noqa: S608 - marks only
-        "AND state = 'pending' AND (leased_until <= ? OR leased_until > ?) RETURNING seq",
-        (until, *seqs, now, until),
+        f"INSERT INTO outcomes (seq, leased_until) VALUES {values} "  # noqa: S608 - marks only
+        "ON CONFLICT (seq) DO UPDATE SET leased_until = excluded.leased_until "
+        "WHERE state = 'pending' AND (leased_until <= ? OR leased_until > ?) RETURNING seq",
+        (*(value for seq in seqs for value in (seq, until)), now, until),
     ).fetchall()
     return {int(row[0]) for row in rows}
 
 
 MARK_DELIVERED = (
-    "UPDATE records SET state = 'delivered', delivered_at = ?, remote_event_id = ?, "
-    "leased_until = 0, last_error = NULL WHERE seq = ? AND state = 'pending'"
+    "INSERT INTO outcomes (seq, state, delivered_at, remote_event_id) "
+    "VALUES (?3, 'delivered', ?1, ?2) ON CONFLICT (seq) DO UPDATE SET state = 'delivered', "
+    "delivered_at = excluded.delivered_at, remote_event_id = excluded.remote_event_id, "
+    "leased_until = 0, last_error = NULL WHERE state = 'pending'"
 )
-# Rows per statement of `mark_delivered`: two bound values each, far below SQLite's limit.
-MARK_CHUNK = 400
-
-
-def mark_delivered(conn: sqlite3.Connection, rows: Sequence[tuple[float, str, int]]) -> int:
-    """`MARK_DELIVERED` for each (now, remote_event_id, seq), as one statement per chunk
-    joined to the values (half the CPU per row of one statement per row, measured); returns
-    how many rows changed."""
-    changed = 0
-    for start in range(0, len(rows), MARK_CHUNK):
-        chunk = rows[start : start + MARK_CHUNK]
-        values = ",".join(["(?, ?, ?)"] * len(chunk))
-        changed += conn.execute(
-            "UPDATE records SET state = 'delivered', delivered_at = v.column1, "  # noqa: S608
-            "remote_event_id = v.column2, leased_until = 0, last_error = NULL "
-            f"FROM (VALUES {values}) AS v WHERE records.seq = v.column3 "
-            "AND records.state = 'pending'",
-            [value for row in chunk for value in row],
-        ).rowcount
-    return changed
 
 
 def release_one(conn: sqlite3.Connection, seq: int) -> int:

@@ -17,13 +17,29 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 from posd.errors import JournalError
+from posd.journal import outcomes
 from posd.journal.files import JOURNAL_FILE
+from posd.journal.identity import stored_journal_id
+from posd.journal.outcomes import OUTCOME_JOIN, STATE
 from posd.journal.rows import seq_ceiling
 
 STATES = ("pending", "quarantined", "delivered")
 # What is stuck is read oldest first; the rest newest first.
 OLDEST_FIRST_STATES = frozenset({"pending", "quarantined"})
-LISTED_COLUMNS = "seq, kind, captured_at, state, attempts, last_error, delivered_at, meta"
+_LISTED = (
+    ("r.seq", "seq"),
+    ("r.kind", "kind"),
+    ("r.captured_at", "captured_at"),
+    (STATE, "state"),
+    ("COALESCE(o.attempts, 0)", "attempts"),
+    ("o.last_error", "last_error"),
+    ("o.delivered_at", "delivered_at"),
+    ("r.meta", "meta"),
+)
+LISTED_NAMES = tuple(name for _, name in _LISTED)
+# The journal's columns and delivery's (`outcomes.py`), joined on seq.
+LISTED_COLUMNS = ", ".join(f"{expression} AS {name}" for expression, name in _LISTED)
+LISTED_FROM = f"records r {OUTCOME_JOIN}"
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,12 @@ def _open(state_dir: Path) -> sqlite_utils.Database:
     import sqlite_utils  # here: a thin CLI command must not pay for it at start-up
 
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        journal_id = stored_journal_id(conn) or "unknown"
+        outcomes.attach(conn, outcomes.path_of(state_dir), read_only=True, journal_id=journal_id)
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise JournalError(f"{path}: cannot read: {error}") from None
     return sqlite_utils.Database(conn)
 
 
@@ -89,7 +111,7 @@ def listed_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def unreadable_row(seq: int, error: str) -> dict[str, Any]:
     """A row on a damaged page: only its seq is known."""
-    listed: dict[str, Any] = dict.fromkeys(LISTED_COLUMNS.split(", "))
+    listed: dict[str, Any] = dict.fromkeys(LISTED_NAMES)
     listed.update(seq=seq, state="unreadable", meta={}, damaged=f"row cannot be read: {error}")
     return listed
 
@@ -100,12 +122,13 @@ def list_records(state_dir: Path, state: str | None, limit: int) -> list[dict[st
     that cannot be read are listed as `unreadable` (unless another state was asked for)."""
     db = _open(state_dir)
     db.conn.text_factory = bytes  # undecodable text is shown as damaged, not a failed query
-    where, params = ("WHERE state = ?", [state]) if state else ("", [])
+    where, params = (f"WHERE {STATE} = ?", [state]) if state else ("", [])
     order = "ASC" if state in OLDEST_FIRST_STATES else "DESC"
     try:
         try:
             rows = db.query(
-                f"SELECT {LISTED_COLUMNS} FROM records {where} ORDER BY seq {order} LIMIT ?",  # noqa: S608 - fixed fragments
+                f"SELECT {LISTED_COLUMNS} FROM {LISTED_FROM} {where} "  # noqa: S608 - fixed fragments
+                f"ORDER BY r.seq {order} LIMIT ?",
                 [*params, limit],
             )
             return [listed_row(row) for row in rows]
@@ -127,7 +150,7 @@ def _around_damage(
             break
         try:
             cursor = conn.execute(
-                f"SELECT {LISTED_COLUMNS} FROM records WHERE seq = ?",  # noqa: S608 - constant
+                f"SELECT {LISTED_COLUMNS} FROM {LISTED_FROM} WHERE r.seq = ?",  # noqa: S608
                 (seq,),
             )
             names = [column[0] for column in cursor.description]
@@ -149,17 +172,18 @@ def delivery_facts(state_dir: Path, now: float) -> DeliveryFacts:
     try:
         leased = next(
             db.query(
-                "SELECT COUNT(*) AS n FROM records WHERE state = 'pending' AND leased_until > ?",
+                "SELECT COUNT(*) AS n FROM delivery.outcomes "
+                "WHERE state = 'pending' AND leased_until > ?",
                 [now],
             )
         )["n"]
         failed = list(
             db.query(
-                "SELECT seq, last_error FROM records WHERE state = 'pending' "
+                "SELECT seq, last_error FROM delivery.outcomes WHERE state = 'pending' "
                 "AND last_error IS NOT NULL ORDER BY next_attempt_at DESC, seq DESC LIMIT 1"
             )
         )
-        delivered = next(db.query("SELECT MAX(delivered_at) AS at FROM records"))["at"]
+        delivered = next(db.query("SELECT MAX(delivered_at) AS at FROM delivery.outcomes"))["at"]
     except sqlite3.DatabaseError as error:
         raise JournalError(f"{state_dir / JOURNAL_FILE}: cannot read: {error}") from None
     finally:

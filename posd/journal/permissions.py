@@ -18,6 +18,7 @@ from pathlib import Path
 
 from posd.errors import JournalError
 from posd.journal.files import (
+    DELIVERY_FILE,
     IDENTITY_FILE,
     JOURNAL_FILE,
     LOCK_FILE,
@@ -30,6 +31,8 @@ ROOT_UID = 0
 SHARED_FILES = (
     JOURNAL_FILE,
     *(f"{JOURNAL_FILE}{suffix}" for suffix in SQLITE_SIDE_FILES),
+    DELIVERY_FILE,
+    *(f"{DELIVERY_FILE}{suffix}" for suffix in SQLITE_SIDE_FILES),
     IDENTITY_FILE,
     LOCK_FILE,
     SYNC_LOCK_FILE,

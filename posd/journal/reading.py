@@ -18,8 +18,8 @@ from sync.outbox import OutboxRecord
 
 
 def find_by_client_ref(db: Database, client_ref: str) -> OutboxRecord | None:
-    with db.lock:
-        row = db.writer.execute(
+    with db.read_lock:
+        row = db.reader.execute(
             select_records("WHERE r.client_ref = ?"),
             (client_ref,),
         ).fetchone()
@@ -29,8 +29,8 @@ def find_by_client_ref(db: Database, client_ref: str) -> OutboxRecord | None:
 def records(db: Database, after_seq: int, batch: int) -> Iterator[OutboxRecord]:
     """Every record still holding its payload after `after_seq`, in seq order (read-only)."""
     while True:
-        with db.lock:
-            rows = db.writer.execute(
+        with db.read_lock:
+            rows = db.reader.execute(
                 select_records("WHERE r.seq > ? AND r.state != 'purged' ORDER BY r.seq LIMIT ?"),
                 (after_seq, batch),
             ).fetchall()
@@ -42,9 +42,9 @@ def records(db: Database, after_seq: int, batch: int) -> Iterator[OutboxRecord]:
 
 
 def checkpoint_status(db: Database) -> checkpoints.CheckpointStatus:
-    with db.lock:
+    with db.read_lock:
         try:
-            return checkpoints.status(db.writer)
+            return checkpoints.status(db.reader)
         except sqlite3.DatabaseError:
             return checkpoints.CheckpointStatus(None, 0)  # a damaged file: unknown
 
@@ -52,9 +52,9 @@ def checkpoint_status(db: Database) -> checkpoints.CheckpointStatus:
 def verify(db: Database, progress: Callable[[int, int], None] | None) -> VerifyReport:
     """`verify_journal` up to the highest seq ever issued: the open journal's identity, or
     (read-only, as `posd journal verify` opens it) the identity file beside it."""
-    with db.lock:
+    with db.read_lock:
         issued = db.issued_through()
         if issued is None and db.read_only:
             known = IdentityFile.load(db.path.parent)
             issued = known.identity.high_water_seq if known else None
-        return verify_journal(db.writer, progress, issued_through=issued)
+        return verify_journal(db.reader, progress, issued_through=issued)

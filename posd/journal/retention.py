@@ -14,12 +14,13 @@ import dataclasses
 import functools
 import sqlite3
 import time
+from collections.abc import Sequence
 
 import structlog
 
 from posd.journal import checkpoints
-from posd.journal.counts import Counts
 from posd.journal.database import Database
+from posd.journal.outcomes import ALIAS
 from posd.journal.rows import ANCHOR_CHAIN, ANCHOR_SEQ
 
 # Purge erases at most this many seqs per transaction: a few ms of lock (bench/cost_growth.py).
@@ -39,7 +40,6 @@ class _PurgeStep:
 
 def purge_in_chunks(
     db: Database,
-    counts: Counts,
     delivered_before: float,
     chunk_rows: int,
     through_seq: int | None = None,
@@ -54,37 +54,110 @@ def purge_in_chunks(
     backlog it steps over), not the journal. A record delivered late therefore holds the
     ones after it until it too is old enough: purge may come later, never earlier. The walk
     ends at `through_seq` too: the records after it are not looked at.
+
+    What was delivered, and when, is delivery's database's (`outcomes.py`); the erasing is
+    the journal's. Each chunk reads the first, erases in the second, then forgets the
+    outcomes of what it erased. A stop between the two leaves outcomes of erased records,
+    which the next purge forgets first (`_forget_outcomes_behind`).
     """
-
-    def purged(step: _PurgeStep) -> None:
-        counts.count_delivered(-step.erased)  # purging takes delivered records only
-
     erased = 0
     try:
-        after = db.write(_front) - 1
+        with db.read_lock:
+            after = _front(db.reader) - 1
+        _forget_outcomes_behind(db, after + 1)
+        bound = _NO_SEQ if through_seq is None else through_seq
         while True:
-            db.priority.yield_to_capture()
-            step: _PurgeStep = db.write(
-                functools.partial(
-                    _purge_chunk,
-                    after=after,
-                    before=delivered_before,
-                    rows=chunk_rows,
-                    bound=_NO_SEQ if through_seq is None else through_seq,
-                ),
-                purged,
-            )
-            erased += step.erased
+            seqs, through, young = _purgeable(db, after, delivered_before, chunk_rows, bound)
+            if seqs:
+                step = _erase(db, seqs, through, young, bound, chunk_rows)
+                erased += step.erased
+            else:  # nothing to erase here: the journal is not written at all
+                step = _PurgeStep(0, through, young or _walked_past(db, through, bound))
             if step.done:
                 break
             after = step.through
-            time.sleep(PURGE_PAUSE_SECONDS)  # hand the lock to a waiting capture
+            if seqs:
+                time.sleep(PURGE_PAUSE_SECONDS)  # hand the lock to a waiting capture
     except sqlite3.DatabaseError as error:
         # A damaged journal keeps what it holds until a technician repairs or resets it.
         log.error("journal.purge_failed", error=str(error))
         return erased
-    _drop_spent_keys(db)
+    if erased:
+        _drop_spent_keys(db)
     return erased
+
+
+def _erase(
+    db: Database, seqs: Sequence[int], through: int, young: bool, bound: int, rows: int
+) -> _PurgeStep:
+    """Erase `seqs` in the journal (after a payment in progress), then forget their outcomes
+    in delivery's database."""
+    db.priority.yield_to_capture()
+    step: _PurgeStep = db.write(
+        functools.partial(
+            _purge_chunk,
+            seqs=seqs,
+            through=through,
+            young=young,
+            bound=bound,
+            rows=rows,
+            sent=_sent_checkpoints(db),
+        )
+    )
+    db.write_delivery(functools.partial(_forget_outcomes, seqs=seqs))
+    return step
+
+
+def _walked_past(db: Database, through: int, bound: int) -> bool:
+    with db.read_lock:
+        tail = db.reader.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
+    return through >= min(int(tail), bound)
+
+
+def _purgeable(
+    db: Database, after: int, before: float, rows: int, bound: int
+) -> tuple[list[int], int, bool]:
+    """The delivered seqs after `after` old enough to erase (at most `rows` seqs on, up to
+    the first record delivered within retention and no further than `bound`), the last seq
+    looked at, and whether a young one stopped the walk."""
+    through = min(after + rows, bound)
+    if through <= after:
+        return [], after, False
+    with db.read_lock:
+        delivered = db.reader.execute(
+            f"SELECT seq, delivered_at FROM {ALIAS}.outcomes WHERE seq > ? AND seq <= ? "  # noqa: S608
+            "AND state = 'delivered' ORDER BY seq",
+            (after, through),
+        ).fetchall()
+    seqs: list[int] = []
+    for seq, delivered_at in delivered:
+        if delivered_at is None or delivered_at >= before:
+            return seqs, int(seq) - 1, True
+        seqs.append(int(seq))
+    return seqs, through, False
+
+
+def _sent_checkpoints(db: Database) -> frozenset[int]:
+    with db.lock:
+        rows = db.delivery_connection().execute(checkpoints.SENT_IDS).fetchall()
+    return frozenset(int(row[0]) for row in rows)
+
+
+def _forget_outcomes(conn: sqlite3.Connection, seqs: Sequence[int]) -> int:
+    """The outcomes of erased records: their state is the journal's now (`purged`)."""
+    return int(
+        conn.executemany("DELETE FROM outcomes WHERE seq = ?", [(s,) for s in seqs]).rowcount
+    )
+
+
+def _forget_outcomes_behind(db: Database, front: int) -> None:
+    """Outcomes of delivered records the journal no longer holds (a purge stopped between
+    erasing them and forgetting their outcomes)."""
+    db.write_delivery(
+        lambda conn: conn.execute(
+            "DELETE FROM outcomes WHERE seq < ? AND state = 'delivered'", (front,)
+        )
+    )
 
 
 def _drop_spent_keys(db: Database) -> None:
@@ -121,35 +194,36 @@ def _front(conn: sqlite3.Connection) -> int:
 
 
 def _purge_chunk(
-    conn: sqlite3.Connection, *, after: int, before: float, rows: int, bound: int
+    conn: sqlite3.Connection,
+    *,
+    seqs: Sequence[int],
+    through: int,
+    young: bool,
+    bound: int,
+    rows: int,
+    sent: frozenset[int],
 ) -> _PurgeStep:
-    """One bounded step of `purge_in_chunks`: erase the payloads of the seqs after `after`
-    delivered before `before` (at most `rows` seqs, up to the first record delivered within
-    retention and no further than `bound`), then move the front past the purged rows it
-    leads with. Seq ranges walk the primary key: no statement here scans the table."""
-    through = min(after + rows, bound)
-    if through <= after:  # the walk is past the bound already: nothing to look at
-        return _PurgeStep(0, after, True)
-    young = conn.execute(
-        "SELECT MIN(seq) FROM records WHERE seq > ? AND seq <= ? "
-        "AND state = 'delivered' AND delivered_at >= ?",
-        (after, through, before),
-    ).fetchone()[0]
-    if young is not None:
-        through = int(young) - 1
-    erased = conn.execute(
-        "UPDATE records SET state = 'purged', nonce = NULL, ciphertext = NULL, "
-        "client_ref = NULL WHERE seq > ? AND seq <= ? "
-        "AND state = 'delivered' AND delivered_at < ?",
-        (after, through, before),
-    ).rowcount
-    _advance_front(conn, rows)
+    """One bounded step of `purge_in_chunks`: erase the payloads of `seqs` (delivered long
+    enough ago, read from delivery's database by `_purgeable`), then move the front past the
+    purged rows it leads with. Seq ranges walk the primary key: no statement here scans the
+    table."""
+    marks = ",".join("?" * len(seqs))
+    erased = (
+        conn.execute(
+            "UPDATE records SET state = 'purged', nonce = NULL, ciphertext = NULL, "  # noqa: S608
+            f"client_ref = NULL WHERE seq IN ({marks}) AND state != 'purged'",
+            seqs,
+        ).rowcount
+        if seqs
+        else 0
+    )
+    _advance_front(conn, rows, sent)
     tail = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
-    done = young is not None or through >= min(int(tail), bound)
+    done = young or through >= min(int(tail), bound)
     return _PurgeStep(int(erased), through, done)
 
 
-def _advance_front(conn: sqlite3.Connection, rows: int) -> None:
+def _advance_front(conn: sqlite3.Connection, rows: int, sent: frozenset[int]) -> None:
     """Delete the purged rows the journal starts with (at most a chunk of them) and keep the
     chain value of the last one as the anchor."""
     front = _front(conn)
@@ -169,4 +243,4 @@ def _advance_front(conn: sqlite3.Connection, rows: int) -> None:
         (ANCHOR_SEQ, str(last[0]).encode(), ANCHOR_CHAIN, bytes(last[1])),
     )
     conn.execute("DELETE FROM records WHERE seq <= ?", (last[0],))
-    checkpoints.forget_sent(conn)
+    checkpoints.forget_sent(conn, sent)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from posd.errors import UsageError
+from posd.journal.outcomes import OUTCOME_JOIN, STATE
 from sync.outbox import JsonObject, OutboxRecord
 from wire.envelope import (
     MetaValue,
@@ -44,13 +45,40 @@ class RecordState(StrEnum):
     PURGED = "purged"  # delivered, payload erased; kept only while it links the chain
 
 
-_RECORD_COLUMNS = (
-    "r.seq, r.event_id, r.kind, r.captured_at, r.client_ref, r.store_id, r.terminal_id, r.meta, "
-    "r.data_key_id, r.nonce, r.ciphertext, r.chain, r.state, r.attempts, "
-    "r.next_attempt_at, r.leased_until, r.last_error, "
-    "k.provider, k.key_arn, k.algorithm, k.wrapped_key, k.encryption_context"
+# The delivery columns come from delivery's own database (`outcomes.py`), attached to the
+# reader connection these queries run on: a record without an outcome is pending, untried.
+NEXT_ATTEMPT_AT = "COALESCE(o.next_attempt_at, 0)"
+LEASED_UNTIL = "COALESCE(o.leased_until, 0)"
+_COLUMNS = (
+    *(
+        (f"r.{name}", name)
+        for name in (
+            "seq",
+            "event_id",
+            "kind",
+            "captured_at",
+            "client_ref",
+            "store_id",
+            "terminal_id",
+            "meta",
+            "data_key_id",
+            "nonce",
+            "ciphertext",
+            "chain",
+        )
+    ),
+    (STATE, "state"),
+    ("COALESCE(o.attempts, 0)", "attempts"),
+    (NEXT_ATTEMPT_AT, "next_attempt_at"),
+    (LEASED_UNTIL, "leased_until"),
+    ("o.last_error", "last_error"),
+    *(
+        (f"k.{name}", name)
+        for name in ("provider", "key_arn", "algorithm", "wrapped_key", "encryption_context")
+    ),
 )
-_RECORD_FROM = "records r LEFT JOIN data_keys k ON k.key_id = r.data_key_id"
+_RECORD_COLUMNS = ", ".join(f"{expression} AS {name}" for expression, name in _COLUMNS)
+_RECORD_FROM = f"records r {OUTCOME_JOIN} LEFT JOIN data_keys k ON k.key_id = r.data_key_id"
 
 
 def select_records(condition: str) -> str:
@@ -165,13 +193,7 @@ def outbox_record(row: sqlite3.Row) -> OutboxRecord:
 # Where each column of the record view is in a row (`previous_chain` last, when selected):
 # a hot path reads by position, since `sqlite3.Row` finds a name by comparing it with each
 # column's in turn (0.6 us for the last of 23, measured).
-COLUMN_INDEX = {
-    name: index
-    for index, name in enumerate(
-        [column.strip().split(".")[-1] for column in _RECORD_COLUMNS.split(",")]
-        + ["previous_chain"]
-    )
-}
+COLUMN_INDEX = {name: index for index, (_, name) in enumerate([*_COLUMNS, ("", "previous_chain")])}
 
 
 class _Linked(NamedTuple):

@@ -75,10 +75,15 @@ class Salvage:
         """Lease's slow path: every due row that can be read (with the chain value to check it
         against, None where the row before it cannot be read), and each unreadable row
         refused once (this process remembers it). Reads only, outside any transaction."""
-        conn = self._db.writer
+        with self._db.read_lock:
+            return self._due_around_damage(self._db.reader, now, limit, void_after)
+
+    def _due_around_damage(
+        self, conn: sqlite3.Connection, now: float, limit: int, void_after: float
+    ) -> tuple[list[Candidate], list[Quarantined]]:
         rows: list[Candidate] = []
         refused: list[Quarantined] = []
-        floor = self._floor.find(conn)
+        floor = self._floor.find(conn, self._db.delivery_version())
         previous: tuple[int, bytes] | None = None
         walk = walk_rows(conn, floor - 1, seq_ceiling(conn, self._db.issued_through()))
         for row in walk:
@@ -114,15 +119,14 @@ class Salvage:
         refused: list[Quarantined] = []
         for candidate in candidates:
             try:
-                one: Lease = self._db.write(
+                one: Lease = self._db.write_delivery(
                     functools.partial(
                         settle_lease,
                         checked=check_candidates([candidate]),
                         now=now,
                         lease_seconds=lease_seconds,
                         clock=self._clock,
-                    ),
-                    durable=False,
+                    )
                 )
             except sqlite3.DatabaseError:
                 one = self._settle_lease_in_memory(candidate, now + lease_seconds)
@@ -151,7 +155,9 @@ class Salvage:
         """Mark an unreadable record quarantined in its own transaction, if its page can still
         be written (often it cannot; `_unreadable` keeps it out of this process's leases)."""
         with contextlib.suppress(sqlite3.DatabaseError):
-            self._db.write(lambda conn: conn.execute(QUARANTINE, (item.reason, item.seq)))
+            self._db.write_delivery(
+                lambda conn: conn.execute(QUARANTINE, (item.reason, item.seq)), durable=True
+            )
 
     # -- settle --------------------------------------------------------------------------------
 
@@ -164,7 +170,7 @@ class Salvage:
         cause = ""
         for row in rows:
             try:
-                self._db.write(
+                self._db.write_delivery(
                     functools.partial(_execute, sql=sql, parameters=row), durable=durable
                 )
             except sqlite3.DatabaseError as error:
@@ -205,7 +211,7 @@ class Salvage:
         released, kept = in_memory, 0
         for seq in range(first, min(last, first + RELEASE_AROUND_DAMAGE_ROWS) + 1):
             try:
-                released += self._db.write(functools.partial(release_one, seq=seq))
+                released += self._db.write_delivery(functools.partial(release_one, seq=seq))
             except sqlite3.DatabaseError:
                 kept += 1
         log.warning("journal.leases_released_around_damage", released=released, kept=kept)
@@ -217,12 +223,15 @@ class Salvage:
         """The summary from every row that can still be read (a damaged page broke the
         aggregate queries); rows that cannot be read are counted as `unreadable`. Call under
         `Database.lock`."""
+        with self._db.read_lock:
+            return self._summary_around_damage(self._db.reader)
+
+    def _summary_around_damage(self, conn: sqlite3.Connection) -> OutboxSummary:
         counts: dict[str, int] = {}
         amounts: dict[str, int] = {}
         oldest: str | None = None
         unreadable = tampered = 0
-        ceiling = seq_ceiling(self._db.writer, self._db.issued_through())
-        for row in walk_rows(self._db.writer, 0, ceiling):
+        for row in walk_rows(conn, 0, seq_ceiling(conn, self._db.issued_through())):
             if isinstance(row, Unreadable):
                 unreadable += 1
                 continue

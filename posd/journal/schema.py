@@ -141,7 +141,25 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE data_keys SET last_seq = (SELECT COALESCE(MAX(seq), 0) FROM records)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+def _v6(db: sqlite_utils.Database) -> None:
+    """Delivery keeps what became of each record in a database of its own
+    (`posd.journal.outcomes`, `delivery.db`), which it alone writes: the journal's delivery
+    columns, its alarms and its checkpoints' `sent_at` are no longer written (what they held
+    is carried over when that file is made), and the indexes over them are dropped: an
+    append no longer writes a `records_pending` page."""
+    db.execute("DROP INDEX IF EXISTS records_pending")
+    db.execute("DROP INDEX IF EXISTS records_quarantined")
+    db.execute("DROP INDEX IF EXISTS checkpoints_unsent")
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+    _v6,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

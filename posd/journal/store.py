@@ -2,12 +2,12 @@
 
 Durability: WAL with `synchronous=FULL`, one transaction per append: when `append` returns,
 the record survives a crash or power loss. `secure_delete=ON` overwrites purged card data.
-Delivery bookkeeping (leases, delivered marks, retry schedules) commits with
-`synchronous=NORMAL`: it survives a crash of the process, and a power cut can only undo the
-last few of these commits (the next append's fsync makes them durable too). Undone, a lease
-or a delivered mark means the record is sent again with its `event_id`: at least once, as
-after any lost answer; nothing captured is ever at stake. It spares the drain an fsync per
-round (bench/drain.py).
+Delivery's bookkeeping (leases, delivered marks, retry schedules) is in a database of its own
+(`outcomes.py`, `delivery.db`), committed with `synchronous=NORMAL`: it survives a crash of
+the process, and a power cut can only undo the last few of these commits. Undone, a lease or
+a delivered mark means the record is sent again with its `event_id`: at least once, as after
+any lost answer; nothing captured is ever at stake. It spares the drain an fsync per round
+(bench/drain.py), and since it is another file, a payment's append never waits on it.
 The journal satisfies `sync.outbox.Outbox`, so the sync engine can lease and settle records
 without knowing anything else about it. Writers from other processes (the CLI) coordinate
 through SQLite's locks and `busy_timeout`; within a process one `Journal` is thread-safe.
@@ -105,7 +105,7 @@ class Journal:
         salvage = Salvage(db, floor, clock)
         self._counts = counts.Counts(db, backlog, salvage)
         self._appender = Appender(db, settings, clock, backlog)
-        self._delivery = Delivery(db, floor, salvage, self._counts, backlog, clock)
+        self._delivery = Delivery(db, floor, salvage, backlog, clock)
 
     @classmethod
     def open(
@@ -129,6 +129,7 @@ class Journal:
         try:
             with journal._db.lock:
                 journal._db.identity = establish(journal._db.writer, state_dir, known)
+                journal._db.adopt_journal_id()
                 observe_last_event_id(journal._db.writer)
         except BaseException:
             journal.close()
@@ -228,6 +229,8 @@ class Journal:
             db.reader.close()
             self._appender.close_open_key()
             db.writer.close()
+            if db.outcomes is not None:
+                db.outcomes.close()
             if db.identity is not None:
                 db.identity.close()
             db.priority.close()
@@ -350,9 +353,7 @@ class Journal:
         """Erase delivered records older than `delivered_before` (and at or below
         `through_seq`, when given), `chunk_rows` seqs a short transaction (see
         `retention.purge_in_chunks`). Returns how many were erased."""
-        return retention.purge_in_chunks(
-            self._db, self._counts, delivered_before, chunk_rows, through_seq
-        )
+        return retention.purge_in_chunks(self._db, delivered_before, chunk_rows, through_seq)
 
     # -- inspection ----------------------------------------------------------------------------
 

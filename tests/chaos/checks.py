@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posd.journal.files import DELIVERY_FILE
+from posd.journal.outcomes import OUTCOME_JOIN, STATE
 from tests.chaos.faults import FaultRecord
 from tests.chaos.register import Exchange, RegisterLog
 from tests.chaos.rig import PALM_CREDENTIAL
@@ -37,10 +39,11 @@ class JournalRow:
 
 def journal_rows(db: Path) -> list[JournalRow]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn.execute("ATTACH DATABASE ? AS delivery", (f"file:{db.with_name(DELIVERY_FILE)}?mode=ro",))
     try:
         rows = conn.execute(
-            "SELECT seq, event_id, client_ref, kind, terminal_id, meta, state FROM records"
-            " ORDER BY seq"
+            "SELECT r.seq, r.event_id, r.client_ref, r.kind, r.terminal_id, r.meta, "
+            f"{STATE} FROM records r {OUTCOME_JOIN} ORDER BY r.seq"
         ).fetchall()
     finally:
         conn.close()

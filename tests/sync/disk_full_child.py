@@ -3,10 +3,11 @@
 Usage: python -m tests.sync.disk_full_child STATE_DIR KEY_FILE ROUNDS
 
 Records are captured and leased, then the process's file size limit (RLIMIT_FSIZE) is set one
-byte past the end of the journal's write-ahead log, where the next commit's pages go: no file
-can grow, as on a full disk. (The kernel answers EFBIG, not ENOSPC, so SQLite says `disk I/O
-error`, not `database or disk is full`: both are the same `sqlite3.DatabaseError` to the
-journal, and a real ENOSPC needs a file system of its own to fill, which needs root.)
+byte past the end of the write-ahead log of delivery's database (`posd.journal.outcomes`),
+where the next settlement's pages go: it cannot grow, as on a full disk. (The kernel answers
+EFBIG, not ENOSPC, so SQLite says `disk I/O error`, not `database or disk is full`: both are
+the same `sqlite3.DatabaseError` to the journal, and a real ENOSPC needs a file system of its
+own to fill, which needs root.)
 
 Each round marks the leased records delivered, as the delivery engine does once a second;
 after `ROUNDS` rounds the journal's clock moves past the summary interval and one more round
@@ -21,7 +22,8 @@ import signal
 import sys
 from pathlib import Path
 
-from posd.journal import JOURNAL_FILE, Journal
+from posd.journal import Journal
+from posd.journal.files import DELIVERY_FILE
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
 from posd.logs import configure_logging
@@ -61,7 +63,7 @@ def main() -> None:
         leased = journal.lease(RECORDS, clock(), LEASE_SECONDS).records
         delivered = [Delivered(record.seq, f"remote-{record.seq}") for record in leased]
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write, not a killed process
-        wal_end = (state_dir / f"{JOURNAL_FILE}{WAL_SUFFIX}").stat().st_size
+        wal_end = (state_dir / f"{DELIVERY_FILE}{WAL_SUFFIX}").stat().st_size
         resource.setrlimit(resource.RLIMIT_FSIZE, (wal_end + ONE_BYTE, resource.RLIM_INFINITY))
         for _ in range(rounds):
             journal.mark_delivered(delivered, clock())

@@ -20,6 +20,7 @@ import structlog
 from cloud.tables import TableNames, create_tables
 from demo.localaws.emulator import LocalAws
 from posd.journal import Journal
+from posd.journal.outcomes import OUTCOME_JOIN, STATE
 from posd.recorder import Recorder
 from sync.engine import SyncEngine
 from sync.watermarks import WatermarkTable, make_watermark_client
@@ -120,7 +121,9 @@ def reads_after(engine: SyncEngine, moment: float, count: int = 2) -> None:
 def kept(journal: Journal) -> list[tuple[int, str]]:
     return [
         (int(seq), str(state))
-        for seq, state in query_file(journal, "SELECT seq, state FROM records ORDER BY seq")
+        for seq, state in query_file(
+            journal, f"SELECT r.seq, {STATE} FROM records r {OUTCOME_JOIN} ORDER BY r.seq"
+        )
     ]
 
 

@@ -22,7 +22,9 @@ CLIENT_CLOCK_MARGIN_SECONDS = 0.25
 
 def _quarantine_reasons(journal: Journal) -> dict[str, str]:
     rows = query_file(
-        journal, "SELECT event_id, last_error FROM records WHERE state = 'quarantined'"
+        journal,
+        "SELECT r.event_id, o.last_error FROM records r JOIN delivery.outcomes o "
+        "ON o.seq = r.seq WHERE o.state = 'quarantined'",
     )
     return {row[0]: row[1] for row in rows}
 

@@ -103,7 +103,9 @@ def test_a_stopped_engine_releases_its_leases(
     fill(recorder, 40)
     proxy.down()
     engine = make_engine(proxy.url)
-    leased_sql = "SELECT COUNT(*) FROM records WHERE state = 'pending' AND leased_until > ?"
+    leased_sql = (
+        "SELECT COUNT(*) FROM delivery.outcomes WHERE state = 'pending' AND leased_until > ?"
+    )
     # Prefetched batches are leased beyond the probe in flight: the bug left them so. On a
     # busy machine the first drain may end before anything was leased: drain until it has.
     deadline = time.monotonic() + LEASE_WAIT_SECONDS

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from posd.journal import Journal
+from posd.journal.files import DELIVERY_FILE
 from posd.keys.local import LocalKeySource, create_key_file
 from tests.repo import REPO_ROOT
 from wire.envelope import open_sealed
@@ -148,9 +149,9 @@ def test_sigkill_of_a_deliverer_next_to_an_appender_loses_nothing(tmp_path: Path
 
 
 def delivered_seqs(state_dir: Path) -> set[int]:
-    conn = sqlite3.connect(f"file:{state_dir / 'journal.db'}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{state_dir / DELIVERY_FILE}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT seq FROM records WHERE state = 'delivered'").fetchall()
+        rows = conn.execute("SELECT seq FROM outcomes WHERE state = 'delivered'").fetchall()
     finally:
         conn.close()
     return {seq for (seq,) in rows}

@@ -1,6 +1,6 @@
-"""Delivery's journal writes are short: a lease or a settlement of many records commits in
-transactions of at most `DELIVERY_WRITE_ROWS` records each, so a payment's append in the
-capture process waits (if at all) for one short chunk, never for a whole window's worth.
+"""Delivery's writes are short: a lease or a settlement of many records commits in
+transactions of at most `DELIVERY_WRITE_ROWS` records each, so another writer of delivery's
+database (the CLI) waits for one short chunk, never for a whole window's worth.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ BEGIN = "BEGIN IMMEDIATE"
 def transactions(journal: Journal) -> Iterator[list[str]]:
     """The write transactions the journal's writer connection begins inside the block."""
     statements: list[str] = []
-    writer = journal.inspection.writer
+    writer = journal.inspection.delivery  # delivery's own database (posd.journal.outcomes)
+    assert writer is not None
     writer.set_trace_callback(statements.append)
     began: list[str] = []
     try:

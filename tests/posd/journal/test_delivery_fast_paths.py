@@ -15,12 +15,14 @@ import time
 from collections.abc import Iterable
 
 from posd.journal import Journal
-from posd.journal.leasing import MARK_CHUNK
+from posd.journal.delivery import DELIVERY_WRITE_ROWS
+from posd.journal.files import DELIVERY_FILE
 from posd.journal.rows import outbox_record, select_records_with_previous
 from posd.recorder import Recorder
 from sync.events import EventBuilder
 from sync.outbox import Delivered, OutboxRecord
 from tests.cards import STORE_ID, TERMINAL_ID, VISA_TEST_PAN, payment_meta, payment_secret
+from tests.conftest import query_file
 
 LEASE = 30.0
 # Metadata the Detail writes as UTF-8 and the AAD as escapes, and text JSON must escape.
@@ -31,6 +33,7 @@ def full_check_records(journal: Journal) -> dict[int, OutboxRecord]:
     """Every row as the full check reads it (`outbox_record`), by seq."""
     conn = sqlite3.connect(journal.path)
     conn.row_factory = sqlite3.Row
+    conn.execute("ATTACH DATABASE ? AS delivery", (str(journal.path.with_name(DELIVERY_FILE)),))
     rows = conn.execute(select_records_with_previous("ORDER BY r.seq")).fetchall()
     conn.close()
     return {int(row["seq"]): outbox_record(row) for row in rows}
@@ -72,10 +75,10 @@ def test_metadata_stored_in_another_spelling_is_delivered_as_sealed(
     assert details(journal, lease.records) == expected
 
 
-def test_marking_more_records_than_one_statement_takes(
+def test_marking_more_records_than_one_transaction_takes(
     recorder: Recorder, journal: Journal
 ) -> None:
-    count = MARK_CHUNK + 7
+    count = DELIVERY_WRITE_ROWS + 7
     for _ in range(count):
         recorder.record("card_payment", META, payment_secret(VISA_TEST_PAN))
     now = time.time()
@@ -83,7 +86,7 @@ def test_marking_more_records_than_one_statement_takes(
     delivered = [Delivered(r.seq, f"remote-{r.seq}") for r in lease.records]
     journal.mark_delivered([*delivered, delivered[0]], now)  # a repeat changes nothing
     assert journal.summary().delivered == count
-    conn = sqlite3.connect(journal.path)
-    rows = conn.execute("SELECT seq, state, remote_event_id, delivered_at FROM records").fetchall()
-    conn.close()
+    rows = query_file(
+        journal, "SELECT seq, state, remote_event_id, delivered_at FROM delivery.outcomes"
+    )
     assert rows == [(seq, "delivered", f"remote-{seq}", now) for seq in range(1, count + 1)]

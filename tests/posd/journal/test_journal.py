@@ -19,6 +19,8 @@ import pytest
 
 from posd.errors import JournalFullError, SchemaError, UsageError
 from posd.journal import JOURNAL_FILE, DuplicateClientRef, Journal, JournalSettings
+from posd.journal.files import DELIVERY_FILE
+from posd.journal.outcomes import OUTCOME_JOIN, STATE
 from posd.journal.schema import SCHEMA_VERSION
 from posd.journal.settings import MIB
 from posd.keys.provider import RotatingKeyProvider
@@ -49,6 +51,11 @@ def raw(state_dir: Path) -> sqlite3.Connection:
     return sqlite3.connect(state_dir / JOURNAL_FILE, isolation_level=None)
 
 
+def raw_delivery(state_dir: Path) -> sqlite3.Connection:
+    """Delivery's database (`posd.journal.outcomes`), as another process opens it."""
+    return sqlite3.connect(state_dir / DELIVERY_FILE, isolation_level=None)
+
+
 def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
     conn = raw(state_dir)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -57,10 +64,13 @@ def test_pragmas_and_private_files(journal: Journal, state_dir: Path) -> None:
         "synchronous": "full",
         "secure_delete": True,
     }
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     # Private to the daemons' group (capture and delivery are two users in it), never others'.
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o770
     assert stat.S_IMODE((state_dir / JOURNAL_FILE).stat().st_mode) == 0o660
+    assert stat.S_IMODE((state_dir / DELIVERY_FILE).stat().st_mode) == 0o660
+    delivery = sqlite3.connect(state_dir / DELIVERY_FILE)
+    assert delivery.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_journal_satisfies_the_outbox_protocol(journal: Journal) -> None:
@@ -111,7 +121,9 @@ def test_lease_deliver_retry_quarantine(recorder: Recorder, journal: Journal) ->
     assert 4 in [r.seq for r in journal.lease(10, now + 500, LEASE).records]
     # Delivered records are never delivered twice through the outbox.
     journal.mark_delivered([Delivered(1, "eb-other")], now)
-    assert query_file(journal, "SELECT remote_event_id FROM records WHERE seq = 1") == [("eb-1",)]
+    assert query_file(journal, "SELECT remote_event_id FROM delivery.outcomes WHERE seq = 1") == [
+        ("eb-1",)
+    ]
     # Bookkeeping commits without an fsync; the connection is back to FULL for appends.
     assert journal.durability()["synchronous"] == "full"
 
@@ -119,19 +131,20 @@ def test_lease_deliver_retry_quarantine(recorder: Recorder, journal: Journal) ->
 def test_a_lease_skips_records_another_connection_leased_since(
     recorder: Recorder, journal: Journal, state_dir: Path
 ) -> None:
-    """The lease's one UPDATE hides only rows still free when it runs: a row leased by another
+    """The lease's one upsert hides only rows still free when it runs: a row leased by another
     process between our read and our write is not handed out twice."""
     capture(recorder, 3)
     now = time.time()
-    other = raw(state_dir)
-    writer = journal.inspection.writer
+    other = raw_delivery(state_dir)
+    writer = journal.inspection.delivery
+    assert writer is not None
     raced: list[str] = []
 
     def other_leases_before_our_write(sql: str) -> None:
         # Traced as it starts, before it takes the write lock: the lease has read its rows.
         if sql == "BEGIN IMMEDIATE" and not raced:
             raced.append(sql)
-            other.execute("UPDATE records SET leased_until = ? WHERE seq = 2", (now + LEASE,))
+            other.execute("INSERT INTO outcomes (seq, leased_until) VALUES (2, ?)", (now + LEASE,))
 
     writer.set_trace_callback(other_leases_before_our_write)
     try:
@@ -169,7 +182,9 @@ def test_summary_counts_agree_with_the_file_across_settlements_and_other_writers
     assert journal.purge_delivered(now + 1) == 2
     assert agrees() == (3, 0, 1)
     journal.mark_delivered([Delivered(3, "eb-3")], now)
-    raw(state_dir).execute("UPDATE records SET state = 'delivered' WHERE seq = 4")  # the CLI
+    raw_delivery(state_dir).execute(  # another process
+        "INSERT INTO outcomes (seq, state, delivered_at) VALUES (4, 'delivered', 1)"
+    )
     assert agrees() == (1, 2, 1)
 
 
@@ -179,9 +194,8 @@ def test_summary_reads_the_backlog_not_the_whole_journal(
     """Every payment runs `summary` (offline limits): it must not scan the records table."""
     capture(recorder, 3)
     journal.mark_delivered([Delivered(1, "eb-1")], time.time())
-    journal.summary()  # the one count of delivered records
     statements: list[str] = []
-    # the backlog is read on the reader connection, the delivered count on the writer's
+    # the backlog is read on the reader connection (delivery's database attached to it)
     connections = [journal.inspection.writer, journal.inspection.reader]
     for conn in connections:
         conn.set_trace_callback(statements.append)
@@ -194,9 +208,10 @@ def test_summary_reads_the_backlog_not_the_whole_journal(
         str(row[3])
         for sql in statements
         if sql.lstrip().upper().startswith("SELECT")
-        for row in journal.inspection.writer.execute("EXPLAIN QUERY PLAN " + sql)
+        for row in journal.inspection.reader.execute("EXPLAIN QUERY PLAN " + sql)
     ]
-    assert any("records_pending" in plan for plan in plans), plans
+    assert any("outcomes_quarantined" in plan for plan in plans), plans
+    assert any("SEARCH r USING INTEGER PRIMARY KEY (rowid>?)" in plan for plan in plans), plans
     assert not [plan for plan in plans if plan.startswith("SCAN") and "INDEX" not in plan], plans
 
 
@@ -303,7 +318,9 @@ def test_corrupt_record_is_quarantined_not_fatal(
     conn.close()
     leased = journal.lease(10, time.time(), LEASE).records
     assert [r.seq for r in leased] == [1, 3]
-    [(state, reason)] = query_file(journal, "SELECT state, last_error FROM records WHERE seq = 2")
+    [(state, reason)] = query_file(
+        journal, "SELECT state, last_error FROM delivery.outcomes WHERE seq = 2"
+    )
     assert state == "quarantined" and "data key gone is missing" in reason
 
 
@@ -342,11 +359,9 @@ def test_a_version_1_journal_migrates_forward_keeping_its_records(
     capture(recorder, 3)
     journal.close()
     conn = raw(state_dir)
-    # what a journal written by schema version 1 lacks: alarms (v2), partial indexes (v3),
-    # checkpoints (v4), the data keys' last seq (v5)
+    # what a journal written by schema version 1 lacks: alarms (v2), partial indexes (v3,
+    # gone again in v6), checkpoints (v4), the data keys' last seq (v5)
     conn.execute("DROP TABLE alarms")
-    conn.execute("DROP INDEX records_pending")
-    conn.execute("DROP INDEX records_quarantined")
     conn.execute("DROP TABLE checkpoints")
     conn.execute("ALTER TABLE data_keys DROP COLUMN last_seq")
     conn.execute("PRAGMA user_version = 1")
@@ -417,6 +432,7 @@ def test_concurrent_capture_across_key_rotations(state_dir: Path, tmp_path: Path
 # -- purge at any journal size: bounded chunks, keys by last seq, crash safety ------------------
 
 PURGE_UPDATE = "UPDATE records SET state = 'purged'"
+RECORDS = f"records r {OUTCOME_JOIN}"  # each record with its delivery state
 
 
 def deliver(journal: Journal, seqs: range | list[int], at: float) -> None:
@@ -487,7 +503,7 @@ def test_purge_never_takes_undelivered_or_young_records(
     deliver(journal, [7], now)
     journal.quarantine(5, "tampered: chain mismatch")
     assert journal.purge_in_chunks(now - 500, 2) == 4  # 1-3 and 6
-    kept = "SELECT seq, state, ciphertext IS NOT NULL FROM records ORDER BY seq"
+    kept = f"SELECT r.seq, {STATE}, r.ciphertext IS NOT NULL FROM {RECORDS} ORDER BY r.seq"
     assert query_file(journal, kept) == [
         (4, "pending", 1),
         (5, "quarantined", 1),
@@ -510,7 +526,7 @@ def test_purge_through_a_seq_erases_nothing_above_it(recorder: Recorder, journal
     erased, statements = traced_purge(journal, now - 500, chunk_rows=3, through_seq=7)
     assert erased == 7
     assert len([sql for sql in statements if sql.startswith(PURGE_UPDATE)]) == 3  # 1-3, 4-6, 7
-    remaining = "SELECT seq, state FROM records ORDER BY seq"
+    remaining = f"SELECT r.seq, {STATE} FROM {RECORDS} ORDER BY r.seq"
     assert query_file(journal, remaining) == [
         *[(s, "delivered") for s in (8, 9, 10)],  # old enough, but not proven
         (11, "pending"),
