@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ __all__ = [
     "PublishedFairRate",
     "make_fair_rate_client",
     "parse_fair_rate",
+    "valid_parameter_name",
 ]
 
 # Short: the read runs on the engine's driver when the link comes back. One attempt holds it
@@ -61,8 +63,33 @@ MAX_FAIR_RATE = 10_000.0
 # Digits, optionally a point and more digits: no sign, exponent, '_', 'nan' or 'inf', all of
 # which Python's float() would take.
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# SSM's rules for a parameter's name (PutParameter's naming constraints): these characters, a
+# leading '/' for a name in a hierarchy, at most 15 levels and 1011 characters, never starting
+# with "aws" or "ssm" (any case). A name, not an ARN.
+PARAMETER_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_.-/")
+PARAMETER_NAME_MAX = 1011
+PARAMETER_MAX_DEPTH = 15
+RESERVED_PREFIXES = ("aws", "ssm")
+PARAMETER_NAME_RULES = (
+    f"an SSM parameter name: letters, digits, '_', '.', '-', and '/' between levels of a "
+    f"name starting with '/' (at most {PARAMETER_MAX_DEPTH} levels, {PARAMETER_NAME_MAX} "
+    "characters), not starting with 'aws' or 'ssm'"
+)
 
 log = structlog.get_logger("posd.sync")
+
+
+def valid_parameter_name(name: str) -> bool:
+    """Whether SSM would take `name` as a parameter's name (`PARAMETER_NAME_RULES`)."""
+    levels = name.removeprefix("/").split("/")
+    return (
+        0 < len(name) <= PARAMETER_NAME_MAX
+        and set(name) <= PARAMETER_NAME_CHARS
+        and (len(levels) == 1 or name.startswith("/"))
+        and len(levels) <= PARAMETER_MAX_DEPTH
+        and all(levels)
+        and not levels[0].lower().startswith(RESERVED_PREFIXES)
+    )
 
 
 def parse_fair_rate(text: str) -> float:
