@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import boto3
 
 __all__ = [
+    "DECIMAL_PATTERN",
     "MALFORMED",
     "FairRateParameter",
     "PublishedFairRate",
@@ -61,8 +62,10 @@ DEFAULT_MAX_AGE_SECONDS = 86400.0
 # above the whole account's is a mistake in the value (a per-minute figure, a lost point).
 MAX_FAIR_RATE = 10_000.0
 # Digits, optionally a point and more digits: no sign, exponent, '_', 'nan' or 'inf', all of
-# which Python's float() would take.
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# which Python's float() would take. The template's parameter allows the same (SSM refuses a
+# put that does not match).
+DECIMAL_PATTERN = r"[0-9]+(\.[0-9]+)?"
+_DECIMAL = re.compile(DECIMAL_PATTERN)
 # SSM's rules for a parameter's name (PutParameter's naming constraints): these characters, a
 # leading '/' for a name in a hierarchy, at most 15 levels and 1011 characters, never starting
 # with "aws" or "ssm" (any case). A name, not an ARN.

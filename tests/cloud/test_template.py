@@ -227,10 +227,16 @@ PLACEHOLDERS = {
     "EventBusV2.EventBusArn": "arn:aws:events:REGION:ACCOUNT:event-busv2/BUS_NAME/*",
     "WatermarksTable.Arn": "arn:aws:dynamodb:REGION:ACCOUNT:table/WATERMARKS_TABLE",
 }
+FAIR_RATE_ARN = (
+    "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${FairRateParameter}"
+)
+SUB_PLACEHOLDERS = {FAIR_RATE_ARN: "arn:aws:ssm:REGION:ACCOUNT:parameter/posd/STACK_NAME/fair-rate"}
 
 
 def normalised(value: Any, defaults: dict[str, Any]) -> Any:
     """The template's policy with its intrinsic functions as the JSON file's placeholders."""
+    if isinstance(value, dict) and set(value) == {"Sub"}:
+        return SUB_PLACEHOLDERS[value["Sub"]]
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("GetAtt", "Ref"):
         ((tag, target),) = value.items()
         return PLACEHOLDERS[target] if tag == "GetAtt" else defaults[target]
@@ -276,12 +282,39 @@ def test_terminals_read_only_their_own_proven_watermarks() -> None:
     assert LANE_SEPARATOR == "/"
 
 
+def test_lanes_read_only_the_fair_rate_parameter_and_it_holds_a_rate() -> None:
+    """[sync] fair_rate_parameter: GetParameter on that one parameter, whose value (initial
+    and any later put: SSM checks AllowedPattern) is what sync.fair_rate reads as a rate."""
+    from sync.fair_rate import DECIMAL_PATTERN, parse_fair_rate
+
+    reads = [s for s in statements("TerminalPolicy") if str(s["Action"]).startswith("ssm:")]
+    assert [(s["Action"], s["Resource"]) for s in reads] == [
+        ("ssm:GetParameter", {"Sub": FAIR_RATE_ARN})
+    ]
+    parameter = resources()["FairRateParameter"]
+    assert parameter["Type"] == "AWS::SSM::Parameter"
+    properties = parameter["Properties"]
+    assert properties["AllowedPattern"] == f"^{DECIMAL_PATTERN}$"
+    initial = template()["Parameters"][properties["Value"]["Ref"]]
+    assert initial["AllowedPattern"] == f"^{DECIMAL_PATTERN}$"
+    assert parse_fair_rate(initial["Default"]) > 0
+    outputs = template()["Outputs"]
+    assert outputs["FairRateParameterName"]["Value"] == {"Ref": "FairRateParameter"}
+    endpoint = next(
+        e["Properties"]
+        for e in of_type("AWS::EC2::VPCEndpoint").values()
+        if e["Properties"]["ServiceName"] == {"Sub": "com.amazonaws.${AWS::Region}.ssm"}
+    )
+    (allowed,) = endpoint["PolicyDocument"]["Statement"]
+    assert (allowed["Action"], allowed["Resource"]) == ("ssm:GetParameter", {"Sub": FAIR_RATE_ARN})
+
+
 def test_terminals_reach_dynamodb_and_the_v2_bus_over_the_vpn() -> None:
     endpoints = {
         json.dumps(e["Properties"]["ServiceName"]): e["Properties"]
         for e in of_type("AWS::EC2::VPCEndpoint").values()
     }
-    for service in ("dynamodb", "eventsv2", "events", "kms", "rolesanywhere"):
+    for service in ("dynamodb", "eventsv2", "events", "kms", "rolesanywhere", "ssm"):
         name = json.dumps({"Sub": f"com.amazonaws.${{AWS::Region}}.{service}"})
         # a gateway endpoint is only a route table entry: nothing a VPN can reach
         assert endpoints[name]["VpcEndpointType"] == "Interface", service
