@@ -84,26 +84,35 @@ def watermark_table(config: Config) -> WatermarkTable | None:
     )
 
 
-def fair_rate_for(
+def fair_rate_parameter(
     settings: SyncSettings, *, endpoint_url: str | None, session: boto3.Session
-) -> PublishedFairRate | None:
-    """The fair rate the chain publishes in `settings.fair_rate_parameter`, read through
-    `endpoint_url` (None: boto3 resolves it); None when the parameter is not configured."""
+) -> FairRateParameter | None:
+    """The SSM parameter `settings.fair_rate_parameter` names, read through `endpoint_url`
+    (None: boto3 resolves it); None when none is configured."""
     if not settings.fair_rate_parameter:
         return None
     client = make_fair_rate_client(
         region=session.region_name, endpoint_url=endpoint_url, session=session
     )
-    return PublishedFairRate(FairRateParameter(client, settings.fair_rate_parameter))
+    return FairRateParameter(client, settings.fair_rate_parameter)
 
 
-def published_fair_rate(config: Config) -> PublishedFairRate | None:
+def config_fair_rate_parameter(config: Config) -> FairRateParameter | None:
     """The config's `[sync] fair_rate_parameter`, through `[aws] ssm_endpoint_url`."""
-    return fair_rate_for(
+    return fair_rate_parameter(
         config.sync,
         endpoint_url=config.aws.ssm_endpoint_url or config.aws.endpoint_url,
         session=config_session(config),
     )
+
+
+def published(parameter: FairRateParameter | None) -> PublishedFairRate | None:
+    """The engine's `fair_rate` over `parameter` (None: the engine is told no rate)."""
+    return None if parameter is None else PublishedFairRate(parameter)
+
+
+def published_fair_rate(config: Config) -> PublishedFairRate | None:
+    return published(config_fair_rate_parameter(config))
 
 
 def sync_engine(journal: Journal, config: Config) -> SyncEngine:
@@ -170,7 +179,9 @@ def engine_for(
         terminal_id=terminal_id,
         watermarks=watermarks,
         signer=signer,
-        fair_rate=fair_rate_for(settings, endpoint_url=endpoint_url, session=session),
+        fair_rate=published(
+            fair_rate_parameter(settings, endpoint_url=endpoint_url, session=session)
+        ),
     )
 
 
