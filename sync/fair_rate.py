@@ -2,11 +2,8 @@
 starts and when its link comes back, so a reconnecting fleet starts from its share of the
 account's PutEvents quota instead of probing up to it from scratch.
 
-The parameter's value is a plain decimal number, the lane's share in entries/s (`2.5`): what
-`aws ssm put-parameter` and a CloudFormation `AWS::SSM::Parameter` write as they are, and
-what an operator reads at a glance. No timestamp in the value: SSM keeps the parameter's
-last-modified date itself, and a rate set by hand months ago is as valid as one published a
-minute ago (the publisher, not the reader, knows whether it is current).
+The parameter's value is a plain decimal number of entries/s (`wire.fair_rate`, the contract
+with whoever publishes it).
 
 Reading never raises into the engine and never holds it long: the client makes one attempt
 with short connect and read timeouts (a refused connection is answered at once, a stalled
@@ -24,7 +21,6 @@ in a store, the SSM interface endpoint over the VPN (its private DNS answers the
 from __future__ import annotations
 
 import math
-import re
 import string
 import time
 from collections.abc import Callable
@@ -35,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sync.aws_reads import MALFORMED, failure_of, read_client_config
 from sync.errors import FairRateError
+from wire.fair_rate import DECIMAL_PATTERN, MAX_FAIR_RATE, rate_of
 
 if TYPE_CHECKING:
     import boto3
@@ -42,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DECIMAL_PATTERN",
     "MALFORMED",
+    "MAX_FAIR_RATE",
     "FairRateParameter",
     "PublishedFairRate",
     "make_fair_rate_client",
@@ -58,14 +56,6 @@ DEFAULT_REFRESH_SECONDS = 300.0
 # A fleet's size and the account's quota change over days: a rate read before an outage of
 # hours is still a better start than none, one a day old is not trusted.
 DEFAULT_MAX_AGE_SECONDS = 86400.0
-# The largest default PutEvents quota of any region (entries/s, per account): one lane's share
-# above the whole account's is a mistake in the value (a per-minute figure, a lost point).
-MAX_FAIR_RATE = 10_000.0
-# Digits, optionally a point and more digits: no sign, exponent, '_', 'nan' or 'inf', all of
-# which Python's float() would take. The template's parameter allows the same (SSM refuses a
-# put that does not match).
-DECIMAL_PATTERN = r"[0-9]+(\.[0-9]+)?"
-_DECIMAL = re.compile(DECIMAL_PATTERN)
 # SSM's rules for a parameter's name (PutParameter's naming constraints): these characters, a
 # leading '/' for a name in a hierarchy, at most 15 levels and 1011 characters, never starting
 # with "aws" or "ssm" (any case). A name, not an ARN.
@@ -96,11 +86,10 @@ def valid_parameter_name(name: str) -> bool:
 
 
 def parse_fair_rate(text: str) -> float:
-    """The rate `text` states (surrounding whitespace ignored); `FairRateError` (`malformed`)
-    unless it is a plain decimal number above 0 and at most `MAX_FAIR_RATE`."""
-    stripped = text.strip()
-    rate = float(stripped) if _DECIMAL.fullmatch(stripped) else math.nan
-    if not (0 < rate <= MAX_FAIR_RATE):  # nan fails too
+    """The rate `text` states; `FairRateError` (`malformed`) unless it is a plain decimal
+    number above 0 and at most `MAX_FAIR_RATE` (`wire.fair_rate.rate_of`)."""
+    rate = rate_of(text)
+    if rate is None:
         raise FairRateError(
             MALFORMED,
             f"{MALFORMED}: {text[:40]!r} is not a rate (a plain decimal number of entries/s, "
