@@ -309,6 +309,31 @@ def test_lanes_read_only_the_fair_rate_parameter_and_it_holds_a_rate() -> None:
     assert (allowed["Action"], allowed["Resource"]) == ("ssm:GetParameter", {"Sub": FAIR_RATE_ARN})
 
 
+def test_the_consumer_republishes_the_fair_rate_when_given_the_quota() -> None:
+    """cloud.fair_rate: its settings from the function's environment (only with a quota:
+    without one the chain sets the parameter itself), writing that one parameter, counting
+    lanes with a Scan of the watermarks table."""
+    from cloud.fair_rate import FAIR_RATE_ENV
+
+    function = of_type("AWS::Lambda::Function")["ConsumerFunction"]["Properties"]
+    env = function["Environment"]["Variables"]
+    condition, named, unset = env[FAIR_RATE_ENV.parameter]["If"]
+    assert named == {"Ref": "FairRateParameter"} and unset == {"Ref": "AWS::NoValue"}
+    assert template()["Conditions"][condition] == {
+        "Not": [{"Equals": [{"Ref": "PutEventsQuota"}, "0"]}]
+    }
+    assert template()["Parameters"]["PutEventsQuota"]["Default"] == "0"
+    for name in ("quota", "share", "floor"):
+        assert getattr(FAIR_RATE_ENV, name) in env, name
+    consumer = statements("ConsumerPolicy")
+    (write,) = (s for s in consumer if "ssm:PutParameter" in as_list(s["Action"]))
+    assert sorted(as_list(write["Action"])) == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert write["Resource"] == {"Sub": FAIR_RATE_ARN}
+    (scan,) = (s for s in consumer if "dynamodb:Scan" in as_list(s["Action"]))
+    assert as_list(scan["Action"]) == ["dynamodb:Scan"]
+    assert scan["Resource"] == {"GetAtt": "WatermarksTable.Arn"}
+
+
 def test_terminals_reach_dynamodb_and_the_v2_bus_over_the_vpn() -> None:
     endpoints = {
         json.dumps(e["Properties"]["ServiceName"]): e["Properties"]
@@ -407,7 +432,8 @@ def test_the_function_has_its_trust_anchor_metrics_and_watermarks() -> None:
     assert crl["Type"] == "AWS::SSM::Parameter"
     assert crl["Properties"]["Value"] == {"Ref": "StoreCrlPem"}
     policy = statements("ConsumerPolicy")
-    (read_crl,) = (s for s in policy if "ssm:GetParameter" in as_list(s["Action"]))
+    (read_crl,) = (s for s in policy if s["Sid"] == "ReadTheCrl")
+    assert as_list(read_crl["Action"]) == ["ssm:GetParameter"]
     assert "CrlParameter" in json.dumps(read_crl["Resource"])
     (watermarks,) = (s for s in policy if s["Sid"] == "PublishProvenWatermarks")
     assert {"GetAtt": "WatermarksTable.Arn"} in as_list(watermarks["Resource"])
