@@ -6,7 +6,8 @@ checkpoints when no message comes. Configuration is the environment the template
 the table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS`,
 `CHECKPOINT_SILENCE_SECONDS`, the
 trust anchor (`cloud.trust`: `TRUST_ANCHOR_CA_PEM`, `CRL_PARAMETER`), and the P2PE settings
-(`cloud.p2pe`: `P2PE_OUTGOING_KEY`, `P2PE_OUTGOING_KEY_ALGORITHM`, `P2PE_DECRYPT`).
+(`cloud.p2pe`: `P2PE_OUTGOING_KEY`, `P2PE_OUTGOING_KEY_ALGORITHM`, `P2PE_DECRYPT`); with
+`FAIR_RATE_PARAMETER` the schedule also publishes the lanes' fair rate (`cloud.fair_rate`).
 The clients and the data-key cache live across warm invocations.
 """
 
@@ -17,6 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import boto3
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cloud.alarms import AlarmBus, Alarms
 from cloud.consumer import (
@@ -27,6 +30,7 @@ from cloud.consumer import (
 )
 from cloud.emf import PowertoolsMetrics
 from cloud.errors import ConsumerConfigError
+from cloud.fair_rate import FairRatePublisher, publisher_from_env
 from cloud.kms import KmsUnwrapper
 from cloud.p2pe import SERVICE_NAME as P2PE_SERVICE
 from cloud.p2pe import P2peSettings, PaymentCryptography
@@ -37,6 +41,9 @@ from wire.keys import CachingUnwrapper
 
 _consumer: Consumer | None = None
 _metrics: PowertoolsMetrics | None = None
+_publisher: FairRatePublisher | None = None
+
+log = structlog.get_logger("posd.cloud")
 
 
 def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
@@ -51,8 +58,9 @@ def consumer_from_env(env: Mapping[str, str] = os.environ) -> Consumer:
     )
     client: Any = boto3.client
     store = Store(client("dynamodb"), TableNames.from_env(env))
-    global _metrics
+    global _metrics, _publisher
     _metrics = PowertoolsMetrics()
+    _publisher = publisher_from_env(env, ssm=client("ssm"), store=store)
     return Consumer(
         store,
         Alarms(store, AlarmBus(client("events"), bus_name), _metrics),
@@ -83,7 +91,20 @@ def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     try:
         if "Records" in event:
             return _consumer.handle_sqs(event)
-        return {"closed": _consumer.recheck_open()}
+        closed = _consumer.recheck_open()
+        _publish_fair_rate()
+        return {"closed": closed}
     finally:
         if _metrics is not None:
             _metrics.flush()
+
+
+def _publish_fair_rate() -> None:
+    """The schedule's second job; a failure is logged and tried again in 5 minutes (the lanes
+    keep the rate published last)."""
+    if _publisher is None:
+        return
+    try:
+        _publisher.publish()
+    except (BotoCoreError, ClientError) as error:
+        log.warning("cloud.fair_rate_not_published", error=type(error).__name__, reason=str(error))

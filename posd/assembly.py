@@ -12,6 +12,7 @@ and builds SDK clients, this one decides which parts exist and how they are wire
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from posd.aws import config_session, kms_client
@@ -22,6 +23,7 @@ from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from sync.engine import SyncEngine
 from sync.eventbridge.transport import ClientSource
+from sync.fair_rate import FairRateParameter, PublishedFairRate, make_fair_rate_client
 from sync.settings import SyncSettings
 from sync.sources import client_source
 from sync.watermarks import WatermarkTable, make_watermark_client
@@ -82,6 +84,37 @@ def watermark_table(config: Config) -> WatermarkTable | None:
     )
 
 
+def fair_rate_parameter(
+    settings: SyncSettings, *, endpoint_url: str | None, session: boto3.Session
+) -> FairRateParameter | None:
+    """The SSM parameter `settings.fair_rate_parameter` names, read through `endpoint_url`
+    (None: boto3 resolves it); None when none is configured."""
+    if not settings.fair_rate_parameter:
+        return None
+    client = make_fair_rate_client(
+        region=session.region_name, endpoint_url=endpoint_url, session=session
+    )
+    return FairRateParameter(client, settings.fair_rate_parameter)
+
+
+def config_fair_rate_parameter(config: Config) -> FairRateParameter | None:
+    """The config's `[sync] fair_rate_parameter`, through `[aws] ssm_endpoint_url`."""
+    return fair_rate_parameter(
+        config.sync,
+        endpoint_url=config.aws.ssm_endpoint_url or config.aws.endpoint_url,
+        session=config_session(config),
+    )
+
+
+def published(parameter: FairRateParameter | None) -> PublishedFairRate | None:
+    """The engine's `fair_rate` over `parameter` (None: the engine is told no rate)."""
+    return None if parameter is None else PublishedFairRate(parameter)
+
+
+def published_fair_rate(config: Config) -> PublishedFairRate | None:
+    return published(config_fair_rate_parameter(config))
+
+
 def sync_engine(journal: Journal, config: Config) -> SyncEngine:
     """The delivery engine for `journal` as the config describes it, signing side events
     with `[identity]` (unsigned without it: development only)."""
@@ -93,6 +126,7 @@ def sync_engine(journal: Journal, config: Config) -> SyncEngine:
         terminal_id=config.terminal_id,
         watermarks=watermark_table(config),
         signer=signer_for(config),
+        fair_rate=published_fair_rate(config),
     )
 
 
@@ -128,7 +162,8 @@ def engine_for(
 ) -> SyncEngine:
     """A delivery engine without a config file (bench and tests): `settings` for one terminal,
     sending to `endpoint_url` with `session`'s credentials, reading proven watermarks from
-    `watermarks` (None: nothing is proven), signing side events with `signer`."""
+    `watermarks` (None: nothing is proven), signing side events with `signer`, reading
+    `settings.fair_rate_parameter` (if set) from the same endpoint."""
     clients = clients_for(
         settings,
         store_id=store_id,
@@ -144,6 +179,9 @@ def engine_for(
         terminal_id=terminal_id,
         watermarks=watermarks,
         signer=signer,
+        fair_rate=published(
+            fair_rate_parameter(settings, endpoint_url=endpoint_url, session=session)
+        ),
     )
 
 
@@ -156,6 +194,7 @@ def engine_over(
     terminal_id: str,
     watermarks: WatermarkTable | None = None,
     signer: Signer | None = None,
+    fair_rate: Callable[[], float | None] | None = None,
 ) -> SyncEngine:
     """A delivery engine over clients built already: those of the config (`sync_engine`),
     of `clients_for`, or clients a benchmark used first (bench/drain measures the round trip
@@ -168,4 +207,5 @@ def engine_over(
         terminal_id=terminal_id,
         watermarks=watermarks,
         signer=signer,
+        fair_rate=fair_rate,
     )

@@ -62,11 +62,12 @@ class AwsSettings:
     # which honours AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_EVENTBRIDGE and
     # AWS_ENDPOINT_URL_DYNAMODB (botocore derives the name from the service id; sync also
     # accepts ..._EVENTS). DynamoDB: where the cloud's proven watermarks are read
-    # ([sync] acknowledged_retention).
+    # ([sync] acknowledged_retention); SSM: the published fair rate ([sync] fair_rate_parameter).
     endpoint_url: str | None = None
     kms_endpoint_url: str | None = None
     events_endpoint_url: str | None = None
     dynamodb_endpoint_url: str | None = None
+    ssm_endpoint_url: str | None = None
     profile: str | None = None
     # Where short-lived credentials are served on loopback (posd-credentials.service: the
     # Roles Anywhere signing helper's IMDSv2-compatible endpoint); unset: boto3's chain.

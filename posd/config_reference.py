@@ -121,6 +121,11 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "endpoint's own DNS name (stack output `DynamoDbEndpointDns`); unset: "
             "`endpoint_url`, then `AWS_ENDPOINT_URL_DYNAMODB`"
         ),
+        "ssm_endpoint_url": (
+            "where `[sync] fair_rate_parameter` is read: the SSM interface endpoint (its "
+            "private DNS answers the public name); unset: `endpoint_url`, then "
+            "`AWS_ENDPOINT_URL_SSM`"
+        ),
         "credentials_endpoint": (
             "the loopback endpoint `posd-credentials.service` serves short-lived credentials "
             "on (IAM Roles Anywhere's `aws_signing_helper serve`, IMDSv2-compatible), e.g. "
@@ -209,6 +214,11 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
         "watermark_table": "the consumer's DynamoDB table of proven watermarks",
         "watermark_poll_seconds": "how often the watermark is read, at most",
         "idle_poll_seconds": "how often an idle engine looks for new records",
+        "fair_rate_parameter": (
+            "the SSM parameter the chain publishes each lane's fair rate in (a plain decimal, "
+            "entries/s; the stack's `FairRateParameterName` output), read when delivery starts "
+            "and when the link comes back, through `[aws] ssm_endpoint_url`; empty: off"
+        ),
     },
     "offline": {
         "max_payment_amount": "the largest payment taken while records are undelivered",

@@ -104,11 +104,13 @@ class SyncEngine:
         clock: Callable[[], float] = time.time,
         watermarks: WatermarkTable | None = None,
         signer: Signer | None = None,
+        fair_rate: Callable[[], float | None] | None = None,
     ) -> None:
         """`watermarks`: where the cloud publishes this lane's proven watermarks; without it
         (and with `acknowledged_retention`) nothing is proven, and delivered records go only
         after `max_unacknowledged_seconds`."""
         self._outbox = outbox
+        self._fair_rate = fair_rate
         self._journal_id = outbox.journal_id
         self._clients = clients
         self._settings = settings

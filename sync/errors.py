@@ -28,11 +28,20 @@ class EventDetailError(EventBuildError, ValueError):
     code that built it (every posd event carries one), found before anything is sent."""
 
 
-class WatermarkReadError(SyncError):
-    """The proven watermark could not be read (unreachable, refused, malformed); `kind`
-    names the failure (an AWS error code, `unreachable`, another botocore error class, or
-    `malformed`) so that a change of failure is told apart from the same one again."""
+class SideReadError(SyncError):
+    """A read beside delivery failed (sync/aws_reads.py); `kind` names the failure (an AWS
+    error code, `unreachable`, another botocore error class, or `malformed`) so that a change
+    of failure is told apart from the same one again."""
 
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
         super().__init__(message)
+
+
+class WatermarkReadError(SideReadError):
+    """The proven watermark could not be read (unreachable, refused, malformed)."""
+
+
+class FairRateError(SideReadError):
+    """The published fair rate could not be read (unreachable, refused, missing) or is not a
+    rate (`malformed`)."""

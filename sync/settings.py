@@ -17,6 +17,7 @@ from sync.eventbridge.v2 import (
     V2_MAX_ENTRIES,
     valid_event_bus_arn,
 )
+from sync.fair_rate import PARAMETER_NAME_RULES, valid_parameter_name
 from sync.pacing.ratelimit import (
     DEFAULT_DECREASE_FACTOR,
     DEFAULT_MIN_RATE,
@@ -106,6 +107,9 @@ class SyncSettings:
     watermark_poll_seconds: float = 300.0
     # How often an idle engine looks for new records.
     idle_poll_seconds: float = 0.25
+    # The SSM parameter the chain publishes each lane's fair rate in (entries/s,
+    # sync/fair_rate.py), read when the engine starts and when its link comes back; empty: off.
+    fair_rate_parameter: str = ""
 
     def __post_init__(self) -> None:
         _require(bool(self.event_bus_name), "event_bus_name", "must not be empty")
@@ -177,6 +181,11 @@ class SyncSettings:
             "watermark_table",
             f"must be a DynamoDB table name ({TABLE_NAME_MIN} to {TABLE_NAME_MAX} letters, "
             f"digits, '_', '-' or '.'), got {self.watermark_table!r}",
+        )
+        _require(
+            not self.fair_rate_parameter or valid_parameter_name(self.fair_rate_parameter),
+            "fair_rate_parameter",
+            f"must be empty (off) or {PARAMETER_NAME_RULES}, got {self.fair_rate_parameter!r}",
         )
         # A lease shorter than one request could expire mid-flight and let the record be sent
         # twice; twice the worst request time (with the read timeout at its longest) leaves

@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from sync.aws_reads import MALFORMED, failure_of, read_client_config
 from sync.errors import WatermarkReadError
 from sync.settings import SyncSettings
 from wire.watermark import JOURNAL_ID, LANE_ID, PROVEN_SEQ
@@ -27,20 +27,10 @@ from wire.watermark import JOURNAL_ID, LANE_ID, PROVEN_SEQ
 if TYPE_CHECKING:
     import boto3
 
-NO_SDK_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
-MALFORMED = "malformed"
-UNREACHABLE = "unreachable"
-
 
 def watermark_client_config(settings: SyncSettings) -> Config:
-    """botocore settings of the watermark reads: short timeouts, no SDK retries."""
-    return Config(
-        connect_timeout=settings.connect_timeout_seconds,
-        read_timeout=settings.read_timeout_seconds,
-        retries=dict(NO_SDK_RETRIES),  # type: ignore[arg-type]
-        max_pool_connections=1,  # one read at a time
-        tcp_keepalive=True,
-    )
+    """botocore settings of the watermark reads: `[sync]`'s timeouts, no SDK retries."""
+    return read_client_config(settings.connect_timeout_seconds, settings.read_timeout_seconds)
 
 
 def make_watermark_client(
@@ -84,16 +74,8 @@ class WatermarkTable:
                 Key={LANE_ID: {"S": self._lane_id}, JOURNAL_ID: {"S": journal_id}},
                 ConsistentRead=False,
             )
-        except ClientError as error:
-            details = error.response.get("Error", {})
-            code = str(details.get("Code") or "ClientError")
-            raise WatermarkReadError(code, f"{code}: {details.get('Message') or error}") from None
-        except BotoCoreError as error:
-            # Refused, reset, timed out: one state (the endpoint is out of reach), however
-            # the connection failed this time.
-            unreachable = isinstance(error, (BotoConnectionError, HTTPClientError))
-            kind = UNREACHABLE if unreachable else type(error).__name__
-            raise WatermarkReadError(kind, f"{type(error).__name__}: {error}") from None
+        except (ClientError, BotoCoreError) as error:
+            raise WatermarkReadError(*failure_of(error)) from None
         item = answer.get("Item")
         if item is None:
             return None

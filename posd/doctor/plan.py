@@ -18,6 +18,7 @@ from typing import Any
 from posd.doctor import checks, sink
 from posd.doctor.checks import FAIL, OK, SKIP, Check, Context
 from posd.doctor.disk import check_disk
+from posd.doctor.fair_rate import check_fair_rate
 from posd.doctor.files import check_state_dir, check_state_files
 from posd.errors import ConfigError, PosdError
 
@@ -46,6 +47,7 @@ STEPS: tuple[Step, ...] = (
     Step("clock", checks.check_clock, ("events reach",)),
     Step("event bus", sink.check_event_bus, ("events reach", "clock")),
     Step("delivery", sink.check_delivery, ("event bus",)),
+    Step("fair rate", check_fair_rate, ("aws credentials",)),
     Step("offline key", checks.check_offline_key, ("state dir",)),
     Step("kms key", checks.check_kms_key, ("kms reach", "clock")),
 )

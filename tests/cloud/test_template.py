@@ -227,10 +227,16 @@ PLACEHOLDERS = {
     "EventBusV2.EventBusArn": "arn:aws:events:REGION:ACCOUNT:event-busv2/BUS_NAME/*",
     "WatermarksTable.Arn": "arn:aws:dynamodb:REGION:ACCOUNT:table/WATERMARKS_TABLE",
 }
+FAIR_RATE_ARN = (
+    "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${FairRateParameter}"
+)
+SUB_PLACEHOLDERS = {FAIR_RATE_ARN: "arn:aws:ssm:REGION:ACCOUNT:parameter/posd/STACK_NAME/fair-rate"}
 
 
 def normalised(value: Any, defaults: dict[str, Any]) -> Any:
     """The template's policy with its intrinsic functions as the JSON file's placeholders."""
+    if isinstance(value, dict) and set(value) == {"Sub"}:
+        return SUB_PLACEHOLDERS[value["Sub"]]
     if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("GetAtt", "Ref"):
         ((tag, target),) = value.items()
         return PLACEHOLDERS[target] if tag == "GetAtt" else defaults[target]
@@ -276,12 +282,64 @@ def test_terminals_read_only_their_own_proven_watermarks() -> None:
     assert LANE_SEPARATOR == "/"
 
 
+def test_lanes_read_only_the_fair_rate_parameter_and_it_holds_a_rate() -> None:
+    """[sync] fair_rate_parameter: GetParameter on that one parameter, whose value (initial
+    and any later put: SSM checks AllowedPattern) is what sync.fair_rate reads as a rate."""
+    from sync.fair_rate import DECIMAL_PATTERN, parse_fair_rate
+
+    reads = [s for s in statements("TerminalPolicy") if str(s["Action"]).startswith("ssm:")]
+    assert [(s["Action"], s["Resource"]) for s in reads] == [
+        ("ssm:GetParameter", {"Sub": FAIR_RATE_ARN})
+    ]
+    parameter = resources()["FairRateParameter"]
+    assert parameter["Type"] == "AWS::SSM::Parameter"
+    properties = parameter["Properties"]
+    assert properties["AllowedPattern"] == f"^{DECIMAL_PATTERN}$"
+    initial = template()["Parameters"][properties["Value"]["Ref"]]
+    assert initial["AllowedPattern"] == f"^{DECIMAL_PATTERN}$"
+    assert parse_fair_rate(initial["Default"]) > 0
+    outputs = template()["Outputs"]
+    assert outputs["FairRateParameterName"]["Value"] == {"Ref": "FairRateParameter"}
+    endpoint = next(
+        e["Properties"]
+        for e in of_type("AWS::EC2::VPCEndpoint").values()
+        if e["Properties"]["ServiceName"] == {"Sub": "com.amazonaws.${AWS::Region}.ssm"}
+    )
+    (allowed,) = endpoint["PolicyDocument"]["Statement"]
+    assert (allowed["Action"], allowed["Resource"]) == ("ssm:GetParameter", {"Sub": FAIR_RATE_ARN})
+
+
+def test_the_consumer_republishes_the_fair_rate_when_given_the_quota() -> None:
+    """cloud.fair_rate: its settings from the function's environment (only with a quota:
+    without one the chain sets the parameter itself), writing that one parameter, counting
+    lanes with a Scan of the watermarks table."""
+    from cloud.fair_rate import FAIR_RATE_ENV
+
+    function = of_type("AWS::Lambda::Function")["ConsumerFunction"]["Properties"]
+    env = function["Environment"]["Variables"]
+    condition, named, unset = env[FAIR_RATE_ENV.parameter]["If"]
+    assert named == {"Ref": "FairRateParameter"} and unset == {"Ref": "AWS::NoValue"}
+    assert template()["Conditions"][condition] == {
+        "Not": [{"Equals": [{"Ref": "PutEventsQuota"}, "0"]}]
+    }
+    assert template()["Parameters"]["PutEventsQuota"]["Default"] == "0"
+    for name in ("quota", "share", "floor"):
+        assert getattr(FAIR_RATE_ENV, name) in env, name
+    consumer = statements("ConsumerPolicy")
+    (write,) = (s for s in consumer if "ssm:PutParameter" in as_list(s["Action"]))
+    assert sorted(as_list(write["Action"])) == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert write["Resource"] == {"Sub": FAIR_RATE_ARN}
+    (scan,) = (s for s in consumer if "dynamodb:Scan" in as_list(s["Action"]))
+    assert as_list(scan["Action"]) == ["dynamodb:Scan"]
+    assert scan["Resource"] == {"GetAtt": "WatermarksTable.Arn"}
+
+
 def test_terminals_reach_dynamodb_and_the_v2_bus_over_the_vpn() -> None:
     endpoints = {
         json.dumps(e["Properties"]["ServiceName"]): e["Properties"]
         for e in of_type("AWS::EC2::VPCEndpoint").values()
     }
-    for service in ("dynamodb", "eventsv2", "events", "kms", "rolesanywhere"):
+    for service in ("dynamodb", "eventsv2", "events", "kms", "rolesanywhere", "ssm"):
         name = json.dumps({"Sub": f"com.amazonaws.${{AWS::Region}}.{service}"})
         # a gateway endpoint is only a route table entry: nothing a VPN can reach
         assert endpoints[name]["VpcEndpointType"] == "Interface", service
@@ -374,7 +432,8 @@ def test_the_function_has_its_trust_anchor_metrics_and_watermarks() -> None:
     assert crl["Type"] == "AWS::SSM::Parameter"
     assert crl["Properties"]["Value"] == {"Ref": "StoreCrlPem"}
     policy = statements("ConsumerPolicy")
-    (read_crl,) = (s for s in policy if "ssm:GetParameter" in as_list(s["Action"]))
+    (read_crl,) = (s for s in policy if s["Sid"] == "ReadTheCrl")
+    assert as_list(read_crl["Action"]) == ["ssm:GetParameter"]
     assert "CrlParameter" in json.dumps(read_crl["Resource"])
     (watermarks,) = (s for s in policy if s["Sid"] == "PublishProvenWatermarks")
     assert {"GetAtt": "WatermarksTable.Arn"} in as_list(watermarks["Resource"])

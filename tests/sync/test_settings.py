@@ -60,6 +60,15 @@ def test_defaults_are_valid_and_fields_plain() -> None:
         ("watermark_table", "posd watermarks"),
         ("source", "aws.events"),
         ("event_bus_name", ""),
+        ("fair_rate_parameter", "posd fair rate"),
+        ("fair_rate_parameter", "posd/fair-rate"),  # a hierarchy starts with '/'
+        ("fair_rate_parameter", "/posd//fair-rate"),
+        ("fair_rate_parameter", "/posd/fair-rate/"),
+        ("fair_rate_parameter", "/aws/posd/fair-rate"),  # reserved prefixes
+        ("fair_rate_parameter", "SSM-fair-rate"),
+        ("fair_rate_parameter", "/" + "/".join(["level"] * 16)),
+        ("fair_rate_parameter", "r" * 1012),
+        ("fair_rate_parameter", "arn:aws:ssm:eu-west-1:123456789012:parameter/posd/rate"),
     ],
 )
 def test_out_of_range_names_the_field(field: str, value: object) -> None:
@@ -89,12 +98,22 @@ def test_acknowledged_retention_defaults_keep_records_as_long_as_the_dlq() -> No
 
 
 @pytest.mark.parametrize(
+    "name",
+    ["", "posd-fair-rate", "/posd/prod/fair-rate", "/" + "/".join(["level"] * 15), "r" * 1011],
+)
+def test_the_fair_rate_parameter_is_off_or_an_ssm_parameter_name(name: str) -> None:
+    assert SyncSettings().fair_rate_parameter == ""  # off unless the chain publishes one
+    assert SyncSettings(fair_rate_parameter=name).fair_rate_parameter == name
+
+
+@pytest.mark.parametrize(
     ("line", "key", "expected"),
     [
         ("watermark_table = 'a'", "sync.watermark_table", "DynamoDB table name"),
         ("watermark_poll_seconds = -5", "sync.watermark_poll_seconds", "must be > 0"),
         ("max_unacknowledged_seconds = 60", "sync.max_unacknowledged_seconds", "retention"),
         ("acknowledged_retention = 'yes'", "sync.acknowledged_retention", "expected"),
+        ("fair_rate_parameter = 'posd rate'", "sync.fair_rate_parameter", "SSM parameter name"),
     ],
 )
 def test_the_config_file_names_the_bad_key(

@@ -192,6 +192,7 @@ def test_terminal_policy_is_least_privilege() -> None:
         "events:PutEvents",
         "events:DescribeEventBus",  # posd doctor: the bus exists (PutEvents has no dry run)
         "dynamodb:GetItem",  # its own proven watermark: the partition its certificate names
+        "ssm:GetParameter",  # the fair rate the chain publishes ([sync] fair_rate_parameter)
     }
     assert all(s["Effect"] == "Allow" and s["Resource"] != "*" for s in policy["Statement"])
     generate = next(s for s in policy["Statement"] if s["Action"] == "kms:GenerateDataKey")

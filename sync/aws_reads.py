@@ -1,0 +1,44 @@
+"""The engine's small AWS reads beside delivery (the proven watermark, the published fair
+rate): how their clients are configured and how their failures are named.
+
+Their clients make one attempt (no SDK retries: the next poll is the retry, and a read that
+fails fast is told apart from one that stalls) and hold one connection.
+
+A failure's kind tells a change of failure from the same one again, so each is logged once,
+not per read: the AWS error code of a refusal (`AccessDeniedException`, `ParameterNotFound`,
+...), `unreachable` for a connection that failed however it failed (refused, reset, timed
+out: one state, the endpoint is out of reach), `malformed` for an answer that is not what was
+asked for, or another botocore error's class name.
+"""
+
+from __future__ import annotations
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+NO_SDK_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
+UNREACHABLE = "unreachable"
+MALFORMED = "malformed"
+
+
+def read_client_config(connect_timeout: float, read_timeout: float) -> Config:
+    """botocore settings of one side read: these timeouts, no SDK retries, one connection."""
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries=dict(NO_SDK_RETRIES),  # type: ignore[arg-type]
+        max_pool_connections=1,  # one read at a time
+        tcp_keepalive=True,
+    )
+
+
+def failure_of(error: ClientError | BotoCoreError) -> tuple[str, str]:
+    """The failure's kind and a message naming it."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code = str(details.get("Code") or "ClientError")
+        return code, f"{code}: {details.get('Message') or error}"
+    unreachable = isinstance(error, (BotoConnectionError, HTTPClientError))
+    kind = UNREACHABLE if unreachable else type(error).__name__
+    return kind, f"{type(error).__name__}: {error}"
