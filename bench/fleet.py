@@ -115,7 +115,7 @@ class TokenBucket:
 def _serve(port_queue: Any, quota: float) -> None:
     # Full at the start, at most one second's worth at once: the quota in steady state.
     bucket = TokenBucket(rate=quota, capacity=quota, tokens=quota)
-    counts = {"accepted": 0, "throttled": 0}
+    counts = {"accepted": 0, "throttled": 0, "requests": 0, "throttled_requests": 0}
     accepted_at: dict[float, int] = {}  # wall-clock bucket -> entries accepted in it
     throttled_at: dict[float, int] = {}  # wall-clock bucket -> entries throttled in it
     counts_lock = threading.Lock()
@@ -156,6 +156,8 @@ def _serve(port_queue: Any, quota: float) -> None:
             with counts_lock:
                 counts["accepted"] += len(entries) - failed
                 counts["throttled"] += failed
+                counts["requests"] += 1
+                counts["throttled_requests"] += 1 if failed else 0
                 accepted_at[moment] = accepted_at.get(moment, 0) + len(entries) - failed
                 throttled_at[moment] = throttled_at.get(moment, 0) + failed
             self._reply({"FailedEntryCount": failed, "Entries": entries})
@@ -312,6 +314,10 @@ def _summarise(
         "events_accepted": total,
         "entries_throttled": counts["throttled"],
         "throttled_share": round(counts["throttled"] / sent, 4) if sent else 0.0,
+        "requests": counts["requests"],
+        "throttled_request_share": round(counts["throttled_requests"] / counts["requests"], 4)
+        if counts["requests"]
+        else 0.0,
         "drain_seconds": round(slowest, 3),
         "ideal_seconds": round(ideal, 3),
         "ratio_to_ideal": round(slowest / ideal, 3) if ideal else None,

@@ -123,6 +123,11 @@ class CubicRate:
             scale = max(scale, self._growth_scale)
         return self._w_max + scale * offset**3
 
+    def start_at(self, rate: float, now: float) -> None:
+        """Level at `rate` from `now` (as at the end of a plateau), growing beyond it."""
+        self._w_max = rate
+        self._last_throttle = now - self._k
+
     def on_throttle(self, rate: float, now: float) -> float:
         self._w_max = rate
         self._last_throttle = now
@@ -229,6 +234,20 @@ class AdaptiveRateLimiter:
             self._slow_start = None
         self._meter = RateMeter(now)
         self._accepted = RateMeter(now)
+
+    def start_at(self, now: float, rate: float, head_start: float = 0.0) -> None:
+        """Limit from now at `rate` (a lane's share of the fleet's quota) and probe upward
+        from it along the CUBIC curve, with no slow start; the bucket holds `head_start`
+        tokens (a random part of the first request, so that a fleet starting together
+        spreads its first requests over the time its share takes to earn one)."""
+        self._slow_start = None
+        self._meter = RateMeter(now)
+        self._accepted = RateMeter(now)
+        self._cubic.start_at(rate, now)
+        self._enabled = True
+        self._stamp = now
+        self._set_rate(rate, now)
+        self._tokens = min(max(0.0, head_start), self._capacity)
 
     def grant(self, wanted: int, now: float) -> Grant:
         """How many of `wanted` entries may be sent now (all, some during slow start, or none
