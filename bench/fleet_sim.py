@@ -37,11 +37,12 @@ from typing import Any
 from sync.eventbridge.retry import RetryPolicy
 from sync.pacing.backoff import FullJitterBackoff
 from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer
-from sync.settings import SyncSettings
+from sync.settings import PUT_EVENTS_MAX_ENTRIES, SyncSettings
 
 # Calibrated to bench/fleet.py's local endpoint on the project's VM (see the docstring).
 DEFAULT_RTT_SECONDS = 0.004
-DEFAULT_SERVICE_SECONDS = 0.0029
+DEFAULT_ENDPOINT_CAPACITY = 345.0  # requests/s
+DEFAULT_SERVICE_SECONDS = 1.0 / DEFAULT_ENDPOINT_CAPACITY
 BURST_SECONDS = 1.0  # the quota's bucket holds this many seconds' worth
 SAMPLE_SECONDS = 0.5  # as bench/fleet.py's endpoint
 SIMULATION_LIMIT_SECONDS = 86_400.0
@@ -373,7 +374,16 @@ def summarise(
     ideal = ideal_seconds(scenario)
     ends = [t + j for t, j in zip(finished, scenario.joins, strict=True) if t is not None]
     slowest = max(ends) if ends else math.inf
-    fair = fair_finish_times(scenario)
+    # A lane's fair drain time: the fluid fair schedule's, but at least the time the fleet's
+    # average share takes to earn its first request (the spread a storm needs; without the
+    # floor a one-record lane joining a quiet fleet is "fair" at a millisecond). With equal
+    # backlogs joining together this is every lane's same time, so the figure is the real
+    # run's slowest over median lane.
+    average_share = scenario.quota / len(scenario.backlogs)
+    fair = [
+        max(fluid, min(backlog, PUT_EVENTS_MAX_ENTRIES) / average_share)
+        for fluid, backlog in zip(fair_finish_times(scenario), scenario.backlogs, strict=True)
+    ]
     slowdown = [t / f for t, f in zip(finished, fair, strict=True) if t is not None and f > 0]
     timeline: list[tuple[float, int]] = [(0.0, total)]
     remaining = total

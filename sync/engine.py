@@ -348,20 +348,17 @@ class SyncEngine:
         if not self._started:
             self._started = True
             with self._lock:
-                self._pacer.started(now, self._share(), backlog)
+                self._pacer.started(now, self._published_rate(), backlog)
 
-    def _share(self) -> float | None:
-        """This lane's share of the account's quota: the published fair rate, else the
-        configured one (None: neither)."""
-        published = None
-        if self._fair_rate is not None:
-            try:
-                published = self._fair_rate()
-            except Exception as error:  # noqa: BLE001 - a missing figure must not stop delivery
-                log.warning("sync.fair_rate_unreadable", error=f"{type(error).__name__}: {error}")
-        if published is not None and published > 0:
-            return published
-        return self._settings.configured_share
+    def _published_rate(self) -> float | None:
+        """The fair rate the cloud publishes for each lane (None: not known)."""
+        if self._fair_rate is None:
+            return None
+        try:
+            return self._fair_rate()
+        except Exception as error:  # noqa: BLE001 - a missing figure must not stop delivery
+            log.warning("sync.fair_rate_unreadable", error=f"{type(error).__name__}: {error}")
+            return None
 
     def _idle(self) -> bool:
         return not self._in_flight and not self._held and self._lease_was_empty and self._side.idle
@@ -483,9 +480,10 @@ class SyncEngine:
                 back_online = self._link.record_success(now)
                 timeouts_ended = self._timeouts.on_answer(now - flight.sent_at)
             if back_online:
-                share = self._share()
+                published = self._published_rate()
                 with self._lock:
-                    self._pacer.reconnected(now, share, self._pending)
+                    self._pacer.reconnected(now, published, self._pending)
+                share = self._pacer.share(published)
                 log.info("sync.online", pending=self._pending, share_per_second=share)
             if timeouts_ended:
                 log.info("sync.endpoint_answering", read_timeouts=timeouts_ended)

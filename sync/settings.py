@@ -1,7 +1,7 @@
 """Tunables of the sync engine, with production defaults.
 
-Every field is a plain `str`, `int`, `float`, `bool` or `str | None`: the daemon's config
-loader maps the TOML `[sync]` table onto these fields by name and type. Ranges are checked in
+Every field is a plain `str`, `int`, `float` or `bool`, or one of them `| None`: the daemon's
+config loader maps the TOML `[sync]` table onto these fields by name and type. Ranges are checked in
 `__post_init__`, which raises `SettingsError` (a `ValueError`) naming the field.
 """
 

@@ -28,6 +28,12 @@ from sync.settings import SyncSettings
 # lease old, so a request never starts on a nearly expired lease; no more is leased than the
 # rate limiter lets go within that time.
 HELD_BATCH_MAX_LEASE_FRACTION = 0.5
+# A lane started at its share holds it level (no probing) for a random 0.5 to 1.5 times this
+# many recovery times, or until its backlog would be drained at the share if sooner: a fleet
+# starting together does not probe together, and a lane that will be done at its share does
+# not probe at all (bench/fleet_sim.py: 1,000 lanes of 20 records drained in the ideal time,
+# none throttled; shorter levels throttled 6-14%).
+SHARE_LEVEL_RECOVERIES = 4.0
 
 
 class EntryRetry(Protocol):
@@ -69,29 +75,36 @@ class LanePacer:
 
     # --- (re)connecting -------------------------------------------------------------------
 
-    def started(self, now: float, share: float | None, backlog: int) -> None:
+    def started(self, now: float, published: float | None, backlog: int) -> None:
         """The engine starts (a daemon start is a reconnect too: the fleet may be coming
-        back). With a known `share` the lane starts at it; else it slow-starts from now (not
-        from its construction: its rate is measured from the start)."""
+        back). `published`: the fair rate the cloud publishes (None: not known)."""
+        share = self.share(published)
         if share is None:
-            self.limiter.restart(now)
+            self.limiter.restart(now)  # slow start, the rate measured from now
         else:
             self._start_at_share(now, share, backlog)
 
-    def reconnected(self, now: float, share: float | None, backlog: int) -> None:
+    def reconnected(self, now: float, published: float | None, backlog: int) -> None:
         """The link is back after an outage: the window starts small, the rate at the share
         (or slow-starts when the share is not known), like every other lane coming back."""
         self.window.reset_to_minimum()
-        if share is None:
-            self.limiter.restart(now)
-        else:
-            self._start_at_share(now, share, backlog)
+        self.started(now, published, backlog)
+
+    def share(self, published: float | None) -> float | None:
+        """This lane's share of the account's quota, entries/s: the published fair rate, else
+        the configured one (`SyncSettings.configured_share`); None: neither."""
+        if published is not None and published > 0:
+            return published
+        return self._settings.configured_share
 
     def _start_at_share(self, now: float, share: float, backlog: int) -> None:
         if not self._settings.rate_limit:
             return
         first_request = max(1, min(backlog, self._settings.max_entries_per_request))
-        self.limiter.start_at(now, share, head_start=self._uniform() * first_request)
+        head_start = self._uniform() * first_request
+        recovery = self._settings.rate_recovery_seconds
+        level = min(backlog / share, SHARE_LEVEL_RECOVERIES * recovery * (0.5 + self._uniform()))
+        self.limiter.start_at(now, share, head_start, level)
 
     # --- before sending -------------------------------------------------------------------
 
@@ -104,7 +117,11 @@ class LanePacer:
         more than the rate limiter lets go within half a lease."""
         wanted = self.allowed_in_flight(probing) * per_request
         within = self._settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION
-        return self.limiter.lease_limit(wanted, within, now)
+        affordable = self.limiter.lease_limit(wanted, within, now)
+        # Whole requests: a part-request lease sized by the tokens the lane happened to hold
+        # made the next request's wait undo the random start, and a whole fleet sent its
+        # second requests in the same second (bench/fleet_sim.py).
+        return max(per_request, affordable - affordable % per_request)
 
     def grant(self, wanted: int, now: float) -> Grant:
         """How many of `wanted` entries may go now; if none, how long to wait."""
