@@ -62,8 +62,6 @@ def test_the_fair_schedule_shares_the_quota_equally() -> None:
     assert fair_finish_times(fleet) == pytest.approx([2.0, 4.0])
     assert ideal_seconds(fleet) == pytest.approx(4.0)
     # Halving the quota at 1 s: 10 records by 1 s, the other 30 at 5/s: 7 s.
-    assert ideal_seconds(Scenario([10, 30], [0.0, 0.0], 10.0, ((1.0, 5.0),))) == pytest.approx(
-        7.0
-    )
+    assert ideal_seconds(Scenario([10, 30], [0.0, 0.0], 10.0, ((1.0, 5.0),))) == pytest.approx(7.0)
     # A lane joining later can only start then.
     assert ideal_seconds(Scenario([10, 10], [0.0, 5.0], 10.0)) == pytest.approx(6.0)
