@@ -23,7 +23,10 @@ Differences from botocore, and why:
 Before the first throttle the limiter only slow-starts (`SlowStart`: one request in flight,
 doubling with every answer, gone after ~3 round trips), then stays out of the way like
 botocore's: a lone terminal draining to an unthrottled endpoint is not slowed (bench/drain.py
-figures unchanged within noise), and an idle engine never waits on it.
+figures unchanged within noise), and an idle engine never waits on it. A lane that knows its
+share of a fleet's quota skips all that (`start_at`, from `sync/pacing/lane.py`): it starts
+limited at its share, is never cut below it, and grows above it by the same entries/s as
+every other lane.
 Times are whatever clock the caller passes (`now`), so tests inject one.
 """
 
