@@ -23,7 +23,40 @@ BENCHMARKS = (
     ("api_front", ["bench/api_front.py"]),
     ("drain", ["bench/drain.py"]),
     ("drain_v2", ["bench/drain_v2.py"]),
-    ("fleet", ["bench/fleet.py", "--plot", "bench/results/fleet.png"]),
+    # Real engines at 1,000 lanes, then the simulator on the same storm and their agreement.
+    ("fleet", ["bench/fleet.py", "--validate", "--plot", "bench/results/fleet.png"]),
+    # 10,000 simulated lanes: varied backlogs, all at once (the storm the pacing is tuned on).
+    (
+        "fleet_simulated",
+        [
+            "bench/fleet.py",
+            "--simulated",
+            "--terminals",
+            "10000",
+            "--backlog-mix",
+            "varied",
+            "--plot",
+            "bench/results/fleet_simulated.png",
+        ],
+    ),
+    # The same joining over a minute, and the quota cut by a quarter at 90 s.
+    (
+        "fleet_simulated_joining",
+        [
+            "bench/fleet.py",
+            "--simulated",
+            "--terminals",
+            "10000",
+            "--backlog-mix",
+            "varied",
+            "--join-over",
+            "60",
+            "--quota-change",
+            "90:3750",
+            "--plot",
+            "bench/results/fleet_simulated_joining.png",
+        ],
+    ),
     ("cloud_consumer", ["bench/cloud_consumer.py"]),
     ("footprint", ["bench/footprint.py"]),
     # 200k by default (journals cached in bench/results/journals); the figure is

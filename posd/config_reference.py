@@ -189,6 +189,16 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
         ),
         "rate_decrease_factor": "on throttling the fill rate is cut to this x the accepted rate",
         "rate_recovery_seconds": "the rate is level again after this long (a CUBIC curve)",
+        "fleet_quota_per_second": (
+            "the account's PutEvents quota this fleet shares (entries/s), with `fleet_size`: a "
+            "(re)connecting lane starts at quota / size and probes upward (the cloud's "
+            "published fair rate comes first); unset, and no `lane_rate_per_second`: the slow "
+            "start (one request, doubling per answer, paced only once throttled)"
+        ),
+        "fleet_size": "the lanes sharing `fleet_quota_per_second` (both or neither)",
+        "lane_rate_per_second": (
+            "instead of the two above: this lane's share in entries/s (not with them)"
+        ),
         "lease_seconds": (
             "a leased record is hidden from other leases this long; at least "
             "2 x (connect + max read timeout)"

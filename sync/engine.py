@@ -47,10 +47,9 @@ from sync.eventbridge.v2 import API_V2, event_group_id
 from sync.events import Entry, EventBuilder
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.pacing.backoff import FullJitterBackoff
+from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer
 from sync.pacing.link import LinkMonitor
-from sync.pacing.ratelimit import AdaptiveRateLimiter
 from sync.pacing.timeouts import TimeoutAdapter
-from sync.pacing.window import ConcurrencyWindow
 from sync.settings import SyncSettings
 from sync.side_events import SideEventSender, SideOrigin
 from sync.status import DrainProgress, DrainReport, SyncStatus
@@ -67,9 +66,6 @@ STATUS_REFRESH_SECONDS = 1.0
 # captures and other processes.
 STATUS_REFRESH_MAX_SHARE = 0.02
 STATUS_REFRESH_MAX_SECONDS = 30.0
-# Leased-but-unsent batches are handed back to the journal once they are this fraction of the
-# lease old, so a request never starts on a nearly expired lease.
-HELD_BATCH_MAX_LEASE_FRACTION = 0.5
 HELD_TOO_LONG = "held too long before sending: lease handed back"
 OVERSIZE_REASON = "EventTooLarge: {size} bytes exceed max_request_bytes {limit}"
 
@@ -108,7 +104,9 @@ class SyncEngine:
     ) -> None:
         """`watermarks`: where the cloud publishes this lane's proven watermarks; without it
         (and with `acknowledged_retention`) nothing is proven, and delivered records go only
-        after `max_unacknowledged_seconds`."""
+        after `max_unacknowledged_seconds`. `fair_rate`: the fair rate the cloud publishes
+        for each lane (entries/s; None: not known), read when the engine starts and when the
+        link comes back; before `[sync]`'s fleet settings (`SyncSettings.configured_share`)."""
         self._outbox = outbox
         self._fair_rate = fair_rate
         self._journal_id = outbox.journal_id
@@ -126,7 +124,9 @@ class SyncEngine:
         self._retry_backoff = FullJitterBackoff(
             settings.backoff_base_seconds, settings.backoff_cap_seconds
         )
-        self._retry = RetryPolicy(self._retry_backoff)
+        self._pacer = LanePacer(settings, clock(), RetryPolicy(self._retry_backoff))
+        self._fair_rate = fair_rate
+        self._started = False
         self._link = LinkMonitor(
             settings.offline_after_failures,
             failure_backoff=self._retry_backoff,
@@ -134,21 +134,6 @@ class SyncEngine:
                 settings.probe_min_seconds, settings.probe_max_seconds - settings.probe_min_seconds
             ),
             probe_min_seconds=settings.probe_min_seconds,
-        )
-        self._window = ConcurrencyWindow(
-            settings.min_in_flight,
-            settings.initial_in_flight,
-            settings.max_in_flight,
-            settings.throttle_decrease_factor,
-        )
-        self._limiter = AdaptiveRateLimiter(
-            clock(),
-            min_rate=settings.rate_min_per_second,
-            recovery_seconds=settings.rate_recovery_seconds,
-            decrease_factor=settings.rate_decrease_factor,
-            min_capacity=settings.max_entries_per_request,
-            active=settings.rate_limit,
-            full_window=settings.max_in_flight * settings.max_entries_per_request,
         )
         self._rate_delay = 0.0  # seconds until the rate limiter lets the next batch go
         self._timeouts = TimeoutAdapter(
@@ -196,6 +181,7 @@ class SyncEngine:
     def run(self) -> None:
         """Deliver until `stop()`; then finish the requests in flight and return."""
         self._stop.clear()
+        self._start(self._clock())
         while not self._stop.is_set():
             self._round(self._clock())
             self._wait()
@@ -230,7 +216,7 @@ class SyncEngine:
         self._stop.clear()
         if checkpoint:
             self.checkpoint_now()
-        self._refresh_status(self._clock())
+        self._start(self._clock())
         completed = False
         while not self._stop.is_set():
             self._round(self._clock())
@@ -357,6 +343,24 @@ class SyncEngine:
         if now >= self._next_status_at:
             self._refresh_status(now)
 
+    def _start(self, now: float) -> None:
+        """Once per engine: read the backlog, and start at the lane's share if known."""
+        backlog = self._refresh_status(now)
+        if not self._started:
+            self._started = True
+            with self._lock:
+                self._pacer.started(now, self._published_rate(), backlog)
+
+    def _published_rate(self) -> float | None:
+        """The fair rate the cloud publishes for each lane (None: not known)."""
+        if self._fair_rate is None:
+            return None
+        try:
+            return self._fair_rate()
+        except Exception as error:  # noqa: BLE001 - a missing figure must not stop delivery
+            log.warning("sync.fair_rate_unreadable", error=f"{type(error).__name__}: {error}")
+            return None
+
     def _idle(self) -> bool:
         return not self._in_flight and not self._held and self._lease_was_empty and self._side.idle
 
@@ -382,7 +386,7 @@ class SyncEngine:
         self._held.clear()  # their leases expire and they come back; nothing is lost
 
     def _allowed_in_flight(self) -> int:
-        return 1 if self._link.probing else self._window.limit
+        return self._pacer.allowed_in_flight(self._link.probing)
 
     # --- sending ------------------------------------------------------------------------
 
@@ -394,7 +398,7 @@ class SyncEngine:
             held = self._next_batch(now)
             if held is None:
                 return
-            grant = self._limiter.grant(len(held.entries), now)
+            grant = self._pacer.grant(len(held.entries), now)
             self._rate_delay = grant.wait_seconds
             if not grant.entries:
                 return  # no prefetch either: the held batch waits for the rate limiter
@@ -402,8 +406,7 @@ class SyncEngine:
             batch = held.entries[: grant.entries]
             if len(batch) < len(held.entries):  # slow start: the rest stays first in line
                 self._held.appendleft(_Held(held.entries[grant.entries :], held.leased_at))
-            self._limiter.on_send(len(batch), now)
-            ticket = self._window.ticket()
+            ticket = self._pacer.sent(len(batch), now)
             client = self._clients(self._timeouts.read_timeout)
             request = [entry.request_entry for entry in batch]
             future = self._pool.submit(put_batch, client, request)
@@ -430,12 +433,7 @@ class SyncEngine:
     def _lease(self, now: float) -> None:
         settings = self._settings
         per_request = self._timeouts.entries_per_request
-        # Lease a whole window's worth at once: fewer journal transactions per event.
-        limit = self._limiter.lease_limit(
-            self._allowed_in_flight() * per_request,
-            settings.lease_seconds * HELD_BATCH_MAX_LEASE_FRACTION,
-            now,
-        )
+        limit = self._pacer.lease_limit(self._link.probing, per_request, now)
         lease = self._outbox.lease(limit, now, settings.lease_seconds)
         for refused in lease.quarantined:
             self._note_outbox_quarantine(refused)
@@ -481,12 +479,13 @@ class SyncEngine:
         if isinstance(result, Answered):
             with self._lock:
                 back_online = self._link.record_success(now)
-                if back_online:
-                    self._window.reset_to_minimum()
-                    self._limiter.restart(now)
                 timeouts_ended = self._timeouts.on_answer(now - flight.sent_at)
             if back_online:
-                log.info("sync.online", pending=self._pending)
+                published = self._published_rate()
+                with self._lock:
+                    self._pacer.reconnected(now, published, self._pending)
+                share = self._pacer.share(published)
+                log.info("sync.online", pending=self._pending, share_per_second=share)
             if timeouts_ended:
                 log.info("sync.endpoint_answering", read_timeouts=timeouts_ended)
             verdict = judge(records, result.results)
@@ -495,23 +494,20 @@ class SyncEngine:
                 self._refused_config(refused, now, verdict.misconfigured[0][1])
             for record, reason in verdict.quarantine:
                 self._quarantine(record, reason)
-            self._limiter.on_answer(len(records), len(verdict.delivered), verdict.throttled, now)
+            with self._lock:
+                self._pacer.answered(
+                    flight.ticket, len(records), len(verdict.delivered), verdict.throttled, now
+                )
             for error, group in _group_by_error(verdict.retry).items():
                 throttled = error in verdict.throttled_reasons
                 self._retry_later(group, now, error, throttled=throttled)
-            with self._lock:
-                if verdict.throttled:
-                    self._window.on_congestion(flight.ticket)
-                else:
-                    self._window.on_success()
             return verdict.delivered
         if isinstance(result, Throttled):
-            self._limiter.on_answer(len(records), 0, True, now)
             with self._lock:
-                self._window.on_congestion(flight.ticket)
+                self._pacer.request_throttled(flight.ticket, len(records), now)
             self._retry_later(records, now, result.error, throttled=True)
             return []
-        self._limiter.on_unanswered()
+        self._pacer.unanswered()
         if result.kind == MISCONFIGURED:
             self._refused_config(records, now, result.error)
             return []
@@ -532,9 +528,9 @@ class SyncEngine:
         in flight. Logged once per streak of timeouts, not once per request."""
         with self._lock:
             streak_started = self._timeouts.on_read_timeout(flight.generation)
-            self._window.on_congestion(flight.ticket)
+            self._pacer.congested(flight.ticket)
             adapted = self._timeouts.snapshot()
-            in_flight_limit = self._window.limit
+            in_flight_limit = self._pacer.window.limit
         if streak_started:
             log.warning(
                 "sync.slow_endpoint",
@@ -556,9 +552,7 @@ class SyncEngine:
     ) -> None:
         """Due again when the retry policy says (sync/eventbridge/retry.py)."""
         attempt = max(record.attempts for record in records) + 1
-        delay = self._retry.entry_delay(
-            attempt, throttled=throttled, rate_limited=self._limiter.enabled
-        )
+        delay = self._pacer.retry_delay(attempt, throttled)
         self._outbox.schedule_retry([r.seq for r in records], now + delay, error)
 
     def _quarantine(self, record: OutboxRecord, reason: str) -> None:

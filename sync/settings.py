@@ -1,7 +1,7 @@
 """Tunables of the sync engine, with production defaults.
 
-Every field is a plain `str`, `int`, `float`, `bool` or `str | None`: the daemon's config
-loader maps the TOML `[sync]` table onto these fields by name and type. Ranges are checked in
+Every field is a plain `str`, `int`, `float` or `bool`, or one of them `| None`: the daemon's
+config loader maps the TOML `[sync]` table onto these fields by name and type. Ranges are checked in
 `__post_init__`, which raises `SettingsError` (a `ValueError`) naming the field.
 """
 
@@ -76,6 +76,15 @@ class SyncSettings:
     rate_min_per_second: float = DEFAULT_MIN_RATE
     rate_decrease_factor: float = DEFAULT_DECREASE_FACTOR
     rate_recovery_seconds: float = DEFAULT_RECOVERY_SECONDS
+    # Fleet-aware start (sync/pacing/lane.py): where a lane starts when it (re)connects. The
+    # cloud's published fair rate comes first; without it, the account's PutEvents quota
+    # shared by the fleet (`fleet_quota_per_second` / `fleet_size`, both or neither), or a
+    # per-lane rate (`lane_rate_per_second`). The lane starts at that rate, its first
+    # request at a random moment within the time the rate takes to earn it, and probes
+    # upward from it. None of them: the slow start above.
+    fleet_quota_per_second: float | None = None
+    fleet_size: int | None = None
+    lane_rate_per_second: float | None = None
     # A leased record is hidden from other leases this long; must outlive one request.
     lease_seconds: float = 60.0
     # Per-record retry of retryable entry errors and of throttled requests: full jitter. The
@@ -167,6 +176,7 @@ class SyncSettings:
             "max_read_timeout_seconds",
             "must be >= read_timeout_seconds",
         )
+        self._check_fleet()
         _in_range("offline_after_failures", self.offline_after_failures, 1, 1000)
         _require(self.retention_seconds >= 0, "retention_seconds", "must be >= 0")
         _require(
@@ -195,6 +205,35 @@ class SyncSettings:
             self.lease_seconds >= 2 * request_budget,
             "lease_seconds",
             f"must be >= 2 x (connect + max read timeout) = {2 * request_budget:g}",
+        )
+
+    @property
+    def configured_share(self) -> float | None:
+        """This lane's configured share of the account's quota, entries/s (None: not set)."""
+        if self.lane_rate_per_second is not None:
+            return self.lane_rate_per_second
+        if self.fleet_quota_per_second is not None and self.fleet_size is not None:
+            return self.fleet_quota_per_second / self.fleet_size
+        return None
+
+    def _check_fleet(self) -> None:
+        for name in ("fleet_quota_per_second", "lane_rate_per_second"):
+            value = getattr(self, name)
+            _require(value is None or value > 0, name, f"must be > 0, got {value}")
+        _require(
+            self.fleet_size is None or self.fleet_size >= 1,
+            "fleet_size",
+            f"must be >= 1 (lanes sharing the quota), got {self.fleet_size}",
+        )
+        _require(
+            (self.fleet_quota_per_second is None) == (self.fleet_size is None),
+            "fleet_size" if self.fleet_size is None else "fleet_quota_per_second",
+            "is needed too: the share is fleet_quota_per_second / fleet_size (both or neither)",
+        )
+        _require(
+            self.lane_rate_per_second is None or self.fleet_size is None,
+            "lane_rate_per_second",
+            "is set with fleet_quota_per_second and fleet_size: set one or the other",
         )
 
 

@@ -23,7 +23,10 @@ Differences from botocore, and why:
 Before the first throttle the limiter only slow-starts (`SlowStart`: one request in flight,
 doubling with every answer, gone after ~3 round trips), then stays out of the way like
 botocore's: a lone terminal draining to an unthrottled endpoint is not slowed (bench/drain.py
-figures unchanged within noise), and an idle engine never waits on it.
+figures unchanged within noise), and an idle engine never waits on it. A lane that knows its
+share of a fleet's quota skips all that (`start_at`, from `sync/pacing/lane.py`): it starts
+limited at its share, is never cut below it, and grows above it by the same entries/s as
+every other lane.
 Times are whatever clock the caller passes (`now`), so tests inject one.
 """
 
@@ -46,6 +49,16 @@ BOTOCORE_SCALE_CONSTANT = 0.4  # growth beyond the plateau, entries/s per s**3
 DEFAULT_DECREASE_FACTOR = 0.7
 DEFAULT_MIN_RATE = 0.5
 MAX_RATE_ADJUST_SCALE = 2.0
+# A lane started at its share of a fleet's quota probes above it by this many times the share's
+# own CUBIC growth, the same entries/s for every lane (tuned on bench/fleet_sim.py at 10,000
+# lanes: 1 left the quota unused as small backlogs finished, 10 and more throttled 3-4%).
+SHARE_GROWTH = 3.0
+# A lane at its share gets this part of its throttled entries' tokens back: the quota took
+# none of them, and its share went to lanes probing above theirs (bench/fleet_sim.py: without
+# it a lane throttled near the end waited out a whole request at its share again, 1.27x the
+# ideal for 1,000 lanes of 20 records, 1.06x with it; all of them back resent them into the
+# same overload: 9-20% throttled).
+SHARE_REFUND = 0.5
 RATE_SMOOTHING = 0.8
 RATE_BUCKET_SECONDS = 0.5
 # Floating-point slack: a bucket this close to enough tokens is enough (else a wake-up at the
@@ -113,17 +126,40 @@ class CubicRate:
         self._growth_scale = growth_scale
         self._w_max = 0.0
         self._last_throttle = now
+        self._level_until = -math.inf
+        self._share_growth = False
 
     def on_success(self, now: float) -> float:
+        if now < self._level_until:
+            return self._w_max
         offset = now - self._last_throttle - self._k
         scale = self._w_max * self._scale
-        if offset > 0:
+        if offset > 0 and self._share_growth:
+            # Past the plateau, a lane started at its share grows by the same entries/s as
+            # every other lane, whatever its rate: cut in proportion and grown alike, the
+            # lanes converge on equal rates (AIMD's fairness); grown in proportion, the lanes
+            # that had more took ever more (bench/fleet_sim.py: mid-sized backlogs took twice
+            # their fair time).
+            scale = self._growth_scale
+        elif offset > 0:
             # Past the plateau with no throttle: at least botocore's growth, so a terminal
             # cut deep (to the floor) is back to full speed in seconds, not minutes.
             scale = max(scale, self._growth_scale)
         return self._w_max + scale * offset**3
 
+    def start_at(self, rate: float, now: float, level_seconds: float) -> None:
+        """Level at `rate` from `now` (as at the end of a plateau), growing beyond it relative
+        to `rate` only: a lane started at its share of a fleet's quota probes upward by a
+        fraction of that share, so the fleet together grows by that fraction (botocore's
+        absolute growth would have every lane add the same entries/s, thousands of times)."""
+        self._w_max = rate
+        self._level_until = now + level_seconds
+        self._last_throttle = self._level_until - self._k
+        self._growth_scale = rate * self._scale * SHARE_GROWTH
+        self._share_growth = True
+
     def on_throttle(self, rate: float, now: float) -> float:
+        self._level_until = -math.inf
         self._w_max = rate
         self._last_throttle = now
         return rate * self._beta
@@ -206,6 +242,7 @@ class AdaptiveRateLimiter:
         self._full_window = full_window
         self._enabled = False
         self._slow_start: SlowStart | None = None
+        self._share: float | None = None
         self._meter = RateMeter(now)
         self._accepted = RateMeter(now)
         self.restart(now)
@@ -229,6 +266,23 @@ class AdaptiveRateLimiter:
             self._slow_start = None
         self._meter = RateMeter(now)
         self._accepted = RateMeter(now)
+
+    def start_at(
+        self, now: float, rate: float, head_start: float = 0.0, level_seconds: float = 0.0
+    ) -> None:
+        """Limit from now at `rate` (a lane's share of the fleet's quota) and probe upward
+        from it along the CUBIC curve, with no slow start; the bucket holds `head_start`
+        tokens (a random part of the first request, so that a fleet starting together
+        spreads its first requests over the time its share takes to earn one)."""
+        self._slow_start = None
+        self._share = rate
+        self._meter = RateMeter(now)
+        self._accepted = RateMeter(now)
+        self._cubic.start_at(rate, now, level_seconds)
+        self._enabled = True
+        self._stamp = now
+        self._set_rate(rate, now)
+        self._tokens = min(max(0.0, head_start), self._capacity)
 
     def grant(self, wanted: int, now: float) -> Grant:
         """How many of `wanted` entries may be sent now (all, some during slow start, or none
@@ -297,11 +351,20 @@ class AdaptiveRateLimiter:
             rate = max(rate, self._min_rate)
             new_rate = self._cubic.on_throttle(rate, now)
             self._engage(now)
+            if self._share is not None:
+                refund = (sent - accepted) * SHARE_REFUND
+                self._tokens = min(self._capacity, self._tokens + refund)
         elif self._enabled:
             new_rate = self._cubic.on_success(now)
         else:
             return
-        self._set_rate(min(new_rate, MAX_RATE_ADJUST_SCALE * measured), now)
+        new_rate = min(new_rate, MAX_RATE_ADJUST_SCALE * measured)
+        if self._share is not None:
+            # Never below the share: a lane at its share is not what overloads the quota (the
+            # fleet at its shares fits it), and cut below it, it fell behind the lanes probing
+            # above theirs (bench/fleet_sim.py).
+            new_rate = max(new_rate, self._share)
+        self._set_rate(new_rate, now)
 
     def snapshot(self) -> LimiterSnapshot:
         return LimiterSnapshot(
@@ -315,10 +378,17 @@ class AdaptiveRateLimiter:
         """Start limiting, or go on after another throttle. The bucket restarts with a random
         part of one request's worth: a fleet throttled by the same wave would otherwise wait
         out the same refill and send again all at once, every ~10 s (bench/fleet.py showed
-        the stalls), so each throttle gets full jitter, as retries do."""
+        the stalls), so each throttle gets full jitter, as retries do. Only ever fewer tokens
+        than it had: a throttle handing out fresh tokens let a lane answered quickly send
+        again at once after each throttle, a throttled loop the bucket never stopped
+        (bench/fleet_sim.py at 10,000 lanes)."""
+        jittered = self._uniform() * self._min_capacity
+        if self._enabled:
+            self._refill(now)
+            jittered = min(jittered, self._tokens)
         self._enabled = True
         self._stamp = now
-        self._tokens = self._uniform() * self._min_capacity
+        self._tokens = jittered
 
     def _grow(self, now: float) -> None:
         """Follow the curve between answers too (botocore moves only on answers): a terminal

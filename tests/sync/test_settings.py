@@ -7,13 +7,15 @@ import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from posd.config import load_config
 from posd.errors import ConfigError
 from sync.errors import SettingsError
 from sync.settings import SyncSettings
 
-PLAIN_TYPES = {str, int, float, bool, str | None}
+PLAIN_TYPES = {str, int, float, bool, str | None, float | None, int | None}
 MINIMAL_CONFIG = """
 [terminal]
 store_id = "s1"
@@ -126,3 +128,52 @@ def test_the_config_file_names_the_bad_key(
     message = str(caught.value)
     assert message.startswith(f"{path}: {key}:"), message
     assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"fleet_quota_per_second": 0.0, "fleet_size": 10}, "fleet_quota_per_second", "> 0"),
+        ({"fleet_quota_per_second": 500.0, "fleet_size": 0}, "fleet_size", ">= 1"),
+        ({"fleet_quota_per_second": 500.0}, "fleet_size", "both or neither"),
+        ({"fleet_size": 1000}, "fleet_quota_per_second", "both or neither"),
+        ({"lane_rate_per_second": -1.0}, "lane_rate_per_second", "> 0"),
+        (
+            {"lane_rate_per_second": 1.0, "fleet_quota_per_second": 500.0, "fleet_size": 10},
+            "lane_rate_per_second",
+            "one or the other",
+        ),
+    ],
+)
+def test_fleet_settings_name_the_bad_key(
+    changes: dict[str, float], field: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        SyncSettings(**changes)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert expected in str(caught.value)
+
+
+@given(quota=st.floats(0.01, 1e6), size=st.integers(1, 1_000_000))
+def test_the_configured_share_is_the_quota_over_the_fleet(quota: float, size: int) -> None:
+    settings = SyncSettings(fleet_quota_per_second=quota, fleet_size=size)
+    assert settings.configured_share == pytest.approx(quota / size)
+
+
+def test_nothing_configured_means_no_share_and_a_lane_rate_is_taken_as_is() -> None:
+    assert SyncSettings().configured_share is None
+    assert SyncSettings(lane_rate_per_second=0.75).configured_share == 0.75
+
+
+def test_the_config_file_takes_the_fleet_keys_and_names_a_bad_one(tmp_path: Path) -> None:
+    path = tmp_path / "posd.toml"
+    path.write_text(f"{MINIMAL_CONFIG}[sync]\nfleet_quota_per_second = 5000\nfleet_size = 10000\n")
+    assert load_config(path).sync.configured_share == pytest.approx(0.5)
+    path.write_text(f"{MINIMAL_CONFIG}[sync]\nfleet_quota_per_second = 5000\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: sync.fleet_size:"), str(caught.value)
+    path.write_text(f"{MINIMAL_CONFIG}[sync]\nlane_rate_per_second = 'fast'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: sync.lane_rate_per_second:")

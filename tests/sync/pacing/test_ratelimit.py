@@ -292,12 +292,19 @@ def test_switched_off_there_is_no_slow_start_either() -> None:
     assert limiter.grant(BATCH, T0).entries == BATCH
 
 
-def test_every_throttle_restarts_the_bucket_at_a_random_phase() -> None:
-    draws = iter([0.0, 0.9])  # first engagement, then the next throttle
+def test_every_throttle_restarts_the_bucket_at_a_random_phase_never_fuller() -> None:
+    """A random part of one request, but never more tokens than the bucket had: handing out
+    fresh tokens on each throttle let a lane answered quickly send again at once, throttled
+    again, in a loop the bucket never stopped (bench/fleet_sim.py)."""
+    draws = iter([0.5, 0.9, 0.001])  # first engagement, then two more throttles
     limiter = AdaptiveRateLimiter(T0, min_capacity=BATCH, uniform=lambda: next(draws))
     limiter.on_send(BATCH, T0)
     limiter.on_answer(BATCH, 0, throttled=True, now=T0 + 0.1)
-    assert limiter.snapshot().tokens == 0.0
-    limiter.on_send(1, T0 + 0.2)
-    limiter.on_answer(1, 0, throttled=True, now=T0 + 0.3)
-    assert limiter.snapshot().tokens == pytest.approx(0.9 * BATCH)
+    assert limiter.snapshot().tokens == pytest.approx(0.5 * BATCH)
+    limiter.on_send(4, T0 + 0.2)  # 1 token left, and a little refill
+    had = limiter.snapshot().tokens
+    limiter.on_answer(4, 0, throttled=True, now=T0 + 0.3)
+    assert limiter.snapshot().tokens <= had + limiter.snapshot().measured_rate
+    assert limiter.snapshot().tokens < 0.9 * BATCH
+    limiter.on_answer(1, 0, throttled=True, now=T0 + 0.4)
+    assert limiter.snapshot().tokens == pytest.approx(0.001 * BATCH)

@@ -1,0 +1,67 @@
+"""The simulated fleet stays runnable and honest: a tiny storm of simulated lanes (the real
+`LanePacer` each) drains every lane exactly once, prints the real run's summary keys, and
+the scenarios it is asked for (varied backlogs, lanes joining over time, a quota change)
+change what it simulates. Figures are measured in bench/, not asserted here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.fleet_scenarios import VARIED, scenario
+from bench.fleet_sim import Scenario, fair_finish_times, ideal_seconds, simulate
+from sync.settings import SyncSettings
+from tests.bench.run import run_bench
+
+TERMINALS, BACKLOG, QUOTA = 40, 5, 20.0
+SUMMARY_KEYS = {"ratio_to_ideal", "throttled_share", "fairness_slowest_over_median"}
+PNG_MAGIC = b"\x89PNG"
+
+
+def test_a_small_simulated_storm_prints_the_real_runs_summary(tmp_path: Path) -> None:
+    plot = tmp_path / "fleet.png"
+    summary = run_bench(
+        "fleet.py",
+        "--simulated",
+        "--terminals",
+        TERMINALS,
+        "--backlog",
+        BACKLOG,
+        "--quota",
+        QUOTA,
+        "--plot",
+        plot,
+    )
+    assert summary["simulated"] is True
+    assert set(summary["results"]) == {"posd", "naive"}
+    for result in summary["results"].values():
+        assert set(result) >= SUMMARY_KEYS
+        assert result["terminals_not_drained"] == 0
+        assert result["events_accepted"] == TERMINALS * BACKLOG
+        assert result["ideal_seconds"] == TERMINALS * BACKLOG / QUOTA
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize("share", [None, QUOTA / TERMINALS])
+def test_every_lane_of_a_varied_joining_fleet_drains_once_through_a_quota_change(
+    share: float | None,
+) -> None:
+    fleet = scenario(VARIED, TERMINALS, BACKLOG, QUOTA, 5.0, [(3.0, QUOTA / 2)], seed=1)
+    assert len(set(fleet.backlogs)) > 1 and max(fleet.joins) > 0
+    result = simulate(fleet, SyncSettings(), lambda now: share)
+    assert result["terminals_not_drained"] == 0
+    assert result["events_accepted"] == sum(fleet.backlogs)
+    assert result["drain_seconds"] >= result["ideal_seconds"]
+
+
+def test_the_fair_schedule_shares_the_quota_equally() -> None:
+    # Two lanes of 10 and 30 records at 10/s: both at 5/s until the first is done at 2 s,
+    # then the second alone at 10/s: done at 4 s.
+    fleet = Scenario([10, 30], [0.0, 0.0], 10.0)
+    assert fair_finish_times(fleet) == pytest.approx([2.0, 4.0])
+    assert ideal_seconds(fleet) == pytest.approx(4.0)
+    # Halving the quota at 1 s: 10 records by 1 s, the other 30 at 5/s: 7 s.
+    assert ideal_seconds(Scenario([10, 30], [0.0, 0.0], 10.0, ((1.0, 5.0),))) == pytest.approx(7.0)
+    # A lane joining later can only start then.
+    assert ideal_seconds(Scenario([10, 10], [0.0, 5.0], 10.0)) == pytest.approx(6.0)

@@ -1,0 +1,150 @@
+"""Fleet-aware start (issue 25): a lane that knows its share of the account's quota starts at
+it, spreads its first request over the time the share takes to earn it, never drops below it
+and probes upward from it; a lane that knows nothing slow-starts as before. Time is passed in
+(an injected clock: no sleeping)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.eventbridge.retry import RetryPolicy
+from sync.pacing.backoff import FullJitterBackoff
+from sync.pacing.lane import SHARE_LEVEL_RECOVERIES, LanePacer
+from sync.settings import SyncSettings
+
+T0 = 5_000.0
+BATCH = 10
+SHARE = 0.5  # entries/s: a 5,000/s quota over 10,000 lanes
+CONFIGURED = SyncSettings(fleet_quota_per_second=5_000.0, fleet_size=10_000)
+
+
+def pacer(settings: SyncSettings = CONFIGURED, draw: float = 0.0) -> LanePacer:
+    """A pacer whose random draws (first-request spread, level time, jitter) are `draw`."""
+    retry = RetryPolicy(FullJitterBackoff(0.5, 10.0))
+    return LanePacer(settings, T0, retry, uniform=lambda: draw)
+
+
+def first_request_at(lane: LanePacer, start: float) -> float:
+    """When the first full request may go (the limiter's own answer, checked by granting)."""
+    wait = lane.grant(BATCH, start).wait_seconds
+    assert lane.grant(BATCH, start + wait).entries == BATCH
+    return start + wait
+
+
+def test_a_configured_lane_starts_at_its_share_and_spreads_its_first_request() -> None:
+    latest = pacer(draw=0.0)
+    latest.started(T0, None, backlog=100)
+    assert latest.limiter.snapshot().fill_rate == pytest.approx(SHARE)
+    assert first_request_at(latest, T0) == pytest.approx(T0 + BATCH / SHARE)  # 20 s
+    soonest = pacer(draw=1.0)
+    soonest.started(T0, None, backlog=100)
+    assert first_request_at(soonest, T0) == pytest.approx(T0)
+
+
+@given(draw=st.floats(0.0, 1.0), backlog=st.integers(1, 10_000))
+def test_the_first_request_lands_within_the_time_the_share_earns_it(
+    draw: float, backlog: int
+) -> None:
+    lane = pacer(draw=draw)
+    lane.started(T0, None, backlog)
+    first = min(backlog, BATCH)
+    wait = lane.grant(first, T0).wait_seconds
+    assert 0.0 <= wait <= first / SHARE + 1e-9
+
+
+def test_the_published_rate_comes_before_the_configuration() -> None:
+    lane = pacer()
+    lane.started(T0, 2.0, backlog=100)
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(2.0)
+    assert lane.share(None) == pytest.approx(SHARE)
+    assert lane.share(0.0) == pytest.approx(SHARE)  # a published 0 means nothing known
+    assert pacer(SyncSettings(lane_rate_per_second=0.25)).share(None) == 0.25
+
+
+def test_with_nothing_known_the_lane_slow_starts_as_before() -> None:
+    lane = pacer(SyncSettings())
+    lane.started(T0, None, backlog=100)
+    assert lane.share(None) is None
+    assert lane.limiter.starting
+    assert lane.grant(BATCH, T0).entries == BATCH  # one request at once, no wait
+    lane.sent(BATCH, T0)
+    assert lane.grant(BATCH, T0).wait_seconds == math.inf  # the next after an answer
+
+
+def test_throttles_never_push_a_lane_below_its_share() -> None:
+    share = 4 * SyncSettings().rate_min_per_second  # well above the limiter's own floor
+    lane = pacer(SyncSettings(lane_rate_per_second=share))
+    lane.started(T0, None, backlog=1_000)
+    now = first_request_at(lane, T0)
+    for step in range(20):
+        ticket = lane.sent(BATCH, now)
+        lane.answered(ticket, BATCH, 0, True, now + 0.05)
+        now += 1.0 + step
+        rate = lane.limiter.snapshot().fill_rate
+        assert rate is not None and rate >= share - 1e-9
+
+
+def test_after_holding_level_the_lane_probes_upward() -> None:
+    lane = pacer(draw=1.0)  # level for the longest: 1.5 x the level recoveries
+    lane.started(T0, None, backlog=10_000)
+    recovery = CONFIGURED.rate_recovery_seconds
+    level_end = T0 + 1.5 * SHARE_LEVEL_RECOVERIES * recovery
+    lane.grant(BATCH, level_end - 1.0)  # the limiter follows its curve when asked
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(SHARE)
+    lane.grant(BATCH, level_end + 2 * recovery)
+    grown = lane.limiter.snapshot().fill_rate
+    # Some times the share, not botocore's absolute 0.4/s³ (3,200 entries/s after 20 s).
+    assert grown is not None and SHARE < grown < 10 * SHARE
+
+
+def test_a_lane_that_drains_at_its_share_never_probes() -> None:
+    lane = pacer(draw=1.0)
+    lane.started(T0, None, backlog=20)  # 40 s at its share: level that long
+    lane.grant(BATCH, T0 + 39.0)
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(SHARE)
+
+
+def test_a_throttle_hands_out_no_tokens() -> None:
+    """A throttled lane used to get a fresh random part of a request after every throttle,
+    so a lane answered quickly sent again at once, throttled again, in a loop."""
+    lane = pacer(draw=1.0)
+    lane.started(T0, None, backlog=1_000)
+    now, sent = T0, 0
+    for _ in range(500):  # ten seconds of asking every 20 ms, every request throttled
+        granted = lane.grant(BATCH, now)
+        if granted.entries:
+            ticket = lane.sent(granted.entries, now)
+            sent += granted.entries
+            lane.answered(ticket, granted.entries, 0, True, now + 0.01)
+        now += 0.02
+    # The request it held at the start, and no more than its share since.
+    assert sent <= BATCH + SHARE * (now - T0) + 1
+
+
+def test_reconnecting_starts_small_again_at_the_share() -> None:
+    lane = pacer(replace(CONFIGURED, initial_in_flight=8))
+    lane.started(T0, None, backlog=100)
+    assert lane.allowed_in_flight(probing=False) == 8
+    assert lane.allowed_in_flight(probing=True) == 1
+    lane.reconnected(T0 + 600.0, 1.5, backlog=40)
+    assert lane.allowed_in_flight(probing=False) == CONFIGURED.min_in_flight
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(1.5)
+
+
+def test_the_lease_is_whole_requests_the_share_lets_go_within_half_a_lease() -> None:
+    """Whole requests: a part-request lease sized by the tokens a lane happened to hold made
+    its second request's wait undo its random start, and the whole fleet sent its second
+    requests in the same second."""
+    half_lease = CONFIGURED.lease_seconds / 2  # 15 entries at the share
+    for draw in (0.0, 0.3, 0.5, 0.99):
+        lane = pacer(draw=draw)
+        lane.started(T0, None, backlog=1_000)
+        affordable = draw * BATCH + SHARE * half_lease  # the head start and what it earns
+        limit = lane.lease_limit(False, BATCH, T0)
+        assert limit % BATCH == 0
+        assert limit == max(BATCH, math.floor(affordable) // BATCH * BATCH)

@@ -1,0 +1,96 @@
+"""The engine reads the cloud's published fair rate when it starts and again when the link
+comes back from an outage (issue 25), and a published rate it cannot read does not stop
+delivery. Real engine, real journal, boto3 against the local AWS through the fault proxy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from posd.assembly import clients_for
+from posd.journal import Journal
+from posd.recorder import Recorder
+from sync.engine import SyncEngine
+from tests.sync.conftest import (
+    FAST,
+    STORE_ID,
+    TERMINAL_ID,
+    Route,
+    emulator_session,
+    event_ids,
+    fill,
+    receive_all,
+)
+from tests.sync.faultproxy import FaultProxy
+
+WAIT_SECONDS = 15.0
+PUBLISHED = 1_000.0  # entries/s: fast enough not to slow the test
+
+
+def _wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _engine(journal: Journal, route: Route, endpoint: str, fair_rate: Any) -> SyncEngine:
+    settings = replace(FAST, event_bus_name=route.bus_name)
+    clients = clients_for(
+        settings,
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        endpoint_url=endpoint,
+        session=emulator_session(),
+    )
+    return SyncEngine(
+        journal,
+        clients,
+        settings,
+        store_id=STORE_ID,
+        terminal_id=TERMINAL_ID,
+        fair_rate=fair_rate,
+    )
+
+
+def test_the_published_rate_is_read_at_start_and_when_the_link_is_back(
+    recorder: Recorder, journal: Journal, proxy: FaultProxy, route: Route, sqs_client: Any
+) -> None:
+    reads: list[float] = []
+
+    def fair_rate() -> float:
+        reads.append(time.monotonic())
+        return PUBLISHED
+
+    ids = fill(recorder, 20)
+    proxy.down()
+    with _engine(journal, route, proxy.url, fair_rate) as engine:
+        runner = threading.Thread(target=engine.run, daemon=True)
+        runner.start()
+        try:
+            _wait_for(lambda: engine.status().state == "offline", "offline")
+            assert len(reads) == 1  # at the start, not on every request
+            proxy.up()
+            _wait_for(lambda: journal.summary().pending == 0, "backlog drained")
+            assert len(reads) == 2  # and once more when the link came back
+        finally:
+            engine.stop()
+            runner.join(timeout=10)
+    assert sorted(event_ids(receive_all(sqs_client, route.queue_url, 20))) == sorted(ids)
+
+
+def test_an_unreadable_published_rate_does_not_stop_delivery(
+    recorder: Recorder, journal: Journal, proxy: FaultProxy, route: Route, sqs_client: Any
+) -> None:
+    def fair_rate() -> float:
+        raise OSError("parameter store unreachable")
+
+    ids = fill(recorder, 5)
+    with _engine(journal, route, proxy.url, fair_rate) as engine:
+        report = engine.drain(timeout=WAIT_SECONDS)
+    assert report.completed
+    assert sorted(event_ids(receive_all(sqs_client, route.queue_url, 5))) == sorted(ids)
