@@ -108,7 +108,6 @@ class SyncEngine:
         for each lane (entries/s; None: not known), read when the engine starts and when the
         link comes back; before `[sync]`'s fleet settings (`SyncSettings.configured_share`)."""
         self._outbox = outbox
-        self._fair_rate = fair_rate
         self._journal_id = outbox.journal_id
         self._clients = clients
         self._settings = settings
