@@ -13,9 +13,14 @@ asked for, or another botocore error's class name.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+
+if TYPE_CHECKING:
+    import boto3
 
 NO_SDK_RETRIES = {"total_max_attempts": 1, "mode": "standard"}
 UNREACHABLE = "unreachable"
@@ -30,6 +35,23 @@ def read_client_config(connect_timeout: float, read_timeout: float) -> Config:
         retries=dict(NO_SDK_RETRIES),  # type: ignore[arg-type]
         max_pool_connections=1,  # one read at a time
         tcp_keepalive=True,
+    )
+
+
+def side_read_client(
+    service: str,
+    config: Config,
+    *,
+    region: str | None,
+    endpoint_url: str | None,
+    session: boto3.Session | None,
+) -> Any:
+    """A `service` client for side reads (`session`'s credentials, else the default chain)."""
+    import boto3
+
+    chosen: Any = session or boto3.Session()  # Any: the stubs type `client` per service name
+    return chosen.client(
+        service, region_name=region, endpoint_url=endpoint_url or None, config=config
     )
 
 

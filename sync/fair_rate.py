@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sync.aws_reads import MALFORMED, failure_of, read_client_config
+from sync.aws_reads import MALFORMED, failure_of, read_client_config, side_read_client
 from sync.errors import FairRateError
 from wire.fair_rate import DECIMAL_PATTERN, MAX_FAIR_RATE, rate_of
 
@@ -105,16 +105,9 @@ def make_fair_rate_client(
     session: boto3.Session | None = None,
 ) -> Any:
     """An SSM client for the fair rate's reads: short timeouts, no SDK retries."""
-    import boto3
-
-    chosen = session or boto3.Session()
-    return chosen.client(
-        "ssm",
-        region_name=region,
-        endpoint_url=endpoint_url or None,
-        config=read_client_config(
-            FAIR_RATE_CONNECT_TIMEOUT_SECONDS, FAIR_RATE_READ_TIMEOUT_SECONDS
-        ),
+    config = read_client_config(FAIR_RATE_CONNECT_TIMEOUT_SECONDS, FAIR_RATE_READ_TIMEOUT_SECONDS)
+    return side_read_client(
+        "ssm", config, region=region, endpoint_url=endpoint_url, session=session
     )
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sync.aws_reads import MALFORMED, failure_of, read_client_config
+from sync.aws_reads import MALFORMED, failure_of, read_client_config, side_read_client
 from sync.errors import WatermarkReadError
 from sync.settings import SyncSettings
 from wire.watermark import JOURNAL_ID, LANE_ID, PROVEN_SEQ
@@ -41,14 +41,12 @@ def make_watermark_client(
     session: boto3.Session | None = None,
 ) -> Any:
     """A DynamoDB client for the watermark reads."""
-    import boto3
-
-    chosen = session or boto3.Session()
-    return chosen.client(
+    return side_read_client(
         "dynamodb",
-        region_name=region,
-        endpoint_url=endpoint_url or None,
-        config=watermark_client_config(settings),
+        watermark_client_config(settings),
+        region=region,
+        endpoint_url=endpoint_url,
+        session=session,
     )
 
 

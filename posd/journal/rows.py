@@ -19,6 +19,7 @@ from posd.errors import UsageError
 from posd.journal.outcomes import OUTCOME_JOIN, STATE
 from sync.outbox import JsonObject, OutboxRecord
 from wire.envelope import (
+    SEALED_IDENTITY_FIELDS,
     MetaValue,
     RecordIdentity,
     canonical_ascii_json,
@@ -52,20 +53,7 @@ LEASED_UNTIL = "COALESCE(o.leased_until, 0)"
 _COLUMNS = (
     *(
         (f"r.{name}", name)
-        for name in (
-            "seq",
-            "event_id",
-            "kind",
-            "captured_at",
-            "client_ref",
-            "store_id",
-            "terminal_id",
-            "meta",
-            "data_key_id",
-            "nonce",
-            "ciphertext",
-            "chain",
-        )
+        for name in (*SEALED_IDENTITY_FIELDS, "data_key_id", "nonce", "ciphertext", "chain")
     ),
     (STATE, "state"),
     ("COALESCE(o.attempts, 0)", "attempts"),
