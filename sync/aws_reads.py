@@ -5,8 +5,8 @@ Their clients make one attempt (no SDK retries: the next poll is the retry, and 
 fails fast is told apart from one that stalls) and hold one connection.
 
 A failure's kind tells a change of failure from the same one again, so each is logged once,
-not per read: the AWS error code of a refusal (`AccessDeniedException`, `ParameterNotFound`,
-...), `unreachable` for a connection that failed however it failed (refused, reset, timed
+not per read: the AWS error code of a refusal (access denied, no such parameter, ...),
+`unreachable` for a connection that failed however it failed (refused, reset, timed
 out: one state, the endpoint is out of reach), `malformed` for an answer that is not what was
 asked for, or another botocore error's class name.
 """
