@@ -64,10 +64,11 @@ SCHEDULE_RETRY = (
 )
 QUARANTINED_ONLY = "AND o.state = 'quarantined'"
 NOT_WRITTEN = "its row cannot be written (a damaged page)"
-# Records per delivery transaction. The capture process's append waits for the journal's
-# write lock while one of these is open, and a whole window's lease (hundreds of records)
-# held it up to 10-60 ms while a backlog drained (bench/capture_api.py); 64 records take
-# well under a millisecond on this class of machine, and the commits cost no fsync.
+# Records per delivery transaction. A whole window's lease (hundreds of records) in one
+# transaction held the write lock 10-60 ms while a backlog drained (bench/capture_api.py,
+# when delivery still wrote the journal); 64 records take well under a millisecond here, and
+# the commits cost no fsync, so another writer of delivery's database (the CLI's retry or
+# flush) never waits long either.
 DELIVERY_WRITE_ROWS = 64
 
 
