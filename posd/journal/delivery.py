@@ -103,7 +103,7 @@ class Delivery:
         changed, or its predecessor is gone) is quarantined as `tampered`; one that cannot be
         read at all as `corrupt`. Neither is ever handed out, and neither stops the others.
         """
-        self._db.priority.yield_to_capture(elsewhere=False)
+        self._db.priority.yield_to_capture()
         with self._db.lock:
             void_after = now + lease_seconds
             version = self._db.delivery_version()
@@ -217,7 +217,7 @@ class Delivery:
         rows: Sequence[tuple[Any, ...]],
         durable: bool,
     ) -> list[int]:
-        self._db.priority.yield_to_capture(elsewhere=False)
+        self._db.priority.yield_to_capture()
 
         def each_row(conn: sqlite3.Connection) -> int:
             return int(conn.executemany(sql, rows).rowcount)
