@@ -21,7 +21,9 @@ in one invocation:
 drives the real pacing objects; 10,000 lanes in seconds), with the scenarios of
 `bench/fleet_scenarios.py`; `--validate` runs the real storm, then the simulator on it, and
 reports how far apart they are (they must agree within 10% on drain time and throttled
-share).
+share). `--republish 30` has the simulated consumer republish the fair rate every 30 s as
+the quota over the lanes still draining, and the lanes re-read it every `--reread` seconds
+while draining, as the engine does with `[sync] fair_rate_reread_seconds`.
 
 Reported per policy: seconds until every terminal has drained against the ideal (total events
 / quota), the share of entries (and of requests) throttled, and fairness (the slowest lane's
