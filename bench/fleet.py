@@ -21,7 +21,9 @@ in one invocation:
 drives the real pacing objects; 10,000 lanes in seconds), with the scenarios of
 `bench/fleet_scenarios.py`; `--validate` runs the real storm, then the simulator on it, and
 reports how far apart they are (they must agree within 10% on drain time and throttled
-share).
+share). `--republish 30` has the simulated consumer republish the fair rate every 30 s as
+the quota over the lanes still draining, and the lanes re-read it every `--reread` seconds
+while draining, as the engine does with `[sync] fair_rate_reread_seconds`.
 
 Reported per policy: seconds until every terminal has drained against the ideal (total events
 / quota), the share of entries (and of requests) throttled, and fairness (the slowest lane's
@@ -65,6 +67,7 @@ from bench.fleet_scenarios import MIXES, UNIFORM, quota_change, scenario  # noqa
 from bench.fleet_sim import (  # noqa: E402
     DEFAULT_ENDPOINT_CAPACITY,
     DEFAULT_RTT_SECONDS,
+    Republisher,
     Scenario,
     simulate,
 )
@@ -79,6 +82,8 @@ DEFAULT_BACKLOG = 20
 # some regions).
 DEFAULT_SHARE = 0.5  # entries/s per lane: the default quota is the fleet's size x this
 DEFAULT_WORKERS = 4
+# --republish: how often draining lanes re-read the fair rate ([sync] fair_rate_reread_seconds).
+DEFAULT_REREAD_SECONDS = 15.0
 DEFAULT_PLOT = ROOT / "bench" / "results" / "fleet.png"
 LOOPBACK = "127.0.0.1"
 BENCH_KEY = "bench"  # the local endpoint checks no signature
@@ -452,6 +457,11 @@ def _simulated(
     def share(now: float) -> float | None:  # what the cloud publishes (None: nothing)
         return published
 
+    def republisher() -> Republisher | None:  # the consumer as lanes finish (None: off)
+        if not args.republish:
+            return None
+        return Republisher(args.quota, args.terminals, args.republish, args.reread)
+
     return {
         policy: simulate(
             fleet,
@@ -460,6 +470,7 @@ def _simulated(
             rtt=args.rtt,
             service_seconds=1.0 / args.endpoint_capacity,
             seed=args.seed,
+            republisher=republisher(),
         )
         for policy in args.policies
     }
@@ -564,6 +575,22 @@ def _arguments() -> argparse.Namespace:
         help="the fair rate the cloud publishes (entries/s per lane; default: none)",
     )
     simulated.add_argument(
+        "--republish",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the consumer republishes the fair rate (quota / lanes still draining) every "
+        "SECONDS (default: 0, off)",
+    )
+    simulated.add_argument(
+        "--reread",
+        type=float,
+        default=DEFAULT_REREAD_SECONDS,
+        metavar="SECONDS",
+        help="with --republish, draining lanes re-read the fair rate every SECONDS "
+        f"(default: {DEFAULT_REREAD_SECONDS:g})",
+    )
+    simulated.add_argument(
         "--endpoint-capacity",
         type=float,
         help="requests/s the simulated endpoint answers (default: this VM's local endpoint "
@@ -584,8 +611,12 @@ def _arguments() -> argparse.Namespace:
     ):
         parser.error("terminals, backlog, workers, quota and endpoint capacity must be positive")
     scenario_flags = args.backlog_mix != UNIFORM or args.join_over or args.quota_change
-    if not args.simulated and (scenario_flags or args.published_rate is not None):
-        parser.error("--backlog-mix, --join-over, --quota-change, --published-rate: --simulated")
+    if not args.simulated and (scenario_flags or args.published_rate is not None or args.republish):
+        parser.error(
+            "--backlog-mix, --join-over, --quota-change, --published-rate, --republish: --simulated"
+        )
+    if args.republish < 0 or args.reread <= 0:
+        parser.error("--republish must be >= 0 and --reread > 0")
     try:
         policies = {name: policy_settings(name, args.quota, args.terminals) for name in POLICIES}
         args.policy_settings = {**policies, "posd": _override(policies["posd"], args.posd_setting)}

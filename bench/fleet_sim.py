@@ -8,7 +8,9 @@ records in seq order up to the pacer's lease limit, ask the rate limiter for eac
 while the window has room, prefetch when it is full). Nothing sleeps: an event queue jumps to
 the next answer, the next moment the rate limiter lets a batch go, or the next idle poll at
 which a backed-off record is due (the engine polls every `idle_poll_seconds`). Records are
-(seq, attempts) pairs; journals, HTTP and event building are not simulated.
+(seq, attempts) pairs; journals, HTTP and event building are not simulated. With a
+`Republisher` the consumer republishes the fair rate as lanes finish, and draining lanes
+re-read it on their period through the pacer's `share_changed`, as the engine does.
 
 Assumptions, stated because they are not measured here:
 
@@ -244,7 +246,34 @@ class SimLane:
             self._held.append((records[first : first + per_request], now))
 
 
-JOIN, WAKE, ANSWER = 0, 1, 2
+JOIN, WAKE, ANSWER, PUBLISH, REREAD = 0, 1, 2, 3, 4
+
+
+@dataclass
+class Republisher:
+    """The consumer's published fair rate (`cloud/fair_rate.py`) as lanes finish: every
+    `period` seconds, `rate` (the quota posd may use) over the lanes still draining, never
+    below `floor`; each lane re-reads it every `reread` seconds while draining (its cache),
+    at a random phase. Still draining: every lane of the fleet but those that finished their
+    backlog (a lane not yet back was active within the consumer's day, and counts)."""
+
+    rate: float
+    lanes: int
+    period: float
+    reread: float
+    floor: float = 0.0
+    finished: int = 0
+    value: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.publish()
+
+    def read(self, now: float) -> float:
+        """What a lane reads at `now` (a `share` callable): the last value published."""
+        return self.value
+
+    def publish(self) -> None:
+        self.value = max(self.floor, self.rate / max(1, self.lanes - self.finished))
 
 
 def simulate(
@@ -255,11 +284,13 @@ def simulate(
     rtt: float = DEFAULT_RTT_SECONDS,
     service_seconds: float = DEFAULT_SERVICE_SECONDS,
     seed: int = 0,
+    republisher: Republisher | None = None,
 ) -> dict[str, Any]:
     """Run the storm; `share(now)` is what a lane joining at `now` knows of its share of the
-    quota (the published or configured rate; None: nothing). Returns what `bench/fleet.py`
-    reports for a real run."""
+    quota (the published or configured rate; None: nothing), unless a `republisher` publishes
+    it. Returns what `bench/fleet.py` reports for a real run."""
     rng = random.Random(seed)
+    joining = share if republisher is None else republisher.read
     endpoint = Endpoint(scenario, rtt, service_seconds)
     lanes: list[SimLane | None] = [None] * len(scenario.backlogs)
     wakes: list[float | None] = [None] * len(lanes)
@@ -273,18 +304,36 @@ def simulate(
 
     for index, joins in enumerate(scenario.joins):
         push(joins, JOIN, index)
+    if republisher is not None:
+        push(republisher.period, PUBLISH, -1)
     finished: list[float | None] = [None] * len(lanes)
     answers: dict[tuple[int, int], int] = {}  # (lane, ticket) -> entries the quota took
     while queue:
         now, _, kind, index, ticket = heapq.heappop(queue)
         if now > SIMULATION_LIMIT_SECONDS:
             break
+        if kind == PUBLISH:
+            assert republisher is not None
+            republisher.publish()
+            if any(at is None for at in finished):
+                push(now + republisher.period, PUBLISH, -1)
+            continue
         lane = lanes[index]
         if kind == JOIN:
-            lane = lanes[index] = SimLane(scenario.backlogs[index], settings, now, share(now), rng)
+            lane = lanes[index] = SimLane(
+                scenario.backlogs[index], settings, now, joining(now), rng
+            )
+            if republisher is not None:
+                push(now + rng.random() * republisher.reread, REREAD, index)
         elif kind == WAKE and wakes[index] != now:
             continue  # superseded by an earlier or later wake
         assert lane is not None
+        if kind == REREAD:
+            if lane.finished is not None:
+                continue
+            assert republisher is not None
+            lane.pacer.share_changed(now, republisher.value, lane.pending)
+            push(now + republisher.reread, REREAD, index)
         if kind == ANSWER:
             lane.answers.append((ticket, answers.pop((index, ticket))))
         for entries, sent in lane.round(now):
@@ -293,6 +342,8 @@ def simulate(
         if lane.finished is not None:
             if finished[index] is None:
                 finished[index] = lane.finished - scenario.joins[index]
+                if republisher is not None:
+                    republisher.finished += 1
             wakes[index] = None
             continue
         wake = lane.next_wake(now)

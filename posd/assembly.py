@@ -106,13 +106,18 @@ def config_fair_rate_parameter(config: Config) -> FairRateParameter | None:
     )
 
 
-def published(parameter: FairRateParameter | None) -> PublishedFairRate | None:
-    """The engine's `fair_rate` over `parameter` (None: the engine is told no rate)."""
-    return None if parameter is None else PublishedFairRate(parameter)
+def published(
+    parameter: FairRateParameter | None, settings: SyncSettings
+) -> PublishedFairRate | None:
+    """The engine's `fair_rate` over `parameter` (None: the engine is told no rate), cached
+    no longer than the engine re-reads it while draining."""
+    if parameter is None:
+        return None
+    return PublishedFairRate(parameter, refresh_seconds=settings.fair_rate_reread_seconds)
 
 
 def published_fair_rate(config: Config) -> PublishedFairRate | None:
-    return published(config_fair_rate_parameter(config))
+    return published(config_fair_rate_parameter(config), config.sync)
 
 
 def sync_engine(journal: Journal, config: Config) -> SyncEngine:
@@ -180,7 +185,7 @@ def engine_for(
         watermarks=watermarks,
         signer=signer,
         fair_rate=published(
-            fair_rate_parameter(settings, endpoint_url=endpoint_url, session=session)
+            fair_rate_parameter(settings, endpoint_url=endpoint_url, session=session), settings
         ),
     )
 

@@ -229,6 +229,10 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
             "entries/s; the stack's `FairRateParameterName` output), read when delivery starts "
             "and when the link comes back, through `[aws] ssm_endpoint_url`; empty: off"
         ),
+        "fair_rate_reread_seconds": (
+            "how often the fair rate is read again while a backlog drains (the chain "
+            "republishes a higher rate as other lanes finish); never while idle"
+        ),
     },
     "offline": {
         "max_payment_amount": "the largest payment taken while records are undelivered",

@@ -45,6 +45,7 @@ from sync.eventbridge.retry import (
 from sync.eventbridge.transport import Answered, ClientSource, SendResult, put_batch
 from sync.eventbridge.v2 import API_V2, event_group_id
 from sync.events import Entry, EventBuilder
+from sync.fair_rate_refresh import FairRateRefresh
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.pacing.backoff import FullJitterBackoff
 from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer
@@ -106,7 +107,8 @@ class SyncEngine:
         (and with `acknowledged_retention`) nothing is proven, and delivered records go only
         after `max_unacknowledged_seconds`. `fair_rate`: the fair rate the cloud publishes
         for each lane (entries/s; None: not known), read when the engine starts and when the
-        link comes back; before `[sync]`'s fleet settings (`SyncSettings.configured_share`)."""
+        link comes back, and re-read off the driver every `fair_rate_reread_seconds` while a
+        backlog drains; before `[sync]`'s fleet settings (`SyncSettings.configured_share`)."""
         self._outbox = outbox
         self._journal_id = outbox.journal_id
         self._clients = clients
@@ -125,6 +127,11 @@ class SyncEngine:
         )
         self._pacer = LanePacer(settings, clock(), RetryPolicy(self._retry_backoff))
         self._fair_rate = fair_rate
+        self._fair_rate_refresh = (
+            None
+            if fair_rate is None
+            else FairRateRefresh(fair_rate, settings.fair_rate_reread_seconds, clock())
+        )
         self._started = False
         self._link = LinkMonitor(
             settings.offline_after_failures,
@@ -297,6 +304,8 @@ class SyncEngine:
         self._stop.set()
         self._settle()
         self._pool.shutdown(wait=True)
+        if self._fair_rate_refresh is not None:
+            self._fair_rate_refresh.close()
         self._side.close(self._clock())
         try:
             released = self._outbox.release_leases()
@@ -330,6 +339,7 @@ class SyncEngine:
             self._side.collect(now)
             if self._side.due(now) and not self._link.probing and self._link.may_send(now):
                 self._side.send(now)
+            self._reread_fair_rate(now)
             # Freed slots are refilled before the delivered marks are written: the requests
             # go out while the journal commits (measured: bench/drain.py).
             self._fill(now)
@@ -349,6 +359,16 @@ class SyncEngine:
             self._started = True
             with self._lock:
                 self._pacer.started(now, self._published_rate(), backlog)
+
+    def _reread_fair_rate(self, now: float) -> None:
+        """While draining, take up a re-read fair rate (read in the background)."""
+        if self._fair_rate_refresh is None:
+            return
+        draining = self._pending > 0 and not self._link.probing
+        rate = self._fair_rate_refresh.poll(now, draining)
+        if rate is not None:
+            with self._lock:
+                self._pacer.share_changed(now, rate, self._pending)
 
     def _published_rate(self) -> float | None:
         """The fair rate the cloud publishes for each lane (None: not known)."""
@@ -481,6 +501,8 @@ class SyncEngine:
                 timeouts_ended = self._timeouts.on_answer(now - flight.sent_at)
             if back_online:
                 published = self._published_rate()
+                if self._fair_rate_refresh is not None:
+                    self._fair_rate_refresh.read_at_once(now)
                 with self._lock:
                     self._pacer.reconnected(now, published, self._pending)
                 share = self._pacer.share(published)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import string
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,8 @@ class FairRateParameter:
 
 class PublishedFairRate:
     """The engine's `fair_rate`: the published rate, cached, or None when none is known.
-    Never raises."""
+    Never raises. Thread-safe: the driver reads it at a reconnect, a background thread while
+    draining (`sync.fair_rate_refresh`)."""
 
     def __init__(
         self,
@@ -151,15 +153,17 @@ class PublishedFairRate:
         self._read_at = -math.inf  # when the last good value was read
         self._next_read_at = -math.inf
         self._failure: str | None = None  # kind of the current failure, to log changes only
+        self._lock = threading.Lock()
 
     def __call__(self) -> float | None:
-        now = self._clock()
-        if now >= self._next_read_at:
-            self._next_read_at = now + self._refresh_seconds
-            self._read(now)
-        if now - self._read_at > self._max_age_seconds:
-            return None
-        return self._rate
+        with self._lock:
+            now = self._clock()
+            if now >= self._next_read_at:
+                self._next_read_at = now + self._refresh_seconds
+                self._read(now)
+            if now - self._read_at > self._max_age_seconds:
+                return None
+            return self._rate
 
     def _read(self, now: float) -> None:
         try:

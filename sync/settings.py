@@ -119,6 +119,10 @@ class SyncSettings:
     # The SSM parameter the chain publishes each lane's fair rate in (entries/s,
     # sync/fair_rate.py), read when the engine starts and when its link comes back; empty: off.
     fair_rate_parameter: str = ""
+    # ...and re-read this often while the lane drains a backlog (never while idle): the cloud
+    # republishes a higher rate as other lanes finish (sync/fair_rate_refresh.py). 10,000
+    # draining lanes read Parameter Store 667 times a second at 15 s.
+    fair_rate_reread_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         _require(bool(self.event_bus_name), "event_bus_name", "must not be empty")
@@ -159,6 +163,7 @@ class SyncSettings:
             "rate_min_per_second",
             "rate_recovery_seconds",
             "watermark_poll_seconds",
+            "fair_rate_reread_seconds",
         ):
             _require(getattr(self, name) > 0, name, "must be > 0")
         _require(

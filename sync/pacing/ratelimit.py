@@ -284,6 +284,18 @@ class AdaptiveRateLimiter:
         self._set_rate(rate, now)
         self._tokens = min(max(0.0, head_start), self._capacity)
 
+    def reshare(self, now: float, rate: float, level_seconds: float) -> None:
+        """The lane's share became `rate` (a republished fair rate): it is the new floor; a
+        lane below it rises to it, one above a lower share comes down to it, each then level
+        for `level_seconds` and probing from there. Only for a lane started at a share."""
+        if self._share is None or rate == self._share:
+            return
+        lower = rate < self._share
+        self._share = rate
+        if lower or self._fill_rate < rate:
+            self._cubic.start_at(rate, now, level_seconds)
+            self._set_rate(rate, now)
+
     def grant(self, wanted: int, now: float) -> Grant:
         """How many of `wanted` entries may be sent now (all, some during slow start, or none
         and how long to wait)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.fleet_scenarios import VARIED, scenario
-from bench.fleet_sim import Scenario, fair_finish_times, ideal_seconds, simulate
+from bench.fleet_sim import Republisher, Scenario, fair_finish_times, ideal_seconds, simulate
 from sync.settings import SyncSettings
 from tests.bench.run import run_bench
 
@@ -65,3 +65,16 @@ def test_the_fair_schedule_shares_the_quota_equally() -> None:
     assert ideal_seconds(Scenario([10, 30], [0.0, 0.0], 10.0, ((1.0, 5.0),))) == pytest.approx(7.0)
     # A lane joining later can only start then.
     assert ideal_seconds(Scenario([10, 10], [0.0, 5.0], 10.0)) == pytest.approx(6.0)
+
+
+def test_the_republished_fair_rate_grows_as_lanes_finish_and_every_lane_still_drains() -> None:
+    fleet = scenario(VARIED, TERMINALS, BACKLOG, QUOTA, 0.0, [], seed=1)
+    consumer = Republisher(QUOTA, TERMINALS, period=1.0, reread=0.5)
+    assert consumer.value == pytest.approx(QUOTA / TERMINALS)  # the day's count: all lanes
+    result = simulate(fleet, SyncSettings(), consumer.read, republisher=consumer)
+    assert result["terminals_not_drained"] == 0
+    assert result["events_accepted"] == sum(fleet.backlogs)
+    assert consumer.finished == TERMINALS
+    consumer.finished = TERMINALS - 2
+    consumer.publish()
+    assert consumer.value == pytest.approx(QUOTA / 2)  # the quota over the lanes left

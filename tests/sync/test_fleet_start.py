@@ -13,6 +13,7 @@ from posd.assembly import clients_for
 from posd.journal import Journal
 from posd.recorder import Recorder
 from sync.engine import SyncEngine
+from sync.settings import SyncSettings
 from tests.sync.conftest import (
     FAST,
     STORE_ID,
@@ -27,6 +28,9 @@ from tests.sync.faultproxy import FaultProxy
 
 WAIT_SECONDS = 15.0
 PUBLISHED = 1_000.0  # entries/s: fast enough not to slow the test
+SLOW_RATE = 10.0  # entries/s: a backlog of REREAD_BACKLOG takes seconds at it
+REREAD_BACKLOG = 60
+REREAD_SECONDS = 0.2
 
 
 def _wait_for(condition: Any, what: str) -> None:
@@ -38,8 +42,10 @@ def _wait_for(condition: Any, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _engine(journal: Journal, route: Route, endpoint: str, fair_rate: Any) -> SyncEngine:
-    settings = replace(FAST, event_bus_name=route.bus_name)
+def _engine(
+    journal: Journal, route: Route, endpoint: str, fair_rate: Any, settings: SyncSettings = FAST
+) -> SyncEngine:
+    settings = replace(settings, event_bus_name=route.bus_name)
     clients = clients_for(
         settings,
         store_id=STORE_ID,
@@ -94,3 +100,43 @@ def test_an_unreadable_published_rate_does_not_stop_delivery(
         report = engine.drain(timeout=WAIT_SECONDS)
     assert report.completed
     assert sorted(event_ids(receive_all(sqs_client, route.queue_url, 5))) == sorted(ids)
+
+
+def test_a_draining_lane_rereads_the_published_rate_without_waiting_for_it(
+    recorder: Recorder, journal: Journal, proxy: FaultProxy, route: Route, sqs_client: Any
+) -> None:
+    # The first read (at start) gives a slow rate; the re-reads while draining hang until the
+    # test lets them go, and delivery goes on meanwhile; once let go, the lane takes the
+    # higher rate, and an idle lane reads no more.
+    reads: list[float] = []
+    answer = threading.Event()
+
+    def fair_rate() -> float:
+        reads.append(time.monotonic())
+        if len(reads) == 1:
+            return SLOW_RATE
+        answer.wait(WAIT_SECONDS)
+        return PUBLISHED
+
+    ids = fill(recorder, REREAD_BACKLOG)
+    settings = replace(FAST, fair_rate_reread_seconds=REREAD_SECONDS)
+    with _engine(journal, route, proxy.url, fair_rate, settings) as engine:
+        runner = threading.Thread(target=engine.run, daemon=True)
+        runner.start()
+        try:
+            _wait_for(lambda: len(reads) == 2, "a re-read while draining")
+            pending = journal.summary().pending
+            _wait_for(lambda: journal.summary().pending < pending, "delivery during the read")
+            answer.set()
+            _wait_for(lambda: journal.summary().pending == 0, "backlog drained")
+            time.sleep(3 * REREAD_SECONDS)
+            drained_reads = len(reads)
+            time.sleep(3 * REREAD_SECONDS)
+            assert len(reads) == drained_reads  # idle: not read again
+        finally:
+            answer.set()
+            engine.stop()
+            runner.join(timeout=10)
+    assert sorted(event_ids(receive_all(sqs_client, route.queue_url, REREAD_BACKLOG))) == sorted(
+        ids
+    )

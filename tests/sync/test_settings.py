@@ -62,6 +62,7 @@ def test_defaults_are_valid_and_fields_plain() -> None:
         ("watermark_table", "posd watermarks"),
         ("source", "aws.events"),
         ("event_bus_name", ""),
+        ("fair_rate_reread_seconds", 0.0),
         ("fair_rate_parameter", "posd fair rate"),
         ("fair_rate_parameter", "posd/fair-rate"),  # a hierarchy starts with '/'
         ("fair_rate_parameter", "/posd//fair-rate"),

@@ -148,3 +148,35 @@ def test_the_lease_is_whole_requests_the_share_lets_go_within_half_a_lease() -> 
         limit = lane.lease_limit(False, BATCH, T0)
         assert limit % BATCH == 0
         assert limit == max(BATCH, math.floor(affordable) // BATCH * BATCH)
+
+
+def test_a_draining_lane_rereading_a_higher_fair_rate_rises_to_it_at_once() -> None:
+    # Lanes that finished their backlogs leave their share to those still draining: the
+    # consumer republishes a higher rate, and a lane re-reading it goes that fast now.
+    lane = pacer(draw=1.0)
+    lane.started(T0, None, backlog=10_000)
+    lane.share_changed(T0 + 30.0, 4 * SHARE, 10_000)
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(4 * SHARE)
+    now = T0 + 31.0
+    for step in range(5):  # throttled, it is never cut below the new share
+        ticket = lane.sent(BATCH, now)
+        lane.answered(ticket, BATCH, 0, True, now + 0.05)
+        now += 1.0 + step
+        rate = lane.limiter.snapshot().fill_rate
+        assert rate is not None and rate >= 4 * SHARE - 1e-9
+
+
+def test_a_lower_fair_rate_caps_the_lane_and_its_floor() -> None:
+    lane = pacer(draw=1.0)
+    lane.started(T0, 4 * SHARE, backlog=10_000)
+    lane.share_changed(T0 + 30.0, SHARE, 10_000)
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(SHARE)
+    lane.share_changed(T0 + 60.0, None, 10_000)  # nothing read: the lane keeps what it has
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(SHARE)
+
+
+def test_a_slow_starting_lane_ignores_a_fair_rate_read_later() -> None:
+    lane = pacer(SyncSettings())
+    lane.started(T0, None, backlog=100)
+    lane.share_changed(T0 + 30.0, 2.0, 100)
+    assert lane.limiter.starting
