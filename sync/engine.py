@@ -108,7 +108,7 @@ class SyncEngine:
         after `max_unacknowledged_seconds`. `fair_rate`: the fair rate the cloud publishes
         for each lane (entries/s; None: not known), read when the engine starts and when the
         link comes back, and re-read off the driver every `fair_rate_reread_seconds` while a
-        backlog drains; before `[sync]`'s fleet settings (`SyncSettings.configured_share`)."""
+        backlog drains; before `[sync]`'s fleet settings (`sync.pacing.lane.configured_share`)."""
         self._outbox = outbox
         self._journal_id = outbox.journal_id
         self._clients = clients

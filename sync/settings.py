@@ -212,15 +212,6 @@ class SyncSettings:
             f"must be >= 2 x (connect + max read timeout) = {2 * request_budget:g}",
         )
 
-    @property
-    def configured_share(self) -> float | None:
-        """This lane's configured share of the account's quota, entries/s (None: not set)."""
-        if self.lane_rate_per_second is not None:
-            return self.lane_rate_per_second
-        if self.fleet_quota_per_second is not None and self.fleet_size is not None:
-            return self.fleet_quota_per_second / self.fleet_size
-        return None
-
     def _check_fleet(self) -> None:
         for name in ("fleet_quota_per_second", "lane_rate_per_second"):
             value = getattr(self, name)

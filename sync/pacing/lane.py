@@ -41,6 +41,16 @@ SHARE_LEVEL_RECOVERIES = 4.0
 RESHARE_LEVEL_FRACTION = 0.25
 
 
+def configured_share(settings: SyncSettings) -> float | None:
+    """This lane's share of the account's quota as `[sync]` configures it, entries/s: the
+    lane's own rate, else the fleet's quota over its lanes (None: not configured)."""
+    if settings.lane_rate_per_second is not None:
+        return settings.lane_rate_per_second
+    if settings.fleet_quota_per_second is not None and settings.fleet_size is not None:
+        return settings.fleet_quota_per_second / settings.fleet_size
+    return None
+
+
 class EntryRetry(Protocol):
     """When a refused record is due again (`sync.eventbridge.retry.RetryPolicy`)."""
 
@@ -97,10 +107,10 @@ class LanePacer:
 
     def share(self, published: float | None) -> float | None:
         """This lane's share of the account's quota, entries/s: the published fair rate, else
-        the configured one (`SyncSettings.configured_share`); None: neither."""
+        the configured one (`configured_share`); None: neither."""
         if published is not None and published > 0:
             return published
-        return self._settings.configured_share
+        return configured_share(self._settings)
 
     def share_changed(self, now: float, published: float | None, backlog: int) -> None:
         """The fair rate re-read while draining (the cloud republishes it as lanes finish

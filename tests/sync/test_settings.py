@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from posd.config import load_config
 from posd.errors import ConfigError
 from sync.errors import SettingsError
+from sync.pacing.lane import configured_share
 from sync.settings import SyncSettings
 
 PLAIN_TYPES = {str, int, float, bool, str | None, float | None, int | None}
@@ -158,18 +159,18 @@ def test_fleet_settings_name_the_bad_key(
 @given(quota=st.floats(0.01, 1e6), size=st.integers(1, 1_000_000))
 def test_the_configured_share_is_the_quota_over_the_fleet(quota: float, size: int) -> None:
     settings = SyncSettings(fleet_quota_per_second=quota, fleet_size=size)
-    assert settings.configured_share == pytest.approx(quota / size)
+    assert configured_share(settings) == pytest.approx(quota / size)
 
 
 def test_nothing_configured_means_no_share_and_a_lane_rate_is_taken_as_is() -> None:
-    assert SyncSettings().configured_share is None
-    assert SyncSettings(lane_rate_per_second=0.75).configured_share == 0.75
+    assert configured_share(SyncSettings()) is None
+    assert configured_share(SyncSettings(lane_rate_per_second=0.75)) == 0.75
 
 
 def test_the_config_file_takes_the_fleet_keys_and_names_a_bad_one(tmp_path: Path) -> None:
     path = tmp_path / "posd.toml"
     path.write_text(f"{MINIMAL_CONFIG}[sync]\nfleet_quota_per_second = 5000\nfleet_size = 10000\n")
-    assert load_config(path).sync.configured_share == pytest.approx(0.5)
+    assert configured_share(load_config(path).sync) == pytest.approx(0.5)
     path.write_text(f"{MINIMAL_CONFIG}[sync]\nfleet_quota_per_second = 5000\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
