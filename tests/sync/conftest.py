@@ -60,6 +60,21 @@ FAST = SyncSettings(
 Route = QueueRoute
 
 
+WAIT_SECONDS = 15.0  # how long a test waits for an engine to get somewhere
+POLL_SECONDS = 0.02
+
+
+def wait_for(condition: Callable[[], Any], what: str) -> Any:
+    """`condition()`'s first truthy value, polled for `WAIT_SECONDS`; else fail naming `what`."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(POLL_SECONDS)
+    raise AssertionError(f"not within {WAIT_SECONDS} s: {what}")
+
+
 @pytest.fixture
 def route(events_client: Any, sqs_client: Any) -> Route:
     return route_bus_to_queue(events_client, sqs_client, f"posd-{uuid.uuid4().hex[:10]}", SOURCE)

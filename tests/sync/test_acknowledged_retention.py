@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,14 +29,15 @@ from tests.sync.conftest import (
     FAST,
     STORE_ID,
     TERMINAL_ID,
+    WAIT_SECONDS,
     EngineFactory,
     emulator_session,
     fill,
+    wait_for,
 )
 from tests.sync.faultproxy import FaultProxy
 from wire.watermark import JOURNAL_ID, LANE_ID, PROVEN_CHAIN, PROVEN_SEQ, UPDATED_AT, lane_id
 
-WAIT_SECONDS = 15.0
 ROUND_SECONDS = 0.05  # purge and watermark poll interval of these engines
 QUIET_SECONDS = 0.5  # ten purges and reads: long enough for one that should not happen
 ZERO_CHAIN = "00" * 32
@@ -97,16 +98,6 @@ def running(engine: SyncEngine) -> Iterator[SyncEngine]:
     finally:
         engine.stop()
         runner.join(WAIT_SECONDS)
-
-
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not within {WAIT_SECONDS} s: {what}")
 
 
 def reads_after(engine: SyncEngine, moment: float, count: int = 2) -> None:

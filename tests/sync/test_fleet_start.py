@@ -18,28 +18,20 @@ from tests.sync.conftest import (
     FAST,
     STORE_ID,
     TERMINAL_ID,
+    WAIT_SECONDS,
     Route,
     emulator_session,
     event_ids,
     fill,
     receive_all,
+    wait_for,
 )
 from tests.sync.faultproxy import FaultProxy
 
-WAIT_SECONDS = 15.0
 PUBLISHED = 1_000.0  # entries/s: fast enough not to slow the test
 SLOW_RATE = 10.0  # entries/s: a backlog of REREAD_BACKLOG takes seconds at it
 REREAD_BACKLOG = 60
 REREAD_SECONDS = 0.2
-
-
-def _wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _engine(
@@ -78,10 +70,10 @@ def test_the_published_rate_is_read_at_start_and_when_the_link_is_back(
         runner = threading.Thread(target=engine.run, daemon=True)
         runner.start()
         try:
-            _wait_for(lambda: engine.status().state == "offline", "offline")
+            wait_for(lambda: engine.status().state == "offline", "offline")
             assert len(reads) == 1  # at the start, not on every request
             proxy.up()
-            _wait_for(lambda: journal.summary().pending == 0, "backlog drained")
+            wait_for(lambda: journal.summary().pending == 0, "backlog drained")
             assert len(reads) == 2  # and once more when the link came back
         finally:
             engine.stop()
@@ -124,11 +116,11 @@ def test_a_draining_lane_rereads_the_published_rate_without_waiting_for_it(
         runner = threading.Thread(target=engine.run, daemon=True)
         runner.start()
         try:
-            _wait_for(lambda: len(reads) == 2, "a re-read while draining")
+            wait_for(lambda: len(reads) == 2, "a re-read while draining")
             pending = journal.summary().pending
-            _wait_for(lambda: journal.summary().pending < pending, "delivery during the read")
+            wait_for(lambda: journal.summary().pending < pending, "delivery during the read")
             answer.set()
-            _wait_for(lambda: journal.summary().pending == 0, "backlog drained")
+            wait_for(lambda: journal.summary().pending == 0, "backlog drained")
             time.sleep(3 * REREAD_SECONDS)
             drained_reads = len(reads)
             time.sleep(3 * REREAD_SECONDS)

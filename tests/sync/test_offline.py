@@ -8,19 +8,15 @@ from typing import Any
 
 from posd.journal import Journal
 from posd.recorder import Recorder
-from tests.sync.conftest import EngineFactory, Route, event_ids, fill, receive_all
+from tests.sync.conftest import (
+    EngineFactory,
+    Route,
+    event_ids,
+    fill,
+    receive_all,
+    wait_for,
+)
 from tests.sync.faultproxy import FaultProxy, http_error
-
-WAIT_SECONDS = 15.0
-
-
-def _wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_goes_offline_probes_and_recovers_by_itself(
@@ -37,7 +33,7 @@ def test_goes_offline_probes_and_recovers_by_itself(
     runner = threading.Thread(target=engine.run, daemon=True)
     runner.start()
     try:
-        _wait_for(lambda: engine.status().state == "offline", "offline")
+        wait_for(lambda: engine.status().state == "offline", "offline")
         offline = engine.status()
         assert offline.offline_since is not None
         assert offline.last_error is not None
@@ -47,8 +43,8 @@ def test_goes_offline_probes_and_recovers_by_itself(
         assert journal.summary().pending == 25
 
         proxy.up()
-        _wait_for(lambda: engine.status().state == "online", "online")
-        _wait_for(lambda: journal.summary().pending == 0, "backlog drained")
+        wait_for(lambda: engine.status().state == "online", "online")
+        wait_for(lambda: journal.summary().pending == 0, "backlog drained")
     finally:
         engine.stop()
         runner.join(timeout=10)
