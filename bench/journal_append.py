@@ -2,9 +2,11 @@
 
 Both sides run in the same process, on the same disk, with the same pragmas (WAL,
 synchronous=FULL, secure_delete=ON) and comparable row sizes, interleaved in rounds so that
-drift in the machine affects both alike. Prints one JSON object.
+drift in the machine affects both alike. Then a batch of appends runs under the profiler for
+`breakdown_us`, where the append's time goes (bench/append_breakdown.py). Prints one JSON
+object.
 
-    .venv/bin/python bench/journal_append.py [--records N] [--rounds R] [--dir DIR]
+    .venv/bin/python bench/journal_append.py [--records N] [--rounds R] [--breakdown B] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -22,10 +25,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from posd.journal import Journal
-from posd.keys.local import LocalKeySource
-from posd.keys.provider import RotatingKeyProvider
-from posd.recorder import Recorder
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.append_breakdown import breakdown  # noqa: E402
+from posd.journal import Journal  # noqa: E402
+from posd.keys.local import LocalKeySource  # noqa: E402
+from posd.keys.provider import RotatingKeyProvider  # noqa: E402
+from posd.recorder import Recorder  # noqa: E402
 
 SECRET = json.dumps({"pan": "4" + "0" * 15, "expiry": "2512", "track2": "x" * 37}).encode()
 META = {"amount": 1234, "currency": "EUR", "bin": "400000", "last4": "0000", "entry_mode": "chip"}
@@ -99,7 +106,7 @@ def timed(operation: Callable[[], object], count: int, into: list[float]) -> Non
         into.append(time.perf_counter() - started)
 
 
-def run(records: int, rounds: int, where: Path) -> dict[str, Any]:
+def run(records: int, rounds: int, where: Path, profiled: int = 0) -> dict[str, Any]:
     per_round = records // rounds
     ours: list[float] = []
     raw: list[float] = []
@@ -107,6 +114,7 @@ def run(records: int, rounds: int, where: Path) -> dict[str, Any]:
         for _ in range(rounds):
             timed(append, per_round, ours)
             timed(insert, per_round, raw)
+        parts = breakdown(append, profiled) if profiled else None
     posd_stats, raw_stats = summarize(ours), summarize(raw)
     return {
         "benchmark": "journal_append",
@@ -117,6 +125,7 @@ def run(records: int, rounds: int, where: Path) -> dict[str, Any]:
         "raw_sqlite_insert_commit": raw_stats,
         "throughput_ratio": round(posd_stats["appends_per_s"] / raw_stats["appends_per_s"], 3),
         "pragmas": "journal_mode=WAL synchronous=FULL secure_delete=ON",
+        "breakdown_us": parts,
     }
 
 
@@ -125,11 +134,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=4000, help="appends per side (default 4000)")
     parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds (default 8)")
     parser.add_argument(
+        "--breakdown", type=int, default=1000, help="profiled appends for breakdown_us (0: none)"
+    )
+    parser.add_argument(
         "--dir", type=Path, default=Path.cwd(), help="where to put the files (a real disk)"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="posd-bench-", dir=args.dir) as scratch:
-        print(json.dumps(run(args.records, args.rounds, Path(scratch)), indent=2))
+        print(json.dumps(run(args.records, args.rounds, Path(scratch), args.breakdown), indent=2))
 
 
 if __name__ == "__main__":
