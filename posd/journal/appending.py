@@ -12,7 +12,7 @@ append (one `statvfs`): a reserve checked now and then lets payments in below it
 from __future__ import annotations
 
 import contextlib
-import shutil
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -26,16 +26,16 @@ from posd.journal import checkpoints
 from posd.journal.backlog import BacklogBound
 from posd.journal.database import Database
 from posd.journal.identity import accepted_gap
-from posd.journal.rows import MAX_META_BYTES, pending_amount, read_anchor, validate_meta
+from posd.journal.rows import MAX_META_BYTES, meta_amount, read_anchor, validate_meta
 from posd.journal.settings import JournalSettings
 from posd.journal.waits import AppendWaits
 from sync.outbox import OutboxRecord
 from sync.timestamps import rfc3339
 from wire.envelope import (
     GENESIS_CHAIN,
-    RecordIdentity,
     canonical_ascii_json,
     chain_next,
+    sealed_aad,
     wrapped_key_digest,
 )
 from wire.keys import WrappedKey
@@ -46,6 +46,10 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+_INSERT = (
+    "INSERT INTO records (seq, event_id, kind, captured_at, client_ref, store_id, terminal_id, "
+    "meta, data_key_id, nonce, ciphertext, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _USED_BYTES = (
     "SELECT (p.page_count - f.freelist_count) * s.page_size "
     "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
@@ -93,6 +97,7 @@ class Appender:
         self._used_bytes = 0
         self._key_digests: dict[str, str] = {}
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
+        self._disk_dir = str(db.path.parent)
         self.waits = AppendWaits()
 
     def _check_capacity(self, conn: sqlite3.Connection) -> None:
@@ -126,7 +131,9 @@ class Appender:
         )
 
     def _disk_problem(self) -> str | None:
-        free = shutil.disk_usage(self._db.path.parent).free
+        # What `shutil.disk_usage(...).free` reads, on a path made once: one statvfs call.
+        disk = os.statvfs(self._disk_dir)
+        free = disk.f_bavail * disk.f_frsize
         if free >= self._settings.min_free_bytes:
             return None
         return (
@@ -192,6 +199,7 @@ class Appender:
         captured_at = rfc3339(wall)
 
         covered: list[checkpoints.Mark | None] = [None]  # set by body, cached on commit
+        tails: list[checkpoints.Mark] = []  # the record body appended (the last try's)
         asked = [0.0]  # when the transaction was asked for (perf_counter)
 
         def body(conn: sqlite3.Connection) -> OutboxRecord:
@@ -200,28 +208,28 @@ class Appender:
             last_seq, previous = self._tail(conn)
             if data_key.key_id != self._open_key:
                 self._switch_key(conn, data_key, last_seq)
-            identity = RecordIdentity(
-                seq=last_seq + 1,
-                event_id=event_id,
-                kind=kind,
-                captured_at=captured_at,
-                client_ref=client_ref,
-                store_id=store_id,
-                terminal_id=terminal_id,
-                meta=clean_meta,
-                data_key_id=data_key.key_id,
-                wrapped_key_sha256=self._key_digest(data_key),
+            seq = last_seq + 1
+            # The AAD filled in from the metadata's canonical text (the bytes
+            # `RecordIdentity.aad` encodes: wire.envelope.sealed_aad), not encoded again.
+            aad = sealed_aad(
+                seq,
+                event_id,
+                kind,
+                captured_at,
+                client_ref,
+                store_id,
+                terminal_id,
+                meta_text,
+                data_key.key_id,
+                self._key_digest(data_key),
             )
-            aad = identity.aad()
             nonce, ciphertext = seal(aad)
             chain = chain_next(previous, aad, nonce, ciphertext)
             try:
                 conn.execute(
-                    "INSERT INTO records (seq, event_id, kind, captured_at, client_ref, store_id, "
-                    "terminal_id, meta, data_key_id, nonce, ciphertext, chain) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _INSERT,
                     (
-                        identity.seq,
+                        seq,
                         event_id,
                         kind,
                         captured_at,
@@ -245,9 +253,10 @@ class Appender:
                         f"a record with client_ref {client_ref!r} already exists"
                     ) from error
                 raise
-            covered[0] = self._cover(conn, (identity.seq, chain), captured_at)
+            tails.append((seq, chain))
+            covered[0] = self._cover(conn, tails[-1], captured_at)
             return OutboxRecord(
-                seq=identity.seq,
+                seq=seq,
                 event_id=event_id,
                 kind=kind,
                 captured_at=captured_at,
@@ -262,9 +271,9 @@ class Appender:
             )
 
         def committed(record: OutboxRecord) -> None:
-            self._backlog.appended(record.seq, *pending_amount(meta_text), captured_at)
+            self._backlog.appended(record.seq, *meta_amount(clean_meta), captured_at)
             self._open_key = data_key.key_id
-            self._tail_cache = (record.seq, bytes.fromhex(record.chain))
+            self._tail_cache = tails[-1]
             self._covered_cache = covered[0]
             self._covered_version = self._version_in_flight
             if self._db.identity is not None:

@@ -49,8 +49,18 @@ class Identity:
     high_water_seq: int
 
     def encode(self) -> bytes:
-        text = json.dumps({"journal_id": self.journal_id, "high_water_seq": self.high_water_seq})
-        return (text + "\n").encode()
+        return encode_identity(_head(self.journal_id), self.high_water_seq)
+
+
+def _head(journal_id: str) -> str:
+    """The file's text up to its seq (what `json.dumps` writes before the number)."""
+    return json.dumps({"journal_id": journal_id, "high_water_seq": 0})[: -len("0}")]
+
+
+def encode_identity(head: str, seq: int) -> bytes:
+    """The file's bytes: `head` (`_head` of the journal id), then the seq; one f-string, as
+    the append path writes it after each commit."""
+    return f"{head}{seq}}}\n".encode()
 
 
 class IdentityFile:
@@ -60,6 +70,7 @@ class IdentityFile:
         self.path = path
         self.identity = identity
         self._fd: int | None = None
+        self._head = _head(identity.journal_id)
 
     @classmethod
     def load(cls, state_dir: Path) -> IdentityFile | None:
@@ -111,7 +122,7 @@ class IdentityFile:
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_WRONLY)
-            os.pwrite(self._fd, self.identity.encode(), 0)
+            os.pwrite(self._fd, encode_identity(self._head, seq), 0)
         except OSError as error:
             raise JournalError(f"cannot update {self.path}: {error.strerror}") from error
 

@@ -350,6 +350,12 @@ def pending_amount(meta_text: object) -> tuple[str | None, int]:
         return None, 0
     if not isinstance(meta, dict):
         return None, 0
+    return meta_amount(meta)
+
+
+def meta_amount(meta: Mapping[str, Any]) -> tuple[str | None, int]:
+    """`pending_amount` of metadata already parsed (an append's, checked by `validate_meta`:
+    the same values its stored text parses back to)."""
     currency, amount = meta.get("currency"), meta.get("amount")
     if not isinstance(currency, str) or type(amount) is not int:
         return None, 0
