@@ -327,7 +327,16 @@ class Appender:
         self, conn: sqlite3.Connection, end: checkpoints.Mark, created_at: str
     ) -> checkpoints.Mark:
         """Inside the append of the record at `end`: cut the checkpoint it completes, if it is
-        the `checkpoint_every_records`th since the last one. Returns where coverage ends now."""
+        the `checkpoint_every_records`th since the last one. Returns where coverage ends now.
+
+        Most appends only compare `end` with the cached end of coverage. Coverage only moves
+        forward (checkpoints are appended; the newest is never forgotten; the purge anchor
+        only grows), so a cache that another process made stale is behind the truth, and a
+        record that completes no checkpoint against it completes none against the truth."""
+        cached = self._covered_cache
+        if cached is not None and end[0] - cached[0] < self._settings.checkpoint_every_records:
+            self._version_in_flight = self._covered_version  # nothing new was read
+            return cached
         # Another connection's commit since ours (the delivery daemon's timed checkpoint) makes
         # the cached end of coverage stale: read it again, or this cut could overlap a range
         # already cut (and sent, and forgotten) by the other process.

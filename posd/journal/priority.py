@@ -24,8 +24,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from posd.errors import JournalError
@@ -106,26 +105,35 @@ class CapturePriority:
         self._holds: dict[int, float] = {}  # hold -> when it started
         self._newest_ns: dict[int, int] = {}  # hold -> its start on CLOCK_MONOTONIC
         self._ids = itertools.count()
+        self._waiting = 0  # threads in `yield_to_capture`'s wait: a hold's end wakes them
 
     def _publish(self) -> None:
         if self._shared is not None:
             self._shared.publish(max(self._newest_ns.values(), default=NO_HOLD))
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self) -> _Hold:
         """Priority over delivery for the block (for `window_s` at most)."""
+        return _Hold(self)
+
+    def _begin(self) -> int:
         with self._changed:
             token = next(self._ids)
             self._holds[token] = self._clock()
-            self._newest_ns[token] = time.monotonic_ns()
-            self._publish()
-        try:
-            yield
-        finally:
-            with self._changed:
-                del self._holds[token]
-                del self._newest_ns[token]
+            # Read under the lock, so the newest hold's start is the highest: published as is.
+            started_ns = self._newest_ns[token] = time.monotonic_ns()
+            if self._shared is not None:
+                self._shared.publish(started_ns)
+        return token
+
+    def _end(self, token: int) -> None:
+        with self._changed:
+            del self._holds[token]
+            del self._newest_ns[token]
+            if self._holds:
                 self._publish()
+            elif self._shared is not None:
+                self._shared.publish(NO_HOLD)
+            if self._waiting:
                 self._changed.notify_all()
 
     def held_elsewhere(self) -> bool:
@@ -157,7 +165,11 @@ class CapturePriority:
                 fresh = [since for since in self._holds.values() if now - since < self._window]
                 if not fresh:
                     break
-                self._changed.wait(self._window - (now - max(fresh)))
+                self._waiting += 1
+                try:
+                    self._changed.wait(self._window - (now - max(fresh)))
+                finally:
+                    self._waiting -= 1
                 now = self._clock()
         waited = now - started
         if self._shared is not None:
@@ -167,3 +179,20 @@ class CapturePriority:
     def close(self) -> None:
         if self._shared is not None:
             self._shared.close()
+
+
+class _Hold:
+    """One hold (`CapturePriority.hold`): a plain context manager, not a generator's, since
+    every payment's append takes one."""
+
+    __slots__ = ("_priority", "_token")
+
+    def __init__(self, priority: CapturePriority) -> None:
+        self._priority = priority
+        self._token = 0
+
+    def __enter__(self) -> None:
+        self._token = self._priority._begin()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._priority._end(self._token)
