@@ -3,10 +3,13 @@ and the checkpoints an append (or the checkpoint timer) completes.
 
 Append is a hot path: plain `sqlite3` with hand-written SQL, one durable transaction per
 record, and the Python around it is a measured share of capture latency
-(bench/journal_append.py). So the tail, the open data key, each key's digest and where the last
-checkpoint ended are cached here, and the capacity is counted every `CAPACITY_CHECK_EVERY`
-appends while the journal is far from its cap. The disk's free space is checked on every
-append (one `statvfs`): a reserve checked now and then lets payments in below it.
+(bench/journal_append.py, whose `breakdown_us` says where an append's time goes). An append
+runs the statements a raw durable insert runs, BEGIN IMMEDIATE, its INSERT and COMMIT: the
+tail, the open data key, each key's digest and where the last checkpoint ended are cached
+here (a checkpoint check is a comparison: `_cover`), and the capacity is counted every
+`CAPACITY_CHECK_EVERY` appends while the journal is far from its cap. The disk's free space is
+checked on every append (one `statvfs`, a few microseconds): a reserve checked now and then
+lets payments in below it.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from posd.journal.files import set_mode
 # newest hold in the capture process began, 0 while none is on.
 FLAG_FORMAT = "=Q"
 FLAG_BYTES = struct.calcsize(FLAG_FORMAT)
+_FLAG = struct.Struct(FLAG_FORMAT)
 NO_HOLD = 0
 NS_PER_SECOND = 1_000_000_000
 # How often delivery looks at the flag while a hold is on: a payment's append is over in about
@@ -61,7 +62,7 @@ class SharedHoldFlag:
 
     def publish(self, since_ns: int) -> None:
         """The newest hold began at `since_ns` (CLOCK_MONOTONIC), or `NO_HOLD`."""
-        struct.pack_into(FLAG_FORMAT, self._map, 0, since_ns)
+        _FLAG.pack_into(self._map, 0, since_ns)
 
     def held_since(self) -> int:
         """The newest hold's start, `NO_HOLD` if none; read until two reads agree, so a
@@ -101,7 +102,10 @@ class CapturePriority:
         self._window = window_s
         self._clock = clock
         self._shared = shared
-        self._changed = threading.Condition()
+        # A hold's start and end take the lock itself (a C context manager: every payment's
+        # append takes one); waiting for a change takes the condition over it.
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
         self._holds: dict[int, float] = {}  # hold -> when it started
         self._newest_ns: dict[int, int] = {}  # hold -> its start on CLOCK_MONOTONIC
         self._ids = itertools.count()
@@ -116,7 +120,7 @@ class CapturePriority:
         return _Hold(self)
 
     def _begin(self) -> int:
-        with self._changed:
+        with self._lock:
             token = next(self._ids)
             self._holds[token] = self._clock()
             # Read under the lock, so the newest hold's start is the highest: published as is.
@@ -126,7 +130,7 @@ class CapturePriority:
         return token
 
     def _end(self, token: int) -> None:
-        with self._changed:
+        with self._lock:
             del self._holds[token]
             del self._newest_ns[token]
             if self._holds:
