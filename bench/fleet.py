@@ -21,9 +21,11 @@ in one invocation:
 drives the real pacing objects; 10,000 lanes in seconds), with the scenarios of
 `bench/fleet_scenarios.py`; `--validate` runs the real storm, then the simulator on it, and
 reports how far apart they are (they must agree within 10% on drain time and throttled
-share). `--republish 30` has the simulated consumer republish the fair rate every 30 s as
-the quota over the lanes still draining, and the lanes re-read it every `--reread` seconds
-while draining, as the engine does with `[sync] fair_rate_reread_seconds`.
+share). Simulated, the consumer republishes the fair rate as it ships (`cloud/fair_rate.py`:
+every `--republish` 30 s and when the quota changes, the quota over the lanes sharing it, by
+its own counting rule), and the lanes re-read it every `--reread` seconds while draining, as
+the engine does with `[sync] fair_rate_reread_seconds`; `--republish 0`: the configured share
+only.
 
 Reported per policy: seconds until every terminal has drained against the ideal (total events
 / quota), the share of entries (and of requests) throttled, and fairness (the slowest lane's
@@ -71,6 +73,7 @@ from bench.fleet_sim import (  # noqa: E402
     Scenario,
     simulate,
 )
+from cloud.fair_rate import REPUBLISH_SECONDS  # noqa: E402
 from demo.localaws.serving import NoDelayQuietMixin  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
@@ -84,6 +87,10 @@ DEFAULT_SHARE = 0.5  # entries/s per lane: the default quota is the fleet's size
 DEFAULT_WORKERS = 4
 # --republish: how often draining lanes re-read the fair rate ([sync] fair_rate_reread_seconds).
 DEFAULT_REREAD_SECONDS = 15.0
+# Simulated runs: the consumer republishes as it ships (cloud/fair_rate.py: from its SQS
+# batches at most every 30 s); the whole --quota is posd's (its FairRateShare: 1).
+DEFAULT_REPUBLISH_SECONDS = REPUBLISH_SECONDS
+BENCH_QUOTA_SHARE = 1.0
 DEFAULT_PLOT = ROOT / "bench" / "results" / "fleet.png"
 LOOPBACK = "127.0.0.1"
 BENCH_KEY = "bench"  # the local endpoint checks no signature
@@ -460,7 +467,7 @@ def _simulated(
     def republisher() -> Republisher | None:  # the consumer as lanes finish (None: off)
         if not args.republish:
             return None
-        return Republisher(args.quota, args.terminals, args.republish, args.reread)
+        return Republisher(fleet, BENCH_QUOTA_SHARE, args.republish, args.reread)
 
     return {
         policy: simulate(
@@ -509,7 +516,8 @@ def _calibrated(
     firsts = sorted(reference["first_requests_over_time"]) or [0.0]
     joins = [firsts[index * len(firsts) // len(fleet.joins)] for index in range(len(fleet.joins))]
     start = min(joins)
-    replay = argparse.Namespace(**{**vars(args), "endpoint_capacity": capacity})
+    # The real engines are configured with the fleet's quota and read no published rate.
+    replay = argparse.Namespace(**{**vars(args), "endpoint_capacity": capacity, "republish": 0})
     return replay, dataclasses.replace(fleet, joins=[moment - start for moment in joins])
 
 
@@ -577,10 +585,11 @@ def _arguments() -> argparse.Namespace:
     simulated.add_argument(
         "--republish",
         type=float,
-        default=0.0,
+        default=None,
         metavar="SECONDS",
-        help="the consumer republishes the fair rate (quota / lanes still draining) every "
-        "SECONDS (default: 0, off)",
+        help="the consumer republishes the fair rate (the quota over the lanes sharing it: "
+        "cloud/fair_rate.py) every SECONDS and when the quota changes (default: "
+        f"{DEFAULT_REPUBLISH_SECONDS:g}, as the consumer does; 0: off, the configured share only)",
     )
     simulated.add_argument(
         "--reread",
@@ -615,6 +624,8 @@ def _arguments() -> argparse.Namespace:
         parser.error(
             "--backlog-mix, --join-over, --quota-change, --published-rate, --republish: --simulated"
         )
+    if args.republish is None:
+        args.republish = DEFAULT_REPUBLISH_SECONDS if args.simulated else 0.0
     if args.republish < 0 or args.reread <= 0:
         parser.error("--republish must be >= 0 and --reread > 0")
     try:
@@ -644,6 +655,7 @@ def main() -> None:
         "quota_entries_per_second": args.quota,
         "quota_changes": args.quota_change,
         "published_rate": args.published_rate,
+        "republish_seconds": args.republish if args.simulated else None,
         "worker_processes": None if args.simulated else args.workers,
         "simulated_endpoint_requests_per_second": args.endpoint_capacity
         if args.simulated

@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 from bench.fleet_scenarios import VARIED, scenario
-from bench.fleet_sim import Republisher, Scenario, fair_finish_times, ideal_seconds, simulate
+from bench.fleet_sim import (
+    SIMULATION_LIMIT_SECONDS,
+    Republisher,
+    Scenario,
+    fair_finish_times,
+    ideal_seconds,
+    simulate,
+)
 from sync.settings import SyncSettings
 from tests.bench.run import run_bench
+from wire.fair_rate import DRAINED_AFTER_SECONDS, LaneHeard
 
 TERMINALS, BACKLOG, QUOTA = 40, 5, 20.0
 SUMMARY_KEYS = {"ratio_to_ideal", "throttled_share", "fairness_slowest_over_median"}
@@ -69,12 +77,19 @@ def test_the_fair_schedule_shares_the_quota_equally() -> None:
 
 def test_the_republished_fair_rate_grows_as_lanes_finish_and_every_lane_still_drains() -> None:
     fleet = scenario(VARIED, TERMINALS, BACKLOG, QUOTA, 0.0, [], seed=1)
-    consumer = Republisher(QUOTA, TERMINALS, period=1.0, reread=0.5)
+    consumer = Republisher(fleet, 1.0, period=1.0, reread=0.5)
     assert consumer.value == pytest.approx(QUOTA / TERMINALS)  # the day's count: all lanes
     result = simulate(fleet, SyncSettings(), consumer.read, republisher=consumer)
     assert result["terminals_not_drained"] == 0
     assert result["events_accepted"] == sum(fleet.backlogs)
-    assert consumer.finished == TERMINALS
-    consumer.finished = TERMINALS - 2
-    consumer.publish()
+    drained = max(heard.at for heard in consumer.heard) + DRAINED_AFTER_SECONDS + 1
+    consumer.heard[:2] = [LaneHeard(drained, True)] * 2  # two lanes heard draining just now
+    consumer.publish(drained)
     assert consumer.value == pytest.approx(QUOTA / 2)  # the quota over the lanes left
+
+
+def test_the_consumer_publishes_a_quota_change_when_it_comes() -> None:
+    fleet = scenario(VARIED, TERMINALS, BACKLOG, QUOTA, 0.0, [(3.0, QUOTA / 2)], seed=1)
+    consumer = Republisher(fleet, 1.0, period=2 * SIMULATION_LIMIT_SECONDS, reread=0.5)
+    simulate(fleet, SyncSettings(), consumer.read, republisher=consumer)
+    assert consumer.value == pytest.approx(QUOTA / 2 / TERMINALS)  # the cut came, no period
