@@ -24,6 +24,9 @@ Assumptions, stated because they are not measured here:
   taking `service_seconds` per request. The defaults are calibrated to `bench/fleet.py` on the
   project's 2-core VM (its local endpoint and a thousand engines share the CPU: about 340
   requests/s at most), so that the two can be compared (`bench/fleet.py --validate`).
+- The host: lanes act the moment they are due, unless the scenario has stalls (`--validate`
+  replays the real run's: its engines' processes starved of CPU, all lanes late together and
+  then sending together); the endpoint and its quota never stall.
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ class Scenario:
     joins: Sequence[float]
     quota: float
     quota_changes: Sequence[tuple[float, float]] = ()
+    # Moments (start, end) in which the lanes' host runs none of them (starved of CPU: the
+    # real run's, replayed by `bench/fleet.py --validate`); the endpoint and its quota go on.
+    stalls: Sequence[tuple[float, float]] = ()
+
+    def resumed(self, moment: float) -> float:
+        """When a lane acting at `moment` really acts: the end of a stall it falls in."""
+        for start, end in self.stalls:
+            if start <= moment < end:
+                return end
+        return moment
 
     def quota_at(self, moment: float) -> float:
         rate = self.quota
@@ -343,6 +356,14 @@ def simulate(
             republisher.publish(now)
             if index == -1 and any(at is None for at in finished):
                 push(now + republisher.period, PUBLISH, -1)
+            continue
+        resumed = scenario.resumed(now)
+        if resumed > now:  # the host is stalled: the lane acts when it runs again
+            if kind == WAKE:
+                if wakes[index] != now:
+                    continue
+                wakes[index] = resumed
+            push(resumed, kind, index, ticket)
             continue
         lane = lanes[index]
         if kind == JOIN:
