@@ -113,7 +113,7 @@ AGREEMENT_TOLERANCE = 0.10
 # A stall of the real run's host (`_stalls`): this many seconds or more in which the endpoint
 # heard under this share of the quota, while more than this share of the backlog was left.
 STALL_MIN_SECONDS = 1.0
-STALL_SHARE_OF_QUOTA = 0.1
+STALL_SHARE_OF_QUOTA = 0.25
 STALL_BACKLOG_LEFT = 0.1
 
 POLICIES: dict[str, SyncSettings] = {
