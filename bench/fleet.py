@@ -21,9 +21,11 @@ in one invocation:
 drives the real pacing objects; 10,000 lanes in seconds), with the scenarios of
 `bench/fleet_scenarios.py`; `--validate` runs the real storm, then the simulator on it, and
 reports how far apart they are (they must agree within 10% on drain time and throttled
-share). `--republish 30` has the simulated consumer republish the fair rate every 30 s as
-the quota over the lanes still draining, and the lanes re-read it every `--reread` seconds
-while draining, as the engine does with `[sync] fair_rate_reread_seconds`.
+share). Simulated, the consumer republishes the fair rate as it ships (`cloud/fair_rate.py`:
+every `--republish` 30 s and when the quota changes, the quota over the lanes sharing it, by
+its own counting rule), and the lanes re-read it every `--reread` seconds while draining, as
+the engine does with `[sync] fair_rate_reread_seconds`; `--republish 0`: the configured share
+only.
 
 Reported per policy: seconds until every terminal has drained against the ideal (total events
 / quota), the share of entries (and of requests) throttled, and fairness (the slowest lane's
@@ -71,6 +73,7 @@ from bench.fleet_sim import (  # noqa: E402
     Scenario,
     simulate,
 )
+from cloud.fair_rate import REPUBLISH_SECONDS  # noqa: E402
 from demo.localaws.serving import NoDelayQuietMixin  # noqa: E402
 from posd.journal import Journal  # noqa: E402
 from sync.settings import SyncSettings  # noqa: E402
@@ -84,6 +87,10 @@ DEFAULT_SHARE = 0.5  # entries/s per lane: the default quota is the fleet's size
 DEFAULT_WORKERS = 4
 # --republish: how often draining lanes re-read the fair rate ([sync] fair_rate_reread_seconds).
 DEFAULT_REREAD_SECONDS = 15.0
+# Simulated runs: the consumer republishes as it ships (cloud/fair_rate.py: from its SQS
+# batches at most every 30 s); the whole --quota is posd's (its FairRateShare: 1).
+DEFAULT_REPUBLISH_SECONDS = REPUBLISH_SECONDS
+BENCH_QUOTA_SHARE = 1.0
 DEFAULT_PLOT = ROOT / "bench" / "results" / "fleet.png"
 LOOPBACK = "127.0.0.1"
 BENCH_KEY = "bench"  # the local endpoint checks no signature
@@ -103,6 +110,11 @@ TARGET_FAIRNESS = 1.5
 # `--validate`: the simulator must be within 10% of the real run on these figures.
 AGREEMENT_FIGURES = ("drain_seconds", "throttled_share")
 AGREEMENT_TOLERANCE = 0.10
+# A stall of the real run's host (`_stalls`): this many seconds or more in which the endpoint
+# heard under this share of the quota, while more than this share of the backlog was left.
+STALL_MIN_SECONDS = 1.0
+STALL_SHARE_OF_QUOTA = 0.25
+STALL_BACKLOG_LEFT = 0.1
 
 POLICIES: dict[str, SyncSettings] = {
     # The fleet-aware policy: the chain configured its quota and fleet size (set per run from
@@ -267,8 +279,10 @@ def _worker(
     ready.put(count)
     start = go.get()
     finished: list[float | None] = [None] * count
+    up: list[float] = [0.0] * count  # when each lane's drain began (its pacer started)
 
     def drain(slot: int) -> None:
+        up[slot] = time.time() - start
         report = engines[slot].drain(timeout=DRAIN_TIMEOUT_SECONDS)
         finished[slot] = time.time() - start if report.completed else None
 
@@ -280,7 +294,7 @@ def _worker(
     for engine, journal in zip(engines, journals, strict=True):
         engine.close()
         journal.close()
-    results.put({"finished": finished})
+    results.put({"finished": finished, "up": up})
 
 
 def _storm(
@@ -359,6 +373,7 @@ def _summarise(
         for moment, accepted in counts["accepted_at"]
     ]
     firsts = [moment - start for moment in counts["first_request_at"]]
+    up = sorted(t for report in reports for t in report["up"])
     return {
         "terminals": len(finished),
         "terminals_not_drained": len(finished) - len(done),
@@ -379,6 +394,10 @@ def _summarise(
         "throttled_per_second_over_time": throttling,
         "accepted_per_second_over_time": accepting,
         "first_requests_over_time": firsts,
+        "lanes_up_over_time": up,
+        # When the lanes' drains began: a thousand engines on two cores take seconds to start,
+        # and longer while a storm loads the machine (the naive one more than posd's).
+        "lanes_up_seconds_p10_p50_p90": _deciles(up),
         # When the lanes' first requests came in: how much "at once" the storm started.
         "first_request_seconds_p10_p50_p90": _deciles(firsts),
     }
@@ -460,7 +479,7 @@ def _simulated(
     def republisher() -> Republisher | None:  # the consumer as lanes finish (None: off)
         if not args.republish:
             return None
-        return Republisher(args.quota, args.terminals, args.republish, args.reread)
+        return Republisher(fleet, BENCH_QUOTA_SHARE, args.republish, args.reread)
 
     return {
         policy: simulate(
@@ -497,20 +516,75 @@ def _agreement(
 
 def _calibrated(
     args: argparse.Namespace, fleet: Scenario, real: dict[str, dict[str, Any]]
-) -> tuple[argparse.Namespace, Scenario]:
+) -> tuple[argparse.Namespace, dict[str, Scenario]]:
     """The simulator set to this machine as the real run found it: the requests/s its
-    endpoint answered with the naive policy saturating it, and when each lane came up (the
-    naive lanes' first requests: they send as soon as they start; a thousand engines on two
-    cores take seconds to start). The pacing is the simulator's own."""
+    endpoint answered with the naive policy saturating it, and for each policy when each of
+    its lanes came up in its own run (a thousand engines on two cores take seconds to start,
+    longer under the naive storm than under posd's: posd's lanes replayed with the naive
+    run's start times came up late and drained 16% slower than the real ones). The pacing
+    is the simulator's own."""
     reference = real.get("naive") or next(iter(real.values()))
     capacity = args.endpoint_capacity
     if "naive" in real and reference["drain_seconds"] > 0:
         capacity = reference["requests"] / reference["drain_seconds"]
-    firsts = sorted(reference["first_requests_over_time"]) or [0.0]
-    joins = [firsts[index * len(firsts) // len(fleet.joins)] for index in range(len(fleet.joins))]
+    # The real engines are configured with the fleet's quota and read no published rate.
+    replay = argparse.Namespace(**{**vars(args), "endpoint_capacity": capacity, "republish": 0})
+    return replay, {policy: _replay_fleet(fleet, run) for policy, run in real.items()}
+
+
+def _replay_fleet(fleet: Scenario, run: dict[str, Any]) -> Scenario:
+    """`fleet` with its lanes joining when the real run's lanes came up, and its host
+    stalling when the real run's did (`_stalls`)."""
+    ups = sorted(run.get("lanes_up_over_time") or run["first_requests_over_time"]) or [0.0]
+    joins = [ups[index * len(ups) // len(fleet.joins)] for index in range(len(fleet.joins))]
     start = min(joins)
-    replay = argparse.Namespace(**{**vars(args), "endpoint_capacity": capacity})
-    return replay, dataclasses.replace(fleet, joins=[moment - start for moment in joins])
+    stalls = [(begin - start, end - start) for begin, end in _stalls(run, fleet.quota)]
+    return dataclasses.replace(
+        fleet, joins=[moment - start for moment in joins], stalls=tuple(stalls)
+    )
+
+
+def _stalls(run: dict[str, Any], quota: float) -> list[tuple[float, float]]:
+    """When the real run's engines were starved: from the first entry the endpoint heard
+    until all but `STALL_BACKLOG_LEFT` of the backlog was accepted, the half-seconds in which
+    it heard under `STALL_SHARE_OF_QUOTA` of the quota, `STALL_MIN_SECONDS` or more in a row.
+    A fleet of lanes with backlogs due does not fall that quiet by itself: its processes were
+    not run (the storm and the machine's other work), and then all sent at once."""
+    heard: dict[float, float] = {}
+    for key in ("accepted_per_second_over_time", "throttled_per_second_over_time"):
+        for moment, rate in run.get(key, []):
+            slot = round(moment / SAMPLE_SECONDS) * SAMPLE_SECONDS
+            heard[slot] = heard.get(slot, 0.0) + rate
+    timeline = run.get("backlog_over_time", [])
+    if not heard or not timeline:
+        return []
+    total = timeline[0][1]
+    ends = [moment for moment, left in timeline if left <= STALL_BACKLOG_LEFT * total]
+    stalls: list[tuple[float, float]] = []
+    begin: float | None = None
+    slot = min(heard)
+    while slot < (ends[0] if ends else max(heard)):
+        quiet = heard.get(slot, 0.0) < STALL_SHARE_OF_QUOTA * quota
+        if quiet and begin is None:
+            begin = slot
+        elif not quiet and begin is not None:
+            if slot - begin >= STALL_MIN_SECONDS:
+                stalls.append((begin, slot))
+            begin = None
+        slot += SAMPLE_SECONDS
+    return stalls
+
+
+def _replayed(
+    replay: argparse.Namespace, policies: dict[str, SyncSettings], fleets: dict[str, Scenario]
+) -> dict[str, Any]:
+    """Each policy simulated on its own calibrated fleet."""
+    return {
+        policy: _simulated(
+            argparse.Namespace(**{**vars(replay), "policies": [policy]}), policies, fleet
+        )[policy]
+        for policy, fleet in fleets.items()
+    }
 
 
 def _deciles(values: list[float]) -> list[float] | None:
@@ -577,10 +651,11 @@ def _arguments() -> argparse.Namespace:
     simulated.add_argument(
         "--republish",
         type=float,
-        default=0.0,
+        default=None,
         metavar="SECONDS",
-        help="the consumer republishes the fair rate (quota / lanes still draining) every "
-        "SECONDS (default: 0, off)",
+        help="the consumer republishes the fair rate (the quota over the lanes sharing it: "
+        "cloud/fair_rate.py) every SECONDS and when the quota changes (default: "
+        f"{DEFAULT_REPUBLISH_SECONDS:g}, as the consumer does; 0: off, the configured share only)",
     )
     simulated.add_argument(
         "--reread",
@@ -615,6 +690,8 @@ def _arguments() -> argparse.Namespace:
         parser.error(
             "--backlog-mix, --join-over, --quota-change, --published-rate, --republish: --simulated"
         )
+    if args.republish is None:
+        args.republish = DEFAULT_REPUBLISH_SECONDS if args.simulated else 0.0
     if args.republish < 0 or args.reread <= 0:
         parser.error("--republish must be >= 0 and --reread > 0")
     try:
@@ -644,6 +721,7 @@ def main() -> None:
         "quota_entries_per_second": args.quota,
         "quota_changes": args.quota_change,
         "published_rate": args.published_rate,
+        "republish_seconds": args.republish if args.simulated else None,
         "worker_processes": None if args.simulated else args.workers,
         "simulated_endpoint_requests_per_second": args.endpoint_capacity
         if args.simulated
@@ -660,14 +738,21 @@ def main() -> None:
         "results": _figures(results),
     }
     if args.validate:
-        replay, calibration = _calibrated(args, fleet, results)
-        replayed = _simulated(replay, policies, calibration)
+        replay, calibrations = _calibrated(args, fleet, results)
+        replayed = _replayed(replay, policies, calibrations)
         summary["simulated_results"] = _figures(replayed)
         summary["agreement"] = {
             "tolerance": AGREEMENT_TOLERANCE,
             "calibrated_from_the_real_run": {
                 "endpoint_requests_per_second": round(replay.endpoint_capacity, 1),
-                "lanes_up_seconds_p10_p50_p90": _deciles(list(calibration.joins)),
+                "lanes_up_seconds_p10_p50_p90": {
+                    policy: _deciles(list(calibration.joins))
+                    for policy, calibration in calibrations.items()
+                },
+                "host_stalls_seconds": {
+                    policy: [(round(a, 1), round(b, 1)) for a, b in calibration.stalls]
+                    for policy, calibration in calibrations.items()
+                },
             },
             "simulated_over_real_minus_one": _agreement(results, replayed),
         }

@@ -9,8 +9,9 @@ while the window has room, prefetch when it is full). Nothing sleeps: an event q
 the next answer, the next moment the rate limiter lets a batch go, or the next idle poll at
 which a backed-off record is due (the engine polls every `idle_poll_seconds`). Records are
 (seq, attempts) pairs; journals, HTTP and event building are not simulated. With a
-`Republisher` the consumer republishes the fair rate as lanes finish, and draining lanes
-re-read it on their period through the pacer's `share_changed`, as the engine does.
+`Republisher` the consumer republishes the fair rate as lanes finish, counting them by its own
+rule, and draining lanes re-read it on their period through the pacer's `share_changed`, as
+the engine does.
 
 Assumptions, stated because they are not measured here:
 
@@ -23,6 +24,9 @@ Assumptions, stated because they are not measured here:
   taking `service_seconds` per request. The defaults are calibrated to `bench/fleet.py` on the
   project's 2-core VM (its local endpoint and a thousand engines share the CPU: about 340
   requests/s at most), so that the two can be compared (`bench/fleet.py --validate`).
+- The host: lanes act the moment they are due, unless the scenario has stalls (`--validate`
+  replays the real run's: its engines' processes starved of CPU, all lanes late together and
+  then sending together); the endpoint and its quota never stall.
 """
 
 from __future__ import annotations
@@ -36,10 +40,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud.fair_rate import DEFAULT_WINDOW_SECONDS, FairRateSettings, fleet_rate
+from posd.journal.settings import JournalSettings
 from sync.eventbridge.retry import RetryPolicy
 from sync.pacing.backoff import FullJitterBackoff
 from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer
 from sync.settings import PUT_EVENTS_MAX_ENTRIES, SyncSettings
+from wire.fair_rate import MIN_FAIR_RATE, LaneHeard, sharing_lanes
 
 # Calibrated to bench/fleet.py's local endpoint on the project's VM (see the docstring).
 DEFAULT_RTT_SECONDS = 0.004
@@ -48,6 +55,10 @@ DEFAULT_SERVICE_SECONDS = 1.0 / DEFAULT_ENDPOINT_CAPACITY
 BURST_SECONDS = 1.0  # the quota's bucket holds this many seconds' worth
 SAMPLE_SECONDS = 0.5  # as bench/fleet.py's endpoint
 SIMULATION_LIMIT_SECONDS = 86_400.0
+# What the simulated consumer hears (`Republisher`): a checkpoint every this many records, as
+# the journal cuts them by default; lanes last heard this long before the storm, live.
+CHECKPOINT_RECORDS = JournalSettings().checkpoint_every_records
+BEFORE_THE_OUTAGE = -3600.0
 
 Record = tuple[int, int]  # (seq, attempts)
 
@@ -61,6 +72,16 @@ class Scenario:
     joins: Sequence[float]
     quota: float
     quota_changes: Sequence[tuple[float, float]] = ()
+    # Moments (start, end) in which the lanes' host runs none of them (starved of CPU: the
+    # real run's, replayed by `bench/fleet.py --validate`); the endpoint and its quota go on.
+    stalls: Sequence[tuple[float, float]] = ()
+
+    def resumed(self, moment: float) -> float:
+        """When a lane acting at `moment` really acts: the end of a stall it falls in."""
+        for start, end in self.stalls:
+            if start <= moment < end:
+                return end
+        return moment
 
     def quota_at(self, moment: float) -> float:
         rate = self.quota
@@ -251,29 +272,45 @@ JOIN, WAKE, ANSWER, PUBLISH, REREAD = 0, 1, 2, 3, 4
 
 @dataclass
 class Republisher:
-    """The consumer's published fair rate (`cloud/fair_rate.py`) as lanes finish: every
-    `period` seconds, `rate` (the quota posd may use) over the lanes still draining, never
-    below `floor`; each lane re-reads it every `reread` seconds while draining (its cache),
-    at a random phase. Still draining: every lane of the fleet but those that finished their
-    backlog (a lane not yet back was active within the consumer's day, and counts)."""
+    """The consumer publishing the fair rate (`cloud/fair_rate.py`), with its own counting rule
+    (`wire.fair_rate.sharing_lanes`) and rate (`cloud.fair_rate.fleet_rate`): every `period`
+    seconds (its SQS batches' republishing, `cloud.fair_rate.REPUBLISH_SECONDS`) and at once
+    when the quota changes (a new `PutEventsQuota`), the quota's `share` over the lanes that
+    share it, never below `floor`; each lane re-reads it every `reread` seconds while
+    draining, at a random phase.
 
-    rate: float
-    lanes: int
+    What the consumer hears of a lane, as its watermark items tell it: a lane not yet back was
+    last heard before the outage, live (it counts); a lane draining is heard, behind (its
+    checkpoints were made before it came back), each time a checkpoint's worth of its records
+    (`CHECKPOINT_RECORDS`) is delivered, and when its last record is (assumed covered by a
+    checkpoint sent with it; a tail the terminal seals later is heard later, so a drained lane
+    is left out later than here)."""
+
+    scenario: Scenario
+    share: float
     period: float
     reread: float
-    floor: float = 0.0
-    finished: int = 0
+    floor: float = MIN_FAIR_RATE
+    heard: list[LaneHeard] = field(default_factory=list)
     value: float = 0.0
 
     def __post_init__(self) -> None:
-        self.publish()
+        self.heard = [LaneHeard(BEFORE_THE_OUTAGE, False)] * len(self.scenario.backlogs)
+        self.publish(0.0)
 
     def read(self, now: float) -> float:
         """What a lane reads at `now` (a `share` callable): the last value published."""
         return self.value
 
-    def publish(self) -> None:
-        self.value = max(self.floor, self.rate / max(1, self.lanes - self.finished))
+    def publish(self, now: float) -> None:
+        lanes = sharing_lanes(self.heard, now, DEFAULT_WINDOW_SECONDS)
+        quota = self.scenario.quota_at(now)
+        self.value = fleet_rate(FairRateSettings("", quota, self.share, self.floor), lanes)
+
+    def delivered(self, lane: int, now: float, before: int, after: int, done: bool) -> None:
+        """Lane `lane` had delivered `before` records of its backlog and now `after`."""
+        if done or after // CHECKPOINT_RECORDS > before // CHECKPOINT_RECORDS:
+            self.heard[lane] = LaneHeard(now, True)
 
 
 def simulate(
@@ -306,6 +343,8 @@ def simulate(
         push(joins, JOIN, index)
     if republisher is not None:
         push(republisher.period, PUBLISH, -1)
+        for at, _ in scenario.quota_changes:
+            push(at, PUBLISH, -2)  # not rescheduled: the periodic one goes on
     finished: list[float | None] = [None] * len(lanes)
     answers: dict[tuple[int, int], int] = {}  # (lane, ticket) -> entries the quota took
     while queue:
@@ -314,9 +353,17 @@ def simulate(
             break
         if kind == PUBLISH:
             assert republisher is not None
-            republisher.publish()
-            if any(at is None for at in finished):
+            republisher.publish(now)
+            if index == -1 and any(at is None for at in finished):
                 push(now + republisher.period, PUBLISH, -1)
+            continue
+        resumed = scenario.resumed(now)
+        if resumed > now:  # the host is stalled: the lane acts when it runs again
+            if kind == WAKE:
+                if wakes[index] != now:
+                    continue
+                wakes[index] = resumed
+            push(resumed, kind, index, ticket)
             continue
         lane = lanes[index]
         if kind == JOIN:
@@ -336,14 +383,17 @@ def simulate(
             push(now + republisher.reread, REREAD, index)
         if kind == ANSWER:
             lane.answers.append((ticket, answers.pop((index, ticket))))
+        pending = lane.pending
         for entries, sent in lane.round(now):
             answer_at, answers[(index, sent)] = endpoint.answer(now, entries)
             push(answer_at, ANSWER, index, sent)
+        if republisher is not None and (lane.pending < pending or lane.finished is not None):
+            backlog = scenario.backlogs[index]
+            done = lane.finished is not None and finished[index] is None
+            republisher.delivered(index, now, backlog - pending, backlog - lane.pending, done)
         if lane.finished is not None:
             if finished[index] is None:
                 finished[index] = lane.finished - scenario.joins[index]
-                if republisher is not None:
-                    republisher.finished += 1
             wakes[index] = None
             continue
         wake = lane.next_wake(now)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -96,7 +97,8 @@ class Continuity:
         now = self._clock()
         if self._marks.create(lane, journal_id, store_id, terminal_id, now):
             self._replacements(lane, journal_id, int(item["first_seq"]), now)
-        self._marks.note_checkpoint(lane, journal_id, float(item["received_at"]))
+        made_at = _epoch(item.get("created_at"))
+        self._marks.note_checkpoint(lane, journal_id, float(item["received_at"]), made_at)
         self._neighbours(item)
         self.advance(journal_id, store_id, terminal_id)
 
@@ -337,6 +339,15 @@ class Continuity:
         record = self._store.record_from(journal_id, 2**63 - 1, forward=False)
         ranges = self._store.checkpoints_from(journal_id, 2**63 - 1, 1, forward=False)
         return max(int(record["seq"]) if record else 0, int(ranges[0]["last_seq"]) if ranges else 0)
+
+
+def _epoch(text: object) -> float | None:
+    """A checkpoint's `created_at` (RFC 3339, the terminal's clock) in epoch seconds; None
+    when it is not a time (it was verified as signed, not as well formed)."""
+    try:
+        return datetime.fromisoformat(str(text)).timestamp()
+    except ValueError:
+        return None
 
 
 def _where(item: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -1,16 +1,33 @@
 """The fair rate the consumer publishes for the lanes (posd's `[sync] fair_rate_parameter`):
 the share of the account's PutEvents quota the chain gives posd, divided among the lanes that
-delivered within the window, never below a floor, written to the stack's SSM parameter when it
-changes (on the function's 5-minute schedule).
+share it now, never below a floor, written to the stack's SSM parameter when it changes: on
+the function's schedule, and from its SQS batches at most every `REPUBLISH_SECONDS` (during a
+reconnect storm batches come all the time, so the lanes still draining, which re-read it
+every `[sync] fair_rate_reread_seconds`, get the share of the lanes that finished within a
+minute or so). A new `PutEventsQuota` (a stack update: new environment, new function
+instances) is published by the first invocation that follows.
 
-Why a day and not the last few minutes: lanes read the rate when their link comes back, after
-an outage in which they delivered nothing. Counted over minutes, the lanes of a region that
-was cut off would be missing from the count exactly when they all reconnect, and each would
-read a share meant for far fewer lanes. Over a day, a lane offline for hours still counts.
-A lane counts when one of its journals' watermark items (`cloud.watermarks`) moved
-(`updated_at`: a range proven) or got a checkpoint (`last_checkpoint_at`) within the window:
-both follow its deliveries. Counting scans the watermarks table (a few items per lane: 10,000
-lanes are a few MB, read every 5 minutes).
+Who shares it is `wire.fair_rate.sharing_lanes`, the rule the fleet simulator counts with too:
+every lane heard within the day (`window_seconds`), except the lanes seen to have drained a
+backlog. Why the day and not only the lanes heard in the last minutes: lanes read the rate
+when their link comes back, after an outage in which they delivered nothing. Counted over
+minutes, the lanes of a region that was cut off would be missing exactly when they all
+reconnect, and each would read a share meant for far fewer lanes (a storm of first requests
+at many times the quota). Why the drained lanes are left out: a lane whose latest checkpoint
+came from a backlog (made long before it arrived) and that went silent since has caught up,
+and its share should go to the lanes still draining. A lane caught up in steady state sends
+its checkpoints as it makes them, so it is never taken for drained.
+
+What the watermark items tell (`cloud.watermarks`, one per journal): `updated_at` (a range
+proven), `last_checkpoint_at` (a checkpoint received) and `last_checkpoint_made_at` (when the
+terminal made it). A lane's last word is its journals' latest of those; it is behind when
+that checkpoint came `wire.fair_rate.BEHIND_SECONDS` or more after it was made (a terminal
+clock that far off shows as behind, or as caught up). A draining lane proves a range every
+100 records (a checkpoint's worth); one draining slower than that over
+`wire.fair_rate.DRAINED_AFTER_SECONDS` is taken for drained between two ranges, and the others
+read a rate a little too high until its next range comes: its throttles cut the lanes below
+it (`sync.pacing.ratelimit`). Counting scans the watermarks table (a few items per lane:
+10,000 lanes are a few MB).
 """
 
 from __future__ import annotations
@@ -25,14 +42,17 @@ import structlog
 from botocore.exceptions import ClientError
 
 from cloud.errors import ConsumerConfigError
-from cloud.store import Store, to_item
-from cloud.watermarks import LAST_CHECKPOINT_AT
-from wire.fair_rate import MIN_FAIR_RATE, value_of
+from cloud.store import Store, from_item, to_item
+from cloud.watermarks import LAST_CHECKPOINT_AT, LAST_CHECKPOINT_MADE_AT
+from wire.fair_rate import BEHIND_SECONDS, MIN_FAIR_RATE, LaneHeard, sharing_lanes, value_of
 from wire.watermark import LANE_ID, UPDATED_AT
 
 DEFAULT_SHARE = 0.5  # the rest of the quota is the chain's other producers'
 DEFAULT_FLOOR = 0.1  # entries/s: a lane still delivers a payment every 10 s
 DEFAULT_WINDOW_SECONDS = 86400.0
+# From the SQS batches, at most this often per function instance (each publish scans the
+# watermarks); the lanes re-read every 15 s by default.
+REPUBLISH_SECONDS = 30.0
 NOT_FOUND = "ParameterNotFound"
 
 log = structlog.get_logger("posd.cloud")
@@ -95,16 +115,38 @@ def fleet_rate(settings: FairRateSettings, lanes: int) -> float:
     return max(settings.floor, settings.quota * settings.share / max(lanes, 1))
 
 
-def active_lanes(store: Store, since: float) -> int:
-    """How many lanes delivered since `since` (a watermark moved or a checkpoint came)."""
+def active_lanes(store: Store, now: float, window: float) -> int:
+    """How many lanes share the quota at `now` (`wire.fair_rate.sharing_lanes`), from their
+    watermark items heard within `window`."""
     pages = store.dynamodb.get_paginator("scan").paginate(
         TableName=store.tables.watermarks,
-        ProjectionExpression="#l",
+        ProjectionExpression="#l, #u, #t, #m",
         FilterExpression="#u >= :s OR #t >= :s",
-        ExpressionAttributeNames={"#l": LANE_ID, "#u": UPDATED_AT, "#t": LAST_CHECKPOINT_AT},
-        ExpressionAttributeValues=to_item({":s": int(since)}),
+        ExpressionAttributeNames={
+            "#l": LANE_ID,
+            "#u": UPDATED_AT,
+            "#t": LAST_CHECKPOINT_AT,
+            "#m": LAST_CHECKPOINT_MADE_AT,
+        },
+        ExpressionAttributeValues=to_item({":s": int(now - window)}),
     )
-    return len({item[LANE_ID]["S"] for page in pages for item in page.get("Items", [])})
+    lanes: dict[str, LaneHeard] = {}
+    for page in pages:
+        for item in page.get("Items", []):
+            heard = _heard(from_item(item))
+            lane = str(item[LANE_ID]["S"])
+            if lane not in lanes or heard.at > lanes[lane].at:
+                lanes[lane] = heard
+    return sharing_lanes(lanes.values(), now, window)
+
+
+def _heard(mark: Mapping[str, Any]) -> LaneHeard:
+    """One journal's last word: its latest advance or checkpoint, and whether that checkpoint
+    came from a backlog."""
+    checkpoint = float(mark.get(LAST_CHECKPOINT_AT, -math.inf))
+    made = mark.get(LAST_CHECKPOINT_MADE_AT)
+    behind = made is not None and checkpoint - float(made) >= BEHIND_SECONDS
+    return LaneHeard(max(float(mark.get(UPDATED_AT, -math.inf)), checkpoint), behind)
 
 
 class FairRatePublisher:
@@ -121,11 +163,20 @@ class FairRatePublisher:
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._published_at = -math.inf
+
+    def publish_if_due(self) -> str | None:
+        """`publish` unless this instance published within `REPUBLISH_SECONDS` (None)."""
+        if self._clock() - self._published_at < REPUBLISH_SECONDS:
+            return None
+        return self.publish()
 
     def publish(self) -> str:
         """The value now published (written only if it changed)."""
         settings = self._settings
-        lanes = active_lanes(self._store, self._clock() - settings.window_seconds)
+        now = self._clock()
+        self._published_at = now
+        lanes = active_lanes(self._store, now, settings.window_seconds)
         value = value_of(fleet_rate(settings, lanes))
         if value != self._current():
             self._ssm.put_parameter(

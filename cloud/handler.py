@@ -7,7 +7,8 @@ the table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS
 `CHECKPOINT_SILENCE_SECONDS`, the
 trust anchor (`cloud.trust`: `TRUST_ANCHOR_CA_PEM`, `CRL_PARAMETER`), and the P2PE settings
 (`cloud.p2pe`: `P2PE_OUTGOING_KEY`, `P2PE_OUTGOING_KEY_ALGORITHM`, `P2PE_DECRYPT`); with
-`FAIR_RATE_PARAMETER` the schedule also publishes the lanes' fair rate (`cloud.fair_rate`).
+`FAIR_RATE_PARAMETER` the schedule, and the SQS batches every 30 s at most, also publish
+the lanes' fair rate (`cloud.fair_rate`).
 The clients and the data-key cache live across warm invocations.
 """
 
@@ -90,21 +91,28 @@ def lambda_handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         _consumer = consumer_from_env()
     try:
         if "Records" in event:
-            return _consumer.handle_sqs(event)
+            answer = _consumer.handle_sqs(event)
+            _publish_fair_rate(scheduled=False)
+            return answer
         closed = _consumer.recheck_open()
-        _publish_fair_rate()
+        _publish_fair_rate(scheduled=True)
         return {"closed": closed}
     finally:
         if _metrics is not None:
             _metrics.flush()
 
 
-def _publish_fair_rate() -> None:
-    """The schedule's second job; a failure is logged and tried again in 5 minutes (the lanes
-    keep the rate published last)."""
+def _publish_fair_rate(*, scheduled: bool) -> None:
+    """The schedule's second job, and the SQS batches' at most every
+    `cloud.fair_rate.REPUBLISH_SECONDS` (the lanes still draining get the share of those that
+    finished); a failure is logged and tried again at the next (the lanes keep the rate
+    published last)."""
     if _publisher is None:
         return
     try:
-        _publisher.publish()
+        if scheduled:
+            _publisher.publish()
+        else:
+            _publisher.publish_if_due()
     except (BotoCoreError, ClientError) as error:
         log.warning("cloud.fair_rate_not_published", error=type(error).__name__, reason=str(error))

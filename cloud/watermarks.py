@@ -3,7 +3,8 @@
 One item per journal (`lane_id` + `journal_id`, `wire.watermark`): `proven_seq` and
 `proven_chain` (published: the terminal reads them), `updated_at`; and for the consumer's own
 checks `store_id`, `terminal_id`, `last_checkpoint_at` (when the journal's latest checkpoint
-was received), `replaced_by`/`replaced_at` (a newer journal took over the lane) and, while
+was received) and `last_checkpoint_made_at` (when the terminal made it: the fair rate's count,
+`cloud.fair_rate`), `replaced_by`/`replaced_at` (a newer journal took over the lane) and, while
 the journal is watched, `watch` = `watch#<shard>` with `checked_at` (the sparse index
 `watch-by-check`, least recently checked first).
 
@@ -28,6 +29,9 @@ WATCH_SHARDS = 4
 WATCH_MARKS = tuple(f"{WATCH}#{n}" for n in range(WATCH_SHARDS))
 CHECKED_AT = "checked_at"
 LAST_CHECKPOINT_AT = "last_checkpoint_at"
+# When the terminal made that checkpoint (its `created_at`, epoch seconds): long before it was
+# received, it came from a backlog (`wire.fair_rate.sharing_lanes`).
+LAST_CHECKPOINT_MADE_AT = "last_checkpoint_made_at"
 REPLACED_BY = "replaced_by"
 REPLACED_AT = "replaced_at"
 EQUIVOCATION_SEQ = "equivocation_seq"
@@ -178,16 +182,30 @@ class Watermarks:
             )
         self._db.update_item(**arguments)
 
-    def note_checkpoint(self, lane: str, journal_id: str, received_at: float) -> None:
-        """The journal's latest checkpoint was received at `received_at` (kept the latest)."""
+    def note_checkpoint(
+        self, lane: str, journal_id: str, received_at: float, made_at: float | None = None
+    ) -> None:
+        """The journal's latest checkpoint was received at `received_at`, made at `made_at`
+        (None: not known) (kept the latest)."""
+        values: dict[str, Any] = {":t": int(received_at)}
+        expression = "SET #t = :t"
+        if made_at is not None:
+            values[":m"] = int(made_at)
+            expression += ", #m = :m"
+        else:
+            expression += " REMOVE #m"
         unless_condition_failed(
             lambda: self._db.update_item(
                 TableName=self._table,
                 Key=self._key(lane, journal_id),
-                UpdateExpression="SET #t = :t",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(#j) AND "
                 "(attribute_not_exists(#t) OR #t < :t)",
-                ExpressionAttributeNames={"#t": LAST_CHECKPOINT_AT, "#j": JOURNAL_ID},
-                ExpressionAttributeValues=to_item({":t": int(received_at)}),
+                ExpressionAttributeNames={
+                    "#t": LAST_CHECKPOINT_AT,
+                    "#m": LAST_CHECKPOINT_MADE_AT,
+                    "#j": JOURNAL_ID,
+                },
+                ExpressionAttributeValues=to_item(values),
             )
         )

@@ -25,8 +25,10 @@ doubling with every answer, gone after ~3 round trips), then stays out of the wa
 botocore's: a lone terminal draining to an unthrottled endpoint is not slowed (bench/drain.py
 figures unchanged within noise), and an idle engine never waits on it. A lane that knows its
 share of a fleet's quota skips all that (`start_at`, from `sync/pacing/lane.py`): it starts
-limited at its share, is never cut below it, and grows above it by the same entries/s as
-every other lane.
+limited at its share, is not cut below it by a lone throttle (others probing above theirs),
+steps below it one cut at a time when throttled again at it (the quota is less than the share
+assumed) and is not lifted back by a re-read of the fair rate, and grows above it by the same
+entries/s as every other lane.
 Times are whatever clock the caller passes (`now`), so tests inject one.
 """
 
@@ -59,8 +61,17 @@ SHARE_GROWTH = 3.0
 # ideal for 1,000 lanes of 20 records, 1.06x with it; all of them back resent them into the
 # same overload: 9-20% throttled).
 SHARE_REFUND = 0.5
+# A lane throttled at its share again within this many recovery times after a throttle at its
+# share is cut below it: once may be the lanes probing above theirs, twice the quota is not
+# what the share assumed (cut, or taken by the chain's other producers) and the floor would
+# hold the whole fleet over it until the cloud republishes (`SHARE_FLOOR_STRIKES`).
+SHARE_FLOOR_STRIKE_RECOVERIES = 1.0
 RATE_SMOOTHING = 0.8
 RATE_BUCKET_SECONDS = 0.5
+# A lane that knows its share can be cut to this part of it (`_lowest`), whatever `min_rate`.
+SHARE_LOWEST_FRACTION = 0.1
+# A lane within this fraction above its share is at its share (`_strike`).
+SHARE_SLACK = 0.01
 # Floating-point slack: a bucket this close to enough tokens is enough (else a wake-up at the
 # computed instant could find 1e-14 tokens missing and wait again for nothing).
 TOKEN_EPSILON = 1e-9
@@ -122,6 +133,7 @@ class CubicRate:
     ) -> None:
         self._beta = beta
         self._k = recovery_seconds
+        self.recovery_seconds = recovery_seconds
         self._scale = (1 - beta) / recovery_seconds**3
         self._growth_scale = growth_scale
         self._w_max = 0.0
@@ -243,6 +255,10 @@ class AdaptiveRateLimiter:
         self._enabled = False
         self._slow_start: SlowStart | None = None
         self._share: float | None = None
+        # Cut below the share by a second throttle at it (None: the share is the floor), and
+        # when the last throttle at the share came.
+        self._below_share = False
+        self._share_throttled_at = -math.inf
         self._meter = RateMeter(now)
         self._accepted = RateMeter(now)
         self.restart(now)
@@ -276,6 +292,8 @@ class AdaptiveRateLimiter:
         spreads its first requests over the time its share takes to earn one)."""
         self._slow_start = None
         self._share = rate
+        self._below_share = False
+        self._share_throttled_at = -math.inf
         self._meter = RateMeter(now)
         self._accepted = RateMeter(now)
         self._cubic.start_at(rate, now, level_seconds)
@@ -287,11 +305,17 @@ class AdaptiveRateLimiter:
     def reshare(self, now: float, rate: float, level_seconds: float) -> None:
         """The lane's share became `rate` (a republished fair rate): it is the new floor; a
         lane below it rises to it, one above a lower share comes down to it, each then level
-        for `level_seconds` and probing from there. Only for a lane started at a share."""
+        for `level_seconds` and probing from there. A lane the quota cut below its share
+        stays below (it only comes down to a lower share): it grows back along the CUBIC curve,
+        the floor again once it reaches the share. Only for a lane started at a share."""
         if self._share is None or rate == self._share:
             return
         lower = rate < self._share
         self._share = rate
+        if self._below_share:
+            if self._fill_rate > rate:
+                self._set_rate(rate, now)
+            return
         if lower or self._fill_rate < rate:
             self._cubic.start_at(rate, now, level_seconds)
             self._set_rate(rate, now)
@@ -360,7 +384,13 @@ class AdaptiveRateLimiter:
             if self._enabled:
                 rate = min(rate, self._fill_rate)
             # Nothing accepted yet: grow back from the floor, not from zero (never).
-            rate = max(rate, self._min_rate)
+            rate = max(rate, self._lowest())
+            if self._share is not None:
+                # A lane that knows its share steps down from it (or from below it) one cut
+                # at a time: from what it took it fell to a tenth of its share at once, and a
+                # fleet over a cut quota drained its tail at that (bench/fleet_sim.py).
+                rate = max(rate, min(self._fill_rate, self._share))
+            self._strike(now)
             new_rate = self._cubic.on_throttle(rate, now)
             self._engage(now)
             if self._share is not None:
@@ -371,12 +401,31 @@ class AdaptiveRateLimiter:
         else:
             return
         new_rate = min(new_rate, MAX_RATE_ADJUST_SCALE * measured)
-        if self._share is not None:
-            # Never below the share: a lane at its share is not what overloads the quota (the
-            # fleet at its shares fits it), and cut below it, it fell behind the lanes probing
-            # above theirs (bench/fleet_sim.py).
+        if self._share is not None and not self._below_share:
+            # Not below the share at the first throttle: a lane at its share is not what
+            # overloads the quota (the fleet at its shares fits it), and cut below it, it fell
+            # behind the lanes probing above theirs (bench/fleet_sim.py). At the second, the
+            # quota is not what the share assumed (`_strike`).
             new_rate = max(new_rate, self._share)
         self._set_rate(new_rate, now)
+
+    def _lowest(self) -> float:
+        """The least fill rate: `min_rate`, or for a lane that knows its share a part of it if
+        that is less (0.5 entries/s is a 10,000-lane fleet's share of 5,000/s: as the floor, a
+        quota cut below it held the whole fleet over the quota, 61% throttled)."""
+        if self._share is None:
+            return self._min_rate
+        return min(self._min_rate, self._share * SHARE_LOWEST_FRACTION)
+
+    def _strike(self, now: float) -> None:
+        """A throttle: a second one at the share within `SHARE_FLOOR_STRIKE_RECOVERIES`
+        recovery times of the first lifts the floor (until the lane is back at its share)."""
+        if self._share is None or self._fill_rate > self._share * (1 + SHARE_SLACK):
+            return
+        window = SHARE_FLOOR_STRIKE_RECOVERIES * self._cubic.recovery_seconds
+        if now - self._share_throttled_at <= window:
+            self._below_share = True
+        self._share_throttled_at = now
 
     def snapshot(self) -> LimiterSnapshot:
         return LimiterSnapshot(
@@ -416,7 +465,9 @@ class AdaptiveRateLimiter:
     def _set_rate(self, rate: float, now: float) -> None:
         # Fill at the old rate up to now first, so the new rate applies from now only.
         self._refill(now)
-        self._fill_rate = max(rate, self._min_rate)
+        self._fill_rate = max(rate, self._lowest())
+        if self._share is not None and self._fill_rate >= self._share:
+            self._below_share = False  # back at its share: the floor again
         self._capacity = max(self._fill_rate, self._min_capacity)
         self._tokens = min(self._tokens, self._capacity)
 

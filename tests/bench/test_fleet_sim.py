@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 from bench.fleet_scenarios import VARIED, scenario
-from bench.fleet_sim import Republisher, Scenario, fair_finish_times, ideal_seconds, simulate
+from bench.fleet_sim import (
+    SIMULATION_LIMIT_SECONDS,
+    Republisher,
+    Scenario,
+    fair_finish_times,
+    ideal_seconds,
+    simulate,
+)
 from sync.settings import SyncSettings
 from tests.bench.run import run_bench
+from wire.fair_rate import DRAINED_AFTER_SECONDS, LaneHeard
 
 TERMINALS, BACKLOG, QUOTA = 40, 5, 20.0
 SUMMARY_KEYS = {"ratio_to_ideal", "throttled_share", "fairness_slowest_over_median"}
@@ -69,12 +77,52 @@ def test_the_fair_schedule_shares_the_quota_equally() -> None:
 
 def test_the_republished_fair_rate_grows_as_lanes_finish_and_every_lane_still_drains() -> None:
     fleet = scenario(VARIED, TERMINALS, BACKLOG, QUOTA, 0.0, [], seed=1)
-    consumer = Republisher(QUOTA, TERMINALS, period=1.0, reread=0.5)
+    consumer = Republisher(fleet, 1.0, period=1.0, reread=0.5)
     assert consumer.value == pytest.approx(QUOTA / TERMINALS)  # the day's count: all lanes
     result = simulate(fleet, SyncSettings(), consumer.read, republisher=consumer)
     assert result["terminals_not_drained"] == 0
     assert result["events_accepted"] == sum(fleet.backlogs)
-    assert consumer.finished == TERMINALS
-    consumer.finished = TERMINALS - 2
-    consumer.publish()
+    drained = max(heard.at for heard in consumer.heard) + DRAINED_AFTER_SECONDS + 1
+    consumer.heard[:2] = [LaneHeard(drained, True)] * 2  # two lanes heard draining just now
+    consumer.publish(drained)
     assert consumer.value == pytest.approx(QUOTA / 2)  # the quota over the lanes left
+
+
+def test_the_consumer_publishes_a_quota_change_when_it_comes() -> None:
+    fleet = scenario(VARIED, TERMINALS, BACKLOG, QUOTA, 0.0, [(3.0, QUOTA / 2)], seed=1)
+    consumer = Republisher(fleet, 1.0, period=2 * SIMULATION_LIMIT_SECONDS, reread=0.5)
+    simulate(fleet, SyncSettings(), consumer.read, republisher=consumer)
+    assert consumer.value == pytest.approx(QUOTA / 2 / TERMINALS)  # the cut came, no period
+
+
+def test_a_replay_joins_each_lane_when_the_real_runs_lanes_came_up() -> None:
+    # Not when their first requests came: those are spread over the share's time after it.
+    from bench.fleet import _replay_fleet
+
+    fleet = Scenario([20] * 4, [0.0] * 4, QUOTA)
+    run = {"lanes_up_over_time": [3.0, 1.0, 2.0, 4.0], "first_requests_over_time": [9.0] * 4}
+    assert list(_replay_fleet(fleet, run).joins) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_stalled_host_sends_nothing_then_everything_at_once() -> None:
+    quiet = Scenario([BACKLOG] * TERMINALS, [0.0] * TERMINALS, QUOTA)
+    stalled = Scenario([BACKLOG] * TERMINALS, [0.0] * TERMINALS, QUOTA, stalls=((1.0, 6.0),))
+    share = QUOTA / TERMINALS
+    before = simulate(quiet, SyncSettings(), lambda now: share)
+    after = simulate(stalled, SyncSettings(), lambda now: share)
+    heard = [moment for moment, _ in after["accepted_per_second_over_time"]]
+    assert not [moment for moment in heard if 1.5 <= moment < 6.0]
+    assert after["terminals_not_drained"] == 0
+    assert after["throttled_share"] > before["throttled_share"]
+
+
+def test_the_real_runs_stalls_are_its_quiet_seconds_with_a_backlog_left() -> None:
+    from bench.fleet import _stalls
+
+    busy = [(t / 2, 500.0) for t in range(0, 40) if not 10 <= t < 16]  # quiet 5.0-8.0 s
+    run = {
+        "accepted_per_second_over_time": [*busy, (19.5, 10.0)],  # the tail: not a stall
+        "throttled_per_second_over_time": [],
+        "backlog_over_time": [(0.0, 10_000), (18.0, 500), (20.0, 0)],
+    }
+    assert _stalls(run, 500.0) == [(5.0, 8.0)]

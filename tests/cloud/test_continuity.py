@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from cloud.continuity import Continuity, ContinuitySettings
 from cloud.kms import KmsUnwrapper
 from cloud.ranges import Ranges
 from cloud.store import Effects, Put, WriteConflict, to_item
+from cloud.watermarks import LAST_CHECKPOINT_MADE_AT
 from demo.localaws.emulator import LocalAws
 from demo.pki import LocalCa, TerminalCredentials
 from tests.cloud.conftest import (
@@ -258,6 +260,19 @@ def test_a_closed_store_with_everything_checkpointed_stays_quiet(
     assert later(rig, 10 * SILENCE) == []
     assert later(rig, 10 * SILENCE) == []
     assert proven(rig, delivered.journal_id) == (RECORDS, delivered.chains[-1])
+
+
+def test_the_watermark_item_keeps_when_the_terminal_made_its_latest_checkpoint(
+    rig: Rig, delivered: Delivered
+) -> None:
+    entry = checkpoint_entry(delivered, 1, RECORDS)
+    made = datetime.fromisoformat(json.loads(entry["Detail"])["created_at"]).timestamp()
+    rig.send(delivered.records)
+    rig.send_entries([entry])
+    rig.drain()
+    item = watermark(rig, delivered.journal_id)
+    assert item is not None
+    assert int(item[LAST_CHECKPOINT_MADE_AT]) == int(made)  # fair rate: was it a backlog's?
 
 
 def test_a_new_journal_for_the_lane_closes_the_old_journals_unproven_tail(

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wire.fair_rate import MAX_FAIR_RATE, MIN_FAIR_RATE, rate_of, value_of
+from wire.fair_rate import (
+    DRAINED_AFTER_SECONDS,
+    DRAINED_FOR_SECONDS,
+    MAX_FAIR_RATE,
+    MIN_FAIR_RATE,
+    LaneHeard,
+    rate_of,
+    sharing_lanes,
+    value_of,
+)
 
 
 @given(st.floats(min_value=MIN_FAIR_RATE, max_value=MAX_FAIR_RATE))
@@ -35,3 +44,39 @@ def test_values_are_plain_and_short(rate: float, value: str) -> None:
 def test_no_value_for_what_is_not_a_number(rate: float) -> None:
     with pytest.raises(ValueError, match="finite"):
         value_of(rate)
+
+
+# --- who shares the quota (`sharing_lanes`) ---------------------------------------------------
+
+NOW = 1_800_000_000.0
+DAY = 86_400.0
+
+
+def heard(ago: float, behind: bool = False) -> LaneHeard:
+    return LaneHeard(NOW - ago, behind)
+
+
+def test_a_quiet_lane_caught_up_counts_all_day_so_a_region_coming_back_is_counted() -> None:
+    lanes = [heard(10), heard(600), heard(5 * 3600), heard(2 * DAY)]
+    assert sharing_lanes(lanes, NOW, DAY) == 3  # two days ago: gone
+
+
+def test_a_lane_that_drained_a_backlog_leaves_its_share_to_the_others() -> None:
+    draining = heard(DRAINED_AFTER_SECONDS / 2, behind=True)
+    drained = heard(DRAINED_AFTER_SECONDS * 2, behind=True)
+    assert sharing_lanes([draining, drained], NOW, DAY) == 1
+
+
+def test_a_drained_lane_counts_again_later_it_may_be_cut_off_again() -> None:
+    assert sharing_lanes([heard(DRAINED_FOR_SECONDS + 1, behind=True)], NOW, DAY) == 1
+
+
+@given(st.lists(st.tuples(st.floats(min_value=0, max_value=3 * DAY), st.booleans()), max_size=30))
+def test_never_more_than_heard_within_the_window_never_fewer_than_heard_lately(
+    ages: list[tuple[float, bool]],
+) -> None:
+    lanes = [heard(ago, behind) for ago, behind in ages]
+    count = sharing_lanes(lanes, NOW, DAY)
+    assert count <= sum(ago <= DAY for ago, _ in ages)
+    assert count >= sum(ago <= DRAINED_AFTER_SECONDS for ago, _ in ages)
+    assert count >= sum(ago <= DAY and not behind for ago, behind in ages)

@@ -1,6 +1,7 @@
 """Fleet-aware start (issue 25): a lane that knows its share of the account's quota starts at
-it, spreads its first request over the time the share takes to earn it, never drops below it
-and probes upward from it; a lane that knows nothing slow-starts as before. Time is passed in
+it, spreads its first request over the time the share takes to earn it, is not cut below it
+by a lone throttle but backs off below it when throttled again there (a quota cut), and probes
+upward from it; a lane that knows nothing slow-starts as before. Time is passed in
 (an injected clock: no sleeping)."""
 
 from __future__ import annotations
@@ -76,17 +77,54 @@ def test_with_nothing_known_the_lane_slow_starts_as_before() -> None:
     assert lane.grant(BATCH, T0).wait_seconds == math.inf  # the next after an answer
 
 
-def test_throttles_never_push_a_lane_below_its_share() -> None:
+def throttle(lane: LanePacer, at: float) -> float | None:
+    """A request at `at`, wholly throttled; the lane's rate after the answer."""
+    ticket = lane.sent(BATCH, at)
+    lane.answered(ticket, BATCH, 0, True, at + 0.05)
+    return lane.limiter.snapshot().fill_rate
+
+
+def test_a_lone_throttle_leaves_a_lane_at_its_share() -> None:
     share = 4 * SyncSettings().rate_min_per_second  # well above the limiter's own floor
     lane = pacer(SyncSettings(lane_rate_per_second=share))
     lane.started(T0, None, backlog=1_000)
     now = first_request_at(lane, T0)
-    for step in range(20):
-        ticket = lane.sent(BATCH, now)
-        lane.answered(ticket, BATCH, 0, True, now + 0.05)
-        now += 1.0 + step
-        rate = lane.limiter.snapshot().fill_rate
+    recovery = CONFIGURED.rate_recovery_seconds
+    for step in range(5):  # throttles further apart than the recovery time: others probing
+        rate = throttle(lane, now + step * 2 * recovery)
         assert rate is not None and rate >= share - 1e-9
+
+
+def test_a_lane_throttled_again_at_its_share_backs_off_below_it() -> None:
+    # The quota is not what the share assumed (cut, or taken by other producers): the floor
+    # would hold the whole fleet over it until the cloud republishes.
+    share = 4 * SyncSettings().rate_min_per_second
+    lane = pacer(SyncSettings(lane_rate_per_second=share))
+    lane.started(T0, None, backlog=1_000)
+    now = first_request_at(lane, T0)
+    throttle(lane, now)
+    rate = throttle(lane, now + 1.0)
+    assert rate is not None and rate < share * CONFIGURED.rate_decrease_factor + 1e-9
+
+
+def test_a_lane_cut_below_its_share_is_not_lifted_back_by_a_reread() -> None:
+    share = 4 * SyncSettings().rate_min_per_second  # published: well above the limiter's floor
+    lane = pacer(draw=1.0)
+    lane.started(T0, share, backlog=10_000)
+    now = first_request_at(lane, T0)
+    throttle(lane, now)
+    cut = throttle(lane, now + 1.0)
+    assert cut is not None and cut < share
+    lane.share_changed(now + 2.0, 1.2 * share, 10_000)  # lanes finished: a higher share
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(cut)
+    assert cut == pytest.approx(share * CONFIGURED.rate_decrease_factor)  # one step down
+    lane.share_changed(now + 3.0, share / 2, 10_000)  # the quota cut published: down to it
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(share / 2)
+    # It grows back along the curve, and its share is its floor again once it is there.
+    lane.grant(BATCH, now + 10 * CONFIGURED.rate_recovery_seconds)
+    back = lane.limiter.snapshot().fill_rate
+    assert back is not None and back >= share / 2
+    assert throttle(lane, now + 11 * CONFIGURED.rate_recovery_seconds) == pytest.approx(share / 2)
 
 
 def test_after_holding_level_the_lane_probes_upward() -> None:
@@ -157,13 +195,8 @@ def test_a_draining_lane_rereading_a_higher_fair_rate_rises_to_it_at_once() -> N
     lane.started(T0, None, backlog=10_000)
     lane.share_changed(T0 + 30.0, 4 * SHARE, 10_000)
     assert lane.limiter.snapshot().fill_rate == pytest.approx(4 * SHARE)
-    now = T0 + 31.0
-    for step in range(5):  # throttled, it is never cut below the new share
-        ticket = lane.sent(BATCH, now)
-        lane.answered(ticket, BATCH, 0, True, now + 0.05)
-        now += 1.0 + step
-        rate = lane.limiter.snapshot().fill_rate
-        assert rate is not None and rate >= 4 * SHARE - 1e-9
+    rate = throttle(lane, T0 + 31.0)  # throttled once, it is not cut below the new share
+    assert rate is not None and rate >= 4 * SHARE - 1e-9
 
 
 def test_a_lower_fair_rate_caps_the_lane_and_its_floor() -> None:
@@ -180,3 +213,12 @@ def test_a_slow_starting_lane_ignores_a_fair_rate_read_later() -> None:
     lane.started(T0, None, backlog=100)
     lane.share_changed(T0 + 30.0, 2.0, 100)
     assert lane.limiter.starting
+
+
+def test_a_share_below_the_limiters_own_floor_is_followed_down() -> None:
+    # 3,750/s over 10,000 lanes: 0.375, below `rate_min_per_second` (0.5); clamped to it,
+    # the fleet stayed at 5,000/s over a cut quota.
+    lane = pacer(draw=1.0)
+    lane.started(T0, SHARE, backlog=10_000)
+    lane.share_changed(T0 + 30.0, 0.75 * SHARE, 10_000)
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(0.75 * SHARE)
