@@ -125,7 +125,7 @@ class LaneViews:
         return line if refusal is None else f"{line}; REFUSING PAYMENTS: {refusal['error']}"
 
     def lane_state(self) -> LaneState:
-        backlog = backlog_of(self._journal.summary())
+        backlog = backlog_of(self._journal.summary(), self._journal.now())
         sync = self._delivery.status()
         checkpoints = self._journal.checkpoint_status()
         return LaneState(
@@ -146,7 +146,7 @@ class LaneViews:
 
     def status(self) -> StatusAnswer:
         summary = self._journal.summary()
-        backlog = backlog_of(summary)
+        backlog = backlog_of(summary, self._journal.now())
         checkpoints = self._journal.checkpoint_status()
         sync = self._delivery.status()
         state = self.link_state()

@@ -48,7 +48,10 @@ class RotatingKeyProvider:
         retry_initial_seconds: float = RETRY_INITIAL_SECONDS,
         retry_max_seconds: float = RETRY_MAX_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        real_seconds: Callable[[float], float] = float,
     ) -> None:
+        """`clock` times rotation; `real_seconds` turns a pause on it into real seconds (a
+        rehearsal's faster clock, sync/clock.py)."""
         self._primary = primary
         self._fallback = fallback
         self._rotate_records = rotate_after_records
@@ -56,6 +59,7 @@ class RotatingKeyProvider:
         self._after_success = list(after_primary_success)
         self._retry_backoff = FullJitterBackoff(retry_initial_seconds, retry_max_seconds)
         self._clock = clock
+        self._real_seconds = real_seconds
         self._cond = threading.Condition()
         self._current: _InUse | None = None
         self._next: DataKey | None = None
@@ -171,7 +175,7 @@ class RotatingKeyProvider:
         """Sleep unless closed meanwhile; True if the provider was closed."""
         with self._cond:
             if not self._stopped:
-                self._cond.wait(seconds)
+                self._cond.wait(self._real_seconds(seconds))
             return self._stopped
 
     def _note_failure(self, message: str) -> None:
