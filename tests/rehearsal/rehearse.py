@@ -278,14 +278,7 @@ def rehearse(
         "taken_amount_minor": sum(a.amount_minor for a in run.attempts if a.status == 201),
         "refused": dict(sorted(run.till.log.refusals.items())),
         "first_refused_hour": first,
-        "first_taken_hour": next(
-            (
-                round((a.answered - outage_start) / HOUR_S, 3)
-                for a in run.attempts
-                if a.status == 201
-            ),
-            None,
-        ),
+        "first_taken_hour": first_taken_hour(outage_start, run.attempts),
         "late_payments": run.late_payments,
         "restarts": run.restarts,
         "kills": run.kills,
@@ -307,7 +300,7 @@ def first_taken_hour(start: float, attempts: list[Attempt]) -> float | None:
     """When the first payment taken in the outage was asked for (hours since `start`): the
     oldest pending record, whose age the age limit watches, was stamped after it."""
     taken = [a.scheduled for a in attempts if a.status == 201]
-    return round((min(taken) - start) / HOUR_S, 3) if taken else None
+    return round((min(taken) - start) / HOUR_S, 4) if taken else None
 
 
 def verify(

@@ -80,7 +80,7 @@ def first_refusals(start: float, attempts: list[Attempt]) -> dict[str, float]:
     first: dict[str, float] = {}
     for attempt in sorted(attempts, key=lambda a: a.answered):
         if attempt.code is not None and attempt.code not in first:
-            first[attempt.code] = round((attempt.answered - start) / HOUR_S, 3)
+            first[attempt.code] = round((attempt.answered - start) / HOUR_S, 4)
     return first
 
 
