@@ -25,6 +25,7 @@ from sync.errors import ClockError
 
 REHEARSAL_ENV = "POSD_REHEARSAL_CLOCK"
 MIN_REAL_WAIT_S = 0.01
+SYSTEM_NAME = "system"  # what `describe` says of the real clock (`posd status` shows others)
 _FIELDS = ("start", "anchor", "speed", "until")
 
 
@@ -51,7 +52,7 @@ class Clock:
         time.sleep(self.real_seconds(seconds))
 
     def describe(self) -> str:
-        return "system"
+        return SYSTEM_NAME
 
 
 @dataclass(frozen=True)

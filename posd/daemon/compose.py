@@ -104,7 +104,7 @@ def compose(config: Config, notifier: Notifier | None = None, clock: Clock = SYS
     keys = key_provider(config, clock).start()
     delivery = DeliveryPeer(config.state_dir)
     devices.start()
-    views = LaneViews(config, journal, keys, devices, lane, delivery, rules)
+    views = LaneViews(config, journal, keys, devices, lane, delivery, rules, clock)
     metrics = Metrics()
     payments = PaymentService(
         journal,

@@ -28,6 +28,7 @@ from posd.syncd.flushing import cut_and_wait
 from posd.syncd.status_file import DeliveryPeer
 from posd.version import posd_version
 from sync.acknowledgement import Acknowledgement
+from sync.clock import SYSTEM, Clock
 from sync.pacing.link import PROBING_STATES
 from sync.timestamps import rfc3339
 
@@ -91,8 +92,10 @@ class LaneViews:
         lane: Lane,
         delivery: DeliveryPeer,
         rules: Callable[[], RuntimeRules],
+        clock: Clock = SYSTEM,
     ) -> None:
         self._config = config
+        self._clock = clock
         self._journal = journal
         self._keys = keys
         self._devices = devices
@@ -188,6 +191,7 @@ class LaneViews:
             "key_source": keys["source"],
             "key_error": keys["last_error"] if keys["primary_failures"] else None,
             "limits": headroom(self._rules().limits, backlog),
+            "clock": self._clock.describe(),
         }
 
     def _in_flight(self) -> InFlightAnswer | None:
