@@ -65,7 +65,7 @@ chaos: $(STAMP)
 # REHEARSE_ARGS="--limit max_pending_age_seconds=86400 --label strict" for other limits.
 REHEARSE_ARGS ?=
 rehearse: $(STAMP)
-	$(BIN)/python -m tests.rehearsal.rehearse $(REHEARSE_ARGS)
+	@$(BIN)/python -m tests.rehearsal.rehearse $(REHEARSE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/all.py

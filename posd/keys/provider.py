@@ -123,8 +123,10 @@ class RotatingKeyProvider:
     def _should_switch(self, current: _InUse) -> bool:
         if self._next is not None:
             return self._due(current) or current.source != self._primary.name
-        # Nothing prefetched: only a due fallback key is replaced (locally, no network).
-        return current.source != self._primary.name and self._due(current)
+        # Nothing prefetched (the primary is unreachable): a due key, the primary's too, is
+        # replaced by a fallback key (made locally, no network), so no key outlives its
+        # rotation however long the outage lasts. Without a fallback the key in use goes on.
+        return self._fallback is not None and self._due(current)
 
     def _switch(self) -> _InUse:
         if self._next is not None:

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ WARMUP_S = 2 * HOUR_S  # simulated, online, before the outage
 RESTART_HOUR = 3  # the nightly restart (SIGTERM both, start both)
 KILLS = (("capture", 0.35), ("delivery", 0.55), ("capture", 0.8))  # when, in the outage
 RUSH_INTERVAL_S = 2.0  # real seconds between payments while the backlog drains
+RUSH_AMOUNT_MINOR = 3500
+TAKEN = "taken"
 DRAIN_TIMEOUT_S = 600.0
 DRAIN_POLL_S = 0.5
 STATUS_TIMEOUT_S = 5.0
@@ -172,9 +174,8 @@ class Run:
 def timeline(start: float, end: float, seed: int, per_day: float) -> list[tuple[float, str, int]]:
     """Everything the outage holds, in time order: (simulated time, action, amount)."""
     events = [(p.at, "pay", p.amount_minor) for p in schedule(start, end, seed, per_day)]
-    events += [
-        (start + h * HOUR_S, "sample", 0) for h in range(1, math.ceil((end - start) / HOUR_S) + 1)
-    ]
+    ends = [start + h * HOUR_S for h in range(1, math.ceil((end - start) / HOUR_S) + 1)]
+    events += [(at - SAMPLE_EARLY_S, "sample", 0) for at in ends]
     night = start - start % DAY_S + RESTART_HOUR * HOUR_S
     while night < end:
         if night > start:
@@ -184,21 +185,21 @@ def timeline(start: float, end: float, seed: int, per_day: float) -> list[tuple[
     return sorted(events, key=lambda e: (e[0], e[1] != "sample"))
 
 
-def drain(run: Run) -> tuple[float | None, int]:
+def drain(run: Run) -> tuple[float | None, dict[str, int]]:
     """Link back, a lunch rush paying while the backlog drains: seconds until everything
     captured before the link came back is delivered (None: not within DRAIN_TIMEOUT_S), and
-    the payments taken meanwhile."""
+    how the payments asked meanwhile ended (taken, or the refusal's code)."""
     rig = run.rig
     rig.events.up()
     rig.kms.up()
     back = time.monotonic()
     halt = threading.Event()
-    taken: list[int] = []
+    ended: dict[str, int] = defaultdict(int)
 
     def rush() -> None:
         while not halt.wait(RUSH_INTERVAL_S):
-            status, _ = run.till.pay(3500)
-            taken.append(status)
+            _, code = run.till.pay(RUSH_AMOUNT_MINOR)
+            ended[code or TAKEN] += 1
 
     rusher = threading.Thread(target=rush, name="rush", daemon=True)
     rusher.start()
@@ -215,7 +216,7 @@ def drain(run: Run) -> tuple[float | None, int]:
         time.sleep(DRAIN_POLL_S)
     halt.set()
     rusher.join()
-    return drained, sum(1 for status in taken if status == 201)
+    return drained, dict(sorted(ended.items()))
 
 
 def rehearse(
@@ -250,7 +251,7 @@ def rehearse(
             else:
                 run.act(what)
         outage_real_s = round(time.monotonic() - started, 1)
-        drain_s, rush_taken = drain(run)
+        drain_s, rush = drain(run)
         if drain_s is None:
             violations.append(f"the backlog did not drain within {DRAIN_TIMEOUT_S} s")
         flushed = flush(rig)
@@ -276,14 +277,14 @@ def rehearse(
         "payments": len(run.attempts),
         "taken": sum(1 for a in run.attempts if a.status == 201),
         "taken_amount_minor": sum(a.amount_minor for a in run.attempts if a.status == 201),
-        "refused": dict(sorted(run.till.log.refusals.items())),
+        "refused": dict(sorted(Counter(a.code for a in run.attempts if a.code).items())),
         "first_refused_hour": first,
         "first_taken_hour": first_taken_hour(outage_start, run.attempts),
         "late_payments": run.late_payments,
         "restarts": run.restarts,
         "kills": run.kills,
         "drain_seconds": drain_s,
-        "drain_rush_taken": rush_taken,
+        "drain_rush": rush,
         "peak_backlog_count": max((s.pending_count or 0 for s in run.samples), default=0),
         "peak_backlog_amount_minor": max(
             (s.pending_amount_minor or 0 for s in run.samples), default=0
