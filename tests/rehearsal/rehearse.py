@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,7 +40,7 @@ from sync.timestamps import parse_rfc3339
 from tests.chaos import checks
 from tests.chaos.consumer import QueueConsumer
 from tests.chaos.register import METHOD_WEIGHTS, METHODS, NO_ANSWER, Register, exchange
-from tests.chaos.soak import RECEIVE_TIMEOUT_S, flush, wait_for_file
+from tests.chaos.soak import CLI_TIMEOUT_S, RECEIVE_TIMEOUT_S, flush, wait_for_file
 from tests.posd.daemon.harness import REPO
 from tests.rehearsal.lane_day import DAY_S, HOUR_S, schedule
 from tests.rehearsal.report import Attempt, Sample, first_refusals, hourly, plot, table
@@ -185,6 +186,19 @@ def timeline(start: float, end: float, seed: int, per_day: float) -> list[tuple[
     return sorted(events, key=lambda e: (e[0], e[1] != "sample"))
 
 
+def technician_status(rig: RehearsalRig) -> str:
+    """What `posd status` tells a technician at the end of the outage (its text)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "posd", "status", "--config", str(rig.config)]
+    try:
+        done = subprocess.run(
+            command, env=env, capture_output=True, timeout=CLI_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "(posd status did not answer)"
+    return done.stdout.decode(errors="replace")
+
+
 def drain(run: Run) -> tuple[float | None, dict[str, int]]:
     """Link back, a lunch rush paying while the backlog drains: seconds until everything
     captured before the link came back is delivered (None: not within DRAIN_TIMEOUT_S), and
@@ -251,6 +265,7 @@ def rehearse(
             else:
                 run.act(what)
         outage_real_s = round(time.monotonic() - started, 1)
+        technician = technician_status(rig)
         drain_s, rush = drain(run)
         if drain_s is None:
             violations.append(f"the backlog did not drain within {DRAIN_TIMEOUT_S} s")
@@ -284,6 +299,7 @@ def rehearse(
         "restarts": run.restarts,
         "kills": run.kills,
         "drain_seconds": drain_s,
+        "status_before_link_back": technician,
         "drain_rush": rush,
         "peak_backlog_count": max((s.pending_count or 0 for s in run.samples), default=0),
         "peak_backlog_amount_minor": max(
@@ -392,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{sum(summary['refused'].values())} refused, drain {summary['drain_seconds']} s",
         )
     print(table(summary["hourly"]), file=sys.stderr)
+    print(summary["status_before_link_back"], file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1
 

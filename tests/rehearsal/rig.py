@@ -44,6 +44,8 @@ class RehearsalRig(Rig):
                 "region": "us-east-1",
                 "kms_endpoint_url": self.kms.url,
                 "events_endpoint_url": self.events.url,
+                # the watermark table through the KMS proxy: unreachable with the rest of AWS
+                "dynamodb_endpoint_url": self.kms.url,
                 "connect_timeout_seconds": 0.5,
                 "read_timeout_seconds": 2.0,
             },
