@@ -38,13 +38,14 @@ ONLINE = "online"
 class _LinkWatch:
     """The link state and since when (the engine knows when it went offline, not online)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock  # the journal's: a rehearsal's link changes on its simulated time
         self.state: str | None = None
-        self.since = time.time()
+        self.since = clock()
 
     def update(self, state: str) -> None:
         if state != self.state:
-            self.state, self.since = state, time.time()
+            self.state, self.since = state, self._clock()
 
 
 def acknowledged_answer(acknowledged: Acknowledgement) -> AcknowledgedAnswer:
@@ -102,7 +103,7 @@ class LaneViews:
         self._lane = lane
         self._delivery = delivery
         self._rules = rules
-        self._link = _LinkWatch()
+        self._link = _LinkWatch(clock.time)
         self._started = time.monotonic()
 
     def link_state(self) -> str:
