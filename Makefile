@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo dev docs lint typecheck unit system bench chaos clean venv
+.PHONY: test demo dev docs lint typecheck unit system bench chaos rehearse clean venv
 
 venv: $(STAMP)
 
@@ -58,6 +58,14 @@ POSD_CHAOS_SECONDS ?= 1800
 POSD_CHAOS_API ?= v1
 chaos: $(STAMP)
 	POSD_CHAOS_SECONDS=$(POSD_CHAOS_SECONDS) POSD_CHAOS_API=$(POSD_CHAOS_API) $(BIN)/python -m tests.chaos.soak
+
+# 72 hours without the WAN on a simulated clock (tests/rehearsal/rehearse.py): the real
+# daemons, a lane's day of payments, a nightly restart and SIGKILLs, the drain in a lunch rush;
+# the hourly table, a JSON summary, bench/results/rehearsal-default.png. About 5 minutes.
+# REHEARSE_ARGS="--limit max_pending_age_seconds=86400 --label strict" for other limits.
+REHEARSE_ARGS ?=
+rehearse: $(STAMP)
+	@$(BIN)/python -m tests.rehearsal.rehearse $(REHEARSE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/all.py

@@ -211,6 +211,7 @@ class StatusAnswer(TypedDict):
     key_source: str | None
     key_error: str | None
     limits: LimitsAnswer
+    clock: str  # "system", or "rehearsal xN" (sync/clock.py): never on a production lane
 
 
 PaymentLookup = PaymentAnswer | PaymentInProgressAnswer | PaymentRefusedAnswer

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 
 from posd.aws import config_session, kms_client
 from posd.config import Config
+from posd.errors import ConfigError
 from posd.identity import lane_signer
 from posd.keys.factory import build_key_provider
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
+from sync.clock import REHEARSAL_ENV, SYSTEM, Clock, from_environment
 from sync.engine import SyncEngine
+from sync.errors import ClockError
 from sync.eventbridge.transport import ClientSource
 from sync.fair_rate import FairRateParameter, PublishedFairRate, make_fair_rate_client
 from sync.settings import SyncSettings
@@ -36,11 +39,21 @@ if TYPE_CHECKING:
     from posd.journal import Journal
 
 
-def key_provider(config: Config) -> RotatingKeyProvider:
+def process_clock() -> Clock:
+    """The clock a daemon runs on, chosen once at its start: the system's, unless
+    `POSD_REHEARSAL_CLOCK` names a rehearsal's (sync/clock.py; never on a production lane:
+    `posd status` and `posd doctor` say when one is active)."""
+    try:
+        return from_environment()
+    except ClockError as error:
+        raise ConfigError("environment", REHEARSAL_ENV, str(error)) from error
+
+
+def key_provider(config: Config, clock: Clock = SYSTEM) -> RotatingKeyProvider:
     """The data-key provider `[keys]` describes (not started), with a KMS client if it needs
-    one."""
+    one, rotating keys by `clock`."""
     kms = kms_client(config.aws, str(config.path)) if config.keys.provider == "kms" else None
-    return build_key_provider(config, kms)
+    return build_key_provider(config, kms, clock)
 
 
 def recorder(journal: Journal, keys: RotatingKeyProvider, config: Config) -> Recorder:
@@ -120,9 +133,9 @@ def published_fair_rate(config: Config) -> PublishedFairRate | None:
     return published(config_fair_rate_parameter(config), config.sync)
 
 
-def sync_engine(journal: Journal, config: Config) -> SyncEngine:
+def sync_engine(journal: Journal, config: Config, clock: Clock = SYSTEM) -> SyncEngine:
     """The delivery engine for `journal` as the config describes it, signing side events
-    with `[identity]` (unsigned without it: development only)."""
+    with `[identity]` (unsigned without it: development only), its timers on `clock`."""
     return engine_over(
         journal,
         events_clients(config),
@@ -132,6 +145,7 @@ def sync_engine(journal: Journal, config: Config) -> SyncEngine:
         watermarks=watermark_table(config),
         signer=signer_for(config),
         fair_rate=published_fair_rate(config),
+        clock=clock,
     )
 
 
@@ -200,6 +214,7 @@ def engine_over(
     watermarks: WatermarkTable | None = None,
     signer: Signer | None = None,
     fair_rate: Callable[[], float | None] | None = None,
+    clock: Clock = SYSTEM,
 ) -> SyncEngine:
     """A delivery engine over clients built already: those of the config (`sync_engine`),
     of `clients_for`, or clients a benchmark used first (bench/drain measures the round trip
@@ -213,4 +228,6 @@ def engine_over(
         watermarks=watermarks,
         signer=signer,
         fair_rate=fair_rate,
+        clock=clock.time,
+        real_seconds=clock.real_seconds,
     )

@@ -102,18 +102,22 @@ class SyncEngine:
         watermarks: WatermarkTable | None = None,
         signer: Signer | None = None,
         fair_rate: Callable[[], float | None] | None = None,
+        real_seconds: Callable[[float], float] = float,
     ) -> None:
         """`watermarks`: where the cloud publishes this lane's proven watermarks; without it
         (and with `acknowledged_retention`) nothing is proven, and delivered records go only
         after `max_unacknowledged_seconds`. `fair_rate`: the fair rate the cloud publishes
         for each lane (entries/s; None: not known), read when the engine starts and when the
         link comes back, and re-read off the driver every `fair_rate_reread_seconds` while a
-        backlog drains; before `[sync]`'s fleet settings (`sync.pacing.lane.configured_share`)."""
+        backlog drains; before `[sync]`'s fleet settings (`sync.pacing.lane.configured_share`).
+        `clock` times everything; `real_seconds` turns a wait on it into real seconds (a
+        rehearsal's faster clock, sync/clock.py)."""
         self._outbox = outbox
         self._journal_id = outbox.journal_id
         self._clients = clients
         self._settings = settings
         self._clock = clock
+        self._real_seconds = real_seconds
         self._builder = EventBuilder(
             store_id,
             terminal_id,
@@ -391,10 +395,11 @@ class SyncEngine:
         # request per answer, not one per poll interval.
         futures = [*self._in_flight, *self._side.in_flight()]
         if futures:
-            wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+            wait(futures, timeout=self._real_seconds(timeout), return_when=FIRST_COMPLETED)
         else:
             until_send = self._link.next_send_at() - self._clock()
-            self._stop.wait(max(0.0, min(timeout, until_send)) if until_send > 0 else timeout)
+            pause = max(0.0, min(timeout, until_send)) if until_send > 0 else timeout
+            self._stop.wait(self._real_seconds(pause))
 
     def _settle(self) -> None:
         """Wait for the requests in flight (bounded by the client timeouts) and record them."""

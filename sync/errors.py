@@ -19,6 +19,10 @@ class SettingsError(SyncError, ValueError):
         super().__init__(f"sync.{field}: {problem}")
 
 
+class ClockError(SyncError, ValueError):
+    """`POSD_REHEARSAL_CLOCK` does not describe a rehearsal clock (sync/clock.py)."""
+
+
 class EventBuildError(SyncError):
     """A record cannot be turned into an EventBridge entry (e.g. its time is unparsable)."""
 

@@ -28,6 +28,7 @@ from tests.cards import STORE_ID, TERMINAL_ID
 SYSTEM_MODULES = frozenset(
     {
         "chaos/test_chaos.py",
+        "rehearsal/test_rehearsal.py",
         "bench/test_cloud_consumer.py",
         "posd/daemon/test_api_daemon.py",
         "posd/daemon/test_checkpoints_daemon.py",

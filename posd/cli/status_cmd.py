@@ -43,6 +43,7 @@ from posd.cli.status_verdict import (
 )
 from posd.currency import format_amount
 from posd.paths import DEFAULT_CONFIG_PATH
+from sync.clock import SYSTEM_NAME
 
 if TYPE_CHECKING:
     from posd.config import Config
@@ -92,6 +93,7 @@ class LaneStatus(TypedDict):
     devices: NotRequired[dict[str, str]]
     key_source: NotRequired[str | None]
     key_error: NotRequired[str | None]
+    clock: NotRequired[str]
 
 
 def register(subparsers: Any) -> None:
@@ -335,6 +337,8 @@ def _render(r: LaneStatus) -> str:
         shown["posd"] = (
             f"{r.get('version')}, up {duration(r.get('uptime_seconds'))}, {r.get('state')}"
         )
+        if r.get("clock", SYSTEM_NAME) != SYSTEM_NAME:
+            shown["clock"] = f"{r.get('clock')}: NOT REAL TIME (a rehearsal, never on a lane)"
     shown["delivery"] = _delivery(r["delivery"])
     shown["last delivery"] = _last_delivery(r, running)
     if not running:

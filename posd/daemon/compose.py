@@ -34,6 +34,7 @@ from posd.journal import Journal
 from posd.keys.provider import RotatingKeyProvider
 from posd.ratelog import RepeatedErrors
 from posd.syncd.status_file import DeliveryPeer
+from sync.clock import SYSTEM, Clock
 
 log = structlog.get_logger("posd.daemon")
 
@@ -79,9 +80,9 @@ class DaemonParts:
     server: ApiServer
 
 
-def _open_journal(config: Config, notifier: Notifier) -> Journal:
+def _open_journal(config: Config, notifier: Notifier, clock: Clock) -> Journal:
     try:
-        return Journal.open(config.state_dir, config.journal)
+        return Journal.open(config.state_dir, config.journal, clock=clock.time)
     except PosdError as error:
         # systemd shows why (`systemctl status posd`); the exit status says whether a restart
         # can help (exits.py).
@@ -90,20 +91,20 @@ def _open_journal(config: Config, notifier: Notifier) -> Journal:
         raise for_systemd(error) from error
 
 
-def compose(config: Config, notifier: Notifier | None = None) -> DaemonParts:
+def compose(config: Config, notifier: Notifier | None = None, clock: Clock = SYSTEM) -> DaemonParts:
     """Check the config, then open the journal and start keys and devices; the API app over
-    them (its server built, not started)."""
+    them (its server built, not started). Records are stamped and keys rotated by `clock`."""
     config_session(config)  # an unknown profile, no region: exit 2 now
     notifier = notifier or Notifier()
     errors = RepeatedErrors()
     lane = Lane()
     devices = DeviceSupervisor(config, errors, lambda: lane.busy)
     rules = LiveRules(runtime_rules(config))
-    journal = _open_journal(config, notifier)
-    keys = key_provider(config).start()
+    journal = _open_journal(config, notifier, clock)
+    keys = key_provider(config, clock).start()
     delivery = DeliveryPeer(config.state_dir)
     devices.start()
-    views = LaneViews(config, journal, keys, devices, lane, delivery, rules)
+    views = LaneViews(config, journal, keys, devices, lane, delivery, rules, clock)
     metrics = Metrics()
     payments = PaymentService(
         journal,

@@ -7,7 +7,6 @@ no limit. A void is never refused by them (it lowers the risk).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -36,11 +35,13 @@ class Backlog:
 NO_BACKLOG = Backlog(0, {}, None)
 
 
-def backlog_of(summary: OutboxSummary) -> Backlog:
+def backlog_of(summary: OutboxSummary, now: float) -> Backlog:
+    """The backlog of `summary`, its oldest record's age taken at wall time `now` (the
+    journal's clock: `Journal.now`)."""
     return Backlog(
         summary.pending,
         dict(summary.pending_amount_by_currency),
-        age_seconds(summary.oldest_pending_captured_at, time.time()),
+        age_seconds(summary.oldest_pending_captured_at, now),
     )
 
 

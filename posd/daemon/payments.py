@@ -131,7 +131,7 @@ class PaymentService:
     # -- queries --------------------------------------------------------------------------
 
     def backlog(self) -> Backlog:
-        return backlog_of(self._journal.summary())
+        return backlog_of(self._journal.summary(), self._journal.now())
 
     def _check_limits(self, limits: OfflineLimits, amount: int, currency: str) -> None:
         """Against the journal's free upper bound of the backlog first: the exact summary (a
@@ -143,7 +143,7 @@ class PaymentService:
         bound = self._journal.backlog_bound()
         if bound is not None:
             try:
-                check_limits(limits, backlog_of(bound), amount, currency)
+                check_limits(limits, backlog_of(bound, self._journal.now()), amount, currency)
                 return
             except Refusal:
                 pass  # maybe only the bound's slack: the exact figures decide

@@ -17,6 +17,7 @@ import time
 
 import structlog
 
+from posd.assembly import process_clock
 from posd.config import Config, load_config
 from posd.daemon.compose import DaemonParts, compose, runtime_rules
 from posd.daemon.limits import needs_backlog
@@ -70,7 +71,7 @@ def run(config: Config, lock: StateDirLock) -> int:
         notifier.status(f"refused to start: {error.code}: {error}")
         raise
     try:
-        return Daemon(compose(config, notifier)).run(listener)
+        return Daemon(compose(config, notifier, process_clock())).run(listener)
     finally:
         listener.close()  # before the lock goes: its file is unlinked only while we own it
 

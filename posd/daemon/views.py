@@ -28,6 +28,7 @@ from posd.syncd.flushing import cut_and_wait
 from posd.syncd.status_file import DeliveryPeer
 from posd.version import posd_version
 from sync.acknowledgement import Acknowledgement
+from sync.clock import SYSTEM, Clock
 from sync.pacing.link import PROBING_STATES
 from sync.timestamps import rfc3339
 
@@ -37,13 +38,14 @@ ONLINE = "online"
 class _LinkWatch:
     """The link state and since when (the engine knows when it went offline, not online)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock  # the journal's: a rehearsal's link changes on its simulated time
         self.state: str | None = None
-        self.since = time.time()
+        self.since = clock()
 
     def update(self, state: str) -> None:
         if state != self.state:
-            self.state, self.since = state, time.time()
+            self.state, self.since = state, self._clock()
 
 
 def acknowledged_answer(acknowledged: Acknowledgement) -> AcknowledgedAnswer:
@@ -91,15 +93,17 @@ class LaneViews:
         lane: Lane,
         delivery: DeliveryPeer,
         rules: Callable[[], RuntimeRules],
+        clock: Clock = SYSTEM,
     ) -> None:
         self._config = config
+        self._clock = clock
         self._journal = journal
         self._keys = keys
         self._devices = devices
         self._lane = lane
         self._delivery = delivery
         self._rules = rules
-        self._link = _LinkWatch()
+        self._link = _LinkWatch(clock.time)
         self._started = time.monotonic()
 
     def link_state(self) -> str:
@@ -125,7 +129,7 @@ class LaneViews:
         return line if refusal is None else f"{line}; REFUSING PAYMENTS: {refusal['error']}"
 
     def lane_state(self) -> LaneState:
-        backlog = backlog_of(self._journal.summary())
+        backlog = backlog_of(self._journal.summary(), self._journal.now())
         sync = self._delivery.status()
         checkpoints = self._journal.checkpoint_status()
         return LaneState(
@@ -146,7 +150,7 @@ class LaneViews:
 
     def status(self) -> StatusAnswer:
         summary = self._journal.summary()
-        backlog = backlog_of(summary)
+        backlog = backlog_of(summary, self._journal.now())
         checkpoints = self._journal.checkpoint_status()
         sync = self._delivery.status()
         state = self.link_state()
@@ -188,6 +192,7 @@ class LaneViews:
             "key_source": keys["source"],
             "key_error": keys["last_error"] if keys["primary_failures"] else None,
             "limits": headroom(self._rules().limits, backlog),
+            "clock": self._clock.describe(),
         }
 
     def _in_flight(self) -> InFlightAnswer | None:

@@ -282,6 +282,33 @@ def check_clock(ctx: Context) -> Check:
     return Check("clock", OK, detail)
 
 
+def check_rehearsal_clock(ctx: Context) -> Check:
+    """The lane on the system clock: a rehearsal's (sync/clock.py) stamps payments with
+    simulated times and runs every timer faster. FAIL when the running daemon says it runs
+    on one, WARN when this shell would start one."""
+    import os
+
+    from sync.clock import REHEARSAL_ENV, SYSTEM_NAME
+
+    name = "rehearsal clock"
+    running = ctx.daemon.get("/v1/status").get("clock") if ctx.daemon is not None else None
+    if running not in (None, SYSTEM_NAME):
+        return Check(
+            name,
+            FAIL,
+            f"posd runs on a {running} clock, not real time",
+            f"remove {REHEARSAL_ENV} from the units' environment; systemctl restart posd.target",
+        )
+    if os.environ.get(REHEARSAL_ENV):
+        return Check(
+            name,
+            WARN,
+            f"{REHEARSAL_ENV} is set here: a daemon started from this shell runs on it",
+            f"unset {REHEARSAL_ENV}",
+        )
+    return Check(name, OK, "the system clock")
+
+
 def check_offline_key(ctx: Context) -> Check:
     from posd.keys.factory import offline_cache_file
 

@@ -45,6 +45,7 @@ STEPS: tuple[Step, ...] = (
     Step("kms reach", checks.check_kms_reach, ("aws credentials",)),
     Step("events reach", checks.check_events_reach, ("aws credentials",)),
     Step("clock", checks.check_clock, ("events reach",)),
+    Step("rehearsal clock", checks.check_rehearsal_clock),
     Step("event bus", sink.check_event_bus, ("events reach", "clock")),
     Step("delivery", sink.check_delivery, ("event bus",)),
     Step("fair rate", check_fair_rate, ("aws credentials",)),

@@ -247,6 +247,11 @@ class Journal:
         """Hold delivery's writes (lease, settle, purge) back during a payment: priority.py."""
         return self._db.priority.hold()
 
+    def now(self) -> float:
+        """The wall time of this journal's clock: what records are stamped with, so what
+        their ages are measured against (a rehearsal's simulated clock, sync/clock.py)."""
+        return self._clock()
+
     def size_on_disk(self) -> int:
         return size_on_disk(self.path)
 

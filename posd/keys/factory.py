@@ -11,6 +11,7 @@ from posd.keys.base import KeySource
 from posd.keys.kms import KmsKeySource, KmsRsaOfflineSource
 from posd.keys.local import LocalKeySource
 from posd.keys.provider import RotatingKeyProvider
+from sync.clock import SYSTEM, Clock
 from wire.keys import identity_context
 
 OFFLINE_PUBLIC_KEY_CACHE = "kms-offline-public-key.json"
@@ -25,7 +26,9 @@ def offline_cache_file(state_dir: Path) -> Path:
     return state_dir / OFFLINE_PUBLIC_KEY_CACHE
 
 
-def build_key_provider(config: Config, kms_client: Any | None) -> RotatingKeyProvider:
+def build_key_provider(
+    config: Config, kms_client: Any | None, clock: Clock = SYSTEM
+) -> RotatingKeyProvider:
     keys = config.keys
     primary: KeySource
     fallback: KeySource | None = None
@@ -52,4 +55,6 @@ def build_key_provider(config: Config, kms_client: Any | None) -> RotatingKeyPro
         rotate_after_records=keys.rotate_after_records,
         rotate_after_seconds=keys.rotate_after_seconds,
         after_primary_success=hooks,
+        clock=clock.monotonic,
+        real_seconds=clock.real_seconds,
     )

@@ -48,7 +48,10 @@ class RotatingKeyProvider:
         retry_initial_seconds: float = RETRY_INITIAL_SECONDS,
         retry_max_seconds: float = RETRY_MAX_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        real_seconds: Callable[[float], float] = float,
     ) -> None:
+        """`clock` times rotation; `real_seconds` turns a pause on it into real seconds (a
+        rehearsal's faster clock, sync/clock.py)."""
         self._primary = primary
         self._fallback = fallback
         self._rotate_records = rotate_after_records
@@ -56,6 +59,7 @@ class RotatingKeyProvider:
         self._after_success = list(after_primary_success)
         self._retry_backoff = FullJitterBackoff(retry_initial_seconds, retry_max_seconds)
         self._clock = clock
+        self._real_seconds = real_seconds
         self._cond = threading.Condition()
         self._current: _InUse | None = None
         self._next: DataKey | None = None
@@ -119,8 +123,10 @@ class RotatingKeyProvider:
     def _should_switch(self, current: _InUse) -> bool:
         if self._next is not None:
             return self._due(current) or current.source != self._primary.name
-        # Nothing prefetched: only a due fallback key is replaced (locally, no network).
-        return current.source != self._primary.name and self._due(current)
+        # Nothing prefetched (the primary is unreachable): a due key, the primary's too, is
+        # replaced by a fallback key (made locally, no network), so no key outlives its
+        # rotation however long the outage lasts. Without a fallback the key in use goes on.
+        return self._fallback is not None and self._due(current)
 
     def _switch(self) -> _InUse:
         if self._next is not None:
@@ -171,7 +177,7 @@ class RotatingKeyProvider:
         """Sleep unless closed meanwhile; True if the provider was closed."""
         with self._cond:
             if not self._stopped:
-                self._cond.wait(seconds)
+                self._cond.wait(self._real_seconds(seconds))
             return self._stopped
 
     def _note_failure(self, message: str) -> None:

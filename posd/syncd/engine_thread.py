@@ -9,15 +9,17 @@ import threading
 from posd.assembly import sync_engine
 from posd.config import Config
 from posd.journal import Journal
+from sync.clock import SYSTEM, Clock
 from sync.settings import SyncSettings
 from sync.status import SyncStatus
 
 
 class DeliveryThread:
-    def __init__(self, journal: Journal, config: Config) -> None:
+    def __init__(self, journal: Journal, config: Config, clock: Clock = SYSTEM) -> None:
         self._journal = journal
         self._config = config
-        self._engine = sync_engine(journal, config)
+        self._clock = clock
+        self._engine = sync_engine(journal, config, clock)
         self._thread = self._thread_for_engine()
 
     def _thread_for_engine(self) -> threading.Thread:
@@ -56,6 +58,6 @@ class DeliveryThread:
         stops first). In place, so everything holding this thread sees the new engine."""
         self.stop(timeout)
         self._config = dataclasses.replace(self._config, sync=settings)
-        self._engine = sync_engine(self._journal, self._config)
+        self._engine = sync_engine(self._journal, self._config, self._clock)
         self._thread = self._thread_for_engine()
         self._thread.start()

@@ -23,6 +23,7 @@ import time
 
 import structlog
 
+from posd.assembly import process_clock
 from posd.aws import config_session
 from posd.config import Config, load_config
 from posd.daemon.exits import for_systemd
@@ -34,6 +35,7 @@ from posd.logs import configure_logging
 from posd.syncd.engine_thread import DeliveryThread
 from posd.syncd.status_file import DeliveryReport, write_report
 from posd.version import posd_version
+from sync.clock import SYSTEM, Clock
 from sync.status import SyncStatus
 
 log = structlog.get_logger("posd.syncd")
@@ -66,7 +68,7 @@ def summary_line(status: SyncStatus) -> str:
     return line
 
 
-def open_journal(config: Config, notifier: Notifier) -> Journal:
+def open_journal(config: Config, notifier: Notifier, clock: Clock = SYSTEM) -> Journal:
     """The journal `posd run` created; never a new one (delivery has nothing to append)."""
     try:
         if not (config.state_dir / JOURNAL_FILE).is_file():
@@ -74,7 +76,7 @@ def open_journal(config: Config, notifier: Notifier) -> Journal:
                 f"no journal in {config.state_dir} yet: `posd run` creates it "
                 "(start posd.service first; this service retries)"
             )
-        return Journal.open(config.state_dir, config.journal)
+        return Journal.open(config.state_dir, config.journal, clock=clock.time)
     except PosdError as error:
         log.critical("syncd.journal_refused", error=str(error), code=error.code)
         notifier.status(f"refused to start: {error.code}: {error}")
@@ -87,9 +89,10 @@ def run(config: Config) -> int:
     configure_logging(os.environ.get(LOG_LEVEL_ENV) or config.log.level)
     config_session(config)  # an unknown profile, no region: exit 2 now
     notifier = Notifier()
-    journal = open_journal(config, notifier)
+    clock = process_clock()
+    journal = open_journal(config, notifier, clock)
     try:
-        delivery = DeliveryThread(journal, config).start()
+        delivery = DeliveryThread(journal, config, clock).start()
         return SyncDaemon(config, journal, delivery, notifier).run()
     finally:
         journal.close()

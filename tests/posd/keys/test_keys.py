@@ -19,6 +19,7 @@ from posd.keys.kms import KmsKeySource, KmsRsaOfflineSource
 from posd.keys.provider import RotatingKeyProvider
 from posd.recorder import Recorder
 from tests.cards import STORE_ID, TERMINAL_ID, VISA_TEST_PAN, payment_meta, payment_secret
+from tests.sync.faultproxy import FaultProxy
 from wire.envelope import open_sealed
 from wire.errors import IdentityNotBound
 from wire.keys import WrappedKey
@@ -32,10 +33,15 @@ def unreachable_kms() -> Any:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    return kms_at(f"http://127.0.0.1:{port}")
+
+
+def kms_at(url: str) -> Any:
+    """A KMS client of `url` that fails fast when nothing answers there."""
     return boto3.client(  # type: ignore[call-overload]
         "kms",
         region_name=EMULATOR_REGION,
-        endpoint_url=f"http://127.0.0.1:{port}",
+        endpoint_url=url,
         config=BotoConfig(connect_timeout=0.5, read_timeout=0.5, retries={"total_max_attempts": 1}),
         **EMULATOR_CREDENTIALS,
     )
@@ -94,6 +100,38 @@ def test_rotation_by_age(kms_client: Any, kms_key_arn: str) -> None:
         now[0] += 61
         assert provider.wait_ready(READY_TIMEOUT)
         assert provider.key_for_record() is not first
+
+
+def test_a_kms_key_is_retired_on_time_while_kms_is_down(
+    tmp_path: Path, aws_endpoint: str, kms_client: Any, kms_key_arn: str, rsa_key_arn: str
+) -> None:
+    """KMS gone for a weekend (tests/rehearsal): the KMS key in use when it went is not used
+    past `rotate_after_seconds`; the offline key takes over, with no network."""
+    cache = tmp_path / "offline-public-key.json"
+    KmsRsaOfflineSource(kms_client, rsa_key_arn, cache).refresh_public_key()
+    proxy = FaultProxy(aws_endpoint)
+    through = kms_at(proxy.url)
+    now = [1000.0]
+    provider = RotatingKeyProvider(
+        KmsKeySource(through, kms_key_arn, CONTEXT),
+        KmsRsaOfflineSource(through, rsa_key_arn, cache),
+        rotate_after_records=10**6,
+        rotate_after_seconds=60,
+        clock=lambda: now[0],
+    )
+    try:
+        with provider:
+            assert provider.wait_ready(READY_TIMEOUT)
+            proxy.cut()
+            first = provider.key_for_record()
+            assert first.wrapped.provider == "kms"
+            now[0] += 30
+            assert provider.key_for_record() is first
+            now[0] += 31
+            later = provider.key_for_record()
+            assert later.wrapped.provider == "kms-rsa"
+    finally:
+        proxy.down()
 
 
 def test_capture_goes_on_without_kms_and_decrypts_later(
