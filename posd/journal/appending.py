@@ -19,7 +19,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -36,6 +36,7 @@ from sync.outbox import OutboxRecord
 from sync.timestamps import rfc3339
 from wire.envelope import (
     GENESIS_CHAIN,
+    MetaValue,
     canonical_ascii_json,
     chain_next,
     sealed_aad,
@@ -62,6 +63,19 @@ log = structlog.get_logger("posd.journal")
 
 Sealer = Callable[[bytes], tuple[bytes, bytes]]
 """Given the AAD, encrypt the record's secret payload: returns (nonce, ciphertext)."""
+
+
+class _Fields(NamedTuple):
+    """A record's clear fields, made once before its transaction (which may run twice)."""
+
+    event_id: str
+    kind: str
+    captured_at: str
+    client_ref: str | None
+    store_id: str
+    terminal_id: str
+    meta: dict[str, MetaValue]
+    meta_text: str
 
 
 class _StaleTail(Exception):
@@ -198,105 +212,132 @@ class Appender:
             raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
         clean_meta, meta_text = validate_meta(meta)
         wall = self._clock()
-        event_id = uuid7_str(int(wall * 1000))
-        captured_at = rfc3339(wall)
+        fields = _Fields(
+            uuid7_str(int(wall * 1000)),
+            kind,
+            rfc3339(wall),
+            client_ref,
+            store_id,
+            terminal_id,
+            clean_meta,
+            meta_text,
+        )
+        db = self._db
+        try:
+            with db.priority.hold():
+                asked = time.perf_counter()
+                with db.lock:
+                    try:
+                        return self._commit(fields, data_key, seal, asked)
+                    except _StaleTail:
+                        # Another process appended since our tail was cached: reload it, once.
+                        self._tail_cache = self._covered_cache = None
+                        return self._commit(fields, data_key, seal, time.perf_counter())
+        except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise JournalFullError(f"journal cannot grow: {error}") from error
+            raise JournalError(f"{self._db.path}: append failed: {error}") from error
 
-        covered: list[checkpoints.Mark | None] = [None]  # set by body, cached on commit
-        tails: list[checkpoints.Mark] = []  # the record body appended (the last try's)
-        asked = [0.0]  # when the transaction was asked for (perf_counter)
-
-        def body(conn: sqlite3.Connection) -> OutboxRecord:
-            self.waits.observe(time.perf_counter() - asked[0])
+    def _commit(
+        self, fields: _Fields, data_key: WrappedKey, seal: Sealer, asked: float
+    ) -> OutboxRecord:
+        """The append's transaction, under `Database.lock`: what `Database.write` runs, written
+        out flat on the payment's path (no closures, no cells), and the caches updated after
+        the commit, still under the lock. `asked`: when the append asked for the lock."""
+        conn = self._db.begin_prompt()
+        try:
+            self.waits.observe(time.perf_counter() - asked)
             self._check_capacity(conn)
             last_seq, previous = self._tail(conn)
-            if data_key.key_id != self._open_key:
+            key_id = data_key.key_id
+            if key_id != self._open_key:
                 self._switch_key(conn, data_key, last_seq)
             seq = last_seq + 1
             # The AAD filled in from the metadata's canonical text (the bytes
             # `RecordIdentity.aad` encodes: wire.envelope.sealed_aad), not encoded again.
             aad = sealed_aad(
                 seq,
-                event_id,
-                kind,
-                captured_at,
-                client_ref,
-                store_id,
-                terminal_id,
-                meta_text,
-                data_key.key_id,
+                fields.event_id,
+                fields.kind,
+                fields.captured_at,
+                fields.client_ref,
+                fields.store_id,
+                fields.terminal_id,
+                fields.meta_text,
+                key_id,
                 self._key_digest(data_key),
             )
             nonce, ciphertext = seal(aad)
             chain = chain_next(previous, aad, nonce, ciphertext)
-            try:
-                conn.execute(
-                    _INSERT,
-                    (
-                        seq,
-                        event_id,
-                        kind,
-                        captured_at,
-                        client_ref,
-                        store_id,
-                        terminal_id,
-                        meta_text,
-                        data_key.key_id,
-                        nonce,
-                        ciphertext,
-                        chain,
-                    ),
-                )
-            except sqlite3.IntegrityError as error:
-                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-                    raise _StaleTail from error  # seq taken: another process appended
-                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
-                    conn, client_ref
-                ):
-                    raise DuplicateClientRef(
-                        f"a record with client_ref {client_ref!r} already exists"
-                    ) from error
-                raise
-            tails.append((seq, chain))
-            covered[0] = self._cover(conn, tails[-1], captured_at)
-            return OutboxRecord(
-                seq=seq,
-                event_id=event_id,
-                kind=kind,
-                captured_at=captured_at,
-                client_ref=client_ref,
-                meta=clean_meta,
-                chain=chain.hex(),
-                nonce=nonce,
-                ciphertext=ciphertext,
-                aad=aad,
-                data_key=data_key,
-                attempts=0,
-            )
+            self._insert(conn, seq, fields, key_id, nonce, ciphertext, chain)
+            tail = (seq, chain)
+            covered = self._cover(conn, tail, fields.captured_at)
+            conn.commit()  # COMMIT: `commit`, not `execute`, so the profile tells it apart
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._backlog.appended(seq, *meta_amount(fields.meta), fields.captured_at)
+        self._open_key = key_id
+        self._tail_cache = tail
+        self._covered_cache = covered
+        self._covered_version = self._version_in_flight
+        if self._db.identity is not None:
+            self._db.identity.advance(seq)
+        return OutboxRecord(
+            seq=seq,
+            event_id=fields.event_id,
+            kind=fields.kind,
+            captured_at=fields.captured_at,
+            client_ref=fields.client_ref,
+            meta=fields.meta,
+            chain=chain.hex(),
+            nonce=nonce,
+            ciphertext=ciphertext,
+            aad=aad,
+            data_key=data_key,
+            attempts=0,
+        )
 
-        def committed(record: OutboxRecord) -> None:
-            self._backlog.appended(record.seq, *meta_amount(clean_meta), captured_at)
-            self._open_key = data_key.key_id
-            self._tail_cache = tails[-1]
-            self._covered_cache = covered[0]
-            self._covered_version = self._version_in_flight
-            if self._db.identity is not None:
-                self._db.identity.advance(record.seq)
-
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection,
+        seq: int,
+        fields: _Fields,
+        key_id: str,
+        nonce: bytes,
+        ciphertext: bytes,
+        chain: bytes,
+    ) -> None:
         try:
-            try:
-                with self._db.priority.hold():
-                    asked[0] = time.perf_counter()
-                    record: OutboxRecord = self._db.write(body, committed, prompt=True)
-            except _StaleTail:
-                # Another process appended since our tail was cached: reload it, once.
-                self._tail_cache = self._covered_cache = None
-                asked[0] = time.perf_counter()
-                record = self._db.write(body, committed, prompt=True)
-        except sqlite3.DatabaseError as error:
-            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
-                raise JournalFullError(f"journal cannot grow: {error}") from error
-            raise JournalError(f"{self._db.path}: append failed: {error}") from error
-        return record
+            conn.execute(
+                _INSERT,
+                (
+                    seq,
+                    fields.event_id,
+                    fields.kind,
+                    fields.captured_at,
+                    fields.client_ref,
+                    fields.store_id,
+                    fields.terminal_id,
+                    fields.meta_text,
+                    key_id,
+                    nonce,
+                    ciphertext,
+                    chain,
+                ),
+            )
+        except sqlite3.IntegrityError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+                raise _StaleTail from error  # seq taken: another process appended
+            client_ref = fields.client_ref
+            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
+                conn, client_ref
+            ):
+                raise DuplicateClientRef(
+                    f"a record with client_ref {client_ref!r} already exists"
+                ) from error
+            raise
 
     def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
         """Store `data_key` if purge removed it (or it is new) and open it; close the key this
