@@ -50,6 +50,8 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+# Within this many bytes of the cap, the size is counted on every append.
+NEAR_CAP_BYTES = CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES
 _INSERT = (
     "INSERT INTO records (seq, event_id, kind, captured_at, client_ref, store_id, terminal_id, "
     "meta, data_key_id, nonce, ciphertext, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -118,27 +120,26 @@ class Appender:
         self.waits = AppendWaits()
 
     def _check_capacity(self, conn: sqlite3.Connection) -> None:
-        """Refuse to grow past the cap or into the disk's reserve."""
-        self._check_size(conn)
-        problem = self._disk_problem()  # every append: one statvfs, a few microseconds
+        """Refuse to grow past the cap or into the disk's reserve. The size is a query, so it
+        is counted every `CAPACITY_CHECK_EVERY` appends while the journal is far from its cap,
+        and on every append once within that many records of it (`_check_size`); the disk's
+        free space on every append (one statvfs of a path made once, a few microseconds)."""
+        self._appends_since_size_check += 1
+        if (
+            self._appends_since_size_check >= CAPACITY_CHECK_EVERY
+            or self._used_bytes + NEAR_CAP_BYTES >= self._settings.max_bytes
+        ):
+            self._check_size(conn)
+        problem = self._disk_problem()
         if problem is not None:
             raise DiskBelowReserveError(problem)
 
     def _check_size(self, conn: sqlite3.Connection) -> None:
         """Counts the database's used pages (committed state, WAL included); the WAL file
-        itself is bounded by SQLite's auto-checkpoint (~4 MiB).
-
-        The count is a query, so it is made every `CAPACITY_CHECK_EVERY` appends while the
-        journal is far from its cap, and on every append once within that many records of it.
-        """
-        self._appends_since_size_check += 1
-        max_bytes = self._settings.max_bytes
-        far = self._used_bytes + CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES < max_bytes
-        if far and self._appends_since_size_check < CAPACITY_CHECK_EVERY:
-            return
+        itself is bounded by SQLite's auto-checkpoint (~4 MiB)."""
         self._appends_since_size_check = 0
         size = self._used_bytes = int(conn.execute(_USED_BYTES).fetchone()[0])
-        if size >= max_bytes:
+        if size >= self._settings.max_bytes:
             raise JournalFullError(self._full_message(size))
 
     def _full_message(self, size: int) -> str:
@@ -148,8 +149,7 @@ class Appender:
         )
 
     def _disk_problem(self) -> str | None:
-        # What `shutil.disk_usage(...).free` reads, on a path made once: one statvfs call.
-        disk = os.statvfs(self._disk_dir)
+        disk = os.statvfs(self._disk_dir)  # what `shutil.disk_usage(...).free` reads
         free = disk.f_bavail * disk.f_frsize
         if free >= self._settings.min_free_bytes:
             return None
@@ -244,12 +244,13 @@ class Appender:
         """The append's transaction, under `Database.lock`: what `Database.write` runs, written
         out flat on the payment's path (no closures, no cells), and the caches updated after
         the commit, still under the lock. `asked`: when the append asked for the lock."""
+        event_id, kind, captured_at, client_ref, store_id, terminal_id, meta, meta_text = fields
+        key_id = data_key.key_id
         conn = self._db.begin_prompt()
         try:
             self.waits.observe(time.perf_counter() - asked)
             self._check_capacity(conn)
-            last_seq, previous = self._tail(conn)
-            key_id = data_key.key_id
+            last_seq, previous = self._tail_cache or self._tail(conn)
             if key_id != self._open_key:
                 self._switch_key(conn, data_key, last_seq)
             seq = last_seq + 1
@@ -257,27 +258,32 @@ class Appender:
             # `RecordIdentity.aad` encodes: wire.envelope.sealed_aad), not encoded again.
             aad = sealed_aad(
                 seq,
-                fields.event_id,
-                fields.kind,
-                fields.captured_at,
-                fields.client_ref,
-                fields.store_id,
-                fields.terminal_id,
-                fields.meta_text,
+                event_id,
+                kind,
+                captured_at,
+                client_ref,
+                store_id,
+                terminal_id,
+                meta_text,
                 key_id,
-                self._key_digest(data_key),
+                self._key_digests.get(key_id) or self._key_digest(data_key),
             )
             nonce, ciphertext = seal(aad)
             chain = chain_next(previous, aad, nonce, ciphertext)
             self._insert(conn, seq, fields, key_id, nonce, ciphertext, chain)
             tail = (seq, chain)
-            covered = self._cover(conn, tail, fields.captured_at)
+            # A checkpoint check is a comparison with the cached end of coverage (`_cover`).
+            covered = self._covered_cache
+            if covered is None or seq - covered[0] >= self._settings.checkpoint_every_records:
+                covered = self._cover(conn, tail, captured_at)
+            else:
+                self._version_in_flight = self._covered_version  # nothing new was read
             conn.commit()  # COMMIT: `commit`, not `execute`, so the profile tells it apart
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._backlog.appended(seq, *meta_amount(fields.meta), fields.captured_at)
+        self._backlog.appended(seq, *meta_amount(meta), captured_at)
         self._open_key = key_id
         self._tail_cache = tail
         self._covered_cache = covered
@@ -286,11 +292,11 @@ class Appender:
             self._db.identity.advance(seq)
         return OutboxRecord(
             seq=seq,
-            event_id=fields.event_id,
-            kind=fields.kind,
-            captured_at=fields.captured_at,
-            client_ref=fields.client_ref,
-            meta=fields.meta,
+            event_id=event_id,
+            kind=kind,
+            captured_at=captured_at,
+            client_ref=client_ref,
+            meta=meta,
             chain=chain.hex(),
             nonce=nonce,
             ciphertext=ciphertext,
@@ -373,14 +379,11 @@ class Appender:
         """Inside the append of the record at `end`: cut the checkpoint it completes, if it is
         the `checkpoint_every_records`th since the last one. Returns where coverage ends now.
 
-        Most appends only compare `end` with the cached end of coverage. Coverage only moves
-        forward (checkpoints are appended; the newest is never forgotten; the purge anchor
-        only grows), so a cache that another process made stale is behind the truth, and a
-        record that completes no checkpoint against it completes none against the truth."""
-        cached = self._covered_cache
-        if cached is not None and end[0] - cached[0] < self._settings.checkpoint_every_records:
-            self._version_in_flight = self._covered_version  # nothing new was read
-            return cached
+        Called only when the cached end of coverage says a cut may be due (`_commit` compares
+        `end` with it): coverage only moves forward (checkpoints are appended; the newest is
+        never forgotten; the purge anchor only grows), so a cache that another process made
+        stale is behind the truth, and a record that completes no checkpoint against it
+        completes none against the truth."""
         # Another connection's commit since ours (the delivery daemon's timed checkpoint) makes
         # the cached end of coverage stale: read it again, or this cut could overlap a range
         # already cut (and sent, and forgotten) by the other process.
