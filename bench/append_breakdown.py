@@ -3,10 +3,11 @@
 A batch of appends runs under `cProfile` (its timer is the wall clock) and each part of the
 append is read from the profile: a Python function's inclusive time, or the time SQLite's
 `execute` spent when called from one place (the BEGIN and the INSERT are two callers of one
-C function), or a C method's own time (the COMMIT with its fsync is `Connection.commit`). Figures are microseconds per append, of the profiled
-batch: the profiler adds a little to each Python call, so `profiled_total` is above the
-unprofiled mean and the Python parts are a little high; `other_python` is what no part names
-(closures, the record's dataclass, the transaction's bookkeeping).
+C function), or a C method's own time (the COMMIT with its fsync: `Connection.commit`).
+Figures are microseconds per append, of the profiled batch: the profiler adds a little to
+each Python call, so `profiled_total` is above the unprofiled mean and the Python parts are a
+little high; `other_python` is what no part names (the layers, the record's dataclass, the
+transaction's bookkeeping).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "aad_canonical_json": (("wire/envelope.py", "aad"), ("wire/envelope.py", "sealed_aad")),
     "seal_aes_gcm": (("wire/envelope.py", "seal"),),
     "chain_hash": (("wire/envelope.py", "chain_next"),),
-    "capacity_check": (("posd/journal/appending.py", "_check_capacity"),),
+    "capacity_check": (
+        ("posd/journal/appending.py", "_disk_problem"),
+        ("posd/journal/appending.py", "_check_size"),
+    ),
     "checkpoint_check": (("posd/journal/appending.py", "_cover"),),
     "identity_write": (("posd/journal/identity.py", "advance"),),
     "backlog_bound": (
@@ -37,7 +41,7 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("posd/journal/rows.py", "pending_amount"),
     ),
     "priority_hold": (
-        ("posd/journal/priority.py", "hold"),
+        ("posd/journal/priority.py", "__init__"),
         ("posd/journal/priority.py", "__enter__"),
         ("posd/journal/priority.py", "__exit__"),
     ),

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import structlog
 
@@ -67,17 +67,10 @@ Sealer = Callable[[bytes], tuple[bytes, bytes]]
 """Given the AAD, encrypt the record's secret payload: returns (nonce, ciphertext)."""
 
 
-class _Fields(NamedTuple):
-    """A record's clear fields, made once before its transaction (which may run twice)."""
-
-    event_id: str
-    kind: str
-    captured_at: str
-    client_ref: str | None
-    store_id: str
-    terminal_id: str
-    meta: dict[str, MetaValue]
-    meta_text: str
+# A record's clear fields, made once before its transaction (which may run twice): event_id,
+# kind, captured_at, client_ref, store_id, terminal_id, meta, meta_text. A plain tuple (a
+# NamedTuple's constructor is a Python call on every payment's path).
+_Fields = tuple[str, str, str, str | None, str, str, dict[str, MetaValue], str]
 
 
 class _StaleTail(Exception):
@@ -118,21 +111,6 @@ class Appender:
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
         self._disk_dir = str(db.path.parent)
         self.waits = AppendWaits()
-
-    def _check_capacity(self, conn: sqlite3.Connection) -> None:
-        """Refuse to grow past the cap or into the disk's reserve. The size is a query, so it
-        is counted every `CAPACITY_CHECK_EVERY` appends while the journal is far from its cap,
-        and on every append once within that many records of it (`_check_size`); the disk's
-        free space on every append (one statvfs of a path made once, a few microseconds)."""
-        self._appends_since_size_check += 1
-        if (
-            self._appends_since_size_check >= CAPACITY_CHECK_EVERY
-            or self._used_bytes + NEAR_CAP_BYTES >= self._settings.max_bytes
-        ):
-            self._check_size(conn)
-        problem = self._disk_problem()
-        if problem is not None:
-            raise DiskBelowReserveError(problem)
 
     def _check_size(self, conn: sqlite3.Connection) -> None:
         """Counts the database's used pages (committed state, WAL included); the WAL file
@@ -212,7 +190,7 @@ class Appender:
             raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
         clean_meta, meta_text = validate_meta(meta)
         wall = self._clock()
-        fields = _Fields(
+        fields: _Fields = (
             uuid7_str(int(wall * 1000)),
             kind,
             rfc3339(wall),
@@ -249,7 +227,19 @@ class Appender:
         conn = self._db.begin_prompt()
         try:
             self.waits.observe(time.perf_counter() - asked)
-            self._check_capacity(conn)
+            # The capacity: the size is a query, counted every `CAPACITY_CHECK_EVERY` appends
+            # while the journal is far from its cap, on every append once near it; the disk's
+            # reserve on every append (one statvfs, a few microseconds: a reserve checked now
+            # and then lets payments in below it).
+            self._appends_since_size_check += 1
+            if (
+                self._appends_since_size_check >= CAPACITY_CHECK_EVERY
+                or self._used_bytes + NEAR_CAP_BYTES >= self._settings.max_bytes
+            ):
+                self._check_size(conn)
+            problem = self._disk_problem()
+            if problem is not None:
+                raise DiskBelowReserveError(problem)
             last_seq, previous = self._tail_cache or self._tail(conn)
             if key_id != self._open_key:
                 self._switch_key(conn, data_key, last_seq)
@@ -315,18 +305,19 @@ class Appender:
         ciphertext: bytes,
         chain: bytes,
     ) -> None:
+        event_id, kind, captured_at, client_ref, store_id, terminal_id, _, meta_text = fields
         try:
             conn.execute(
                 _INSERT,
                 (
                     seq,
-                    fields.event_id,
-                    fields.kind,
-                    fields.captured_at,
-                    fields.client_ref,
-                    fields.store_id,
-                    fields.terminal_id,
-                    fields.meta_text,
+                    event_id,
+                    kind,
+                    captured_at,
+                    client_ref,
+                    store_id,
+                    terminal_id,
+                    meta_text,
                     key_id,
                     nonce,
                     ciphertext,
@@ -336,7 +327,6 @@ class Appender:
         except sqlite3.IntegrityError as error:
             if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
                 raise _StaleTail from error  # seq taken: another process appended
-            client_ref = fields.client_ref
             if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
                 conn, client_ref
             ):

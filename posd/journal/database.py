@@ -254,7 +254,12 @@ class Database:
             conn.execute(NO_BUSY_WAIT)
             self._busy_waits = False
         try:
-            _begin_promptly(conn)
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # the first try, without a call: mostly the last
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & PRIMARY_CODE_MASK != sqlite3.SQLITE_BUSY:
+                    raise
+                _begin_promptly(conn)
         except sqlite3.OperationalError as error:
             raise JournalError(f"{self.path}: journal is busy: {error}") from error
         return conn
