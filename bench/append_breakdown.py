@@ -49,7 +49,10 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 # (file, function) calling `execute`: the statements it runs are a part.
 SQL_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sql_begin": (("posd/journal/database.py", "_begin_promptly"),),
+    "sql_begin": (
+        ("posd/journal/database.py", "begin_prompt"),
+        ("posd/journal/database.py", "_begin_promptly"),
+    ),
     "sql_insert": (("posd/journal/appending.py", "_insert"),),
 }
 
