@@ -32,7 +32,7 @@ from posd.journal.identity import accepted_gap
 from posd.journal.rows import MAX_META_BYTES, meta_amount, read_anchor, validate_meta
 from posd.journal.settings import JournalSettings
 from posd.journal.waits import AppendWaits
-from sync.outbox import OutboxRecord
+from sync.outbox import OutboxRecord, fresh_record
 from sync.timestamps import rfc3339
 from wire.envelope import (
     GENESIS_CHAIN,
@@ -280,7 +280,7 @@ class Appender:
         self._covered_version = self._version_in_flight
         if self._db.identity is not None:
             self._db.identity.advance(seq)
-        return OutboxRecord(
+        return fresh_record(
             seq=seq,
             event_id=event_id,
             kind=kind,
