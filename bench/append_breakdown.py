@@ -2,11 +2,12 @@
 
 A batch of appends runs under `cProfile` (its timer is the wall clock) and each part of the
 append is read from the profile: a Python function's inclusive time, or the time SQLite's
-`execute` spent when called from one place (the BEGIN, the INSERT, the COMMIT with its fsync
-are three callers of one C function). Figures are microseconds per append, of the profiled
-batch: the profiler adds a little to each Python call, so `profiled_total` is above the
-unprofiled mean and the Python parts are a little high; `other_python` is what no part names
-(closures, the record's dataclass, the transaction's bookkeeping).
+`execute` spent when called from one place (the BEGIN and the INSERT are two callers of one
+C function), or a C method's own time (the COMMIT with its fsync: `Connection.commit`).
+Figures are microseconds per append, of the profiled batch: the profiler adds a little to
+each Python call, so `profiled_total` is above the unprofiled mean and the Python parts are a
+little high; `other_python` is what no part names (the layers, the record's dataclass, the
+transaction's bookkeeping).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 US_PER_S = 1_000_000
 EXECUTE = ("~", 0, "<method 'execute' of 'sqlite3.Connection' objects>")
+COMMIT = ("~", 0, "<method 'commit' of 'sqlite3.Connection' objects>")
 TOTAL = ("posd/recorder.py", "record")
 
 # (file, function): functions whose inclusive time is a part.
@@ -28,7 +30,10 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "aad_canonical_json": (("wire/envelope.py", "aad"), ("wire/envelope.py", "sealed_aad")),
     "seal_aes_gcm": (("wire/envelope.py", "seal"),),
     "chain_hash": (("wire/envelope.py", "chain_next"),),
-    "capacity_check": (("posd/journal/appending.py", "_check_capacity"),),
+    "capacity_check": (
+        ("posd/journal/appending.py", "_disk_problem"),
+        ("posd/journal/appending.py", "_check_size"),
+    ),
     "checkpoint_check": (("posd/journal/appending.py", "_cover"),),
     "identity_write": (("posd/journal/identity.py", "advance"),),
     "backlog_bound": (
@@ -36,7 +41,7 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("posd/journal/rows.py", "pending_amount"),
     ),
     "priority_hold": (
-        ("posd/journal/priority.py", "hold"),
+        ("posd/journal/priority.py", "__init__"),
         ("posd/journal/priority.py", "__enter__"),
         ("posd/journal/priority.py", "__exit__"),
     ),
@@ -44,9 +49,11 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 # (file, function) calling `execute`: the statements it runs are a part.
 SQL_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sql_begin": (("posd/journal/database.py", "_begin_promptly"),),
-    "sql_insert": (("posd/journal/appending.py", "body"),),
-    "sql_commit_fsync": (("posd/journal/database.py", "_transaction"),),
+    "sql_begin": (
+        ("posd/journal/database.py", "begin_prompt"),
+        ("posd/journal/database.py", "_begin_promptly"),
+    ),
+    "sql_insert": (("posd/journal/appending.py", "_insert"),),
 }
 
 
@@ -61,6 +68,7 @@ def breakdown(append: Callable[[], object], count: int) -> dict[str, Any]:
     parts = {name: _inclusive(stats, where) for name, where in FUNCTION_PARTS.items()}
     callers = stats.get(EXECUTE, (0, 0, 0.0, 0.0, {}))[4]
     parts |= {name: _called_from(callers, where) for name, where in SQL_PARTS.items()}
+    parts["sql_commit_fsync"] = float(stats.get(COMMIT, (0, 0, 0.0, 0.0))[3])
     total = _inclusive(stats, (TOTAL,))
     # A nested part (the capacity check's size query) is counted once, in its enclosing part.
     parts["other_python"] = total - sum(parts.values())

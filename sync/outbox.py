@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -35,6 +35,19 @@ class OutboxRecord:
     # The metadata's canonical ASCII JSON, exactly as sealed in the AAD, when the outbox
     # checked it so: the Detail then takes the text as it is (`wire.events.meta_detail_json`).
     meta_json: str | None = None
+
+
+_RECORD_DEFAULTS = {f.name: f.default for f in fields(OutboxRecord) if f.default is not MISSING}
+
+
+def fresh_record(**values: Any) -> OutboxRecord:
+    """`OutboxRecord(**values)`, made on every payment's path: the frozen dataclass's
+    `__init__` sets each field with its own `object.__setattr__` call, this fills the new
+    instance's dict at once. Every field without a default must be given (the same record:
+    tests/sync/test_fresh_record.py)."""
+    record = object.__new__(OutboxRecord)
+    record.__dict__.update(_RECORD_DEFAULTS, **values)
+    return record
 
 
 class JsonObject(Mapping[str, Any]):

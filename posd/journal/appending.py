@@ -32,10 +32,11 @@ from posd.journal.identity import accepted_gap
 from posd.journal.rows import MAX_META_BYTES, meta_amount, read_anchor, validate_meta
 from posd.journal.settings import JournalSettings
 from posd.journal.waits import AppendWaits
-from sync.outbox import OutboxRecord
+from sync.outbox import OutboxRecord, fresh_record
 from sync.timestamps import rfc3339
 from wire.envelope import (
     GENESIS_CHAIN,
+    MetaValue,
     canonical_ascii_json,
     chain_next,
     sealed_aad,
@@ -49,6 +50,8 @@ MAX_SECRET_BYTES = 16_384
 # Upper bound of what one append adds to the file (row, indexes, data key), for the cap check.
 MAX_RECORD_BYTES = 2 * (MAX_META_BYTES + MAX_SECRET_BYTES) + 4_096
 CAPACITY_CHECK_EVERY = 64
+# Within this many bytes of the cap, the size is counted on every append.
+NEAR_CAP_BYTES = CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES
 _INSERT = (
     "INSERT INTO records (seq, event_id, kind, captured_at, client_ref, store_id, terminal_id, "
     "meta, data_key_id, nonce, ciphertext, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -62,6 +65,12 @@ log = structlog.get_logger("posd.journal")
 
 Sealer = Callable[[bytes], tuple[bytes, bytes]]
 """Given the AAD, encrypt the record's secret payload: returns (nonce, ciphertext)."""
+
+
+# A record's clear fields, made once before its transaction (which may run twice): event_id,
+# kind, captured_at, client_ref, store_id, terminal_id, meta, meta_text. A plain tuple (a
+# NamedTuple's constructor is a Python call on every payment's path).
+_Fields = tuple[str, str, str, str | None, str, str, dict[str, MetaValue], str]
 
 
 class _StaleTail(Exception):
@@ -103,28 +112,12 @@ class Appender:
         self._disk_dir = str(db.path.parent)
         self.waits = AppendWaits()
 
-    def _check_capacity(self, conn: sqlite3.Connection) -> None:
-        """Refuse to grow past the cap or into the disk's reserve."""
-        self._check_size(conn)
-        problem = self._disk_problem()  # every append: one statvfs, a few microseconds
-        if problem is not None:
-            raise DiskBelowReserveError(problem)
-
     def _check_size(self, conn: sqlite3.Connection) -> None:
         """Counts the database's used pages (committed state, WAL included); the WAL file
-        itself is bounded by SQLite's auto-checkpoint (~4 MiB).
-
-        The count is a query, so it is made every `CAPACITY_CHECK_EVERY` appends while the
-        journal is far from its cap, and on every append once within that many records of it.
-        """
-        self._appends_since_size_check += 1
-        max_bytes = self._settings.max_bytes
-        far = self._used_bytes + CAPACITY_CHECK_EVERY * MAX_RECORD_BYTES < max_bytes
-        if far and self._appends_since_size_check < CAPACITY_CHECK_EVERY:
-            return
+        itself is bounded by SQLite's auto-checkpoint (~4 MiB)."""
         self._appends_since_size_check = 0
         size = self._used_bytes = int(conn.execute(_USED_BYTES).fetchone()[0])
-        if size >= max_bytes:
+        if size >= self._settings.max_bytes:
             raise JournalFullError(self._full_message(size))
 
     def _full_message(self, size: int) -> str:
@@ -134,8 +127,7 @@ class Appender:
         )
 
     def _disk_problem(self) -> str | None:
-        # What `shutil.disk_usage(...).free` reads, on a path made once: one statvfs call.
-        disk = os.statvfs(self._disk_dir)
+        disk = os.statvfs(self._disk_dir)  # what `shutil.disk_usage(...).free` reads
         free = disk.f_bavail * disk.f_frsize
         if free >= self._settings.min_free_bytes:
             return None
@@ -198,18 +190,58 @@ class Appender:
             raise UsageError(f"client_ref must be 1-{MAX_CLIENT_REF_LENGTH} characters")
         clean_meta, meta_text = validate_meta(meta)
         wall = self._clock()
-        event_id = uuid7_str(int(wall * 1000))
-        captured_at = rfc3339(wall)
+        fields: _Fields = (
+            uuid7_str(int(wall * 1000)),
+            kind,
+            rfc3339(wall),
+            client_ref,
+            store_id,
+            terminal_id,
+            clean_meta,
+            meta_text,
+        )
+        db = self._db
+        try:
+            with db.priority.hold():
+                asked = time.perf_counter()
+                with db.lock:
+                    try:
+                        return self._commit(fields, data_key, seal, asked)
+                    except _StaleTail:
+                        # Another process appended since our tail was cached: reload it, once.
+                        self._tail_cache = self._covered_cache = None
+                        return self._commit(fields, data_key, seal, time.perf_counter())
+        except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise JournalFullError(f"journal cannot grow: {error}") from error
+            raise JournalError(f"{self._db.path}: append failed: {error}") from error
 
-        covered: list[checkpoints.Mark | None] = [None]  # set by body, cached on commit
-        tails: list[checkpoints.Mark] = []  # the record body appended (the last try's)
-        asked = [0.0]  # when the transaction was asked for (perf_counter)
-
-        def body(conn: sqlite3.Connection) -> OutboxRecord:
-            self.waits.observe(time.perf_counter() - asked[0])
-            self._check_capacity(conn)
-            last_seq, previous = self._tail(conn)
-            if data_key.key_id != self._open_key:
+    def _commit(
+        self, fields: _Fields, data_key: WrappedKey, seal: Sealer, asked: float
+    ) -> OutboxRecord:
+        """The append's transaction, under `Database.lock`: what `Database.write` runs, written
+        out flat on the payment's path (no closures, no cells), and the caches updated after
+        the commit, still under the lock. `asked`: when the append asked for the lock."""
+        event_id, kind, captured_at, client_ref, store_id, terminal_id, meta, meta_text = fields
+        key_id = data_key.key_id
+        conn = self._db.begin_prompt()
+        try:
+            self.waits.observe(time.perf_counter() - asked)
+            # The capacity: the size is a query, counted every `CAPACITY_CHECK_EVERY` appends
+            # while the journal is far from its cap, on every append once near it; the disk's
+            # reserve on every append (one statvfs, a few microseconds: a reserve checked now
+            # and then lets payments in below it).
+            self._appends_since_size_check += 1
+            if (
+                self._appends_since_size_check >= CAPACITY_CHECK_EVERY
+                or self._used_bytes + NEAR_CAP_BYTES >= self._settings.max_bytes
+            ):
+                self._check_size(conn)
+            problem = self._disk_problem()
+            if problem is not None:
+                raise DiskBelowReserveError(problem)
+            last_seq, previous = self._tail_cache or self._tail(conn)
+            if key_id != self._open_key:
                 self._switch_key(conn, data_key, last_seq)
             seq = last_seq + 1
             # The AAD filled in from the metadata's canonical text (the bytes
@@ -223,80 +255,85 @@ class Appender:
                 store_id,
                 terminal_id,
                 meta_text,
-                data_key.key_id,
-                self._key_digest(data_key),
+                key_id,
+                self._key_digests.get(key_id) or self._key_digest(data_key),
             )
             nonce, ciphertext = seal(aad)
             chain = chain_next(previous, aad, nonce, ciphertext)
-            try:
-                conn.execute(
-                    _INSERT,
-                    (
-                        seq,
-                        event_id,
-                        kind,
-                        captured_at,
-                        client_ref,
-                        store_id,
-                        terminal_id,
-                        meta_text,
-                        data_key.key_id,
-                        nonce,
-                        ciphertext,
-                        chain,
-                    ),
-                )
-            except sqlite3.IntegrityError as error:
-                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-                    raise _StaleTail from error  # seq taken: another process appended
-                if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
-                    conn, client_ref
-                ):
-                    raise DuplicateClientRef(
-                        f"a record with client_ref {client_ref!r} already exists"
-                    ) from error
-                raise
-            tails.append((seq, chain))
-            covered[0] = self._cover(conn, tails[-1], captured_at)
-            return OutboxRecord(
-                seq=seq,
-                event_id=event_id,
-                kind=kind,
-                captured_at=captured_at,
-                client_ref=client_ref,
-                meta=clean_meta,
-                chain=chain.hex(),
-                nonce=nonce,
-                ciphertext=ciphertext,
-                aad=aad,
-                data_key=data_key,
-                attempts=0,
-            )
+            self._insert(conn, seq, fields, key_id, nonce, ciphertext, chain)
+            tail = (seq, chain)
+            # A checkpoint check is a comparison with the cached end of coverage (`_cover`).
+            covered = self._covered_cache
+            if covered is None or seq - covered[0] >= self._settings.checkpoint_every_records:
+                covered = self._cover(conn, tail, captured_at)
+            else:
+                self._version_in_flight = self._covered_version  # nothing new was read
+            conn.commit()  # COMMIT: `commit`, not `execute`, so the profile tells it apart
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._backlog.appended(seq, *meta_amount(meta), captured_at)
+        self._open_key = key_id
+        self._tail_cache = tail
+        self._covered_cache = covered
+        self._covered_version = self._version_in_flight
+        if self._db.identity is not None:
+            self._db.identity.advance(seq)
+        return fresh_record(
+            seq=seq,
+            event_id=event_id,
+            kind=kind,
+            captured_at=captured_at,
+            client_ref=client_ref,
+            meta=meta,
+            chain=chain.hex(),
+            nonce=nonce,
+            ciphertext=ciphertext,
+            aad=aad,
+            data_key=data_key,
+            attempts=0,
+        )
 
-        def committed(record: OutboxRecord) -> None:
-            self._backlog.appended(record.seq, *meta_amount(clean_meta), captured_at)
-            self._open_key = data_key.key_id
-            self._tail_cache = tails[-1]
-            self._covered_cache = covered[0]
-            self._covered_version = self._version_in_flight
-            if self._db.identity is not None:
-                self._db.identity.advance(record.seq)
-
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection,
+        seq: int,
+        fields: _Fields,
+        key_id: str,
+        nonce: bytes,
+        ciphertext: bytes,
+        chain: bytes,
+    ) -> None:
+        event_id, kind, captured_at, client_ref, store_id, terminal_id, _, meta_text = fields
         try:
-            try:
-                with self._db.priority.hold():
-                    asked[0] = time.perf_counter()
-                    record: OutboxRecord = self._db.write(body, committed, prompt=True)
-            except _StaleTail:
-                # Another process appended since our tail was cached: reload it, once.
-                self._tail_cache = self._covered_cache = None
-                asked[0] = time.perf_counter()
-                record = self._db.write(body, committed, prompt=True)
-        except sqlite3.DatabaseError as error:
-            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
-                raise JournalFullError(f"journal cannot grow: {error}") from error
-            raise JournalError(f"{self._db.path}: append failed: {error}") from error
-        return record
+            conn.execute(
+                _INSERT,
+                (
+                    seq,
+                    event_id,
+                    kind,
+                    captured_at,
+                    client_ref,
+                    store_id,
+                    terminal_id,
+                    meta_text,
+                    key_id,
+                    nonce,
+                    ciphertext,
+                    chain,
+                ),
+            )
+        except sqlite3.IntegrityError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+                raise _StaleTail from error  # seq taken: another process appended
+            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
+                conn, client_ref
+            ):
+                raise DuplicateClientRef(
+                    f"a record with client_ref {client_ref!r} already exists"
+                ) from error
+            raise
 
     def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
         """Store `data_key` if purge removed it (or it is new) and open it; close the key this
@@ -332,14 +369,11 @@ class Appender:
         """Inside the append of the record at `end`: cut the checkpoint it completes, if it is
         the `checkpoint_every_records`th since the last one. Returns where coverage ends now.
 
-        Most appends only compare `end` with the cached end of coverage. Coverage only moves
-        forward (checkpoints are appended; the newest is never forgotten; the purge anchor
-        only grows), so a cache that another process made stale is behind the truth, and a
-        record that completes no checkpoint against it completes none against the truth."""
-        cached = self._covered_cache
-        if cached is not None and end[0] - cached[0] < self._settings.checkpoint_every_records:
-            self._version_in_flight = self._covered_version  # nothing new was read
-            return cached
+        Called only when the cached end of coverage says a cut may be due (`_commit` compares
+        `end` with it): coverage only moves forward (checkpoints are appended; the newest is
+        never forgotten; the purge anchor only grows), so a cache that another process made
+        stale is behind the truth, and a record that completes no checkpoint against it
+        completes none against the truth."""
         # Another connection's commit since ours (the delivery daemon's timed checkpoint) makes
         # the cached end of coverage stale: read it again, or this cut could overlap a range
         # already cut (and sent, and forgotten) by the other process.

@@ -86,7 +86,7 @@ class Database:
         if not read_only:
             prepare_state_file(path)
         # The writer's busy_timeout: SQLite's wait (BUSY_WAIT) unless a payment's append last
-        # set it to 0 for its own polling (`write(prompt=True)`); `writer` restores it.
+        # set it to 0 for its own polling (`begin_prompt`); `writer` restores it.
         self._busy_waits = True
         try:
             self._writer = connect(path, read_only)
@@ -213,7 +213,7 @@ class Database:
             if durable:
                 conn.execute(DURABLE_SYNCHRONOUS)
             try:
-                return self._transaction(conn, body, on_commit, prompt=False, yielding=False)
+                return self._transaction(conn, body, on_commit, yielding=False)
             finally:
                 if durable:
                     conn.execute(BOOKKEEPING_SYNCHRONOUS)
@@ -224,47 +224,55 @@ class Database:
         on_commit: Callable[[Any], None] | None = None,
         *,
         durable: bool = True,
-        prompt: bool = False,
     ) -> Any:
         """Run `body` in one IMMEDIATE transaction (takes the write lock up front).
 
         `on_commit(result)` updates in-memory caches after the commit, still under the lock,
         so no other thread sees the file and the caches disagree. `durable=False` is for
-        delivery bookkeeping only: no fsync at commit (see `posd.journal.store`). `prompt`
-        (a payment's append): while another process holds the write lock, try again every
-        `PROMPT_BUSY_POLL_SECONDS` rather than on SQLite's backoff.
+        delivery bookkeeping only: no fsync at commit (see `posd.journal.store`). A payment's
+        append runs its own transaction (`begin_prompt`).
         """
         with self.lock:
-            conn = self._prompt_writer() if prompt else self.writer
+            conn = self.writer
             if not durable:
                 conn.execute(BOOKKEEPING_SYNCHRONOUS)
             try:
-                return self._transaction(conn, body, on_commit, prompt)
+                return self._transaction(conn, body, on_commit)
             finally:
                 if not durable:
                     conn.execute(DURABLE_SYNCHRONOUS)
 
-    def _prompt_writer(self) -> sqlite3.Connection:
-        """The writer with busy_timeout 0, for `_begin_promptly`'s own polling. Left so after
-        the append (the next append needs it again; anything else takes `writer`): two
-        PRAGMA statements fewer on each payment's path."""
+    def begin_prompt(self) -> sqlite3.Connection:
+        """A payment's append (`Appender`): under `lock`, BEGIN IMMEDIATE on the writer, and
+        while another process holds the write lock try again every
+        `PROMPT_BUSY_POLL_SECONDS` rather than on SQLite's backoff. The caller commits or
+        rolls back. The writer's busy_timeout is left at 0 after the append (the next append
+        needs it again; anything else takes `writer`): two PRAGMA statements fewer on each
+        payment's path."""
+        conn = self._writer
         if self._busy_waits:
-            self._writer.execute(NO_BUSY_WAIT)
+            conn.execute(NO_BUSY_WAIT)
             self._busy_waits = False
-        return self._writer
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # the first try, without a call: mostly the last
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & PRIMARY_CODE_MASK != sqlite3.SQLITE_BUSY:
+                    raise
+                _begin_promptly(conn)
+        except sqlite3.OperationalError as error:
+            raise JournalError(f"{self.path}: journal is busy: {error}") from error
+        return conn
 
     def _transaction(
         self,
         conn: sqlite3.Connection,
         body: Callable[[sqlite3.Connection], Any],
         on_commit: Callable[[Any], None] | None,
-        prompt: bool,
         yielding: bool = True,
     ) -> Any:
         try:
-            if prompt:
-                _begin_promptly(conn)
-            elif yielding:
+            if yielding:
                 self._begin_after_capture(conn)
             else:
                 conn.execute("BEGIN IMMEDIATE")
@@ -294,7 +302,7 @@ class Database:
 
 
 def _begin_promptly(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE on a connection that does not wait (`Database._prompt_writer`),
+    """BEGIN IMMEDIATE on a connection that does not wait (`Database.begin_prompt`),
     polling for the write lock for up to `BUSY_TIMEOUT_MS`; raises `sqlite3.OperationalError`
     (database is locked) past that, as SQLite's own wait does."""
     deadline = 0.0

@@ -68,9 +68,15 @@ class IdentityFile:
 
     def __init__(self, path: Path, identity: Identity) -> None:
         self.path = path
-        self.identity = identity
+        self._journal_id = identity.journal_id
+        self._high_water = identity.high_water_seq
         self._fd: int | None = None
         self._head = _head(identity.journal_id)
+
+    @property
+    def identity(self) -> Identity:
+        """What the file says now (made when asked: `advance` keeps the seq as an int)."""
+        return Identity(self._journal_id, self._high_water)
 
     @classmethod
     def load(cls, state_dir: Path) -> IdentityFile | None:
@@ -116,13 +122,14 @@ class IdentityFile:
     def advance(self, seq: int) -> None:
         """Remember that `seq` was issued (after its commit). Seqs only grow, so the text only
         grows too and one write at offset 0 replaces it whole."""
-        if seq <= self.identity.high_water_seq:
+        if seq <= self._high_water:
             return
-        self.identity = Identity(self.identity.journal_id, seq)
+        self._high_water = seq
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_WRONLY)
-            os.pwrite(self._fd, encode_identity(self._head, seq), 0)
+            fd = self._fd
+            if fd is None:
+                fd = self._fd = os.open(self.path, os.O_WRONLY)
+            os.pwrite(fd, encode_identity(self._head, seq), 0)
         except OSError as error:
             raise JournalError(f"cannot update {self.path}: {error.strerror}") from error
 

@@ -6,7 +6,6 @@ delivery daemon's, which writes the same file). Capture must not wait on deliver
 from __future__ import annotations
 
 import bisect
-import threading
 from dataclasses import dataclass
 
 # Upper bounds (seconds) of the histogram's buckets: an uncontended BEGIN takes microseconds.
@@ -26,21 +25,23 @@ class WaitFigures:
 
 class AppendWaits:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._in_bucket = [0] * (len(WAIT_BUCKETS_S) + 1)  # the last: beyond every bound
         self._total_s = 0.0
         self._max_s = 0.0
 
     def observe(self, seconds: float) -> None:
-        with self._lock:
-            self._in_bucket[bisect.bisect_left(WAIT_BUCKETS_S, seconds)] += 1
-            self._total_s += seconds
-            self._max_s = max(self._max_s, seconds)
+        """Called under the journal's lock (`Database.lock`: one observer at a time), so it
+        takes no lock of its own."""
+        self._in_bucket[bisect.bisect_left(WAIT_BUCKETS_S, seconds)] += 1
+        self._total_s += seconds
+        if seconds > self._max_s:
+            self._max_s = seconds
 
     def figures(self) -> WaitFigures:
-        with self._lock:
-            counts = list(self._in_bucket)
-            total, longest = self._total_s, self._max_s
+        """Read without the journal's lock: a wait being recorded meanwhile may show in the
+        count and not yet in the total (each only grows)."""
+        counts = list(self._in_bucket)
+        total, longest = self._total_s, self._max_s
         cumulative: list[tuple[float, int]] = []
         running = 0
         for bound, count in zip(WAIT_BUCKETS_S, counts, strict=False):

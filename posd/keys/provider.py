@@ -60,7 +60,10 @@ class RotatingKeyProvider:
         self._retry_backoff = FullJitterBackoff(retry_initial_seconds, retry_max_seconds)
         self._clock = clock
         self._real_seconds = real_seconds
-        self._cond = threading.Condition()
+        # Payments take the lock itself (a C context manager); the prefetcher waits on the
+        # condition over it.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._current: _InUse | None = None
         self._next: DataKey | None = None
         self._stopped = False
@@ -109,7 +112,7 @@ class RotatingKeyProvider:
 
     def key_for_record(self) -> DataKey:
         """The key to seal the next record with. Never waits on the network."""
-        with self._cond:
+        with self._lock:
             current = self._current
             if current is None or self._should_switch(current):
                 current = self._switch()
