@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from posd.cli.limits_verdict import limit_fix, low_amount_headroom
+
 EXIT_READY: Final = 0
 """Payments are accepted and nothing needs a person."""
 EXIT_DEGRADED: Final = 1
@@ -83,10 +85,11 @@ def running_verdict(status: Any) -> Verdict:
     state = status["state"]
     refusing = status.get("refusing")
     if refusing is not None:
+        fix = limit_fix(refusing)
         return Verdict(
             CANNOT_SELL,
             f"CANNOT SELL: every payment is refused with {refusing['error']}: "
-            f"{refusing['message']}",
+            f"{refusing['message']}" + ("" if fix is None else f"; {fix}"),
             attention,
         )
     if state == "shutting_down":
@@ -96,6 +99,7 @@ def running_verdict(status: Any) -> Verdict:
             CANNOT_SELL, f"CANNOT SELL: {status.get('not_ready_reason') or state}", attention
         )
     problems = [f"{name} down" for name, up in status["devices"].items() if up != "connected"]
+    problems += low_amount_headroom(status.get("limits"))
     link = status["link"]["state"]
     delivery = status.get("delivery")
     if delivery is not None and not delivery["running"]:

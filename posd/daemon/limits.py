@@ -19,8 +19,21 @@ from posd.daemon.refusals import (
     OFFLINE_PENDING_COUNT_LIMIT,
     refuse,
 )
+from posd.errors import Refusal
 from sync.outbox import OutboxSummary
 from sync.timestamps import age_seconds
+
+PAYMENT_KEY = "[offline] max_payment_amount"
+AMOUNT_KEY = "[offline] max_pending_amount"
+COUNT_KEY = "[offline] max_pending_count"
+AGE_KEY = "[offline] max_pending_age_seconds"
+LIMIT_KEYS = {
+    OFFLINE_AMOUNT_LIMIT: PAYMENT_KEY,
+    OFFLINE_PENDING_AMOUNT_LIMIT: AMOUNT_KEY,
+    OFFLINE_PENDING_COUNT_LIMIT: COUNT_KEY,
+    OFFLINE_PENDING_AGE_LIMIT: AGE_KEY,
+}
+"""Each limit's refusal code and the config key that sets it."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +78,19 @@ def check_limits(offline: OfflineLimits, backlog: Backlog, amount: int, currency
             OFFLINE_PENDING_AMOUNT_LIMIT,
             f"undelivered {currency} payments would exceed {offline.max_pending_amount}",
         )
+    refusal = every_payment_refusal(offline, backlog)
+    if refusal is not None:
+        raise refusal
+
+
+def every_payment_refusal(offline: OfflineLimits, backlog: Backlog) -> Refusal | None:
+    """The refusal every payment gets from the backlog alone, whatever its amount: the count
+    or the age limit used up (`posd status` shows it as the lane's first line)."""
     if offline.max_pending_count and backlog.count + 1 > offline.max_pending_count:
-        raise refuse(
+        return refuse(
             OFFLINE_PENDING_COUNT_LIMIT,
-            f"{backlog.count} records wait for delivery (limit {offline.max_pending_count})",
+            f"{backlog.count} records wait for delivery"
+            f" ({COUNT_KEY} = {offline.max_pending_count})",
         )
     age = backlog.oldest_age_seconds
     if (
@@ -76,11 +98,12 @@ def check_limits(offline: OfflineLimits, backlog: Backlog, amount: int, currency
         and age is not None
         and age > offline.max_pending_age_seconds
     ):
-        raise refuse(
+        return refuse(
             OFFLINE_PENDING_AGE_LIMIT,
             f"the oldest undelivered record is {age:.0f} s old"
-            f" (limit {offline.max_pending_age_seconds:g} s)",
+            f" ({AGE_KEY} = {offline.max_pending_age_seconds:g} s)",
         )
+    return None
 
 
 def headroom(offline: OfflineLimits, backlog: Backlog) -> LimitsAnswer:

@@ -14,9 +14,9 @@ from posd.api_answers import (
     RefusalAnswer,
     StatusAnswer,
 )
-from posd.config import Config
+from posd.config import Config, OfflineLimits
 from posd.daemon.lane import Lane
-from posd.daemon.limits import backlog_of, headroom
+from posd.daemon.limits import Backlog, backlog_of, every_payment_refusal, headroom
 from posd.daemon.metrics import LaneState
 from posd.daemon.payments import RuntimeRules
 from posd.daemon.refusals import DISK_BELOW_RESERVE, JOURNAL_FULL, NO_DATA_KEY
@@ -81,6 +81,12 @@ def refusing(journal: Journal, keys: RotatingKeyProvider) -> RefusalAnswer | Non
     if no_key is not None:
         return {"error": NO_DATA_KEY, "message": str(no_key)}
     return None
+
+
+def limit_refusal(limits: OfflineLimits, backlog: Backlog) -> RefusalAnswer | None:
+    """The refusal every payment gets from a used-up offline limit, or None."""
+    refusal = every_payment_refusal(limits, backlog)
+    return None if refusal is None else {"error": refusal.code, "message": refusal.message}
 
 
 class LaneViews:
@@ -155,7 +161,12 @@ class LaneViews:
         sync = self._delivery.status()
         state = self.link_state()
         connected = self._devices.connected()
-        refusal = None if self._lane.closed else refusing(self._journal, self._keys)
+        limits = self._rules().limits
+        refusal = (
+            None
+            if self._lane.closed
+            else refusing(self._journal, self._keys) or limit_refusal(limits, backlog)
+        )
         keys = self._keys.status()
         return {
             "terminal": {
@@ -191,7 +202,7 @@ class LaneViews:
             "devices": {name: ("connected" if up else "down") for name, up in connected.items()},
             "key_source": keys["source"],
             "key_error": keys["last_error"] if keys["primary_failures"] else None,
-            "limits": headroom(self._rules().limits, backlog),
+            "limits": headroom(limits, backlog),
             "clock": self._clock.describe(),
         }
 
