@@ -16,7 +16,13 @@ from posd.api_answers import (
 )
 from posd.config import Config, OfflineLimits
 from posd.daemon.lane import Lane
-from posd.daemon.limits import Backlog, backlog_of, every_payment_refusal, headroom
+from posd.daemon.limits import (
+    Backlog,
+    backlog_of,
+    every_payment_refusal,
+    headroom,
+    needs_backlog,
+)
 from posd.daemon.metrics import LaneState
 from posd.daemon.payments import RuntimeRules
 from posd.daemon.refusals import DISK_BELOW_RESERVE, JOURNAL_FULL, NO_DATA_KEY
@@ -130,9 +136,19 @@ class LaneViews:
             f"{name} {'ok' if up else 'DOWN'}" for name, up in self._devices.connected().items()
         )
         line = f"link {self.link_state()}, {pending} pending, devices: {devices or 'none'}"
-        refusal = refusing(self._journal, self._keys)
+        refusal = refusing(self._journal, self._keys) or self._bound_limit_refusal()
         # `systemctl status` shows this line: a lane that cannot sell must say so there too.
         return line if refusal is None else f"{line}; REFUSING PAYMENTS: {refusal['error']}"
+
+    def _bound_limit_refusal(self) -> RefusalAnswer | None:
+        """A used-up limit from the journal's free backlog bound (the main loop takes an
+        exact summary every second while a limit needs the backlog, so the bound is at most
+        that stale; without one, no scan here: the next line says it)."""
+        limits = self._rules().limits
+        bound = self._journal.backlog_bound() if needs_backlog(limits) else None
+        if bound is None:
+            return None
+        return limit_refusal(limits, backlog_of(bound, self._journal.now()))
 
     def lane_state(self) -> LaneState:
         backlog = backlog_of(self._journal.summary(), self._journal.now())

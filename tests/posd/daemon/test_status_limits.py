@@ -50,6 +50,9 @@ def test_a_used_up_count_limit_cannot_sell_and_names_the_key_and_the_fix(
     assert code == EXIT_CANNOT_SELL and answer["verdict"] == "cannot_sell"
     assert answer["refusing"]["error"] == "offline_pending_count_limit"
     assert "[offline] max_pending_count" in answer["headline"]
+    # `systemctl status posd` shows it too (systemd's STATUS=).
+    refusing = "REFUSING PAYMENTS: offline_pending_count_limit"
+    wait_for(lambda: any(refusing in note for note in daemon.read_notes(0.1)), 5)
 
     # The fix it names works: a raised limit and a reload (SIGHUP) sell again, link still down.
     make_daemon(start=False, offline={**NO_LIMITS, "max_pending_count": 10})
