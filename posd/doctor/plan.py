@@ -20,6 +20,7 @@ from posd.doctor.checks import FAIL, OK, SKIP, Check, Context
 from posd.doctor.disk import check_disk
 from posd.doctor.fair_rate import check_fair_rate
 from posd.doctor.files import check_state_dir, check_state_files
+from posd.doctor.limits import check_offline_limits
 from posd.errors import ConfigError, PosdError
 
 CONFIG = "config"
@@ -50,6 +51,7 @@ STEPS: tuple[Step, ...] = (
     Step("delivery", sink.check_delivery, ("event bus",)),
     Step("fair rate", check_fair_rate, ("aws credentials",)),
     Step("offline key", checks.check_offline_key, ("state dir",)),
+    Step("offline limits", check_offline_limits),
     Step("kms key", checks.check_kms_key, ("kms reach", "clock")),
 )
 

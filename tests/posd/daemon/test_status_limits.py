@@ -5,16 +5,20 @@ only a little more can be taken offline (a currency's pending amount)."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 from typing import Any
 
 from posd.cli.status_verdict import EXIT_CANNOT_SELL, EXIT_DEGRADED
 from tests.posd.daemon.conftest import DaemonFactory
-from tests.posd.daemon.harness import Daemon, wait_for
+from tests.posd.daemon.harness import REPO, Daemon, wait_for
 from tests.posd.daemon.test_status_truth import first_line, status_json
 from tests.sync.faultproxy import FaultProxy
 
 RELOAD = "systemctl reload posd"
+DOCTOR_CHECK = "offline limits"
 NO_LIMITS = {
     "max_payment_amount": 0,
     "max_pending_amount": 0,
@@ -26,6 +30,21 @@ NO_LIMITS = {
 def _offline_daemon(make_daemon: DaemonFactory, proxy: FaultProxy, **limits: Any) -> Daemon:
     proxy.down()
     return make_daemon(offline={**NO_LIMITS, **limits})
+
+
+def doctor_check(daemon: Daemon, name: str) -> dict[str, Any]:
+    """`posd doctor --json`'s check `name` as a technician runs it (no AWS credentials here:
+    the checks that need them are skipped, which this one does not)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "posd", "doctor", "--config", str(daemon.config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"},
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    checks = {check["name"]: check for check in json.loads(done.stdout)["checks"]}
+    return dict(checks[name])
 
 
 def _link_offline(daemon: Daemon) -> None:
@@ -54,10 +73,15 @@ def test_a_used_up_count_limit_cannot_sell_and_names_the_key_and_the_fix(
     refusing = "REFUSING PAYMENTS: offline_pending_count_limit"
     wait_for(lambda: any(refusing in note for note in daemon.read_notes(0.1)), 5)
 
+    check = doctor_check(daemon, DOCTOR_CHECK)
+    assert check["status"] == "fail" and "offline_pending_count_limit" in check["detail"]
+    assert RELOAD in check["fix"] and "[offline] max_pending_count" in check["fix"]
+
     # The fix it names works: a raised limit and a reload (SIGHUP) sell again, link still down.
     make_daemon(start=False, offline={**NO_LIMITS, "max_pending_count": 10})
     daemon.signal(signal.SIGHUP)
     wait_for(lambda: status_json(daemon)[0] == EXIT_DEGRADED, 10)
+    assert doctor_check(daemon, DOCTOR_CHECK)["status"] == "ok"
     assert daemon.pay("cap-3")[0] == 201
 
 
@@ -87,3 +111,5 @@ def test_little_pending_amount_headroom_is_degraded_with_what_is_left(
     assert line.split("lane:", 1)[1].strip().startswith("SELLING, DEGRADED"), line
     assert "offline limit: only EUR 10.00 more can be taken offline" in line, line
     assert "[offline] max_pending_amount" in line
+    check = doctor_check(daemon, DOCTOR_CHECK)
+    assert check["status"] == "warn" and "EUR 10.00" in check["detail"], check

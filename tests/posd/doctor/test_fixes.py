@@ -5,7 +5,8 @@ run doctor again and see that check OK.
 Not here: `disk` (freeing a real file system's space: `test_seen` judges the numbers),
 `identity` (tests/posd/test_doctor_identity.py follows its renewal), `clock` (a host's time
 sync), `offline key` (its fix is a daemon start with KMS), `journal` damage (the journal
-tools' own tests) and `delivery` (a running daemon's link: test_delivery.py).
+tools' own tests), `delivery` (a running daemon's link: test_delivery.py) and `offline limits`
+(a running daemon's spent limit: tests/posd/daemon/test_status_limits.py follows its fix).
 """
 
 from __future__ import annotations
