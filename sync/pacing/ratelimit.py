@@ -55,11 +55,12 @@ MAX_RATE_ADJUST_SCALE = 2.0
 # own CUBIC growth, the same entries/s for every lane (tuned on bench/fleet_sim.py at 10,000
 # lanes: 1 left the quota unused as small backlogs finished, 10 and more throttled 3-4%).
 SHARE_GROWTH = 3.0
-# A lane throttled while probing above its share found the ceiling: it backs off below its
-# share (the decrease factor), is back at it within a recovery time, and holds it a random 0.5
-# to 1.5 times this many recovery times more; it probes again only once the published share
-# rises (lanes finished: spare quota). Probing again after a level, a fleet whose quota its
-# shares already fill kept overshooting it (10,000 lanes of 100 records: 30% throttled).
+# With `probe_once` (`[sync] probe_once`), a lane throttled while probing above its share found
+# the ceiling: it backs off below its share (the decrease factor), is back at it within a
+# recovery time, holds it a random 0.5 to 1.5 times this many recovery times more, and probes
+# again only once the published share rises (lanes finished: spare quota). bench/fleet_sim.py,
+# 10,000 lanes of 100 records: 31% throttled without it, 15.6% with; varied backlogs drain in
+# 1.29x the ideal instead of 1.17x (docs/performance.md, "The probing").
 PROBE_BACKOFF_RECOVERIES = 2.0
 # A lane at its share gets this part of its throttled entries' tokens back: the quota took
 # none of them, and its share went to lanes probing above theirs (bench/fleet_sim.py: without
