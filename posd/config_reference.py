@@ -199,6 +199,11 @@ DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
         "lane_rate_per_second": (
             "instead of the two above: this lane's share in entries/s (not with them)"
         ),
+        "probe_once": (
+            "a lane started at its share and throttled probing above it backs off below it and "
+            "probes again only when the published fair rate rises (fewer throttles when the "
+            "shares fill the quota; slower drains when lanes finish before the rate shows it)"
+        ),
         "lease_seconds": (
             "a leased record is hidden from other leases this long; at least "
             "2 x (connect + max read timeout)"

@@ -85,6 +85,10 @@ class SyncSettings:
     fleet_quota_per_second: float | None = None
     fleet_size: int | None = None
     lane_rate_per_second: float | None = None
+    # A lane at its share throttled while probing above it backs off below it and probes again
+    # only when the published share rises (sync/pacing/ratelimit.py `PROBE_BACKOFF_RECOVERIES`):
+    # fewer throttles where the shares fill the quota, slower drains where lanes finish unseen.
+    probe_once: bool = False
     # A leased record is hidden from other leases this long; must outlive one request.
     lease_seconds: float = 60.0
     # Per-record retry of retryable entry errors and of throttled requests: full jitter. The

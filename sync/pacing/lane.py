@@ -86,6 +86,7 @@ class LanePacer:
             active=settings.rate_limit,
             full_window=settings.max_in_flight * settings.max_entries_per_request,
             uniform=uniform,
+            probe_once=settings.probe_once,
         )
 
     # --- (re)connecting -------------------------------------------------------------------

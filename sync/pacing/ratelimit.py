@@ -55,6 +55,13 @@ MAX_RATE_ADJUST_SCALE = 2.0
 # own CUBIC growth, the same entries/s for every lane (tuned on bench/fleet_sim.py at 10,000
 # lanes: 1 left the quota unused as small backlogs finished, 10 and more throttled 3-4%).
 SHARE_GROWTH = 3.0
+# With `probe_once` (`[sync] probe_once`), a lane throttled while probing above its share found
+# the ceiling: it backs off below its share (the decrease factor), is back at it within a
+# recovery time, holds it a random 0.5 to 1.5 times this many recovery times more, and probes
+# again only once the published share rises (lanes finished: spare quota). bench/fleet_sim.py,
+# 10,000 lanes of 100 records: 31% throttled without it, 15.6% with; varied backlogs drain in
+# 1.29x the ideal instead of 1.17x (docs/performance.md, "The probing").
+PROBE_BACKOFF_RECOVERIES = 2.0
 # A lane at its share gets this part of its throttled entries' tokens back: the quota took
 # none of them, and its share went to lanes probing above theirs (bench/fleet_sim.py: without
 # it a lane throttled near the end waited out a whole request at its share again, 1.27x the
@@ -140,6 +147,7 @@ class CubicRate:
         self._last_throttle = now
         self._level_until = -math.inf
         self._share_growth = False
+        self._probe_from = -math.inf
 
     def on_success(self, now: float) -> float:
         if now < self._level_until:
@@ -147,13 +155,16 @@ class CubicRate:
         offset = now - self._last_throttle - self._k
         scale = self._w_max * self._scale
         if offset > 0 and self._share_growth:
-            # Past the plateau, a lane started at its share grows by the same entries/s as
-            # every other lane, whatever its rate: cut in proportion and grown alike, the
-            # lanes converge on equal rates (AIMD's fairness); grown in proportion, the lanes
-            # that had more took ever more (bench/fleet_sim.py: mid-sized backlogs took twice
-            # their fair time).
-            scale = self._growth_scale
-        elif offset > 0:
+            if now < self._probe_from:
+                return self._w_max
+            offset = now - max(self._probe_from, self._last_throttle + self._k)
+            # Past the plateau (and the level after a refused probe), a lane started at its
+            # share grows by the same entries/s as every other lane, whatever its rate: cut in
+            # proportion and grown alike, the lanes converge on equal rates (AIMD's fairness);
+            # grown in proportion, the lanes that had more took ever more (bench/fleet_sim.py:
+            # mid-sized backlogs took twice their fair time).
+            return self._w_max + self._growth_scale * offset**3
+        if offset > 0:
             # Past the plateau with no throttle: at least botocore's growth, so a terminal
             # cut deep (to the floor) is back to full speed in seconds, not minutes.
             scale = max(scale, self._growth_scale)
@@ -169,6 +180,14 @@ class CubicRate:
         self._last_throttle = self._level_until - self._k
         self._growth_scale = rate * self._scale * SHARE_GROWTH
         self._share_growth = True
+        self._probe_from = -math.inf
+
+    def backed_off(self, rate: float, now: float, level_seconds: float) -> float:
+        """A probe above `rate` (the share) was throttled: back below it by the decrease
+        factor, up along the curve to it within the recovery time, then level there for
+        `level_seconds` at least."""
+        self._probe_from = now + self._k + level_seconds
+        return self.on_throttle(rate, now)
 
     def on_throttle(self, rate: float, now: float) -> float:
         self._level_until = -math.inf
@@ -239,10 +258,12 @@ class AdaptiveRateLimiter:
         active: bool = True,
         uniform: Callable[[], float] = random.random,
         full_window: int = 0,
+        probe_once: bool = False,
     ) -> None:
         if min_rate <= 0 or recovery_seconds <= 0 or not 0 < decrease_factor < 1:
             raise ValueError("min_rate, recovery_seconds must be > 0, decrease_factor in (0, 1)")
         self._active = active
+        self._probe_once = probe_once
         self._uniform = uniform
         self._min_rate = min_rate
         self._min_capacity = max(1.0, min_capacity)
@@ -259,6 +280,8 @@ class AdaptiveRateLimiter:
         # when the last throttle at the share came.
         self._below_share = False
         self._share_throttled_at = -math.inf
+        # False once a probe above the share was refused, until the share rises.
+        self._may_probe = True
         self._meter = RateMeter(now)
         self._accepted = RateMeter(now)
         self.restart(now)
@@ -292,6 +315,7 @@ class AdaptiveRateLimiter:
         spreads its first requests over the time its share takes to earn one)."""
         self._slow_start = None
         self._share = rate
+        self._may_probe = True
         self._below_share = False
         self._share_throttled_at = -math.inf
         self._meter = RateMeter(now)
@@ -311,6 +335,7 @@ class AdaptiveRateLimiter:
         if self._share is None or rate == self._share:
             return
         lower = rate < self._share
+        self._may_probe = self._may_probe or not lower
         self._share = rate
         if self._below_share:
             if self._fill_rate > rate:
@@ -376,6 +401,9 @@ class AdaptiveRateLimiter:
             self._slow_start.settled(sent, accepted)
             if throttled or self._slow_start.done:
                 self._slow_start = None
+        if throttled and self._probe_once and self._probing():
+            self._probe_refused(now)
+            return
         if throttled:
             # Cut from what the service actually took, not from what was offered: in a fleet
             # over the quota a terminal's accepted rate is about its share of the quota, so one
@@ -397,7 +425,7 @@ class AdaptiveRateLimiter:
                 refund = (sent - accepted) * SHARE_REFUND
                 self._tokens = min(self._capacity, self._tokens + refund)
         elif self._enabled:
-            new_rate = self._cubic.on_success(now)
+            new_rate = min(self._cubic.on_success(now), self._probe_ceiling())
         else:
             return
         new_rate = min(new_rate, MAX_RATE_ADJUST_SCALE * measured)
@@ -408,6 +436,35 @@ class AdaptiveRateLimiter:
             # quota is not what the share assumed (`_strike`).
             new_rate = max(new_rate, self._share)
         self._set_rate(new_rate, now)
+
+    def _probing(self) -> bool:
+        """Above its share (and not cut below it): the lane is probing for spare quota."""
+        return (
+            self._share is not None
+            and not self._below_share
+            and self._fill_rate > self._share * (1 + SHARE_SLACK)
+        )
+
+    def _probe_ceiling(self) -> float:
+        """How high the curve may take the lane: its share once a probe above it was refused
+        (until the share rises), else no limit."""
+        if self._share is None or self._may_probe:
+            return math.inf
+        return self._share
+
+    def _probe_refused(self, now: float) -> None:
+        """A throttle while probing: the probe found the ceiling. Below the share and back to
+        it (not CUBIC's cut to 0.7 of the throttled rate, back up to that rate within a
+        recovery time and beyond, which had the fleet probing the same ceiling together), and
+        no probing until the share rises (`PROBE_BACKOFF_RECOVERIES`)."""
+        assert self._share is not None
+        recovery = self._cubic.recovery_seconds
+        level = PROBE_BACKOFF_RECOVERIES * recovery * (0.5 + self._uniform())
+        rate = self._cubic.backed_off(self._share, now, level)
+        self._engage(now)
+        self._set_rate(rate, now)
+        self._below_share = True  # back to it along the curve, not lifted at the next answer
+        self._may_probe = False
 
     def _lowest(self) -> float:
         """The least fill rate: `min_rate`, or for a lane that knows its share a part of it if
@@ -458,7 +515,7 @@ class AdaptiveRateLimiter:
         upward. Called with a batch waiting for tokens: the terminal uses all the rate it
         has, so botocore's cap (twice the rate sent, against claiming a rate an idle client
         never uses) is not applied here."""
-        rate = self._cubic.on_success(now)
+        rate = min(self._cubic.on_success(now), self._probe_ceiling())
         if rate > self._fill_rate:
             self._set_rate(rate, now)
 

@@ -222,3 +222,55 @@ def test_a_share_below_the_limiters_own_floor_is_followed_down() -> None:
     lane.started(T0, SHARE, backlog=10_000)
     lane.share_changed(T0 + 30.0, 0.75 * SHARE, 10_000)
     assert lane.limiter.snapshot().fill_rate == pytest.approx(0.75 * SHARE)
+
+
+def probed(lane: LanePacer, at: float) -> float:
+    """The lane's rate at `at`, as it follows its curve when a batch waits."""
+    lane.grant(BATCH, at)
+    rate = lane.limiter.snapshot().fill_rate
+    assert rate is not None
+    return rate
+
+
+PROBE_ONCE = replace(CONFIGURED, probe_once=True)
+
+
+def refused_probe(lane: LanePacer) -> float:
+    """Start `lane`, let it probe above its share, and throttle the probe; returns when."""
+    lane.started(T0, None, backlog=100_000)
+    recovery = CONFIGURED.rate_recovery_seconds
+    probe = T0 + 1.5 * SHARE_LEVEL_RECOVERIES * recovery + 2 * recovery
+    assert probed(lane, probe) > SHARE
+    throttle(lane, probe)
+    return probe
+
+
+def test_a_refused_probe_backs_off_below_the_share_then_holds_it_until_the_share_rises() -> None:
+    # The probe found the ceiling: the fleet's shares fill the quota, and probing again every
+    # few recovery times kept a whole fleet over it (10,000 lanes of 100 records: 30%).
+    lane = pacer(PROBE_ONCE, draw=1.0)
+    probe = refused_probe(lane)
+    assert lane.limiter.snapshot().fill_rate == pytest.approx(SHARE * 0.7)  # the decrease factor
+    recovery = CONFIGURED.rate_recovery_seconds
+    for later in (2 * recovery, 10 * recovery, 60 * recovery):
+        assert probed(lane, probe + later) == pytest.approx(SHARE)
+    rose = probe + 61 * recovery
+    lane.share_changed(rose, 2 * SHARE, 100_000)  # lanes finished: spare quota, probe again
+    assert probed(lane, rose + 30 * recovery) > 2 * SHARE
+
+
+@given(draw=st.floats(0.0, 1.0), after=st.floats(0.0, 6_000.0))
+def test_after_a_refused_probe_the_lane_never_goes_above_its_share(
+    draw: float, after: float
+) -> None:
+    lane = pacer(PROBE_ONCE, draw=draw)
+    probe = refused_probe(lane)
+    assert probed(lane, probe + after) <= SHARE + 1e-9
+
+
+def test_by_default_a_refused_probe_is_cut_along_the_cubic_curve_as_before() -> None:
+    lane = pacer(draw=1.0)
+    probe = refused_probe(lane)
+    rate = lane.limiter.snapshot().fill_rate
+    assert rate is not None and rate >= SHARE - 1e-9  # a lone throttle: not below the share
+    assert probed(lane, probe + 30 * CONFIGURED.rate_recovery_seconds) > SHARE
