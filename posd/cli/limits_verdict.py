@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from posd.api_answers import LimitsAnswer, RefusalAnswer
 from posd.currency import format_amount
-from posd.daemon.limits import AMOUNT_KEY, LIMIT_KEYS
+from posd.daemon.refusals import AMOUNT_KEY, LIMIT_KEYS
 
 RELOAD = "systemctl reload posd"
 LOW_SHARE_WITHOUT_PAYMENT_LIMIT = 0.1

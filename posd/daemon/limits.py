@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from posd.api_answers import LimitsAnswer
 from posd.config import OfflineLimits
 from posd.daemon.refusals import (
+    AGE_KEY,
+    COUNT_KEY,
     OFFLINE_AMOUNT_LIMIT,
     OFFLINE_PENDING_AGE_LIMIT,
     OFFLINE_PENDING_AMOUNT_LIMIT,
@@ -22,18 +24,6 @@ from posd.daemon.refusals import (
 from posd.errors import Refusal
 from sync.outbox import OutboxSummary
 from sync.timestamps import age_seconds
-
-PAYMENT_KEY = "[offline] max_payment_amount"
-AMOUNT_KEY = "[offline] max_pending_amount"
-COUNT_KEY = "[offline] max_pending_count"
-AGE_KEY = "[offline] max_pending_age_seconds"
-LIMIT_KEYS = {
-    OFFLINE_AMOUNT_LIMIT: PAYMENT_KEY,
-    OFFLINE_PENDING_AMOUNT_LIMIT: AMOUNT_KEY,
-    OFFLINE_PENDING_COUNT_LIMIT: COUNT_KEY,
-    OFFLINE_PENDING_AGE_LIMIT: AGE_KEY,
-}
-"""Each limit's refusal code and the config key that sets it."""
 
 
 @dataclass(frozen=True)

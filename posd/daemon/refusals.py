@@ -37,6 +37,20 @@ NO_DATA_KEY = "no_data_key"
 SHUTTING_DOWN = "shutting_down"
 INTERNAL_ERROR = "internal_error"
 
+PAYMENT_KEY = "[offline] max_payment_amount"
+AMOUNT_KEY = "[offline] max_pending_amount"
+COUNT_KEY = "[offline] max_pending_count"
+AGE_KEY = "[offline] max_pending_age_seconds"
+LIMIT_KEYS = {
+    OFFLINE_AMOUNT_LIMIT: PAYMENT_KEY,
+    OFFLINE_PENDING_AMOUNT_LIMIT: AMOUNT_KEY,
+    OFFLINE_PENDING_COUNT_LIMIT: COUNT_KEY,
+    OFFLINE_PENDING_AGE_LIMIT: AGE_KEY,
+}
+"""Each offline limit's refusal code and the config key that sets it (here, not in
+`posd.daemon.limits`, so `posd status` names them without loading the config's
+dependencies)."""
+
 UNPROCESSABLE = HTTPStatus.UNPROCESSABLE_ENTITY
 
 STATUS: dict[str, HTTPStatus] = {
