@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,25 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def run_in(keep: Path | None, prefix: str, run: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run a rig's whole flow (the soak, the rehearsal) with the local AWS stand-ins' test
+    credentials, in `keep` (made if need be, kept) or in a scratch directory removed after."""
+    for name, value in TEST_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return run(keep)
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        return run(Path(scratch))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos.soak", description=__doc__)
     parser.add_argument(
@@ -274,18 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         "--api", choices=APIS, default=os.environ.get(API_ENV, "v1"), help="EventBridge v1 or v2"
     )
     args = parser.parse_args(argv)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(name, value)
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        summary = soak(args.seconds, args.seed, args.keep, args.api)
-    else:
-        with tempfile.TemporaryDirectory(prefix="posd-chaos-") as scratch:
-            summary = soak(args.seconds, args.seed, Path(scratch), args.api)
+    summary = run_in(
+        args.keep, "posd-chaos-", lambda where: soak(args.seconds, args.seed, where, args.api)
+    )
     print(json.dumps(summary, indent=2))
     return 0 if summary["ok"] else 1
 

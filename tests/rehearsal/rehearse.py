@@ -24,7 +24,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tomllib
@@ -40,7 +39,7 @@ from sync.timestamps import parse_rfc3339
 from tests.chaos import checks
 from tests.chaos.consumer import QueueConsumer
 from tests.chaos.register import METHOD_WEIGHTS, METHODS, NO_ANSWER, Register, exchange
-from tests.chaos.soak import CLI_TIMEOUT_S, RECEIVE_TIMEOUT_S, flush, wait_for_file
+from tests.chaos.soak import CLI_TIMEOUT_S, RECEIVE_TIMEOUT_S, flush, run_in, wait_for_file
 from tests.posd.daemon.harness import REPO
 from tests.rehearsal.lane_day import DAY_S, HOUR_S, schedule
 from tests.rehearsal.report import Attempt, Sample, first_refusals, hourly, plot, table
@@ -385,20 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args(argv)
     limits = parse_limits(args.limit)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(name, value)
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        summary = rehearse(args.hours, args.speed, args.seed, args.keep, limits, args.per_day)
-    else:
-        with tempfile.TemporaryDirectory(prefix="posd-rehearse-") as scratch:
-            summary = rehearse(
-                args.hours, args.speed, args.seed, Path(scratch), limits, args.per_day
-            )
+    summary = run_in(
+        args.keep,
+        "posd-rehearse-",
+        lambda where: rehearse(args.hours, args.speed, args.seed, where, limits, args.per_day),
+    )
     if args.plot:
         summary["plot"] = plot(
             summary["hourly"],
