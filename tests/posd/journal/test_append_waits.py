@@ -16,6 +16,10 @@ from tests.cards import VISA_TEST_PAN, payment_meta, payment_secret
 # 33 ms after the first try: an append on it would begin 13 ms after the lock was free.
 HOLD_S = 0.020
 PROMPT_MARGIN_S = 0.008
+# The append asks for the lock after its own preparation (data key, metadata, ids), which on a
+# loaded machine takes a few ms of the hold: the wait it records is at least half the hold
+# (an uncontended append records well under 1 ms), not all of it.
+SEEN_SHARE = 0.5
 START_TIMEOUT_S = 5.0
 
 
@@ -61,7 +65,7 @@ def test_an_append_begins_as_soon_as_another_writer_lets_go(
     holder.join()
     figures = journal.append_waits()
     assert figures.count == 2
-    assert HOLD_S * 0.9 <= figures.max_s < HOLD_S + PROMPT_MARGIN_S
+    assert HOLD_S * SEEN_SHARE <= figures.max_s < HOLD_S + PROMPT_MARGIN_S
     buckets = dict(figures.buckets)
     assert buckets[0.01] == 1 and buckets[0.05] == 2  # one waited 10-50 ms
     assert figures.total_s >= figures.max_s
