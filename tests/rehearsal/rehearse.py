@@ -366,7 +366,10 @@ def parse_limits(words: list[str]) -> dict[str, Any]:
         key, _, value = word.partition("=")
         if key not in LIMIT_KEYS:
             raise SystemExit(f"unknown limit {key!r} (one of {', '.join(LIMIT_KEYS)})")
-        limits[key] = float(value) if "." in value else int(value)
+        try:
+            limits[key] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise SystemExit(f"limit {key!r} needs a number, got {value!r}") from None
     return limits
 
 
