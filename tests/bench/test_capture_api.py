@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.capture_api import WARMUP_CAPTURES
 from tests.bench.run import run_bench
 
 CAPTURES, ROUNDS, BACKLOG = 16, 2, 200
@@ -36,7 +37,8 @@ def test_a_small_run_captures_idle_and_while_draining(tmp_path: Path) -> None:
     assert idle["api_append_lock_wait"]["appends"] == CAPTURES
     draining = result["draining"]
     assert draining["backlog"] == BACKLOG
-    assert 0 <= draining["pending_at_start"] <= BACKLOG
+    # the warm-up's captures are pending too while the delivery daemon is still starting
+    assert 0 <= draining["pending_at_start"] <= BACKLOG + WARMUP_CAPTURES
     assert draining["p99_ms"] >= draining["p50_ms"] > 0
     waits = draining["append_lock_wait"]
     assert waits["appends"] == CAPTURES
