@@ -129,6 +129,6 @@ def test_a_draining_lane_rereads_the_published_rate_without_waiting_for_it(
             answer.set()
             engine.stop()
             runner.join(timeout=10)
-    assert sorted(event_ids(receive_all(sqs_client, route.queue_url, REREAD_BACKLOG))) == sorted(
-        ids
-    )
+    # every record arrived (a resend after a slow answer may arrive twice: the consumer dedupes)
+    received = event_ids(receive_all(sqs_client, route.queue_url, REREAD_BACKLOG))
+    assert sorted(set(received)) == sorted(ids)
