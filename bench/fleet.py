@@ -22,7 +22,7 @@ drives the real pacing objects; 10,000 lanes in seconds), with the scenarios of
 `bench/fleet_scenarios.py`; `--validate` runs the real storm, then the simulator on it, and
 reports how far apart they are (they must agree within 10% on drain time and throttled
 share). Simulated, the consumer republishes the fair rate as it ships (`cloud/fair_rate.py`:
-every `--republish` 30 s and when the quota changes, the quota over the lanes sharing it, by
+every `--republish` 15 s and when the quota changes, the quota over the lanes sharing it, by
 its own counting rule), and the lanes re-read it every `--reread` seconds while draining, as
 the engine does with `[sync] fair_rate_reread_seconds`; `--republish 0`: the configured share
 only.
@@ -88,7 +88,7 @@ DEFAULT_WORKERS = 4
 # --republish: how often draining lanes re-read the fair rate ([sync] fair_rate_reread_seconds).
 DEFAULT_REREAD_SECONDS = 15.0
 # Simulated runs: the consumer republishes as it ships (cloud/fair_rate.py: from its SQS
-# batches at most every 30 s); the whole --quota is posd's (its FairRateShare: 1).
+# batches at most every 15 s); the whole --quota is posd's (its FairRateShare: 1).
 DEFAULT_REPUBLISH_SECONDS = REPUBLISH_SECONDS
 BENCH_QUOTA_SHARE = 1.0
 DEFAULT_PLOT = ROOT / "bench" / "results" / "fleet.png"

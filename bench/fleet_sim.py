@@ -282,9 +282,11 @@ class Republisher:
     What the consumer hears of a lane, as its watermark items tell it: a lane not yet back was
     last heard before the outage, live (it counts); a lane draining is heard, behind (its
     checkpoints were made before it came back), each time a checkpoint's worth of its records
-    (`CHECKPOINT_RECORDS`) is delivered, and when its last record is (assumed covered by a
-    checkpoint sent with it; a tail the terminal seals later is heard later, so a drained lane
-    is left out later than here)."""
+    (`CHECKPOINT_RECORDS`) is delivered, and when its last record is, caught up: its side lane
+    sent the backlog's checkpoints ahead of the records, so the last record proves the last
+    checkpoint (`wire.fair_rate.sharing_lanes`). A lane whose backlog ends in records no
+    checkpoint covered yet (sold while the outage ended) is caught up when the checkpoint
+    before them is proven, earlier than here."""
 
     scenario: Scenario
     share: float
@@ -310,7 +312,7 @@ class Republisher:
     def delivered(self, lane: int, now: float, before: int, after: int, done: bool) -> None:
         """Lane `lane` had delivered `before` records of its backlog and now `after`."""
         if done or after // CHECKPOINT_RECORDS > before // CHECKPOINT_RECORDS:
-            self.heard[lane] = LaneHeard(now, True)
+            self.heard[lane] = LaneHeard(now, True, caught_up=done)
 
 
 def simulate(

@@ -98,7 +98,9 @@ class Continuity:
         if self._marks.create(lane, journal_id, store_id, terminal_id, now):
             self._replacements(lane, journal_id, int(item["first_seq"]), now)
         made_at = _epoch(item.get("created_at"))
-        self._marks.note_checkpoint(lane, journal_id, float(item["received_at"]), made_at)
+        received_at = float(item["received_at"])
+        last_seq = int(item["last_seq"])
+        self._marks.note_checkpoint(lane, journal_id, received_at, made_at, last_seq)
         self._neighbours(item)
         self.advance(journal_id, store_id, terminal_id)
 

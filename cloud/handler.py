@@ -7,7 +7,7 @@ the table names (`cloud.tables.TABLE_ENV`), `ALARM_BUS_NAME`, `GAP_GRACE_SECONDS
 `CHECKPOINT_SILENCE_SECONDS`, the
 trust anchor (`cloud.trust`: `TRUST_ANCHOR_CA_PEM`, `CRL_PARAMETER`), and the P2PE settings
 (`cloud.p2pe`: `P2PE_OUTGOING_KEY`, `P2PE_OUTGOING_KEY_ALGORITHM`, `P2PE_DECRYPT`); with
-`FAIR_RATE_PARAMETER` the schedule, and the SQS batches every 30 s at most, also publish
+`FAIR_RATE_PARAMETER` the schedule, and the SQS batches every 15 s at most, also publish
 the lanes' fair rate (`cloud.fair_rate`).
 The clients and the data-key cache live across warm invocations.
 """

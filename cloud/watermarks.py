@@ -3,9 +3,10 @@
 One item per journal (`lane_id` + `journal_id`, `wire.watermark`): `proven_seq` and
 `proven_chain` (published: the terminal reads them), `updated_at`; and for the consumer's own
 checks `store_id`, `terminal_id`, `last_checkpoint_at` (when the journal's latest checkpoint
-was received) and `last_checkpoint_made_at` (when the terminal made it: the fair rate's count,
-`cloud.fair_rate`), `replaced_by`/`replaced_at` (a newer journal took over the lane) and, while
-the journal is watched, `watch` = `watch#<shard>` with `checked_at` (the sparse index
+was received), `last_checkpoint_made_at` (when the terminal made it) and `last_checkpoint_seq`
+(the last seq it covers) for the fair rate's count (`cloud.fair_rate`),
+`replaced_by`/`replaced_at` (a newer journal took over the lane) and, while the journal is
+watched, `watch` = `watch#<shard>` with `checked_at` (the sparse index
 `watch-by-check`, least recently checked first).
 
 The watermark only moves forward, and only along the chain: each advance is conditional on
@@ -32,6 +33,9 @@ LAST_CHECKPOINT_AT = "last_checkpoint_at"
 # When the terminal made that checkpoint (its `created_at`, epoch seconds): long before it was
 # received, it came from a backlog (`wire.fair_rate.sharing_lanes`).
 LAST_CHECKPOINT_MADE_AT = "last_checkpoint_made_at"
+# The last seq that checkpoint covers: a watermark that reached it after a checkpoint from a
+# backlog has delivered all the lane told of (`wire.fair_rate.sharing_lanes`, caught up).
+LAST_CHECKPOINT_SEQ = "last_checkpoint_seq"
 REPLACED_BY = "replaced_by"
 REPLACED_AT = "replaced_at"
 EQUIVOCATION_SEQ = "equivocation_seq"
@@ -183,17 +187,26 @@ class Watermarks:
         self._db.update_item(**arguments)
 
     def note_checkpoint(
-        self, lane: str, journal_id: str, received_at: float, made_at: float | None = None
+        self,
+        lane: str,
+        journal_id: str,
+        received_at: float,
+        made_at: float | None = None,
+        last_seq: int | None = None,
     ) -> None:
-        """The journal's latest checkpoint was received at `received_at`, made at `made_at`
-        (None: not known) (kept the latest)."""
+        """The journal's latest checkpoint, covering seqs up to `last_seq`, was received at
+        `received_at`, made at `made_at` (None: not known) (kept the latest)."""
         values: dict[str, Any] = {":t": int(received_at)}
         expression = "SET #t = :t"
-        if made_at is not None:
-            values[":m"] = int(made_at)
-            expression += ", #m = :m"
-        else:
-            expression += " REMOVE #m"
+        removed = []
+        for name, value in (("#m", made_at), ("#q", last_seq)):
+            if value is None:
+                removed.append(name)
+            else:
+                values[f":{name[1]}"] = int(value)
+                expression += f", {name} = :{name[1]}"
+        if removed:
+            expression += " REMOVE " + ", ".join(removed)
         unless_condition_failed(
             lambda: self._db.update_item(
                 TableName=self._table,
@@ -204,6 +217,7 @@ class Watermarks:
                 ExpressionAttributeNames={
                     "#t": LAST_CHECKPOINT_AT,
                     "#m": LAST_CHECKPOINT_MADE_AT,
+                    "#q": LAST_CHECKPOINT_SEQ,
                     "#j": JOURNAL_ID,
                 },
                 ExpressionAttributeValues=to_item(values),

@@ -58,6 +58,13 @@ def value_of(rate: float) -> str:
 # up sends its checkpoints as it makes them, so a quiet lane in steady state keeps counting:
 # the rate a region reads when it reconnects is the day-long count's. A drained lane counts
 # again once a checkpoint comes live or after `DRAINED_FOR_SECONDS`.
+#
+# A lane is seen to have drained at once, without the silence, when its watermark reaches the
+# last seq of its latest checkpoint and that checkpoint came from a backlog (`caught_up`): the
+# side lane sends a backlog's checkpoints ahead of its records (they are few, and go back to
+# back), so the watermark meets the latest one only when the lane has delivered all it told of
+# (a tail since then is what it sells while draining). bench/fleet.py --simulated, 10,000 lanes
+# of varied backlogs: drain 1.17 -> 1.14 of the ideal, slowest over median 1.89 -> 1.49.
 BEHIND_SECONDS = 60.0
 # Silent this long after a backlog's checkpoint, a lane has drained. A lane draining slowly
 # proves a range only every 100 records (200 s at 0.5 entries/s) and is taken for drained in
@@ -71,10 +78,12 @@ DRAINED_FOR_SECONDS = 3600.0
 
 class LaneHeard(NamedTuple):
     """What the consumer knows of a lane: when it last heard from it (a watermark moved or a
-    checkpoint came) and whether its latest checkpoint came from a backlog."""
+    checkpoint came), whether its latest checkpoint came from a backlog, and whether its
+    watermark has since reached that checkpoint's last seq (`caught_up`)."""
 
     at: float
     behind: bool
+    caught_up: bool = False
 
 
 def sharing_lanes(
@@ -86,10 +95,12 @@ def sharing_lanes(
     drained_for: float = DRAINED_FOR_SECONDS,
 ) -> int:
     """How many of `lanes` share the quota at `now`: heard within `window`, and not seen to
-    have drained (behind, then silent for more than `drained_after`, for up to `drained_for`)."""
+    have drained (behind, then caught up or silent for more than `drained_after`, for up to
+    `drained_for`)."""
     count = 0
     for lane in lanes:
         silent = now - lane.at
-        drained = lane.behind and drained_after < silent <= drained_for
+        quiet = lane.caught_up or drained_after < silent
+        drained = lane.behind and quiet and silent <= drained_for
         count += silent <= window and not drained
     return count

@@ -18,9 +18,10 @@ from bench.fleet_sim import (
     ideal_seconds,
     simulate,
 )
+from cloud.fair_rate import DEFAULT_WINDOW_SECONDS
 from sync.settings import SyncSettings
 from tests.bench.run import run_bench
-from wire.fair_rate import DRAINED_AFTER_SECONDS, LaneHeard
+from wire.fair_rate import DRAINED_AFTER_SECONDS, LaneHeard, sharing_lanes
 
 TERMINALS, BACKLOG, QUOTA = 40, 5, 20.0
 SUMMARY_KEYS = {"ratio_to_ideal", "throttled_share", "fairness_slowest_over_median"}
@@ -88,11 +89,33 @@ def test_the_republished_fair_rate_grows_as_lanes_finish_and_every_lane_still_dr
     assert consumer.value == pytest.approx(QUOTA / 2)  # the quota over the lanes left
 
 
+def test_the_consumer_leaves_a_lane_out_as_soon_as_its_watermark_reaches_its_backlog() -> None:
+    # The side lane sent the backlog's checkpoints first; the last record delivered proves
+    # the last of them: the consumer sees the lane caught up without waiting for a silence.
+    fleet = Scenario([BACKLOG] * 2, [0.0] * 2, QUOTA)
+    consumer = Republisher(fleet, 1.0, period=1.0, reread=0.5)
+    consumer.delivered(0, 5.0, BACKLOG - 1, BACKLOG, True)
+    consumer.publish(5.0)
+    assert consumer.value == pytest.approx(QUOTA)  # the quota over the one lane left
+
+
+class Recorded(Republisher):
+    """The simulated consumer, each publication kept: (moment, rate, lanes sharing)."""
+
+    def publish(self, now: float) -> None:
+        super().publish(now)
+        lanes = sharing_lanes(self.heard, now, DEFAULT_WINDOW_SECONDS)
+        self.__dict__.setdefault("publications", []).append((now, self.value, lanes))
+
+
 def test_the_consumer_publishes_a_quota_change_when_it_comes() -> None:
     fleet = scenario(VARIED, TERMINALS, BACKLOG, QUOTA, 0.0, [(3.0, QUOTA / 2)], seed=1)
-    consumer = Republisher(fleet, 1.0, period=2 * SIMULATION_LIMIT_SECONDS, reread=0.5)
+    consumer = Recorded(fleet, 1.0, period=2 * SIMULATION_LIMIT_SECONDS, reread=0.5)
     simulate(fleet, SyncSettings(), consumer.read, republisher=consumer)
-    assert consumer.value == pytest.approx(QUOTA / 2 / TERMINALS)  # the cut came, no period
+    publications = consumer.__dict__["publications"]
+    assert [moment for moment, _, _ in publications] == [0.0, 3.0]  # the cut came, no period
+    _, rate, lanes = publications[1]
+    assert rate == pytest.approx(QUOTA / 2 / lanes)
 
 
 def test_a_replay_joins_each_lane_when_the_real_runs_lanes_came_up() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,8 @@ from cloud.consumer import (
     Outcome,
 )
 from cloud.continuity import Continuity, ContinuitySettings
+from cloud.fair_rate import DEFAULT_WINDOW_SECONDS as DAY_SECONDS
+from cloud.fair_rate import active_lanes
 from cloud.kms import KmsUnwrapper
 from cloud.ranges import Ranges
 from cloud.store import Effects, Put, WriteConflict, to_item
@@ -39,6 +41,7 @@ from tests.cloud.conftest import (
 )
 from wire.envelope import GENESIS_CHAIN
 from wire.events import parse_message
+from wire.fair_rate import BEHIND_SECONDS
 from wire.watermark import lane_id
 
 GENESIS = GENESIS_CHAIN.hex()
@@ -273,6 +276,20 @@ def test_the_watermark_item_keeps_when_the_terminal_made_its_latest_checkpoint(
     item = watermark(rig, delivered.journal_id)
     assert item is not None
     assert int(item[LAST_CHECKPOINT_MADE_AT]) == int(made)  # fair rate: was it a backlog's?
+
+
+def test_a_lane_stops_sharing_the_quota_once_it_delivered_all_its_backlogs_checkpoints_cover(
+    rig: Rig, delivered: Delivered
+) -> None:
+    # The side lane sends a backlog's checkpoints ahead of its records, made long before.
+    made = datetime.now(UTC) - timedelta(seconds=2 * BEHIND_SECONDS)
+    rig.send_entries([checkpoint_entry(delivered, 1, RECORDS, created_at=made.isoformat())])
+    rig.send(delivered.records[:-1])
+    rig.drain()
+    assert active_lanes(rig.store, rig.clock(), DAY_SECONDS) == 1  # still draining
+    rig.send(delivered.records[-1:])
+    rig.drain()
+    assert active_lanes(rig.store, rig.clock(), DAY_SECONDS) == 0  # caught up: no silence
 
 
 def test_a_new_journal_for_the_lane_closes_the_old_journals_unproven_tail(

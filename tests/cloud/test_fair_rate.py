@@ -2,7 +2,7 @@
 quota over the lanes that share it (heard within the window, less those seen to have drained a
 backlog: their watermark items, written by the consumer's own `Watermarks`, in moto's
 DynamoDB), never below the floor, put in moto's SSM over HTTP only when it changes; on the
-Lambda's schedule and from its SQS batches at most every 30 s, configured by its
+Lambda's schedule and from its SQS batches at most every 15 s, configured by its
 environment."""
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from cloud.tables import TableNames, create_tables
 from cloud.watermarks import Watermarks
 from demo.localaws.emulator import LocalAws
 from tests.cloud.conftest import Rig
+from wire.envelope import GENESIS_CHAIN
 from wire.fair_rate import BEHIND_SECONDS, DRAINED_AFTER_SECONDS, rate_of
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
 QUOTA = 300.0
 SHARE = 0.5
+CHECKPOINT_LAST_SEQ = 100
 
 
 class Clock:
@@ -67,16 +69,26 @@ def settings(parameter: str, floor: float = 0.1) -> FairRateSettings:
 
 
 def delivered(
-    store: Store, lane: str, at: float, *, journals: int = 1, made: float | None = None
+    store: Store,
+    lane: str,
+    at: float,
+    *,
+    journals: int = 1,
+    made: float | None = None,
+    last_seq: int = CHECKPOINT_LAST_SEQ,
 ) -> None:
-    """`lane` delivered a checkpoint at `at` (as the consumer notes one), made by the terminal
-    at `made` (default: as it was sent), on each journal."""
+    """`lane` delivered a checkpoint ending at `last_seq` at `at` (as the consumer notes one),
+    made by the terminal at `made` (default: as it was sent), on each journal."""
     watermarks = Watermarks(store)
     store_id, terminal_id = lane.split("/")
     for n in range(journals):
-        journal_id = f"{terminal_id}-journal-{n}"
+        journal_id = journal_of(terminal_id, n)
         watermarks.create(lane, journal_id, store_id, terminal_id, at - 60)
-        watermarks.note_checkpoint(lane, journal_id, at, at if made is None else made)
+        watermarks.note_checkpoint(lane, journal_id, at, at if made is None else made, last_seq)
+
+
+def journal_of(terminal_id: str, n: int = 0) -> str:
+    return f"{terminal_id}-journal-{n}"
 
 
 def published(ssm: Any, parameter: str) -> tuple[str, int]:
@@ -106,6 +118,21 @@ def test_the_lanes_that_drained_a_backlog_leave_their_share_to_those_still_drain
     delivered(store, "store-1/caught-up", drained_at)  # quiet in steady state: may be cut off
     publisher = FairRatePublisher(ssm, store, settings(parameter), clock=Clock())
     assert publisher.publish() == "75"  # 300 x 0.5 / 2 lanes (not 5)
+
+
+def test_a_lane_whose_watermark_reached_its_latest_checkpoint_from_a_backlog_has_drained(
+    store: Store,
+) -> None:
+    # Both sent their backlog's checkpoints (through seq 100) first, as the side lane does;
+    # one has since delivered every record they cover, a second ago, the other half of them.
+    made = NOW - 10 - 2 * BEHIND_SECONDS
+    watermarks = Watermarks(store)
+    for terminal, proven in (("caught-up", CHECKPOINT_LAST_SEQ), ("draining", 50)):
+        lane = f"store-1/{terminal}"
+        delivered(store, lane, NOW - 10, made=made)
+        read = (0, GENESIS_CHAIN.hex())
+        assert watermarks.advance(lane, journal_of(terminal), read, (proven, "ab" * 32), NOW - 1)
+    assert active_lanes(store, NOW, DAY) == 1  # at once: no silence waited for
 
 
 def test_a_checkpoint_that_came_live_counts_the_lane_again(store: Store) -> None:

@@ -52,8 +52,8 @@ NOW = 1_800_000_000.0
 DAY = 86_400.0
 
 
-def heard(ago: float, behind: bool = False) -> LaneHeard:
-    return LaneHeard(NOW - ago, behind)
+def heard(ago: float, behind: bool = False, caught_up: bool = False) -> LaneHeard:
+    return LaneHeard(NOW - ago, behind, caught_up)
 
 
 def test_a_quiet_lane_caught_up_counts_all_day_so_a_region_coming_back_is_counted() -> None:
@@ -67,16 +67,31 @@ def test_a_lane_that_drained_a_backlog_leaves_its_share_to_the_others() -> None:
     assert sharing_lanes([draining, drained], NOW, DAY) == 1
 
 
+def test_a_lane_seen_to_catch_up_leaves_its_share_at_once_not_after_a_silence() -> None:
+    # Its watermark reached the end of the latest checkpoint it sent from its backlog: it has
+    # delivered all it told of, a second ago.
+    caught_up = heard(1, behind=True, caught_up=True)
+    assert sharing_lanes([caught_up, heard(1, behind=True)], NOW, DAY) == 1
+
+
 def test_a_drained_lane_counts_again_later_it_may_be_cut_off_again() -> None:
     assert sharing_lanes([heard(DRAINED_FOR_SECONDS + 1, behind=True)], NOW, DAY) == 1
+    later = heard(DRAINED_FOR_SECONDS + 1, behind=True, caught_up=True)
+    assert sharing_lanes([later], NOW, DAY) == 1
 
 
-@given(st.lists(st.tuples(st.floats(min_value=0, max_value=3 * DAY), st.booleans()), max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=3 * DAY), st.booleans(), st.booleans()),
+        max_size=30,
+    )
+)
 def test_never_more_than_heard_within_the_window_never_fewer_than_heard_lately(
-    ages: list[tuple[float, bool]],
+    ages: list[tuple[float, bool, bool]],
 ) -> None:
-    lanes = [heard(ago, behind) for ago, behind in ages]
+    lanes = [heard(ago, behind, caught_up) for ago, behind, caught_up in ages]
     count = sharing_lanes(lanes, NOW, DAY)
-    assert count <= sum(ago <= DAY for ago, _ in ages)
-    assert count >= sum(ago <= DRAINED_AFTER_SECONDS for ago, _ in ages)
-    assert count >= sum(ago <= DAY and not behind for ago, behind in ages)
+    assert count <= sum(ago <= DAY for ago, _, _ in ages)
+    lately = [ago <= DRAINED_AFTER_SECONDS and not (behind and up) for ago, behind, up in ages]
+    assert count >= sum(lately)
+    assert count >= sum(ago <= DAY and not behind for ago, behind, _ in ages)
