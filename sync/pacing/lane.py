@@ -69,6 +69,7 @@ class LanePacer:
         uniform: Callable[[], float] = random.random,
     ) -> None:
         self._settings = settings
+        self._per_request = settings.max_entries_per_request
         self._retry = retry
         self._uniform = uniform
         self.window = ConcurrencyWindow(
@@ -117,9 +118,19 @@ class LanePacer:
         """The fair rate re-read while draining (the cloud republishes it as lanes finish
         their backlogs, so the ones still draining get the share the others left). A lane
         started at its share moves to the new one (up at once, or down); None or 0 (nothing
-        read) changes nothing, nor does it for a lane that knew no share when it started."""
+        read) changes nothing, nor does it for a lane that knew no share when it started.
+
+        A lane with no more than one request left keeps its rate when the share rises: the
+        lanes that finished first were ahead by their random start, not short of work, so in
+        a fleet of equal backlogs the quota is still full, and the raise would only bring
+        every last request forward into the same seconds (bench/fleet.py --simulated, 10,000
+        lanes of 20 records: 1.11x the ideal and 2.2% throttled with the raise, 1.00x and
+        none without; varied backlogs unchanged within the seeds' spread)."""
         if published is None or published <= 0 or not self._settings.rate_limit:
             return
+        current = self.limiter.share
+        if current is not None and published > current and backlog <= self._per_request:
+            return  # a raise would only bring its last request into the others' seconds
         level = RESHARE_LEVEL_FRACTION * self._level(published, backlog)
         self.limiter.reshare(now, published, level)
 

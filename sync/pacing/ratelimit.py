@@ -291,6 +291,12 @@ class AdaptiveRateLimiter:
         return self._enabled
 
     @property
+    def share(self) -> float | None:
+        """The lane's share of a fleet's quota it was started at or last given (entries/s);
+        None: it knows none."""
+        return self._share
+
+    @property
     def starting(self) -> bool:
         return self._slow_start is not None
 

@@ -199,6 +199,21 @@ def test_a_draining_lane_rereading_a_higher_fair_rate_rises_to_it_at_once() -> N
     assert rate is not None and rate >= 4 * SHARE - 1e-9
 
 
+def test_a_lane_with_one_request_left_keeps_its_rate_when_the_share_rises() -> None:
+    # In a fleet of equal backlogs the lanes that finished first were ahead by their random
+    # start: the quota is still full, and raised, every last request would come at once.
+    last = pacer(draw=1.0)
+    last.started(T0, None, backlog=2 * CONFIGURED.max_entries_per_request)
+    last.share_changed(T0 + 30.0, 2 * SHARE, CONFIGURED.max_entries_per_request)
+    assert last.limiter.snapshot().fill_rate == pytest.approx(SHARE)
+    more = pacer(draw=1.0)
+    more.started(T0, None, backlog=10_000)
+    more.share_changed(T0 + 30.0, 2 * SHARE, CONFIGURED.max_entries_per_request + 1)
+    assert more.limiter.snapshot().fill_rate == pytest.approx(2 * SHARE)
+    last.share_changed(T0 + 45.0, SHARE / 2, CONFIGURED.max_entries_per_request)
+    assert last.limiter.snapshot().fill_rate == pytest.approx(SHARE / 2)  # down: always
+
+
 def test_a_lower_fair_rate_caps_the_lane_and_its_floor() -> None:
     lane = pacer(draw=1.0)
     lane.started(T0, 4 * SHARE, backlog=10_000)
