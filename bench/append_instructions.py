@@ -1,0 +1,87 @@
+"""Instructions per append, counted by callgrind: a figure the machine's load does not move.
+
+Wall-clock figures on a shared machine move by tens of percent between runs; the
+instructions an append executes in user space do not (the fsync's wait is the kernel's and
+is not counted). Each side runs twice under `valgrind --tool=callgrind`, once with `--count`
+operations after the same set-up and warm-up and once with none; the difference divided by
+`--count` is one operation's instructions. Prints one JSON object.
+
+    .venv/bin/python bench/append_instructions.py [--count N] [--sides posd raw] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.journal_append import append_sides  # noqa: E402
+
+WARM_UP = 50  # appends before counting starts: the key switch, the caches, the first pages
+SIDES = ("posd", "raw")
+_TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+
+
+def child(side: str, count: int, where: Path) -> None:
+    """Set up both sides, warm the chosen one up, then run it `count` times."""
+    with append_sides(where) as (append, insert, _):
+        operation = append if side == "posd" else insert
+        for _ in range(WARM_UP + count):
+            operation()
+
+
+def instructions(side: str, count: int, where: Path) -> int:
+    """Instructions of one child run under callgrind (the whole process)."""
+    with tempfile.TemporaryDirectory(prefix="posd-ir-", dir=where) as scratch:
+        out = Path(scratch) / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--child",
+            side,
+            "--count",
+            str(count),
+            "--dir",
+            scratch,
+        ]
+        env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts in every run
+        subprocess.run(command, check=True, env=env, capture_output=True)
+        found = _TOTALS.search(out.read_text())
+        if found is None:
+            raise RuntimeError(f"no totals in {out.name}")
+        return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000, help="operations counted (default 1000)")
+    parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dir", type=Path, default=Path.cwd(), help="where to put the files (a real disk)"
+    )
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, args.count, args.dir)
+        return
+    result: dict[str, object] = {"benchmark": "append_instructions", "count": args.count}
+    for side in args.sides:
+        with_ops = instructions(side, args.count, args.dir)
+        without = instructions(side, 0, args.dir)
+        result[f"{side}_instructions_per_op"] = round((with_ops - without) / args.count)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
