@@ -4,7 +4,11 @@ Wall-clock figures on a shared machine move by tens of percent between runs; the
 instructions an append executes in user space do not (the fsync's wait is the kernel's and
 is not counted). Each side runs twice under `valgrind --tool=callgrind`, once with `--count`
 operations after the same set-up and warm-up and once with none; the difference divided by
-`--count` is one operation's instructions. Prints one JSON object.
+`--count` is one operation's instructions, in all and by where they ran (`by_library`): the
+interpreter's share moves by a few hundred instructions between runs, while SQLite's and
+libc's move by thousands (its WAL checkpoints, and the pages it copies and zeroes, fall a
+little differently in each run; `rep movs`/`rep stos` count one per byte under valgrind).
+Prints one JSON object.
 
     .venv/bin/python bench/append_instructions.py [--count N] [--sides posd raw] [--dir DIR]
 """
@@ -12,6 +16,7 @@ operations after the same set-up and warm-up and once with none; the difference 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -28,18 +33,36 @@ from bench.journal_append import append_sides  # noqa: E402
 WARM_UP = 50  # appends before counting starts: the key switch, the caches, the first pages
 SIDES = ("posd", "raw")
 _TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+# A function's own cost, then where it is: its source file, and its library in brackets
+# (left out for some of the interpreter's own inlined code).
+_SELF_COST = re.compile(r"^\s*([\d,]+) \([ \d.]+%\)\s+(\S.*)$", re.MULTILINE)
+# Where a function's own instructions count, by the file its code is in.
+LIBRARIES = (
+    ("sqlite", ("libsqlite3",)),
+    ("crypto", ("libcrypto", "cryptography")),
+    ("libc", ("libc.so",)),
+    ("python", ("python3", "libpython", "Python-3.", "lib-dynload", "site-packages")),
+)
 
 
 def child(side: str, count: int, where: Path) -> None:
-    """Set up both sides, warm the chosen one up, then run it `count` times."""
+    """Set up both sides, warm the chosen one up, then run it `count` times. What was made
+    before is frozen out of the cyclic collector's reach: a full collection walks every
+    object the imports made (millions of instructions), and whether one falls within the
+    counted appends or not would move the figure by more than the changes it measures."""
     with append_sides(where) as (append, insert, _):
         operation = append if side == "posd" else insert
-        for _ in range(WARM_UP + count):
+        for _ in range(WARM_UP):
+            operation()
+        gc.collect()
+        gc.freeze()
+        for _ in range(count):
             operation()
 
 
-def instructions(side: str, count: int, where: Path) -> int:
-    """Instructions of one child run under callgrind (the whole process)."""
+def instructions(side: str, count: int, where: Path) -> dict[str, int]:
+    """Instructions of one child run under callgrind (the whole process), in all and by
+    library (`LIBRARIES`, the rest as "other")."""
     with tempfile.TemporaryDirectory(prefix="posd-ir-", dir=where) as scratch:
         out = Path(scratch) / "callgrind.out"
         command = [
@@ -60,7 +83,19 @@ def instructions(side: str, count: int, where: Path) -> int:
         found = _TOTALS.search(out.read_text())
         if found is None:
             raise RuntimeError(f"no totals in {out.name}")
-        return int(found.group(1))
+        annotated = subprocess.run(
+            ["callgrind_annotate", "--threshold=100", str(out)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    counts = {"all": int(found.group(1))} | {name: 0 for name, _ in LIBRARIES} | {"other": 0}
+    for cost, library in _SELF_COST.findall(annotated):
+        if library == "PROGRAM TOTALS":
+            continue
+        group = next((name for name, marks in LIBRARIES if any(m in library for m in marks)), None)
+        counts[group or "other"] += int(cost.replace(",", ""))
+    return counts
 
 
 def main() -> None:
@@ -79,7 +114,9 @@ def main() -> None:
     for side in args.sides:
         with_ops = instructions(side, args.count, args.dir)
         without = instructions(side, 0, args.dir)
-        result[f"{side}_instructions_per_op"] = round((with_ops - without) / args.count)
+        per_op = {name: round((with_ops[name] - without[name]) / args.count) for name in with_ops}
+        result[f"{side}_instructions_per_op"] = per_op.pop("all")
+        result[f"{side}_by_library"] = per_op
     print(json.dumps(result, indent=2))
 
 
