@@ -27,7 +27,11 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "data_key": (("posd/keys/provider.py", "key_for_record"),),
     "meta_check_json": (("posd/journal/rows.py", "validate_meta"),),
     "ids_timestamps": (("posd/ids.py", "uuid7_str"), ("sync/timestamps.py", "rfc3339")),
-    "aad_canonical_json": (("wire/envelope.py", "aad"), ("wire/envelope.py", "sealed_aad")),
+    "aad_canonical_json": (
+        ("wire/envelope.py", "aad"),
+        ("wire/envelope.py", "sealed_aad"),
+        ("wire/envelope.py", "fill"),
+    ),
     "seal_aes_gcm": (("wire/envelope.py", "seal"),),
     "chain_hash": (("wire/envelope.py", "chain_next"),),
     "capacity_check": (

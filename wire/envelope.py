@@ -145,6 +145,54 @@ def sealed_aad(
     return _AAD_TEMPLATE.fill(texts).encode()
 
 
+class AadForm:
+    """`sealed_aad` for the records of one store, terminal and data key (a writer's records
+    until its key rotates): those values' JSON texts are filled in once, not escaped again
+    for every record. The same bytes (property-tested)."""
+
+    def __init__(
+        self, store_id: str, terminal_id: str, data_key_id: str, wrapped_key_sha256: str
+    ) -> None:
+        # What the form was made for: (store id, terminal id, data key id).
+        self.serves = (store_id, terminal_id, data_key_id)
+        repeating = {
+            "data_key_id": encode_string_ascii(data_key_id),
+            "wrapped_key_sha256": encode_string_ascii(wrapped_key_sha256),
+            "store_id": encode_string_ascii(store_id),
+            "terminal_id": encode_string_ascii(terminal_id),
+        }
+        template = _AAD_TEMPLATE.filled(repeating)
+        if template.names != _PER_RECORD_FIELDS:
+            raise ValueError(f"AAD form holes {template.names} are not {_PER_RECORD_FIELDS}")
+        self._format = template.format
+
+    def fill(
+        self,
+        seq: int,
+        event_id: str,
+        kind: str,
+        captured_at: str,
+        client_ref: str | None,
+        meta_json: str,
+    ) -> bytes:
+        """`sealed_aad` of a record with this form's store, terminal and key."""
+        return (
+            self._format
+            % (
+                encode_string_ascii(captured_at),
+                "null" if client_ref is None else encode_string_ascii(client_ref),
+                encode_string_ascii(event_id),
+                encode_string_ascii(kind),
+                meta_json,
+                int.__repr__(seq),
+            )
+        ).encode()
+
+
+# The holes an `AadForm` leaves, in the order of the AAD's text.
+_PER_RECORD_FIELDS = ("captured_at", "client_ref", "event_id", "kind", "meta", "seq")
+
+
 def wrapped_key_digest(wrapped_key: bytes) -> str:
     return hashlib.sha256(wrapped_key).hexdigest()
 

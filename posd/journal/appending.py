@@ -36,10 +36,10 @@ from sync.outbox import OutboxRecord, fresh_record
 from sync.timestamps import rfc3339
 from wire.envelope import (
     GENESIS_CHAIN,
+    AadForm,
     MetaValue,
     canonical_ascii_json,
     chain_next,
-    sealed_aad,
     wrapped_key_digest,
 )
 from wire.keys import WrappedKey
@@ -107,7 +107,8 @@ class Appender:
         self._version_in_flight: int | None = None
         self._checkpoint_timer_at: float | None = None
         self._used_bytes = 0
-        self._key_digests: dict[str, str] = {}
+        # The AAD's form for the last store, terminal and data key appended with.
+        self._aad_form: AadForm | None = None
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
         self._disk_dir = str(db.path.parent)
         self.waits = AppendWaits()
@@ -245,19 +246,14 @@ class Appender:
                 self._switch_key(conn, data_key, last_seq)
             seq = last_seq + 1
             # The AAD filled in from the metadata's canonical text (the bytes
-            # `RecordIdentity.aad` encodes: wire.envelope.sealed_aad), not encoded again.
-            aad = sealed_aad(
-                seq,
-                event_id,
-                kind,
-                captured_at,
-                client_ref,
-                store_id,
-                terminal_id,
-                meta_text,
-                key_id,
-                self._key_digests.get(key_id) or self._key_digest(data_key),
-            )
+            # `RecordIdentity.aad` encodes: wire.envelope.sealed_aad), not encoded again; the
+            # store's, terminal's and key's parts filled in once per key (`AadForm`).
+            form = self._aad_form
+            if form is None or form.serves != (store_id, terminal_id, key_id):
+                form = self._aad_form = AadForm(
+                    store_id, terminal_id, key_id, wrapped_key_digest(data_key.wrapped_key)
+                )
+            aad = form.fill(seq, event_id, kind, captured_at, client_ref, meta_text)
             nonce, ciphertext = seal(aad)
             chain = chain_next(previous, aad, nonce, ciphertext)
             self._insert(conn, seq, fields, key_id, nonce, ciphertext, chain)
@@ -422,12 +418,6 @@ class Appender:
         if end is not None:
             log.info("journal.checkpoint", last_seq=end[0])
         return end is not None
-
-    def _key_digest(self, data_key: WrappedKey) -> str:
-        digest = self._key_digests.get(data_key.key_id)
-        if digest is None:
-            digest = self._key_digests[data_key.key_id] = wrapped_key_digest(data_key.wrapped_key)
-        return digest
 
 
 def observe_last_event_id(conn: sqlite3.Connection) -> None:

@@ -9,6 +9,7 @@ the templates existed.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from hypothesis import given
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from sync.outbox import OutboxRecord
 from tests.wire.test_envelope import identities
-from wire.envelope import RecordIdentity, canonical_ascii_json, sealed_aad
+from wire.envelope import AadForm, RecordIdentity, canonical_ascii_json, sealed_aad
 from wire.events import (
     data_key_detail,
     detail_json,
@@ -144,3 +145,29 @@ def test_the_detail_template_is_the_encoders_bytes(
 def test_a_template_names_every_hole() -> None:
     with pytest.raises(ValueError, match="holes"):
         JsonTemplate(detail_json, {"a": hole("a"), "b": hole("b")}, ("b", "a"))
+
+
+@given(identity=identities)
+def test_a_form_for_one_store_terminal_and_key_gives_the_encoders_bytes(
+    identity: RecordIdentity,
+) -> None:
+    form = AadForm(
+        identity.store_id, identity.terminal_id, identity.data_key_id, identity.wrapped_key_sha256
+    )
+    aad = form.fill(
+        identity.seq,
+        identity.event_id,
+        identity.kind,
+        identity.captured_at,
+        identity.client_ref,
+        canonical_ascii_json(identity.meta).decode(),
+    )
+    assert aad == identity.aad()
+    assert form.serves == (identity.store_id, identity.terminal_id, identity.data_key_id)
+
+
+def test_filling_some_holes_leaves_a_template_of_the_others() -> None:
+    template = JsonTemplate(json.dumps, {"a": hole("a"), "b": hole("b"), "c": "50%"}, ("a", "b"))
+    partly = template.filled({"b": '"x%s"'})
+    assert partly.names == ("a",)
+    assert partly.fill(("1",)) == json.dumps({"a": 1, "b": "x%s", "c": "50%"})
