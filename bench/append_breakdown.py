@@ -45,9 +45,8 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("posd/journal/rows.py", "pending_amount"),
     ),
     "priority_hold": (
-        ("posd/journal/priority.py", "__init__"),
-        ("posd/journal/priority.py", "__enter__"),
-        ("posd/journal/priority.py", "__exit__"),
+        ("posd/journal/priority.py", "begin"),
+        ("posd/journal/priority.py", "end"),
     ),
     "lock_wait_figures": (("posd/journal/waits.py", "observe"),),
 }

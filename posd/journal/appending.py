@@ -202,8 +202,10 @@ class Appender:
             meta_text,
         )
         db = self._db
+        priority = db.priority
         try:
-            with db.priority.hold():
+            held = priority.begin()  # capture's priority over delivery (priority.py)
+            try:
                 asked = time.perf_counter()
                 with db.lock:
                     try:
@@ -212,6 +214,8 @@ class Appender:
                         # Another process appended since our tail was cached: reload it, once.
                         self._tail_cache = self._covered_cache = None
                         return self._commit(fields, data_key, seal, time.perf_counter())
+            finally:
+                priority.end(held)
         except sqlite3.DatabaseError as error:
             if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
                 raise JournalFullError(f"journal cannot grow: {error}") from error
