@@ -29,7 +29,7 @@ from posd.journal import checkpoints
 from posd.journal.backlog import BacklogBound
 from posd.journal.database import Database
 from posd.journal.identity import accepted_gap
-from posd.journal.rows import MAX_META_BYTES, meta_amount, read_anchor, validate_meta
+from posd.journal.rows import MAX_META_BYTES, read_anchor, validate_meta
 from posd.journal.settings import JournalSettings
 from posd.journal.waits import AppendWaits
 from sync.outbox import OutboxRecord, fresh_record
@@ -130,8 +130,9 @@ class Appender:
     def _disk_problem(self) -> str | None:
         disk = os.statvfs(self._disk_dir)  # what `shutil.disk_usage(...).free` reads
         free = disk.f_bavail * disk.f_frsize
-        if free >= self._settings.min_free_bytes:
-            return None
+        return None if free >= self._settings.min_free_bytes else self._reserve_message(free)
+
+    def _reserve_message(self, free: int) -> str:
         return (
             f"disk reserve not met: {free} bytes free on the journal's disk, under the "
             f"reserve of {self._settings.min_free_bytes} bytes ([journal] min_free_bytes); the "
@@ -242,9 +243,9 @@ class Appender:
                 or self._used_bytes + NEAR_CAP_BYTES >= self._settings.max_bytes
             ):
                 self._check_size(conn)
-            problem = self._disk_problem()
-            if problem is not None:
-                raise DiskBelowReserveError(problem)
+            disk = os.statvfs(self._disk_dir)  # `_disk_problem`, without its call
+            if disk.f_bavail * disk.f_frsize < self._settings.min_free_bytes:
+                raise DiskBelowReserveError(self._reserve_message(disk.f_bavail * disk.f_frsize))
             last_seq, previous = self._tail_cache or self._tail(conn)
             if key_id != self._open_key:
                 self._switch_key(conn, data_key, last_seq)
@@ -273,7 +274,7 @@ class Appender:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._backlog.appended(seq, *meta_amount(meta), captured_at)
+        self._backlog.appended(seq, meta, captured_at)
         self._open_key = key_id
         self._tail_cache = tail
         self._covered_cache = covered
