@@ -56,7 +56,7 @@ SQL_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("posd/journal/database.py", "begin_prompt"),
         ("posd/journal/database.py", "_begin_promptly"),
     ),
-    "sql_insert": (("posd/journal/appending.py", "_insert"),),
+    "sql_insert": (("posd/journal/appending.py", "_commit"),),
 }
 
 

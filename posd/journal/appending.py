@@ -261,7 +261,27 @@ class Appender:
             aad = form.fill(seq, event_id, kind, captured_at, client_ref, meta_text)
             nonce, ciphertext = seal(aad)
             chain = chain_next(previous, aad, nonce, ciphertext)
-            self._insert(conn, seq, fields, key_id, nonce, ciphertext, chain)
+            try:
+                conn.execute(
+                    _INSERT,
+                    (
+                        seq,
+                        event_id,
+                        kind,
+                        captured_at,
+                        client_ref,
+                        store_id,
+                        terminal_id,
+                        meta_text,
+                        key_id,
+                        nonce,
+                        ciphertext,
+                        chain,
+                    ),
+                )
+            except sqlite3.IntegrityError as error:
+                _explain_refused_insert(conn, error, client_ref)
+                raise
             tail = (seq, chain)
             # A checkpoint check is a comparison with the cached end of coverage (`_cover`).
             covered = self._covered_cache
@@ -295,46 +315,6 @@ class Appender:
             data_key=data_key,
             attempts=0,
         )
-
-    @staticmethod
-    def _insert(
-        conn: sqlite3.Connection,
-        seq: int,
-        fields: _Fields,
-        key_id: str,
-        nonce: bytes,
-        ciphertext: bytes,
-        chain: bytes,
-    ) -> None:
-        event_id, kind, captured_at, client_ref, store_id, terminal_id, _, meta_text = fields
-        try:
-            conn.execute(
-                _INSERT,
-                (
-                    seq,
-                    event_id,
-                    kind,
-                    captured_at,
-                    client_ref,
-                    store_id,
-                    terminal_id,
-                    meta_text,
-                    key_id,
-                    nonce,
-                    ciphertext,
-                    chain,
-                ),
-            )
-        except sqlite3.IntegrityError as error:
-            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-                raise _StaleTail from error  # seq taken: another process appended
-            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
-                conn, client_ref
-            ):
-                raise DuplicateClientRef(
-                    f"a record with client_ref {client_ref!r} already exists"
-                ) from error
-            raise
 
     def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
         """Store `data_key` if purge removed it (or it is new) and open it; close the key this
@@ -438,6 +418,21 @@ def _close_key(conn: sqlite3.Connection, key_id: str, last_seq: int) -> None:
         "UPDATE data_keys SET last_seq = ? WHERE key_id = ? AND last_seq IS NULL",
         (last_seq, key_id),
     )
+
+
+def _explain_refused_insert(
+    conn: sqlite3.Connection, error: sqlite3.IntegrityError, client_ref: str | None
+) -> None:
+    """Raise what a refused INSERT of an append means, if it is one of ours: its seq taken
+    (another process appended: `_StaleTail`) or its client_ref (`DuplicateClientRef`)."""
+    if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+        raise _StaleTail from error
+    if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
+        conn, client_ref
+    ):
+        raise DuplicateClientRef(
+            f"a record with client_ref {client_ref!r} already exists"
+        ) from error
 
 
 def _client_ref_taken(conn: sqlite3.Connection, client_ref: str | None) -> bool:
