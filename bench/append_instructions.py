@@ -78,7 +78,9 @@ def instructions(side: str, count: int, where: Path) -> dict[str, int]:
             "--dir",
             scratch,
         ]
-        env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts in every run
+        # The same dict layouts in every run; and no OpenBLAS thread servers (numpy is in the
+        # environment): idle, they spin for as long as the run lasts, one more count of time.
+        env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
         subprocess.run(command, check=True, env=env, capture_output=True)
         found = _TOTALS.search(out.read_text())
         if found is None:
