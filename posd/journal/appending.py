@@ -302,18 +302,20 @@ class Appender:
         if self._db.identity is not None:
             self._db.identity.advance(seq)
         return fresh_record(
-            seq=seq,
-            event_id=event_id,
-            kind=kind,
-            captured_at=captured_at,
-            client_ref=client_ref,
-            meta=meta,
-            chain=chain.hex(),
-            nonce=nonce,
-            ciphertext=ciphertext,
-            aad=aad,
-            data_key=data_key,
-            attempts=0,
+            {
+                "seq": seq,
+                "event_id": event_id,
+                "kind": kind,
+                "captured_at": captured_at,
+                "client_ref": client_ref,
+                "meta": meta,
+                "chain": chain.hex(),
+                "nonce": nonce,
+                "ciphertext": ciphertext,
+                "aad": aad,
+                "data_key": data_key,
+                "attempts": 0,
+            }
         )
 
     def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
