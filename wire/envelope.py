@@ -12,12 +12,14 @@ ciphertext[n]), starting from 32 zero bytes (or the anchor kept when old records
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from _json import encode_basestring_ascii, make_encoder
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -71,6 +73,24 @@ def flat_canonical_text(value: Mapping[str, MetaValue]) -> str:
     None (a record's checked metadata: on every payment's path). The encoder `json` would
     make anew for each call, made once; the same bytes (property-tested)."""
     return "".join(FLAT_ENCODER(value, 0))
+
+
+FLAT_FORMS_CACHED = 64  # key sets of metadata whose form is kept (one shape per kind, mostly)
+
+
+def _no_values(texts: Mapping[str, str]) -> tuple[()]:
+    return ()
+
+
+@functools.lru_cache(maxsize=FLAT_FORMS_CACHED)
+def flat_form(keys: tuple[str, ...]) -> tuple[str, Callable[[Mapping[str, str]], Any]]:
+    """`flat_canonical_text` of a mapping with these keys as a %-format of its values' JSON
+    texts, and the getter that takes those texts, in the format's (sorted) order, from a
+    mapping of key to JSON text. Metadata of one shape repeats from payment to payment: its
+    keys are escaped and sorted once, not by the encoder for each record."""
+    ordered = sorted(keys)
+    pieces = (encode_basestring_ascii(key).replace("%", "%%") + ":%s" for key in ordered)
+    return "{" + ",".join(pieces) + "}", itemgetter(*ordered) if ordered else _no_values
 
 
 @dataclass(frozen=True)

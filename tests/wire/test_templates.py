@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,7 +18,14 @@ from hypothesis import strategies as st
 
 from sync.outbox import OutboxRecord
 from tests.wire.test_envelope import identities
-from wire.envelope import AadForm, RecordIdentity, canonical_ascii_json, sealed_aad
+from wire.envelope import (
+    FLAT_FORMS_CACHED,
+    AadForm,
+    RecordIdentity,
+    canonical_ascii_json,
+    flat_form,
+    sealed_aad,
+)
 from wire.events import (
     data_key_detail,
     detail_json,
@@ -171,3 +179,19 @@ def test_filling_some_holes_leaves_a_template_of_the_others() -> None:
     partly = template.filled({"b": '"x%s"'})
     assert partly.names == ("a",)
     assert partly.fill(("1",)) == json.dumps({"a": 1, "b": "x%s", "c": "50%"})
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1),
+        st.text() | st.integers(-(2**53), 2**53) | st.booleans() | st.none(),
+        max_size=8,
+    )
+)
+def test_a_flat_form_fills_to_the_canonical_text(meta: dict[str, Any]) -> None:
+    """`flat_form`: a key set's form, filled with the values' JSON texts, is the encoder's
+    canonical text of the mapping, whatever the keys (quotes, %, non-ASCII) and their order."""
+    texts = {key: canonical_ascii_json(value).decode() for key, value in meta.items()}
+    form, in_order = flat_form(tuple(texts))
+    assert (form % in_order(texts)).encode() == canonical_ascii_json(meta)
+    assert flat_form.cache_info().maxsize == FLAT_FORMS_CACHED
