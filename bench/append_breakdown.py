@@ -26,7 +26,7 @@ TOTAL = ("posd/recorder.py", "record")
 FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "data_key": (("posd/keys/provider.py", "key_for_record"),),
     "meta_check_json": (("posd/journal/rows.py", "validate_meta"),),
-    "ids_timestamps": (("posd/ids.py", "uuid7_str"), ("sync/timestamps.py", "rfc3339")),
+    "ids_timestamps": (("posd/ids.py", "text"), ("sync/timestamps.py", "rfc3339")),
     "aad_canonical_json": (
         ("wire/envelope.py", "aad"),
         ("wire/envelope.py", "sealed_aad"),
