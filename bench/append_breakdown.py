@@ -26,8 +26,12 @@ TOTAL = ("posd/recorder.py", "record")
 FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "data_key": (("posd/keys/provider.py", "key_for_record"),),
     "meta_check_json": (("posd/journal/rows.py", "validate_meta"),),
-    "ids_timestamps": (("posd/ids.py", "uuid7_str"), ("sync/timestamps.py", "rfc3339")),
-    "aad_canonical_json": (("wire/envelope.py", "aad"), ("wire/envelope.py", "sealed_aad")),
+    "ids_timestamps": (("posd/ids.py", "text"), ("sync/timestamps.py", "rfc3339")),
+    "aad_canonical_json": (
+        ("wire/envelope.py", "aad"),
+        ("wire/envelope.py", "sealed_aad"),
+        ("wire/envelope.py", "fill"),
+    ),
     "seal_aes_gcm": (("wire/envelope.py", "seal"),),
     "chain_hash": (("wire/envelope.py", "chain_next"),),
     "capacity_check": (
@@ -41,9 +45,8 @@ FUNCTION_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("posd/journal/rows.py", "pending_amount"),
     ),
     "priority_hold": (
-        ("posd/journal/priority.py", "__init__"),
-        ("posd/journal/priority.py", "__enter__"),
-        ("posd/journal/priority.py", "__exit__"),
+        ("posd/journal/priority.py", "begin"),
+        ("posd/journal/priority.py", "end"),
     ),
     "lock_wait_figures": (("posd/journal/waits.py", "observe"),),
 }
@@ -53,7 +56,7 @@ SQL_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("posd/journal/database.py", "begin_prompt"),
         ("posd/journal/database.py", "_begin_promptly"),
     ),
-    "sql_insert": (("posd/journal/appending.py", "_insert"),),
+    "sql_insert": (("posd/journal/appending.py", "_commit"),),
 }
 
 

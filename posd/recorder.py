@@ -25,7 +25,7 @@ class Recorder:
         self._keys = keys
         self.store_id = store_id
         self.terminal_id = terminal_id
-        self._sealer: tuple[str, Sealer] | None = None
+        self._sealer: tuple[DataKey, Sealer] | None = None
 
     def record(
         self,
@@ -38,10 +38,11 @@ class Recorder:
         if len(secret) > MAX_SECRET_BYTES:
             raise UsageError(f"sensitive payload is larger than {MAX_SECRET_BYTES} bytes")
         key = self._keys.key_for_record()
-        # One (key id, sealer) tuple, read and replaced whole: safe across capture threads.
+        # One (key, sealer) tuple, read and replaced whole: safe across capture threads. The
+        # provider hands out one object per key: compared by identity, no property call.
         cached = self._sealer
-        if cached is None or cached[0] != key.key_id:
-            cached = self._sealer = (key.key_id, Sealer(key.plaintext))
+        if cached is None or cached[0] is not key:
+            cached = self._sealer = (key, Sealer(key.plaintext))
         sealer = cached[1]
         return self.journal.append(
             kind=kind,

@@ -40,13 +40,16 @@ class OutboxRecord:
 _RECORD_DEFAULTS = {f.name: f.default for f in fields(OutboxRecord) if f.default is not MISSING}
 
 
-def fresh_record(**values: Any) -> OutboxRecord:
+def fresh_record(values: dict[str, Any]) -> OutboxRecord:
     """`OutboxRecord(**values)`, made on every payment's path: the frozen dataclass's
     `__init__` sets each field with its own `object.__setattr__` call, this fills the new
-    instance's dict at once. Every field without a default must be given (the same record:
+    instance's dict at once, from a dict the caller made (a dict display, not keywords: no
+    dict made twice). Every field without a default must be given (the same record:
     tests/sync/test_fresh_record.py)."""
     record = object.__new__(OutboxRecord)
-    record.__dict__.update(_RECORD_DEFAULTS, **values)
+    fields_of = record.__dict__
+    fields_of.update(_RECORD_DEFAULTS)
+    fields_of.update(values)
     return record
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 US_PER_SECOND = 1_000_000
 _SECOND_FORMAT = "%Y-%m-%dT%H:%M:%S"
+_FRACTION_FORMAT = "%s.%06dZ"  # the second's text, then the microseconds: one %-format
 # (whole second, its text): each payment's append stamps its record, most in a second already
 # formatted. Read and replaced whole, so threads never see half of it.
 _last_second: tuple[int, str] = (0, datetime.fromtimestamp(0, tz=UTC).strftime(_SECOND_FORMAT))
@@ -36,7 +37,7 @@ def rfc3339(ts: float) -> str:
             second,
             datetime.fromtimestamp(second, tz=UTC).strftime(_SECOND_FORMAT),
         )
-    return f"{cached[1]}.{micros:06d}Z"
+    return _FRACTION_FORMAT % (cached[1], micros)
 
 
 def parse_rfc3339(text: str) -> datetime:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # A hole's marker: a control character the encoder always escapes, around the hole's name.
@@ -34,14 +34,34 @@ class JsonTemplate:
         found = pieces[1::2]
         if found != list(names):
             raise ValueError(f"template holes {found} are not {list(names)}, in that order")
+        self._set(pieces[0::2], names)
+
+    def _set(self, constants: Sequence[str], names: Sequence[str]) -> None:
+        """The text between the holes (`constants`, one more than `names`) and the holes."""
+        self._constants = tuple(constants)
         self.names = tuple(names)
         # One %-format: the join is a single C call (constants' own % doubled).
-        self._format = "%s".join(piece.replace("%", "%%") for piece in pieces[0::2])
+        self.format = "%s".join(piece.replace("%", "%%") for piece in constants)
 
     def fill(self, texts: tuple[str, ...]) -> str:
         """The encoder's text for the sample with each hole holding the value whose JSON text
         is `texts[i]` (in `names` order)."""
-        return self._format % texts
+        return self.format % texts
+
+    def filled(self, texts: Mapping[str, str]) -> JsonTemplate:
+        """This template with the holes named in `texts` filled by those JSON texts: a
+        template of the holes left, for values that repeat from one fill to the next."""
+        constants = [self._constants[0]]
+        names: list[str] = []
+        for name, after in zip(self.names, self._constants[1:], strict=True):
+            if name in texts:
+                constants[-1] += texts[name] + after
+            else:
+                names.append(name)
+                constants.append(after)
+        partial = object.__new__(JsonTemplate)
+        partial._set(constants, names)
+        return partial
 
 
 def scalar_json(value: str | int | None, encode_string: Callable[[str], str]) -> str:

@@ -29,17 +29,17 @@ from posd.journal import checkpoints
 from posd.journal.backlog import BacklogBound
 from posd.journal.database import Database
 from posd.journal.identity import accepted_gap
-from posd.journal.rows import MAX_META_BYTES, meta_amount, read_anchor, validate_meta
+from posd.journal.rows import MAX_META_BYTES, read_anchor, validate_meta
 from posd.journal.settings import JournalSettings
 from posd.journal.waits import AppendWaits
 from sync.outbox import OutboxRecord, fresh_record
 from sync.timestamps import rfc3339
 from wire.envelope import (
     GENESIS_CHAIN,
+    AadForm,
     MetaValue,
     canonical_ascii_json,
     chain_next,
-    sealed_aad,
     wrapped_key_digest,
 )
 from wire.keys import WrappedKey
@@ -107,7 +107,8 @@ class Appender:
         self._version_in_flight: int | None = None
         self._checkpoint_timer_at: float | None = None
         self._used_bytes = 0
-        self._key_digests: dict[str, str] = {}
+        # The AAD's form for the last store, terminal and data key appended with.
+        self._aad_form: AadForm | None = None
         self._appends_since_size_check = CAPACITY_CHECK_EVERY
         self._disk_dir = str(db.path.parent)
         self.waits = AppendWaits()
@@ -129,8 +130,9 @@ class Appender:
     def _disk_problem(self) -> str | None:
         disk = os.statvfs(self._disk_dir)  # what `shutil.disk_usage(...).free` reads
         free = disk.f_bavail * disk.f_frsize
-        if free >= self._settings.min_free_bytes:
-            return None
+        return None if free >= self._settings.min_free_bytes else self._reserve_message(free)
+
+    def _reserve_message(self, free: int) -> str:
         return (
             f"disk reserve not met: {free} bytes free on the journal's disk, under the "
             f"reserve of {self._settings.min_free_bytes} bytes ([journal] min_free_bytes); the "
@@ -201,8 +203,10 @@ class Appender:
             meta_text,
         )
         db = self._db
+        priority = db.priority
         try:
-            with db.priority.hold():
+            held = priority.begin()  # capture's priority over delivery (priority.py)
+            try:
                 asked = time.perf_counter()
                 with db.lock:
                     try:
@@ -211,6 +215,8 @@ class Appender:
                         # Another process appended since our tail was cached: reload it, once.
                         self._tail_cache = self._covered_cache = None
                         return self._commit(fields, data_key, seal, time.perf_counter())
+            finally:
+                priority.end(held)
         except sqlite3.DatabaseError as error:
             if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
                 raise JournalFullError(f"journal cannot grow: {error}") from error
@@ -237,30 +243,45 @@ class Appender:
                 or self._used_bytes + NEAR_CAP_BYTES >= self._settings.max_bytes
             ):
                 self._check_size(conn)
-            problem = self._disk_problem()
-            if problem is not None:
-                raise DiskBelowReserveError(problem)
+            disk = os.statvfs(self._disk_dir)  # `_disk_problem`, without its call
+            if disk.f_bavail * disk.f_frsize < self._settings.min_free_bytes:
+                raise DiskBelowReserveError(self._reserve_message(disk.f_bavail * disk.f_frsize))
             last_seq, previous = self._tail_cache or self._tail(conn)
             if key_id != self._open_key:
                 self._switch_key(conn, data_key, last_seq)
             seq = last_seq + 1
             # The AAD filled in from the metadata's canonical text (the bytes
-            # `RecordIdentity.aad` encodes: wire.envelope.sealed_aad), not encoded again.
-            aad = sealed_aad(
-                seq,
-                event_id,
-                kind,
-                captured_at,
-                client_ref,
-                store_id,
-                terminal_id,
-                meta_text,
-                key_id,
-                self._key_digests.get(key_id) or self._key_digest(data_key),
-            )
+            # `RecordIdentity.aad` encodes: wire.envelope.sealed_aad), not encoded again; the
+            # store's, terminal's and key's parts filled in once per key (`AadForm`).
+            form = self._aad_form
+            if form is None or form.serves != (store_id, terminal_id, key_id):
+                form = self._aad_form = AadForm(
+                    store_id, terminal_id, key_id, wrapped_key_digest(data_key.wrapped_key)
+                )
+            aad = form.fill(seq, event_id, kind, captured_at, client_ref, meta_text)
             nonce, ciphertext = seal(aad)
             chain = chain_next(previous, aad, nonce, ciphertext)
-            self._insert(conn, seq, fields, key_id, nonce, ciphertext, chain)
+            try:
+                conn.execute(
+                    _INSERT,
+                    (
+                        seq,
+                        event_id,
+                        kind,
+                        captured_at,
+                        client_ref,
+                        store_id,
+                        terminal_id,
+                        meta_text,
+                        key_id,
+                        nonce,
+                        ciphertext,
+                        chain,
+                    ),
+                )
+            except sqlite3.IntegrityError as error:
+                _explain_refused_insert(conn, error, client_ref)
+                raise
             tail = (seq, chain)
             # A checkpoint check is a comparison with the cached end of coverage (`_cover`).
             covered = self._covered_cache
@@ -273,7 +294,7 @@ class Appender:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._backlog.appended(seq, *meta_amount(meta), captured_at)
+        self._backlog.appended(seq, meta, captured_at)
         self._open_key = key_id
         self._tail_cache = tail
         self._covered_cache = covered
@@ -281,59 +302,21 @@ class Appender:
         if self._db.identity is not None:
             self._db.identity.advance(seq)
         return fresh_record(
-            seq=seq,
-            event_id=event_id,
-            kind=kind,
-            captured_at=captured_at,
-            client_ref=client_ref,
-            meta=meta,
-            chain=chain.hex(),
-            nonce=nonce,
-            ciphertext=ciphertext,
-            aad=aad,
-            data_key=data_key,
-            attempts=0,
+            {
+                "seq": seq,
+                "event_id": event_id,
+                "kind": kind,
+                "captured_at": captured_at,
+                "client_ref": client_ref,
+                "meta": meta,
+                "chain": chain.hex(),
+                "nonce": nonce,
+                "ciphertext": ciphertext,
+                "aad": aad,
+                "data_key": data_key,
+                "attempts": 0,
+            }
         )
-
-    @staticmethod
-    def _insert(
-        conn: sqlite3.Connection,
-        seq: int,
-        fields: _Fields,
-        key_id: str,
-        nonce: bytes,
-        ciphertext: bytes,
-        chain: bytes,
-    ) -> None:
-        event_id, kind, captured_at, client_ref, store_id, terminal_id, _, meta_text = fields
-        try:
-            conn.execute(
-                _INSERT,
-                (
-                    seq,
-                    event_id,
-                    kind,
-                    captured_at,
-                    client_ref,
-                    store_id,
-                    terminal_id,
-                    meta_text,
-                    key_id,
-                    nonce,
-                    ciphertext,
-                    chain,
-                ),
-            )
-        except sqlite3.IntegrityError as error:
-            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-                raise _StaleTail from error  # seq taken: another process appended
-            if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
-                conn, client_ref
-            ):
-                raise DuplicateClientRef(
-                    f"a record with client_ref {client_ref!r} already exists"
-                ) from error
-            raise
 
     def _switch_key(self, conn: sqlite3.Connection, data_key: WrappedKey, last_seq: int) -> None:
         """Store `data_key` if purge removed it (or it is new) and open it; close the key this
@@ -423,12 +406,6 @@ class Appender:
             log.info("journal.checkpoint", last_seq=end[0])
         return end is not None
 
-    def _key_digest(self, data_key: WrappedKey) -> str:
-        digest = self._key_digests.get(data_key.key_id)
-        if digest is None:
-            digest = self._key_digests[data_key.key_id] = wrapped_key_digest(data_key.wrapped_key)
-        return digest
-
 
 def observe_last_event_id(conn: sqlite3.Connection) -> None:
     """event_ids stay monotonic across restarts, whatever the wall clock did meanwhile."""
@@ -443,6 +420,21 @@ def _close_key(conn: sqlite3.Connection, key_id: str, last_seq: int) -> None:
         "UPDATE data_keys SET last_seq = ? WHERE key_id = ? AND last_seq IS NULL",
         (last_seq, key_id),
     )
+
+
+def _explain_refused_insert(
+    conn: sqlite3.Connection, error: sqlite3.IntegrityError, client_ref: str | None
+) -> None:
+    """Raise what a refused INSERT of an append means, if it is one of ours: its seq taken
+    (another process appended: `_StaleTail`) or its client_ref (`DuplicateClientRef`)."""
+    if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+        raise _StaleTail from error
+    if error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE and _client_ref_taken(
+        conn, client_ref
+    ):
+        raise DuplicateClientRef(
+            f"a record with client_ref {client_ref!r} already exists"
+        ) from error
 
 
 def _client_ref_taken(conn: sqlite3.Connection, client_ref: str | None) -> bool:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from posd.journal.rows import meta_amount
 from sync.outbox import OutboxSummary
 
 
@@ -53,14 +55,15 @@ class BacklogBound:
             self._since = [item for item in self._since if item.seq > through_seq]
             self._snapshot, self._snapshot_seq, self._taken_at = summary, through_seq, taken_at
 
-    def appended(self, seq: int, currency: str | None, amount: int, captured_at: str) -> None:
-        """A record this process committed (pending, until delivery says otherwise)."""
+    def appended(self, seq: int, meta: Mapping[str, Any], captured_at: str) -> None:
+        """A record this process committed (pending, until delivery says otherwise), with its
+        checked metadata: its amount is read only when the bound keeps it."""
         with self._lock:
             if self._snapshot is not None and self._clock() - self._taken_at > self._max_age:
                 self._forget()  # nobody reads summaries any more: stop keeping appends
             if self._snapshot is None or seq <= self._snapshot_seq:
                 return  # already in the snapshot (or nothing to add it to)
-            self._since.append(_Appended(seq, currency, amount, captured_at))
+            self._since.append(_Appended(seq, *meta_amount(meta), captured_at))
 
     def forget(self) -> None:
         """Records became pending again: the next bound waits for a new exact summary."""

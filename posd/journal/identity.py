@@ -57,10 +57,15 @@ def _head(journal_id: str) -> str:
     return json.dumps({"journal_id": journal_id, "high_water_seq": 0})[: -len("0}")]
 
 
+def identity_format(head: str) -> str:
+    """The file's text as a %-format of its seq: `head` (`_head` of the journal id), then
+    the seq; the append path fills it after each commit (`IdentityFile.advance`)."""
+    return head.replace("%", "%%") + "%d}\n"
+
+
 def encode_identity(head: str, seq: int) -> bytes:
-    """The file's bytes: `head` (`_head` of the journal id), then the seq; one f-string, as
-    the append path writes it after each commit."""
-    return f"{head}{seq}}}\n".encode()
+    """The file's bytes for `seq`."""
+    return (identity_format(head) % seq).encode()
 
 
 class IdentityFile:
@@ -71,7 +76,7 @@ class IdentityFile:
         self._journal_id = identity.journal_id
         self._high_water = identity.high_water_seq
         self._fd: int | None = None
-        self._head = _head(identity.journal_id)
+        self._format = identity_format(_head(identity.journal_id))
 
     @property
     def identity(self) -> Identity:
@@ -129,7 +134,7 @@ class IdentityFile:
             fd = self._fd
             if fd is None:
                 fd = self._fd = os.open(self.path, os.O_WRONLY)
-            os.pwrite(fd, encode_identity(self._head, seq), 0)
+            os.pwrite(fd, (self._format % seq).encode(), 0)  # `encode_identity`, no call
         except OSError as error:
             raise JournalError(f"cannot update {self.path}: {error.strerror}") from error
 

@@ -18,8 +18,8 @@ process of the machine, so a hold's start means the same on both sides.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import itertools
 import mmap
 import os
 import struct
@@ -65,6 +65,10 @@ class SharedHoldFlag:
         """The newest hold began at `since_ns` (CLOCK_MONOTONIC), or `NO_HOLD`."""
         _FLAG.pack_into(self._map, 0, since_ns)
 
+    def publisher(self) -> Callable[[int], None]:
+        """`publish` as a C call (a partial of the struct's own `pack_into`)."""
+        return functools.partial(_FLAG.pack_into, self._map, 0)
+
     def held_since(self) -> int:
         """The newest hold's start, `NO_HOLD` if none; read until two reads agree, so a
         write in progress is never taken for a value."""
@@ -96,44 +100,65 @@ class CapturePriority:
     def __init__(
         self,
         window_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
         shared: SharedHoldFlag | None = None,
     ) -> None:
-        """`shared`: the flag other processes see this one's holds in (and wait on theirs)."""
-        self._window = window_s
-        self._clock = clock
+        """`shared`: the flag other processes see this one's holds in (and wait on theirs).
+        `clock_ns`: CLOCK_MONOTONIC nanoseconds, the clock the flag is published on."""
+        self._window_ns = int(window_s * NS_PER_SECOND)
+        self._clock_ns = clock_ns
         self._shared = shared
         # A hold's start and end take the lock itself (a C context manager: every payment's
         # append takes one); waiting for a change takes the condition over it.
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._holds: dict[int, float] = {}  # hold -> when it started
-        self._newest_ns: dict[int, int] = {}  # hold -> its start on CLOCK_MONOTONIC
-        self._ids = itertools.count()
+        # The starts of the holds on in this process, one per hold (equal starts are two).
+        self._starts: list[int] = []
+        # The flag's write, a C call (`SharedHoldFlag.publish` without its Python frame).
+        self._publish = None if shared is None else shared.publisher()
         self._waiting = 0  # threads in `yield_to_capture`'s wait: a hold's end wakes them
-        # `hold()`: priority over delivery for the block (for `window_s` at most). A partial
-        # made once: one Python call fewer on every payment's path.
-        self.hold: Callable[[], _Hold] = functools.partial(_Hold, self)
 
-    def _publish(self) -> None:
-        if self._shared is not None:
-            self._shared.publish(max(self._newest_ns.values(), default=NO_HOLD))
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """Priority over delivery for the block (for the window at most)."""
+        return _Hold(self)
+
+    def begin(self) -> int:
+        """Start a hold; `end` it with what this returns. A payment's append takes its hold
+        this way: two calls, not a context manager's four (`hold`)."""
+        started = self._clock_ns()
+        with self._lock:
+            self._starts.append(started)
+            if self._publish is not None:
+                self._publish(started)  # the newest start: the highest, under the lock
+        return started
+
+    def end(self, started: int) -> None:
+        """End the hold `begin` returned `started` for."""
+        with self._lock:
+            starts = self._starts
+            starts.remove(started)
+            if self._publish is not None:
+                self._publish(max(starts) if starts else NO_HOLD)
+            if self._waiting:
+                self._changed.notify_all()
 
     def held_elsewhere(self) -> bool:
         """A hold younger than the window is on in another process (the shared flag says so
         and this process holds none: the flag's hold is then another's)."""
         if self._shared is None:
             return False
-        # Under the lock `hold` publishes under: with none of ours on, what the flag holds is
-        # another process's (a hold of ours begun in between would be taken for one).
+        # Under the lock `begin` publishes under: with none of ours on, what the flag holds
+        # is another process's (a hold of ours begun in between would be taken for one).
         with self._changed:
-            if self._holds:
+            if self._starts:
                 return False
-            return self._shared.holding(self._window, time.monotonic_ns())
+            return self._shared.holding(self._window_ns / NS_PER_SECOND, self._clock_ns())
 
     def wait_elsewhere(self) -> float:
         """Wait while another process's hold is fresh; the seconds waited."""
-        return 0.0 if self._shared is None else self._shared.wait_while_held(self._window)
+        if self._shared is None:
+            return 0.0
+        return self._shared.wait_while_held(self._window_ns / NS_PER_SECOND)
 
     def yield_to_capture(self) -> float:
         """Wait while a hold younger than the window is on, in this process or (through the
@@ -142,22 +167,21 @@ class CapturePriority:
         Delivery's own database (`outcomes.py`) shares no lock with the capture process, but
         the two share the machine's two cores: a drain running flat out while a payment is
         taken doubled the payment's median time (bench/capture_api.py)."""
-        started = now = self._clock()
+        window = self._window_ns
+        started = now = self._clock_ns()
         with self._changed:
             while True:
-                fresh = [since for since in self._holds.values() if now - since < self._window]
+                fresh = [since for since in self._starts if now - since < window]
                 if not fresh:
                     break
                 self._waiting += 1
                 try:
-                    self._changed.wait(self._window - (now - max(fresh)))
+                    self._changed.wait((window - (now - max(fresh))) / NS_PER_SECOND)
                 finally:
                     self._waiting -= 1
-                now = self._clock()
-        waited = now - started
-        if self._shared is not None:
-            waited += self._shared.wait_while_held(self._window)
-        return waited
+                now = self._clock_ns()
+        waited = (now - started) / NS_PER_SECOND
+        return waited + self.wait_elsewhere()
 
     def close(self) -> None:
         if self._shared is not None:
@@ -165,34 +189,16 @@ class CapturePriority:
 
 
 class _Hold:
-    """One hold (`CapturePriority.hold`): a plain context manager, not a generator's, that
-    starts and ends the hold itself (no further calls), since every payment's append takes
-    one."""
+    """One hold (`CapturePriority.hold`), for callers that hold for a block."""
 
-    __slots__ = ("_priority", "_token")
+    __slots__ = ("_priority", "_started")
 
     def __init__(self, priority: CapturePriority) -> None:
         self._priority = priority
-        self._token = 0
+        self._started = NO_HOLD
 
     def __enter__(self) -> None:
-        priority = self._priority
-        with priority._lock:
-            token = self._token = next(priority._ids)
-            priority._holds[token] = priority._clock()
-            # Read under the lock, so the newest hold's start is the highest: published as is.
-            started_ns = priority._newest_ns[token] = time.monotonic_ns()
-            if priority._shared is not None:
-                priority._shared.publish(started_ns)
+        self._started = self._priority.begin()
 
     def __exit__(self, *exc_info: object) -> None:
-        priority = self._priority
-        with priority._lock:
-            del priority._holds[self._token]
-            del priority._newest_ns[self._token]
-            if priority._holds:
-                priority._publish()
-            elif priority._shared is not None:
-                priority._shared.publish(NO_HOLD)
-            if priority._waiting:
-                priority._changed.notify_all()
+        self._priority.end(self._started)

@@ -23,11 +23,12 @@ from wire.envelope import (
     MetaValue,
     RecordIdentity,
     chain_next,
-    flat_canonical_text,
+    flat_form,
     sealed_aad,
     wrapped_key_digest,
 )
 from wire.keys import WrappedKey
+from wire.templates import encode_string_ascii
 
 MAX_META_BYTES = 4_096
 # Largest amount a record may carry, in minor units (10^13 - 1: about 100 billion in a
@@ -85,23 +86,32 @@ def select_records_with_previous(condition: str) -> str:
 
 def validate_meta(meta: Mapping[str, Any]) -> tuple[dict[str, MetaValue], str]:
     """The metadata checked, and its canonical JSON text (as stored). On every payment's path:
-    one pass over the values, the encoder made once (`flat_canonical_text`); its text is
-    ASCII, so its length is its size in bytes."""
+    one pass over the values, each value's JSON text made as it is checked and filled into
+    the form of its key set (`wire.envelope.flat_form`): the bytes of `flat_canonical_text`
+    (tests/posd/journal/test_meta_check.py); ASCII, so its length is its size in bytes."""
     clean = dict(meta)
     amount = clean.get("amount")
     if amount is not None and (type(amount) is not int or not 0 <= amount <= MAX_AMOUNT_MINOR):
         raise UsageError(f"amount must be an integer from 0 to {MAX_AMOUNT_MINOR} (minor units)")
+    texts: dict[str, str] = {}  # each value's JSON text, made as its type is checked
     for key, value in clean.items():
         if type(key) is not str or not key:
             raise UsageError("record metadata keys must be non-empty strings")
         kind = type(value)
-        if kind is str or value is None or kind is bool:
-            continue
-        if kind is not int:
+        if kind is str:
+            texts[key] = encode_string_ascii(value)
+        elif value is None:
+            texts[key] = "null"
+        elif kind is bool:
+            texts[key] = "true" if value else "false"
+        elif kind is not int:
             raise UsageError(f"record metadata {key!r} must be a string, integer, boolean or null")
-        if not -MAX_META_INTEGER <= value <= MAX_META_INTEGER:
+        elif not -MAX_META_INTEGER <= value <= MAX_META_INTEGER:
             raise UsageError(f"record metadata {key!r} must be within +/-{MAX_META_INTEGER}")
-    text = flat_canonical_text(clean)
+        else:
+            texts[key] = int.__repr__(value)
+    form, in_order = flat_form(tuple(texts))  # the keys escaped and sorted once per key set
+    text = form % in_order(texts)
     if len(text) > MAX_META_BYTES:
         raise UsageError(f"record metadata is larger than {MAX_META_BYTES} bytes")
     return clean, text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 
 import pytest
@@ -138,3 +139,16 @@ def test_the_sealed_identity_fields_are_the_records_clear_fields() -> None:
     """One list says which clear fields a reader compares with the AAD; the record has each."""
     names = {field.name for field in dataclasses.fields(RecordIdentity)}
     assert set(SEALED_IDENTITY_FIELDS) == names - {"data_key_id", "wrapped_key_sha256"}
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(), st.binary(max_size=12), st.binary())
+def test_the_chain_link_is_the_hash_of_its_parts_in_order(
+    previous: bytes, aad: bytes, nonce: bytes, ciphertext: bytes
+) -> None:
+    """`chain_next` hashes the parts joined: the same value as one update per part (the
+    definition in the module's docstring, and what every journal so far was chained with)."""
+    digest = hashlib.sha256(previous)
+    digest.update(hashlib.sha256(aad).digest())
+    digest.update(nonce)
+    digest.update(ciphertext)
+    assert chain_next(previous, aad, nonce, ciphertext) == digest.digest()

@@ -9,6 +9,8 @@ the templates existed.
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -16,7 +18,14 @@ from hypothesis import strategies as st
 
 from sync.outbox import OutboxRecord
 from tests.wire.test_envelope import identities
-from wire.envelope import RecordIdentity, canonical_ascii_json, sealed_aad
+from wire.envelope import (
+    FLAT_FORMS_CACHED,
+    AadForm,
+    RecordIdentity,
+    canonical_ascii_json,
+    flat_form,
+    sealed_aad,
+)
 from wire.events import (
     data_key_detail,
     detail_json,
@@ -144,3 +153,45 @@ def test_the_detail_template_is_the_encoders_bytes(
 def test_a_template_names_every_hole() -> None:
     with pytest.raises(ValueError, match="holes"):
         JsonTemplate(detail_json, {"a": hole("a"), "b": hole("b")}, ("b", "a"))
+
+
+@given(identity=identities)
+def test_a_form_for_one_store_terminal_and_key_gives_the_encoders_bytes(
+    identity: RecordIdentity,
+) -> None:
+    form = AadForm(
+        identity.store_id, identity.terminal_id, identity.data_key_id, identity.wrapped_key_sha256
+    )
+    aad = form.fill(
+        identity.seq,
+        identity.event_id,
+        identity.kind,
+        identity.captured_at,
+        identity.client_ref,
+        canonical_ascii_json(identity.meta).decode(),
+    )
+    assert aad == identity.aad()
+    assert form.serves == (identity.store_id, identity.terminal_id, identity.data_key_id)
+
+
+def test_filling_some_holes_leaves_a_template_of_the_others() -> None:
+    template = JsonTemplate(json.dumps, {"a": hole("a"), "b": hole("b"), "c": "50%"}, ("a", "b"))
+    partly = template.filled({"b": '"x%s"'})
+    assert partly.names == ("a",)
+    assert partly.fill(("1",)) == json.dumps({"a": 1, "b": "x%s", "c": "50%"})
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1),
+        st.text() | st.integers(-(2**53), 2**53) | st.booleans() | st.none(),
+        max_size=8,
+    )
+)
+def test_a_flat_form_fills_to_the_canonical_text(meta: dict[str, Any]) -> None:
+    """`flat_form`: a key set's form, filled with the values' JSON texts, is the encoder's
+    canonical text of the mapping, whatever the keys (quotes, %, non-ASCII) and their order."""
+    texts = {key: canonical_ascii_json(value).decode() for key, value in meta.items()}
+    form, in_order = flat_form(tuple(texts))
+    assert (form % in_order(texts)).encode() == canonical_ascii_json(meta)
+    assert flat_form.cache_info().maxsize == FLAT_FORMS_CACHED

@@ -95,7 +95,7 @@ def test_a_stale_snapshot_gives_no_bound() -> None:
     now = [100.0]
     bound = BacklogBound(max_age_seconds=2.0, clock=lambda: now[0])
     bound.observed(OutboxSummary(1, 0, 0, "2026-01-01T00:00:00Z", {"EUR": 5}), 1, now[0])
-    bound.appended(2, "EUR", 10, "2026-01-01T00:00:01Z")
+    bound.appended(2, {"currency": "EUR", "amount": 10}, "2026-01-01T00:00:01Z")
     assert bound.bound() == OutboxSummary(2, 0, 0, "2026-01-01T00:00:00Z", {"EUR": 15})
     now[0] += 2.5
     assert bound.bound() is None
@@ -106,8 +106,8 @@ def test_a_summary_read_before_an_append_keeps_it_on_top() -> None:
     bound = BacklogBound(max_age_seconds=5.0)
     bound.observed(OutboxSummary(0, 0, 0, None, {}), 0, time.monotonic())
     taken_at = time.monotonic()
-    bound.appended(1, "EUR", 10, "2026-01-01T00:00:01Z")
-    bound.appended(2, "EUR", 20, "2026-01-01T00:00:02Z")
+    bound.appended(1, {"currency": "EUR", "amount": 10}, "2026-01-01T00:00:01Z")
+    bound.appended(2, {"currency": "EUR", "amount": 20}, "2026-01-01T00:00:02Z")
     bound.observed(OutboxSummary(1, 0, 0, "2026-01-01T00:00:01Z", {"EUR": 10}), 1, taken_at)
     assert bound.bound() == OutboxSummary(2, 0, 0, "2026-01-01T00:00:01Z", {"EUR": 30})
 

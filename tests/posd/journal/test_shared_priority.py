@@ -9,8 +9,12 @@ import multiprocessing.synchronize
 import time
 from pathlib import Path
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from posd.journal.files import FILE_MODE
-from posd.journal.priority import CapturePriority, SharedHoldFlag
+from posd.journal.priority import NO_HOLD, CapturePriority, SharedHoldFlag
 
 WINDOW_S = 0.25
 HOLD_S = 0.1
@@ -69,3 +73,27 @@ def test_a_hold_from_the_future_never_stalls_delivery(tmp_path: Path) -> None:
         assert time.monotonic() - started < WINDOW_S / 2
     delivery.close()
     writer.close()
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_the_flag_shows_the_newest_hold_on_and_none_once_all_ended(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[bool]
+) -> None:
+    """Holds begun and ended in any order (`begin`/`end`, what a payment's append takes):
+    the flag holds the newest start of the holds still on, `NO_HOLD` once none is."""
+    path = tmp_path_factory.mktemp("flag") / "capture.priority"
+    capture = CapturePriority(WINDOW_S, shared=SharedHoldFlag(path, FILE_MODE))
+    seen = SharedHoldFlag(path, FILE_MODE)
+    on: list[int] = []
+    for begin in steps:
+        if begin or not on:
+            on.append(capture.begin())
+        else:
+            capture.end(on.pop(len(on) // 2))
+        assert seen.held_since() == max(on, default=NO_HOLD)
+        assert capture.held_elsewhere() is False
+    for started in on:
+        capture.end(started)
+    assert seen.held_since() == NO_HOLD
+    capture.close()
+    seen.close()
