@@ -6,7 +6,13 @@ drift in the machine affects both alike. Then a batch of appends runs under the 
 `breakdown_us`, where the append's time goes (bench/append_breakdown.py). Prints one JSON
 object.
 
-    .venv/bin/python bench/journal_append.py [--records N] [--rounds R] [--breakdown B] [--dir DIR]
+`--dir /dev/shm` (memory: an fsync costs nothing) leaves each side's CPU work alone, and
+`--pause S` sleeps S seconds before each timed operation, outside its time: the CPU work as a
+payment meets it, after the sleep of the last commit's fsync, when this machine runs the same
+code about twice as slowly as back to back (docs/performance.md, "What 0.8 would take").
+
+    .venv/bin/python bench/journal_append.py [--records N] [--rounds R] [--breakdown B]
+        [--dir DIR] [--pause S]
 """
 
 from __future__ import annotations
@@ -98,22 +104,29 @@ def append_sides(where: Path) -> Iterator[tuple[Callable[[], object], Callable[[
             baseline.conn.close()
 
 
-def timed(operation: Callable[[], object], count: int, into: list[float]) -> None:
-    """Run `operation` `count` times, appending each one's duration to `into`."""
+def timed(
+    operation: Callable[[], object], count: int, into: list[float], pause: float = 0.0
+) -> None:
+    """Run `operation` `count` times, appending each one's duration to `into`; with `pause`,
+    sleep that long before each one (not timed)."""
     for _ in range(count):
+        if pause:
+            time.sleep(pause)
         started = time.perf_counter()
         operation()
         into.append(time.perf_counter() - started)
 
 
-def run(records: int, rounds: int, where: Path, profiled: int = 0) -> dict[str, Any]:
+def run(
+    records: int, rounds: int, where: Path, profiled: int = 0, pause: float = 0.0
+) -> dict[str, Any]:
     per_round = records // rounds
     ours: list[float] = []
     raw: list[float] = []
     with append_sides(where) as (append, insert, payload_bytes):
         for _ in range(rounds):
-            timed(append, per_round, ours)
-            timed(insert, per_round, raw)
+            timed(append, per_round, ours, pause)
+            timed(insert, per_round, raw, pause)
         parts = breakdown(append, profiled) if profiled else None
     posd_stats, raw_stats = summarize(ours), summarize(raw)
     return {
@@ -125,6 +138,7 @@ def run(records: int, rounds: int, where: Path, profiled: int = 0) -> dict[str, 
         "raw_sqlite_insert_commit": raw_stats,
         "throughput_ratio": round(posd_stats["appends_per_s"] / raw_stats["appends_per_s"], 3),
         "pragmas": "journal_mode=WAL synchronous=FULL secure_delete=ON",
+        "pause_before_each_s": pause,
         "breakdown_us": parts,
     }
 
@@ -139,9 +153,18 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=Path.cwd(), help="where to put the files (a real disk)"
     )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds slept before each timed operation, outside its time (default 0)",
+    )
     args = parser.parse_args()
+    if args.pause < 0:
+        parser.error("--pause must be 0 or more seconds")
     with tempfile.TemporaryDirectory(prefix="posd-bench-", dir=args.dir) as scratch:
-        print(json.dumps(run(args.records, args.rounds, Path(scratch), args.breakdown), indent=2))
+        result = run(args.records, args.rounds, Path(scratch), args.breakdown, args.pause)
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

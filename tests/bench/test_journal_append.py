@@ -5,11 +5,14 @@ Figures are not asserted (performance is measured in bench/, never in tests)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.bench.run import run_bench
+from tests.bench.run import REPO, run_bench
 
 RECORDS, ROUNDS, PROFILED = 40, 2, 20
 PARTS = ("seal_aes_gcm", "chain_hash", "sql_insert", "sql_commit_fsync", "identity_write")
@@ -31,3 +34,31 @@ def test_a_small_run_reports_both_sides_and_the_breakdown(tmp_path: Path) -> Non
         breakdown["profiled_total_us"], abs=0.1 * len(parts)
     )
     assert not list(tmp_path.iterdir())  # the scratch directory is gone
+
+
+PAUSE_S = 0.05
+
+
+def test_a_pause_sleeps_before_each_operation_and_stays_out_of_its_time(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_bench(
+        "journal_append.py",
+        *("--records", RECORDS, "--rounds", ROUNDS, "--breakdown", 0, "--dir", tmp_path),
+        *("--pause", PAUSE_S),
+    )
+    assert time.monotonic() - started >= 2 * RECORDS * PAUSE_S  # both sides slept
+    assert result["pause_before_each_s"] == PAUSE_S
+    for side in ("posd_append", "raw_sqlite_insert_commit"):
+        assert result[side]["mean_ms"] < PAUSE_S * 1000 / 2, side  # the sleep is not timed
+
+
+def test_a_negative_pause_is_refused_by_name() -> None:
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "journal_append.py"), "--pause", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert "--pause must be 0 or more seconds" in finished.stderr
