@@ -71,6 +71,7 @@ from bench.fleet_sim import (  # noqa: E402
     DEFAULT_RTT_SECONDS,
     Republisher,
     Scenario,
+    StalledLanes,
     simulate,
 )
 from cloud.fair_rate import REPUBLISH_SECONDS  # noqa: E402
@@ -110,11 +111,16 @@ TARGET_FAIRNESS = 1.5
 # `--validate`: the simulator must be within 10% of the real run on these figures.
 AGREEMENT_FIGURES = ("drain_seconds", "throttled_share")
 AGREEMENT_TOLERANCE = 0.10
-# A stall of the real run's host (`_stalls`): this many seconds or more in which the endpoint
-# heard under this share of the quota, while more than this share of the backlog was left.
-STALL_MIN_SECONDS = 1.0
-STALL_SHARE_OF_QUOTA = 0.25
-STALL_BACKLOG_LEFT = 0.1
+# The real run's stalls, as each worker process measures them (`StallRecorder`): a thread
+# due every tick that wakes later than STALL_LATE_SECONDS saw its process stalled, from when
+# it was due to when it ran. Stalls under STALL_MERGE_SECONDS apart are one: in between, the
+# process ran too briefly for its lanes to catch up (each request is milliseconds of CPU,
+# with three other workers and the endpoint catching up on two cores). Merging within 0.1 s
+# left the simulator at a quarter to a half of the real runs' throttling, within 0.3 s
+# matched it (docs/performance.md).
+STALL_TICK_SECONDS = 0.01
+STALL_LATE_SECONDS = 0.05
+STALL_MERGE_SECONDS = 0.3
 
 POLICIES: dict[str, SyncSettings] = {
     # The fleet-aware policy: the chain configured its quota and fleet size (set per run from
@@ -229,6 +235,38 @@ def _serve(port_queue: Any, quota: float) -> None:
 # --- the terminals ------------------------------------------------------------------------
 
 
+class StallRecorder(threading.Thread):
+    """The stalls of the process it runs in, in seconds after `start` (see `STALL_*`): its
+    lanes share the process and its GIL, so while this thread is not run, neither are they."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__(name="stall-recorder", daemon=True)
+        self._start = start
+        self._stopping = threading.Event()
+        self.stalls: list[tuple[float, float]] = []
+
+    def run(self) -> None:
+        due = time.time() + STALL_TICK_SECONDS
+        while not self._stopping.wait(max(0.0, due - time.time())):
+            woke = time.time()
+            if woke - due > STALL_LATE_SECONDS:
+                self.stalled(due - self._start, woke - self._start)
+            due = woke + STALL_TICK_SECONDS
+
+    def stalled(self, since: float, until: float) -> None:
+        """The process ran nothing from `since` to `until`: one more stall, or the last one
+        longer when it ended under `STALL_MERGE_SECONDS` before."""
+        if self.stalls and since - self.stalls[-1][1] < STALL_MERGE_SECONDS:
+            self.stalls[-1] = (self.stalls[-1][0], round(until, 3))
+        else:
+            self.stalls.append((round(since, 3), round(until, 3)))
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stopping.set()
+        self.join()
+        return self.stalls
+
+
 def _worker(
     first: int,
     count: int,
@@ -278,6 +316,8 @@ def _worker(
         )
     ready.put(count)
     start = go.get()
+    stalls = StallRecorder(start)
+    stalls.start()
     finished: list[float | None] = [None] * count
     up: list[float] = [0.0] * count  # when each lane's drain began (its pacer started)
 
@@ -291,10 +331,11 @@ def _worker(
         thread.start()
     for thread in threads:
         thread.join()
+    stalled = stalls.stop()
     for engine, journal in zip(engines, journals, strict=True):
         engine.close()
         journal.close()
-    results.put({"finished": finished, "up": up})
+    results.put({"first": first, "finished": finished, "up": up, "stalls": stalled})
 
 
 def _storm(
@@ -351,6 +392,7 @@ def _storm(
 def _summarise(
     reports: list[dict[str, Any]], counts: dict[str, Any], quota: float, start: float
 ) -> dict[str, Any]:
+    reports = sorted(reports, key=lambda report: int(report["first"]))  # in lane order
     finished = [t for report in reports for t in report["finished"]]
     done = [t for t in finished if t is not None]
     total = counts["accepted"]
@@ -395,6 +437,12 @@ def _summarise(
         "accepted_per_second_over_time": accepting,
         "first_requests_over_time": firsts,
         "lanes_up_over_time": up,
+        # Each lane's, in lane order, and each worker's lanes and stalls: `--validate` replays
+        # them lane by lane.
+        "lanes_up_by_lane": [t for report in reports for t in report["up"]],
+        "worker_stalls_over_time": [
+            (report["first"], len(report["up"]), report["stalls"]) for report in reports
+        ],
         # When the lanes' drains began: a thousand engines on two cores take seconds to start,
         # and longer while a storm loads the machine (the naive one more than posd's).
         "lanes_up_seconds_p10_p50_p90": _deciles(up),
@@ -533,46 +581,26 @@ def _calibrated(
 
 
 def _replay_fleet(fleet: Scenario, run: dict[str, Any]) -> Scenario:
-    """`fleet` with its lanes joining when the real run's lanes came up, and its host
-    stalling when the real run's did (`_stalls`)."""
-    ups = sorted(run.get("lanes_up_over_time") or run["first_requests_over_time"]) or [0.0]
-    joins = [ups[index * len(ups) // len(fleet.joins)] for index in range(len(fleet.joins))]
-    start = min(joins)
-    stalls = [(begin - start, end - start) for begin, end in _stalls(run, fleet.quota)]
-    return dataclasses.replace(
-        fleet, joins=[moment - start for moment in joins], stalls=tuple(stalls)
+    """`fleet` with each lane joining when the real run's lane of the same number came up,
+    and each worker's lanes stalling when that worker process did (`StallRecorder`)."""
+    by_lane = run["lanes_up_by_lane"]
+    if len(by_lane) != len(fleet.joins):
+        raise ValueError(f"a replay of {len(by_lane)} real lanes on {len(fleet.joins)} lanes")
+    start = min(by_lane, default=0.0)
+    stalls = tuple(
+        StalledLanes(first, count, tuple((since - start, until - start) for since, until in spans))
+        for first, count, spans in run["worker_stalls_over_time"]
     )
+    return dataclasses.replace(fleet, joins=[up - start for up in by_lane], stalls=stalls)
 
 
-def _stalls(run: dict[str, Any], quota: float) -> list[tuple[float, float]]:
-    """When the real run's engines were starved: from the first entry the endpoint heard
-    until all but `STALL_BACKLOG_LEFT` of the backlog was accepted, the half-seconds in which
-    it heard under `STALL_SHARE_OF_QUOTA` of the quota, `STALL_MIN_SECONDS` or more in a row.
-    A fleet of lanes with backlogs due does not fall that quiet by itself: its processes were
-    not run (the storm and the machine's other work), and then all sent at once."""
-    heard: dict[float, float] = {}
-    for key in ("accepted_per_second_over_time", "throttled_per_second_over_time"):
-        for moment, rate in run.get(key, []):
-            slot = round(moment / SAMPLE_SECONDS) * SAMPLE_SECONDS
-            heard[slot] = heard.get(slot, 0.0) + rate
-    timeline = run.get("backlog_over_time", [])
-    if not heard or not timeline:
-        return []
-    total = timeline[0][1]
-    ends = [moment for moment, left in timeline if left <= STALL_BACKLOG_LEFT * total]
-    stalls: list[tuple[float, float]] = []
-    begin: float | None = None
-    slot = min(heard)
-    while slot < (ends[0] if ends else max(heard)):
-        quiet = heard.get(slot, 0.0) < STALL_SHARE_OF_QUOTA * quota
-        if quiet and begin is None:
-            begin = slot
-        elif not quiet and begin is not None:
-            if slot - begin >= STALL_MIN_SECONDS:
-                stalls.append((begin, slot))
-            begin = None
-        slot += SAMPLE_SECONDS
-    return stalls
+def _stall_summary(stalled: StalledLanes) -> dict[str, Any]:
+    """One worker's stalls in the summary: its lanes, how many stalls, how long in all."""
+    return {
+        "lanes": [stalled.first, stalled.first + stalled.count - 1],
+        "stalls": len(stalled.spans),
+        "stalled_seconds": round(sum(until - since for since, until in stalled.spans), 1),
+    }
 
 
 def _replayed(
@@ -749,8 +777,8 @@ def main() -> None:
                     policy: _deciles(list(calibration.joins))
                     for policy, calibration in calibrations.items()
                 },
-                "host_stalls_seconds": {
-                    policy: [(round(a, 1), round(b, 1)) for a, b in calibration.stalls]
+                "worker_stalls": {
+                    policy: [_stall_summary(stalled) for stalled in calibration.stalls]
                     for policy, calibration in calibrations.items()
                 },
             },

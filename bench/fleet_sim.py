@@ -25,8 +25,9 @@ Assumptions, stated because they are not measured here:
   project's 2-core VM (its local endpoint and a thousand engines share the CPU: about 340
   requests/s at most), so that the two can be compared (`bench/fleet.py --validate`).
 - The host: lanes act the moment they are due, unless the scenario has stalls (`--validate`
-  replays the real run's: its engines' processes starved of CPU, all lanes late together and
-  then sending together); the endpoint and its quota never stall.
+  replays the real run's, as each of its worker processes measured them: a process starved of
+  CPU, its lanes late together and then sending together); the endpoint and its quota never
+  stall.
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ Record = tuple[int, int]  # (seq, attempts)
 
 
 @dataclass(frozen=True)
+class StalledLanes:
+    """Lanes `first` to `first + count - 1` (one worker process of a real run) act on nothing
+    during each (start, end) of `spans`: what is due then happens at the span's end."""
+
+    first: int
+    count: int
+    spans: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
 class Scenario:
     """What the fleet brings: each lane's backlog and when it joins (seconds after the
     start), and changes of the account's quota as (at, entries/s)."""
@@ -72,15 +83,17 @@ class Scenario:
     joins: Sequence[float]
     quota: float
     quota_changes: Sequence[tuple[float, float]] = ()
-    # Moments (start, end) in which the lanes' host runs none of them (starved of CPU: the
-    # real run's, replayed by `bench/fleet.py --validate`); the endpoint and its quota go on.
-    stalls: Sequence[tuple[float, float]] = ()
+    # When groups of lanes run none of their work (starved of CPU: the real run's worker
+    # processes, replayed by `bench/fleet.py --validate`); the endpoint and its quota go on.
+    stalls: Sequence[StalledLanes] = ()
 
-    def resumed(self, moment: float) -> float:
-        """When a lane acting at `moment` really acts: the end of a stall it falls in."""
-        for start, end in self.stalls:
-            if start <= moment < end:
-                return end
+    def resumed(self, moment: float, lane: int) -> float:
+        """When lane `lane` acting at `moment` really acts: the end of a stall it falls in."""
+        for stalled in self.stalls:
+            if stalled.first <= lane < stalled.first + stalled.count:
+                for start, end in stalled.spans:
+                    if start <= moment < end:
+                        return end
         return moment
 
     def quota_at(self, moment: float) -> float:
@@ -359,7 +372,7 @@ def simulate(
             if index == -1 and any(at is None for at in finished):
                 push(now + republisher.period, PUBLISH, -1)
             continue
-        resumed = scenario.resumed(now)
+        resumed = scenario.resumed(now, index)
         if resumed > now:  # the host is stalled: the lane acts when it runs again
             if kind == WAKE:
                 if wakes[index] != now:

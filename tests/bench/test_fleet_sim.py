@@ -5,6 +5,8 @@ change what it simulates. Figures are measured in bench/, not asserted here."""
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from bench.fleet_sim import (
     SIMULATION_LIMIT_SECONDS,
     Republisher,
     Scenario,
+    StalledLanes,
     fair_finish_times,
     ideal_seconds,
     simulate,
@@ -118,18 +121,33 @@ def test_the_consumer_publishes_a_quota_change_when_it_comes() -> None:
     assert rate == pytest.approx(QUOTA / 2 / lanes)
 
 
-def test_a_replay_joins_each_lane_when_the_real_runs_lanes_came_up() -> None:
+def test_a_replay_joins_each_lane_as_its_real_lane_came_up_and_stalls_its_workers_lanes() -> None:
     # Not when their first requests came: those are spread over the share's time after it.
     from bench.fleet import _replay_fleet
 
     fleet = Scenario([20] * 4, [0.0] * 4, QUOTA)
-    run = {"lanes_up_over_time": [3.0, 1.0, 2.0, 4.0], "first_requests_over_time": [9.0] * 4}
-    assert list(_replay_fleet(fleet, run).joins) == [0.0, 1.0, 2.0, 3.0]
+    run = {
+        "lanes_up_by_lane": [3.5, 1.5, 2.5, 4.5],
+        "worker_stalls_over_time": [(0, 2, [(5.5, 6.5)]), (2, 2, [])],
+    }
+    replay = _replay_fleet(fleet, run)
+    assert list(replay.joins) == [2.0, 0.0, 1.0, 3.0]
+    assert replay.stalls == (StalledLanes(0, 2, ((4.0, 5.0),)), StalledLanes(2, 2, ()))
+    assert [replay.resumed(4.5, lane) for lane in range(4)] == [5.0, 5.0, 4.5, 4.5]
 
 
-def test_a_stalled_host_sends_nothing_then_everything_at_once() -> None:
+def test_a_replay_needs_the_real_runs_lanes_one_for_one() -> None:
+    from bench.fleet import _replay_fleet
+
+    run = {"lanes_up_by_lane": [0.0] * 3, "worker_stalls_over_time": []}
+    with pytest.raises(ValueError, match="3 real lanes on 4 lanes"):
+        _replay_fleet(Scenario([20] * 4, [0.0] * 4, QUOTA), run)
+
+
+def test_stalled_lanes_send_nothing_then_everything_at_once() -> None:
+    everyone = (StalledLanes(0, TERMINALS, ((1.0, 6.0),)),)
     quiet = Scenario([BACKLOG] * TERMINALS, [0.0] * TERMINALS, QUOTA)
-    stalled = Scenario([BACKLOG] * TERMINALS, [0.0] * TERMINALS, QUOTA, stalls=((1.0, 6.0),))
+    stalled = Scenario([BACKLOG] * TERMINALS, [0.0] * TERMINALS, QUOTA, stalls=everyone)
     share = QUOTA / TERMINALS
     before = simulate(quiet, SyncSettings(), lambda now: share)
     after = simulate(stalled, SyncSettings(), lambda now: share)
@@ -139,13 +157,48 @@ def test_a_stalled_host_sends_nothing_then_everything_at_once() -> None:
     assert after["throttled_share"] > before["throttled_share"]
 
 
-def test_the_real_runs_stalls_are_its_quiet_seconds_with_a_backlog_left() -> None:
-    from bench.fleet import _stalls
+def test_half_the_lanes_stalled_leave_the_other_half_sending() -> None:
+    half = TERMINALS // 2
+    stalled = Scenario(
+        [BACKLOG] * TERMINALS,
+        [0.0] * TERMINALS,
+        QUOTA,
+        stalls=(StalledLanes(0, half, ((1.0, 6.0),)),),
+    )
+    result = simulate(stalled, SyncSettings(), lambda now: QUOTA / TERMINALS)
+    during = sum(
+        rate for moment, rate in result["accepted_per_second_over_time"] if 1.5 <= moment < 6.0
+    )
+    assert during > 0
+    assert result["terminals_not_drained"] == 0
 
-    busy = [(t / 2, 500.0) for t in range(0, 40) if not 10 <= t < 16]  # quiet 5.0-8.0 s
-    run = {
-        "accepted_per_second_over_time": [*busy, (19.5, 10.0)],  # the tail: not a stall
-        "throttled_per_second_over_time": [],
-        "backlog_over_time": [(0.0, 10_000), (18.0, 500), (20.0, 0)],
-    }
-    assert _stalls(run, 500.0) == [(5.0, 8.0)]
+
+def test_a_worker_records_the_time_its_process_ran_nothing() -> None:
+    from bench.fleet import STALL_LATE_SECONDS, StallRecorder
+
+    shuffled = list(range(2_000_000))
+    random.Random(0).shuffle(shuffled)
+    start = time.time()
+    recorder = StallRecorder(start)
+    recorder.start()
+    time.sleep(0.05)
+    held_from = time.time() - start
+    sorted(shuffled)  # C code holding the GIL: no other thread of the process runs
+    held_until = time.time() - start
+    time.sleep(0.05)
+    stalls = recorder.stop()
+    assert held_until - held_from > STALL_LATE_SECONDS
+    assert any(
+        since <= held_from + STALL_LATE_SECONDS and until >= held_until - 0.01
+        for since, until in stalls
+    ), (held_from, held_until, stalls)
+
+
+def test_stalls_closer_than_the_merge_gap_are_one() -> None:
+    from bench.fleet import STALL_MERGE_SECONDS, StallRecorder
+
+    recorder = StallRecorder(0.0)
+    recorder.stalled(1.0, 1.2)
+    recorder.stalled(1.2 + STALL_MERGE_SECONDS / 2, 1.6)  # ran a moment in between: one stall
+    recorder.stalled(1.6 + STALL_MERGE_SECONDS * 2, 2.5)  # ran long enough: another
+    assert recorder.stalls == [(1.0, 1.6), (1.6 + STALL_MERGE_SECONDS * 2, 2.5)]
