@@ -7,9 +7,13 @@ quota-enforcing endpoint, every terminal drained, a plot written.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.bench.run import run_bench
+import pytest
+
+from tests.bench.run import REPO, run_bench
 
 TERMINALS, BACKLOG = 6, 4
 PNG_MAGIC = b"\x89PNG"
@@ -38,19 +42,37 @@ def test_a_small_storm_drains_every_terminal_under_both_policies(tmp_path: Path)
     assert plot.read_bytes().startswith(PNG_MAGIC)
 
 
-def test_validate_replays_the_real_storm_with_each_workers_stalls(tmp_path: Path) -> None:
+def test_validate_replays_each_real_storm_with_each_workers_stalls(tmp_path: Path) -> None:
     summary = run_bench(
         "fleet.py",
         *("--terminals", TERMINALS, "--backlog", BACKLOG, "--quota", 100, "--workers", 2),
-        *("--policies", "posd", "--validate", "--plot", tmp_path / "fleet.png"),
+        *("--policies", "posd", "--validate", "--repeat", 2, "--plot", tmp_path / "fleet.png"),
     )
     replayed = summary["simulated_results"]["posd"]
     assert replayed["terminals"] == TERMINALS and replayed["terminals_not_drained"] == 0
-    workers = summary["agreement"]["calibrated_from_the_real_run"]["worker_stalls"]["posd"]
-    covered = [
-        lane for worker in workers for lane in range(worker["lanes"][0], worker["lanes"][1] + 1)
-    ]
-    assert covered == list(range(TERMINALS))  # two workers, every lane once, in order
-    assert all(worker["stalls"] >= 0 and worker["stalled_seconds"] >= 0 for worker in workers)
-    figures = summary["agreement"]["simulated_over_real_minus_one"]["posd"]
-    assert set(figures) == {"drain_seconds", "throttled_share", "within"}
+    agreement = summary["agreement"]
+    assert agreement["runs"] == 2
+    assert len(agreement["calibrated_from_the_real_runs"]) == len(agreement["each_run"]) == 2
+    for calibration in agreement["calibrated_from_the_real_runs"]:
+        workers = calibration["worker_stalls"]["posd"]
+        lanes = [
+            lane for worker in workers for lane in range(worker["lanes"][0], worker["lanes"][1] + 1)
+        ]
+        assert lanes == list(range(TERMINALS))  # two workers, every lane once, in order
+    drains = [run["posd"]["real"]["drain_seconds"] for run in agreement["each_run"]]
+    simulated = [run["posd"]["simulated"]["drain_seconds"] for run in agreement["each_run"]]
+    verdict = agreement["simulated_over_real_minus_one"]["posd"]
+    assert verdict["drain_seconds"] == pytest.approx(sum(simulated) / sum(drains) - 1, abs=0.001)
+    assert set(verdict) == {"drain_seconds", "throttled_share", "within"}
+
+
+def test_repeat_is_refused_without_validate() -> None:
+    finished = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "fleet.py"), "--repeat", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert "more than 1 only with --validate" in finished.stderr
