@@ -12,11 +12,26 @@ from tests.repo import REPO_ROOT
 
 REPO = REPO_ROOT
 BENCH_TIMEOUT_SECONDS = 300
+USAGE_ERROR = 2  # argparse's exit status for arguments it refuses
 
 
 def run_bench(script: str, *args: object) -> dict[str, Any]:
     """`bench/<script>` with `args` (each turned into a string); its JSON result."""
-    finished = subprocess.run(
+    finished = _run(script, args)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    result: dict[str, Any] = json.loads(finished.stdout)
+    return result
+
+
+def refused_bench(script: str, *args: object) -> str:
+    """`bench/<script>` with arguments it must refuse (a usage error); its stderr."""
+    finished = _run(script, args)
+    assert finished.returncode == USAGE_ERROR, finished.stderr[-2000:]
+    return finished.stderr
+
+
+def _run(script: str, args: tuple[object, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(REPO / "bench" / script), *(str(arg) for arg in args)],
         capture_output=True,
         text=True,
@@ -24,6 +39,3 @@ def run_bench(script: str, *args: object) -> dict[str, Any]:
         check=False,
         cwd=REPO,
     )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    result: dict[str, Any] = json.loads(finished.stdout)
-    return result

@@ -7,13 +7,11 @@ quota-enforcing endpoint, every terminal drained, a plot written.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.bench.run import REPO, run_bench
+from tests.bench.run import refused_bench, run_bench
 
 TERMINALS, BACKLOG = 6, 4
 PNG_MAGIC = b"\x89PNG"
@@ -67,12 +65,4 @@ def test_validate_replays_each_real_storm_with_each_workers_stalls(tmp_path: Pat
 
 
 def test_repeat_is_refused_without_validate() -> None:
-    finished = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "fleet.py"), "--repeat", "2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode == 2
-    assert "more than 1 only with --validate" in finished.stderr
+    assert "more than 1 only with --validate" in refused_bench("fleet.py", "--repeat", 2)

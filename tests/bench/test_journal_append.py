@@ -5,14 +5,12 @@ Figures are not asserted (performance is measured in bench/, never in tests)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.bench.run import REPO, run_bench
+from tests.bench.run import refused_bench, run_bench
 
 RECORDS, ROUNDS, PROFILED = 40, 2, 20
 PARTS = ("seal_aes_gcm", "chain_hash", "sql_insert", "sql_commit_fsync", "identity_write")
@@ -53,12 +51,4 @@ def test_a_pause_sleeps_before_each_operation_and_stays_out_of_its_time(tmp_path
 
 
 def test_a_negative_pause_is_refused_by_name() -> None:
-    finished = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "journal_append.py"), "--pause", "-1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert finished.returncode == 2
-    assert "--pause must be 0 or more seconds" in finished.stderr
+    assert "--pause must be 0 or more seconds" in refused_bench("journal_append.py", "--pause", -1)
