@@ -113,13 +113,16 @@ TARGET_FAIRNESS = 1.5
 # `--validate`: the simulator must be within 10% of the real run on these figures.
 AGREEMENT_FIGURES = ("drain_seconds", "throttled_share")
 AGREEMENT_TOLERANCE = 0.10
+# A run's series, left out of the printed figures.
+SERIES_SUFFIXES = ("_over_time", "_by_lane")
 # The real run's stalls, as each worker process measures them (`StallRecorder`): a thread
 # due every tick that wakes later than STALL_LATE_SECONDS saw its process stalled, from when
 # it was due to when it ran. Stalls under STALL_MERGE_SECONDS apart are one: in between, the
 # process ran too briefly for its lanes to catch up (each request is milliseconds of CPU,
 # with three other workers and the endpoint catching up on two cores). Merging within 0.1 s
-# left the simulator at a quarter to a half of the real runs' throttling, within 0.3 s
-# matched it (docs/performance.md).
+# left the simulator at a quarter to a half of the real runs' throttling; within 0.3 s it came
+# nearest: within 10% of three runs' mean in one set, 16% over in a busier one
+# (docs/performance.md).
 STALL_TICK_SECONDS = 0.01
 STALL_LATE_SECONDS = 0.05
 STALL_MERGE_SECONDS = 0.3
@@ -681,8 +684,9 @@ def _deciles(values: list[float]) -> list[float] | None:
 
 
 def _figures(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The figures to print: without the series (over time, or one value per lane)."""
     return {
-        policy: {k: v for k, v in result.items() if not k.endswith("_over_time")}
+        policy: {k: v for k, v in result.items() if not k.endswith(SERIES_SUFFIXES)}
         for policy, result in results.items()
     }
 

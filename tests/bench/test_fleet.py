@@ -62,6 +62,8 @@ def test_validate_replays_each_real_storm_with_each_workers_stalls(tmp_path: Pat
     verdict = agreement["simulated_over_real_minus_one"]["posd"]
     assert verdict["drain_seconds"] == pytest.approx(sum(simulated) / sum(drains) - 1, abs=0.001)
     assert set(verdict) == {"drain_seconds", "throttled_share", "within"}
+    printed = [*summary["results"]["posd"], *replayed]
+    assert not [key for key in printed if key.endswith(("_over_time", "_by_lane"))]  # no series
 
 
 def test_repeat_is_refused_without_validate() -> None:
