@@ -6,10 +6,11 @@ drift in the machine affects both alike. Then a batch of appends runs under the 
 `breakdown_us`, where the append's time goes (bench/append_breakdown.py). Prints one JSON
 object.
 
-`--dir /dev/shm` (memory: an fsync costs nothing) leaves each side's CPU work alone, and
+`--dir` on a tmpfs (memory: an fsync costs nothing) leaves each side's CPU work alone, and
 `--pause S` sleeps S seconds before each timed operation, outside its time: the CPU work as a
 payment meets it, after the sleep of the last commit's fsync, when this machine runs the same
-code about twice as slowly as back to back (docs/performance.md, "What 0.8 would take").
+code about 2.5-3 times as slowly as back to back (docs/performance.md, "What 0.8 would
+take").
 
     .venv/bin/python bench/journal_append.py [--records N] [--rounds R] [--breakdown B]
         [--dir DIR] [--pause S]
