@@ -25,6 +25,14 @@ def parsed(text: str) -> uuid.UUID:
     return value
 
 
+class CountedDraws(list[int]):
+    """The randomness a source draws, `os.urandom` underneath, each draw's size kept."""
+
+    def __call__(self, size: int) -> bytes:
+        self.append(size)
+        return os.urandom(size)
+
+
 @given(st.lists(st.integers(min_value=1, max_value=_MS_MAX - 2), min_size=1, max_size=300))
 def test_ids_are_uuid7_strictly_increasing_whatever_the_clock_does(clock: list[int]) -> None:
     source = Uuid7Source()
@@ -53,13 +61,8 @@ def test_observed_ids_are_never_made_again(now_ms: int, counter: int) -> None:
 
 
 def test_randomness_is_drawn_a_pool_at_a_time() -> None:
-    draws: list[int] = []
-
-    def counted(size: int) -> bytes:
-        draws.append(size)
-        return os.urandom(size)
-
-    source = Uuid7Source(counted)
+    draws = CountedDraws()
+    source = Uuid7Source(draws)
     texts = [source.text(1_700_000_000_000 + n) for n in range(3 * POOL_IDS)]
     assert len(draws) == 3
     tails = {text[19:] for text in texts}
@@ -85,13 +88,8 @@ def test_threads_never_share_an_id() -> None:
 
 
 def test_a_forked_child_draws_its_own_pool() -> None:
-    draws: list[int] = []
-
-    def counted(size: int) -> bytes:
-        draws.append(size)
-        return os.urandom(size)
-
-    source = Uuid7Source(counted)
+    draws = CountedDraws()
+    source = Uuid7Source(draws)
     source.text()
     source.forget_pool()  # what a fork's child does (`os.register_at_fork`)
     source.text()
