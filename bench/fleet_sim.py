@@ -45,7 +45,7 @@ from cloud.fair_rate import DEFAULT_WINDOW_SECONDS, FairRateSettings, fleet_rate
 from posd.journal.settings import JournalSettings
 from sync.eventbridge.retry import RetryPolicy
 from sync.pacing.backoff import FullJitterBackoff
-from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer
+from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer, rate_wait
 from sync.settings import PUT_EVENTS_MAX_ENTRIES, SyncSettings
 from wire.fair_rate import MIN_FAIR_RATE, LaneHeard, sharing_lanes
 
@@ -205,9 +205,8 @@ class SimLane:
         poll = self.settings.idle_poll_seconds
         moments: list[float] = []
         if self.rate_delay > 0:
-            # The engine waits at most a poll at a time, asking the limiter again each time
-            # (its rate grows meanwhile).
-            moments.append(now + min(poll, self.rate_delay))
+            # The engine asks the limiter again by halves (its rate grows meanwhile).
+            moments.append(now + rate_wait(self.rate_delay, poll))
         if self._due:
             moments.append(now + poll * max(1, math.ceil((self._due[0][0] - now) / poll)))
         if self._held:

@@ -48,7 +48,7 @@ from sync.events import Entry, EventBuilder
 from sync.fair_rate_refresh import FairRateRefresh
 from sync.outbox import Delivered, Outbox, OutboxRecord, Quarantined
 from sync.pacing.backoff import FullJitterBackoff
-from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer
+from sync.pacing.lane import HELD_BATCH_MAX_LEASE_FRACTION, LanePacer, rate_wait
 from sync.pacing.link import LinkMonitor
 from sync.pacing.timeouts import TimeoutAdapter
 from sync.settings import SyncSettings
@@ -390,7 +390,7 @@ class SyncEngine:
     def _wait(self) -> None:
         timeout = self._settings.idle_poll_seconds
         if self._rate_delay > 0:
-            timeout = min(timeout, self._rate_delay)
+            timeout = rate_wait(self._rate_delay, timeout)
         # The side lane's request wakes the driver too: a backlog of checkpoints goes out one
         # request per answer, not one per poll interval.
         futures = [*self._in_flight, *self._side.in_flight()]
@@ -415,9 +415,9 @@ class SyncEngine:
     # --- sending ------------------------------------------------------------------------
 
     def _fill(self, now: float) -> None:
+        self._rate_delay = 0.0  # what a batch waits for the rate limiter: unknown until asked
         if not self._link.may_send(now):
             return
-        self._rate_delay = 0.0
         while len(self._in_flight) < self._allowed_in_flight():
             held = self._next_batch(now)
             if held is None:
