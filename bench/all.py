@@ -29,6 +29,18 @@ BENCHMARKS = (
         "fleet",
         ["bench/fleet.py", "--validate", "--repeat", "3", "--plot", "bench/results/fleet.png"],
     ),
+    # The same with posd's lanes told a quota half again the real one: throttled by the
+    # thousand, where the simulator's throttled share is judged relative (posd's own runs
+    # throttle a handful of requests in 2,000: bench/fleet.py THROTTLED_SHARE_ABSOLUTE_TOLERANCE).
+    (
+        "fleet_overstated_quota",
+        [
+            "bench/fleet.py",
+            *("--validate", "--repeat", "2", "--policies", "posd"),
+            *("--posd-setting", "fleet_quota_per_second=750"),
+            *("--plot", "bench/results/fleet_overstated_quota.png"),
+        ],
+    ),
     # 10,000 simulated lanes: varied backlogs, all at once (the storm the pacing is tuned on).
     (
         "fleet_simulated",

@@ -6,9 +6,10 @@ the answers (accepted entries delivered, throttled ones due again after the retr
 delay), then fill the window (hand back held batches older than half a lease, lease due
 records in seq order up to the pacer's lease limit, ask the rate limiter for each batch, send
 while the window has room, prefetch when it is full). Nothing sleeps: an event queue jumps to
-the next answer, the next moment the rate limiter lets a batch go, or the next idle poll at
-which a backed-off record is due (the engine polls every `idle_poll_seconds`). Records are
-(seq, attempts) pairs; journals, HTTP and event building are not simulated. With a
+the next answer, the next moment the engine asks its rate limiter again (by halves of the
+wait: `sync.pacing.lane.rate_wait`), or the next idle poll at which a backed-off record is
+due (the engine polls every `idle_poll_seconds`). Records are (seq, attempts) pairs;
+journals, HTTP and event building are not simulated. With a
 `Republisher` the consumer republishes the fair rate as lanes finish, counting them by its own
 rule, and draining lanes re-read it on their period through the pacer's `share_changed`, as
 the engine does.
