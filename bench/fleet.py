@@ -114,7 +114,7 @@ TARGET_FAIRNESS = 1.5
 AGREEMENT_FIGURES = ("drain_seconds", "throttled_share")
 AGREEMENT_TOLERANCE = 0.10
 # ... or, for the throttled share, within half a point of it (a tenth of the 5% target, as 10%
-# is a tenth): posd's real runs throttle 0-0.1% of entries, a few requests of 2,000, where a
+# is a tenth): posd's real runs throttle 0-1% of entries, a few requests of 2,000, where a
 # relative figure says nothing (0.03% against 0.1% is +233%, and both meet the target alike).
 THROTTLED_SHARE_ABSOLUTE_TOLERANCE = 0.005
 # A run's series, left out of the printed figures.

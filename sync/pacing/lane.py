@@ -16,6 +16,7 @@ it probes upward from there along the CUBIC curve. Not known: the slow start of 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -61,9 +62,11 @@ def rate_wait(rate_delay: float, poll: float) -> float:
     limiter answers sooner), but at least an idle `poll`, all of it once under a poll, and at
     most `RATE_WAIT_MAX_SECONDS`. About log2(delay / poll) wakes a request instead of one every
     poll: a lane paced at 0.5 entries/s woke 80 times for each request of 10, and a thousand
-    such engines on one host (bench/fleet.py) took half of its two cores doing nothing."""
-    if rate_delay <= poll:
-        return rate_delay
+    such engines on one host (bench/fleet.py) took half of its two cores doing nothing. An
+    infinite delay (the slow start's: until an answer, which wakes the engine anyway) is a
+    poll, as before."""
+    if rate_delay <= poll or math.isinf(rate_delay):
+        return min(rate_delay, poll)
     return min(max(poll, rate_delay / 2), RATE_WAIT_MAX_SECONDS)
 
 

@@ -49,3 +49,4 @@ def test_rate_wait_halves_down_to_the_poll_and_is_bounded() -> None:
     assert rate_wait(4.0, poll) == 2.0
     assert rate_wait(1_000.0, poll) == RATE_WAIT_MAX_SECONDS
     assert rate_wait(0.0, poll) == 0.0
+    assert rate_wait(math.inf, poll) == poll  # the slow start's "until an answer"
