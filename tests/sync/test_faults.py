@@ -18,6 +18,15 @@ RECORDS = 30
 # The proxy times an answer from the request's arrival, the client from its sending: an
 # answer the proxy wrote this close to the read timeout may have come too late for the client.
 CLIENT_CLOCK_MARGIN_SECONDS = 0.25
+# For the tests of per-entry failures: a read timeout long enough that a slow answer from the
+# shared emulator late in a full run is not a timeout. A timeout resends its whole request
+# (at-least-once, deduplicated by event_id downstream), which is not what they count.
+PATIENT_READ_TIMEOUT_SECONDS = 5.0
+PATIENT = {
+    "read_timeout_seconds": PATIENT_READ_TIMEOUT_SECONDS,
+    "max_read_timeout_seconds": PATIENT_READ_TIMEOUT_SECONDS,
+    "lease_seconds": 2 * (FAST.connect_timeout_seconds + PATIENT_READ_TIMEOUT_SECONDS),
+}
 
 
 def _quarantine_reasons(journal: Journal) -> dict[str, str]:
@@ -93,7 +102,7 @@ def test_per_entry_failures(
     proxy.fail_entry(denied, "InvalidArgument")
     proxy.fail_entry(malformed, "MalformedDetail")
 
-    report = make_engine(proxy.url).drain(timeout=30)
+    report = make_engine(proxy.url, **PATIENT).drain(timeout=30)
 
     assert report.completed
     assert report.quarantined == 2
